@@ -1,0 +1,37 @@
+"""Run the drift_facts module and land its packed facts in the run directory.
+
+The bulky facts never enter hostvars, callbacks or ansible-runner events: only the per-area
+statuses are returned (PERFORMANCE.md: big data must not flow through hostvars).
+"""
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _VALID_ARGS = frozenset(("run_dir", "areas", "max_file_bytes"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        if not args.get("run_dir"):
+            raise AnsibleActionFail("run_dir is required (set by the envparity.audit.run role)")
+        module_args = {
+            "areas": args.get("areas") or {},
+            "run_key": rundir.read_key(args["run_dir"]),
+            "max_file_bytes": args.get("max_file_bytes", 1048576),
+        }
+        module_result = self._execute_module(
+            module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
+        )
+        if module_result.get("failed"):
+            result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
+            return result
+        host = task_vars.get("inventory_hostname")
+        rundir.store_facts(args["run_dir"], host, module_result["facts_blob"])
+        result.update(changed=False, areas=module_result.get("areas", {}))
+        return result

@@ -1,0 +1,69 @@
+"""Run every requested area's collector on the host, concurrently, and pack the facts.
+
+Standard library only: this file travels to the audited host inside the module.
+"""
+
+import base64
+import concurrent.futures
+import gzip
+import json
+
+from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
+
+
+def _collect_env(request, run_key, limits):
+    return collect_env_files(
+        request.get("files") or [],
+        request.get("project_dir"),
+        run_key,
+        max_bytes=request.get("max_bytes") or limits.get("max_file_bytes", 1048576),
+    )
+
+
+# One entry per area: later areas (docker, postgres, git) add theirs here.
+AREA_COLLECTORS = {
+    "env": _collect_env,
+}
+
+
+def describe_failure(exc):
+    """A reason safe to show: exception type and OS error text, never a value read."""
+    if isinstance(exc, OSError):
+        return "%s: %s" % (type(exc).__name__, exc.strerror or "operating system error")
+    return "%s in the collector (see the module's documentation)" % type(exc).__name__
+
+
+def _run_one(area, request, run_key, limits):
+    collector = AREA_COLLECTORS.get(area)
+    if collector is None:
+        return {"status": "failed", "reason": "no collector for area %r" % area}
+    try:
+        return {"status": "ok", "data": collector(request, run_key, limits)}
+    except Exception as exc:  # one failing area must not hide the others
+        return {"status": "failed", "reason": describe_failure(exc)}
+
+
+def collect_areas(areas, run_key, limits=None):
+    """Collect every requested area concurrently; returns {area: {status, data|reason}}."""
+    limits = limits or {}
+    names = sorted(areas)
+    if not names:
+        return {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = {name: pool.submit(_run_one, name, areas[name], run_key, limits) for name in names}
+        return {name: futures[name].result() for name in names}
+
+
+def pack(facts):
+    """Bulky facts travel as gzip+base64 text: cheap for Ansible to carry (PERFORMANCE.md)."""
+    raw = json.dumps(facts, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+
+
+def unpack(blob):
+    return json.loads(gzip.decompress(base64.b64decode(blob)).decode("utf-8"))
+
+
+def summarize(collected):
+    """The small part that may travel through Ansible's results: statuses only."""
+    return {area: {"status": result["status"], "reason": result.get("reason")} for area, result in collected.items()}

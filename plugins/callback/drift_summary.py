@@ -1,0 +1,70 @@
+"""Capture hosts that could not be collected, and print a short summary of the drift report."""
+
+DOCUMENTATION = r"""
+---
+name: drift_summary
+type: notification
+short_description: Record collection failures for the envparity report and print its summary
+description:
+  - Writes one record per unreachable or failed host into the run directory, so that the report
+    shows those hosts as "could not collect" (never as "same").
+  - Prints the report's path, its counts by severity and the gate result at the end of the run.
+  - Records only the failure message Ansible gives, cut to a bounded length; it never records
+    task arguments or results.
+version_added: 0.1.0
+author:
+  - envparity developers
+requirements:
+  - enabled in ansible.cfg (callbacks_enabled = envparity.audit.drift_summary)
+"""
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import store_error
+from ansible_collections.envparity.audit.plugins.plugin_utils.summary import failure_reason, summary_lines
+
+RUN_ACTIONS = frozenset(("envparity.audit.drift_run", "drift_run"))
+REPORT_ACTIONS = frozenset(("envparity.audit.drift_report", "drift_report"))
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "envparity.audit.drift_summary"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self._run_dir = None
+        self._report = None
+        self._report_failure = None
+
+    def _record(self, result, status):
+        host = result._host.get_name()
+        reason = failure_reason(result._result, status)
+        if self._run_dir is None:
+            return
+        try:
+            store_error(self._run_dir, host, {"host": host, "status": status, "task": result._task.get_name(), "reason": reason})
+        except OSError as exc:
+            self._display.warning("envparity: cannot record the failure of %s: %s" % (host, exc.strerror))
+
+    def v2_runner_on_ok(self, result):
+        action = result._task.action
+        if action in RUN_ACTIONS:
+            self._run_dir = result._result.get("run_dir")
+        elif action in REPORT_ACTIONS:
+            self._report = result._result
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if result._task.action in REPORT_ACTIONS:
+            self._report = result._result
+            return
+        self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        for line in summary_lines(self._report):
+            self._display.display(line)

@@ -1,0 +1,423 @@
+"""Diff rules of the env area: env files compared across environments, plus production policies.
+
+Input per column: the host's env facts ({"files": {name: FILE}}, see module_utils/env_collect.py),
+an unknown marker (could not collect), or None (the area is not configured on that host).
+Pure Python; no Ansible imports.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    is_unknown,
+    join_names,
+    make_finding,
+)
+
+AREA = "env"
+FILE_KEY = "@file"
+MODE_KEY = "@file.mode"
+SYNTAX_KEY = "@syntax"
+SHORT_SECRET_CHARS = 12
+DEBUG_NAME = re.compile(r"(^|_)DEBUG($|_)")
+TRUTHY = frozenset(("1", "true", "yes", "on", "y", "t"))
+DEBUG_LEVELS = frozenset(("debug", "trace", "verbose", "all", "notset"))
+LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1", "0.0.0.0"))
+STATUS_TEXT = {
+    "missing": "file missing",
+    "unreadable": "file unreadable",
+    "not_regular": "not a regular file",
+    "too_large": "file too large",
+    "undecodable": "not UTF-8 text",
+}
+
+
+def subjects(request):
+    """Logical env file names a host is configured with."""
+    return sorted({item["name"] for item in (request or {}).get("files") or []})
+
+
+def _lines(lines):
+    return "line" + ("s " if len(lines) > 1 else " ") + ", ".join(str(n) for n in sorted(lines))
+
+
+def _secret_letters(records):
+    """Name distinct secret values A, B, … in column order so a row shows which are equal."""
+    letters = {}
+    for record in records:
+        if record and record["secret"] and not record["empty"] and record["fp"] not in letters:
+            letters[record["fp"]] = chr(ord("A") + len(letters) % 26)
+    return letters
+
+
+def cell_text(record, letters):
+    """How one value is shown: in clear only when not secret."""
+    if record is None:
+        return None
+    if not record["secret"]:
+        return record["display"] if record["display"] is not None else ""
+    if record["empty"]:
+        return "‹empty secret›"
+    label = "‹secret %s, %d chars›" % (letters.get(record["fp"], "?"), record["length"])
+    return "%s %s" % (record["display"], label) if record["display"] else label
+
+
+class _Subject:
+    """One logical env file across the columns."""
+
+    def __init__(self, name, columns, cells, context):
+        self.name = name
+        self.columns = columns
+        self.context = context
+        self.files = {}
+        self.unknown = {}
+        for label in columns:
+            cell = cells.get(label)
+            if is_unknown(cell):
+                self.unknown[label] = cell
+            elif cell is not None:
+                record = (cell.get("files") or {}).get(name)
+                if record is not None:
+                    self.files[label] = record
+
+    def configured(self):
+        return [label for label in self.columns if label in self.files or label in self.unknown]
+
+    def readable(self):
+        return [label for label in self.columns if self.files.get(label, {}).get("status") == "ok"]
+
+    def production(self, labels):
+        return [label for label in labels if label in self.context["production"]]
+
+    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
+        full = {label: None for label in self.configured()}
+        full.update(self.unknown)
+        full.update(values)
+        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
+
+
+def _file_status_findings(subject):
+    broken = [label for label in subject.columns if label in subject.files and subject.files[label]["status"] != "ok"]
+    if not broken:
+        return []
+    values = {label: STATUS_TEXT.get(subject.files[label]["status"], "ok") for label in subject.files}
+    values.update({label: "ok" for label in subject.readable()})
+    missing_only = all(subject.files[label]["status"] == "missing" for label in broken)
+    reasons = "; ".join(
+        "%s: %s" % (label, subject.files[label].get("reason") or STATUS_TEXT[subject.files[label]["status"]])
+        for label in broken
+    )
+    return [
+        subject.finding(
+            FILE_KEY,
+            "missing" if missing_only else "unknown",
+            "env.file_status",
+            "high",
+            values,
+            broken,
+            "Env file %s could not be read on %s (%s)." % (subject.name, join_names(broken), reasons),
+            "Check the path in drift_env_files and the file itself on %s; its keys were not compared."
+            % join_names(broken),
+        )
+    ]
+
+
+def _key_findings(subject):
+    """Missing, extra and changed keys across the readable columns (keyed set algebra)."""
+    readable = subject.readable()
+    if len(readable) < 2:
+        return []
+    baseline = readable[0]
+    keys = {label: subject.files[label]["keys"] for label in readable}
+    findings = []
+    for key in sorted(set().union(*keys.values())):
+        records = {label: keys[label].get(key) for label in readable}
+        present = [label for label in readable if records[label] is not None]
+        absent = [label for label in readable if records[label] is None]
+        letters = _secret_letters(records[label] for label in readable)
+        values = {label: cell_text(records[label], letters) for label in readable}
+        if absent:
+            if records[baseline] is not None:
+                severity = "high" if subject.production(absent) else "medium"
+                findings.append(
+                    subject.finding(
+                        key, "missing", "env.key_missing", severity, values, absent,
+                        "%s is set in %s but missing in %s." % (key, join_names(present), join_names(absent)),
+                        "Add %s to env file %s on %s before deploying code that reads it, "
+                        "or record the difference as expected." % (key, subject.name, join_names(absent)),
+                    )
+                )
+            else:
+                findings.append(
+                    subject.finding(
+                        key, "extra", "env.key_extra", "low", values, present,
+                        "%s is set in %s but not in the baseline %s." % (key, join_names(present), baseline),
+                        "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
+                    )
+                )
+            continue
+        fingerprints = {records[label]["fp"] for label in readable}
+        if len(fingerprints) == 1:
+            continue
+        differing = [label for label in readable if records[label]["fp"] != records[baseline]["fp"]]
+        if any(records[label]["secret"] for label in readable):
+            findings.append(
+                subject.finding(
+                    key, "changed", "env.secret_changed", "info", values, differing,
+                    "%s holds a different secret in %s than in %s (compared by fingerprint only)."
+                    % (key, join_names(differing), baseline),
+                    "Nothing to do if each environment must have its own secret; "
+                    "otherwise align it through your secret store.",
+                )
+            )
+        else:
+            findings.append(
+                subject.finding(
+                    key, "changed", "env.value_changed", "low", values, differing,
+                    "%s differs: %s." % (key, "; ".join("%s=%s" % (label, values[label]) for label in readable)),
+                    "Align %s with %s, or record the difference as expected in the rules file." % (key, baseline),
+                )
+            )
+    return findings
+
+
+def _per_key_policy(subject, labels, check, severity_for, predicate, message, recommendation):
+    """One finding per key for which predicate(record) holds in some of the given columns."""
+    hits = {}
+    for label in labels:
+        for key, record in subject.files[label]["keys"].items():
+            if predicate(key, record):
+                hits.setdefault(key, []).append(label)
+    findings = []
+    for key in sorted(hits):
+        records = [subject.files[label]["keys"].get(key) for label in subject.readable()]
+        letters = _secret_letters(records)
+        values = {label: cell_text(subject.files[label]["keys"].get(key), letters) for label in subject.readable()}
+        findings.append(
+            subject.finding(
+                key, "policy", check, severity_for(hits[key]), values, hits[key],
+                message % {"key": key, "where": join_names(hits[key])},
+                recommendation % {"key": key, "where": join_names(hits[key])},
+            )
+        )
+    return findings
+
+
+def _url_host_scheme(record):
+    text = record["display"]
+    if not text or "://" not in text:
+        return None
+    try:
+        parts = urlsplit(text.strip())
+        return (parts.hostname or "").lower(), parts.scheme.lower()
+    except ValueError:
+        return None
+
+
+def _is_debug_flag(key, record):
+    return bool(DEBUG_NAME.search(key.upper())) and not record["secret"] and (record["display"] or "").strip().lower() in TRUTHY
+
+
+def _is_debug_level(key, record):
+    name = key.upper().replace("-", "_")
+    return ("LOG_LEVEL" in name or "LOGLEVEL" in name) and (record["display"] or "").strip().lower() in DEBUG_LEVELS
+
+
+def _is_local_url(key, record):
+    parsed = _url_host_scheme(record)
+    return parsed is not None and parsed[0] in LOCAL_HOSTS
+
+
+def _is_plain_http(key, record):
+    parsed = _url_host_scheme(record)
+    return parsed is not None and parsed[1] in ("http", "ws") and parsed[0] not in LOCAL_HOSTS
+
+
+def _is_empty_secret(key, record):
+    return record["secret"] and record["empty"]
+
+
+def _is_short_secret(key, record):
+    return record["secret"] and 0 < record["length"] < SHORT_SECRET_CHARS
+
+
+def _policy_findings(subject):
+    readable = subject.readable()
+    production = subject.production(readable)
+
+    def prod_high_else_low(labels):
+        return "high" if subject.production(labels) else "low"
+
+    def prod_medium_else_low(labels):
+        return "medium" if subject.production(labels) else "low"
+
+    findings = []
+    findings += _per_key_policy(
+        subject, production, "env.debug_enabled", lambda labels: "high", _is_debug_flag,
+        "%(key)s is true in production (%(where)s).",
+        "Set %(key)s=false in production: debug modes leak stack traces and internals.",
+    )
+    findings += _per_key_policy(
+        subject, production, "env.debug_log_level", lambda labels: "medium", _is_debug_level,
+        "%(key)s is a debug level in production (%(where)s).",
+        "Use INFO or WARNING for %(key)s in production: debug logs are verbose and may record sensitive data.",
+    )
+    findings += _per_key_policy(
+        subject, production, "env.localhost_url", lambda labels: "high", _is_local_url,
+        "%(key)s points at localhost in production (%(where)s).",
+        "Set %(key)s to the production address; a localhost URL (e.g. an OAuth redirect) breaks in production.",
+    )
+    findings += _per_key_policy(
+        subject, production, "env.insecure_url", lambda labels: "medium", _is_plain_http,
+        "%(key)s uses plain http in production (%(where)s).",
+        "Use https for %(key)s in production.",
+    )
+    findings += _per_key_policy(
+        subject, readable, "env.empty_secret", prod_high_else_low, _is_empty_secret,
+        "%(key)s is an empty secret in %(where)s.",
+        "Set a strong random value for %(key)s in %(where)s: an empty secret often disables a check.",
+    )
+    findings += _per_key_policy(
+        subject, readable, "env.short_secret", prod_medium_else_low, _is_short_secret,
+        "%(key)s is a very short secret (under " + str(SHORT_SECRET_CHARS) + " characters) in %(where)s.",
+        "Replace %(key)s in %(where)s with at least 32 random characters.",
+    )
+    findings += _reuse_findings(subject, readable)
+    findings += _file_findings(subject, readable, production)
+    return findings
+
+
+def _reuse_findings(subject, readable):
+    """The same secret in a production and a non-production column."""
+    production = set(subject.production(readable))
+    keys = set().union(*(subject.files[label]["keys"] for label in readable)) if readable else set()
+    findings = []
+    for key in sorted(keys):
+        records = {label: subject.files[label]["keys"].get(key) for label in readable}
+        shared = {}
+        for label, record in records.items():
+            if record and record["secret"] and not record["empty"] and record["secret_fp"]:
+                shared.setdefault(record["secret_fp"], []).append(label)
+        for labels in shared.values():
+            if set(labels) & production and set(labels) - production:
+                letters = _secret_letters(records[label] for label in readable)
+                values = {label: cell_text(records[label], letters) for label in readable}
+                findings.append(
+                    subject.finding(
+                        key, "policy", "env.secret_reused", "high", values, labels,
+                        "%s holds the same secret in %s." % (key, join_names(labels)),
+                        "Rotate %s in production: a secret shared with %s is only as safe as the least "
+                        "protected environment." % (key, join_names(sorted(set(labels) - production))),
+                    )
+                )
+                break
+    return findings
+
+
+def _file_findings(subject, readable, production):
+    findings = []
+    exposed = [label for label in production if int(subject.files[label]["mode"] or "0", 8) & 0o044]
+    if exposed:
+        others = [label for label in exposed if int(subject.files[label]["mode"], 8) & 0o004]
+        values = {label: subject.files[label]["mode"] for label in readable}
+        findings.append(
+            subject.finding(
+                MODE_KEY, "policy", "env.file_permissions", "high" if others else "medium", values, exposed,
+                "Env file %s is readable by %s in production (%s)."
+                % (subject.name, "everyone" if others else "its group", join_names(exposed)),
+                "chmod 600 %s on %s (owner %s)."
+                % (subject.files[exposed[0]]["path"], join_names(exposed), subject.files[exposed[0]]["owner"]),
+            )
+        )
+    findings += _template_findings(subject, readable)
+    dupes = [label for label in readable if subject.files[label]["duplicates"]]
+    dup_keys = sorted(set().union(*(subject.files[label]["duplicates"] for label in dupes))) if dupes else []
+    for key in dup_keys:
+        where = [label for label in dupes if key in subject.files[label]["duplicates"]]
+        values = {label: (_lines(subject.files[label]["duplicates"][key]) if label in where else None) for label in readable}
+        findings.append(
+            subject.finding(
+                key, "policy", "env.duplicate_key", "medium", values, where,
+                "%s is defined more than once in env file %s on %s; the last definition wins."
+                % (key, subject.name, join_names(where)),
+                "Keep a single definition of %s in %s." % (key, subject.files[where[0]]["path"]),
+            )
+        )
+    broken = [label for label in readable if subject.files[label]["errors"]]
+    if broken:
+        values = {label: (_lines(subject.files[label]["errors"]) if label in broken else None) for label in readable}
+        findings.append(
+            subject.finding(
+                SYNTAX_KEY, "policy", "env.unparseable_line", "medium", values, broken,
+                "Env file %s has lines that cannot be parsed on %s (content not shown)." % (subject.name, join_names(broken)),
+                "Fix or remove those lines: loaders stop or silently skip there.",
+            )
+        )
+    return findings
+
+
+def _template_findings(subject, readable):
+    findings = []
+    missing = {}
+    for label in readable:
+        template = subject.files[label].get("template")
+        if not template:
+            continue
+        if template["status"] != "ok":
+            findings.append(
+                subject.finding(
+                    "@template", "unknown", "env.template_status", "medium",
+                    {label: STATUS_TEXT.get(template["status"], template["status"])}, [label],
+                    "Template %s of env file %s could not be read on %s." % (template["path"], subject.name, label),
+                    "Fix the template path in drift_env_files for %s." % label,
+                )
+            )
+            continue
+        for key in template["keys"]:
+            if key not in subject.files[label]["keys"]:
+                missing.setdefault(key, []).append(label)
+    for key in sorted(missing):
+        labels = missing[key]
+        values = {label: ("missing (template requires it)" if label in labels else None) for label in readable}
+        findings.append(
+            subject.finding(
+                key, "missing", "env.template_missing", "high", values, labels,
+                "%s is required by the template but missing from env file %s on %s." % (key, subject.name, join_names(labels)),
+                "Add %s to %s on %s." % (key, subject.files[labels[0]]["path"], join_names(labels)),
+            )
+        )
+    return findings
+
+
+def diff(columns, cells, context):
+    """All env findings for the given columns; context: {"baseline", "production": set of labels}."""
+    names = set()
+    for cell in cells.values():
+        if cell is not None and not is_unknown(cell):
+            names.update((cell.get("files") or {}).keys())
+    findings = []
+    for name in sorted(names):
+        subject = _Subject(name, columns, cells, context)
+        findings += _file_status_findings(subject)
+        findings += _not_configured_findings(subject, cells)
+        findings += _key_findings(subject)
+        findings += _policy_findings(subject)
+    return findings
+
+
+def _not_configured_findings(subject, cells):
+    """A host that audits env files but not this one: the file is missing from its configuration."""
+    lacking = [
+        label for label in subject.columns
+        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in subject.files
+    ]
+    if not lacking:
+        return []
+    values = {label: ("not configured" if label in lacking else "configured") for label in subject.columns if cells.get(label) is not None}
+    return [
+        subject.finding(
+            FILE_KEY, "missing", "env.file_not_configured", "medium", values, lacking,
+            "Env file %s is not configured for %s." % (subject.name, join_names(lacking)),
+            "Add an entry named %s to drift_env_files for %s, or remove it elsewhere." % (subject.name, join_names(lacking)),
+        )
+    ]

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh Debian machine (as root): Debian packages, the pinned
+# virtualenv in .venv, and the lab (a real dev and a real prod on this machine).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(openssh-server openssh-client git python3 python3-venv)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements.txt .venv/.requirements.txt; then
+  echo "setup: creating the virtualenv .venv (pinned: requirements.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.txt
+fi
+
+/usr/bin/python3 lab/labctl up
