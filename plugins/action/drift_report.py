@@ -9,22 +9,18 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError, build_audit
+from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AREAS, AuditConfigError, build_audit
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import render_markdown, write_report
 
-AREA_FACT_PREFIX = "__drift_area_"
 
 
 def area_requests(hostvars, hosts):
-    """Per host, the requests its area roles recorded (only hosts that took part in the run)."""
+    """Per host, the requests its area roles recorded as __<area>_request (hosts of this run only)."""
     requests = {}
     for host in hosts:
         own = hostvars[host]
-        found = {}
-        for name in own:
-            if name.startswith(AREA_FACT_PREFIX):
-                found[name[len(AREA_FACT_PREFIX):]] = own[name]
+        found = {area: own["__%s_request" % area] for area in AREAS if "__%s_request" % area in own}
         if found:
             requests[host] = found
     return requests

@@ -1,0 +1,207 @@
+"""Collect .env files on a host, read-only, with every value redacted.
+
+Standard library only: this module runs on the audited hosts.  A file is
+examined with stat before anything else; only regular files within the size
+limit are opened, and only for reading.  Reasons are fixed sentences: file
+content never appears in them.
+"""
+
+import codecs
+import errno
+import grp
+import os
+import pwd
+import stat
+
+from ansible_collections.envparity.audit.plugins.module_utils.dotenv_parser import parse_dotenv
+from ansible_collections.envparity.audit.plugins.module_utils.redact import (
+    describe_value,
+    fingerprint,
+    looks_like_token,
+)
+
+DEFAULT_MAX_BYTES = 1048576
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class _Unusable(Exception):
+    """A file that cannot be used; carries a status and a reason sentence."""
+
+    def __init__(self, status, reason, info=None):
+        super().__init__(status)
+        self.status = status
+        self.reason = reason
+        self.info = info
+
+
+def _resolve(path, project_dir):
+    """Absolute path; relative paths are taken from project_dir, "~" expanded.
+
+    No normalisation: "current/../shared" must follow the symlink like the
+    application does.
+    """
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path) and project_dir:
+        path = os.path.join(os.path.expanduser(project_dir), path)
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    return path
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except (KeyError, OverflowError):
+        return str(ident)
+
+
+def _stat_info(st):
+    return {
+        "mode": format(stat.S_IMODE(st.st_mode), "04o"),
+        "owner": _name(pwd.getpwuid, st.st_uid),
+        "group": _name(grp.getgrgid, st.st_gid),
+        "size": st.st_size,
+    }
+
+
+def _os_error(exc, action, info=None):
+    """Map an OSError to _Unusable; the reason quotes strerror, never the path."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return _Unusable("missing", "The file does not exist.", info)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return _Unusable("unreadable", "Permission denied when %s the file." % action, info)
+    detail = os.strerror(exc.errno) if exc.errno else "unknown error"
+    return _Unusable("unreadable", "%s the file failed: %s." % (action.capitalize(), detail), info)
+
+
+def _check_regular(st, max_bytes, info):
+    for test, label in _NOT_REGULAR:
+        if test(st.st_mode):
+            raise _Unusable("not_regular", "The path is %s, not a regular file." % label, info)
+    if not stat.S_ISREG(st.st_mode):
+        raise _Unusable("not_regular", "The path is not a regular file.", info)
+    if st.st_size > max_bytes:
+        raise _Unusable("too_large", "The file is %d bytes, above the %d-byte limit." % (st.st_size, max_bytes), info)
+
+
+def _read_bytes(path, max_bytes):
+    """Return (bytes, stat info) of a regular file, or raise _Unusable."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _os_error(exc, "examining") from None
+    info = _stat_info(st)
+    # Decide on the stat alone: a FIFO or a device is never opened.
+    _check_regular(st, max_bytes, info)
+    # O_NONBLOCK: should the path be swapped for a FIFO after the stat, the
+    # open returns at once instead of waiting for a writer.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _os_error(exc, "opening", info) from None
+    try:
+        st = os.fstat(fd)
+        info = _stat_info(st)
+        _check_regular(st, max_bytes, info)
+        chunks = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise _os_error(exc, "reading", info) from None
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        # The file grew after the stat.
+        raise _Unusable("too_large", "The file is larger than the %d-byte limit." % max_bytes, info)
+    return b"".join(chunks), info
+
+
+def _decode(data, info):
+    if b"\x00" in data:
+        raise _Unusable("undecodable", "The file contains NUL bytes: it is binary or not UTF-8.", info)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # The exception text quotes the offending byte: not passed on.
+        raise _Unusable("undecodable", "The file is not valid UTF-8 text.", info) from None
+
+
+def _load(path, max_bytes):
+    """Return (result skeleton, text or None)."""
+    result = {"path": path, "status": "ok", "reason": None, "mode": None, "owner": None, "group": None, "size": None}
+    try:
+        data, info = _read_bytes(path, max_bytes)
+        result.update(info)
+        return result, _decode(data, info)
+    except _Unusable as problem:
+        result.update(problem.info or {})
+        result["status"] = problem.status
+        result["reason"] = problem.reason
+        return result, None
+
+
+def _safe_key(key, hmac_key):
+    """A key name that is itself a token (a pasted secret line) is replaced."""
+    if looks_like_token(key):
+        return "<redacted:%s>" % fingerprint(hmac_key, key)
+    return key
+
+
+def _collect_one(path, max_bytes, hmac_key):
+    result, text = _load(path, max_bytes)
+    keys = {}
+    lines = {}
+    errors = []
+    if text is not None:
+        parsed = parse_dotenv(text)
+        errors = parsed["errors"]
+        for entry in parsed["entries"]:
+            key = _safe_key(entry["key"], hmac_key)
+            lines.setdefault(key, []).append(entry["line"])
+            # The last occurrence wins, as for python-dotenv and shells.
+            keys[key] = dict(describe_value(entry["key"], entry["value"], hmac_key), line=entry["line"])
+    result["keys"] = keys
+    result["duplicates"] = {key: found for key, found in lines.items() if len(found) > 1}
+    result["errors"] = errors
+    return result
+
+
+def _collect_template(path, max_bytes, hmac_key):
+    result, text = _load(path, max_bytes)
+    names = set()
+    if text is not None:
+        names = {_safe_key(entry["key"], hmac_key) for entry in parse_dotenv(text)["entries"]}
+    return {"path": result["path"], "status": result["status"], "reason": result["reason"], "keys": sorted(names)}
+
+
+def collect_env_files(files, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES):
+    """Collect each ``{"name", "path", "template"}`` item; see docs for the shape.
+
+    Returns ``{"files": {name: {...}}}`` with status, metadata, redacted keys
+    (last occurrence), duplicates, parse errors and the template's key names.
+    """
+    collected = {}
+    for item in files:
+        path = _resolve(item["path"], project_dir)
+        result = _collect_one(path, max_bytes, hmac_key)
+        template = item.get("template")
+        result["template"] = (
+            _collect_template(_resolve(template, project_dir), max_bytes, hmac_key) if template else None
+        )
+        collected[item["name"]] = result
+    return {"files": collected}

@@ -1,0 +1,155 @@
+"""The env area end to end: compare.yml through ansible-runner against the real lab."""
+
+import json
+import pathlib
+
+import jsonschema
+import pytest
+
+from .conftest import ROOT, tree_state
+
+SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
+LAB_DIRS = ("/var/lib/envparity-lab/dev/personal_assistant", "/home/deploy/ai_assistant")
+CLOSED_PORT = 2999  # nothing listens there: 127.0.0.1 only, never an outside address
+
+
+def identity(finding):
+    return (finding["area"], finding["subject"], finding["key"], finding["kind"], finding["check"], finding["expected"])
+
+
+def planted(manifest, area="env"):
+    return sorted(
+        (p["area"], p["subject"], p["key"], p["kind"], p["check"], p["expected"])
+        for p in manifest["planted"]
+        if p["area"] == area
+    )
+
+
+def test_recall_and_precision_against_the_manifest(audit, lab):
+    result = audit()
+    assert result.rc == 0, result.stdout
+    report = result.report
+    jsonschema.validate(report, SCHEMA)
+    found = sorted(identity(f) for f in report["findings"] if f["area"] == "env")
+    expected = planted(lab["manifest"])
+    missed = sorted(set(expected) - set(found))
+    unplanted = sorted(set(found) - set(expected))
+    assert not missed, "planted but not found: %s" % missed
+    assert not unplanted, "found but never planted: %s" % unplanted
+    assert found == expected
+    assert sorted(r["path"] for r in report["stale_rules"]) == sorted(lab["manifest"]["stale_rules"])
+    assert [c["status"] for c in report["columns"]] == ["ok", "ok"]
+    for finding in report["findings"]:
+        if finding["expected"]:
+            assert finding["reason"]
+
+
+def test_report_markdown_sections_and_terminal_summary(audit):
+    result = audit()
+    markdown = result.markdown
+    for heading in ("## Environments", "## Summary", "## Action plan", "## Area: env", "### app",
+                    "### Expected differences (env)", "## Stale rules", "## Collection errors"):
+        assert heading in markdown
+    assert "| key | kind | check | severity | dev | prod |" in markdown
+    assert "envparity: report " in result.stdout
+    assert "unexpected finding(s)" in result.stdout
+
+
+def test_same_state_gives_the_same_report_body(audit):
+    from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import report_body
+
+    first = audit().markdown
+    second = audit().markdown
+    assert report_body(first) == report_body(second)
+    assert first.count("Generated: ") == 1
+
+
+def test_tags_env_audits_only_env(audit, lab):
+    result = audit(cmdline="--tags env")
+    assert result.rc == 0, result.stdout
+    assert result.report["areas"] == ["env"]
+    assert sorted(identity(f) for f in result.report["findings"]) == planted(lab["manifest"])
+
+
+def test_check_mode_gives_the_same_findings(audit):
+    normal = audit().report["findings"]
+    checked = audit(cmdline="--check").report["findings"]
+    assert checked == normal
+
+
+def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
+    result = audit(extravars={"ansible_port": CLOSED_PORT})
+    assert result.rc == 4, result.stdout
+    report = result.report
+    jsonschema.validate(report, SCHEMA)
+    prod = next(c for c in report["columns"] if c["label"] == "prod")
+    assert prod["status"] == "unreachable"
+    assert str(CLOSED_PORT) in prod["reason"]
+    unknown = [f for f in report["findings"] if f["kind"] == "unknown"]
+    assert [(f["subject"], f["key"], f["environments"]) for f in unknown] == [("app", "*", ["prod"])]
+    assert unknown[0]["values"]["prod"]["unknown"].startswith("unreachable")
+    # nothing is claimed about prod: no key comparison ran against a column that was not collected
+    assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
+    assert "⚠ could not collect" in result.markdown
+    assert "could not be collected" in result.stdout
+
+
+@pytest.mark.parametrize(("fail_on", "rc"), [("high", 2), ("critical", 0), ("never", 0)])
+def test_gate_exit_codes(audit, fail_on, rc):
+    result = audit(extravars={"drift_fail_on": fail_on})
+    assert result.rc == rc, result.stdout
+    assert result.report["gate"]["tripped"] is (rc == 2)
+    if rc == 2:
+        assert "at or above high" in result.stdout
+
+
+def test_audit_changes_nothing_on_the_hosts(audit):
+    before = tree_state(*LAB_DIRS)
+    result = audit()
+    assert result.rc == 0
+    assert tree_state(*LAB_DIRS) == before
+    changed = [(host, task) for host, task, is_changed in result.task_results() if is_changed]
+    assert changed == []
+    assert len(result.task_results()) >= 4
+
+
+@pytest.fixture
+def bad_inputs(tmp_path_factory):
+    """Hostile env files, readable by root (dev) and, where meant to be, by deploy (prod)."""
+    base = pathlib.Path("/tmp") / ("envparity-bad-" + tmp_path_factory.getbasetemp().name)
+    base.mkdir(mode=0o755, exist_ok=True)
+    base.chmod(0o755)
+    (base / "good.env").write_text("A=1\n")
+    (base / "binary.env").write_bytes(b"A=1\n\x00\x01\x02")
+    (base / "latin1.env").write_bytes("A=caf\xe9\n".encode("latin-1"))
+    (base / "huge.env").write_text("A=" + "x" * 4096 + "\n")
+    unreadable = base / "unreadable.env"
+    unreadable.write_text("A=1\n")
+    unreadable.chmod(0o600)  # root reads it (dev); deploy cannot (prod)
+    fifo = base / "fifo.env"
+    if not fifo.exists():
+        import os
+
+        os.mkfifo(fifo)
+    for path in base.iterdir():
+        if path.name != "unreadable.env":
+            path.chmod(0o644)
+    return base
+
+
+def test_bad_inputs_give_a_status_each_and_the_rest_of_the_report(audit, bad_inputs):
+    names = ["good", "binary", "latin1", "huge", "unreadable", "fifo", "absent"]
+    files = [{"name": name, "path": str(bad_inputs / (name + ".env"))} for name in names]
+    result = audit(extravars={"drift_env_files": files, "drift_env_max_file_bytes": 1024}, cmdline="--tags env")
+    assert result.rc == 0, result.stdout
+    status = {f["subject"]: f["values"] for f in result.report["findings"] if f["check"] == "env.file_status"}
+    assert status == {
+        "binary": {"dev": "not UTF-8 text", "prod": "not UTF-8 text"},
+        "latin1": {"dev": "not UTF-8 text", "prod": "not UTF-8 text"},
+        "huge": {"dev": "file too large", "prod": "file too large"},
+        "unreadable": {"dev": "ok", "prod": "file unreadable"},
+        "fifo": {"dev": "not a regular file", "prod": "not a regular file"},
+        "absent": {"dev": "file missing", "prod": "file missing"},
+    }
+    assert "good" not in status
+    assert "Traceback" not in result.stdout

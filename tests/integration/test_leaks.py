@@ -1,0 +1,83 @@
+"""Canary secrets never appear in any output: reports, stdout, runner artifacts, temp dirs.
+
+Fresh canaries are planted per run (labctl replant) in dev and prod env files (including a
+malformed line), and one more is put in the environment of the runner. Control markers that
+must appear are counted in the same places, so a grep that finds nothing is proven to work.
+"""
+
+import json
+import os
+import pathlib
+import secrets
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.module_utils.collect import unpack
+
+ENV_CANARY = "CANARYENV" + secrets.token_hex(12)
+CONTROL_MARKERS = ("OPENAI_API_KEY", "SESSION_SECRET")
+
+
+def scanned_files(*roots):
+    for root in roots:
+        root = pathlib.Path(root)
+        if root.is_file():
+            yield root
+        elif root.is_dir():
+            for path in root.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+
+def scan(texts_by_place, needles):
+    hits = {}
+    for place, text in texts_by_place.items():
+        for needle in needles:
+            if needle in text:
+                hits.setdefault(needle, []).append(place)
+    return hits
+
+
+@pytest.mark.parametrize("verbosity", [0, 4])
+def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosity):
+    # The runner's own environment carries a canary too; ${APP_HOME}-style references in the env
+    # files must stay literal and never pull it in.
+    monkeypatch.setenv("ENVPARITY_TEST_CANARY", ENV_CANARY)
+    monkeypatch.setenv("APP_HOME", ENV_CANARY)
+    tmp_before = set(pathlib.Path("/tmp").iterdir())
+    result = audit(extravars={"drift_keep_run_dir": True}, verbosity=verbosity)
+    assert result.rc == 0, result.stdout
+    needles = list(canaries.values()) + [ENV_CANARY]
+    assert len(canaries) >= 5
+
+    places = {"stdout": result.stdout}
+    new_tmp = [path for path in pathlib.Path("/tmp").iterdir() if path not in tmp_before]
+    ansible_tmp = [pathlib.Path(os.path.expanduser("~/.ansible/tmp")), pathlib.Path("/home/deploy/.ansible/tmp")]
+    for path in scanned_files(result.report_dir, result.private_dir, *new_tmp, *ansible_tmp):
+        if path.name == "command" and path.parent.parent.name == "artifacts":
+            # ansible-runner itself records the environment it was given here (mode 0600, README
+            # "Secrets"); that is the caller's environment, not something the audit wrote.
+            assert path.stat().st_mode & 0o077 == 0
+            continue
+        if path.suffix == ".b64gz":  # packed facts: scan what they hold, not their compressed bytes
+            places[str(path)] = json.dumps(unpack(path.read_text()))
+        else:
+            places[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+
+    assert scan(places, needles) == {}, "canary leaked"
+    # The per-run fingerprint key stays in its 0600 file: never in stdout or runner events.
+    key_file = next(result.report_dir.glob(".runs/*/key"))
+    assert key_file.stat().st_mode & 0o077 == 0
+    key = key_file.read_text().strip()
+    assert scan({p: t for p, t in places.items() if not p.endswith("/key")}, [key]) == {}
+
+    # Control: the grep sees what it must see, in the same places.
+    controls = scan(places, CONTROL_MARKERS)
+    assert any("latest.md" in place for place in controls["OPENAI_API_KEY"])
+    assert any(place.endswith(".b64gz") for place in controls["SESSION_SECRET"])
+    job_events = [place for place in places if "job_events" in place]
+    assert len(job_events) > 10
+    run_dirs = [place for place in places if "/.runs/" in place]
+    assert any(place.endswith(".b64gz") for place in run_dirs), "the kept run directory was scanned"
+    if verbosity:
+        assert "ESTABLISH SSH CONNECTION" in result.stdout
