@@ -20,6 +20,9 @@ class ActionModule(ActionBase):
         args = self._task.args
         if not args.get("run_dir"):
             raise AnsibleActionFail("run_dir is required (set by the envparity.audit.run role)")
+        host = task_vars.get("inventory_hostname")
+        # Recorded before contacting the host: an unreachable host is still known to the report.
+        rundir.store_request(args["run_dir"], host, args.get("areas") or {})
         module_args = {
             "areas": args.get("areas") or {},
             "run_key": rundir.read_key(args["run_dir"]),
@@ -31,7 +34,6 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        host = task_vars.get("inventory_hostname")
         rundir.store_facts(args["run_dir"], host, module_result["facts_blob"])
         result.update(changed=False, areas=module_result.get("areas", {}))
         return result

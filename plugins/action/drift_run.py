@@ -1,25 +1,33 @@
-"""Open an audit run on the controller: a fresh run directory with its own random HMAC key."""
+"""Open an audit run on the controller: a fresh run directory, its random HMAC key, its settings."""
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
+from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError, check_settings
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import SETTINGS
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("base_dir",))
+    _VALID_ARGS = frozenset(("base_dir",) + tuple(name for name in SETTINGS if name != "groups"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        base_dir = self._task.args.get("base_dir")
+        args = dict(self._task.args)
+        base_dir = args.pop("base_dir", None)
         if not base_dir:
             raise AnsibleActionFail("base_dir is required")
+        settings = {name: args.get(name) for name in SETTINGS if name != "groups"}
+        settings["groups"] = {name: list(hosts) for name, hosts in task_vars["groups"].items()}
         try:
-            run_id, path = rundir.new_run(base_dir)
+            check_settings(settings)
+            run_id, path = rundir.new_run(base_dir, settings)
+        except AuditConfigError as exc:
+            raise AnsibleActionFail("cannot audit: %s" % exc) from None
         except OSError as exc:
-            raise AnsibleActionFail("cannot create the run directory under %s: %s" % (base_dir, exc.strerror))
+            raise AnsibleActionFail("cannot create the run directory under %s: %s" % (base_dir, exc.strerror)) from None
         # The key stays in the run directory (0600); only its location travels.
         result.update(changed=False, run_id=run_id, run_dir=path)
         return result

@@ -9,6 +9,8 @@ description:
   - Writes one record per unreachable or failed host into the run directory, so that the report
     shows those hosts as "could not collect" (never as "same").
   - Prints the report's path, its counts by severity and the gate result at the end of the run.
+  - When no host remained in the play to run the report step (every host unreachable), writes
+    the report itself from the run directory, so that an opened run always ends with a report.
   - Records only the failure message Ansible gives, cut to a bounded length; it never records
     task arguments or results.
 version_added: 0.1.0
@@ -20,7 +22,9 @@ requirements:
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import store_error
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from ansible_collections.envparity.audit.plugins.plugin_utils.summary import failure_reason, summary_lines
 
 RUN_ACTIONS = frozenset(("envparity.audit.drift_run", "drift_run"))
@@ -45,7 +49,9 @@ class CallbackModule(CallbackBase):
         if self._run_dir is None:
             return
         try:
-            store_error(self._run_dir, host, {"host": host, "status": status, "task": result._task.get_name(), "reason": reason})
+            store_error(
+                self._run_dir, host, {"host": host, "status": status, "task": result._task.get_name(), "reason": reason}
+            )
         except OSError as exc:
             self._display.warning("envparity: cannot record the failure of %s: %s" % (host, exc.strerror))
 
@@ -65,6 +71,17 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_unreachable(self, result):
         self._record(result, "unreachable")
 
+    def _write_fallback_report(self):
+        """No host remained to run the report step (all unreachable): write it from the run dir."""
+        try:
+            self._report = write_run_report(self._run_dir)
+        except (AuditConfigError, OSError, ValueError) as exc:
+            self._display.warning("envparity: cannot write the report: %s" % exc)
+            return
+        self._display.display("envparity: no host remained in the play; the report was written by the callback.")
+
     def v2_playbook_on_stats(self, stats):
+        if self._report is None and self._run_dir is not None:
+            self._write_fallback_report()
         for line in summary_lines(self._report):
             self._display.display(line)

@@ -36,7 +36,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError, configured_areas, env_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
+    RequestError,
+    configured_areas,
+    env_request,
+)
 
 
 def _env_request(files, project_dir=None, max_bytes=1048576):

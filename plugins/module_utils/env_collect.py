@@ -190,10 +190,12 @@ def _collect_template(path, max_bytes, hmac_key):
 
 
 def collect_env_files(files, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES):
-    """Collect each ``{"name", "path", "template"}`` item; see docs for the shape.
+    """Collect .env files, each item being ``{"name", "path", "template"}``.
 
-    Returns ``{"files": {name: {...}}}`` with status, metadata, redacted keys
-    (last occurrence), duplicates, parse errors and the template's key names.
+    Returns ``{"files": {name: {...}}}``: path, status (ok, missing,
+    unreadable, not_regular, too_large, undecodable), reason, mode, owner,
+    group, size, keys (describe_value of the last occurrence plus its line),
+    duplicates, parse error lines and the template's sorted key names.
     """
     collected = {}
     for item in files:

@@ -104,10 +104,11 @@ _TOKEN_SHAPES = re.compile(
 # base64 string (3.9 to 4.3), so a string must also break into short
 # letter/digit runs (camelCase-aware): random strings average under 3
 # characters per run, identifiers and words 4 or more.  Hex gets its own
-# rule: 32+ hex digits (a 128-bit value) mixing letters and digits.  Measured
-# on 2000 random strings per alphabet and length: base62/base64/hex are
-# caught 99% of the time at 32+ characters; single-case alphanumerics less
-# often (they are caught by name or shape instead).
+# rule: 32+ hex digits (a 128-bit value; 24-digit MongoDB ids stay visible)
+# mixing letters and digits, so a bare git commit hash counts as secret.
+# Measured on 2000 random strings per alphabet and length (24 to 64): base62
+# and base64 are caught 98-100% of the time, 32+ hex digits always,
+# single-case alphanumerics about 90% (the name usually catches the rest).
 HIGH_ENTROPY_MIN_LENGTH = 24
 HIGH_ENTROPY_MIN_BITS = 3.5
 HIGH_ENTROPY_MAX_RUN = 3.5

@@ -6,6 +6,7 @@ Pure Python; no Ansible imports. The report action plugin is thin glue around bu
 from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
+    SEVERITIES,
     at_or_above,
     is_unknown,
     join_names,
@@ -23,6 +24,18 @@ AREAS = {
 
 class AuditConfigError(ValueError):
     """The inventory does not describe environments that can be compared."""
+
+
+def check_settings(settings):
+    """Fail fast, before any host is contacted, on settings that cannot give a report."""
+    environments = settings.get("environments")
+    if not isinstance(environments, list) or not environments:
+        raise AuditConfigError("drift_environments must be a non-empty list of inventory groups")
+    unknown = [name for name in environments if name not in settings["groups"]]
+    if unknown:
+        raise AuditConfigError("drift_environments names %s, which is not an inventory group" % join_names(unknown))
+    if settings.get("fail_on") not in SEVERITIES + (GATE_NEVER,):
+        raise AuditConfigError("drift_fail_on must be one of %s" % ", ".join(SEVERITIES + (GATE_NEVER,)))
 
 
 def build_columns(environments, groups, participating):
@@ -98,8 +111,16 @@ def unknown_findings(area, columns, cells, requests):
         reasons = "; ".join("%s: %s" % (label, cells[label]["unknown"]) for label in labels)
         findings.append(
             make_finding(
-                area, subject, "*", "unknown", "collect.failed", "high", values, labels,
-                "%s %s could not be collected on %s (%s); it was not compared." % (area, subject, join_names(labels), reasons),
+                area,
+                subject,
+                "*",
+                "unknown",
+                "collect.failed",
+                "high",
+                values,
+                labels,
+                "%s %s could not be collected on %s (%s); it was not compared."
+                % (area, subject, join_names(labels), reasons),
                 "Make %s reachable and the area readable, then audit again; until then its drift is unknown."
                 % join_names(labels),
             )
@@ -107,12 +128,22 @@ def unknown_findings(area, columns, cells, requests):
     return findings
 
 
-def _stale_candidates(stale, audited_areas):
-    """A rule for an area not audited in this run (e.g. --tags) is not stale, only not evaluated."""
+def _stale_candidates(stale, audited_areas, findings, column_count):
+    """Unused rules that could have matched: their area was audited, fully, across 2+ columns.
+
+    A rule for an area not audited in this run (--tags), or one whose area could not be collected
+    everywhere, or a run with a single column (--limit), is not evaluated, so not called stale.
+    """
+    if column_count < 2:
+        return []
+    incomplete = {finding["area"] for finding in findings if finding["kind"] == "unknown"}
     kept = []
     for rule in stale:
         area = rule["path"].split("/", 1)[0]
-        if any(ch in area for ch in "*?[") or area in audited_areas:
+        if any(ch in area for ch in "*?["):
+            if not incomplete:
+                kept.append(rule)
+        elif area in audited_areas and area not in incomplete:
             kept.append(rule)
     return kept
 
@@ -121,12 +152,16 @@ def build_audit(run_directory, environments, production_environments, groups, re
     """Every finding of the run, with the context the report needs."""
     columns = build_columns(environments, groups, set(requests))
     states = {
-        column["host"]: host_state(run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"]))
+        column["host"]: host_state(
+            run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"])
+        )
         for column in columns
     }
     labels = [column["label"] for column in columns]
     production = {column["label"] for column in columns if column["environment"] in production_environments}
-    audited = sorted({area for host in requests for area, request in (requests[host] or {}).items() if request is not None})
+    audited = sorted(
+        {area for host in requests for area, request in (requests[host] or {}).items() if request is not None}
+    )
     errors = []
     findings = []
     for area in audited:
@@ -139,12 +174,14 @@ def build_audit(run_directory, environments, production_environments, groups, re
     rules, rule_errors = load_rules(rules_files)
     errors += [{"host": None, "area": None, "message": message} for message in rule_errors]
     environment_of = {column["label"]: column["environment"] for column in columns}
-    stale = _stale_candidates(apply_rules(findings, rules, environment_of), audited)
+    stale = _stale_candidates(apply_rules(findings, rules, environment_of), audited, findings, len(columns))
     findings.sort(key=sort_key)
     for column in columns:
         state = states[column["host"]]
         if state["status"] != "ok":
-            errors.append({"host": column["host"], "area": None, "message": "%s: %s" % (state["status"], state["reason"])})
+            errors.append(
+                {"host": column["host"], "area": None, "message": "%s: %s" % (state["status"], state["reason"])}
+            )
         for area, result in sorted(state["areas"].items()):
             if result["status"] != "ok":
                 errors.append({"host": column["host"], "area": area, "message": result.get("reason")})

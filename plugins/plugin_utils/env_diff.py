@@ -141,7 +141,12 @@ def _key_findings(subject):
                 severity = "high" if subject.production(absent) else "medium"
                 findings.append(
                     subject.finding(
-                        key, "missing", "env.key_missing", severity, values, absent,
+                        key,
+                        "missing",
+                        "env.key_missing",
+                        severity,
+                        values,
+                        absent,
                         "%s is set in %s but missing in %s." % (key, join_names(present), join_names(absent)),
                         "Add %s to env file %s on %s before deploying code that reads it, "
                         "or record the difference as expected." % (key, subject.name, join_names(absent)),
@@ -150,7 +155,12 @@ def _key_findings(subject):
             else:
                 findings.append(
                     subject.finding(
-                        key, "extra", "env.key_extra", "low", values, present,
+                        key,
+                        "extra",
+                        "env.key_extra",
+                        "low",
+                        values,
+                        present,
                         "%s is set in %s but not in the baseline %s." % (key, join_names(present), baseline),
                         "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
                     )
@@ -163,7 +173,12 @@ def _key_findings(subject):
         if any(records[label]["secret"] for label in readable):
             findings.append(
                 subject.finding(
-                    key, "changed", "env.secret_changed", "info", values, differing,
+                    key,
+                    "changed",
+                    "env.secret_changed",
+                    "info",
+                    values,
+                    differing,
                     "%s holds a different secret in %s than in %s (compared by fingerprint only)."
                     % (key, join_names(differing), baseline),
                     "Nothing to do if each environment must have its own secret; "
@@ -173,7 +188,12 @@ def _key_findings(subject):
         else:
             findings.append(
                 subject.finding(
-                    key, "changed", "env.value_changed", "low", values, differing,
+                    key,
+                    "changed",
+                    "env.value_changed",
+                    "low",
+                    values,
+                    differing,
                     "%s differs: %s." % (key, "; ".join("%s=%s" % (label, values[label]) for label in readable)),
                     "Align %s with %s, or record the difference as expected in the rules file." % (key, baseline),
                 )
@@ -195,7 +215,12 @@ def _per_key_policy(subject, labels, check, severity_for, predicate, message, re
         values = {label: cell_text(subject.files[label]["keys"].get(key), letters) for label in subject.readable()}
         findings.append(
             subject.finding(
-                key, "policy", check, severity_for(hits[key]), values, hits[key],
+                key,
+                "policy",
+                check,
+                severity_for(hits[key]),
+                values,
+                hits[key],
                 message % {"key": key, "where": join_names(hits[key])},
                 recommendation % {"key": key, "where": join_names(hits[key])},
             )
@@ -215,7 +240,11 @@ def _url_host_scheme(record):
 
 
 def _is_debug_flag(key, record):
-    return bool(DEBUG_NAME.search(key.upper())) and not record["secret"] and (record["display"] or "").strip().lower() in TRUTHY
+    return (
+        bool(DEBUG_NAME.search(key.upper()))
+        and not record["secret"]
+        and (record["display"] or "").strip().lower() in TRUTHY
+    )
 
 
 def _is_debug_level(key, record):
@@ -253,32 +282,56 @@ def _policy_findings(subject):
 
     findings = []
     findings += _per_key_policy(
-        subject, production, "env.debug_enabled", lambda labels: "high", _is_debug_flag,
+        subject,
+        production,
+        "env.debug_enabled",
+        lambda labels: "high",
+        _is_debug_flag,
         "%(key)s is true in production (%(where)s).",
         "Set %(key)s=false in production: debug modes leak stack traces and internals.",
     )
     findings += _per_key_policy(
-        subject, production, "env.debug_log_level", lambda labels: "medium", _is_debug_level,
+        subject,
+        production,
+        "env.debug_log_level",
+        lambda labels: "medium",
+        _is_debug_level,
         "%(key)s is a debug level in production (%(where)s).",
         "Use INFO or WARNING for %(key)s in production: debug logs are verbose and may record sensitive data.",
     )
     findings += _per_key_policy(
-        subject, production, "env.localhost_url", lambda labels: "high", _is_local_url,
+        subject,
+        production,
+        "env.localhost_url",
+        lambda labels: "high",
+        _is_local_url,
         "%(key)s points at localhost in production (%(where)s).",
         "Set %(key)s to the production address; a localhost URL (e.g. an OAuth redirect) breaks in production.",
     )
     findings += _per_key_policy(
-        subject, production, "env.insecure_url", lambda labels: "medium", _is_plain_http,
+        subject,
+        production,
+        "env.insecure_url",
+        lambda labels: "medium",
+        _is_plain_http,
         "%(key)s uses plain http in production (%(where)s).",
         "Use https for %(key)s in production.",
     )
     findings += _per_key_policy(
-        subject, readable, "env.empty_secret", prod_high_else_low, _is_empty_secret,
+        subject,
+        readable,
+        "env.empty_secret",
+        prod_high_else_low,
+        _is_empty_secret,
         "%(key)s is an empty secret in %(where)s.",
         "Set a strong random value for %(key)s in %(where)s: an empty secret often disables a check.",
     )
     findings += _per_key_policy(
-        subject, readable, "env.short_secret", prod_medium_else_low, _is_short_secret,
+        subject,
+        readable,
+        "env.short_secret",
+        prod_medium_else_low,
+        _is_short_secret,
         "%(key)s is a very short secret (under " + str(SHORT_SECRET_CHARS) + " characters) in %(where)s.",
         "Replace %(key)s in %(where)s with at least 32 random characters.",
     )
@@ -304,7 +357,12 @@ def _reuse_findings(subject, readable):
                 values = {label: cell_text(records[label], letters) for label in readable}
                 findings.append(
                     subject.finding(
-                        key, "policy", "env.secret_reused", "high", values, labels,
+                        key,
+                        "policy",
+                        "env.secret_reused",
+                        "high",
+                        values,
+                        labels,
                         "%s holds the same secret in %s." % (key, join_names(labels)),
                         "Rotate %s in production: a secret shared with %s is only as safe as the least "
                         "protected environment." % (key, join_names(sorted(set(labels) - production))),
@@ -322,7 +380,12 @@ def _file_findings(subject, readable, production):
         values = {label: subject.files[label]["mode"] for label in readable}
         findings.append(
             subject.finding(
-                MODE_KEY, "policy", "env.file_permissions", "high" if others else "medium", values, exposed,
+                MODE_KEY,
+                "policy",
+                "env.file_permissions",
+                "high" if others else "medium",
+                values,
+                exposed,
                 "Env file %s is readable by %s in production (%s)."
                 % (subject.name, "everyone" if others else "its group", join_names(exposed)),
                 "chmod 600 %s on %s (owner %s)."
@@ -334,10 +397,17 @@ def _file_findings(subject, readable, production):
     dup_keys = sorted(set().union(*(subject.files[label]["duplicates"] for label in dupes))) if dupes else []
     for key in dup_keys:
         where = [label for label in dupes if key in subject.files[label]["duplicates"]]
-        values = {label: (_lines(subject.files[label]["duplicates"][key]) if label in where else None) for label in readable}
+        values = {
+            label: (_lines(subject.files[label]["duplicates"][key]) if label in where else None) for label in readable
+        }
         findings.append(
             subject.finding(
-                key, "policy", "env.duplicate_key", "medium", values, where,
+                key,
+                "policy",
+                "env.duplicate_key",
+                "medium",
+                values,
+                where,
                 "%s is defined more than once in env file %s on %s; the last definition wins."
                 % (key, subject.name, join_names(where)),
                 "Keep a single definition of %s in %s." % (key, subject.files[where[0]]["path"]),
@@ -348,8 +418,14 @@ def _file_findings(subject, readable, production):
         values = {label: (_lines(subject.files[label]["errors"]) if label in broken else None) for label in readable}
         findings.append(
             subject.finding(
-                SYNTAX_KEY, "policy", "env.unparseable_line", "medium", values, broken,
-                "Env file %s has lines that cannot be parsed on %s (content not shown)." % (subject.name, join_names(broken)),
+                SYNTAX_KEY,
+                "policy",
+                "env.unparseable_line",
+                "medium",
+                values,
+                broken,
+                "Env file %s has lines that cannot be parsed on %s (content not shown)."
+                % (subject.name, join_names(broken)),
                 "Fix or remove those lines: loaders stop or silently skip there.",
             )
         )
@@ -366,8 +442,12 @@ def _template_findings(subject, readable):
         if template["status"] != "ok":
             findings.append(
                 subject.finding(
-                    "@template", "unknown", "env.template_status", "medium",
-                    {label: STATUS_TEXT.get(template["status"], template["status"])}, [label],
+                    "@template",
+                    "unknown",
+                    "env.template_status",
+                    "medium",
+                    {label: STATUS_TEXT.get(template["status"], template["status"])},
+                    [label],
                     "Template %s of env file %s could not be read on %s." % (template["path"], subject.name, label),
                     "Fix the template path in drift_env_files for %s." % label,
                 )
@@ -381,8 +461,14 @@ def _template_findings(subject, readable):
         values = {label: ("missing (template requires it)" if label in labels else None) for label in readable}
         findings.append(
             subject.finding(
-                key, "missing", "env.template_missing", "high", values, labels,
-                "%s is required by the template but missing from env file %s on %s." % (key, subject.name, join_names(labels)),
+                key,
+                "missing",
+                "env.template_missing",
+                "high",
+                values,
+                labels,
+                "%s is required by the template but missing from env file %s on %s."
+                % (key, subject.name, join_names(labels)),
                 "Add %s to %s on %s." % (key, subject.files[labels[0]]["path"], join_names(labels)),
             )
         )
@@ -408,16 +494,27 @@ def diff(columns, cells, context):
 def _not_configured_findings(subject, cells):
     """A host that audits env files but not this one: the file is missing from its configuration."""
     lacking = [
-        label for label in subject.columns
+        label
+        for label in subject.columns
         if cells.get(label) is not None and not is_unknown(cells[label]) and label not in subject.files
     ]
     if not lacking:
         return []
-    values = {label: ("not configured" if label in lacking else "configured") for label in subject.columns if cells.get(label) is not None}
+    values = {
+        label: ("not configured" if label in lacking else "configured")
+        for label in subject.columns
+        if cells.get(label) is not None
+    }
     return [
         subject.finding(
-            FILE_KEY, "missing", "env.file_not_configured", "medium", values, lacking,
+            FILE_KEY,
+            "missing",
+            "env.file_not_configured",
+            "medium",
+            values,
+            lacking,
             "Env file %s is not configured for %s." % (subject.name, join_names(lacking)),
-            "Add an entry named %s to drift_env_files for %s, or remove it elsewhere." % (subject.name, join_names(lacking)),
+            "Add an entry named %s to drift_env_files for %s, or remove it elsewhere."
+            % (subject.name, join_names(lacking)),
         )
     ]

@@ -37,7 +37,9 @@ def build_document(audit, generated_at, inventory):
             "findings": len(findings),
             "unexpected": len(unexpected),
             "expected": len(findings) - len(unexpected),
-            "by_severity": {severity: sum(1 for f in unexpected if f["severity"] == severity) for severity in SEVERITIES},
+            "by_severity": {
+                severity: sum(1 for f in unexpected if f["severity"] == severity) for severity in SEVERITIES
+            },
             "by_area": {area: sum(1 for f in unexpected if f["area"] == area) for area in audit["audited_areas"]},
             "unknown": sum(1 for f in findings if f["kind"] == "unknown"),
             "stale_rules": len(audit["stale_rules"]),
@@ -45,7 +47,9 @@ def build_document(audit, generated_at, inventory):
         },
         "gate": dict(audit["gate"]),
         "findings": findings,
-        "stale_rules": [{"path": r["path"], "reason": r["reason"], "source": r["source"]} for r in audit["stale_rules"]],
+        "stale_rules": [
+            {"path": r["path"], "reason": r["reason"], "source": r["source"]} for r in audit["stale_rules"]
+        ],
         "errors": list(audit["errors"]),
     }
 
@@ -115,7 +119,9 @@ def build_view(document):
                 "environment": column["environment"],
                 "host": column["host"],
                 "label": column["label"],
-                "role": "baseline" if column["label"] == document["baseline"] else ("production" if column["production"] else ""),
+                "role": "baseline"
+                if column["label"] == document["baseline"]
+                else ("production" if column["production"] else ""),
                 "status": column["status"],
                 "reason": md_text(column["reason"] or ""),
             }

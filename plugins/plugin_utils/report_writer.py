@@ -17,7 +17,7 @@ def split_header(source):
     if not first.startswith("#jinja2:"):
         return {}, source
     options = {}
-    for pair in first[len("#jinja2:"):].split(","):
+    for pair in first[len("#jinja2:") :].split(","):
         name, _, value = pair.partition(":")
         options[name.strip()] = value.strip().lower() == "true"
     return options, rest
@@ -45,6 +45,11 @@ def write_report(report_dir, stamp, markdown, document):
         "latest_markdown": os.path.join(report_dir, "latest.md"),
         "latest_json": os.path.join(report_dir, "latest.json"),
     }
-    for name, content in (("markdown", markdown), ("json", payload), ("latest_markdown", markdown), ("latest_json", payload)):
+    for name, content in (
+        ("markdown", markdown),
+        ("json", payload),
+        ("latest_markdown", markdown),
+        ("latest_json", payload),
+    ):
         atomic_write(paths[name], content)
     return paths

@@ -70,7 +70,10 @@ def parse_rules(text, source):
         return []
     if not isinstance(document, dict) or not isinstance(document.get("rules", []), list):
         raise RulesError("%s: expected a mapping with a list under 'rules'" % source)
-    return [validate_rule(rule, "%s rule %d" % (source, index + 1)) for index, rule in enumerate(document.get("rules") or [])]
+    return [
+        validate_rule(rule, "%s rule %d" % (source, index + 1))
+        for index, rule in enumerate(document.get("rules") or [])
+    ]
 
 
 def load_rules(paths):

@@ -1,6 +1,9 @@
 """The run directory: where one audit's facts land on the controller.
 
-Layout: <run_dir>/key (per-run HMAC key, 0600), facts/<host>.json.gz, errors/<host>.json.
+Layout: <run_dir>/key (per-run HMAC key, 0600), settings.json (what the report needs: environments,
+groups, rules, gate, paths), requests/<host>.json (what each host was asked to collect, written
+before collection so that an unreachable host is still known), facts/<host>.b64gz (packed facts),
+errors/<host>.json (why a host could not be collected).
 Pure Python; no Ansible imports.
 """
 
@@ -31,15 +34,22 @@ def atomic_write(path, data, mode=0o644):
         raise
 
 
-def new_run(base_dir):
-    """Create a fresh run directory with its own random key; returns (run_id, path)."""
+def new_run(base_dir, settings=None):
+    """Create a fresh run directory with its own random key and settings; returns (run_id, path)."""
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
     path = os.path.join(base_dir, run_id)
     os.makedirs(os.path.join(path, "facts"), mode=0o700)
     os.makedirs(os.path.join(path, "errors"), mode=0o700)
+    os.makedirs(os.path.join(path, "requests"), mode=0o700)
     os.chmod(path, 0o700)
     atomic_write(os.path.join(path, "key"), secrets.token_hex(32), mode=0o600)
+    atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
     return run_id, path
+
+
+def load_settings(run_dir):
+    with open(os.path.join(run_dir, "settings.json"), encoding="utf-8") as handle:
+        return json.loads(handle.read())
 
 
 def read_key(run_dir):
@@ -76,3 +86,20 @@ def load_error(run_dir, host):
         return None
     with open(path, encoding="utf-8") as handle:
         return json.loads(handle.read())
+
+
+def store_request(run_dir, host, request):
+    record = {"host": host, "areas": request}
+    atomic_write(_host_file(run_dir, "requests", host, ".json"), json.dumps(record, sort_keys=True), mode=0o600)
+
+
+def load_requests(run_dir):
+    """{host: {area: request}} of every host that was asked to collect."""
+    requests = {}
+    directory = os.path.join(run_dir, "requests")
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                record = json.loads(handle.read())
+            requests[record["host"]] = record["areas"]
+    return requests

@@ -47,8 +47,16 @@ def test_recall_and_precision_against_the_manifest(audit, lab):
 def test_report_markdown_sections_and_terminal_summary(audit):
     result = audit()
     markdown = result.markdown
-    for heading in ("## Environments", "## Summary", "## Action plan", "## Area: env", "### app",
-                    "### Expected differences (env)", "## Stale rules", "## Collection errors"):
+    for heading in (
+        "## Environments",
+        "## Summary",
+        "## Action plan",
+        "## Area: env",
+        "### app",
+        "### Expected differences (env)",
+        "## Stale rules",
+        "## Collection errors",
+    ):
         assert heading in markdown
     assert "| key | kind | check | severity | dev | prod |" in markdown
     assert "envparity: report " in result.stdout

@@ -9,7 +9,10 @@ from .conftest import ROOT
 def inventory(path):
     completed = subprocess.run(
         ["ansible-inventory", "-i", str(ROOT / path), "--list"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     return json.loads(completed.stdout)
 
@@ -35,7 +38,10 @@ def test_production_inventory_maps_the_seed():
 def test_lab_inventory_is_loopback_only_and_ignores_rules_files():
     completed = subprocess.run(
         ["ansible-inventory", "-i", str(ROOT / "inventory/lab"), "--list"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert "Skipping" not in completed.stderr
     data = json.loads(completed.stdout)

@@ -19,8 +19,8 @@ CONTROL_MARKERS = ("OPENAI_API_KEY", "SESSION_SECRET")
 
 
 def scanned_files(*roots):
-    for root in roots:
-        root = pathlib.Path(root)
+    for place in roots:
+        root = pathlib.Path(place)
         if root.is_file():
             yield root
         elif root.is_dir():

@@ -7,23 +7,50 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import un
 
 
 def plain(value, line=1):
-    return {"secret": False, "display": value, "fp": "fp:" + value, "secret_fp": None,
-            "length": len(value), "empty": value == "", "line": line}
+    return {
+        "secret": False,
+        "display": value,
+        "fp": "fp:" + value,
+        "secret_fp": None,
+        "length": len(value),
+        "empty": value == "",
+        "line": line,
+    }
 
 
 def secret(value, line=1, display=None):
-    return {"secret": True, "display": display, "fp": "fp:" + value, "secret_fp": "sfp:" + value,
-            "length": len(value), "empty": value == "", "line": line}
+    return {
+        "secret": True,
+        "display": display,
+        "fp": "fp:" + value,
+        "secret_fp": "sfp:" + value,
+        "length": len(value),
+        "empty": value == "",
+        "line": line,
+    }
 
 
 def env_file(keys, mode="0600", duplicates=None, errors=None, template=None, status="ok"):
-    return {"path": "/p/app.env", "status": status, "reason": None, "mode": mode, "owner": "deploy",
-            "group": "deploy", "size": 10, "keys": keys, "duplicates": duplicates or {},
-            "errors": errors or [], "template": template}
+    return {
+        "path": "/p/app.env",
+        "status": status,
+        "reason": None,
+        "mode": mode,
+        "owner": "deploy",
+        "group": "deploy",
+        "size": 10,
+        "keys": keys,
+        "duplicates": duplicates or {},
+        "errors": errors or [],
+        "template": template,
+    }
 
 
 def run(dev_keys, prod_keys, **prod_extra):
-    cells = {"dev": {"files": {"app": env_file(dev_keys)}}, "prod": {"files": {"app": env_file(prod_keys, **prod_extra)}}}
+    cells = {
+        "dev": {"files": {"app": env_file(dev_keys)}},
+        "prod": {"files": {"app": env_file(prod_keys, **prod_extra)}},
+    }
     return env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
 
 
@@ -42,12 +69,32 @@ def checks(findings):
         ({"S": secret("a" * 30)}, {"S": secret("a" * 30)}, [("S", "policy", "env.secret_reused")]),
         ({"DEBUG": plain("true")}, {"DEBUG": plain("true")}, [("DEBUG", "policy", "env.debug_enabled")]),
         ({"FLASK_DEBUG": plain("0")}, {"FLASK_DEBUG": plain("0")}, []),
-        ({"APP_LOG_LEVEL": plain("debug")}, {"APP_LOG_LEVEL": plain("debug")}, [("APP_LOG_LEVEL", "policy", "env.debug_log_level")]),
-        ({"U": plain("http://localhost:8000/cb")}, {"U": plain("http://localhost:8000/cb")}, [("U", "policy", "env.localhost_url")]),
-        ({"U": plain("http://example.org/")}, {"U": plain("http://example.org/")}, [("U", "policy", "env.insecure_url")]),
+        (
+            {"APP_LOG_LEVEL": plain("debug")},
+            {"APP_LOG_LEVEL": plain("debug")},
+            [("APP_LOG_LEVEL", "policy", "env.debug_log_level")],
+        ),
+        (
+            {"U": plain("http://localhost:8000/cb")},
+            {"U": plain("http://localhost:8000/cb")},
+            [("U", "policy", "env.localhost_url")],
+        ),
+        (
+            {"U": plain("http://example.org/")},
+            {"U": plain("http://example.org/")},
+            [("U", "policy", "env.insecure_url")],
+        ),
         ({"U": plain("https://example.org/")}, {"U": plain("https://example.org/")}, []),
-        ({"S": secret("a" * 30)}, {"S": secret("")}, [("S", "changed", "env.secret_changed"), ("S", "policy", "env.empty_secret")]),
-        ({"S": secret("a" * 30)}, {"S": secret("short")}, [("S", "changed", "env.secret_changed"), ("S", "policy", "env.short_secret")]),
+        (
+            {"S": secret("a" * 30)},
+            {"S": secret("")},
+            [("S", "changed", "env.secret_changed"), ("S", "policy", "env.empty_secret")],
+        ),
+        (
+            {"S": secret("a" * 30)},
+            {"S": secret("short")},
+            [("S", "changed", "env.secret_changed"), ("S", "policy", "env.short_secret")],
+        ),
     ],
 )
 def test_key_checks(dev, prod, expected):
@@ -55,7 +102,9 @@ def test_key_checks(dev, prod, expected):
 
 
 def test_production_policies_do_not_apply_to_dev():
-    cells = {"dev": {"files": {"app": env_file({"DEBUG": plain("true"), "U": plain("http://localhost/")}, mode="0644")}}}
+    cells = {
+        "dev": {"files": {"app": env_file({"DEBUG": plain("true"), "U": plain("http://localhost/")}, mode="0644")}}
+    }
     assert env_diff.diff(["dev"], cells, {"baseline": "dev", "production": set()}) == []
 
 
@@ -78,7 +127,10 @@ def test_duplicates_syntax_and_template():
 
 
 def test_broken_file_is_reported_once_and_keys_are_not_compared():
-    cells = {"dev": {"files": {"app": env_file({"A": plain("1")})}}, "prod": {"files": {"app": env_file({}, status="missing")}}}
+    cells = {
+        "dev": {"files": {"app": env_file({"A": plain("1")})}},
+        "prod": {"files": {"app": env_file({}, status="missing")}},
+    }
     findings = env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
     assert checks(findings) == [("@file", "missing", "env.file_status")]
     assert findings[0]["values"] == {"dev": "ok", "prod": "file missing"}
@@ -97,7 +149,9 @@ def test_secret_values_are_labelled_never_shown():
 
 def test_url_with_password_shows_redacted_form():
     url = secret("postgresql://u:pw@db/x", display="postgresql://u:***@db/x")
-    findings = run({"DATABASE_URL": url}, {"DATABASE_URL": secret("postgresql://u:pw2@db/x", display="postgresql://u:***@db/x")})
+    findings = run(
+        {"DATABASE_URL": url}, {"DATABASE_URL": secret("postgresql://u:pw2@db/x", display="postgresql://u:***@db/x")}
+    )
     assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 22 chars›"
 
 

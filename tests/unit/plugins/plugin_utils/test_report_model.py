@@ -21,18 +21,61 @@ TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
 
 def sample_audit():
     findings = [
-        make_finding("env", "app", "DEBUG", "policy", "env.debug_enabled", "high", {"dev": "true", "prod": "true"},
-                     ["prod"], "DEBUG is true in production (prod).", "Set DEBUG=false in production."),
-        make_finding("env", "app", "LOG_LEVEL", "changed", "env.value_changed", "low", {"dev": "DEBUG", "prod": "a|b"},
-                     ["prod"], "LOG_LEVEL differs.", "Align it."),
-        make_finding("env", "app", "APP_ENV", "changed", "env.value_changed", "low", {"dev": "d", "prod": None},
-                     ["prod"], "m", "r"),
-        make_finding("env", "worker", "*", "unknown", "collect.failed", "high", {"dev": "collected", "prod": unknown_cell("x")},
-                     ["prod"], "could not", "retry"),
+        make_finding(
+            "env",
+            "app",
+            "DEBUG",
+            "policy",
+            "env.debug_enabled",
+            "high",
+            {"dev": "true", "prod": "true"},
+            ["prod"],
+            "DEBUG is true in production (prod).",
+            "Set DEBUG=false in production.",
+        ),
+        make_finding(
+            "env",
+            "app",
+            "LOG_LEVEL",
+            "changed",
+            "env.value_changed",
+            "low",
+            {"dev": "DEBUG", "prod": "a|b"},
+            ["prod"],
+            "LOG_LEVEL differs.",
+            "Align it.",
+        ),
+        make_finding(
+            "env",
+            "app",
+            "APP_ENV",
+            "changed",
+            "env.value_changed",
+            "low",
+            {"dev": "d", "prod": None},
+            ["prod"],
+            "m",
+            "r",
+        ),
+        make_finding(
+            "env",
+            "worker",
+            "*",
+            "unknown",
+            "collect.failed",
+            "high",
+            {"dev": "collected", "prod": unknown_cell("x")},
+            ["prod"],
+            "could not",
+            "retry",
+        ),
     ]
     findings[2]["expected"], findings[2]["reason"] = True, "each environment names itself"
     return {
-        "columns": [{"label": "dev", "environment": "dev", "host": "d"}, {"label": "prod", "environment": "prod", "host": "p"}],
+        "columns": [
+            {"label": "dev", "environment": "dev", "host": "d"},
+            {"label": "prod", "environment": "prod", "host": "p"},
+        ],
         "states": {"d": {"status": "ok", "reason": None}, "p": {"status": "ok", "reason": None}},
         "production": ["prod"],
         "audited_areas": ["env"],
@@ -78,7 +121,10 @@ def test_markdown_rendering(tmp_path):
     assert pathlib.Path(paths["latest_markdown"]).read_text() == markdown
     assert json.loads(pathlib.Path(paths["json"]).read_text()) == document
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "20260101T000000Z-envparity.json", "20260101T000000Z-envparity.md", "latest.json", "latest.md"
+        "20260101T000000Z-envparity.json",
+        "20260101T000000Z-envparity.md",
+        "latest.json",
+        "latest.md",
     ]
 
 

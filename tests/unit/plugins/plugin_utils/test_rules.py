@@ -4,7 +4,12 @@ import pytest
 import yaml
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding
-from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError, apply_rules, load_rules, parse_rules
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules import (
+    RulesError,
+    apply_rules,
+    load_rules,
+    parse_rules,
+)
 
 
 def finding(key, kind="changed", check="env.value_changed", environments=("prod",)):

@@ -1,0 +1,138 @@
+"""From run directory to findings: columns, host states, cells, unknowns, rules, gate."""
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.module_utils.collect import pack
+from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils.audit import (
+    AuditConfigError,
+    build_audit,
+    build_columns,
+)
+
+GROUPS = {"all": ["d", "p1", "p2"], "dev": ["d"], "prod": ["p1", "p2"]}
+REQUEST = {"env": {"project_dir": None, "files": [{"name": "app", "path": "a.env", "template": None}], "max_bytes": 10}}
+
+
+def env_data(keys):
+    records = {
+        key: {
+            "secret": False,
+            "display": value,
+            "fp": "fp:" + value,
+            "secret_fp": None,
+            "length": len(value),
+            "empty": not value,
+            "line": 1,
+        }
+        for key, value in keys.items()
+    }
+    return {
+        "files": {
+            "app": {
+                "path": "/a.env",
+                "status": "ok",
+                "reason": None,
+                "mode": "0600",
+                "owner": "x",
+                "group": "x",
+                "size": 1,
+                "keys": records,
+                "duplicates": {},
+                "errors": [],
+                "template": None,
+            }
+        }
+    }
+
+
+def store(directory, host, data):
+    run_dir.store_facts(directory, host, pack({"areas": {"env": {"status": "ok", "data": data}}}))
+
+
+@pytest.mark.parametrize(
+    ("environments", "participating", "labels"),
+    [
+        (["dev", "prod"], {"d", "p1", "p2"}, ["dev", "prod/p1", "prod/p2"]),
+        (["dev", "prod"], {"d", "p1"}, ["dev", "prod"]),
+        (["prod", "dev"], {"d", "p2"}, ["prod", "dev"]),
+    ],
+)
+def test_columns(environments, participating, labels):
+    assert [c["label"] for c in build_columns(environments, GROUPS, participating)] == labels
+
+
+@pytest.mark.parametrize(
+    ("environments", "groups", "message"),
+    [
+        ([], GROUPS, "drift_environments is empty"),
+        (["dev", "staging"], GROUPS, "'staging' of drift_environments is not an inventory group"),
+        (["dev", "prod"], {"dev": ["d"], "prod": ["d"]}, "host d is in two environments"),
+    ],
+)
+def test_bad_environments_are_explained(environments, groups, message):
+    with pytest.raises(AuditConfigError, match=message):
+        build_columns(environments, groups, {"d", "p1", "p2"})
+
+
+def test_build_audit_end_to_end(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1", "B": "x"}))
+    store(directory, "p1", env_data({"A": "2", "B": "x"}))
+    run_dir.store_error(directory, "p2", {"host": "p2", "status": "unreachable", "reason": "Connection refused"})
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "rules:\n  - {path: env/app/A, kinds: [changed], reason: sized per host}\n  - {path: env/x/*, reason: stale}\n"
+    )
+    audit = build_audit(
+        directory, ["dev", "prod"], ["prod"], GROUPS, {h: REQUEST for h in ("d", "p1", "p2")}, [str(rules)], "high"
+    )
+    keys = [(f["key"], f["kind"], f["expected"]) for f in audit["findings"]]
+    assert keys == [("*", "unknown", False), ("A", "changed", True)]
+    unknown = audit["findings"][0]
+    assert unknown["values"] == {
+        "dev": "collected",
+        "prod/p1": "collected",
+        "prod/p2": {"unknown": "unreachable: Connection refused"},
+    }
+    # env could not be collected everywhere, so an unused env rule is not evaluated, not stale
+    assert audit["stale_rules"] == []
+    assert audit["gate"] == {"fail_on": "high", "tripped": True, "count": 1}
+    assert audit["errors"] == [{"host": "p2", "area": None, "message": "unreachable: Connection refused"}]
+
+
+def test_a_failed_area_is_unknown_and_a_missing_host_is_not_collected(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    run_dir.store_facts(
+        directory, "p1", pack({"areas": {"env": {"status": "failed", "reason": "PermissionError: denied"}}})
+    )
+    audit = build_audit(
+        directory, ["dev", "prod"], ["prod"], GROUPS, {h: REQUEST for h in ("d", "p1", "p2")}, [], "never"
+    )
+    unknown = audit["findings"][0]
+    assert unknown["values"]["prod/p1"] == {"unknown": "area env failed: PermissionError: denied"}
+    assert unknown["values"]["prod/p2"]["unknown"].startswith("not collected")
+    assert audit["gate"]["tripped"] is False
+
+
+def test_rules_for_areas_not_audited_are_not_stale(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({}))
+    store(directory, "p1", env_data({}))
+    rules = tmp_path / "rules.yml"
+    rules.write_text("rules:\n  - {path: docker/web/ports, reason: r}\n  - {path: env/app/Z, reason: r}\n")
+    requests = {"d": REQUEST, "p1": REQUEST}
+    audit = build_audit(directory, ["dev", "prod"], [], GROUPS, requests, [str(rules)], "never")
+    assert [r["path"] for r in audit["stale_rules"]] == ["env/app/Z"]
+    # a single column (e.g. --limit) cannot show a difference: no rule is called stale
+    alone = build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [str(rules)], "never")
+    assert alone["stale_rules"] == []
+
+
+def test_unconfigured_area_on_a_host_is_not_unknown(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    run_dir.store_facts(directory, "p1", pack({"areas": {}}))
+    audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, {"d": REQUEST, "p1": {"env": None}}, [], "never")
+    assert audit["findings"] == []
