@@ -161,3 +161,30 @@ def test_bad_inputs_give_a_status_each_and_the_rest_of_the_report(audit, bad_inp
     }
     assert "good" not in status
     assert "Traceback" not in result.stdout
+
+
+def test_every_host_unreachable_still_writes_a_report(audit):
+    result = audit(cmdline="--limit prod-vm", extravars={"ansible_port": CLOSED_PORT})
+    assert result.rc == 4, result.stdout
+    assert "the report was written by the callback" in result.stdout
+    report = result.report
+    jsonschema.validate(report, SCHEMA)
+    assert [(c["label"], c["status"]) for c in report["columns"]] == [("prod", "unreachable")]
+    assert [(f["kind"], f["check"]) for f in report["findings"]] == [("unknown", "collect.failed")]
+
+
+@pytest.mark.parametrize(
+    ("extravars", "message"),
+    [
+        ({"drift_environments": ["dev", "staging"]}, "drift_environments names staging, which is not an inventory group"),
+        ({"drift_fail_on": "sometimes"}, "drift_fail_on"),
+        ({"drift_env_files": [{"name": "app"}]}, "path"),
+        ({"drift_env_files": "config/app.env"}, "drift_env_files"),
+    ],
+)
+def test_bad_settings_are_rejected_with_a_clear_message(audit, extravars, message):
+    result = audit(extravars=extravars)
+    assert result.rc == 2, result.stdout
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout
+    assert not (result.report_dir / "latest.json").exists()
