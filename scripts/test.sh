@@ -8,6 +8,7 @@ export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
 echo "== lint"
 ruff check .
+ruff format --check .
 yamllint --strict .
 ansible-lint --profile production
 

@@ -81,7 +81,9 @@ class CallbackModule(CallbackBase):
         self._display.display("envparity: no host remained in the play; the report was written by the callback.")
 
     def v2_playbook_on_stats(self, stats):
-        if self._report is None and self._run_dir is not None:
+        if self._run_dir is None and self._report is None:
+            return  # not an audit run (no run was opened): nothing to say
+        if self._report is None:
             self._write_fallback_report()
         for line in summary_lines(self._report):
             self._display.display(line)

@@ -311,3 +311,80 @@ def describe_value(key, value, hmac_key):
         "length": len(text),
         "empty": not text,
     }
+
+
+def fingerprint_bytes(hmac_key, data):
+    """fingerprint() of raw bytes, or of an iterable of byte chunks (a file
+    read piece by piece, so that a large file is never held whole).
+
+    For UTF-8 text, fingerprint_bytes(key, text.encode()) equals
+    fingerprint(key, text).
+    """
+    if not isinstance(hmac_key, bytes) or not hmac_key:
+        raise ValueError("hmac_key must be non-empty bytes")
+    mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        mac.update(data)
+    else:
+        for chunk in data:
+            mac.update(chunk)
+    return "hmac-sha256:" + mac.hexdigest()[:24]
+
+
+# --- free text ---------------------------------------------------------------
+
+# A word of free text: what lies between blanks, commas and semicolons.
+_TEXT_WORD = re.compile(r"[^\s,;]+")
+# Punctuation around a word that belongs to the sentence, not to the word.
+_WORD_EDGES = "\"'()[]{}<>.:!?`*"
+# The separators inside a URL or a path, kept when its pieces are masked.
+_PIECE_SEPARATORS = re.compile(r"([/\\?&=#:@;]+)")
+_PRIVATE_KEY = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY")
+
+
+def _mask_word(match):
+    word = match.group()
+    start = len(word) - len(word.lstrip(_WORD_EDGES))
+    end = len(word.rstrip(_WORD_EDGES))
+    core = word[start:end]
+    if len(core) < 8:
+        return word
+    if _TOKEN_SHAPES.search(core):
+        return word[:start] + MASK + word[end:]
+    if len(core) < HIGH_ENTROPY_MIN_LENGTH:
+        return word
+    if len(_pieces(core)) > 1:
+        # A URL or a path: mask only its random pieces, keep host and path.
+        parts = _PIECE_SEPARATORS.split(core)
+        masked = [MASK if index % 2 == 0 and _is_random(part) else part for index, part in enumerate(parts)]
+        return word[:start] + "".join(masked) + word[end:]
+    if _is_random(core):
+        return word[:start] + MASK + word[end:]
+    return word
+
+
+def redact_text(text):
+    """Free text (a commit subject, a remote URL) with every secret replaced
+    by ``***``: passwords in URLs (``user:***@``, or ``***@`` when the user
+    name is itself a token), secret-named query parameters and ``name=value``
+    assignments, token-shaped and random-looking words.  Everything else is
+    kept as it is.  A private key header masks the whole text.
+    """
+    if not text:
+        return "" if text is None else text
+    if _PRIVATE_KEY.search(text):
+        return MASK
+    found = []
+
+    def replace_url(match):
+        scheme, rest = match.groups()
+        rest = _mask_userinfo(rest, found)
+        return scheme + _mask_pairs(_URL_PARAM, rest, found)
+
+    display = _URL.sub(replace_url, text)
+    display = _mask_pairs(_ASSIGNMENT, display, found)
+    display = _TEXT_WORD.sub(_mask_word, display)
+    # A secret found once is masked wherever else it appears.
+    for secret in sorted({s for s in found if len(s) >= MIN_ECHO_LENGTH}, key=len, reverse=True):
+        display = display.replace(secret, MASK)
+    return display

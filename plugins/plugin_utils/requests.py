@@ -9,16 +9,42 @@ def env_request(files, project_dir=None, max_bytes=1048576):
     """The env area's request, or None when no env file is configured."""
     if not files:
         return None
+    normalised = _named_items(files, "drift_env_files", (("template", None),))
+    return {"project_dir": project_dir or None, "files": normalised, "max_bytes": int(max_bytes)}
+
+
+def _named_items(items, variable, extra=()):
     names = set()
     normalised = []
-    for index, item in enumerate(files):
+    for index, item in enumerate(items or []):
         if not isinstance(item, dict) or not item.get("name") or not item.get("path"):
-            raise RequestError("drift_env_files item %d needs a name and a path" % (index + 1))
+            raise RequestError("%s item %d needs a name and a path" % (variable, index + 1))
         if item["name"] in names:
-            raise RequestError("drift_env_files names must be unique: %s appears twice" % item["name"])
+            raise RequestError("%s names must be unique: %s appears twice" % (variable, item["name"]))
         names.add(item["name"])
-        normalised.append({"name": str(item["name"]), "path": str(item["path"]), "template": item.get("template")})
-    return {"project_dir": project_dir or None, "files": normalised, "max_bytes": int(max_bytes)}
+        entry = {"name": str(item["name"]), "path": str(item["path"])}
+        entry.update({field: item.get(field, default) for field, default in extra})
+        normalised.append(entry)
+    return normalised
+
+
+def git_request(repos, deploy_dirs=None, project_dir=None, limits=None):
+    """The git area's request, or None when neither repositories nor deployed directories are configured."""
+    if not repos and not deploy_dirs:
+        return None
+    limits = dict(limits or {})
+    request = {
+        "project_dir": project_dir or None,
+        "repos": _named_items(repos, "drift_git_repos"),
+        "deploy_dirs": _named_items(deploy_dirs, "drift_deploy_dirs", (("ignore", []),)),
+    }
+    clash = {item["name"] for item in request["repos"]} & {item["name"] for item in request["deploy_dirs"]}
+    if clash:
+        raise RequestError("%s is both a repository and a deployed directory: names must differ" % sorted(clash)[0])
+    for field, default in (("history_limit", 200), ("file_limit", 200), ("manifest_limit", 20000), ("timeout", 20)):
+        request[field] = int(limits.get(field, default))
+    request["fetch"] = str(limits.get("fetch", False)).lower() in ("true", "1", "yes")
+    return request
 
 
 def configured_areas(requests):

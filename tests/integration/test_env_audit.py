@@ -176,7 +176,10 @@ def test_every_host_unreachable_still_writes_a_report(audit):
 @pytest.mark.parametrize(
     ("extravars", "message"),
     [
-        ({"drift_environments": ["dev", "staging"]}, "drift_environments names staging, which is not an inventory group"),
+        (
+            {"drift_environments": ["dev", "staging"]},
+            "drift_environments names staging, which is not an inventory group",
+        ),
         ({"drift_fail_on": "sometimes"}, "drift_fail_on"),
         ({"drift_env_files": [{"name": "app"}]}, "path"),
         ({"drift_env_files": "config/app.env"}, "drift_env_files"),

@@ -1,0 +1,786 @@
+"""Collect git repositories and deployed directories on a host, read-only.
+
+Standard library only, Python 3.8+: this module runs on the audited hosts.
+
+Repositories are only queried.  Every git call is
+``git --no-optional-locks <command> ...`` from an argv list, with stdin from
+/dev/null, a timeout, LC_ALL=C (the error texts are matched), no prompt of any
+kind (GIT_TERMINAL_PROMPT=0, an askpass that answers nothing), and an
+environment cleared of the GIT_* variables that would point git at another
+repository, index or configuration.  Nothing changes git's configuration, and
+nothing gets around git's own checks: a repository git refuses for "dubious
+ownership" is reported as such, never opened with ``safe.directory``.
+GIT_CEILING_DIRECTORIES stops git at the configured directory, so a directory
+inside some other repository (a dotfiles repository in $HOME) is reported as
+"not a repository" instead of showing that other repository.
+
+A repository costs at most seven git calls: status (branch, upstream,
+ahead/behind, staged, modified and untracked files, stash count), describe,
+log (history and the last commit, with the files of each commit), the remote
+URLs, the index's submodule entries, and, with git older than 2.35 only, the
+stash list; plus ``git --version`` once per run.
+
+``git fetch`` runs only when the request says ``fetch: true``: then
+``git fetch --quiet --no-write-fetch-head --no-recurse-submodules`` (no
+auto-gc) updates the remote-tracking refs before the status, so that ahead
+and behind compare with the remote.  That is the one write an audit can make,
+and only on the user's request; a failed fetch is noted in the repository's
+reason, and everything else is still read from the local refs.
+
+Deployed directories (plain copies of files, as rsync deploys leave them) get
+a manifest: relative path, size, mode and a keyed fingerprint of the content,
+read in chunks.  Symbolic links are recorded with the fingerprint of their
+target, never followed; FIFOs, sockets and devices are counted and never
+opened; ``.git`` is always skipped.
+
+Reasons are fixed sentences: no file content, no git output, no URL.
+"""
+
+import contextlib
+import errno
+import fnmatch
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+
+from ansible_collections.envparity.audit.plugins.module_utils.redact import (
+    fingerprint_bytes,
+    redact_text,
+)
+
+DEFAULTS = {
+    "history_limit": 200,
+    "file_limit": 200,
+    "manifest_limit": 20000,
+    "fetch": False,
+    "timeout": 20,
+}
+# Files listed per commit in the history.
+COMMIT_FILE_LIMIT = 50
+# Paths listed in a deploy dir's "unreadable".
+UNREADABLE_LIMIT = 50
+READ_CHUNK = 1024 * 1024
+# Where git is looked for when PATH (often minimal over SSH) has none.
+GIT_FALLBACKS = ("/usr/bin/git", "/usr/local/bin/git", "/opt/homebrew/bin/git")
+# git 2.15: --no-optional-locks.  git 2.35: "# stash N" in porcelain v2.
+MIN_GIT = (2, 15)
+SHOW_STASH_GIT = (2, 35)
+# Inherited variables kept: how to reach remotes (used by fetch only).
+_KEPT_GIT_VARIABLES = frozenset(
+    {
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_EXEC_PATH",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+    }
+)
+
+# Error texts (LC_ALL=C) and what they mean.
+_DUBIOUS = ("dubious ownership", "unsafe repository")
+_NOT_A_REPO = ("not a git repository",)
+_CORRUPT = (
+    "bad object",
+    "corrupt",
+    "loose object",
+    "unable to read",
+    "invalid object",
+    "bad config",
+    "bad index",
+    "index file",
+    "broken",
+    "missing blob",
+    "missing tree",
+    "missing commit",
+    "is empty",
+    "invalid sha1 pointer",
+    "unknown index entry",
+    "bad signature",
+    "could not read",
+    "cannot read",
+    "invalid gitfile",
+    "packfile",
+    "bad tree object",
+    "not a valid object name",
+)
+
+_BRANCH_AB = re.compile(r"^\+(\d+) -(\d+)$")
+_DESCRIBE_LONG = re.compile(r"^(.*)-(\d+)-g([0-9a-f]+)$")
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+class GitError(Exception):
+    """A git call failed; carries the repository status and a reason sentence."""
+
+    def __init__(self, status, reason):
+        super().__init__(status)
+        self.status = status
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- running git
+
+
+def _true_command():
+    return shutil.which("true") or "/bin/true"
+
+
+def _git_env(repo_path=None):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_") or key in _KEPT_GIT_VARIABLES}
+    env.update(
+        {
+            "LC_ALL": "C",
+            "LANGUAGE": "C",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": _true_command(),
+            "SSH_ASKPASS": _true_command(),
+            "SSH_ASKPASS_REQUIRE": "never",
+            "GCM_INTERACTIVE": "never",
+            "GIT_PAGER": "cat",
+            "PAGER": "cat",
+            "GIT_EDITOR": _true_command(),
+        }
+    )
+    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    if repo_path:
+        env["GIT_CEILING_DIRECTORIES"] = os.path.dirname(os.path.abspath(repo_path))
+    return env
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+class Git:
+    """Runs read-only git commands with one timeout per call."""
+
+    def __init__(self, binary, timeout):
+        self.binary = binary
+        self.timeout = timeout
+        self.calls = 0
+        self.version = None
+
+    def run(self, args, cwd=None, what="reading the repository"):
+        """Return (returncode, stdout bytes, stderr text); raise GitError on a timeout."""
+        self.calls += 1
+        argv = [self.binary, "--no-optional-locks", *args]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=_git_env(cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                # Its own process group: a hook or helper git starts is killed with it.
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise GitError("git_missing", "git is not installed on this host (no git executable found).") from None
+        except PermissionError:
+            raise GitError(
+                "git_missing", "The git executable on this host cannot be run (permission denied)."
+            ) from None
+        except OSError as exc:
+            detail = os.strerror(exc.errno) if exc.errno else "operating system error"
+            raise GitError("failed", "Starting git failed: %s." % detail) from None
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe:
+                        pipe.close()
+                proc.wait()
+            raise GitError(
+                "timeout", "git did not answer within %s seconds while %s." % (_seconds(self.timeout), what)
+            ) from None
+        return proc.returncode, out, err.decode("utf-8", "replace")
+
+    def check(self, args, cwd, what, ok_codes=(0,)):
+        """Run and return stdout; a failure becomes a GitError with a status."""
+        code, out, err = self.run(args, cwd=cwd, what=what)
+        if code not in ok_codes:
+            raise _classify(err, cwd, code, what)
+        return code, out
+
+
+def _seconds(value):
+    return ("%g" % value) if isinstance(value, float) else str(value)
+
+
+def _classify(stderr, path, code, what):
+    """Map git's error text to a status; the reason never quotes git's output."""
+    text = stderr.lower()
+    if any(marker in text for marker in _DUBIOUS):
+        return GitError(
+            "dubious_ownership",
+            "git refuses to read this repository because it is owned by another user (dubious ownership), "
+            "and envparity will not override safe.directory; run the audit as the repository's owner, "
+            "or have its owner add the directory to safe.directory.",
+        )
+    if any(marker in text for marker in _NOT_A_REPO):
+        if path and os.path.lexists(os.path.join(path, ".git")):
+            return GitError(
+                "corrupt",
+                "The directory has a .git, but git cannot read it as a repository (a damaged HEAD, "
+                "or a .git file that points nowhere).",
+            )
+        return GitError(
+            "not_a_repository",
+            "The directory is not a git repository (it has no .git; envparity does not look in parent directories).",
+        )
+    if "must be run in a work tree" in text:
+        return GitError("failed", "The path is a bare repository (no working tree); envparity audits checkouts.")
+    if any(marker in text for marker in _CORRUPT):
+        return GitError(
+            "corrupt", "git reports the repository as damaged (missing or corrupt objects) while %s." % what
+        )
+    return GitError("failed", "git exited with status %d while %s." % (code, what))
+
+
+def _find_git():
+    found = shutil.which("git")
+    if found:
+        return found
+    for candidate in GIT_FALLBACKS:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _parse_version(text):
+    match = _VERSION.search(text)
+    if not match:
+        return None
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def _prepare_git(timeout):
+    """A Git runner with its version known, or raise GitError for every repository."""
+    binary = _find_git()
+    if binary is None:
+        raise GitError("git_missing", "git is not installed on this host (no git executable found).")
+    git = Git(binary, timeout)
+    code, out, _ = git.run(["--version"], what="asking for git's version")
+    version = _parse_version(out.decode("ascii", "replace")) if code == 0 else None
+    if version is None:
+        raise GitError("git_missing", "The git executable on this host does not work (git --version failed).")
+    if version[:2] < MIN_GIT:
+        raise GitError(
+            "failed", "git %s is too old: envparity needs git %d.%d or later." % (".".join(map(str, version)), *MIN_GIT)
+        )
+    git.version = version
+    return git
+
+
+# ---------------------------------------------------------------- paths
+
+
+def _resolve(path, project_dir):
+    """Absolute path; relative paths are taken from project_dir, "~" expanded.
+
+    Normalised unless it has a ".." part: "current/../shared" must follow a
+    symlink like the application does.
+    """
+    path = os.path.expanduser(path or "")
+    if not os.path.isabs(path) and project_dir:
+        path = os.path.join(os.path.expanduser(project_dir), path)
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    if ".." not in path.split(os.sep):
+        path = os.path.normpath(path)
+    return path
+
+
+def _text(data):
+    return data.decode("utf-8", "backslashreplace")
+
+
+# ---------------------------------------------------------------- repositories
+
+
+def _empty_repo(path, status="ok", reason=None):
+    return {
+        "path": path,
+        "status": status,
+        "reason": reason,
+        "head": None,
+        "branch": None,
+        "detached": False,
+        "tag": None,
+        "describe": None,
+        "upstream": None,
+        "ahead": None,
+        "behind": None,
+        "staged": _capped([], 0),
+        "modified": _capped([], 0),
+        "untracked": _capped([], 0),
+        "stash_count": 0,
+        "last_commit": None,
+        "remotes": {},
+        "submodules": {},
+        "history": [],
+        "history_truncated": False,
+    }
+
+
+def _capped(files, limit):
+    return {"files": files[:limit], "count": len(files), "truncated": len(files) > limit}
+
+
+def parse_status(data):
+    """Parse `git status --porcelain=v2 -b -z --show-stash --untracked-files=all`.
+
+    Returns a dict: head, branch, detached, upstream, ahead, behind,
+    stash_count (None when git printed no stash line), staged, modified,
+    untracked (lists of {"path", "status"}).  Unmerged paths are listed as
+    modified with status "U".
+    """
+    result = {
+        "head": None,
+        "branch": None,
+        "detached": False,
+        "upstream": None,
+        "ahead": None,
+        "behind": None,
+        "stash_count": None,
+        "staged": [],
+        "modified": [],
+        "untracked": [],
+    }
+    records = data.split(b"\0")
+    index = 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if not record:
+            continue
+        kind = record[:2]
+        if kind == b"# ":
+            _parse_header(_text(record[2:]), result)
+        elif kind == b"1 ":
+            fields = record.split(b" ", 8)
+            _add_change(result, fields[1], _text(fields[8]))
+        elif kind == b"2 ":
+            fields = record.split(b" ", 9)
+            _add_change(result, fields[1], _text(fields[9]))
+            index += 1  # the original path follows in its own record
+        elif kind == b"u ":
+            fields = record.split(b" ", 10)
+            result["modified"].append({"path": _text(fields[10]), "status": "U"})
+        elif kind == b"? ":
+            result["untracked"].append({"path": _text(record[2:]), "status": "?"})
+    return result
+
+
+def _parse_header(line, result):
+    name, _, value = line.partition(" ")
+    if name == "branch.oid":
+        result["head"] = None if value == "(initial)" else value
+    elif name == "branch.head":
+        if value == "(detached)":
+            result["detached"] = True
+        else:
+            result["branch"] = value
+    elif name == "branch.upstream":
+        result["upstream"] = value
+    elif name == "branch.ab":
+        match = _BRANCH_AB.match(value)
+        if match:
+            result["ahead"], result["behind"] = int(match.group(1)), int(match.group(2))
+    elif name == "stash" and value.isdigit():
+        result["stash_count"] = int(value)
+
+
+def _add_change(result, xy, path):
+    staged, worktree = chr(xy[0]), chr(xy[1])
+    if staged != ".":
+        result["staged"].append({"path": path, "status": staged})
+    if worktree != ".":
+        result["modified"].append({"path": path, "status": worktree})
+
+
+def parse_history(data, limit):
+    """Parse `git log -z --name-only --format=%x00%H%x00%P%x00%cI%x00%s`.
+
+    Each commit starts with an empty record (a path is never empty), then
+    sha, parents, date and subject; its files follow, the first one after a
+    newline.  Returns (commits, truncated).
+    """
+    records = data.split(b"\0")
+    commits = []
+    index = 0
+    count = len(records)
+    while index < count:
+        if records[index]:
+            index += 1  # not at a commit start: cannot happen with git's output
+            continue
+        if index + 4 >= count:
+            break
+        sha, parents, date, subject = (_text(part) for part in records[index + 1 : index + 5])
+        index += 5
+        files = []
+        first = True
+        while index < count and records[index]:
+            path = records[index]
+            if first and path.startswith(b"\n"):
+                path = path[1:]
+            first = False
+            if path:
+                files.append(_text(path))
+            index += 1
+        commits.append(
+            {
+                "sha": sha,
+                "parents": parents.split(),
+                "subject": redact_text(subject),
+                "date": date,
+                "files": files[:COMMIT_FILE_LIMIT],
+                "files_truncated": len(files) > COMMIT_FILE_LIMIT,
+            }
+        )
+    return commits[:limit], len(commits) > limit
+
+
+def parse_describe(text):
+    """(tag, describe) from `git describe --tags --always --long` output."""
+    text = text.strip()
+    if not text:
+        return None, None
+    match = _DESCRIBE_LONG.match(text)
+    if not match:
+        return None, text  # no tag: --always gave an abbreviated commit id
+    tag, distance = match.group(1), int(match.group(2))
+    return tag, tag if distance == 0 else text
+
+
+def parse_remotes(data):
+    """{name: redacted url} from `git config -z --get-regexp ^remote\\..*\\.url$`."""
+    remotes = {}
+    for record in data.split(b"\0"):
+        if not record:
+            continue
+        key, _, value = _text(record).partition("\n")
+        if key.startswith("remote.") and key.endswith(".url"):
+            name = key[len("remote.") : -len(".url")]
+            # The first url of a remote is the one fetch uses.
+            remotes.setdefault(name, redact_text(value))
+    return remotes
+
+
+def parse_submodules(data):
+    """{path: recorded commit} from the gitlinks (mode 160000) of `git ls-files -s -z`."""
+    found = {}
+    for record in data.split(b"\0"):
+        if not record.startswith(b"160000 "):
+            continue
+        meta, _, path = record.partition(b"\t")
+        parts = meta.split(b" ")
+        if len(parts) != 3:
+            continue
+        stage = parts[2]
+        name = _text(path)
+        if stage == b"0" or name not in found:
+            found[name] = _text(parts[1])
+    return found
+
+
+def _collect_repo(git, path, request):
+    if not os.path.lexists(path):
+        return _empty_repo(path, "missing", "The path does not exist.")
+    if not os.path.isdir(path):
+        return _empty_repo(path, "not_a_repository", "The path is not a directory.")
+    if isinstance(git, GitError):  # git itself is missing or unusable on this host
+        return _empty_repo(path, git.status, git.reason)
+    result = _empty_repo(path)
+    fetch_note = None
+    if request["fetch"]:
+        fetch_note = _fetch(git, path)
+
+    status_args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignore-submodules=none"]
+    show_stash = git.version >= SHOW_STASH_GIT
+    if show_stash:
+        status_args.append("--show-stash")
+    _, out = git.check(status_args, path, "reading the status")
+    state = parse_status(out)
+    limit = request["file_limit"]
+    for name in ("head", "branch", "detached", "upstream", "ahead", "behind"):
+        result[name] = state[name]
+    for name in ("staged", "modified", "untracked"):
+        result[name] = _capped(state[name], limit)
+    if state["stash_count"] is not None:
+        result["stash_count"] = state["stash_count"]
+    elif not show_stash:
+        _, out = git.check(["stash", "list", "--format=%H"], path, "listing the stash")
+        result["stash_count"] = len(out.split())
+
+    if result["head"] is not None:
+        _, out = git.check(["describe", "--tags", "--always", "--long"], path, "describing HEAD")
+        result["tag"], result["describe"] = parse_describe(_text(out))
+        history_limit = request["history_limit"]
+        _, out = git.check(
+            [
+                "log",
+                "--topo-order",
+                "--no-color",
+                "--no-show-signature",
+                "--no-renames",
+                "--no-abbrev",
+                "-z",
+                "--name-only",
+                "--format=%x00%H%x00%P%x00%cI%x00%s",
+                "-n",
+                str(max(history_limit, 1) + 1),
+                "HEAD",
+                "--",
+            ],
+            path,
+            "reading the history",
+        )
+        commits, _ = parse_history(out, max(history_limit, 1) + 1)
+        result["history"] = commits[:history_limit]
+        result["history_truncated"] = len(commits) > history_limit
+        if commits:
+            first = commits[0]
+            result["last_commit"] = {"sha": first["sha"], "date": first["date"], "subject": first["subject"]}
+
+    # Exit status 1: no remote at all.
+    _, out = git.check(
+        ["config", "-z", "--get-regexp", r"^remote\..*\.url$"], path, "reading the remotes", ok_codes=(0, 1)
+    )
+    result["remotes"] = parse_remotes(out)
+    _, out = git.check(["ls-files", "--stage", "-z"], path, "reading the submodules")
+    result["submodules"] = parse_submodules(out)
+    result["reason"] = fetch_note
+    return result
+
+
+def _fetch(git, path):
+    """Opt-in fetch; returns a note for the reason when it failed, else None."""
+    args = ["fetch", "--quiet", "--no-recurse-submodules", "--no-auto-gc"]
+    if git.version >= (2, 29):
+        args.append("--no-write-fetch-head")
+    try:
+        code, _, _ = git.run(args, cwd=path, what="fetching")
+    except GitError as problem:
+        if problem.status == "git_missing":
+            raise
+        return "git fetch did not finish; upstream, ahead and behind come from the local refs."
+    if code != 0:
+        return "git fetch failed; upstream, ahead and behind come from the local refs."
+    return None
+
+
+# ---------------------------------------------------------------- deploy dirs
+
+
+def _matches(patterns, rel, name, is_dir):
+    for raw in patterns:
+        pattern = raw.rstrip("/")
+        if not pattern or (raw.endswith("/") and not is_dir):
+            continue
+        if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def _ignored(patterns, rel, is_dir):
+    """fnmatch on the relative path and on each of its components."""
+    parts = rel.split("/")
+    if _matches(patterns, rel, parts[-1], is_dir):
+        return True
+    # A parent component matching (e.g. "node_modules") ignores everything below it.
+    return any(_matches(patterns, "/".join(parts[: i + 1]), parts[i], True) for i in range(len(parts) - 1))
+
+
+def _mode(st):
+    return format(stat.S_IMODE(st.st_mode), "04o")
+
+
+def _read_chunks(fd):
+    while True:
+        chunk = os.read(fd, READ_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _file_entry(path, st, hmac_key):
+    """{size, mode, fp} of a regular file, hashed as a stream; fp None when unreadable."""
+    entry = {"size": st.st_size, "mode": _mode(st), "fp": None}
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        entry["unreadable"] = True
+        return entry
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode):  # swapped after the lstat
+            entry["unreadable"] = True
+            return entry
+        entry["size"], entry["mode"] = now.st_size, _mode(now)
+        entry["fp"] = fingerprint_bytes(hmac_key, _read_chunks(fd))
+    except OSError:
+        entry["fp"] = None
+        entry["unreadable"] = True
+    finally:
+        os.close(fd)
+    return entry
+
+
+def _link_entry(path, st, hmac_key):
+    entry = {"size": st.st_size, "mode": _mode(st), "fp": None, "link": True}
+    try:
+        entry["fp"] = fingerprint_bytes(hmac_key, os.readlink(os.fsencode(path)))
+    except OSError:
+        entry["unreadable"] = True
+    return entry
+
+
+def _collect_deploy_dir(path, ignore, hmac_key, limit):
+    result = {
+        "path": path,
+        "status": "ok",
+        "reason": None,
+        "files": {},
+        "count": 0,
+        "truncated": False,
+        "skipped": 0,
+        "unreadable": [],
+    }
+    top = _open_top(path, result)
+    if top is None:
+        return result
+    # Depth first, in sorted order, so that a truncated manifest is the same on every host.
+    stack = [("", top)]
+    while stack:
+        prefix, entries = stack.pop()
+        subdirs = []
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.name == ".git":
+                continue
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError:
+                _note_unreadable(result, rel)
+                continue
+            is_dir = stat.S_ISDIR(est.st_mode)
+            if _ignored(ignore, rel, is_dir):
+                continue
+            if is_dir:
+                subdirs.append((rel, entry.path))
+                continue
+            if not (stat.S_ISREG(est.st_mode) or stat.S_ISLNK(est.st_mode)):
+                result["skipped"] += 1  # FIFO, socket, device: never opened
+                continue
+            result["count"] += 1
+            if result["count"] > limit:
+                result["truncated"] = True
+                continue
+            make = _link_entry if stat.S_ISLNK(est.st_mode) else _file_entry
+            result["files"][rel] = make(entry.path, est, hmac_key)
+            if result["files"][rel].get("unreadable"):
+                _note_unreadable(result, rel)
+        for rel, full in reversed(subdirs):
+            try:
+                stack.append((rel + "/", _list_dir(full)))
+            except OSError:
+                _note_unreadable(result, rel + "/")
+    return result
+
+
+def _open_top(path, result):
+    """The sorted entries of the top directory, or None with status and reason set in result."""
+    try:
+        st = os.stat(path)  # the top may be a symlink (releases/current): followed
+        if not stat.S_ISDIR(st.st_mode):
+            result.update(status="not_a_directory", reason="The path is not a directory.")
+            return None
+        return _list_dir(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            result.update(status="missing", reason="The directory does not exist.")
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            result.update(status="unreadable", reason="Permission denied when reading the directory.")
+        else:
+            result.update(status="failed", reason="Reading the directory failed: %s." % _strerror(exc))
+        return None
+
+
+def _list_dir(path):
+    with os.scandir(path) as it:
+        return sorted(it, key=lambda entry: entry.name)
+
+
+def _note_unreadable(result, rel):
+    if len(result["unreadable"]) < UNREADABLE_LIMIT:
+        result["unreadable"].append(rel)
+
+
+def _strerror(exc):
+    return os.strerror(exc.errno) if exc.errno else "unknown error"
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _settings(request):
+    settings = dict(DEFAULTS)
+    for name in DEFAULTS:
+        if request.get(name) is not None:
+            settings[name] = request[name]
+    return settings
+
+
+def collect_git(request, hmac_key):
+    """Collect the repositories and deploy dirs of a request; see the module docstring.
+
+    Returns {"repos": {name: {...}}, "deploy_dirs": {name: {...}}}.  Each
+    repository and directory is collected on its own: one that fails never
+    hides the others.
+    """
+    settings = _settings(request)
+    project_dir = request.get("project_dir")
+    repos = {}
+    git = None
+    if request.get("repos"):
+        try:
+            git = _prepare_git(settings["timeout"])
+        except GitError as problem:
+            git = problem
+    for item in request.get("repos") or []:
+        path = _resolve(item["path"], project_dir)
+        try:
+            repos[item["name"]] = _collect_repo(git, path, settings)
+        except GitError as problem:
+            repos[item["name"]] = _empty_repo(path, problem.status, problem.reason)
+        except OSError as exc:
+            repos[item["name"]] = _empty_repo(path, "failed", "Reading the repository failed: %s." % _strerror(exc))
+    deploy_dirs = {}
+    for item in request.get("deploy_dirs") or []:
+        path = _resolve(item["path"], project_dir)
+        deploy_dirs[item["name"]] = _collect_deploy_dir(
+            path, list(item.get("ignore") or []), hmac_key, settings["manifest_limit"]
+        )
+    return {"repos": repos, "deploy_dirs": deploy_dirs}

@@ -1,0 +1,518 @@
+"""Diff rules of the git area: where each environment's commit sits in the others' history,
+uncommitted work on production hosts, remotes, submodules, and deployed files without git.
+
+Input per column: the host's git facts ({"repos": {...}, "deploy_dirs": {...}}, see
+module_utils/git_collect.py), an unknown marker, or None (not configured there).
+Pure Python; no Ansible imports.
+"""
+
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names, make_finding
+
+AREA = "git"
+LISTED_COMMITS = 20
+MIGRATION_HINTS = ("migration", "migrations/", "alembic/", "/migrate/", "schema.rb", "flyway")
+CONFIG_HINTS = ("config/", "settings", ".env", "docker-compose", "compose.y", ".ini", ".toml", ".conf", "nginx")
+STATUS_TEXT = {
+    "missing": "path missing",
+    "not_a_repository": "not a git repository",
+    "dubious_ownership": "refused by git (dubious ownership)",
+    "corrupt": "corrupt repository",
+    "git_missing": "git not installed",
+    "timeout": "git timed out",
+    "failed": "git failed",
+    "unreadable": "unreadable",
+    "not_a_directory": "not a directory",
+}
+
+
+def subjects(request):
+    request = request or {}
+    return sorted({item["name"] for item in (request.get("repos") or []) + (request.get("deploy_dirs") or [])})
+
+
+def _short(commit):
+    return "%s %s" % (commit["sha"][:10], commit["subject"]) if commit else None
+
+
+def _touches(commit, hints):
+    return any(hint in path.lower() for path in commit.get("files") or [] for hint in hints)
+
+
+def _commit_line(commit):
+    flags = [
+        name for name, hints in (("migration", MIGRATION_HINTS), ("config", CONFIG_HINTS)) if _touches(commit, hints)
+    ]
+    return "%s %s%s" % (commit["sha"][:10], commit["subject"], " [%s]" % ", ".join(flags) if flags else "")
+
+
+def _listing(commits):
+    shown = [_commit_line(commit) for commit in commits[:LISTED_COMMITS]]
+    more = len(commits) - len(shown)
+    return "; ".join(shown) + ("; and %d more" % more if more > 0 else "")
+
+
+def _flags(commits):
+    migrations = sum(1 for commit in commits if _touches(commit, MIGRATION_HINTS))
+    configs = sum(1 for commit in commits if _touches(commit, CONFIG_HINTS))
+    parts = []
+    if migrations:
+        parts.append("%d touch migrations" % migrations)
+    if configs:
+        parts.append("%d touch configuration" % configs)
+    return " (%s)" % ", ".join(parts) if parts else ""
+
+
+def place(base, other):
+    """Where `other`'s HEAD sits relative to `base`'s: (relation, commits other lacks, commits only in other).
+
+    relation: same, behind, ahead, diverged, unrelated, or unknown (no common commit within the
+    collected windows, but a window was truncated).
+    """
+    if base["head"] == other["head"]:
+        return "same", [], []
+    base_shas = {commit["sha"] for commit in base["history"]}
+    other_shas = {commit["sha"] for commit in other["history"]}
+    lacking = [commit for commit in base["history"] if commit["sha"] not in other_shas]
+    only = [commit for commit in other["history"] if commit["sha"] not in base_shas]
+    if other["head"] in base_shas:
+        return "behind", lacking, []
+    if base["head"] in other_shas:
+        return "ahead", [], only
+    if base_shas & other_shas:
+        return "diverged", lacking, only
+    if base.get("history_truncated") or other.get("history_truncated"):
+        return "unknown", lacking, only
+    return "unrelated", lacking, only
+
+
+class _Subject:
+    def __init__(self, name, kind, columns, cells, context):
+        self.name = name
+        self.columns = columns
+        self.context = context
+        self.records = {}
+        self.unknown = {}
+        for label in columns:
+            cell = cells.get(label)
+            if is_unknown(cell):
+                self.unknown[label] = cell
+            elif cell is not None and name in (cell.get(kind) or {}):
+                self.records[label] = cell[kind][name]
+
+    def ok(self):
+        return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
+
+    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
+        full = {label: None for label in self.columns if label in self.records or label in self.unknown}
+        full.update(self.unknown)
+        full.update(values)
+        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
+
+
+def _status_findings(subject, what):
+    broken = [
+        label for label in subject.columns if label in subject.records and subject.records[label]["status"] != "ok"
+    ]
+    if not broken:
+        return []
+    values = {label: STATUS_TEXT.get(record["status"], "ok") for label, record in subject.records.items()}
+    reasons = "; ".join("%s: %s" % (label, subject.records[label].get("reason") or values[label]) for label in broken)
+    missing = all(subject.records[label]["status"] == "missing" for label in broken)
+    return [
+        subject.finding(
+            "@" + what,
+            "missing" if missing else "unknown",
+            "git.%s_status" % what,
+            "high",
+            values,
+            broken,
+            "%s %s could not be read on %s (%s)."
+            % (what.replace("_", " ").capitalize(), subject.name, join_names(broken), reasons),
+            "Fix the path or the repository on %s; it was not compared." % join_names(broken),
+        )
+    ]
+
+
+def _head_findings(subject):
+    ok = subject.ok()
+    if len(ok) < 2:
+        return []
+    baseline = ok[0]
+    base = subject.records[baseline]
+    values = {
+        label: _short(subject.records[label]["history"][0] if subject.records[label]["history"] else None)
+        for label in ok
+    }
+    findings = []
+    for label in ok[1:]:
+        other = subject.records[label]
+        if base["head"] is None or other["head"] is None:
+            if base["head"] != other["head"]:
+                findings.append(
+                    subject.finding(
+                        "head",
+                        "changed",
+                        "git.no_commits",
+                        "medium",
+                        values,
+                        [label],
+                        "One of %s and %s has no commit yet." % (baseline, label),
+                        "Check that the right directory is configured for %s." % subject.name,
+                    )
+                )
+            continue
+        relation, lacking, only = place(base, other)
+        if relation == "same":
+            continue
+        production = label in subject.context["production"]
+        if relation == "behind":
+            findings.append(
+                subject.finding(
+                    "head",
+                    "changed",
+                    "git.behind",
+                    "medium",
+                    values,
+                    [label],
+                    "%s is %d commit(s) behind %s%s: %s."
+                    % (label, len(lacking), baseline, _flags(lacking), _listing(lacking)),
+                    "Deploy %s's commit to %s%s."
+                    % (
+                        baseline,
+                        label,
+                        "; run the migration tool's upgrade as part of it"
+                        if any(_touches(c, MIGRATION_HINTS) for c in lacking)
+                        else "",
+                    ),
+                )
+            )
+        elif relation == "ahead":
+            findings.append(
+                subject.finding(
+                    "head",
+                    "changed",
+                    "git.ahead",
+                    "medium",
+                    values,
+                    [label],
+                    "%s is %d commit(s) ahead of %s: %s." % (label, len(only), baseline, _listing(only)),
+                    "Bring %s up to date with %s, or deploy from the branch %s runs." % (baseline, label, label),
+                )
+            )
+        elif relation == "diverged":
+            findings.append(
+                subject.finding(
+                    "head",
+                    "changed",
+                    "git.diverged",
+                    "high",
+                    values,
+                    [label],
+                    "%s and %s have diverged: %d commit(s) only on %s (%s); %s lacks %d%s (%s)."
+                    % (
+                        baseline,
+                        label,
+                        len(only),
+                        label,
+                        _listing(only),
+                        label,
+                        len(lacking),
+                        _flags(lacking),
+                        _listing(lacking),
+                    ),
+                    "Merge the commits made only on %s back into the repository%s, then deploy one commit everywhere."
+                    % (
+                        label,
+                        " (a hot-fix made on production is lost on the next deploy otherwise)" if production else "",
+                    ),
+                )
+            )
+        else:
+            findings.append(
+                subject.finding(
+                    "head",
+                    "changed",
+                    "git.unrelated" if relation == "unrelated" else "git.history_unknown",
+                    "high",
+                    values,
+                    [label],
+                    "%s and %s share no commit%s."
+                    % (
+                        baseline,
+                        label,
+                        " in the collected history window" if relation == "unknown" else " (unrelated histories)",
+                    ),
+                    "Check that %s points at the same repository everywhere%s."
+                    % (
+                        subject.name,
+                        "; raise drift_git_history_limit to look further back" if relation == "unknown" else "",
+                    ),
+                )
+            )
+    return findings
+
+
+def _worktree_text(record):
+    parts = []
+    for part in ("staged", "modified", "untracked"):
+        if record[part]["count"]:
+            parts.append("%d %s" % (record[part]["count"], part))
+    return ", ".join(parts) if parts else "clean"
+
+
+def _names(record, parts, limit=10):
+    files = [item["path"] for part in parts for item in record[part]["files"]]
+    more = sum(record[part]["count"] for part in parts) - len(files[:limit])
+    return ", ".join(files[:limit]) + (" and %d more" % more if more > 0 else "")
+
+
+def _worktree_findings(subject):
+    ok = subject.ok()
+    values = {label: _worktree_text(subject.records[label]) for label in ok}
+    production = [label for label in ok if label in subject.context["production"]]
+    others = [label for label in ok if label not in subject.context["production"]]
+    findings = []
+    dirty = [
+        label
+        for label in production
+        if subject.records[label]["staged"]["count"] or subject.records[label]["modified"]["count"]
+    ]
+    if dirty:
+        findings.append(
+            subject.finding(
+                "worktree.modified",
+                "policy",
+                "git.uncommitted_production",
+                "high",
+                values,
+                dirty,
+                "Uncommitted changes on production %s: %s."
+                % (
+                    join_names(dirty),
+                    "; ".join(
+                        "%s: %s" % (label, _names(subject.records[label], ("staged", "modified"))) for label in dirty
+                    ),
+                ),
+                "Commit the hot-fix on %s to the repository (or reproduce it there), "
+                "or it will be lost on the next deploy." % join_names(dirty),
+            )
+        )
+    untracked = [label for label in production if subject.records[label]["untracked"]["count"]]
+    if untracked:
+        findings.append(
+            subject.finding(
+                "worktree.untracked",
+                "policy",
+                "git.untracked_production",
+                "medium",
+                values,
+                untracked,
+                "Untracked files on production %s: %s."
+                % (
+                    join_names(untracked),
+                    "; ".join(
+                        "%s: %s" % (label, _names(subject.records[label], ("untracked",))) for label in untracked
+                    ),
+                ),
+                "Add them to the repository, to .gitignore, or remove them from %s." % join_names(untracked),
+            )
+        )
+    local = [label for label in others if _worktree_text(subject.records[label]) != "clean"]
+    if local:
+        findings.append(
+            subject.finding(
+                "worktree.dev",
+                "policy",
+                "git.uncommitted_dev",
+                "info",
+                values,
+                local,
+                "Work in progress on %s (%s) is not part of any commit and will not be deployed."
+                % (
+                    join_names(local),
+                    "; ".join("%s: %s" % (label, values[label]) for label in local),
+                ),
+                "Commit what the release needs before deploying.",
+            )
+        )
+    return findings
+
+
+def _keyed_findings(subject, key_prefix, field, check, severity, noun):
+    """Missing / extra / changed entries of a {name: value} field across the ok columns."""
+    ok = subject.ok()
+    if len(ok) < 2:
+        return []
+    baseline = ok[0]
+    maps = {label: subject.records[label].get(field) or {} for label in ok}
+    findings = []
+    for name in sorted(set().union(*maps.values())):
+        values = {label: maps[label].get(name) for label in ok}
+        if len({values[label] for label in ok}) == 1:
+            continue
+        absent = [label for label in ok if values[label] is None]
+        differing = [label for label in ok if values[label] != values[baseline]]
+        kind = (
+            "missing"
+            if values[baseline] is not None and absent
+            else ("extra" if values[baseline] is None else "changed")
+        )
+        findings.append(
+            subject.finding(
+                "%s.%s" % (key_prefix, name),
+                kind,
+                check,
+                severity,
+                values,
+                differing,
+                "%s %s differs across environments: %s."
+                % (noun, name, "; ".join("%s=%s" % (lbl, values[lbl] or "—") for lbl in ok)),
+                "Align %s %s with %s." % (noun, name, baseline),
+            )
+        )
+    return findings
+
+
+def _stash_findings(subject):
+    ok = subject.ok()
+    counts = {label: subject.records[label]["stash_count"] for label in ok}
+    if len(ok) < 2 or len(set(counts.values())) == 1:
+        return []
+    with_stash = [label for label in ok if counts[label]]
+    return [
+        subject.finding(
+            "stash",
+            "changed",
+            "git.stash",
+            "info",
+            {label: str(counts[label]) for label in ok},
+            with_stash,
+            "Stashed work on %s (%s)."
+            % (join_names(with_stash), ", ".join("%s: %d" % (label, counts[label]) for label in with_stash)),
+            "Make sure nothing the release needs is left in a stash.",
+        )
+    ]
+
+
+def _repo_findings(subject):
+    findings = _status_findings(subject, "repository")
+    findings += _head_findings(subject)
+    ok = subject.ok()
+    branches = {label: subject.records[label]["branch"] or "(detached)" for label in ok}
+    if len(set(branches.values())) > 1:
+        findings.append(
+            subject.finding(
+                "branch",
+                "changed",
+                "git.branch_changed",
+                "low",
+                branches,
+                [label for label in ok if branches[label] != branches[ok[0]]],
+                "Checked-out branch differs: %s." % "; ".join("%s=%s" % (label, branches[label]) for label in ok),
+                "Deploy from the same branch everywhere, or record the difference as expected.",
+            )
+        )
+    findings += _worktree_findings(subject)
+    findings += _stash_findings(subject)
+    findings += _keyed_findings(subject, "remotes", "remotes", "git.remote_changed", "low", "Remote")
+    findings += _keyed_findings(subject, "submodules", "submodules", "git.submodule_changed", "medium", "Submodule")
+    return findings
+
+
+def _file_findings(subject):
+    findings = _status_findings(subject, "deploy_dir")
+    ok = subject.ok()
+    truncated = [label for label in ok if subject.records[label]["truncated"]]
+    if truncated:
+        findings.append(
+            subject.finding(
+                "@files",
+                "unknown",
+                "git.manifest_truncated",
+                "medium",
+                {label: "%d files" % subject.records[label]["count"] for label in ok},
+                truncated,
+                "The file manifest of %s was cut at the limit on %s; files past it were not compared."
+                % (subject.name, join_names(truncated)),
+                "Raise drift_git_manifest_limit or add ignore globs for %s." % subject.name,
+            )
+        )
+    if len(ok) < 2:
+        return findings
+    baseline = ok[0]
+    manifests = {label: subject.records[label]["files"] for label in ok}
+    for path in sorted(set().union(*manifests.values())):
+        entries = {label: manifests[label].get(path) for label in ok}
+        absent = [label for label in ok if entries[label] is None]
+        if absent and entries[baseline] is not None:
+            kind, check, where = "missing", "git.file_missing", absent
+        elif entries[baseline] is None:
+            kind, check, where = "extra", "git.file_extra", [label for label in ok if entries[label] is not None]
+        elif len({entries[label]["fp"] for label in ok}) > 1:
+            kind, check, where = (
+                "changed",
+                "git.file_changed",
+                [label for label in ok if entries[label]["fp"] != entries[baseline]["fp"]],
+            )
+        elif len({entries[label]["mode"] for label in ok}) > 1:
+            kind, check, where = (
+                "changed",
+                "git.file_mode",
+                [label for label in ok if entries[label]["mode"] != entries[baseline]["mode"]],
+            )
+        else:
+            continue
+        values = {
+            label: (
+                None
+                if entries[label] is None
+                else "%d bytes, mode %s" % (entries[label]["size"], entries[label]["mode"])
+            )
+            for label in ok
+        }
+        if check == "git.file_changed":
+            letters = {}
+            for label in ok:
+                if entries[label] is not None:
+                    letters.setdefault(entries[label]["fp"], chr(ord("A") + len(letters)))
+                    values[label] += ", content %s" % letters[entries[label]["fp"]]
+        findings.append(
+            subject.finding(
+                path,
+                kind,
+                check,
+                "medium",
+                values,
+                where,
+                {
+                    "git.file_missing": "%s is deployed in %s but missing in %s." % (path, baseline, join_names(where)),
+                    "git.file_extra": "%s is in %s but not in %s." % (path, join_names(where), baseline),
+                    "git.file_changed": "%s differs from %s in %s (content compared by fingerprint)."
+                    % (path, baseline, join_names(where)),
+                    "git.file_mode": "%s has another mode in %s than in %s." % (path, join_names(where), baseline),
+                }[check],
+                {
+                    "git.file_missing": "Redeploy %s to %s." % (subject.name, join_names(where)),
+                    "git.file_extra": "Remove it from %s, or add it to the repository." % join_names(where),
+                    "git.file_changed": "Someone edited %s on %s: commit the change to the repository or redeploy."
+                    % (path, join_names(where)),
+                    "git.file_mode": "Align the file mode with %s." % baseline,
+                }[check],
+            )
+        )
+    return findings
+
+
+def diff(columns, cells, context):
+    """All git findings for the given columns; context: {"baseline", "production": set of labels}."""
+    repos, dirs = set(), set()
+    for cell in cells.values():
+        if cell is not None and not is_unknown(cell):
+            repos.update((cell.get("repos") or {}).keys())
+            dirs.update((cell.get("deploy_dirs") or {}).keys())
+    findings = []
+    for name in sorted(repos):
+        findings += _repo_findings(_Subject(name, "repos", columns, cells, context))
+    for name in sorted(dirs):
+        findings += _file_findings(_Subject(name, "deploy_dirs", columns, cells, context))
+    return findings

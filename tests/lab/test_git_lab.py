@@ -1,0 +1,316 @@
+"""The lab's git area (lab/git_area.py), run as root against the real lab on this machine.
+
+Like tests/lab/test_labctl.py, the module brings the lab up and leaves it as it found it: running
+(with fresh canaries, since replant is tested) if it was up, stopped otherwise. Every git command
+here is read-only (`--no-optional-locks`: not even the index is refreshed) and runs as the
+checkout's owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.platform != "linux" or os.geteuid() != 0:
+    pytest.skip("the lab runs as root on Linux", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+LABCTL = REPO / "lab" / "labctl"
+STATE = Path("/var/lib/envparity-lab")
+MANIFEST = STATE / "manifest.json"
+CANARIES = STATE / "canaries.json"
+DEV_DIR = STATE / "dev" / "personal_assistant"
+PROD_DIR = Path("/home/deploy/ai_assistant")
+STATIC_DIR = Path("/home/deploy/ai_assistant_static")
+SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+COLLECTIONS = REPO / "collections"
+
+INITIAL = "Initial commit"
+SHARED = "Add the API, the worker, settings and the first migration"
+DEV_ONLY = [
+    "Add reminders to the API and the web page",
+    "Add the reminders table",
+    "Check for due reminders every 5 minutes",
+]
+PROD_ONLY = ["Hotfix: give the worker more time per task"]
+
+# The planted git findings: (subject, key, kind, check, expected).
+EXPECTED_GIT_FINDINGS = {
+    ("app", "head", "changed", "git.diverged", False),
+    ("app", "worktree.modified", "policy", "git.uncommitted_production", False),
+    ("app", "worktree.untracked", "policy", "git.untracked_production", False),
+    ("app", "worktree.dev", "policy", "git.uncommitted_dev", False),
+    ("app", "stash", "changed", "git.stash", False),
+    ("app", "remotes.origin", "changed", "git.remote_changed", False),
+    ("site", "app.js", "changed", "git.file_changed", False),
+}
+
+
+def labctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """Read-only git as the checkout's owner (root must not leave files in deploy's .git)."""
+    owner = pwd.getpwuid(repo.stat().st_uid).pw_name
+    cmd = ["git", "--no-optional-locks", "-C", str(repo), *args]
+    if owner != "root":
+        cmd = ["runuser", "-u", owner, "--", *cmd]
+    env = {**os.environ, "HOME": str(Path("~" + owner).expanduser()), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = run_git(repo, *args)
+    assert proc.returncode == 0, "git %s: %s" % (" ".join(args), proc.stderr)
+    return proc.stdout
+
+
+def has_commit(repo: Path, sha: str) -> bool:
+    return run_git(repo, "cat-file", "-e", sha + "^{commit}").returncode == 0
+
+
+def subjects(repo: Path) -> list[str]:
+    return git(repo, "log", "--reverse", "--format=%s", "HEAD").splitlines()
+
+
+def sha_of(repo: Path, subject: str) -> str:
+    for line in git(repo, "log", "--format=%H %s", "HEAD").splitlines():
+        sha, _, found = line.partition(" ")
+        if found == subject:
+            return sha
+    raise AssertionError("no commit %r in %s" % (subject, repo))
+
+
+def status(repo: Path) -> set[str]:
+    return {
+        entry for entry in git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all").split("\0") if entry
+    }
+
+
+def canary() -> str:
+    return json.loads(CANARIES.read_text())["git.prod.origin_token"]
+
+
+def snapshot() -> dict[str, tuple]:
+    """Mode, owner, mtime and content hash of everything in the checkouts and the static deploy."""
+    state = {}
+    for root in (DEV_DIR, PROD_DIR, STATIC_DIR):
+        for path in (root, *sorted(root.rglob("*"))):
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+            state[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, digest)
+    return state
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab():
+    was_up = labctl("status").returncode == 0
+    proc = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield
+    if not was_up:
+        labctl("down")
+
+
+# ---------------------------------------------------------------- dev
+
+
+def test_dev_is_three_commits_ahead_of_the_shared_history():
+    assert subjects(DEV_DIR) == [INITIAL, SHARED, *DEV_ONLY]
+    assert git(DEV_DIR, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    files = {
+        subject: git(DEV_DIR, "show", "--name-only", "--format=", sha_of(DEV_DIR, subject)).split()
+        for subject in DEV_ONLY
+    }
+    assert files[DEV_ONLY[1]] == ["migrations/versions/0002_add_reminders.py"]
+    assert files[DEV_ONLY[2]] == ["config/settings.py"]
+    assert "app/main.py" in files[DEV_ONLY[0]]
+    assert {"site/index.html", "site/app.js", "site/style.css"} <= set(files[DEV_ONLY[0]])
+
+
+def test_dev_working_tree_and_stash():
+    assert status(DEV_DIR) == {"A  app/notifications.py", " M app/reminders.py", "?? notes/todo.md"}
+    stashes = git(DEV_DIR, "stash", "list", "--format=%gs").splitlines()
+    assert stashes == ["On main: try a one-minute reminder interval"]
+    assert git(DEV_DIR, "stash", "show", "--name-only", "stash@{0}").split() == ["config/settings.py"]
+
+
+def test_dev_remote_has_no_credential():
+    assert git(DEV_DIR, "remote").split() == ["origin"]
+    assert (
+        git(DEV_DIR, "config", "--get", "remote.origin.url").strip() == "git@git.example.invalid:team/ai_assistant.git"
+    )
+    assert canary() not in (DEV_DIR / ".git" / "config").read_text()
+
+
+# ---------------------------------------------------------------- prod
+
+
+def test_prod_diverged_from_dev():
+    assert subjects(PROD_DIR) == [INITIAL, SHARED, *PROD_ONLY]
+    assert git(PROD_DIR, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    # Same history up to the shared commit: identical ids, built independently in each checkout.
+    for subject in (INITIAL, SHARED):
+        assert sha_of(DEV_DIR, subject) == sha_of(PROD_DIR, subject)
+    # Each side has commits the other lacks.
+    for subject in DEV_ONLY:
+        assert not has_commit(PROD_DIR, sha_of(DEV_DIR, subject))
+    hotfix = sha_of(PROD_DIR, PROD_ONLY[0])
+    assert not has_commit(DEV_DIR, hotfix)
+    assert git(PROD_DIR, "log", "-1", "--format=%an", hotfix).strip() == "deploy"
+    # Both sides carry the same tag on the shared commit.
+    for repo in (DEV_DIR, PROD_DIR):
+        assert git(repo, "rev-parse", "v1.0.0^{commit}").strip() == sha_of(repo, SHARED)
+
+
+def test_prod_hotfix_untracked_and_no_stash():
+    assert status(PROD_DIR) == {" M app/main.py", "?? app/main.py.orig"}
+    assert "HOTFIX" in (PROD_DIR / "app" / "main.py").read_text()
+    assert git(PROD_DIR, "stash", "list") == ""
+
+
+def test_prod_remote_carries_the_canary_token():
+    token = canary()
+    assert token.startswith("ghp_CANARY")
+    url = git(PROD_DIR, "config", "--get", "remote.origin.url").strip()
+    assert url == "https://deploy:%s@git.example.invalid/team/ai_assistant.git" % token
+    assert token in (PROD_DIR / ".git" / "config").read_text()
+
+
+def test_prod_checkout_is_owned_by_deploy():
+    deploy = pwd.getpwnam("deploy").pw_uid
+    wrong = [str(p) for p in (PROD_DIR, *PROD_DIR.rglob("*")) if p.lstat().st_uid != deploy]
+    assert wrong == []
+
+
+def test_static_deploy_is_dev_site_with_one_file_edited():
+    deploy = pwd.getpwnam("deploy").pw_uid
+    names = sorted(p.name for p in STATIC_DIR.iterdir())
+    assert names == ["app.js", "index.html", "style.css"]
+    assert sorted(p.name for p in (DEV_DIR / "site").iterdir()) == names
+    differs = [name for name in names if (STATIC_DIR / name).read_bytes() != (DEV_DIR / "site" / name).read_bytes()]
+    assert differs == ["app.js"]
+    for path in (STATIC_DIR, *STATIC_DIR.iterdir()):
+        assert path.lstat().st_uid == deploy
+    assert not (STATIC_DIR / ".git").exists()
+
+
+# ---------------------------------------------------------------- manifest and canaries
+
+
+def test_manifest_lists_exactly_the_planted_git_drift():
+    planted = json.loads(MANIFEST.read_text())["planted"]
+    found = {(e["subject"], e["key"], e["kind"], e["check"], e["expected"]) for e in planted if e["area"] == "git"}
+    assert found == EXPECTED_GIT_FINDINGS
+    assert len([e for e in planted if e["area"] == "git"]) == len(EXPECTED_GIT_FINDINGS)
+
+
+def test_canary_is_recorded_and_not_in_the_manifest():
+    token = canary()
+    assert token not in MANIFEST.read_text()
+    st = CANARIES.stat()
+    assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
+
+
+# ---------------------------------------------------------------- the collector sees it
+
+
+def _collect(user: str, request: dict) -> dict:
+    code = (
+        "import json, sys; sys.path.insert(0, %r); "
+        "from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git; "
+        "print(json.dumps(collect_git(json.loads(sys.argv[1]), b'k' * 32)))"
+    ) % str(COLLECTIONS)
+    cmd = [SYSTEM_PYTHON, "-I", "-S", "-c", code, json.dumps(request)]
+    if user != "root":
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert canary() not in proc.stdout
+    return json.loads(proc.stdout)
+
+
+def test_collector_reads_the_planted_state_read_only():
+    before = snapshot()
+    dev = _collect(
+        "root",
+        {
+            "project_dir": str(DEV_DIR),
+            "repos": [{"name": "app", "path": "."}],
+            "deploy_dirs": [{"name": "site", "path": "site"}],
+        },
+    )
+    prod = _collect(
+        "deploy",
+        {
+            "project_dir": str(PROD_DIR),
+            "repos": [{"name": "app", "path": "."}],
+            "deploy_dirs": [{"name": "site", "path": str(STATIC_DIR)}],
+        },
+    )
+    assert snapshot() == before
+    d, p = dev["repos"]["app"], prod["repos"]["app"]
+    assert (d["status"], p["status"]) == ("ok", "ok")
+    assert (d["tag"], p["tag"]) == ("v1.0.0", "v1.0.0")
+    assert (d["stash_count"], p["stash_count"]) == (1, 0)
+    assert (d["staged"]["count"], d["modified"]["count"], d["untracked"]["count"]) == (1, 1, 1)
+    assert (p["staged"]["count"], p["modified"]["count"], p["untracked"]["count"]) == (0, 1, 1)
+    assert p["remotes"] == {"origin": "https://deploy:***@git.example.invalid/team/ai_assistant.git"}
+    assert d["remotes"] == {"origin": "git@git.example.invalid:team/ai_assistant.git"}
+    assert [c["subject"] for c in d["history"]] == [*reversed(DEV_ONLY), SHARED, INITIAL]
+    assert [c["subject"] for c in p["history"]] == [*PROD_ONLY, SHARED, INITIAL]
+    dev_files, prod_files = dev["deploy_dirs"]["site"]["files"], prod["deploy_dirs"]["site"]["files"]
+    assert sorted(dev_files) == sorted(prod_files) == ["app.js", "index.html", "style.css"]
+    assert [name for name in dev_files if dev_files[name] != prod_files[name]] == ["app.js"]
+
+
+# ---------------------------------------------------------------- idempotency and replant
+
+
+def test_second_up_changes_nothing():
+    before = snapshot()
+    proc = labctl("up")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "labctl up: no changes" in proc.stdout
+    after = snapshot()
+    assert [path for path in set(before) | set(after) if before.get(path) != after.get(path)] == []
+
+
+def test_replant_keeps_git_state_and_changes_only_the_token():
+    def git_state():
+        return {
+            repo: (
+                git(repo, "rev-parse", "HEAD"),
+                git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+                git(repo, "stash", "list", "--format=%H"),
+                status(repo),
+                hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest(),
+            )
+            for repo in (DEV_DIR, PROD_DIR)
+        }
+
+    old_token, old_state = canary(), git_state()
+    old_static = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir()}
+    old_manifest = MANIFEST.read_bytes()
+    proc = labctl("replant")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    new_token = canary()
+    assert new_token != old_token
+    assert git_state() == old_state
+    assert {p.name: p.read_bytes() for p in STATIC_DIR.iterdir()} == old_static
+    assert MANIFEST.read_bytes() == old_manifest
+    config = (PROD_DIR / ".git" / "config").read_text()
+    assert new_token in config and old_token not in config
+    assert "labctl up: no changes" in labctl("up").stdout
