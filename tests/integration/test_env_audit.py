@@ -191,3 +191,43 @@ def test_bad_settings_are_rejected_with_a_clear_message(audit, extravars, messag
     assert message in result.stdout
     assert "Traceback" not in result.stdout
     assert not (result.report_dir / "latest.json").exists()
+
+
+def test_hosts_of_one_environment_are_compared_too(audit, tmp_path):
+    """Two prod hosts (both the lab's sshd): one reads a copy of prod's env file with LOG_LEVEL changed."""
+    copy_dir = pathlib.Path("/tmp") / ("envparity-web2-" + tmp_path.name)
+    copy_dir.mkdir(mode=0o755, exist_ok=True)
+    copy_dir.chmod(0o755)
+    original = pathlib.Path("/home/deploy/ai_assistant/config/production.env").read_text()
+    copy = copy_dir / "production.env"
+    copy.write_text(original.replace("LOG_LEVEL=INFO", "LOG_LEVEL=WARNING"))
+    copy.chmod(0o644)
+    lab_hosts = (ROOT / "inventory" / "lab" / "hosts.yml").read_text()
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    (inventory / "hosts.yml").write_text(
+        lab_hosts.replace("        prod-vm:\n", "        web1:\n", 1).replace(
+            "    prod:\n      hosts:\n",
+            "    prod:\n      hosts:\n        web2:\n"
+            "          ansible_host: 127.0.0.1\n"
+            "          ansible_port: 2222\n"
+            "          ansible_user: deploy\n"
+            "          ansible_python_interpreter: /usr/bin/python3\n"
+            "          ansible_ssh_private_key_file: /var/lib/envparity-lab/ssh/id_ed25519\n"
+            "          ansible_ssh_common_args: >-\n"
+            "            -o UserKnownHostsFile=/var/lib/envparity-lab/ssh/known_hosts -o StrictHostKeyChecking=yes\n"
+            "          drift_env_files:\n"
+            "            - {name: app, path: %s, template: docker/env.prod.example}\n" % copy,
+            1,
+        )
+    )
+    (inventory / "group_vars").symlink_to(ROOT / "inventory" / "lab" / "group_vars")
+    (inventory / "drift_rules.yml").symlink_to(ROOT / "inventory" / "lab" / "drift_rules.yml")
+    result = audit(cmdline="-i %s" % inventory)
+    assert result.rc == 0, result.stdout
+    report = result.report
+    assert [c["label"] for c in report["columns"]] == ["dev", "prod/web2", "prod/web1"]
+    log_level = next(f for f in report["findings"] if f["key"] == "LOG_LEVEL")
+    assert log_level["values"] == {"dev": "DEBUG", "prod/web2": "WARNING", "prod/web1": "INFO"}
+    assert log_level["environments"] == ["prod/web2", "prod/web1"]
+    assert "| dev | prod/web2 | prod/web1 |" in result.markdown
