@@ -3,9 +3,11 @@
 DOCUMENTATION = r"""
 ---
 name: env_request
-short_description: Normalise drift_env_files into the env area's collection request
+short_description: Normalise an area's inventory inputs into its collection request
 description:
-  - Returns C(None) when no env file is configured (the area is then "not configured" for the host).
+  - C(env_request) normalises C(drift_env_files); C(git_request) normalises C(drift_git_repos) and
+    C(drift_deploy_dirs); C(configured_areas) drops the areas that have no request.
+  - Returns C(None) when nothing is configured (the area is then "not configured" for the host).
 version_added: 0.1.0
 author:
   - envparity developers
@@ -40,16 +42,26 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
     RequestError,
     configured_areas,
     env_request,
+    git_request,
 )
 
 
-def _env_request(files, project_dir=None, max_bytes=1048576):
-    try:
-        return env_request(files, project_dir, max_bytes)
-    except RequestError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+def _explained(build):
+    """Turn a RequestError into a filter error that names the variable at fault."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return build(*args, **kwargs)
+        except RequestError as exc:
+            raise AnsibleFilterError(str(exc)) from None
+
+    return wrapper
 
 
 class FilterModule:
     def filters(self):
-        return {"env_request": _env_request, "configured_areas": configured_areas}
+        return {
+            "env_request": _explained(env_request),
+            "git_request": _explained(git_request),
+            "configured_areas": configured_areas,
+        }

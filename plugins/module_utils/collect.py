@@ -9,6 +9,7 @@ import gzip
 import json
 
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
+from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 
 
 def _collect_env(request, run_key, limits):
@@ -20,9 +21,14 @@ def _collect_env(request, run_key, limits):
     )
 
 
-# One entry per area: later areas (docker, postgres, git) add theirs here.
+def _collect_git(request, run_key, limits):
+    return collect_git(request, run_key)
+
+
+# One entry per area: later areas (docker, postgres) add theirs here.
 AREA_COLLECTORS = {
     "env": _collect_env,
+    "git": _collect_git,
 }
 
 

@@ -17,15 +17,16 @@ inside some other repository (a dotfiles repository in $HOME) is reported as
 A repository costs at most seven git calls: status (branch, upstream,
 ahead/behind, staged, modified and untracked files, stash count), describe,
 log (history and the last commit, with the files of each commit), the remote
-URLs, the index's submodule entries, and, with git older than 2.35 only, the
-stash list; plus ``git --version`` once per run.
+URLs, the index's submodule entries, with git older than 2.35 the stash list,
+and the opt-in fetch; plus ``git --version`` once per run.
 
 ``git fetch`` runs only when the request says ``fetch: true``: then
 ``git fetch --quiet --no-write-fetch-head --no-recurse-submodules`` (no
 auto-gc) updates the remote-tracking refs before the status, so that ahead
 and behind compare with the remote.  That is the one write an audit can make,
 and only on the user's request; a failed fetch is noted in the repository's
-reason, and everything else is still read from the local refs.
+reason (status stays "ok"; a repository without remotes gets no note), and
+everything else is still read from the local refs.
 
 Deployed directories (plain copies of files, as rsync deploys leave them) get
 a manifest: relative path, size, mode and a keyed fingerprint of the content,
@@ -215,7 +216,7 @@ class Git:
         return proc.returncode, out, err.decode("utf-8", "replace")
 
     def check(self, args, cwd, what, ok_codes=(0,)):
-        """Run and return stdout; a failure becomes a GitError with a status."""
+        """Run and return (returncode, stdout); a failure becomes a GitError with a status."""
         code, out, err = self.run(args, cwd=cwd, what=what)
         if code not in ok_codes:
             raise _classify(err, cwd, code, what)
@@ -237,7 +238,10 @@ def _classify(stderr, path, code, what):
             "or have its owner add the directory to safe.directory.",
         )
     if any(marker in text for marker in _NOT_A_REPO):
-        if path and os.path.lexists(os.path.join(path, ".git")):
+        dot_git = os.path.join(path, ".git") if path else None
+        if dot_git and os.path.isdir(dot_git) and not os.access(dot_git, os.R_OK | os.X_OK):
+            return GitError("failed", "Permission denied when reading the repository's .git directory.")
+        if dot_git and os.path.lexists(dot_git):
             return GitError(
                 "corrupt",
                 "The directory has a .git, but git cannot read it as a repository (a damaged HEAD, "
@@ -282,7 +286,11 @@ def _prepare_git(timeout):
     code, out, _ = git.run(["--version"], what="asking for git's version")
     version = _parse_version(out.decode("ascii", "replace")) if code == 0 else None
     if version is None:
-        raise GitError("git_missing", "The git executable on this host does not work (git --version failed).")
+        raise GitError(
+            "failed",
+            "git on this host does not work or is too old (git --no-optional-locks --version failed); "
+            "envparity needs git %d.%d or later." % MIN_GIT,
+        )
     if version[:2] < MIN_GIT:
         raise GitError(
             "failed", "git %s is too old: envparity needs git %d.%d or later." % (".".join(map(str, version)), *MIN_GIT)
@@ -567,6 +575,8 @@ def _collect_repo(git, path, request):
         ["config", "-z", "--get-regexp", r"^remote\..*\.url$"], path, "reading the remotes", ok_codes=(0, 1)
     )
     result["remotes"] = parse_remotes(out)
+    if not result["remotes"]:
+        fetch_note = None  # nothing to fetch from: not worth a note
     _, out = git.check(["ls-files", "--stage", "-z"], path, "reading the submodules")
     result["submodules"] = parse_submodules(out)
     result["reason"] = fetch_note
@@ -575,7 +585,9 @@ def _collect_repo(git, path, request):
 
 def _fetch(git, path):
     """Opt-in fetch; returns a note for the reason when it failed, else None."""
-    args = ["fetch", "--quiet", "--no-recurse-submodules", "--no-auto-gc"]
+    args = ["fetch", "--quiet", "--no-recurse-submodules"]
+    if git.version >= (2, 23):
+        args.append("--no-auto-gc")
     if git.version >= (2, 29):
         args.append("--no-write-fetch-head")
     try:
@@ -756,9 +768,28 @@ def _settings(request):
 def collect_git(request, hmac_key):
     """Collect the repositories and deploy dirs of a request; see the module docstring.
 
-    Returns {"repos": {name: {...}}, "deploy_dirs": {name: {...}}}.  Each
-    repository and directory is collected on its own: one that fails never
-    hides the others.
+    request: project_dir (base of relative paths, "~" expanded), repos
+    [{name, path}], deploy_dirs [{name, path, ignore: [globs]}], and the
+    settings history_limit, file_limit, manifest_limit, fetch, timeout
+    (seconds per git call); missing settings take DEFAULTS.
+
+    Returns {"repos": {name: repo}, "deploy_dirs": {name: dir}}.  A repo has
+    path, status (ok, missing, not_a_repository, dubious_ownership, corrupt,
+    git_missing, timeout, failed), reason, head, branch, detached, tag,
+    describe, upstream, ahead, behind, staged/modified/untracked ({files:
+    [{path, status}], count, truncated}; unmerged paths are "modified" with
+    status "U"), stash_count, last_commit {sha, date, subject}, remotes {name:
+    url without credentials}, submodules {path: commit recorded in the index},
+    history [{sha, parents, subject, date, files, files_truncated}] (most
+    recent first, --topo-order) and history_truncated.  Subjects and URLs are
+    redacted.  A dir has path, status (ok, missing, unreadable,
+    not_a_directory, failed), reason, files {relative path: {size, mode, fp}
+    (+ "link": true for a symlink, fp of its target; + "unreadable": true and
+    fp None for a file that could not be read)}, count (files seen), truncated
+    (count > manifest_limit), skipped (FIFOs, sockets, devices) and unreadable
+    (relative paths that could not be read, at most 50; directories end in
+    "/").  Each repository and directory is collected on its own: one that
+    fails never hides the others.
     """
     settings = _settings(request)
     project_dir = request.get("project_dir")

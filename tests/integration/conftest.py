@@ -13,6 +13,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAB_STATE = pathlib.Path("/var/lib/envparity-lab")
 LABCTL = ROOT / "lab" / "labctl"
+# ansible-runner starts ansible-playbook from PATH: use the one beside this interpreter.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
 class Audit:

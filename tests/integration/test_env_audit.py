@@ -9,7 +9,11 @@ import pytest
 from .conftest import ROOT, tree_state
 
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
-LAB_DIRS = ("/var/lib/envparity-lab/dev/personal_assistant", "/home/deploy/ai_assistant")
+LAB_DIRS = (
+    "/var/lib/envparity-lab/dev/personal_assistant",
+    "/home/deploy/ai_assistant",
+    "/home/deploy/ai_assistant_static",
+)
 CLOSED_PORT = 2999  # nothing listens there: 127.0.0.1 only, never an outside address
 
 
@@ -94,7 +98,11 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     assert prod["status"] == "unreachable"
     assert str(CLOSED_PORT) in prod["reason"]
     unknown = [f for f in report["findings"] if f["kind"] == "unknown"]
-    assert [(f["subject"], f["key"], f["environments"]) for f in unknown] == [("app", "*", ["prod"])]
+    assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
+        ("env", "app", "*", ["prod"]),
+        ("git", "app", "*", ["prod"]),
+        ("git", "site", "*", ["prod"]),
+    ]
     assert unknown[0]["values"]["prod"]["unknown"].startswith("unreachable")
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
     assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
@@ -170,7 +178,11 @@ def test_every_host_unreachable_still_writes_a_report(audit):
     report = result.report
     jsonschema.validate(report, SCHEMA)
     assert [(c["label"], c["status"]) for c in report["columns"]] == [("prod", "unreachable")]
-    assert [(f["kind"], f["check"]) for f in report["findings"]] == [("unknown", "collect.failed")]
+    assert sorted((f["area"], f["subject"], f["kind"], f["check"]) for f in report["findings"]) == [
+        ("env", "app", "unknown", "collect.failed"),
+        ("git", "app", "unknown", "collect.failed"),
+        ("git", "site", "unknown", "collect.failed"),
+    ]
 
 
 @pytest.mark.parametrize(

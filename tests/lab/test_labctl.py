@@ -303,8 +303,10 @@ def test_project_files_owner_and_mode(path, owner, mode):
         (PROD_DIR, "deploy", "config/production.env"),
     ],
 )
-def test_checkout_is_a_repo_with_one_commit_and_no_env_file(repo, owner, env_file):
-    assert git(repo, owner, "rev-list", "--count", "HEAD").stdout.strip() == "1"
+def test_checkout_is_a_repo_with_the_initial_commit_and_no_env_file(repo, owner, env_file):
+    roots = git(repo, owner, "rev-list", "--max-parents=0", "HEAD").stdout.split()
+    assert len(roots) == 1
+    assert git(repo, owner, "log", "-1", "--format=%s", roots[0]).stdout.strip() == "Initial commit"
     tracked = set(git(repo, owner, "ls-files").stdout.split())
     assert {
         "README.md",
@@ -318,8 +320,10 @@ def test_checkout_is_a_repo_with_one_commit_and_no_env_file(repo, owner, env_fil
     assert git(repo, owner, "check-ignore", "-q", env_file).returncode == 0
 
 
-def test_dev_and_prod_start_on_the_same_commit():
-    assert git(DEV_DIR, "root", "rev-parse", "HEAD").stdout == git(PROD_DIR, "deploy", "rev-parse", "HEAD").stdout
+def test_dev_and_prod_start_from_the_same_root_commit():
+    # The git area plants commits on top (lab/git_area.py); the shared root is what ties them.
+    dev_root = git(DEV_DIR, "root", "rev-list", "--max-parents=0", "HEAD").stdout
+    assert dev_root == git(PROD_DIR, "deploy", "rev-list", "--max-parents=0", "HEAD").stdout
 
 
 def test_env_files_parse_as_planted(caplog):

@@ -234,6 +234,8 @@ def test_fetch_when_asked(tmp_path):
     commit(other, {"r": "r\n"}, "Remote")
     git(other, "push", "-q", "origin", "main")
 
+    alone = make_repo(tmp_path / "alone")
+    assert collect_repo(alone, fetch=True)["reason"] is None  # no remote: nothing to fetch, no note
     assert collect_repo(repo)["behind"] == 0  # fetch is off by default
     (repo / ".git" / "FETCH_HEAD").unlink()  # left by the set-up's own fetch
     fetched = collect_repo(repo, fetch=True)
@@ -693,6 +695,11 @@ def test_too_old_git(tmp_path, monkeypatch):
     result = collect_repo(repo)
     assert result["status"] == "failed"
     assert "too old" in result["reason"]
+    # Older still: git does not know --no-optional-locks at all.
+    write(bindir / "git", '#!/bin/sh\necho "unknown option: --no-optional-locks" >&2\nexit 129\n', 0o755)
+    result = collect_repo(repo)
+    assert result["status"] == "failed"
+    assert "too old" in result["reason"] and "2.15" in result["reason"]
 
 
 def test_one_bad_repository_never_hides_the_others(tmp_path):
