@@ -6,7 +6,8 @@ name: env_request
 short_description: Normalise an area's inventory inputs into its collection request
 description:
   - C(env_request) normalises C(drift_env_files); C(git_request) normalises C(drift_git_repos) and
-    C(drift_deploy_dirs); C(configured_areas) drops the areas that have no request.
+    C(drift_deploy_dirs); C(docker_request) normalises C(drift_compose) and C(drift_docker_host);
+    C(configured_areas) drops the areas that have no request.
   - Returns C(None) when nothing is configured (the area is then "not configured" for the host).
 version_added: 0.1.0
 author:
@@ -41,6 +42,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
     RequestError,
     configured_areas,
+    docker_request,
     env_request,
     git_request,
 )
@@ -63,5 +65,6 @@ class FilterModule:
         return {
             "env_request": _explained(env_request),
             "git_request": _explained(git_request),
+            "docker_request": _explained(docker_request),
             "configured_areas": configured_areas,
         }

@@ -16,7 +16,7 @@ author:
   - envparity developers
 options:
   areas:
-    description: Requests per area, e.g. C({env: {project_dir: ..., files: [...]}}).
+    description: "Requests per area, for example C({env: {project_dir: ..., files: [...]}})."
     type: dict
     required: true
   run_key:

@@ -47,6 +47,40 @@ def git_request(repos, deploy_dirs=None, project_dir=None, limits=None):
     return request
 
 
+def docker_request(stacks, docker_host=None, project_dir=None, limits=None):
+    """The docker area's request, or None when no compose stack is configured."""
+    if not stacks:
+        return None
+    names = set()
+    normalised = []
+    for index, item in enumerate(stacks):
+        files = item.get("files") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not item.get("name") or not isinstance(files, list) or not files:
+            raise RequestError("drift_compose item %d needs a name and files (a non-empty list of paths)" % (index + 1))
+        if item["name"] in names:
+            raise RequestError("drift_compose names must be unique: %s appears twice" % item["name"])
+        names.add(item["name"])
+        normalised.append(
+            {
+                "name": str(item["name"]),
+                "files": [str(path) for path in files],
+                "env_file": item.get("env_file"),
+                "project": item.get("project"),
+            }
+        )
+    host = str(docker_host or "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        raise RequestError("drift_docker_host must be a unix:// socket, e.g. unix:///var/run/docker.sock")
+    limits = dict(limits or {})
+    return {
+        "project_dir": project_dir or None,
+        "stacks": normalised,
+        "docker_host": host,
+        "max_file_bytes": int(limits.get("max_file_bytes", 1048576)),
+        "timeout": int(limits.get("timeout", 10)),
+    }
+
+
 def configured_areas(requests):
     """Only the areas that have a request (an area with no input is not configured)."""
     return {area: request for area, request in (requests or {}).items() if request is not None}

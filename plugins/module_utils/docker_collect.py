@@ -1,0 +1,85 @@
+"""Collect the Docker area on a host: declared stacks and the engine's runtime state.
+
+Standard library only, Python 3.8+: this module runs on the audited hosts.
+
+The compose files (compose.collect_stacks) and the engine (docker_engine.
+collect_engine) are read concurrently, in two threads.  A failure of one side
+never hides the other: an exception becomes status "failed" with a reason
+naming only the exception's type.  The request is described in
+docs/docker-facts.md.
+"""
+
+import concurrent.futures
+
+from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import (
+    DEFAULT_DOCKER_HOST,
+    DEFAULT_TIMEOUT,
+    collect_engine,
+    empty_engine,
+)
+
+DEFAULT_MAX_FILE_BYTES = 1048576
+
+
+def _failure(exc, side):
+    """A reason safe to show: the exception's type, never its text (it may quote a value)."""
+    return "%s in the %s collector." % (type(exc).__name__, side)
+
+
+def _stack_names(request):
+    names = []
+    for stack in request.get("stacks") or []:
+        if isinstance(stack, dict) and isinstance(stack.get("name"), str) and stack["name"] not in names:
+            names.append(stack["name"])
+    return names
+
+
+def failed_stack(reason):
+    """A STACK that could not be collected at all."""
+    return {
+        "project": None,
+        "status": "failed",
+        "reason": reason,
+        "files": [],
+        "env_file": None,
+        "services": {},
+    }
+
+
+def _collect_stacks(request, hmac_key):
+    stacks = request.get("stacks") or []
+    if not stacks:
+        return {}
+    try:
+        # Imported here: the engine side works (and is tested) without it.
+        from ansible_collections.envparity.audit.plugins.module_utils import compose
+
+        return compose.collect_stacks(
+            stacks,
+            request.get("project_dir"),
+            hmac_key,
+            request.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES,
+        )
+    except Exception as exc:  # one failing side must not hide the other
+        reason = _failure(exc, "compose")
+        return {name: failed_stack(reason) for name in _stack_names(request)}
+
+
+def _collect_engine(request, hmac_key):
+    try:
+        return collect_engine(
+            request.get("docker_host") or DEFAULT_DOCKER_HOST,
+            hmac_key,
+            request.get("timeout") or DEFAULT_TIMEOUT,
+        )
+    except Exception as exc:  # collect_engine does not raise; belt and braces
+        return empty_engine("failed", _failure(exc, "Docker engine"))
+
+
+def collect_docker(request, hmac_key):
+    """``{"stacks": {name: STACK}, "engine": ENGINE}`` for one docker request."""
+    request = request if isinstance(request, dict) else {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        stacks = pool.submit(_collect_stacks, request, hmac_key)
+        engine = pool.submit(_collect_engine, request, hmac_key)
+        return {"stacks": stacks.result(), "engine": engine.result()}

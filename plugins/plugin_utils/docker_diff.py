@@ -1,0 +1,638 @@
+"""Diff rules of the docker area: compose stacks declared across environments, the running
+containers against their declaration on each host, and production policies.
+
+Input per column: the host's docker facts ({"stacks": {...}, "engine": {...}}, see
+docs/docker-facts.md), an unknown marker, or None (not configured there).
+Pure Python; no Ansible imports.
+"""
+
+import re
+
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names, make_finding
+
+AREA = "docker"
+LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "profiles")
+SCALAR_ATTRIBUTES = ("restart", "user", "privileged", "read_only")
+MEDIUM_ATTRIBUTES = frozenset(
+    (
+        "image",
+        "ports",
+        "volumes",
+        "limits.memory",
+        "limits.cpus",
+        "reservations.memory",
+        "reservations.cpus",
+        "privileged",
+    )
+)
+ATTRIBUTES = (
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "ports",
+    "env_file",
+    "volumes",
+    "networks",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "limits.memory",
+    "limits.cpus",
+    "reservations.memory",
+    "reservations.cpus",
+    "logging",
+    "labels",
+    "user",
+    "privileged",
+    "read_only",
+    "cap_add",
+    "profiles",
+)
+TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y"))
+MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+STATUS_TEXT = {
+    "missing": "file missing",
+    "unreadable": "file unreadable",
+    "not_regular": "not a regular file",
+    "too_large": "file too large",
+    "undecodable": "not UTF-8 text",
+    "malformed": "malformed YAML",
+    "unsafe": "unsafe YAML (bomb)",
+    "failed": "could not be read",
+}
+
+
+def subjects(request):
+    return sorted({item["name"] for item in (request or {}).get("stacks") or []})
+
+
+def memory_bytes(text):
+    """Compose memory strings ("256M", "1g", "512mb", "1048576") to bytes; None when unparseable."""
+    match = MEMORY.match(str(text)) if text is not None else None
+    if not match:
+        return None
+    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
+
+
+def nano_cpus(text):
+    try:
+        return int(round(float(text) * 1e9))
+    except (TypeError, ValueError):
+        return None
+
+
+def _joined(items):
+    return ", ".join(str(item) for item in items) if items else None
+
+
+def attribute_text(service, attribute):
+    """One declared attribute as the text compared and shown (None = not set)."""
+    if "." in attribute:
+        group, field = attribute.split(".", 1)
+        return (service.get(group) or {}).get(field)
+    value = service.get(attribute)
+    if attribute == "image":
+        return value["ref"] if value else None
+    if attribute in LIST_ATTRIBUTES:
+        return _joined(value)
+    if attribute in ("command", "entrypoint"):
+        return " ".join(value) if isinstance(value, list) else value
+    if attribute == "healthcheck":
+        if not value:
+            return None
+        test = value.get("test")
+        parts = ["test=%s" % (" ".join(test) if isinstance(test, list) else test)] if test is not None else []
+        parts += [
+            "%s=%s" % (name, value[name])
+            for name in ("interval", "timeout", "retries", "start_period", "disable")
+            if value.get(name) is not None
+        ]
+        return "; ".join(parts)
+    if attribute == "build":
+        return _joined("%s=%s" % (k, v) for k, v in sorted(value.items()) if v is not None) if value else None
+    if attribute == "logging":
+        if not value:
+            return None
+        options = ["%s=%s" % (k, v) for k, v in sorted((value.get("options") or {}).items())]
+        return _joined(["driver=%s" % value.get("driver")] + options)
+    if attribute == "labels":
+        return _joined("%s=%s" % (k, v) for k, v in sorted((value or {}).items()))
+    return value
+
+
+def _secret_letters(records):
+    letters = {}
+    for record in records:
+        if record and record["secret"] and not record["empty"] and record["fp"] not in letters:
+            letters[record["fp"]] = chr(ord("A") + len(letters) % 26)
+    return letters
+
+
+def env_text(record, letters):
+    if record is None:
+        return None
+    if not record["secret"]:
+        return record["display"] if record["display"] is not None else ""
+    if record["empty"]:
+        return "‹empty secret›"
+    label = "‹secret %s, %d chars›" % (letters.get(record["fp"], "?"), record["length"])
+    return "%s %s" % (record["display"], label) if record["display"] else label
+
+
+def _enabled(service):
+    """Services with profiles only start when a profile is activated: not expected to run."""
+    return not service.get("profiles")
+
+
+class _Stack:
+    """One stack across the columns."""
+
+    def __init__(self, name, columns, cells, context):
+        self.name = name
+        self.columns = columns
+        self.context = context
+        self.stacks, self.engines, self.unknown = {}, {}, {}
+        for label in columns:
+            cell = cells.get(label)
+            if is_unknown(cell):
+                self.unknown[label] = cell
+            elif cell is not None and name in (cell.get("stacks") or {}):
+                self.stacks[label] = cell["stacks"][name]
+                self.engines[label] = cell.get("engine") or {"status": "failed", "reason": "no engine facts"}
+
+    def declared(self):
+        return [label for label in self.columns if self.stacks.get(label, {}).get("status") == "ok"]
+
+    def running(self):
+        return [label for label in self.declared() if self.engines[label].get("status") == "ok"]
+
+    def production(self, labels):
+        return [label for label in labels if label in self.context["production"]]
+
+    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
+        full = {label: None for label in self.columns if label in self.stacks or label in self.unknown}
+        full.update(self.unknown)
+        full.update(values)
+        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
+
+
+def _status_findings(stack):
+    findings = []
+    broken = [label for label in stack.columns if label in stack.stacks and stack.stacks[label]["status"] != "ok"]
+    if broken:
+        values = {}
+        for label, record in stack.stacks.items():
+            bad = [f for f in record.get("files") or [] if f["status"] != "ok"]
+            values[label] = "; ".join(
+                "%s: %s" % (f["path"], STATUS_TEXT.get(f["status"], f["status"])) for f in bad
+            ) or ("ok" if record["status"] == "ok" else record.get("reason") or "failed")
+        missing = all(
+            all(f["status"] == "missing" for f in stack.stacks[label].get("files") or [] if f["status"] != "ok")
+            and any(f["status"] == "missing" for f in stack.stacks[label].get("files") or [])
+            for label in broken
+        )
+        reasons = "; ".join("%s: %s" % (label, stack.stacks[label].get("reason") or values[label]) for label in broken)
+        findings.append(
+            stack.finding(
+                "@files",
+                "missing" if missing else "unknown",
+                "docker.stack_status",
+                "high",
+                values,
+                broken,
+                "Compose stack %s could not be read on %s (%s); its services were not compared there."
+                % (stack.name, join_names(broken), reasons),
+                "Fix the compose files (or drift_compose paths) of %s on %s." % (stack.name, join_names(broken)),
+            )
+        )
+    down = [label for label in stack.declared() if stack.engines[label].get("status") != "ok"]
+    if down:
+        values = {
+            label: ("ok" if stack.engines[label].get("status") == "ok" else stack.engines[label].get("status"))
+            for label in stack.declared()
+        }
+        reasons = "; ".join("%s: %s" % (label, stack.engines[label].get("reason")) for label in down)
+        findings.append(
+            stack.finding(
+                "@engine",
+                "unknown",
+                "docker.engine_status",
+                "high",
+                values,
+                down,
+                "The Docker engine could not be queried on %s (%s); running containers were not compared there."
+                % (join_names(down), reasons),
+                "Check drift_docker_host and that the audit user may use the Docker socket on %s." % join_names(down),
+            )
+        )
+    return findings
+
+
+def _declared_findings(stack):
+    ok = stack.declared()
+    if len(ok) < 2:
+        return []
+    baseline = ok[0]
+    services = {label: stack.stacks[label]["services"] for label in ok}
+    findings = []
+    for svc in sorted(set().union(*services.values())):
+        present = [label for label in ok if svc in services[label]]
+        absent = [label for label in ok if svc not in services[label]]
+        values = {label: ("declared" if label in present else None) for label in ok}
+        if absent and baseline in present:
+            findings.append(
+                stack.finding(
+                    "services.%s" % svc,
+                    "missing",
+                    "docker.service_missing",
+                    "medium",
+                    values,
+                    absent,
+                    "Service %s is declared in %s but not in %s." % (svc, join_names(present), join_names(absent)),
+                    "Add %s to the compose files of %s, or remove it where it is no longer used."
+                    % (svc, join_names(absent)),
+                )
+            )
+            continue
+        if absent:
+            findings.append(
+                stack.finding(
+                    "services.%s" % svc,
+                    "extra",
+                    "docker.service_extra",
+                    "low",
+                    values,
+                    present,
+                    "Service %s is declared in %s but not in the baseline %s." % (svc, join_names(present), baseline),
+                    "Declare %s in %s too, or remove it." % (svc, baseline),
+                )
+            )
+            continue
+        findings += _attribute_findings(stack, svc, ok, {label: services[label][svc] for label in ok})
+        findings += _environment_findings(stack, svc, ok, {label: services[label][svc] for label in ok})
+    return findings
+
+
+def _presence_kind(values, ok):
+    baseline = values[ok[0]]
+    if baseline is not None and any(values[label] is None for label in ok):
+        return "missing"
+    if baseline is None:
+        return "extra"
+    return "changed"
+
+
+def _attribute_findings(stack, svc, ok, declared):
+    findings = []
+    for attribute in ATTRIBUTES:
+        values = {label: attribute_text(declared[label], attribute) for label in ok}
+        if len({values[label] for label in ok}) == 1:
+            continue
+        differing = [label for label in ok if values[label] != values[ok[0]]]
+        findings.append(
+            stack.finding(
+                "services.%s.%s" % (svc, attribute),
+                _presence_kind(values, ok),
+                "docker.declared_changed",
+                "medium" if attribute in MEDIUM_ATTRIBUTES else "low",
+                values,
+                differing,
+                "%s of service %s differs: %s."
+                % (attribute, svc, "; ".join("%s=%s" % (label, values[label] or "—") for label in ok)),
+                "Align %s of %s with %s, or record the difference as expected in the rules file."
+                % (attribute, svc, ok[0]),
+            )
+        )
+    return findings
+
+
+def _environment_findings(stack, svc, ok, declared):
+    findings = []
+    environments = {label: declared[label].get("environment") or {} for label in ok}
+    production = set(stack.production(ok))
+    for key in sorted(set().union(*environments.values())):
+        records = {label: environments[label].get(key) for label in ok}
+        letters = _secret_letters(records[label] for label in ok)
+        values = {label: env_text(records[label], letters) for label in ok}
+        secret = any(record and record["secret"] for record in records.values())
+        fingerprints = {record["fp"] if record else None for record in records.values()}
+        if len(fingerprints) > 1:
+            differing = [label for label in ok if (records[label] or {}).get("fp") != (records[ok[0]] or {}).get("fp")]
+            findings.append(
+                stack.finding(
+                    "services.%s.environment.%s" % (svc, key),
+                    _presence_kind(values, ok),
+                    "docker.secret_changed" if secret else "docker.env_changed",
+                    "info" if secret else "low",
+                    values,
+                    differing,
+                    "%s of service %s differs in %s%s."
+                    % (key, svc, join_names(differing), " (compared by fingerprint only)" if secret else ""),
+                    "Nothing to do if each environment must have its own secret."
+                    if secret
+                    else "Align %s of %s with %s, or record the difference as expected." % (key, svc, ok[0]),
+                )
+            )
+        shared = {}
+        for label, record in records.items():
+            if record and record["secret"] and not record["empty"] and record.get("secret_fp"):
+                shared.setdefault(record["secret_fp"], []).append(label)
+        for labels in shared.values():
+            if set(labels) & production and set(labels) - production:
+                findings.append(
+                    stack.finding(
+                        "services.%s.environment.%s" % (svc, key),
+                        "policy",
+                        "docker.secret_reused",
+                        "high",
+                        values,
+                        labels,
+                        "%s of service %s holds the same secret in %s." % (key, svc, join_names(labels)),
+                        "Rotate %s in production so that no other environment shares it." % key,
+                    )
+                )
+                break
+    return findings
+
+
+def _same_image(declared_ref, running_ref):
+    def normal(ref):
+        ref = ref or ""
+        for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+            if ref.startswith(prefix):
+                ref = ref[len(prefix) :]
+        name = ref.split("@", 1)[0]
+        if ":" not in name.rsplit("/", 1)[-1]:
+            ref = ref.replace(name, name + ":latest", 1)
+        return ref
+
+    return normal(declared_ref) == normal(running_ref)
+
+
+def _container_text(container):
+    text = container["state"]
+    if container.get("health"):
+        text += ", " + container["health"]
+    if container["state"] != "running":
+        text += " (exit %s)" % container.get("exit_code")
+    return text
+
+
+def _per_host(stack, key, check, severity, hits, values, message, recommendation):
+    where = sorted(hits, key=stack.columns.index)
+    return stack.finding(key, "policy", check, severity, values, where, message % join_names(where), recommendation)
+
+
+def _runtime_findings(stack, claimed_unlabelled):
+    """Each host's running containers against its own declaration."""
+    found = {}
+
+    def hit(key, check, severity, label, text, message, recommendation):
+        entry = found.setdefault(
+            (key, check),
+            {"severity": severity, "hits": [], "values": {}, "message": message, "recommendation": recommendation},
+        )
+        if label not in entry["hits"]:
+            entry["hits"].append(label)
+        entry["values"][label] = text
+
+    for label in stack.running():
+        record, engine = stack.stacks[label], stack.engines[label]
+        project = record["project"]
+        mine = [c for c in engine.get("containers") or [] if c.get("project") == project]
+        declared = record["services"]
+        for svc, service in sorted(declared.items()):
+            if not _enabled(service):
+                continue
+            containers = [c for c in mine if c.get("service") == svc]
+            running = [c for c in containers if c["state"] == "running"]
+            if not running:
+                text = "; ".join(_container_text(c) for c in containers) or "no container"
+                hit(
+                    "services.%s" % svc,
+                    "docker.not_running",
+                    "high",
+                    label,
+                    text,
+                    "Service %s is declared but not running on %%s." % svc,
+                    "Start %s (docker compose up -d %s) or remove it from the compose files." % (svc, svc),
+                )
+                continue
+            for container in running:
+                image = service.get("image")
+                if image and not _same_image(image["ref"], container["image"]):
+                    hit(
+                        "services.%s.image" % svc,
+                        "docker.image_mismatch",
+                        "high",
+                        label,
+                        "declared %s, running %s" % (image["ref"], container["image"]),
+                        "A container of %s runs another image than its compose file declares on %%s." % svc,
+                        "Redeploy %s with `docker compose up -d` so the declared image runs (or fix the compose file)."
+                        % svc,
+                    )
+                if container.get("health") == "unhealthy" or container["state"] == "restarting":
+                    hit(
+                        "services.%s.health" % svc,
+                        "docker.unhealthy",
+                        "high",
+                        label,
+                        _container_text(container),
+                        "A container of %s is unhealthy or restarting on %%s." % svc,
+                        "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
+                    )
+                _limit_findings(hit, svc, service, container, label)
+        for container in mine:
+            if container.get("service") not in declared:
+                hit(
+                    "containers.%s" % container["name"],
+                    "docker.orphan",
+                    "medium",
+                    label,
+                    _container_text(container),
+                    "Container %s (service %s) runs in project %s but no compose file declares it on %%s."
+                    % (container["name"], container.get("service"), project),
+                    "Remove the orphan (docker compose up -d --remove-orphans) or declare it.",
+                )
+        if claimed_unlabelled is not None and label not in claimed_unlabelled:
+            claimed_unlabelled.add(label)
+            for container in engine.get("containers") or []:
+                if container.get("project") is None and container["state"] == "running":
+                    hit(
+                        "containers.%s" % container["name"],
+                        "docker.orphan",
+                        "medium",
+                        label,
+                        _container_text(container),
+                        "Container %s runs outside any compose project on %%s." % container["name"],
+                        "Declare it in a compose file or remove it.",
+                    )
+    findings = []
+    for (key, check), entry in sorted(found.items()):
+        findings.append(
+            _per_host(
+                stack,
+                key,
+                check,
+                entry["severity"],
+                entry["hits"],
+                entry["values"],
+                entry["message"],
+                entry["recommendation"],
+            )
+        )
+    return findings
+
+
+def _limit_findings(hit, svc, service, container, label):
+    declared_memory = memory_bytes((service.get("limits") or {}).get("memory"))
+    if declared_memory != container.get("memory"):
+        hit(
+            "services.%s.limits.memory" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s bytes"
+            % ((service.get("limits") or {}).get("memory") or "none", container.get("memory") or "no limit"),
+            "The memory limit of the running %s differs from its compose file on %%s." % svc,
+            "Recreate %s (docker compose up -d) so the declared limit applies." % svc,
+        )
+    declared_cpus = nano_cpus((service.get("limits") or {}).get("cpus"))
+    if declared_cpus != container.get("nano_cpus"):
+        hit(
+            "services.%s.limits.cpus" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s"
+            % (
+                (service.get("limits") or {}).get("cpus") or "none",
+                (container.get("nano_cpus") or 0) / 1e9 or "no limit",
+            ),
+            "The CPU limit of the running %s differs from its compose file on %%s." % svc,
+            "Recreate %s (docker compose up -d) so the declared limit applies." % svc,
+        )
+    published = sorted(port for port in service.get("ports") or [] if ":" in port)
+    running = sorted(port for port in container.get("ports") or [] if ":" in port)
+    if published != running:
+        hit(
+            "services.%s.ports" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (_joined(published) or "none", _joined(running) or "none"),
+            "The published ports of the running %s differ from its compose file on %%s." % svc,
+            "Recreate %s (docker compose up -d) so the declared ports apply." % svc,
+        )
+
+
+def _production_findings(stack):
+    found = {}
+    for label in stack.production(stack.declared()):
+        for svc, service in sorted(stack.stacks[label]["services"].items()):
+            if not _enabled(service):
+                continue
+            checks = []
+            if (service.get("limits") or {}).get("memory") is None:
+                checks.append(
+                    (
+                        "limits.memory",
+                        "docker.no_memory_limit",
+                        "medium",
+                        "no memory limit",
+                        "Service %s has no memory limit in production (%%s)." % svc,
+                        "Set deploy.resources.limits.memory for %s: one leaking service can take the host down." % svc,
+                    )
+                )
+            health = service.get("healthcheck") or {}
+            test = health.get("test")
+            if not health or str(health.get("disable")).lower() in TRUE_WORDS or test in (["NONE"], "NONE"):
+                checks.append(
+                    (
+                        "healthcheck",
+                        "docker.no_healthcheck",
+                        "low",
+                        "no healthcheck",
+                        "Service %s has no healthcheck in production (%%s)." % svc,
+                        "Add a healthcheck to %s so failures are seen and restarts are meaningful." % svc,
+                    )
+                )
+            if str(service.get("privileged") or "").lower() in TRUE_WORDS:
+                checks.append(
+                    (
+                        "privileged",
+                        "docker.privileged",
+                        "high",
+                        "privileged",
+                        "Service %s runs privileged in production (%%s)." % svc,
+                        "Drop privileged from %s; grant only the capabilities it needs (cap_add)." % svc,
+                    )
+                )
+            image = service.get("image")
+            if image and not image.get("digest") and image.get("tag") in (None, "latest"):
+                checks.append(
+                    (
+                        "image",
+                        "docker.unpinned_image",
+                        "medium",
+                        image["ref"],
+                        "Service %s uses an unpinned image (latest or no tag) in production (%%s)." % svc,
+                        "Pin %s to the tag (or digest) dev runs." % svc,
+                    )
+                )
+            if service.get("restart") in (None, "no"):
+                checks.append(
+                    (
+                        "restart",
+                        "docker.no_restart_policy",
+                        "low",
+                        service.get("restart") or "none",
+                        "Service %s has no restart policy in production (%%s)." % svc,
+                        "Set restart: unless-stopped (or always) for %s." % svc,
+                    )
+                )
+            for attribute, check, severity, text, message, recommendation in checks:
+                entry = found.setdefault(
+                    ("services.%s.%s" % (svc, attribute), check),
+                    {
+                        "severity": severity,
+                        "hits": [],
+                        "values": {},
+                        "message": message,
+                        "recommendation": recommendation,
+                    },
+                )
+                entry["hits"].append(label)
+                entry["values"][label] = text
+    return [
+        _per_host(
+            stack,
+            key,
+            check,
+            entry["severity"],
+            entry["hits"],
+            entry["values"],
+            entry["message"],
+            entry["recommendation"],
+        )
+        for (key, check), entry in sorted(found.items())
+    ]
+
+
+def diff(columns, cells, context):
+    """All docker findings for the given columns; context: {"baseline", "production": set of labels}."""
+    names = set()
+    for cell in cells.values():
+        if cell is not None and not is_unknown(cell):
+            names.update((cell.get("stacks") or {}).keys())
+    findings = []
+    claimed_unlabelled = set()
+    for name in sorted(names):
+        stack = _Stack(name, columns, cells, context)
+        findings += _status_findings(stack)
+        findings += _declared_findings(stack)
+        findings += _runtime_findings(stack, claimed_unlabelled)
+        findings += _production_findings(stack)
+    return findings

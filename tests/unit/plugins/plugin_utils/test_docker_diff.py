@@ -1,0 +1,260 @@
+"""The docker area's diff rules on hand-built facts (the shape of docs/docker-facts.md)."""
+
+import copy
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
+
+
+def record(value, secret=False):
+    return {
+        "secret": secret,
+        "display": None if secret else value,
+        "fp": "fp:" + value,
+        "secret_fp": "sfp:" + value if secret else None,
+        "length": len(value),
+        "empty": not value,
+    }
+
+
+def service(**overrides):
+    base = {
+        "image": {"ref": "lab/web:1.0", "repository": "lab/web", "tag": "1.0", "digest": None},
+        "build": None,
+        "command": None,
+        "entrypoint": None,
+        "ports": ["127.0.0.1:8080:80/tcp"],
+        "environment": {"LOG_LEVEL": record("info")},
+        "env_file": [],
+        "volumes": [],
+        "networks": [],
+        "depends_on": [],
+        "healthcheck": {
+            "test": ["CMD", "true"],
+            "interval": "10s",
+            "timeout": None,
+            "retries": None,
+            "start_period": None,
+            "disable": None,
+        },
+        "restart": "unless-stopped",
+        "limits": {"memory": "256M", "cpus": "0.5"},
+        "reservations": {"memory": None, "cpus": None},
+        "logging": None,
+        "labels": {},
+        "user": None,
+        "privileged": None,
+        "read_only": None,
+        "cap_add": [],
+        "profiles": [],
+    }
+    base.update(overrides)
+    return base
+
+
+def container(svc, project="app", **overrides):
+    base = {
+        "name": "%s-%s-1" % (project, svc),
+        "project": project,
+        "service": svc,
+        "image": "lab/web:1.0",
+        "image_id": "sha256:1",
+        "repo_digests": [],
+        "state": "running",
+        "health": "healthy",
+        "restart_count": 0,
+        "exit_code": 0,
+        "oom_killed": False,
+        "ports": ["127.0.0.1:8080:80/tcp"],
+        "mounts": [],
+        "environment": {},
+        "memory": 256 * 1024 * 1024,
+        "nano_cpus": 500000000,
+        "restart_policy": "unless-stopped",
+        "privileged": False,
+        "user": None,
+        "networks": [],
+    }
+    base.update(overrides)
+    return base
+
+
+def facts(services, containers=None, engine_status="ok"):
+    return {
+        "stacks": {
+            "app": {
+                "project": "app",
+                "status": "ok",
+                "reason": None,
+                "files": [],
+                "env_file": None,
+                "services": services,
+            }
+        },
+        "engine": {
+            "status": engine_status,
+            "reason": None if engine_status == "ok" else "refused",
+            "version": "20.10",
+            "api_version": "1.41",
+            "containers": containers or [],
+            "images": [],
+        },
+    }
+
+
+def run(dev, prod):
+    return docker_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, {"baseline": "dev", "production": {"prod"}})
+
+
+def checks(findings):
+    return sorted((f["key"], f["kind"], f["check"]) for f in findings)
+
+
+CLEAN = facts({"web": service()}, [container("web")])
+
+
+def test_identical_and_healthy_gives_nothing():
+    assert run(CLEAN, copy.deepcopy(CLEAN)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"image": {"ref": "lab/web:1.1", "repository": "lab/web", "tag": "1.1", "digest": None}},
+            [("services.web.image", "changed", "docker.declared_changed")],
+        ),
+        ({"ports": ["80:80/tcp"]}, [("services.web.ports", "changed", "docker.declared_changed")]),
+        ({"restart": "always"}, [("services.web.restart", "changed", "docker.declared_changed")]),
+        (
+            {"environment": {"LOG_LEVEL": record("debug")}},
+            [("services.web.environment.LOG_LEVEL", "changed", "docker.env_changed")],
+        ),
+        (
+            {"environment": {"LOG_LEVEL": record("info"), "API_KEY": record("s" * 30, secret=True)}},
+            [("services.web.environment.API_KEY", "extra", "docker.secret_changed")],
+        ),
+        (
+            {"privileged": "true"},
+            [
+                ("services.web.privileged", "extra", "docker.declared_changed"),
+                ("services.web.privileged", "policy", "docker.privileged"),
+            ],
+        ),
+    ],
+)
+def test_declared_attribute_differences(change, expected):
+    prod_service = service(**change)
+    prod = facts(
+        {"web": prod_service}, [container("web", image=prod_service["image"]["ref"], ports=prod_service["ports"])]
+    )
+    assert checks(run(CLEAN, prod)) == expected
+
+
+def test_service_only_in_dev_and_only_in_prod():
+    dev = facts({"web": service(), "mailhog": service()}, [container("web"), container("mailhog")])
+    prod = facts({"web": service(), "cache": service()}, [container("web"), container("cache")])
+    assert checks(run(dev, prod)) == [
+        ("services.cache", "extra", "docker.service_extra"),
+        ("services.mailhog", "missing", "docker.service_missing"),
+    ]
+
+
+def test_runtime_against_declaration_on_prod():
+    prod = facts(
+        {"web": service(), "scheduler": service()},
+        [
+            container("web", image="lab/web:0.9", health="unhealthy"),
+            container("scheduler", state="exited", health=None, exit_code=0),
+            container("legacy-cron"),
+        ],
+    )
+    dev = facts({"web": service(), "scheduler": service()}, [container("web"), container("scheduler")])
+    found = run(dev, prod)
+    assert checks(found) == [
+        ("containers.app-legacy-cron-1", "policy", "docker.orphan"),
+        ("services.scheduler", "policy", "docker.not_running"),
+        ("services.web.health", "policy", "docker.unhealthy"),
+        ("services.web.image", "policy", "docker.image_mismatch"),
+    ]
+    assert all(f["environments"] == ["prod"] for f in found)
+    mismatch = next(f for f in found if f["check"] == "docker.image_mismatch")
+    assert mismatch["values"] == {"dev": None, "prod": "declared lab/web:1.0, running lab/web:0.9"}
+
+
+def test_runtime_limits_and_ports_that_differ_from_the_file():
+    prod = facts({"web": service()}, [container("web", memory=128 * 1024 * 1024, nano_cpus=None, ports=[])])
+    assert checks(run(CLEAN, prod)) == [
+        ("services.web.limits.cpus", "policy", "docker.runtime_differs"),
+        ("services.web.limits.memory", "policy", "docker.runtime_differs"),
+        ("services.web.ports", "policy", "docker.runtime_differs"),
+    ]
+
+
+def test_production_policies():
+    bare = service(
+        image={"ref": "lab/worker", "repository": "lab/worker", "tag": None, "digest": None},
+        healthcheck=None,
+        restart=None,
+        limits={"memory": None, "cpus": None},
+        ports=[],
+    )
+    dev = facts({"worker": bare}, [container("worker", image="lab/worker", memory=None, nano_cpus=None, ports=[])])
+    prod = copy.deepcopy(dev)
+    assert checks(run(dev, prod)) == [
+        ("services.worker.healthcheck", "policy", "docker.no_healthcheck"),
+        ("services.worker.image", "policy", "docker.unpinned_image"),
+        ("services.worker.limits.memory", "policy", "docker.no_memory_limit"),
+        ("services.worker.restart", "policy", "docker.no_restart_policy"),
+    ]
+
+
+def test_secret_reused_across_environments():
+    secret = {"LOG_LEVEL": record("info"), "API_KEY": record("same-secret-value-123456", secret=True)}
+    dev = facts({"web": service(environment=secret)}, [container("web")])
+    found = run(dev, copy.deepcopy(dev))
+    assert checks(found) == [("services.web.environment.API_KEY", "policy", "docker.secret_reused")]
+    assert found[0]["values"] == {"dev": "‹secret A, 24 chars›", "prod": "‹secret A, 24 chars›"}
+
+
+def test_engine_down_is_unknown_and_declared_state_still_compared():
+    prod = facts({"web": service(restart="always")}, engine_status="unreachable")
+    found = run(CLEAN, prod)
+    assert checks(found) == [
+        ("@engine", "unknown", "docker.engine_status"),
+        ("services.web.restart", "changed", "docker.declared_changed"),
+    ]
+
+
+def test_broken_stack_is_reported_and_not_compared():
+    prod = facts({})
+    prod["stacks"]["app"].update(
+        status="failed",
+        reason="malformed",
+        files=[{"path": "/p/docker-compose.yml", "status": "malformed", "reason": "line 3"}],
+    )
+    found = run(CLEAN, prod)
+    assert checks(found) == [("@files", "unknown", "docker.stack_status")]
+    assert found[0]["values"]["prod"] == "/p/docker-compose.yml: malformed YAML"
+
+
+def test_services_behind_a_profile_are_not_expected_to_run():
+    prod = facts({"web": service(), "debug": service(profiles=["debug"])}, [container("web")])
+    dev = facts({"web": service(), "debug": service(profiles=["debug"])}, [container("web")])
+    assert run(dev, prod) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("256M", 268435456),
+        ("1g", 1073741824),
+        ("512mb", 536870912),
+        ("1048576", 1048576),
+        ("1.5G", 1610612736),
+        ("lots", None),
+    ],
+)
+def test_memory_bytes(text, expected):
+    assert docker_diff.memory_bytes(text) == expected
