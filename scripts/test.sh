@@ -16,4 +16,8 @@ echo "== tests (unit, lab, integration)"
 pytest tests "$@"
 
 echo "== molecule"
-(cd roles/env && molecule test --all)
+for scenarios in roles/*/molecule; do
+  role_dir=$(dirname "$scenarios")
+  echo "-- molecule: $role_dir"
+  (cd "$role_dir" && molecule test --all)
+done

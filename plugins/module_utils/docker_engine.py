@@ -292,7 +292,7 @@ class _Session:
             )
         try:
             return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             # The error text quotes the answer: not passed on.
             raise EngineError(
                 "failed", "The Docker engine at %s answered %s with malformed JSON." % (self.path, what)
@@ -526,8 +526,13 @@ def _summary_name(summary):
     return name[1:] if name.startswith("/") else name
 
 
-def select_containers(summaries, limit=MAX_CONTAINERS):
-    """(ids to inspect in name order, truncated) from GET /containers/json."""
+def select_containers(summaries, limit=None):
+    """(ids to inspect in name order, truncated) from GET /containers/json.
+
+    At most ``limit`` (default MAX_CONTAINERS) ids, the first ones by name.
+    """
+    if limit is None:
+        limit = MAX_CONTAINERS
     found = []
     for summary in _dicts(summaries):
         ident = _str(summary.get("Id"))
