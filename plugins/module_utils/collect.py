@@ -8,6 +8,7 @@ import concurrent.futures
 import gzip
 import json
 
+from ansible_collections.envparity.audit.plugins.module_utils.docker_collect import collect_docker
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 
@@ -25,8 +26,13 @@ def _collect_git(request, run_key, limits):
     return collect_git(request, run_key)
 
 
-# One entry per area: later areas (docker, postgres) add theirs here.
+def _collect_docker(request, run_key, limits):
+    return collect_docker(request, run_key)
+
+
+# One entry per area: later areas (postgres …) add theirs here.
 AREA_COLLECTORS = {
+    "docker": _collect_docker,
     "env": _collect_env,
     "git": _collect_git,
 }

@@ -3,7 +3,7 @@
 Pure Python; no Ansible imports. The report action plugin is thin glue around build_audit().
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff, git_diff, run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
@@ -18,6 +18,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.rules import apply
 
 # One entry per area: its diff rules and how to list the subjects a request names.
 AREAS = {
+    "docker": docker_diff,
     "env": env_diff,
     "git": git_diff,
 }

@@ -207,6 +207,21 @@ def _status_findings(stack):
                 "Fix the compose files (or drift_compose paths) of %s on %s." % (stack.name, join_names(broken)),
             )
         )
+    truncated = [label for label in stack.running() if stack.engines[label].get("truncated")]
+    if truncated:
+        findings.append(
+            stack.finding(
+                "@engine",
+                "unknown",
+                "docker.engine_truncated",
+                "medium",
+                {label: "more containers than inspected" for label in truncated},
+                truncated,
+                "The engine on %s runs more containers than the audit inspects; services not seen may be "
+                "reported as not running, and orphans may be missed." % join_names(truncated),
+                "Audit a smaller engine, or raise the collector's container cap.",
+            )
+        )
     down = [label for label in stack.declared() if stack.engines[label].get("status") != "ok"]
     if down:
         values = {
