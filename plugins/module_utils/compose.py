@@ -167,6 +167,10 @@ class _Tainted(str):
     """
 
 
+# How a bind source inside drift_project_dir is written (see project_relative).
+PROJECT_MARKER = "<project>"
+
+
 def _tainted(real, display, secrets):
     if not secrets:
         return real
@@ -906,6 +910,14 @@ def _parse_volume(item, base_dir):
     return source, target, read_only
 
 
+def project_relative(volume, project_root):
+    """A bind source inside the project directory is shown relative to it ("<project>/site:/www"),
+    so that the same layout deployed in two places does not read as drift."""
+    if not project_root or not volume.startswith(project_root.rstrip("/") + "/"):
+        return volume
+    return PROJECT_MARKER + volume[len(project_root.rstrip("/")) :]
+
+
 def canonical_volume(item, base_dir=None):
     parsed = _parse_volume(item, base_dir)
     if parsed is None:
@@ -1089,7 +1101,7 @@ def _logging(value, redactor):
     return {"driver": driver, "options": dict(sorted(options.items()))}
 
 
-def _service(real, base_dir, hmac_key, redactor):
+def _service(real, base_dir, hmac_key, redactor, project_root=None):
     """One merged service in the SERVICE shape of docs/docker-facts.md."""
     environment = _environment(real.get("environment"), hmac_key)
     service = _displayed(real)
@@ -1107,7 +1119,11 @@ def _service(real, base_dir, hmac_key, redactor):
     if build is not None:
         build = {key: masked(value) for key, value in build.items()}
     ports = {canonical_port(item) or _text(item) for item in service.get("ports") or [] if item is not None}
-    volumes = {canonical_volume(item, base_dir) for item in service.get("volumes") or [] if item is not None}
+    volumes = {
+        project_relative(canonical_volume(item, base_dir), project_root)
+        for item in service.get("volumes") or []
+        if item is not None
+    }
     env_files = []
     for item in _as_list(service.get("env_file")) or []:
         text = masked(item)
@@ -1192,8 +1208,20 @@ def _required_reason(problem):
     return "required variable %s is not set" % name
 
 
+def _services(merged, interpolator, base_dir, hmac_key, project_root):
+    """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
+    redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolator))
+    return {
+        redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root)
+        for name, real in sorted(_dict(merged.get("services")).items())
+    }
+
+
 def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
-    paths = [_resolve(path, project_dir) for path in item.get("files") or []]
+    files_asked = item.get("files") or []
+    if isinstance(files_asked, str):
+        files_asked = [files_asked]
+    paths = [_resolve(path, project_dir) for path in files_asked]
     files = []
     documents = []
     problems = []
@@ -1231,11 +1259,8 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
             merged = _merge_prepared(prepared)
 
     base_dir = os.path.dirname(paths[0]) if paths else None
-    services = {}
-    if merged is not None:
-        redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolator))
-        for name, real in sorted(_dict(merged.get("services")).items()):
-            services[redactor.key(name)] = _service(_dict(real), base_dir, hmac_key, redactor)
+    root = os.path.normpath(_resolve(".", project_dir)) if project_dir else None
+    services = _services(merged, interpolator, base_dir, hmac_key, root) if merged is not None else {}
     name = None
     if merged is not None:
         shown = _displayed(merged.get("name"))
