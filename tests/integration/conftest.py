@@ -61,9 +61,9 @@ def lab():
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def canaries():
-    """Fresh canary secrets planted for this test (labctl replant)."""
+    """Fresh canary secrets planted for this test run (labctl replant; it waits for health)."""
     subprocess.run([sys.executable, str(LABCTL), "replant"], check=True, capture_output=True)
     return json.loads((LAB_STATE / "canaries.json").read_text())
 

@@ -141,7 +141,15 @@ def test_dev_is_three_commits_ahead_of_the_shared_history():
 
 
 def test_dev_working_tree_and_stash():
-    assert status(DEV_DIR) == {"A  app/notifications.py", " M app/reminders.py", "?? notes/todo.md"}
+    # the docker area's compose and env files are not committed: untracked too
+    assert status(DEV_DIR) == {
+        "A  app/notifications.py",
+        " M app/reminders.py",
+        "?? notes/todo.md",
+        "?? docker/.env.dev",
+        "?? docker/compose.dev.override.yml",
+        "?? docker/compose.dev.yml",
+    }
     stashes = git(DEV_DIR, "stash", "list", "--format=%gs").splitlines()
     assert stashes == ["On main: try a one-minute reminder interval"]
     assert git(DEV_DIR, "stash", "show", "--name-only", "stash@{0}").split() == ["config/settings.py"]
@@ -176,7 +184,13 @@ def test_prod_diverged_from_dev():
 
 
 def test_prod_hotfix_untracked_and_no_stash():
-    assert status(PROD_DIR) == {" M app/main.py", "?? app/main.py.orig"}
+    assert status(PROD_DIR) == {
+        " M app/main.py",
+        "?? app/main.py.orig",
+        "?? docker/.env.prod",
+        "?? docker/compose.prod.override.yml",
+        "?? docker/compose.prod.yml",
+    }
     assert "HOTFIX" in (PROD_DIR / "app" / "main.py").read_text()
     assert git(PROD_DIR, "stash", "list") == ""
 
@@ -265,8 +279,8 @@ def test_collector_reads_the_planted_state_read_only():
     assert (d["status"], p["status"]) == ("ok", "ok")
     assert (d["tag"], p["tag"]) == ("v1.0.0", "v1.0.0")
     assert (d["stash_count"], p["stash_count"]) == (1, 0)
-    assert (d["staged"]["count"], d["modified"]["count"], d["untracked"]["count"]) == (1, 1, 1)
-    assert (p["staged"]["count"], p["modified"]["count"], p["untracked"]["count"]) == (0, 1, 1)
+    assert (d["staged"]["count"], d["modified"]["count"], d["untracked"]["count"]) == (1, 1, 4)
+    assert (p["staged"]["count"], p["modified"]["count"], p["untracked"]["count"]) == (0, 1, 4)
     assert p["remotes"] == {"origin": "https://deploy:***@git.example.invalid/team/ai_assistant.git"}
     assert d["remotes"] == {"origin": "git@git.example.invalid:team/ai_assistant.git"}
     assert [c["subject"] for c in d["history"]] == [*reversed(DEV_ONLY), SHARED, INITIAL]

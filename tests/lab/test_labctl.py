@@ -116,12 +116,14 @@ def sshd_pid() -> int:
 def snapshot() -> dict[str, tuple]:
     """Mode, owner, mtime and content hash of every file and dir the lab manages.
 
-    sshd.log is left out: sshd appends to it on every login, which is not the lab changing.
+    sshd.log is left out: sshd appends to it on every login, which is not the lab changing; so is
+    dockerd's data root, which dockerd rewrites on every health probe.
     """
     state = {}
+    engine_data = STATE / "docker"
     for root in (STATE, PROD_DIR, Path("/home/deploy/.ssh")):
         for path in (root, *sorted(root.rglob("*"))):
-            if path.name == "sshd.log":
+            if path.name == "sshd.log" or path == engine_data or engine_data in path.parents:
                 continue
             st = path.lstat()
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

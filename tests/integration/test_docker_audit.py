@@ -1,0 +1,129 @@
+"""The docker area end to end: compose stacks and the lab's Docker engine, through ansible-runner."""
+
+import json
+import pathlib
+import shutil
+import socket
+import subprocess
+
+import jsonschema
+import pytest
+
+from .test_env_audit import SCHEMA, identity, planted
+
+DOCKER = ["docker", "-H", "unix:///run/envparity-lab/docker.sock"]
+BOMB = """x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+x-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+x-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+x-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+x-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+x-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+services:
+  web:
+    image: lab/web:1.0
+    labels: *h
+"""
+
+
+def engine_state():
+    """Everything the audit could change in the engine, with ids and start times."""
+
+    def lines(*args):
+        return subprocess.run(DOCKER + list(args), check=True, capture_output=True, text=True).stdout.splitlines()
+
+    containers = lines("ps", "-aq")
+    inspected = (
+        json.loads(subprocess.run(DOCKER + ["inspect", *containers], check=True, capture_output=True, text=True).stdout)
+        if containers
+        else []
+    )
+    return {
+        "containers": sorted(
+            (c["Id"], c["Name"], c["State"]["Status"], c["State"]["StartedAt"], c["RestartCount"], c["Image"])
+            for c in inspected
+        ),
+        "images": sorted(lines("images", "-q", "--no-trunc")),
+        "networks": sorted(lines("network", "ls", "-q")),
+        "volumes": sorted(lines("volume", "ls", "-q")),
+    }
+
+
+def test_docker_recall_and_precision_against_the_manifest(audit, lab):
+    result = audit(cmdline="--tags docker")
+    assert result.rc == 0, result.stdout
+    report = result.report
+    jsonschema.validate(report, SCHEMA)
+    assert report["areas"] == ["docker"]
+    found = sorted(identity(f) for f in report["findings"])
+    expected = planted(lab["manifest"], area="docker")
+    assert sorted(set(expected) - set(found)) == [], "planted but not found"
+    assert sorted(set(found) - set(expected)) == [], "found but never planted"
+    mismatch = next(f for f in report["findings"] if f["check"] == "docker.image_mismatch")
+    assert mismatch["values"]["prod"] == "declared lab/web:1.0, running lab/web:0.9"
+    assert "## Area: docker" in result.markdown
+
+
+def test_the_audit_changes_nothing_in_the_engine(audit):
+    before = engine_state()
+    result = audit(cmdline="--tags docker")
+    assert result.rc == 0, result.stdout
+    assert engine_state() == before
+
+
+@pytest.fixture
+def stopped_engine_socket(tmp_path_factory):
+    """A socket file nobody listens on: what a stopped dockerd leaves behind."""
+    base = pathlib.Path("/tmp") / ("envparity-dk-" + tmp_path_factory.getbasetemp().name)
+    base.mkdir(mode=0o755, exist_ok=True)
+    path = base / "docker.sock"
+    if path.exists():
+        path.unlink()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.close()
+    path.chmod(0o666)
+    yield path
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_engine_stopped_is_a_clear_status_and_the_rest_stands(audit, stopped_engine_socket):
+    result = audit(extravars={"drift_docker_host": "unix://%s" % stopped_engine_socket})
+    assert result.rc == 0, result.stdout
+    report = result.report
+    engine = [f for f in report["findings"] if f["check"] == "docker.engine_status"]
+    assert [(f["key"], f["kind"], f["environments"]) for f in engine] == [("@engine", "unknown", ["dev", "prod"])]
+    assert engine[0]["values"] == {"dev": "unreachable", "prod": "unreachable"}
+    assert str(stopped_engine_socket) in engine[0]["message"]
+    # declared state is still compared, and the other areas report as usual
+    assert any(f["check"] == "docker.declared_changed" for f in report["findings"])
+    assert {f["area"] for f in report["findings"]} >= {"env", "git", "docker"}
+    assert not any(f["check"] in ("docker.not_running", "docker.orphan") for f in report["findings"])
+    assert "Traceback" not in result.stdout
+
+
+@pytest.fixture
+def hostile_compose(tmp_path_factory):
+    base = pathlib.Path("/tmp") / ("envparity-compose-" + tmp_path_factory.getbasetemp().name)
+    base.mkdir(mode=0o755, exist_ok=True)
+    (base / "bomb.yml").write_text(BOMB)
+    (base / "malformed.yml").write_text("services:\n  web:\n    image: [unclosed\n")
+    for path in base.iterdir():
+        path.chmod(0o644)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_yaml_bomb_and_malformed_compose_files(audit, hostile_compose):
+    stacks = [
+        {"name": "bomb", "files": [str(hostile_compose / "bomb.yml")]},
+        {"name": "broken", "files": [str(hostile_compose / "malformed.yml")]},
+    ]
+    result = audit(cmdline="--tags docker", extravars={"drift_compose": stacks})
+    assert result.rc == 0, result.stdout
+    status = {f["subject"]: f for f in result.report["findings"] if f["check"] == "docker.stack_status"}
+    assert set(status) == {"bomb", "broken"}
+    assert status["bomb"]["values"]["prod"].endswith("unsafe YAML (bomb)")
+    assert status["broken"]["values"]["dev"].endswith("malformed YAML")
+    assert "Traceback" not in result.stdout

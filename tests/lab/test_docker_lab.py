@@ -1,0 +1,489 @@
+"""The lab's docker area (lab/docker_area.py), run as root against the real lab on this machine.
+
+Like tests/lab/test_labctl.py, the module brings the lab up and leaves it as it found it: running
+(with fresh canaries, since replant is tested) if it was up, stopped otherwise. The down/up
+cycle stops the lab's dockerd, so it only runs when the lab was not up before, or with
+ENVPARITY_LAB_DISRUPTIVE=1. The engine is only read here (GET), except through labctl.
+"""
+
+from __future__ import annotations
+
+import grp
+import http.client
+import json
+import os
+import pwd
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+if sys.platform != "linux" or os.geteuid() != 0:
+    pytest.skip("the lab runs as root on Linux", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+LABCTL = REPO / "lab" / "labctl"
+STATE = Path("/var/lib/envparity-lab")
+MANIFEST = STATE / "manifest.json"
+CANARIES = STATE / "canaries.json"
+SSH_DIR = STATE / "ssh"
+DATA_ROOT = STATE / "docker"
+RUN_DIR = Path("/run/envparity-lab")
+SOCKET = RUN_DIR / "docker.sock"
+PIDFILE = RUN_DIR / "docker.pid"
+DEV_DIR = STATE / "dev" / "personal_assistant"
+PROD_DIR = Path("/home/deploy/ai_assistant")
+SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+RULES = REPO / "inventory" / "lab" / "drift_rules.yml"
+
+# (project dir, compose files in merge order, env file, project, owner) of each environment.
+STACKS = {
+    "dev": (
+        DEV_DIR,
+        ["docker/compose.dev.yml", "docker/compose.dev.override.yml"],
+        "docker/.env.dev",
+        "personal_assistant",
+        "root",
+    ),
+    "prod": (
+        PROD_DIR,
+        ["docker/compose.prod.yml", "docker/compose.prod.override.yml"],
+        "docker/.env.prod",
+        "ai_assistant",
+        "deploy",
+    ),
+}
+
+# name -> (state, health, image) as planted.
+PLANTED_CONTAINERS = {
+    "personal_assistant-web-1": ("running", "healthy", "lab/web:1.1"),
+    "personal_assistant-worker-1": ("running", None, "lab/worker:1.0"),
+    "personal_assistant-scheduler-1": ("running", "healthy", "lab/worker:1.0"),
+    "personal_assistant-mailhog-1": ("running", None, "lab/worker:1.0"),
+    "ai_assistant-web-1": ("running", "unhealthy", "lab/web:0.9"),  # declared 1.0
+    "ai_assistant-worker-1": ("running", None, "lab/worker:1.0"),
+    "ai_assistant-scheduler-1": ("created", None, "lab/worker:1.0"),  # declared, never started
+    "ai_assistant-legacy-cron-1": ("running", None, "lab/worker:1.0"),  # declared nowhere
+}
+IMAGES = ["lab/web:0.9", "lab/web:1.0", "lab/web:1.1", "lab/worker:1.0"]
+
+# The planted docker findings: (key, kind, check, expected).
+EXPECTED_DOCKER_FINDINGS = {
+    ("services.mailhog", "missing", "docker.service_missing", False),
+    ("services.web.image", "changed", "docker.declared_changed", False),
+    ("services.web.ports", "changed", "docker.declared_changed", True),
+    ("services.web.volumes", "changed", "docker.declared_changed", False),
+    ("services.web.healthcheck", "changed", "docker.declared_changed", False),
+    ("services.web.restart", "changed", "docker.declared_changed", False),
+    ("services.web.limits.memory", "extra", "docker.declared_changed", True),
+    ("services.web.limits.cpus", "extra", "docker.declared_changed", True),
+    ("services.worker.limits.cpus", "extra", "docker.declared_changed", True),
+    ("services.scheduler.limits.memory", "extra", "docker.declared_changed", True),
+    ("services.worker.privileged", "extra", "docker.declared_changed", False),
+    ("services.web.environment.LOG_LEVEL", "changed", "docker.env_changed", False),
+    ("services.web.environment.API_KEY", "changed", "docker.secret_changed", False),
+    ("services.worker.limits.memory", "policy", "docker.no_memory_limit", False),
+    ("services.worker.healthcheck", "policy", "docker.no_healthcheck", False),
+    ("services.worker.privileged", "policy", "docker.privileged", False),
+    ("services.web.image", "policy", "docker.image_mismatch", False),
+    ("services.web.health", "policy", "docker.unhealthy", False),
+    ("services.scheduler", "policy", "docker.not_running", False),
+    ("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan", False),
+}
+
+
+def labctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+# ---------------------------------------------------------------- the Engine API, read-only
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self):
+        super().__init__("localhost", timeout=30)
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(SOCKET))
+
+
+def get(path: str):
+    """GET from the lab's engine: parsed JSON, or None for 404."""
+    conn = _UnixConnection()
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status == 404:
+        return None
+    assert response.status == 200, (path, response.status, body[:300])
+    return json.loads(body) if body.strip().startswith((b"{", b"[")) else body.decode()
+
+
+def inspect(name: str) -> dict:
+    found = get("/containers/%s/json" % name)
+    assert found is not None, "no container %s" % name
+    return found
+
+
+def lab_containers() -> dict[str, dict]:
+    """Containers of the lab's two compose projects, by name, inspected."""
+    names = [c["Names"][0].lstrip("/") for c in get("/containers/json?all=1")]
+    return {name: inspect(name) for name in names if name.split("-")[0] in ("personal_assistant", "ai_assistant")}
+
+
+def ids() -> dict[str, tuple]:
+    """What a second `up` must not touch: container ids and start times, image and network ids."""
+    state = {name: (c["Id"], c["State"]["StartedAt"]) for name, c in lab_containers().items()}
+    state.update({ref: get("/images/%s/json" % ref)["Id"] for ref in IMAGES})
+    state.update({n["Name"]: n["Id"] for n in get("/networks")})
+    return state
+
+
+def wait_for_health(timeout: float = 150) -> dict[str, str | None]:
+    """Bounded wait until no healthcheck is still "starting" (prod's web needs about a minute)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = {name: (c["State"].get("Health") or {}).get("Status") for name, c in lab_containers().items()}
+        if "starting" not in health.values() or time.monotonic() > deadline:
+            return health
+        time.sleep(2)
+
+
+def canaries() -> dict[str, str]:
+    return {k: v for k, v in json.loads(CANARIES.read_text()).items() if k.startswith("docker.")}
+
+
+def engine_pid() -> int:
+    return int(PIDFILE.read_text().split()[0])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab():
+    was_up = labctl("status").returncode == 0
+    proc = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield {"was_up": was_up}
+    if not was_up:
+        labctl("down")
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def test_engine_runs_from_its_pidfile_with_its_own_socket_and_data_root():
+    pid = engine_pid()
+    cmd = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+    assert cmd[0].endswith(b"dockerd") and str(STATE / "dockerd.json").encode() in cmd
+    assert get("/_ping") == "OK"
+    info = get("/info")
+    assert info["DockerRootDir"] == str(DATA_ROOT)
+    config = json.loads((STATE / "dockerd.json").read_text())
+    # The host's firewall, sysctls and default bridge are left alone.
+    assert (config["iptables"], config["ip-forward"], config["bridge"]) == (False, False, "none")
+    st = SOCKET.stat()
+    group = grp.getgrgid(st.st_gid)
+    assert (st.st_mode & 0o777, st.st_uid, group.gr_name) == (0o660, 0, "envparity-docker")
+    assert "deploy" in group.gr_mem
+
+
+def test_deploy_queries_the_engine_over_ssh():
+    code = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect(%r)\n"
+        "s.sendall(b'GET /version HTTP/1.0\\r\\nHost: docker\\r\\n\\r\\n')\n"
+        "data = b''\n"
+        "while chunk := s.recv(65536):\n"
+        "    data += chunk\n"
+        "print(data.split(b'\\r\\n\\r\\n', 1)[1].decode())\n"
+    ) % str(SOCKET)
+    cmd = [
+        "ssh",
+        "-i",
+        str(SSH_DIR / "id_ed25519"),
+        "-o",
+        "UserKnownHostsFile=%s" % (SSH_DIR / "known_hosts"),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-p",
+        "2222",
+        "deploy@127.0.0.1",
+        "/usr/bin/python3",
+        "-",
+    ]
+    proc = subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    version = json.loads(proc.stdout)
+    assert version["ApiVersion"] == get("/version")["ApiVersion"]
+
+
+def test_images_are_local_busybox_builds_with_distinct_ids():
+    images = {ref: get("/images/%s/json" % ref) for ref in IMAGES}
+    assert all(images.values()), images
+    assert len({image["Id"] for image in images.values()}) == len(IMAGES)
+    assert all(image["RepoDigests"] == [] for image in images.values())  # never pulled
+
+
+# ---------------------------------------------------------------- containers
+
+
+def test_containers_are_the_planted_ones_with_compose_labels():
+    found = lab_containers()
+    assert sorted(found) == sorted(PLANTED_CONTAINERS)
+    for name, container in found.items():
+        project, service = re.fullmatch(r"(\w+)-([\w-]+)-1", name).groups()
+        labels = container["Config"]["Labels"]
+        assert labels["com.docker.compose.project"] == project
+        assert labels["com.docker.compose.service"] == service
+        assert labels["com.docker.compose.oneoff"] == "False"
+        assert labels["com.docker.compose.container-number"] == "1"
+    # A container without a compose project would be an orphan on every host of the shared engine.
+    unlabelled = [c["Names"] for c in get("/containers/json?all=1") if "com.docker.compose.project" not in c["Labels"]]
+    assert unlabelled == []
+
+
+def test_containers_are_in_their_planted_state_and_health():
+    health = wait_for_health()
+    for name, (state, planted_health, image) in PLANTED_CONTAINERS.items():
+        container = inspect(name)
+        assert (container["State"]["Status"], health[name], container["Config"]["Image"]) == (
+            state,
+            planted_health,
+            image,
+        ), name
+    prod_web = inspect("ai_assistant-web-1")
+    assert prod_web["HostConfig"]["Memory"] == 256 * 1024**2
+    assert prod_web["HostConfig"]["NanoCpus"] == 500_000_000
+    prod_worker = inspect("ai_assistant-worker-1")
+    assert (prod_worker["HostConfig"]["Memory"], prod_worker["HostConfig"]["NanoCpus"]) == (0, 250_000_000)
+    assert inspect("ai_assistant-scheduler-1")["HostConfig"]["Memory"] == 64 * 1024**2
+
+
+def test_ports_are_published_on_loopback_only():
+    for name, container in lab_containers().items():
+        for bindings in (container["HostConfig"]["PortBindings"] or {}).values():
+            assert [b["HostIp"] for b in bindings] == ["127.0.0.1"] * len(bindings), name
+    with urllib.request.urlopen("http://127.0.0.1:8080/health", timeout=10) as response:
+        assert response.read() == b"ok\n"
+    with urllib.request.urlopen("http://127.0.0.1:8080/site/index.html", timeout=10) as response:
+        assert response.read() == (DEV_DIR / "site" / "index.html").read_bytes()  # the bind mount
+    with pytest.raises(urllib.error.HTTPError) as missing:  # lab/web:0.9 has no health endpoint
+        urllib.request.urlopen("http://127.0.0.1:8081/health", timeout=10)
+    assert missing.value.code == 404
+
+
+# ---------------------------------------------------------------- compose files against containers
+
+VARIABLE = re.compile(r"\$(?:\$|\{(\w+)(?::-([^}]*))?\})")
+
+
+def _interpolate(node, values: dict[str, str]):
+    """Compose's interpolation for the forms the lab uses: ${VAR}, ${VAR:-default}, $$."""
+    if isinstance(node, dict):
+        return {key: _interpolate(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(item, values) for item in node]
+    return VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else values.get(m.group(1)) or m.group(2) or "", node)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Compose's merge for what the override files hold: mappings merged, scalars replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else value
+    return merged
+
+
+def declared(env: str) -> dict:
+    """The merged, interpolated compose document of an environment (scalars as written)."""
+    yaml = pytest.importorskip("yaml")
+    project_dir, files, env_file, _, _ = STACKS[env]
+    values = dict(
+        line.split("=", 1) for line in (project_dir / env_file).read_text().splitlines() if line and line[0] != "#"
+    )
+    document: dict = {}
+    for rel in files:
+        document = _merge(document, yaml.load((project_dir / rel).read_text(), Loader=yaml.BaseLoader))
+    return _interpolate(document, values)
+
+
+def _bind(project_dir: Path, volume: str) -> str:
+    """A compose bind as the engine holds it: a relative source is resolved from the files' directory."""
+    source, rest = volume.split(":", 1)
+    if source.startswith("."):
+        source = str((project_dir / "docker" / source).resolve())
+    return "%s:%s" % (source, rest)
+
+
+def _seconds(text: str) -> int:
+    return int(text.rstrip("s")) * 10**9
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_compose_files_declare_what_runs(env):
+    project_dir, _, _, project, _ = STACKS[env]
+    document = declared(env)
+    assert document["name"] == project
+    services = document["services"]
+    assert sorted(services) == (
+        ["mailhog", "scheduler", "web", "worker"] if env == "dev" else ["scheduler", "web", "worker"]
+    )
+    for service, spec in services.items():
+        container = inspect("%s-%s-1" % (project, service))
+        config, host = container["Config"], container["HostConfig"]
+        if (env, service) != ("prod", "web"):  # planted: prod's web runs lab/web:0.9
+            assert config["Image"] == spec["image"], service
+        assert config["Cmd"] == spec.get("command", config["Cmd"]), service
+        assert host["RestartPolicy"]["Name"] == spec["restart"], service
+        ports = [
+            "%s:%s:%s" % (b["HostIp"], b["HostPort"], p.split("/")[0])
+            for p, bs in host["PortBindings"].items()
+            for b in bs
+        ]
+        assert sorted(ports) == sorted(spec.get("ports", [])), service
+        assert (host["Binds"] or []) == [_bind(project_dir, volume) for volume in spec.get("volumes", [])], service
+        env_vars = dict(item.split("=", 1) for item in config["Env"] or [])
+        assert {k: env_vars.get(k) for k in spec.get("environment", {})} == spec.get("environment", {}), service
+        assert spec.get("labels", {}).items() <= config["Labels"].items(), service
+        limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
+        memory = limits.get("memory") or spec.get("mem_limit")
+        cpus = limits.get("cpus") or spec.get("cpus")
+        assert host["Memory"] == (int(memory.rstrip("M")) * 1024**2 if memory else 0), service
+        assert host["NanoCpus"] == (round(float(cpus) * 10**9) if cpus else 0), service
+        check = spec.get("healthcheck")
+        assert (config.get("Healthcheck") or None) == (
+            {
+                "Test": check["test"],
+                "Interval": _seconds(check["interval"]),
+                "Timeout": _seconds(check["timeout"]),
+                "Retries": int(check["retries"]),
+            }
+            if check
+            else None
+        ), service
+    # Declared privileged in prod; run unprivileged (not every machine lets runc grant every
+    # capability, and the audit compares privileged as declared only).
+    assert services["worker"].get("privileged") == ("true" if env == "prod" else None)
+
+
+def test_compose_files_exercise_interpolation_and_merging():
+    for env, (project_dir, files, env_file, _, owner) in STACKS.items():
+        text = "".join((project_dir / rel).read_text() for rel in files)
+        for syntax in ("${WEB_TAG}", "${API_KEY}", "${LOG_LEVEL:-info}", "$$"):
+            assert syntax in text, (env, syntax)
+        for rel, mode in [*((rel, 0o644) for rel in files), (env_file, 0o600)]:
+            st = (project_dir / rel).stat()
+            assert (st.st_mode & 0o777, st.st_uid) == (mode, pwd.getpwnam(owner).pw_uid), rel
+    # The override files decide restart (prod) and add the same label and env key in both.
+    dev_web, prod_web = declared("dev")["services"]["web"], declared("prod")["services"]["web"]
+    assert (dev_web["restart"], prod_web["restart"]) == ("unless-stopped", "always")
+    assert dev_web["environment"]["TZ"] == prod_web["environment"]["TZ"] == "UTC"
+    assert dev_web["labels"] == prod_web["labels"] == {"com.example.owner": "platform"}
+
+
+# ---------------------------------------------------------------- canaries and manifest
+
+
+def test_canaries_are_in_the_env_files_and_the_containers_only():
+    secrets = canaries()
+    assert sorted(secrets) == ["docker.dev.API_KEY", "docker.prod.API_KEY"]
+    for env, name in (("dev", "personal_assistant-web-1"), ("prod", "ai_assistant-web-1")):
+        value = secrets["docker.%s.API_KEY" % env]
+        project_dir, files, env_file, _, _ = STACKS[env]
+        assert "API_KEY=%s" % value in (project_dir / env_file).read_text()
+        assert "API_KEY=%s" % value in inspect(name)["Config"]["Env"]
+        assert not any(value in (project_dir / rel).read_text() for rel in files)
+        # Only web carries it.
+        others = [n for n in lab_containers() if n != name and value in json.dumps(inspect(n)["Config"])]
+        assert others == []
+    manifest = MANIFEST.read_text()
+    assert [name for name, value in secrets.items() if value in manifest] == []
+
+
+def test_manifest_lists_exactly_the_planted_docker_drift():
+    planted = [e for e in json.loads(MANIFEST.read_text())["planted"] if e["area"] == "docker"]
+    assert {(e["key"], e["kind"], e["check"], e["expected"]) for e in planted} == EXPECTED_DOCKER_FINDINGS
+    assert len(planted) == len(EXPECTED_DOCKER_FINDINGS)
+    assert {e["subject"] for e in planted} == {"app"}
+
+
+def test_lab_rules_mark_exactly_the_expected_entries():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.rules import parse_rules, rule_matches
+
+    rules = parse_rules(RULES.read_text(), str(RULES))
+    for key, kind, check, expected in EXPECTED_DOCKER_FINDINGS:
+        finding = {"area": "docker", "subject": "app", "key": key, "kind": kind, "check": check}
+        finding["environments"] = ["prod"]
+        assert any(rule_matches(rule, finding, {}) for rule in rules) == expected, key
+
+
+# ---------------------------------------------------------------- idempotency, replant, down
+
+
+def test_second_up_recreates_nothing():
+    wait_for_health()
+    before, pid = ids(), engine_pid()
+    proc = labctl("up")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "labctl up: no changes" in proc.stdout
+    assert engine_pid() == pid
+    assert ids() == before
+
+
+def test_replant_gives_fresh_canaries_to_files_and_containers():
+    old, before, manifest = canaries(), ids(), MANIFEST.read_bytes()
+    proc = labctl("replant")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    new = canaries()
+    assert [name for name in new if new[name] == old[name]] == []
+    after = ids()
+    # Only the containers that carry a canary were recreated.
+    assert sorted(k for k in before if before[k] != after.get(k)) == ["ai_assistant-web-1", "personal_assistant-web-1"]
+    for name, env in (("personal_assistant-web-1", "dev"), ("ai_assistant-web-1", "prod")):
+        environment = inspect(name)["Config"]["Env"]
+        assert "API_KEY=%s" % new["docker.%s.API_KEY" % env] in environment
+        assert not any(value in json.dumps(environment) for value in old.values())
+    assert MANIFEST.read_bytes() == manifest
+    # up waits for the recreated containers' health and has nothing else to do.
+    proc = labctl("up")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "labctl up: no changes" in proc.stdout
+    assert wait_for_health(timeout=5)["ai_assistant-web-1"] == "unhealthy"
+
+
+def test_down_stops_the_engine_by_pid_and_up_restores_the_same_containers(lab):
+    if lab["was_up"] and os.environ.get("ENVPARITY_LAB_DISRUPTIVE") != "1":
+        pytest.skip("the lab was already up (maybe in use); set ENVPARITY_LAB_DISRUPTIVE=1 to cycle it")
+    pid, containers = engine_pid(), {name: c["Id"] for name, c in lab_containers().items()}
+    assert labctl("down").returncode == 0
+    assert not Path("/proc/%d" % pid).exists() or b"dockerd" not in Path("/proc/%d/cmdline" % pid).read_bytes()
+    assert not PIDFILE.exists()
+    with pytest.raises(OSError):
+        get("/_ping")
+    assert labctl("status").returncode == 1
+    second = labctl("down")
+    assert second.returncode == 0 and "no changes" in second.stdout
+    proc = labctl("up")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {name: c["Id"] for name, c in lab_containers().items()} == containers  # restarted, not recreated
+    assert wait_for_health(timeout=5)["personal_assistant-web-1"] == "healthy"
