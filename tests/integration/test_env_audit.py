@@ -99,6 +99,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     assert str(CLOSED_PORT) in prod["reason"]
     unknown = [f for f in report["findings"] if f["kind"] == "unknown"]
     assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
+        ("docker", "app", "*", ["prod"]),
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
@@ -179,6 +180,7 @@ def test_every_host_unreachable_still_writes_a_report(audit):
     jsonschema.validate(report, SCHEMA)
     assert [(c["label"], c["status"]) for c in report["columns"]] == [("prod", "unreachable")]
     assert sorted((f["area"], f["subject"], f["kind"], f["check"]) for f in report["findings"]) == [
+        ("docker", "app", "unknown", "collect.failed"),
         ("env", "app", "unknown", "collect.failed"),
         ("git", "app", "unknown", "collect.failed"),
         ("git", "site", "unknown", "collect.failed"),
