@@ -3,7 +3,7 @@
 Pure Python; no Ansible imports. The report action plugin is thin glue around build_audit().
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, pg_diff, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
@@ -21,6 +21,7 @@ AREAS = {
     "docker": docker_diff,
     "env": env_diff,
     "git": git_diff,
+    "postgres": pg_diff,
 }
 
 

@@ -81,6 +81,8 @@ def _row(finding, labels):
         "message": md_text(finding["message"]),
         "recommendation": md_text(finding["recommendation"]),
         "reason": md_text(finding["reason"] or ""),
+        # a unified diff of two bodies (views, functions), shown in a collapsible block
+        "detail": finding["detail"].replace("```", "` ` `") if finding.get("detail") else None,
     }
 
 

@@ -140,3 +140,13 @@ def test_md_value_markers():
     assert md_value(unknown_cell("r")) == "⚠ could not collect"
     assert md_value("") == "(empty)"
     assert md_value("a\nb") == "`a<br>b`"
+
+
+def test_a_finding_detail_is_a_collapsible_diff():
+    audit = sample_audit()
+    audit["findings"][0]["detail"] = "--- dev\n+++ prod\n-select 1\n+select 2"
+    document = build_document(audit, "t", "i")
+    jsonschema.validate(document, SCHEMA)
+    markdown = render_markdown(str(TEMPLATE), build_view(document))
+    assert "<details><summary>`DEBUG`: how it differs</summary>" in markdown
+    assert "```diff\n--- dev\n+++ prod\n-select 1\n+select 2\n```" in markdown
