@@ -13,13 +13,13 @@ from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("run_dir", "areas", "max_file_bytes"))
+    _VALID_ARGS = frozenset(("run_dir", "areas", "max_file_bytes", "secrets"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
         if not args.get("run_dir"):
-            raise AnsibleActionFail("run_dir is required (set by the envparity.audit.run role)")
+            raise AnsibleActionFail("run_dir is required (set by the envparity.audit.prepare role)")
         host = task_vars.get("inventory_hostname")
         # Recorded before contacting the host: an unreachable host is still known to the report.
         rundir.store_request(args["run_dir"], host, args.get("areas") or {})
@@ -27,6 +27,8 @@ class ActionModule(ActionBase):
             "areas": args.get("areas") or {},
             "run_key": rundir.read_key(args["run_dir"]),
             "max_file_bytes": args.get("max_file_bytes", 1048576),
+            # never stored with the request, never returned: a no_log option of the module
+            "secrets": args.get("secrets") or {},
         }
         module_result = self._execute_module(
             module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars

@@ -7,7 +7,8 @@ short_description: Normalise an area's inventory inputs into its collection requ
 description:
   - C(env_request) normalises C(drift_env_files); C(git_request) normalises C(drift_git_repos) and
     C(drift_deploy_dirs); C(docker_request) normalises C(drift_compose) and C(drift_docker_host);
-    C(configured_areas) drops the areas that have no request.
+    C(postgres_request) normalises C(drift_postgres) without passwords, which C(postgres_passwords)
+    returns apart for the module's no_log option; C(configured_areas) drops the areas that have no request.
   - Returns C(None) when nothing is configured (the area is then "not configured" for the host).
 version_added: 0.1.0
 author:
@@ -45,6 +46,8 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
     docker_request,
     env_request,
     git_request,
+    postgres_passwords,
+    postgres_request,
 )
 
 
@@ -66,5 +69,7 @@ class FilterModule:
             "env_request": _explained(env_request),
             "git_request": _explained(git_request),
             "docker_request": _explained(docker_request),
+            "postgres_request": _explained(postgres_request),
+            "postgres_passwords": postgres_passwords,
             "configured_areas": configured_areas,
         }

@@ -13,7 +13,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.env_collect import
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 
 
-def _collect_env(request, run_key, limits):
+def _collect_env(request, run_key, limits, secrets):
     return collect_env_files(
         request.get("files") or [],
         request.get("project_dir"),
@@ -22,19 +22,29 @@ def _collect_env(request, run_key, limits):
     )
 
 
-def _collect_git(request, run_key, limits):
+def _collect_git(request, run_key, limits, secrets):
     return collect_git(request, run_key)
 
 
-def _collect_docker(request, run_key, limits):
+def _collect_docker(request, run_key, limits, secrets):
     return collect_docker(request, run_key)
 
 
-# One entry per area: later areas (postgres …) add theirs here.
+def _collect_postgres(request, run_key, limits, secrets):
+    # Imported here so that a host without the PostgreSQL area pays nothing for it; the module
+    # packer still ships it (it finds imports inside functions too).
+    from ansible_collections.envparity.audit.plugins.module_utils.pg_collect import collect_postgres
+
+    return collect_postgres(request, run_key, secrets or {})
+
+
+# One entry per area. Each collector gets its request, the run key, the limits and the area's
+# secrets (database passwords; a no_log option of the module, never part of the request).
 AREA_COLLECTORS = {
     "docker": _collect_docker,
     "env": _collect_env,
     "git": _collect_git,
+    "postgres": _collect_postgres,
 }
 
 
@@ -45,24 +55,25 @@ def describe_failure(exc):
     return "%s in the collector (see the module's documentation)" % type(exc).__name__
 
 
-def _run_one(area, request, run_key, limits):
+def _run_one(area, request, run_key, limits, secrets):
     collector = AREA_COLLECTORS.get(area)
     if collector is None:
         return {"status": "failed", "reason": "no collector for area %r" % area}
     try:
-        return {"status": "ok", "data": collector(request, run_key, limits)}
+        return {"status": "ok", "data": collector(request, run_key, limits, secrets)}
     except Exception as exc:  # one failing area must not hide the others
         return {"status": "failed", "reason": describe_failure(exc)}
 
 
-def collect_areas(areas, run_key, limits=None):
+def collect_areas(areas, run_key, limits=None, secrets=None):
     """Collect every requested area concurrently; returns {area: {status, data|reason}}."""
     limits = limits or {}
+    secrets = secrets or {}
     names = sorted(areas)
     if not names:
         return {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
-        futures = {name: pool.submit(_run_one, name, areas[name], run_key, limits) for name in names}
+        futures = {name: pool.submit(_run_one, name, areas[name], run_key, limits, secrets.get(name)) for name in names}
         return {name: futures[name].result() for name in names}
 
 

@@ -27,6 +27,12 @@ options:
     description: Files larger than this are reported as too large and not read.
     type: int
     default: 1048576
+  secrets:
+    description:
+      - Secrets per area, kept out of the requests, e.g. C({postgres: {app: password}}).
+      - Used on the host only (database passwords reach psql through its environment).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -65,11 +71,17 @@ def main():
             "areas": {"type": "dict", "required": True},
             "run_key": {"type": "str", "required": True, "no_log": True},
             "max_file_bytes": {"type": "int", "default": 1048576},
+            "secrets": {"type": "dict", "default": {}, "no_log": True},
         },
         supports_check_mode=True,
     )
     run_key = bytes.fromhex(module.params["run_key"])
-    collected = collect_areas(module.params["areas"], run_key, {"max_file_bytes": module.params["max_file_bytes"]})
+    collected = collect_areas(
+        module.params["areas"],
+        run_key,
+        {"max_file_bytes": module.params["max_file_bytes"]},
+        module.params["secrets"],
+    )
     module.exit_json(changed=False, facts_blob=pack({"areas": collected}), areas=summarize(collected))
 
 

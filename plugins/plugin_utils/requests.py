@@ -81,6 +81,52 @@ def docker_request(stacks, docker_host=None, project_dir=None, limits=None):
     }
 
 
+def postgres_request(databases, docker_host=None, limits=None):
+    """The postgres area's request without any password, or None when no database is configured.
+
+    The request is stored in the run directory and may be shown by Ansible: passwords travel
+    apart (postgres_passwords), into a no_log option of the module.
+    """
+    if not databases:
+        return None
+    names = set()
+    normalised = []
+    for index, item in enumerate(databases):
+        if not isinstance(item, dict) or not item.get("name") or not item.get("dbname") or not item.get("user"):
+            raise RequestError("drift_postgres item %d needs a name, a dbname and a user" % (index + 1))
+        if item["name"] in names:
+            raise RequestError("drift_postgres names must be unique: %s appears twice" % item["name"])
+        names.add(item["name"])
+        port = item.get("port")
+        normalised.append(
+            {
+                "name": str(item["name"]),
+                "dbname": str(item["dbname"]),
+                "user": str(item["user"]),
+                "host": str(item["host"]) if item.get("host") else None,
+                "port": int(port) if port not in (None, "") else None,
+                "container": str(item["container"]) if item.get("container") else None,
+            }
+        )
+    limits = dict(limits or {})
+    return {
+        "databases": normalised,
+        "docker_host": str(docker_host or "unix:///var/run/docker.sock"),
+        "timeout": int(limits.get("timeout", 60)),
+        "statement_timeout_ms": int(limits.get("statement_timeout_ms", 30000)),
+        "lock_timeout_ms": int(limits.get("lock_timeout_ms", 5000)),
+    }
+
+
+def postgres_passwords(databases):
+    """{name: password} of the databases that have one (for the module's no_log option)."""
+    return {
+        str(item["name"]): str(item["password"])
+        for item in databases or []
+        if isinstance(item, dict) and item.get("name") and item.get("password") not in (None, "")
+    }
+
+
 def configured_areas(requests):
     """Only the areas that have a request (an area with no input is not configured)."""
     return {area: request for area, request in (requests or {}).items() if request is not None}
