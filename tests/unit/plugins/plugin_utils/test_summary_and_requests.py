@@ -69,3 +69,27 @@ def test_env_request_rejects_bad_input(files, message):
 
 def test_configured_areas_drops_unset():
     assert configured_areas({"env": None, "docker": {"x": 1}}) == {"docker": {"x": 1}}
+
+
+def test_postgres_request_never_carries_a_password():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.requests import postgres_passwords, postgres_request
+
+    databases = [
+        {"name": "app", "dbname": "ai_assistant", "user": "prod_user", "password": "CANARYpw123", "container": "db-1"},
+        {"name": "analytics", "dbname": "analytics", "user": "prod_user", "host": "127.0.0.1", "port": "55433"},
+    ]
+    request = postgres_request(databases, "unix:///run/d.sock", {"timeout": 9})
+    assert "CANARYpw123" not in repr(request)
+    assert request["databases"][1] == {
+        "name": "analytics",
+        "dbname": "analytics",
+        "user": "prod_user",
+        "host": "127.0.0.1",
+        "port": 55433,
+        "container": None,
+    }
+    assert request["timeout"] == 9 and request["docker_host"] == "unix:///run/d.sock"
+    assert postgres_passwords(databases) == {"app": "CANARYpw123"}
+    assert postgres_request([]) is None
+    with pytest.raises(RequestError, match="needs a name, a dbname and a user"):
+        postgres_request([{"name": "x"}])
