@@ -1,0 +1,429 @@
+"""The SQL that pg_collect runs through psql: one catalog query, one migrations query.
+
+Standard library only (nothing but text here): this module travels to the audited host.
+
+The script (see pg_collect.build_script) runs in one psql session, in one READ ONLY transaction
+that ends with ROLLBACK:
+
+1. ``migration_probe()``: finds the migration tables with ``to_regclass`` under the audit role's
+   own search path, and the server version (psql ``\\gset``: nothing is printed).  Every call is
+   schema-qualified, because the search path is still the role's.
+2. ``SET LOCAL search_path = pg_catalog, pg_temp``: from here on nothing a database user created
+   can shadow a built-in function, and ``format_type``, ``pg_get_viewdef`` … print every
+   user-defined name schema-qualified, whatever the audit role's search path is.  Then
+   ``SET LOCAL work_mem`` (CATALOG_WORK_MEM).  The settings changed with SET LOCAL are reported
+   with the value a session starts with (SESSION_SETTINGS), not the audit's own.
+3. ``CATALOG_QUERY``: one SELECT over pg_catalog (never information_schema) returning a single
+   JSON document.
+4. ``migrations_generator()``: one SELECT that writes, from the tables step 1 found, one SELECT
+   reading them all; psql's ``\\gexec`` runs it.  Tables the audit role may not read, or whose
+   columns are not the tool's, are named in the result instead of being read, so that the
+   generated statement cannot fail.
+
+Objects that belong to an extension (pg_depend deptype 'e'), the system schemas (pg_catalog,
+information_schema, pg_toast, pg_temp_*: every ``pg_*`` name is reserved) and temporary
+schemas are left out.  The password hash is never selected: roles come from pg_roles, column by
+column.  Texts are as PostgreSQL prints them; sorting that depends on a collation is left to
+Python, so that dev and prod sort alike whatever their locales.
+"""
+
+# The server versions the catalog query supports (attgenerated: 12; SQL-standard bodies: 14).
+MIN_SERVER_VERSION_NUM = 120000
+SQL_BODY_VERSION_NUM = 140000
+# Write privileges listed for the audit role (the check itself is exact).
+WRITE_PRIVILEGE_LIMIT = 20
+
+# Settings the script changes with SET LOCAL: their session value is the audit's own, so the
+# catalog reports the value sessions start with (reset_val) instead, with its source worked out
+# from pg_db_role_setting ("configuration file" when it differs from the built-in default).
+# The transaction_* settings BEGIN READ ONLY changes are left out.
+SESSION_SETTINGS = (
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "search_path",
+    "work_mem",
+)
+# Memory for the catalog query's aggregates (per-table JSON), for this transaction only: with the
+# default 4MB they spill to temporary files (measured: 2,000 tables, 30% slower).
+CATALOG_WORK_MEM = "64MB"
+
+# tool: (the name given to to_regclass, the psql variable holding the table's oid)
+MIGRATION_TABLES = (
+    ("alembic", "alembic_version"),
+    ("django", "django_migrations"),
+    ("schema_migrations", "schema_migrations"),
+    ("flyway", "flyway_schema_history"),
+    ("knex", "knex_migrations"),
+    ("prisma", "_prisma_migrations"),
+    ("sequelize", '"SequelizeMeta"'),
+)
+
+# How each tool's table is read: (tool, table key in MIGRATION_TABLES, columns it must have,
+# a column whose presence ("+name") or absence ("-name") selects this reader, the JSON array of
+# ids, the "dirty" flag).  Ids come in applied order where the table records one; otherwise
+# unordered, and Python sorts them (a collation-independent order).  schema_migrations is
+# Rails' without a "dirty" column, golang-migrate's with one.
+MIGRATION_READERS = (
+    ("alembic", "alembic", ("version_num",), None, "json_agg(version_num::text)", "NULL::boolean"),
+    (
+        "django",
+        "django",
+        ("id", "app", "name"),
+        None,
+        "json_agg(json_build_array(app::text, name::text) ORDER BY id)",
+        "NULL::boolean",
+    ),
+    ("rails", "schema_migrations", ("version",), "-dirty", "json_agg(version::text)", "NULL::boolean"),
+    (
+        "golang-migrate",
+        "schema_migrations",
+        ("version", "dirty"),
+        "+dirty",
+        "json_agg(version::text)",
+        "bool_or(dirty)",
+    ),
+    (
+        "flyway",
+        "flyway",
+        ("installed_rank", "version", "success"),
+        None,
+        "json_agg(version::text ORDER BY installed_rank) FILTER (WHERE success AND version IS NOT NULL)",
+        "coalesce(bool_or(NOT success), false)",
+    ),
+    ("knex", "knex", ("id", "name"), None, "json_agg(name::text ORDER BY id)", "NULL::boolean"),
+    (
+        "prisma",
+        "prisma",
+        ("migration_name", "finished_at", "rolled_back_at"),
+        None,
+        "json_agg(migration_name::text ORDER BY finished_at, migration_name)"
+        " FILTER (WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL)",
+        "coalesce(bool_or(finished_at IS NULL AND rolled_back_at IS NULL), false)",
+    ),
+    ("sequelize", "sequelize", ("name",), None, "json_agg(name::text)", "NULL::boolean"),
+)
+
+
+def probe_variable(table_key):
+    """The psql variable that holds the oid of a migration table (0: none)."""
+    return "envparity_mig_" + table_key
+
+
+def migration_probe():
+    """The first statement (role's search path; schema-qualified calls only), ending in \\gset."""
+    columns = [
+        "COALESCE(pg_catalog.to_regclass('%s')::pg_catalog.oid, '0'::pg_catalog.oid) AS %s"
+        % (name, probe_variable(key))
+        for key, name in MIGRATION_TABLES
+    ]
+    for variable, version_num in (
+        ("envparity_supported", MIN_SERVER_VERSION_NUM),
+        ("envparity_pg14", SQL_BODY_VERSION_NUM),
+    ):
+        columns.append(
+            "pg_catalog.int4ge(pg_catalog.current_setting('server_version_num')::pg_catalog.int4, %d) AS %s"
+            % (version_num, variable)
+        )
+    return "SELECT " + ",\n       ".join(columns) + " \\gset\n"
+
+
+def _literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _array(items):
+    return "ARRAY[%s]::text[]" % ", ".join(_literal(item) for item in items)
+
+
+def migrations_generator():
+    """The SELECT (search_path = pg_catalog) whose one cell is the statement reading the
+    migration tables, or NULL when there are none (\\gexec skips it).  Ends in \\gexec."""
+    rows = []
+    for tool, key, required, selector, ids, dirty in MIGRATION_READERS:
+        when_present = when_absent = "NULL"
+        if selector and selector[0] == "+":
+            when_present = _literal(selector[1:])
+        elif selector:
+            when_absent = _literal(selector[1:])
+        reader = "SELECT json_build_object('ids', coalesce(%s, '[]'::json), 'dirty', %s) FROM %%2$s" % (ids, dirty)
+        rows.append(
+            "(%s, :%s::oid, %s, %s, %s, %s)"
+            % (_literal(tool), probe_variable(key), _array(required), when_present, when_absent, _literal(reader))
+        )
+    return (
+        """SELECT 'SELECT json_build_object(' || string_agg(format('%L, %s', m.tool, m.reader), ', ') || ')'
+FROM (
+  SELECT k.tool,
+         CASE
+           WHEN NOT has_table_privilege(c.oid, 'SELECT')
+             THEN format('json_build_object(''table'', %L, ''skipped'', ''no_select_privilege'')', t.ident)
+           WHEN NOT (k.required <@ t.cols)
+             THEN format('json_build_object(''table'', %L, ''skipped'', ''unexpected_columns'')', t.ident)
+           ELSE format('json_build_object(''table'', %1$L, ''read'', (' || k.reader || '))', t.ident, t.qualified)
+         END AS reader
+  FROM (VALUES
+    """
+        + ",\n    ".join(rows)
+        + """
+  ) AS k(tool, oid, required, when_present, when_absent, reader)
+  JOIN pg_class c ON c.oid = k.oid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (
+    SELECT n.nspname || '.' || c.relname AS ident,
+           format('%I.%I', n.nspname, c.relname) AS qualified,
+           ARRAY(SELECT a.attname::text FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
+  ) AS t
+  WHERE k.oid <> 0
+    AND (k.when_present IS NULL OR k.when_present = ANY (t.cols))
+    AND (k.when_absent IS NULL OR k.when_absent <> ALL (t.cols))
+) AS m \\gexec
+"""
+    )
+
+
+CATALOG_QUERY = r"""
+WITH
+ext AS (
+  SELECT d.classid, d.objid FROM pg_depend d WHERE d.deptype = 'e'
+),
+nsp AS (
+  SELECT n.oid, n.nspname, pg_get_userbyid(n.nspowner) AS owner
+  FROM pg_namespace n
+  WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_namespace'::regclass AND ext.objid = n.oid)
+),
+rel AS (
+  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
+         c.relispartition, c.reltuples, n.nspname, n.nspname || '.' || c.relname AS ident
+  FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+),
+col AS (
+  SELECT a.attrelid, a.attname, a.attnum,
+         format_type(a.atttypid, a.atttypmod) AS typ,
+         NOT a.attnotnull AS nullable,
+         -- A column default cannot refer to a column: deparsed without the table (3x faster).
+         CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END AS dflt,
+         CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END AS ident,
+         CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS gen,
+         CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN
+           CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
+         END AS coll
+  FROM pg_attribute a
+  JOIN rel r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'f')
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+),
+cols AS (
+  SELECT attrelid, json_object_agg(attname, json_build_object(
+           'position', attnum, 'type', typ, 'nullable', nullable, 'default', dflt,
+           'identity', ident, 'generated', gen, 'collation', coll)) AS j
+  FROM col GROUP BY attrelid
+),
+cons AS (
+  SELECT co.conrelid, json_object_agg(co.conname, json_build_object(
+           'type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
+                                   WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' ELSE 'exclusion' END,
+           'definition', pg_get_constraintdef(co.oid))) AS j
+  FROM pg_constraint co JOIN rel r ON r.oid = co.conrelid AND r.relkind IN ('r', 'p', 'f')
+  WHERE co.contype IN ('p', 'u', 'f', 'c', 'x')
+  GROUP BY co.conrelid
+),
+idx AS (
+  SELECT i.indrelid, json_object_agg(ic.relname, json_build_object(
+           'definition', pg_get_indexdef(i.indexrelid),
+           'unique', i.indisunique, 'primary', i.indisprimary)) AS j
+  FROM pg_index i
+  JOIN rel r ON r.oid = i.indrelid AND r.relkind IN ('r', 'p', 'f')
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  GROUP BY i.indrelid
+),
+trg AS (
+  SELECT tg.tgrelid, json_object_agg(tg.tgname, json_build_object(
+           'definition', pg_get_triggerdef(tg.oid, true),
+           'enabled', CASE tg.tgenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled'
+                                        WHEN 'R' THEN 'replica' ELSE 'always' END)) AS j
+  FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid AND r.relkind IN ('r', 'p', 'f')
+  WHERE NOT tg.tgisinternal
+  GROUP BY tg.tgrelid
+),
+tables AS (
+  SELECT json_object_agg(r.ident, json_build_object(
+           'kind', CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned' ELSE 'foreign' END,
+           'owner', pg_get_userbyid(r.relowner),
+           'rls', r.relrowsecurity,
+           'rls_forced', r.relforcerowsecurity,
+           'partition_key', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
+           'partition_of', (SELECT pn.nspname || '.' || pc.relname
+                            FROM pg_inherits h
+                            JOIN pg_class pc ON pc.oid = h.inhparent
+                            JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                            WHERE r.relispartition AND h.inhrelid = r.oid),
+           'row_estimate', r.reltuples::bigint,
+           'size_bytes', pg_total_relation_size(r.oid),
+           'columns', coalesce(cols.j, '{}'::json),
+           'constraints', coalesce(cons.j, '{}'::json),
+           'indexes', coalesce(idx.j, '{}'::json),
+           'triggers', coalesce(trg.j, '{}'::json))) AS j
+  FROM rel r
+  LEFT JOIN cols ON cols.attrelid = r.oid
+  LEFT JOIN cons ON cons.conrelid = r.oid
+  LEFT JOIN idx ON idx.indrelid = r.oid
+  LEFT JOIN trg ON trg.tgrelid = r.oid
+  WHERE r.relkind IN ('r', 'p', 'f')
+),
+views AS (
+  SELECT json_object_agg(r.ident, json_build_object(
+           'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true))) AS j
+  FROM rel r WHERE r.relkind IN ('v', 'm')
+),
+funcs AS (
+  SELECT json_object_agg(
+           n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           json_build_object(
+             'kind', CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure'
+                                    WHEN 'a' THEN 'aggregate' ELSE 'window' END,
+             'language', l.lanname,
+             'returns', CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END,
+             'volatility', CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
+             'security_definer', p.prosecdef,
+             'body', coalesce(:envparity_sqlbody, p.prosrc))) AS j
+  FROM pg_proc p
+  JOIN nsp n ON n.oid = p.pronamespace
+  JOIN pg_language l ON l.oid = p.prolang
+  WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+),
+seqs AS (
+  SELECT json_object_agg(r.ident, json_build_object(
+           'type', format_type(s.seqtypid, NULL), 'increment', s.seqincrement::text,
+           'min', s.seqmin::text, 'max', s.seqmax::text, 'cycle', s.seqcycle)) AS j
+  FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
+  WHERE r.relkind = 'S'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i')
+),
+typ AS (
+  SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin,
+         n.nspname || '.' || t.typname AS ident
+  FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
+  WHERE t.typtype IN ('e', 'd')
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+),
+enums AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'labels', (SELECT coalesce(json_agg(e.enumlabel ORDER BY e.enumsortorder), '[]'::json)
+                      FROM pg_enum e WHERE e.enumtypid = ty.oid))) AS j
+  FROM typ ty WHERE ty.typtype = 'e'
+),
+domains AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'base_type', format_type(ty.typbasetype, ty.typtypmod),
+           'nullable', NOT ty.typnotnull,
+           'default', pg_get_expr(ty.typdefaultbin, 0),
+           'constraints', (SELECT coalesce(json_agg(pg_get_constraintdef(c.oid)), '[]'::json)
+                           FROM pg_constraint c WHERE c.contypid = ty.oid AND c.contype <> 'n'))) AS j
+  FROM typ ty WHERE ty.typtype = 'd'
+),
+exts AS (
+  SELECT json_object_agg(e.extname, json_build_object('version', e.extversion, 'schema', n.nspname)) AS j
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+),
+me AS (
+  SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) AS db,
+         (SELECT oid FROM pg_roles WHERE rolname = session_user) AS role
+),
+role_set AS (
+  SELECT rs.setdatabase, rs.setrole, lower(split_part(c.item, '=', 1)) AS name
+  FROM pg_db_role_setting rs, me, unnest(rs.setconfig) AS c(item)
+  WHERE (rs.setdatabase = me.db OR rs.setdatabase = 0) AND (rs.setrole = me.role OR rs.setrole = 0)
+),
+sets AS (
+  SELECT json_object_agg(s.name, json_build_object('value', s.value, 'unit', s.unit, 'source', s.source)) AS j
+  FROM (
+    SELECT st.name, st.unit,
+           CASE WHEN st.source = 'session' THEN st.reset_val ELSE st.setting END AS value,
+           CASE
+             WHEN st.source <> 'session' THEN st.source
+             WHEN EXISTS (SELECT 1 FROM role_set x, me WHERE x.setdatabase = me.db AND x.setrole = me.role
+                          AND x.name = lower(st.name)) THEN 'database user'
+             WHEN EXISTS (SELECT 1 FROM role_set x, me WHERE x.setdatabase = 0 AND x.setrole = me.role
+                          AND x.name = lower(st.name)) THEN 'user'
+             WHEN EXISTS (SELECT 1 FROM role_set x, me WHERE x.setdatabase = me.db AND x.setrole = 0
+                          AND x.name = lower(st.name)) THEN 'database'
+             WHEN st.reset_val IS DISTINCT FROM st.boot_val THEN 'configuration file'
+           END AS source
+    FROM pg_settings st
+    WHERE st.source NOT IN ('default', 'override', 'client', 'interactive')
+      AND (st.source <> 'session' OR st.name IN (__SESSION_SETTINGS__))
+    UNION ALL
+    -- Custom settings no module defines (ALTER DATABASE ... SET app.jwt_secret = ...) are
+    -- placeholders, which pg_settings does not show: read them where they are stored.
+    SELECT split_part(c.item, '=', 1), NULL, substr(c.item, strpos(c.item, '=') + 1), 'database'
+    FROM pg_db_role_setting rs, me, unnest(rs.setconfig) AS c(item)
+    WHERE rs.setdatabase = me.db AND rs.setrole = 0
+      AND NOT EXISTS (SELECT 1 FROM pg_settings st WHERE lower(st.name) = lower(split_part(c.item, '=', 1)))
+  ) AS s
+  WHERE s.source IS NOT NULL
+),
+roles AS (
+  SELECT json_object_agg(r.rolname, json_build_object(
+           'superuser', r.rolsuper, 'createdb', r.rolcreatedb, 'createrole', r.rolcreaterole,
+           'login', r.rolcanlogin, 'replication', r.rolreplication, 'bypassrls', r.rolbypassrls,
+           'connection_limit', r.rolconnlimit,
+           'member_of', (SELECT coalesce(json_agg(g.rolname), '[]'::json)
+                         FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         WHERE m.member = r.oid),
+           'config', r.rolconfig,
+           'database_config', (SELECT rs.setconfig FROM pg_db_role_setting rs, me
+                               WHERE rs.setdatabase = me.db AND rs.setrole = r.oid))) AS j
+  FROM pg_roles r WHERE r.rolname NOT LIKE 'pg\_%'
+),
+priv AS (
+  SELECT 1 AS grp, ''::text AS k1, 0 AS k2, 'CREATE on database ' || current_database() AS d
+  WHERE has_database_privilege(current_database(), 'CREATE')
+  UNION ALL
+  SELECT 2, n.nspname::text, 0, 'CREATE on schema ' || n.nspname
+  FROM nsp n WHERE has_schema_privilege(n.oid, 'CREATE')
+  UNION ALL
+  SELECT 3, r.ident, p.o, p.priv || ' on ' || r.ident
+  FROM rel r CROSS JOIN (VALUES (1, 'INSERT'), (2, 'UPDATE'), (3, 'DELETE'), (4, 'TRUNCATE')) AS p(o, priv)
+  WHERE r.relkind IN ('r', 'p', 'f')
+    AND CASE WHEN p.o <= 2 THEN has_any_column_privilege(r.oid, p.priv) ELSE has_table_privilege(r.oid, p.priv) END
+),
+audit AS (
+  SELECT json_build_object(
+           'name', current_user,
+           'superuser', coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false),
+           'can_write', EXISTS (SELECT 1 FROM priv),
+           'write_privileges', (SELECT coalesce(json_agg(x.d ORDER BY x.grp, x.k1 COLLATE "C", x.k2), '[]'::json)
+                                FROM (SELECT * FROM priv ORDER BY grp, k1 COLLATE "C", k2
+                                      LIMIT __WRITE_LIMIT__) AS x)) AS j
+),
+schemas AS (
+  SELECT json_object_agg(nspname, json_build_object('owner', owner)) AS j FROM nsp
+)
+SELECT json_build_object(
+  'server_version', current_setting('server_version'),
+  'server_version_num', current_setting('server_version_num')::int,
+  'audit_role', audit.j,
+  'catalog', json_build_object(
+    'schemas', coalesce(schemas.j, '{}'::json),
+    'tables', coalesce(tables.j, '{}'::json),
+    'views', coalesce(views.j, '{}'::json),
+    'functions', coalesce(funcs.j, '{}'::json),
+    'sequences', coalesce(seqs.j, '{}'::json),
+    'enums', coalesce(enums.j, '{}'::json),
+    'domains', coalesce(domains.j, '{}'::json),
+    'extensions', coalesce(exts.j, '{}'::json),
+    'settings', coalesce(sets.j, '{}'::json),
+    'roles', coalesce(roles.j, '{}'::json)))
+FROM audit, schemas, tables, views, funcs, seqs, enums, domains, exts, sets, roles;
+""".replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
+    "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
+)
