@@ -9,7 +9,9 @@ root:envparity-docker 0660 and deploy is in that group, so prod's audit reaches 
 
 No registry is reachable: the images are imported from tar archives built here from Debian's
 static busybox (sh, httpd, wget, sleep and a small /www). lab/web:0.9 predates the /health
-endpoint, which is why prod's web, which runs it, is unhealthy.
+endpoint, which is why prod's web, which runs it, is unhealthy. Other areas may contribute images
+through a `docker_images()` hook: postgres_area builds lab/postgres:15, which prod's db service
+runs, from this machine's own PostgreSQL binaries.
 
 The audit reads the compose files in the checkouts and the containers from the engine. The lab
 starts the containers itself (there is no compose tool to rely on), with the settings the files
@@ -151,6 +153,8 @@ PLANTED = [
     _finding("services.web.health", "policy", "docker.unhealthy"),  # 0.9 has no /health
     _finding("services.scheduler", "policy", "docker.not_running"),  # created, never started
     _finding("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan"),
+    # prod's PostgreSQL runs in the stack, dev's natively (postgres_area): a rule in drift_rules.yml.
+    _finding("services.db", "extra", "docker.service_extra", expected=True),
 ]
 
 
@@ -280,6 +284,7 @@ class Container:
     health: Health | None = None
     labels: tuple = ()  # declared labels: (key, value)
     running: bool = True  # False: created, never started
+    stop_signal: str | None = None  # compose's stop_signal
     planted_health: str | None = None  # what `up` waits for
     config_files: tuple = ()  # the compose files it was started from, when not the stack's
 
@@ -301,6 +306,14 @@ LEGACY_COMMAND = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 300 & wait;
 SCHEDULER_HEALTH = Health("10s", test=("CMD-SHELL", "test -f /tmp/scheduler.alive"))
 WEB_LABELS = (("com.example.owner", "platform"),)  # added by both override files
 DEV_WEB_TAG, PROD_WEB_TAG, PROD_WEB_RUNNING_TAG = "1.1", "1.0", "0.9"
+# prod's PostgreSQL (service db): postgres_area builds the image from this machine's own
+# binaries (its docker_images hook), initialises the data dir here before the container first
+# starts, and plants the databases through the socket dir, which is shared with the host.
+DB_IMAGE = "lab/postgres:15"
+DB_DATA_DIR = STATE_DIR / "pg-prod"
+DB_SOCKET_DIR = RUN_DIR / "pg-prod"
+DB_PORT = 55433
+DB_HEALTH = Health("10s", test=("CMD", "pg_isready", "-q", "-h", "/var/run/postgresql"))
 
 
 def _run(command: tuple) -> tuple:
@@ -360,6 +373,18 @@ CONTAINERS = [
         memory="64M",
         health=SCHEDULER_HEALTH,
         running=False,
+    ),
+    # As declared: the docker area's production checks find nothing on it.
+    Container(
+        PROD_STACK,
+        "db",
+        DB_IMAGE,
+        ports=("127.0.0.1:%d:5432" % DB_PORT,),
+        binds=("%s:/var/lib/postgresql/data" % DB_DATA_DIR, "%s:/var/run/postgresql" % DB_SOCKET_DIR),
+        memory="768M",
+        health=DB_HEALTH,
+        planted_health="healthy",
+        stop_signal="SIGINT",
     ),
     # No prod compose file declares legacy-cron (planted: docker.orphan): it was started long
     # ago from the seed's old compose file.
@@ -487,6 +512,26 @@ services:
       resources:
         limits:
           memory: 64M
+
+  # PostgreSQL 15; the data lives on the host. Dev runs PostgreSQL natively.
+  db:
+    image: {DB_IMAGE}
+    ports:
+      - "127.0.0.1:{DB_PORT}:5432"
+    volumes:
+      - {DB_DATA_DIR}:/var/lib/postgresql/data
+      - {DB_SOCKET_DIR}:/var/run/postgresql
+    stop_signal: SIGINT
+    healthcheck:
+      test: {_flow(DB_HEALTH.test)}
+      interval: 10s
+      timeout: 5s
+      retries: 2
+    restart: unless-stopped
+    deploy:
+      resources:
+        limits:
+          memory: 768M
 """
 
 COMPOSE_PROD_OVERRIDE = """\
@@ -692,17 +737,21 @@ def _stop_engine(ctx: Ctx) -> None:
 
 
 def _ensure_images(ctx: Ctx) -> None:
-    for image in IMAGES:
-        if _get("/images/%s/json" % _quote(image.ref)) is not None:
+    wanted = [(image.ref, ["CMD " + json.dumps(image.cmd)], lambda image=image: _rootfs_tar(image)) for image in IMAGES]
+    # Images other areas build (postgres_area: lab/postgres:15): (ref, changes, tar maker).
+    for area in ctx.areas:
+        wanted += getattr(area, "docker_images", list)()
+    for ref, changes, make_tar in wanted:
+        if _get("/images/%s/json" % _quote(ref)) is not None:
             continue  # an existing tag is kept: re-importing would give it a new id
-        repo, tag = image.ref.rsplit(":", 1)
+        repo, tag = ref.rsplit(":", 1)
         query = urllib.parse.urlencode(
-            [("fromSrc", "-"), ("repo", repo), ("tag", tag), ("changes", "CMD " + json.dumps(image.cmd))]
+            [("fromSrc", "-"), ("repo", repo), ("tag", tag), *(("changes", change) for change in changes)]
         )
-        answer = _call("POST", "/images/create?" + query, _rootfs_tar(image), content_type="application/x-tar")
+        answer = _call("POST", "/images/create?" + query, make_tar(), content_type="application/x-tar", timeout=600)
         if "error" in str(answer):  # errors arrive in the progress stream, with status 200
-            raise LabError("docker import of %s failed: %s" % (image.ref, answer))
-        ctx.changed("imported image %s" % image.ref)
+            raise LabError("docker import of %s failed: %s" % (ref, answer))
+        ctx.changed("imported image %s" % ref)
 
 
 def _ensure_network(ctx: Ctx, stack: Stack) -> None:
@@ -775,6 +824,8 @@ def create_body(c: Container, secret) -> dict:
     }
     if c.command:
         body["Cmd"] = list(c.command)
+    if c.stop_signal:
+        body["StopSignal"] = c.stop_signal
     if c.health:
         body["Healthcheck"] = {
             "Test": list(c.health.test),

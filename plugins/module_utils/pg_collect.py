@@ -714,6 +714,7 @@ def _parse(stdout, db, request, hmac_key):
     return {
         "status": "ok",
         "reason": reason,
+        "dbname": db["dbname"],  # the name on the server, for the audit-role SQL of the report
         "server_version": _short_version(document.get("server_version")),
         "server_version_num": document.get("server_version_num"),
         "audit_role": _audit_role(document.get("audit_role")),

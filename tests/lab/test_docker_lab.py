@@ -70,6 +70,7 @@ PLANTED_CONTAINERS = {
     "ai_assistant-worker-1": ("running", None, "lab/worker:1.0"),
     "ai_assistant-scheduler-1": ("created", None, "lab/worker:1.0"),  # declared, never started
     "ai_assistant-legacy-cron-1": ("running", None, "lab/worker:1.0"),  # declared nowhere
+    "ai_assistant-db-1": ("running", "healthy", "lab/postgres:15"),  # prod's PostgreSQL (postgres area)
 }
 IMAGES = ["lab/web:0.9", "lab/web:1.0", "lab/web:1.1", "lab/worker:1.0"]
 
@@ -95,6 +96,7 @@ EXPECTED_DOCKER_FINDINGS = {
     ("services.web.health", "policy", "docker.unhealthy", False),
     ("services.scheduler", "policy", "docker.not_running", False),
     ("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan", False),
+    ("services.db", "extra", "docker.service_extra", True),  # dev runs PostgreSQL natively: rule
 }
 
 
@@ -346,7 +348,7 @@ def test_compose_files_declare_what_runs(env):
     assert document["name"] == project
     services = document["services"]
     assert sorted(services) == (
-        ["mailhog", "scheduler", "web", "worker"] if env == "dev" else ["scheduler", "web", "worker"]
+        ["mailhog", "scheduler", "web", "worker"] if env == "dev" else ["db", "scheduler", "web", "worker"]
     )
     for service, spec in services.items():
         container = inspect("%s-%s-1" % (project, service))

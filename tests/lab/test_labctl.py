@@ -116,14 +116,15 @@ def sshd_pid() -> int:
 def snapshot() -> dict[str, tuple]:
     """Mode, owner, mtime and content hash of every file and dir the lab manages.
 
-    sshd.log is left out: sshd appends to it on every login, which is not the lab changing; so is
-    dockerd's data root, which dockerd rewrites on every health probe.
+    sshd.log is left out: sshd appends to it on every login, which is not the lab changing; so are
+    dockerd's data root, which dockerd rewrites on every health probe, and the PostgreSQL data
+    dirs, which the servers write to (checkpoints, hint bits) whenever they like.
     """
     state = {}
-    engine_data = STATE / "docker"
+    live = (STATE / "docker", STATE / "pg-dev", STATE / "pg-prod")
     for root in (STATE, PROD_DIR, Path("/home/deploy/.ssh")):
         for path in (root, *sorted(root.rglob("*"))):
-            if path.name == "sshd.log" or path == engine_data or engine_data in path.parents:
+            if path.name == "sshd.log" or path in live or any(top in path.parents for top in live):
                 continue
             st = path.lstat()
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

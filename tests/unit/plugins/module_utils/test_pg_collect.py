@@ -471,6 +471,7 @@ def test_status_version_and_shape(app):
     assert set(app) == {
         "status",
         "reason",
+        "dbname",
         "server_version",
         "server_version_num",
         "audit_role",
@@ -478,6 +479,7 @@ def test_status_version_and_shape(app):
         "migrations",
     }
     assert app["reason"] is None
+    assert app["dbname"]
     assert app["server_version"].startswith("15.") and " " not in app["server_version"]
     assert 150000 <= app["server_version_num"] < 160000
     assert set(app["catalog"]) == {
