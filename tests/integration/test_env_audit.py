@@ -103,6 +103,8 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
+        ("postgres", "analytics", "*", ["prod"]),
+        ("postgres", "app", "*", ["prod"]),
     ]
     assert unknown[0]["values"]["prod"]["unknown"].startswith("unreachable")
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
@@ -184,6 +186,8 @@ def test_every_host_unreachable_still_writes_a_report(audit):
         ("env", "app", "unknown", "collect.failed"),
         ("git", "app", "unknown", "collect.failed"),
         ("git", "site", "unknown", "collect.failed"),
+        ("postgres", "analytics", "unknown", "collect.failed"),
+        ("postgres", "app", "unknown", "collect.failed"),
     ]
 
 
