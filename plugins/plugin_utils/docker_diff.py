@@ -9,6 +9,7 @@ Pure Python; no Ansible imports.
 import re
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names, make_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
 AREA = "docker"
 LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "profiles")
@@ -120,25 +121,6 @@ def attribute_text(service, attribute):
     if attribute == "labels":
         return _joined("%s=%s" % (k, v) for k, v in sorted((value or {}).items()))
     return value
-
-
-def _secret_letters(records):
-    letters = {}
-    for record in records:
-        if record and record["secret"] and not record["empty"] and record["fp"] not in letters:
-            letters[record["fp"]] = chr(ord("A") + len(letters) % 26)
-    return letters
-
-
-def env_text(record, letters):
-    if record is None:
-        return None
-    if not record["secret"]:
-        return record["display"] if record["display"] is not None else ""
-    if record["empty"]:
-        return "‹empty secret›"
-    label = "‹secret %s, %d chars›" % (letters.get(record["fp"], "?"), record["length"])
-    return "%s %s" % (record["display"], label) if record["display"] else label
 
 
 def _enabled(service):
@@ -329,8 +311,8 @@ def _environment_findings(stack, svc, ok, declared):
     production = set(stack.production(ok))
     for key in sorted(set().union(*environments.values())):
         records = {label: environments[label].get(key) for label in ok}
-        letters = _secret_letters(records[label] for label in ok)
-        values = {label: env_text(records[label], letters) for label in ok}
+        letters = secret_letters(records[label] for label in ok)
+        values = {label: record_text(records[label], letters) for label in ok}
         secret = any(record and record["secret"] for record in records.values())
         fingerprints = {record["fp"] if record else None for record in records.values()}
         if len(fingerprints) > 1:

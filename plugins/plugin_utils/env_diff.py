@@ -13,6 +13,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     make_finding,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
 AREA = "env"
 FILE_KEY = "@file"
@@ -39,27 +40,6 @@ def subjects(request):
 
 def _lines(lines):
     return "line" + ("s " if len(lines) > 1 else " ") + ", ".join(str(n) for n in sorted(lines))
-
-
-def _secret_letters(records):
-    """Name distinct secret values A, B, … in column order so a row shows which are equal."""
-    letters = {}
-    for record in records:
-        if record and record["secret"] and not record["empty"] and record["fp"] not in letters:
-            letters[record["fp"]] = chr(ord("A") + len(letters) % 26)
-    return letters
-
-
-def cell_text(record, letters):
-    """How one value is shown: in clear only when not secret."""
-    if record is None:
-        return None
-    if not record["secret"]:
-        return record["display"] if record["display"] is not None else ""
-    if record["empty"]:
-        return "‹empty secret›"
-    label = "‹secret %s, %d chars›" % (letters.get(record["fp"], "?"), record["length"])
-    return "%s %s" % (record["display"], label) if record["display"] else label
 
 
 class _Subject:
@@ -134,8 +114,8 @@ def _key_findings(subject):
         records = {label: keys[label].get(key) for label in readable}
         present = [label for label in readable if records[label] is not None]
         absent = [label for label in readable if records[label] is None]
-        letters = _secret_letters(records[label] for label in readable)
-        values = {label: cell_text(records[label], letters) for label in readable}
+        letters = secret_letters(records[label] for label in readable)
+        values = {label: record_text(records[label], letters) for label in readable}
         if absent:
             if records[baseline] is not None:
                 severity = "high" if subject.production(absent) else "medium"
@@ -211,8 +191,8 @@ def _per_key_policy(subject, labels, check, severity_for, predicate, message, re
     findings = []
     for key in sorted(hits):
         records = [subject.files[label]["keys"].get(key) for label in subject.readable()]
-        letters = _secret_letters(records)
-        values = {label: cell_text(subject.files[label]["keys"].get(key), letters) for label in subject.readable()}
+        letters = secret_letters(records)
+        values = {label: record_text(subject.files[label]["keys"].get(key), letters) for label in subject.readable()}
         findings.append(
             subject.finding(
                 key,
@@ -353,8 +333,8 @@ def _reuse_findings(subject, readable):
                 shared.setdefault(record["secret_fp"], []).append(label)
         for labels in shared.values():
             if set(labels) & production and set(labels) - production:
-                letters = _secret_letters(records[label] for label in readable)
-                values = {label: cell_text(records[label], letters) for label in readable}
+                letters = secret_letters(records[label] for label in readable)
+                values = {label: record_text(records[label], letters) for label in readable}
                 findings.append(
                     subject.finding(
                         key,

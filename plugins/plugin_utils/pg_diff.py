@@ -20,6 +20,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     make_finding,
     unknown_cell,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
 AREA = "postgres"
 DATABASE_KEY = "@database"
@@ -113,27 +114,6 @@ def subjects(request):
 
 
 # --- small text helpers -------------------------------------------------------------------------
-
-
-def _secret_letters(records):
-    """Name distinct secret values A, B, … in column order so a row shows which are equal."""
-    letters = {}
-    for record in records:
-        if record and record.get("secret") and not record.get("empty") and record.get("fp") not in letters:
-            letters[record.get("fp")] = chr(ord("A") + len(letters) % 26)
-    return letters
-
-
-def record_text(record, letters):
-    """A describe_value record as shown: in clear only when not secret, never its fingerprint."""
-    if record is None:
-        return None
-    if not record.get("secret"):
-        return record.get("display") if record.get("display") is not None else ""
-    if record.get("empty"):
-        return "‹empty secret›"
-    label = "‹secret %s, %d chars›" % (letters.get(record.get("fp"), "?"), record.get("length") or 0)
-    return "%s %s" % (record["display"], label) if record.get("display") else label
 
 
 def _record_key(record):
@@ -975,7 +955,7 @@ def _setting_findings(db):
         if len(set(keys.values())) == 1:
             continue
         records = [settings[label].get("value") if settings[label] else None for label in ok]
-        letters = _secret_letters(records)
+        letters = secret_letters(records)
         values = {
             label: (_setting_value(settings[label], letters) if settings[label] is not None else "default")
             for label in ok
@@ -1017,7 +997,7 @@ def _role_config_findings(db, role, configs, ok):
         keys = {label: _record_key(records[label]) for label in ok}
         if len(set(keys.values())) == 1:
             continue
-        letters = _secret_letters(records[label] for label in ok)
+        letters = secret_letters(records[label] for label in ok)
         values = {label: record_text(records[label], letters) for label in ok}
         secret = any(record and record.get("secret") for record in records.values())
         differing = [label for label in ok if keys[label] != keys[baseline]]
