@@ -29,7 +29,7 @@ options:
     default: 1048576
   secrets:
     description:
-      - Secrets per area, kept out of the requests, e.g. C({postgres: {app: password}}).
+      - "Secrets per area, kept out of the requests, for example C({postgres: {app: password}})."
       - Used on the host only (database passwords reach psql through its environment).
     type: dict
     default: {}

@@ -1,0 +1,28 @@
+"""Every plugin's DOCUMENTATION, EXAMPLES and RETURN are valid YAML (ansible-doc and ansible-lint read them)."""
+
+import ast
+import pathlib
+
+import pytest
+import yaml
+
+PLUGINS = pathlib.Path(__file__).resolve().parents[3] / "plugins"
+FILES = sorted(path for kind in ("modules", "action", "callback", "filter") for path in (PLUGINS / kind).glob("*.py"))
+
+
+def doc_strings(path):
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in (
+            "DOCUMENTATION",
+            "EXAMPLES",
+            "RETURN",
+        ):
+            yield node.targets[0].id, node.value.value
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: "%s/%s" % (path.parent.name, path.name))
+def test_plugin_documentation_is_valid_yaml(path):
+    for name, text in doc_strings(path):
+        document = yaml.safe_load(text)
+        if name == "DOCUMENTATION":
+            assert document.get("short_description"), path
