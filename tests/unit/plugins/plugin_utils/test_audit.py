@@ -136,3 +136,13 @@ def test_unconfigured_area_on_a_host_is_not_unknown(tmp_path):
     run_dir.store_facts(directory, "p1", pack({"areas": {}}))
     audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, {"d": REQUEST, "p1": {"env": None}}, [], "never")
     assert audit["findings"] == []
+
+
+def test_the_garbage_collector_is_restored_after_the_diff(tmp_path):
+    import gc
+
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    assert gc.isenabled()
+    build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [], "never")
+    assert gc.isenabled()
