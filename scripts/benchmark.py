@@ -1,14 +1,38 @@
 #!/usr/bin/env python3
 """Benchmark the lab audit against the raw floor. Not a test: it measures and prints figures.
 
-    .venv/bin/python scripts/benchmark.py [--runs 5] [--render-runs 20] [--output reports/benchmark.json]
+    .venv/bin/python scripts/benchmark.py [--runs 5] [--render-runs 20] [--load-containers 50]
+                                          [--output reports/benchmark.json]
+    .venv/bin/python scripts/benchmark.py --remove-load   # only remove containers an interrupted run left
 
-Against the lab (run `lab/labctl up` first; this script only reads it and never changes it):
+Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, except for the
+docker load below, which it removes again.
 
-  audit        wall time of `ansible-playbook compare.yml -e drift_report_dir=<tmp>`: 1 warm-up, median of --runs
-  floor        one fresh `ssh deploy@127.0.0.1 -p 2222 sh -s` that cats prod's env files, plus the same
-               reads of dev's env file locally: 1 warm-up, median of --runs
-  ratio        audit / floor
+  audit        wall time of `ansible-playbook compare.yml -e drift_report_dir=<tmp>`, all areas, the floor's
+               areas alone (`--tags env,git,docker`, when compare.yml has more, e.g. postgres: no floor yet),
+               and each area of compare.yml alone (`--tags env` …): 1 warm-up, median of --runs
+  floor        the same work without Ansible, per host in ONE shell script: one fresh
+               `ssh deploy@127.0.0.1 -p 2222 sh -s` for prod, then the same script with `sh -s` locally for
+               dev. Its sections, from the inputs in inventory/lab/group_vars:
+                 env      cat the env files and their templates
+                 git      the collector's git calls (plugins/module_utils/git_collect.py): --version, status
+                          --porcelain=v2 -b -z --untracked-files=all, describe, log -z --name-only,
+                          config --get-regexp remote, ls-files -s; always `git --no-optional-locks`
+                 deploy   sha256sum of every file of the deployed directories (.git skipped)
+                 engine   python3 -c (stdlib): GET /version, /containers/json?all=1, /containers/{id}/json
+                          for each, /images/json on the Docker socket, one keep-alive connection
+                 compose  python3 -c 'import yaml': load the stack's compose files, read its env file
+               Wall time of all sections (1 warm-up, median of --runs), and of each area's sections alone
+               (env; git = git + deploy; docker = engine + compose) for the per-area ratios. Each section is
+               also timed inside the script (`date +%s%N`): that excludes ssh and sh start-up.
+  ratio        audit / floor (medians): env+git+docker, and per area
+  docker load  --load-containers (default 50) extra running containers started in the lab's engine through its
+               API (image lab/worker:1.0 and its idle command, network none, 16 MiB memory limit), labelled
+               as compose project `envparity-bench` (service `load`; no stack of the lab uses it, so the
+               audit's orphan check ignores them): the docker-only audit and the docker floor again, then
+               exactly those containers are stopped and removed (by label, in a finally, also on Ctrl-C).
+               The docker-only audit must give the same findings (check, key, environments) with and
+               without the load, and the engine's container list must be what it was before.
   tasks        task results per host of one audit, counted from ansible-runner events
   diff+render  build_audit + build_document + build_view + render_markdown on the run directory of one
                audit kept with drift_keep_run_dir=true: median of --render-runs (the report files are
@@ -24,16 +48,21 @@ Nothing read from the hosts is printed or stored: the floor's output is counted 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import posixpath
+import secrets
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +72,10 @@ SSH_KEY = LAB / "ssh" / "id_ed25519"
 KNOWN_HOSTS = LAB / "ssh" / "known_hosts"
 PROD_TARGET = "deploy@127.0.0.1"
 PROD_PORT = 2222
-PROD_PROJECT = "/home/deploy/ai_assistant"
-PROD_FILES = ("config/production.env", "docker/env.prod.example")
-DEV_FILES = (str(LAB / "dev" / "personal_assistant" / "config" / "development.env"),)
+# The interpreters of inventory/lab/hosts.yml: prod's system python, dev's ansible_playbook_python.
+PROD_PYTHON = "/usr/bin/python3"
+DEV_PYTHON = sys.executable
+GROUP_VARS = ROOT / "inventory" / "lab" / "group_vars"
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -54,6 +84,21 @@ RESULT_EVENTS = {
 }
 ARG_SPEC_TASK = "Validating arguments against arg spec"
 COMMAND_TIMEOUT = 300
+
+# The areas the floor does; an area of compare.yml that is not here (postgres) is audited and timed,
+# with no floor to compare with.
+AREAS = ("env", "git", "docker")
+FLOOR_ALL = "+".join(AREAS)
+# The floor script's sections, in order, and the audit area each belongs to.
+SECTIONS = {"env": "env", "git": "git", "deploy": "git", "engine": "docker", "compose": "docker"}
+
+# The docker load: containers of a compose project no stack of the lab uses.
+LOAD_PROJECT = "envparity-bench"
+LOAD_SERVICE = "load"
+LOAD_LABEL = "com.docker.compose.project=%s" % LOAD_PROJECT
+LOAD_IMAGE = "lab/worker:1.0"
+LOAD_MEMORY = 16 * 1024 * 1024
+LOAD_TIMEOUT = 120
 
 
 class BenchmarkError(RuntimeError):
@@ -119,44 +164,187 @@ def check_lab():
         raise BenchmarkError("the lab is not up (run lab/labctl up first):\n%s" % tail(status.stdout + status.stderr))
 
 
-# --- measurements --------------------------------------------------------------------------------
+# --- the lab's inputs ----------------------------------------------------------------------------
 
 
-def run_audit(workdir, extra_vars=None):
-    """One `ansible-playbook compare.yml` in workdir (reports and SSH control sockets); returns its wall time."""
-    control_dir = workdir / "cp"
-    control_dir.mkdir(mode=0o700)
-    variables = {"drift_report_dir": str(workdir / "reports")}
-    variables.update(extra_vars or {})
-    command = [str(BIN / "ansible-playbook"), "compare.yml", "-e", json.dumps(variables)]
-    try:
-        start = time.perf_counter()
-        proc = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=ansible_env(control_dir),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=COMMAND_TIMEOUT,
-        )
-        elapsed = time.perf_counter() - start
-    finally:
-        stop_ssh_masters(control_dir)
-    if proc.returncode != 0:
-        raise BenchmarkError("the audit failed (rc %d):\n%s" % (proc.returncode, tail(proc.stdout + proc.stderr)))
-    return elapsed
+def host_inputs(group):
+    """What the audit reads on the hosts of a group, from inventory/lab/group_vars/<group>.yml.
+
+    Paths are absolute or relative to drift_project_dir, as the collectors take them.
+    """
+    import yaml
+
+    data = yaml.safe_load((GROUP_VARS / ("%s.yml" % group)).read_text(encoding="utf-8")) or {}
+    project = data.get("drift_project_dir") or ""
+
+    def path(value):
+        if not value.startswith(("/", "~")) and project:
+            value = "%s/%s" % (project.rstrip("/"), value)
+        # Normalised unless it has a ".." part, like the collectors' paths.
+        return value if ".." in value.split("/") else posixpath.normpath(value)
+
+    env_files = []
+    for item in data.get("drift_env_files") or []:
+        env_files.append(path(item["path"]))
+        if item.get("template"):
+            env_files.append(path(item["template"]))
+    stacks = [
+        {
+            "files": [path(name) for name in item.get("files") or []],
+            "env_file": path(item["env_file"]) if item.get("env_file") else None,
+        }
+        for item in data.get("drift_compose") or []
+    ]
+    docker_host = data.get("drift_docker_host") or "unix:///var/run/docker.sock"
+    if not docker_host.startswith("unix://"):
+        raise BenchmarkError("%s: drift_docker_host %s is not a unix:// socket" % (group, docker_host))
+    return {
+        "env_files": env_files,
+        "repos": [path(item["path"]) for item in data.get("drift_git_repos") or []],
+        "deploy_dirs": [path(item["path"]) for item in data.get("drift_deploy_dirs") or []],
+        "history_limit": int(data.get("drift_git_history_limit", 200)),
+        "docker_socket": docker_host[len("unix://") :] or "/var/run/docker.sock",
+        "stacks": stacks,
+    }
 
 
-def measure_audit(runs):
-    samples = []
-    for index in range(runs + 1):
-        with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
-            elapsed = run_audit(Path(tmp))
-        if index:  # the first run is the warm-up
-            samples.append(elapsed)
-        progress("audit", index, runs, elapsed)
-    return samples
+# --- the floor -----------------------------------------------------------------------------------
+
+# The engine section: the collector's GETs (plugins/module_utils/docker_engine.py) on one keep-alive
+# connection. Raw answers go to stdout, where the benchmark counts them.
+ENGINE_PY = """\
+import http.client, json, socket, sys
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(sys.argv[1])
+c = C("localhost", timeout=30)
+out = sys.stdout.buffer
+def get(path, missing_ok=False):
+    c.request("GET", path, headers={"Accept": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    if r.status == 404 and missing_ok:
+        return None
+    if r.status != 200:
+        sys.exit("GET %s: HTTP %d" % (path, r.status))
+    out.write(body)
+    return json.loads(body)
+api = "/v" + get("/version")["ApiVersion"]
+for item in get(api + "/containers/json?all=1"):
+    get(api + "/containers/%s/json" % item["Id"], missing_ok=True)
+get(api + "/images/json")
+"""
+
+# The compose section: the stack's env file read, its compose files loaded with PyYAML (libyaml's
+# parser when there is one, BaseLoader's strings-only semantics, like plugins/module_utils/compose.py).
+COMPOSE_PY = """\
+import json, sys, yaml
+loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+out = sys.stdout
+if sys.argv[1]:
+    with open(sys.argv[1], "rb") as f:
+        sys.stdout.buffer.write(f.read())
+for name in sys.argv[2:]:
+    with open(name, "rb") as f:
+        out.write(json.dumps(yaml.load(f, Loader=loader)))
+out.flush()
+"""
+
+GIT_LOG_FORMAT = "--format=%x00%H%x00%P%x00%cI%x00%s"
+
+
+def sh_path(path):
+    """A path for the script: quoted, with a leading ~ expanded by the host's shell."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def floor_script(inputs, python, sections, nonce):
+    """One sh script doing the audit's reads of the given sections on one host.
+
+    stdout: for each section a marker line `@@<nonce> <section> <date +%s%N>` followed by what the
+    section read; a last marker `end`. Commands read stdin from /dev/null (stdin is the script).
+    """
+    q = shlex.quote
+    lines = [
+        "set -u",
+        "export LC_ALL=C LANGUAGE=C GIT_OPTIONAL_LOCKS=0 GIT_TERMINAL_PROMPT=0 GIT_PAGER=cat PAGER=cat",
+        "mark() { printf '\\n@@%s %s %s\\n' " + q(nonce) + ' "$1" "$(date +%s%N)"; }',
+        'fail() { echo "floor section $1 failed" >&2; exit 1; }',
+    ]
+    git = "git --no-optional-locks"
+    for section in sections:
+        lines.append("mark %s" % section)
+        if section == "env":
+            if inputs["env_files"]:
+                lines.append(
+                    "cat -- %s </dev/null || fail env" % " ".join(sh_path(path) for path in inputs["env_files"])
+                )
+        elif section == "git":
+            if inputs["repos"]:
+                lines.append("%s --version </dev/null || fail git" % git)
+            for repo in inputs["repos"]:
+                limit = str(max(inputs["history_limit"], 1) + 1)
+                calls = [
+                    "status --porcelain=v2 -b -z --untracked-files=all --ignore-submodules=none --show-stash",
+                    "describe --tags --always --long",
+                    "log --topo-order --no-color --no-show-signature --no-renames --no-abbrev -z --name-only "
+                    + q(GIT_LOG_FORMAT)
+                    + " -n "
+                    + limit
+                    + " HEAD --",
+                    "config -z --get-regexp " + q(r"^remote\..*\.url$"),
+                    "ls-files --stage -z",
+                ]
+                commands = ["%s %s" % (git, call) for call in calls]
+                commands[3] = "{ %s || [ $? -eq 1 ]; }" % commands[3]  # exit status 1: no remote at all
+                body = " && ".join(commands)
+                lines.append("( cd -- %s && %s ) </dev/null || fail git" % (sh_path(repo), body))
+        elif section == "deploy":
+            for directory in inputs["deploy_dirs"]:
+                lines.append(
+                    "( cd -- %s && find . -name .git -prune -o -type f -print0 | xargs -0 -r sha256sum -- ) "
+                    "</dev/null || fail deploy" % sh_path(directory)
+                )
+        elif section == "engine":
+            lines.append(
+                "%s -c %s %s </dev/null || fail engine" % (q(python), q(ENGINE_PY), sh_path(inputs["docker_socket"]))
+            )
+        elif section == "compose":
+            for stack in inputs["stacks"]:
+                env_file = sh_path(stack["env_file"]) if stack["env_file"] else "''"
+                files = " ".join(sh_path(name) for name in stack["files"])
+                lines.append("%s -c %s %s %s </dev/null || fail compose" % (q(python), q(COMPOSE_PY), env_file, files))
+        else:
+            raise ValueError(section)
+    lines.append("mark end")
+    return "\n".join(lines) + "\n"
+
+
+def parse_floor(stdout, nonce, sections):
+    """{section: {"s": seconds inside the script, "bytes": bytes read}} from the script's stdout."""
+    chunks = stdout.split(b"\n@@" + nonce.encode() + b" ")
+    if chunks[0]:
+        raise BenchmarkError("the floor script printed something before its first marker")
+    marks = []
+    for chunk in chunks[1:]:
+        header, _, content = chunk.partition(b"\n")
+        name, _, stamp = header.decode("ascii", "replace").partition(" ")
+        if not stamp.isdigit():
+            raise BenchmarkError("the floor script's marker for %r has no timestamp (date +%%s%%N?)" % name)
+        marks.append((name, int(stamp), len(content)))
+    names = [name for name, _, _ in marks]
+    if names != [*sections, "end"]:
+        raise BenchmarkError("the floor script's sections are %s, expected %s" % (names, [*sections, "end"]))
+    return {
+        name: {"s": (marks[index + 1][1] - stamp) / 1e9, "bytes": size}
+        for index, (name, stamp, size) in enumerate(marks[:-1])
+    }
 
 
 def ssh_command():
@@ -185,30 +373,147 @@ def ssh_command():
     ]
 
 
-def floor_once():
-    """Prod's files over one fresh SSH connection, then dev's locally; returns (seconds, bytes read)."""
-    script = "cd %s && cat %s\n" % (shlex.quote(PROD_PROJECT), " ".join(shlex.quote(name) for name in PROD_FILES))
-    start = time.perf_counter()
-    prod = subprocess.run(ssh_command(), input=script.encode(), capture_output=True, check=False, timeout=60)
-    dev = subprocess.run(["cat", *DEV_FILES], capture_output=True, check=False, timeout=60)
-    elapsed = time.perf_counter() - start
-    # Never print what was read: the lab's env files hold (canary) secrets.
-    if prod.returncode != 0 or not prod.stdout:
-        reason = tail(prod.stderr.decode(errors="replace"), 5)
-        raise BenchmarkError("the floor's ssh failed (rc %d): %s" % (prod.returncode, reason))
-    if dev.returncode != 0 or not dev.stdout:
-        raise BenchmarkError("the floor's local read failed (rc %d)" % dev.returncode)
-    return elapsed, {"prod": len(prod.stdout), "dev": len(dev.stdout)}
+class Floor:
+    """The floor scripts of prod and dev, for a set of sections."""
+
+    def __init__(self, sections):
+        self.sections = list(sections)
+        self.nonce = secrets.token_hex(16)
+        self.hosts = {
+            "prod": (ssh_command(), floor_script(host_inputs("prod"), PROD_PYTHON, self.sections, self.nonce)),
+            "dev": (["sh", "-s"], floor_script(host_inputs("dev"), DEV_PYTHON, self.sections, self.nonce)),
+        }
+
+    def once(self):
+        """Prod over one fresh SSH connection, then dev locally; returns (seconds, {host: sections})."""
+        results = {}
+        start = time.perf_counter()
+        for host, (command, script) in self.hosts.items():
+            results[host] = subprocess.run(
+                command, input=script.encode(), capture_output=True, check=False, timeout=120
+            )
+        elapsed = time.perf_counter() - start
+        # Never print what was read: the lab's env files, compose env files and containers hold (canary) secrets.
+        per_host = {}
+        for host, proc in results.items():
+            if proc.returncode != 0:
+                reason = tail(proc.stderr.decode(errors="replace"), 5)
+                raise BenchmarkError("the floor script on %s failed (rc %d): %s" % (host, proc.returncode, reason))
+            per_host[host] = parse_floor(proc.stdout, self.nonce, self.sections)
+        return elapsed, per_host
 
 
-def measure_floor(runs):
-    samples, read = [], {}
+def measure_floor(sections, runs, label="floor"):
+    """Wall time of the floor (1 warm-up, runs measured) and each section's in-script time and bytes."""
+    floor = Floor(sections)
+    samples, inside = [], []
     for index in range(runs + 1):
-        elapsed, read = floor_once()
+        elapsed, per_host = floor.once()
         if index:
             samples.append(elapsed)
-        progress("floor", index, runs, elapsed)
-    return samples, read
+            inside.append(per_host)
+        progress(label, index, runs, elapsed)
+    sections_figures = {
+        host: {
+            section: {
+                "median_s": round(statistics.median(run[host][section]["s"] for run in inside), 4),
+                "bytes": inside[-1][host][section]["bytes"],
+            }
+            for section in sections
+        }
+        for host in floor.hosts
+    }
+    return dict(stats(samples), sections=sections_figures)
+
+
+def playbook_areas():
+    """The areas of compare.yml: the tags of its roles, except always."""
+    import yaml
+
+    plays = yaml.safe_load((ROOT / "compare.yml").read_text(encoding="utf-8"))
+    areas = []
+    for play in plays:
+        for role in play.get("roles") or []:
+            tags = role.get("tags") if isinstance(role, dict) else None
+            for tag in tags or []:
+                if tag != "always" and tag not in areas:
+                    areas.append(tag)
+    return areas
+
+
+def area_sections(area):
+    return [section for section, owner in SECTIONS.items() if owner == area]
+
+
+# --- the audit -----------------------------------------------------------------------------------
+
+
+def run_audit(workdir, extra_vars=None, tags=None):
+    """One `ansible-playbook compare.yml` in workdir; returns (wall time, the findings of its report).
+
+    A finding is named by (check, key, environments, expected): no values.
+    """
+    control_dir = workdir / "cp"
+    control_dir.mkdir(mode=0o700)
+    variables = {"drift_report_dir": str(workdir / "reports")}
+    variables.update(extra_vars or {})
+    command = [str(BIN / "ansible-playbook"), "compare.yml", "-e", json.dumps(variables)]
+    if tags:
+        command += ["--tags", tags]
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=ansible_env(control_dir),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+        )
+        elapsed = time.perf_counter() - start
+    finally:
+        stop_ssh_masters(control_dir)
+    if proc.returncode != 0:
+        raise BenchmarkError("the audit failed (rc %d):\n%s" % (proc.returncode, tail(proc.stdout + proc.stderr)))
+    try:
+        report = json.loads((workdir / "reports" / "latest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchmarkError("the audit wrote no readable reports/latest.json: %s" % exc) from None
+    findings = sorted(
+        (item["check"], item["key"], ",".join(item.get("environments") or []), bool(item.get("expected")))
+        for item in report["findings"]
+    )
+    return elapsed, findings
+
+
+def findings_difference(first, second):
+    """The findings in one list and not in the other, named by check, key and environments."""
+    only_first = sorted(set(first) - set(second))
+    only_second = sorted(set(second) - set(first))
+
+    def names(items):
+        return ", ".join("%s %s [%s]" % item[:3] for item in items[:10]) + (" …" if len(items) > 10 else "")
+
+    return "only in the first: %s; only in the second: %s" % (names(only_first) or "-", names(only_second) or "-")
+
+
+def measure_audit(runs, tags=None, label="audit"):
+    """1 warm-up + runs; every run must give the same findings. Returns (figures, the findings)."""
+    samples, findings = [], None
+    for index in range(runs + 1):
+        with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
+            elapsed, found = run_audit(Path(tmp), tags=tags)
+        if findings is not None and found != findings:
+            raise BenchmarkError(
+                "%s: the findings changed between runs (is something else changing the lab?): %s"
+                % (label, findings_difference(findings, found))
+            )
+        findings = found
+        if index:  # the first run is the warm-up
+            samples.append(elapsed)
+        progress(label, index, runs, elapsed)
+    return dict(stats(samples), findings=len(findings)), findings
 
 
 def count_tasks():
@@ -327,12 +632,167 @@ def measure_render(render_runs):
     )
 
 
+# --- the docker load -----------------------------------------------------------------------------
+
+
+def docker_lab():
+    """lab/docker_area.py: the lab's Engine API helper (stdlib http over its unix socket) and its images."""
+    lab = str(ROOT / "lab")
+    if lab not in sys.path:
+        sys.path.insert(0, lab)
+    sys.dont_write_bytecode = True  # no __pycache__ in lab/, like labctl
+    import docker_area
+
+    return docker_area
+
+
+def engine(method, path, body=None, ok=(200, 201, 204, 304)):
+    area = docker_lab()
+    try:
+        status, answer = area.api(method, path, body)
+    except area.LabError as exc:
+        raise BenchmarkError(str(exc)) from None
+    if status not in ok:
+        message = answer.get("message") if isinstance(answer, dict) else answer
+        raise BenchmarkError("Docker engine: %s %s failed (%d): %s" % (method, path, status, message))
+    return answer
+
+
+def engine_containers():
+    """The engine's containers as {id: (name, image, state)}: what must be the same before and after."""
+    return {
+        item["Id"]: ((item.get("Names") or ["?"])[0].lstrip("/"), item.get("Image"), item.get("State"))
+        for item in engine("GET", "/containers/json?all=1")
+    }
+
+
+def engine_difference(before, after):
+    """None when the engine's containers are the same, else a sentence naming what differs."""
+    if after == before:
+        return None
+    gone = sorted(before[key][0] for key in set(before) - set(after))
+    new = sorted(after[key][0] for key in set(after) - set(before))
+    changed = sorted(after[key][0] for key in set(after) & set(before) if after[key] != before[key])
+    return "the engine's containers are not what they were before the load: gone %s, new %s, changed %s" % (
+        gone,
+        new,
+        changed,
+    )
+
+
+def load_containers(running_only=False):
+    filters = {"label": [LOAD_LABEL]}
+    if running_only:
+        filters["status"] = ["running"]
+    query = urllib.parse.quote(json.dumps(filters), safe="")
+    return engine("GET", "/containers/json?all=1&filters=" + query)
+
+
+def check_no_load():
+    if load_containers():
+        raise BenchmarkError(
+            "containers of project %s are already in the engine (an interrupted benchmark?): "
+            "remove them with `scripts/benchmark.py --remove-load`" % LOAD_PROJECT
+        )
+
+
+def start_load(count):
+    """Create and start `count` idle containers of project envparity-bench; wait until all run."""
+    area = docker_lab()
+    idle = next(image.cmd for image in area.IMAGES if image.ref == LOAD_IMAGE)
+    for number in range(1, count + 1):
+        name = "%s-%s-%d" % (LOAD_PROJECT, LOAD_SERVICE, number)
+        body = {
+            "Image": LOAD_IMAGE,
+            "Cmd": list(idle),
+            "Labels": {
+                "com.docker.compose.project": LOAD_PROJECT,
+                "com.docker.compose.service": LOAD_SERVICE,
+                "com.docker.compose.oneoff": "False",
+                "com.docker.compose.container-number": str(number),
+            },
+            "HostConfig": {
+                "NetworkMode": "none",
+                "Memory": LOAD_MEMORY,
+                "RestartPolicy": {"Name": "no"},
+            },
+        }
+        created = engine("POST", "/containers/create?name=%s" % name, body)
+        engine("POST", "/containers/%s/start" % created["Id"])
+    deadline = time.monotonic() + LOAD_TIMEOUT
+    while len(load_containers(running_only=True)) < count:
+        if time.monotonic() > deadline:
+            raise BenchmarkError("the %d load containers were not all running after %ds" % (count, LOAD_TIMEOUT))
+        time.sleep(0.5)
+
+
+def remove_load():
+    """Stop and remove every container of project envparity-bench (the load, and nothing else)."""
+    removed = 0
+    for item in load_containers():
+        labels = item.get("Labels") or {}
+        if labels.get("com.docker.compose.project") != LOAD_PROJECT:  # the filter did its job; belt and braces
+            continue
+        engine("POST", "/containers/%s/stop?t=5" % item["Id"], ok=(204, 304, 404))
+        engine("DELETE", "/containers/%s" % item["Id"], ok=(204, 404))
+        removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def no_interrupt():
+    """Ctrl-C waits until the block is done (the cleanup of the load must not be cut short)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def measure_docker_load(count, runs, findings_without):
+    """The docker-only audit and floor with `count` extra running containers; the load always goes again.
+
+    findings_without: the findings of the docker-only audit without the load, measured just before.
+    """
+    check_no_load()
+    before = engine_containers()
+    try:
+        print("  load   starting %d containers (project %s)" % (count, LOAD_PROJECT), file=sys.stderr, flush=True)
+        start_load(count)
+        audit, findings_with = measure_audit(runs, tags="docker", label="audit+load")
+        floor = measure_floor(area_sections("docker"), runs, label="floor+load")
+    finally:
+        with no_interrupt():
+            removed = remove_load()
+            difference = engine_difference(before, engine_containers())
+            print("  load   removed %d containers" % removed, file=sys.stderr, flush=True)
+            if difference:  # said here too, in case an error or Ctrl-C is on its way out
+                print("  load   %s" % difference, file=sys.stderr, flush=True)
+    if difference:
+        raise BenchmarkError(difference)
+    if findings_with != findings_without:
+        raise BenchmarkError(
+            "the docker-only audit found %d findings with the load and %d without it (%s)"
+            % (len(findings_with), len(findings_without), findings_difference(findings_without, findings_with))
+        )
+    print("  load   findings of the docker-only audit: %d, as without the load" % len(findings_with), file=sys.stderr)
+    return {
+        "containers_added": count,
+        "containers_before": len(before),
+        "audit": audit,
+        "floor": floor,
+        "findings_with_load": len(findings_with),
+        "findings_without_load": len(findings_without),
+        "engine_unchanged_after": True,
+    }
+
+
 # --- output --------------------------------------------------------------------------------------
 
 
 def progress(what, index, runs, elapsed):
     label = "warm-up" if index == 0 else "%d/%d" % (index, runs)
-    print("  %-6s %-8s %7.3f s" % (what, label, elapsed), file=sys.stderr, flush=True)
+    print("  %-14s %-8s %7.3f s" % (what, label, elapsed), file=sys.stderr, flush=True)
 
 
 def versions():
@@ -346,24 +806,84 @@ def versions():
     }
 
 
+def in_script(floor, sections):
+    """Seconds of the given sections inside the floor scripts, prod + dev."""
+    return sum(floor["sections"][host][section]["median_s"] for host in floor["sections"] for section in sections)
+
+
 def table(figures):
-    audit, floor, render = figures["audit"], figures["floor"], figures["diff_render"]
-    rows = [
-        ("audit", "ansible-playbook compare.yml", audit),
-        ("floor", "ssh sh -s (prod) + cat (dev)", floor),
-        ("diff+render", "build_audit..render_markdown", render),
-    ]
+    audits, floors, render = figures["audit"], figures["floor"], figures["diff_render"]
     lines = [
         "envparity benchmark: lab (dev local, prod sshd 127.0.0.1:%d); %d runs after 1 warm-up, diff+render %d runs"
         % (PROD_PORT, figures["runs"], figures["render_runs"]),
         "",
-        "%-12s %-30s %10s %10s %10s" % ("what", "how", "median", "min", "max"),
+        "%-15s %10s %10s %10s %7s %9s %16s"
+        % ("area", "audit", "(min)", "floor", "ratio", "findings", "floor in-script"),
     ]
-    for name, how, values in rows:
-        lines.append(
-            "%-12s %-30s %8.3f s %8.3f s %8.3f s" % (name, how, values["median_s"], values["min_s"], values["max_s"])
+    for area, audit in audits.items():
+        row = "%-15s %8.3f s %8.3f s" % (
+            "all (%d areas)" % len(figures["areas"]) if area == "all" else area,
+            audit["median_s"],
+            audit["min_s"],
         )
-    lines.append("%-12s %-30s %9.1fx" % ("ratio", "audit / floor (medians)", figures["ratio"]))
+        floor_key = FLOOR_ALL if area == "all" and FLOOR_ALL not in audits else area
+        if floor_key in floors:
+            sections = list(SECTIONS) if floor_key == FLOOR_ALL else area_sections(floor_key)
+            row += " %8.3f s %6.1fx %9d %14.3f s" % (
+                floors[floor_key]["median_s"],
+                figures["ratio"][floor_key],
+                audit["findings"],
+                in_script(floors[FLOOR_ALL], sections),
+            )
+        else:
+            row += " %10s %7s %9d %16s" % ("-", "-", audit["findings"], "-")
+        lines.append(row)
+    lines.append("")
+    lines.append("floor sections (the %s script, timed inside it; median):" % FLOOR_ALL)
+    lines.append("%-9s %-7s %10s %10s %12s %12s" % ("section", "area", "prod", "dev", "prod bytes", "dev bytes"))
+    sections = floors[FLOOR_ALL]["sections"]
+    for section, area in SECTIONS.items():
+        lines.append(
+            "%-9s %-7s %8.1f ms %7.1f ms %12d %12d"
+            % (
+                section,
+                area,
+                sections["prod"][section]["median_s"] * 1000,
+                sections["dev"][section]["median_s"] * 1000,
+                sections["prod"][section]["bytes"],
+                sections["dev"][section]["bytes"],
+            )
+        )
+    load = figures.get("docker_load")
+    if load:
+        base_audit, base_floor = audits["docker"], floors["docker"]
+        lines.append("")
+        lines.append(
+            "docker with %d more running containers (%d in the engine before):"
+            % (load["containers_added"], load["containers_before"])
+        )
+        lines.append("%-26s %10s %10s" % ("", "without", "with load"))
+        lines.append(
+            "%-26s %8.3f s %8.3f s" % ("audit --tags docker", base_audit["median_s"], load["audit"]["median_s"])
+        )
+        lines.append(
+            "%-26s %8.3f s %8.3f s" % ("floor engine+compose", base_floor["median_s"], load["floor"]["median_s"])
+        )
+        for section in area_sections("docker"):
+            for host in ("prod", "dev"):
+                lines.append(
+                    "%-26s %7.1f ms %7.1f ms"
+                    % (
+                        "  %s %s (in-script)" % (section, host),
+                        floors[FLOOR_ALL]["sections"][host][section]["median_s"] * 1000,
+                        load["floor"]["sections"][host][section]["median_s"] * 1000,
+                    )
+                )
+        lines.append(
+            "%-26s %10d %10d   (same: asserted)"
+            % ("findings", load["findings_without_load"], load["findings_with_load"])
+        )
+        lines.append("engine containers after the load was removed: the same as before (asserted)")
     lines.append("")
     lines.append(
         "%-12s %6s %6s %7s %8s %9s %14s" % ("host", "tasks", "ok", "failed", "skipped", "arg spec", "on controller")
@@ -383,54 +903,90 @@ def table(figures):
         )
     lines.append("")
     lines.append(
-        "diff+render phases (median): "
+        "diff+render %.1f ms (median; min %.1f, max %.1f): "
+        % (render["median_s"] * 1000, render["min_s"] * 1000, render["max_s"] * 1000)
         + ", ".join("%s %.1f ms" % (name, seconds * 1000) for name, seconds in render["phases_median_s"].items())
     )
-    lines.append(
-        "findings %d, Markdown %d bytes; floor read %d bytes on prod, %d on dev"
-        % (render["findings"], render["markdown_bytes"], floor["bytes_read"]["prod"], floor["bytes_read"]["dev"])
-    )
+    lines.append("findings %d, Markdown %d bytes" % (render["findings"], render["markdown_bytes"]))
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs of the audit and the floor (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="measured runs of each audit and floor (default 5)")
     parser.add_argument("--render-runs", type=int, default=20, help="measured runs of diff+render (default 20)")
+    parser.add_argument(
+        "--load-containers", type=int, default=50, help="extra running containers for the docker load (0: skip)"
+    )
+    parser.add_argument(
+        "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
+    )
     parser.add_argument("--output", default=str(ROOT / "reports" / "benchmark.json"), help="JSON file of the figures")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.render_runs < 1:
-        parser.error("--runs and --render-runs must be at least 1")
+    if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
+        parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
     if not shutil.which("ssh"):
         parser.error("ssh is not installed")
     os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
 
     try:
+        if args.remove_load:
+            with no_interrupt():
+                print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
+            return 0
         check_lab()
-        audit_samples = measure_audit(args.runs)
-        floor_samples, floor_read = measure_floor(args.runs)
+        areas = playbook_areas()
+        if not set(AREAS) <= set(areas):
+            raise BenchmarkError("compare.yml has the areas %s; the floor needs %s" % (areas, list(AREAS)))
+        if args.load_containers:
+            check_no_load()  # now rather than after the audits
+        floors = {FLOOR_ALL: measure_floor(list(SECTIONS), args.runs)}
+        for area in AREAS:
+            floors[area] = measure_floor(area_sections(area), args.runs, label="floor " + area)
         tasks_per_host = count_tasks()
         render_samples, phases, render_info = measure_render(args.render_runs)
+        audits, findings = {"all": measure_audit(args.runs)[0]}, {}
+        if areas != list(AREAS):  # the floor's areas alone, for a like-for-like ratio
+            audits[FLOOR_ALL] = measure_audit(args.runs, tags=",".join(AREAS), label="audit " + FLOOR_ALL)[0]
+        for area in sorted(areas, key=lambda name: name == "docker"):  # docker last
+            audits[area], findings[area] = measure_audit(args.runs, tags=area, label="audit " + area)
+        # Right after the docker-only audit, whose findings the load must leave as they are.
+        audits = {key: audits[key] for key in ("all", FLOOR_ALL, *areas) if key in audits}  # in reading order
+        load = None
+        if args.load_containers:
+            load = measure_docker_load(args.load_containers, args.runs, findings["docker"])
     except (BenchmarkError, subprocess.TimeoutExpired) as exc:
         print("benchmark: %s" % exc, file=sys.stderr)
         return 1
 
-    audit, floor = stats(audit_samples), stats(floor_samples)
     figures = {
-        "schema_version": 1,
+        "schema_version": 2,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": versions(),
         "runs": args.runs,
         "render_runs": args.render_runs,
-        "audit": dict(
-            audit,
-            command="ansible-playbook compare.yml -e drift_report_dir=<tmp>",
-            note="fresh SSH ControlPath directory per run: the first connection is a new one",
-        ),
-        "floor": dict(floor, command=" ".join(ssh_command()) + " + cat (dev)", bytes_read=floor_read),
-        "ratio": round(audit["median_s"] / floor["median_s"], 1),
+        "areas": areas,
+        "floor_areas": list(AREAS),
+        "audit": {
+            area: dict(
+                values,
+                command="ansible-playbook compare.yml -e drift_report_dir=<tmp>"
+                + ("" if area == "all" else " --tags %s" % (",".join(AREAS) if area == FLOOR_ALL else area)),
+            )
+            for area, values in audits.items()
+        },
+        "audit_note": "fresh SSH ControlPath directory per run: the first connection is a new one",
+        "floor": {
+            area: dict(values, script_sections=list(values["sections"]["prod"])) for area, values in floors.items()
+        },
+        "floor_note": "prod: %s with the script on stdin; then dev: sh -s locally; sequential. Section times are "
+        "measured inside the scripts (date +%%s%%N) and exclude ssh and sh start-up." % " ".join(ssh_command()),
+        "ratio": {
+            area: round(audits.get(area, audits["all"])["median_s"] / floors[area]["median_s"], 1) for area in floors
+        },
         "tasks_per_host": tasks_per_host,
         "diff_render": dict(stats(render_samples), phases_median_s=phases, **render_info),
+        "docker_load": load,
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
