@@ -36,6 +36,7 @@ import stat
 import threading
 import time
 
+from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import CollectError
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
@@ -69,13 +70,8 @@ _CONTAINER_ID = re.compile(r"^[0-9A-Za-z_.-]+$")
 _TIMEOUTS = (TimeoutError, getattr(socket, "timeout", TimeoutError))
 
 
-class EngineError(Exception):
+class EngineError(CollectError):
     """The engine could not be audited; carries a status and a reason sentence."""
-
-    def __init__(self, status, reason):
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
 
 
 class _Gone(Exception):

@@ -37,16 +37,19 @@ opened; ``.git`` is always skipped.
 Reasons are fixed sentences: no file content, no git output, no URL.
 """
 
-import contextlib
 import errno
 import fnmatch
 import os
 import re
 import shutil
-import signal
 import stat
-import subprocess
 
+from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
+    CollectError,
+    CommandTimeout,
+    run_bounded,
+    seconds,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     fingerprint_bytes,
     redact_text,
@@ -117,13 +120,8 @@ _DESCRIBE_LONG = re.compile(r"^(.*)-(\d+)-g([0-9a-f]+)$")
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
-class GitError(Exception):
+class GitError(CollectError):
     """A git call failed; carries the repository status and a reason sentence."""
-
-    def __init__(self, status, reason):
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
 
 
 # ---------------------------------------------------------------- running git
@@ -157,14 +155,6 @@ def _git_env(repo_path=None):
     return env
 
 
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        with contextlib.suppress(OSError):
-            proc.kill()
-
-
 class Git:
     """Runs read-only git commands with one timeout per call."""
 
@@ -179,17 +169,11 @@ class Git:
         self.calls += 1
         argv = [self.binary, "--no-optional-locks", *args]
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=_git_env(cwd),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                close_fds=True,
-                # Its own process group: a hook or helper git starts is killed with it.
-                start_new_session=True,
-            )
+            return run_bounded(argv, _git_env(cwd), self.timeout, cwd=cwd)
+        except CommandTimeout:
+            raise GitError(
+                "timeout", "git did not answer within %s seconds while %s." % (seconds(self.timeout), what)
+            ) from None
         except FileNotFoundError:
             raise GitError("git_missing", "git is not installed on this host (no git executable found).") from None
         except PermissionError:
@@ -199,21 +183,6 @@ class Git:
         except OSError as exc:
             detail = os.strerror(exc.errno) if exc.errno else "operating system error"
             raise GitError("failed", "Starting git failed: %s." % detail) from None
-        try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            try:
-                proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                for pipe in (proc.stdout, proc.stderr):
-                    if pipe:
-                        pipe.close()
-                proc.wait()
-            raise GitError(
-                "timeout", "git did not answer within %s seconds while %s." % (_seconds(self.timeout), what)
-            ) from None
-        return proc.returncode, out, err.decode("utf-8", "replace")
 
     def check(self, args, cwd, what, ok_codes=(0,)):
         """Run and return (returncode, stdout); a failure becomes a GitError with a status."""
@@ -221,10 +190,6 @@ class Git:
         if code not in ok_codes:
             raise _classify(err, cwd, code, what)
         return code, out
-
-
-def _seconds(value):
-    return ("%g" % value) if isinstance(value, float) else str(value)
 
 
 def _classify(stderr, path, code, what):

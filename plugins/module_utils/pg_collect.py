@@ -33,16 +33,19 @@ domains); no password hash is ever selected.
 """
 
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 
 from ansible_collections.envparity.audit.plugins.module_utils import pg_catalog_sql
+from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
+    CollectError,
+    CommandTimeout,
+    run_bounded,
+    seconds,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
@@ -150,13 +153,8 @@ _PERMISSION = ("permission denied", "42501", "must be superuser")
 _SQL_LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
-class PgError(Exception):
+class PgError(CollectError):
     """A database that could not be collected; carries a status and a reason sentence."""
-
-    def __init__(self, status, reason):
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
 
 
 # ------------------------------------------------------------------ the script
@@ -315,27 +313,14 @@ def _command(db, request, pg_env):
     return argv, env
 
 
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        with contextlib.suppress(OSError):
-            proc.kill()
-
-
 def _run(argv, env, script, timeout, describe):
     """Return (returncode, stdout text, stderr text); raise PgError when psql cannot run or hangs."""
     try:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-            # Its own process group: killed as a whole on a timeout.
-            start_new_session=True,
-        )
+        code, out, err = run_bounded(argv, env, timeout, stdin_bytes=script.encode("utf-8"))
+    except CommandTimeout:
+        raise PgError(
+            "timeout", "psql did not finish within %s seconds for %s." % (seconds(timeout), describe)
+        ) from None
     except FileNotFoundError:
         raise PgError("psql_missing", "%s is not installed on this host." % os.path.basename(argv[0])) from None
     except PermissionError:
@@ -345,25 +330,7 @@ def _run(argv, env, script, timeout, describe):
     except OSError as exc:
         detail = os.strerror(exc.errno) if exc.errno else "operating system error"
         raise PgError("failed", "Starting %s failed: %s." % (os.path.basename(argv[0]), detail)) from None
-    try:
-        out, err = proc.communicate(script.encode("utf-8"), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe:
-                    pipe.close()
-            proc.wait()
-        raise PgError(
-            "timeout", "psql did not finish within %s seconds for %s." % (_seconds(timeout), describe)
-        ) from None
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
-def _seconds(value):
-    return ("%g" % value) if isinstance(value, float) else str(value)
+    return code, out.decode("utf-8", "replace"), err
 
 
 # ------------------------------------------------------------------ failures

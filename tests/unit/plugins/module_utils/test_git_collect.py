@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.module_utils import git_collect
+from ansible_collections.envparity.audit.plugins.module_utils import bounded_run, git_collect
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint, fingerprint_bytes
 
@@ -739,7 +739,7 @@ def test_every_call_is_read_only_and_non_interactive(tmp_path, monkeypatch):
         calls.append((list(argv), kwargs))
         return real_popen(argv, **kwargs)
 
-    monkeypatch.setattr(git_collect.subprocess, "Popen", spy)
+    monkeypatch.setattr(bounded_run.subprocess, "Popen", spy)  # git runs through bounded_run
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))  # an inherited GIT_DIR is ignored
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
     result = collect_repo(repo)

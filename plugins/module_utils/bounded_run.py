@@ -1,0 +1,66 @@
+"""Shared by the host-side collectors: a failure with a status, and a command run with a deadline.
+
+Standard library only: this file travels to the audited host inside the module.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+
+
+class CollectError(Exception):
+    """Something an area could not collect; carries a status and a reason sentence (never a value)."""
+
+    def __init__(self, status, reason):
+        super().__init__(status)
+        self.status = status
+        self.reason = reason
+
+
+class CommandTimeout(Exception):
+    """The command did not finish within its timeout; it and its children were killed."""
+
+
+def seconds(value):
+    return ("%g" % value) if isinstance(value, float) else str(value)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+def run_bounded(argv, env, timeout, stdin_bytes=None, cwd=None):
+    """Return (returncode, stdout bytes, stderr text).
+
+    Starting errors (FileNotFoundError, PermissionError, OSError) reach the caller, which knows
+    what they mean for its area; a command past its timeout is killed with its whole process group
+    (a hook or helper it started too) and raises CommandTimeout.
+    """
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        close_fds=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(stdin_bytes, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe:
+                    pipe.close()
+            proc.wait()
+        raise CommandTimeout() from None
+    return proc.returncode, out, err.decode("utf-8", "replace")
