@@ -30,6 +30,7 @@ Python, so that dev and prod sort alike whatever their locales.
 # The server versions the catalog query supports (attgenerated: 12; SQL-standard bodies: 14).
 MIN_SERVER_VERSION_NUM = 120000
 SQL_BODY_VERSION_NUM = 140000
+NULLS_NOT_DISTINCT_VERSION_NUM = 150000
 # Write privileges listed for the audit role (the check itself is exact).
 WRITE_PRIVILEGE_LIMIT = 20
 
@@ -120,6 +121,7 @@ def migration_probe():
     for variable, version_num in (
         ("envparity_supported", MIN_SERVER_VERSION_NUM),
         ("envparity_pg14", SQL_BODY_VERSION_NUM),
+        ("envparity_pg15", NULLS_NOT_DISTINCT_VERSION_NUM),
     ):
         columns.append(
             "pg_catalog.int4ge(pg_catalog.current_setting('server_version_num')::pg_catalog.int4, %d) AS %s"
@@ -194,89 +196,121 @@ nsp AS (
   WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_namespace'::regclass AND ext.objid = n.oid)
 ),
-rel AS (
+-- Tables (and partitioned and foreign tables) apart from the other relations: a CTE of its own
+-- keeps the planner's row estimate for them right (a filter on a CTE's output is a guess).
+tbl AS (
   SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
-         c.relispartition, c.reltuples, n.nspname, n.nspname || '.' || c.relname AS ident
+         c.relispartition, c.reltuples, c.relpages, c.reltoastrelid, n.nspname, n.nspname || '.' || c.relname AS ident
   FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+  WHERE c.relkind IN ('r', 'p', 'f')
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
-col AS (
-  SELECT a.attrelid, a.attname, a.attnum,
-         format_type(a.atttypid, a.atttypmod) AS typ,
-         NOT a.attnotnull AS nullable,
-         -- A column default cannot refer to a column: deparsed without the table (3x faster).
-         CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END AS dflt,
-         CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END AS ident,
-         CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS gen,
-         CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN
-           CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
-         END AS coll
+rel AS (
+  SELECT c.oid, c.relkind, n.nspname || '.' || c.relname AS ident
+  FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('v', 'm', 'S')
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+),
+-- Tables, columns, constraints, indexes and triggers come as flat lists of positional rows, the
+-- last four keyed by the table's oid (a third of the bytes of nested objects, and no grouping
+-- here); pg_collect puts them together.
+-- Row estimates and sizes are pg_class statistics (as of the last VACUUM, ANALYZE or CREATE
+-- INDEX): pg_total_relation_size would lock every table to the end of the transaction, in the way
+-- of any DDL a deployment runs meanwhile, and stat its files.
+tables AS (
+  SELECT json_agg(json_build_array(
+           t.oid, t.ident, t.relkind, pg_get_userbyid(t.relowner), t.relrowsecurity, t.relforcerowsecurity,
+           CASE WHEN t.relkind = 'p' THEN pg_get_partkeydef(t.oid) END,
+           (SELECT pn.nspname || '.' || pc.relname
+            FROM pg_inherits h
+            JOIN pg_class pc ON pc.oid = h.inhparent
+            JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+            WHERE t.relispartition AND h.inhrelid = t.oid),
+           t.reltuples::bigint,
+           t.relpages::bigint + coalesce(tc.relpages, 0))) AS j
+  FROM tbl t
+  LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
+),
+columns AS (
+  SELECT json_agg(json_build_array(
+           a.attrelid, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+           -- A column default cannot refer to a column: deparsed without the table (3x faster).
+           CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,
+           a.attidentity,
+           CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+           CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN
+             CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
+           END)) AS j
   FROM pg_attribute a
-  JOIN rel r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'f')
-  JOIN pg_type t ON t.oid = a.atttypid
+  JOIN tbl t ON t.oid = a.attrelid
+  JOIN pg_type ty ON ty.oid = a.atttypid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
   LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
   WHERE a.attnum > 0 AND NOT a.attisdropped
 ),
-cols AS (
-  SELECT attrelid, json_object_agg(attname, json_build_object(
-           'position', attnum, 'type', typ, 'nullable', nullable, 'default', dflt,
-           'identity', ident, 'generated', gen, 'collation', coll)) AS j
-  FROM col GROUP BY attrelid
-),
-cons AS (
-  SELECT co.conrelid, json_object_agg(co.conname, json_build_object(
-           'type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
-                                   WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' ELSE 'exclusion' END,
-           'definition', pg_get_constraintdef(co.oid))) AS j
-  FROM pg_constraint co JOIN rel r ON r.oid = co.conrelid AND r.relkind IN ('r', 'p', 'f')
+constraints AS (
+  SELECT json_agg(json_build_array(co.conrelid, co.conname, co.contype, pg_get_constraintdef(co.oid))) AS j
+  FROM pg_constraint co JOIN tbl t ON t.oid = co.conrelid
   WHERE co.contype IN ('p', 'u', 'f', 'c', 'x')
-  GROUP BY co.conrelid
+),
+-- pg_get_indexdef costs ~80 us an index in a fresh session (catalog cache misses). An index on
+-- plain columns, each with its type's default operator class, its own collation and the default
+-- order, without predicate, INCLUDE, options or NULLS NOT DISTINCT, has its definition written
+-- here instead, in the text pg_get_indexdef prints for it (tests hold the two equal); every
+-- other index is deparsed by pg_get_indexdef.  A type's default operator class follows
+-- GetDefaultOpClass: the default for the type itself, else the default for the one preferred
+-- type of its category it is binary-coercible to (varchar: text_ops).
+default_opclass AS (
+  SELECT oc.oid AS opc, oc.opcintype AS typ FROM pg_opclass oc WHERE oc.opcdefault
+  UNION ALL
+  SELECT oc.oid, ca.castsource
+  FROM pg_cast ca
+  JOIN pg_opclass oc ON oc.opcintype = ca.casttarget AND oc.opcdefault
+  JOIN pg_type st ON st.oid = ca.castsource
+  JOIN pg_type it ON it.oid = ca.casttarget
+  WHERE ca.castmethod = 'b' AND ca.castcontext = 'i' AND it.typispreferred AND it.typcategory = st.typcategory
+    AND NOT EXISTS (SELECT 1 FROM pg_opclass x
+                    WHERE x.opcmethod = oc.opcmethod AND x.opcdefault AND x.opcintype = ca.castsource)
 ),
 idx AS (
-  SELECT i.indrelid, json_object_agg(ic.relname, json_build_object(
-           'definition', pg_get_indexdef(i.indexrelid),
-           'unique', i.indisunique, 'primary', i.indisprimary)) AS j
+  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, ic.relname, ic.relpages, ic.relkind,
+         am.amname, t.nspname, t.relname AS tablename,
+         i.indexprs IS NULL AND i.indpred IS NULL AND i.indnkeyatts = i.indnatts
+           AND NOT :envparity_nulls_not_distinct AND ic.relkind = 'i' AND ic.reloptions IS NULL AS simple
   FROM pg_index i
-  JOIN rel r ON r.oid = i.indrelid AND r.relkind IN ('r', 'p', 'f')
+  JOIN tbl t ON t.oid = i.indrelid
   JOIN pg_class ic ON ic.oid = i.indexrelid
-  GROUP BY i.indrelid
+  JOIN pg_am am ON am.oid = ic.relam
 ),
-trg AS (
-  SELECT tg.tgrelid, json_object_agg(tg.tgname, json_build_object(
-           'definition', pg_get_triggerdef(tg.oid, true),
-           'enabled', CASE tg.tgenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled'
-                                        WHEN 'R' THEN 'replica' ELSE 'always' END)) AS j
-  FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid AND r.relkind IN ('r', 'p', 'f')
+idx_plain AS (
+  SELECT x.indexrelid, string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) AS keys
+  FROM idx x
+  JOIN pg_index i ON i.indexrelid = x.indexrelid
+  CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[])
+    WITH ORDINALITY AS k(attnum, opc, opt, coll, n)
+  LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+  LEFT JOIN default_opclass dop ON dop.opc = k.opc AND dop.typ = a.atttypid
+  WHERE x.simple
+  GROUP BY x.indexrelid
+  HAVING bool_and(coalesce(a.attnum IS NOT NULL AND k.opt = 0 AND (k.coll = 0 OR k.coll = a.attcollation)
+                           AND dop.opc IS NOT NULL, false))
+),
+indexes AS (
+  SELECT json_agg(json_build_array(
+           x.indrelid, x.relname,
+           coalesce(
+             'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(x.relname)
+               || ' ON ' || quote_ident(x.nspname) || '.' || quote_ident(x.tablename)
+               || ' USING ' || quote_ident(x.amname) || ' (' || p.keys || ')',
+             pg_get_indexdef(x.indexrelid)),
+           x.indisunique, x.indisprimary, x.relpages)) AS j
+  FROM idx x LEFT JOIN idx_plain p ON p.indexrelid = x.indexrelid
+),
+triggers AS (
+  SELECT json_agg(json_build_array(tg.tgrelid, tg.tgname, pg_get_triggerdef(tg.oid, true), tg.tgenabled)) AS j
+  FROM pg_trigger tg JOIN tbl t ON t.oid = tg.tgrelid
   WHERE NOT tg.tgisinternal
-  GROUP BY tg.tgrelid
-),
-tables AS (
-  SELECT json_object_agg(r.ident, json_build_object(
-           'kind', CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned' ELSE 'foreign' END,
-           'owner', pg_get_userbyid(r.relowner),
-           'rls', r.relrowsecurity,
-           'rls_forced', r.relforcerowsecurity,
-           'partition_key', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
-           'partition_of', (SELECT pn.nspname || '.' || pc.relname
-                            FROM pg_inherits h
-                            JOIN pg_class pc ON pc.oid = h.inhparent
-                            JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-                            WHERE r.relispartition AND h.inhrelid = r.oid),
-           'row_estimate', r.reltuples::bigint,
-           'size_bytes', pg_total_relation_size(r.oid),
-           'columns', coalesce(cols.j, '{}'::json),
-           'constraints', coalesce(cons.j, '{}'::json),
-           'indexes', coalesce(idx.j, '{}'::json),
-           'triggers', coalesce(trg.j, '{}'::json))) AS j
-  FROM rel r
-  LEFT JOIN cols ON cols.attrelid = r.oid
-  LEFT JOIN cons ON cons.conrelid = r.oid
-  LEFT JOIN idx ON idx.indrelid = r.oid
-  LEFT JOIN trg ON trg.tgrelid = r.oid
-  WHERE r.relkind IN ('r', 'p', 'f')
 ),
 views AS (
   SELECT json_object_agg(r.ident, json_build_object(
@@ -392,9 +426,8 @@ priv AS (
   FROM nsp n WHERE has_schema_privilege(n.oid, 'CREATE')
   UNION ALL
   SELECT 3, r.ident, p.o, p.priv || ' on ' || r.ident
-  FROM rel r CROSS JOIN (VALUES (1, 'INSERT'), (2, 'UPDATE'), (3, 'DELETE'), (4, 'TRUNCATE')) AS p(o, priv)
-  WHERE r.relkind IN ('r', 'p', 'f')
-    AND CASE WHEN p.o <= 2 THEN has_any_column_privilege(r.oid, p.priv) ELSE has_table_privilege(r.oid, p.priv) END
+  FROM tbl r CROSS JOIN (VALUES (1, 'INSERT'), (2, 'UPDATE'), (3, 'DELETE'), (4, 'TRUNCATE')) AS p(o, priv)
+  WHERE CASE WHEN p.o <= 2 THEN has_any_column_privilege(r.oid, p.priv) ELSE has_table_privilege(r.oid, p.priv) END
 ),
 audit AS (
   SELECT json_build_object(
@@ -414,7 +447,12 @@ SELECT json_build_object(
   'audit_role', audit.j,
   'catalog', json_build_object(
     'schemas', coalesce(schemas.j, '{}'::json),
-    'tables', coalesce(tables.j, '{}'::json),
+    'block_size', current_setting('block_size')::int,
+    'tables', coalesce(tables.j, '[]'::json),
+    'columns', coalesce(columns.j, '[]'::json),
+    'constraints', coalesce(constraints.j, '[]'::json),
+    'indexes', coalesce(indexes.j, '[]'::json),
+    'triggers', coalesce(triggers.j, '[]'::json),
     'views', coalesce(views.j, '{}'::json),
     'functions', coalesce(funcs.j, '{}'::json),
     'sequences', coalesce(seqs.j, '{}'::json),
@@ -423,7 +461,7 @@ SELECT json_build_object(
     'extensions', coalesce(exts.j, '{}'::json),
     'settings', coalesce(sets.j, '{}'::json),
     'roles', coalesce(roles.j, '{}'::json)))
-FROM audit, schemas, tables, views, funcs, seqs, enums, domains, exts, sets, roles;
+FROM audit, schemas, tables, columns, constraints, indexes, triggers, views, funcs, seqs, enums, domains, exts, sets, roles;
 """.replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
     "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
 )

@@ -210,6 +210,11 @@ def build_script(request):
         "\\else",
         "\\set envparity_sqlbody 'NULL::text'",
         "\\endif",
+        "\\if :envparity_pg15",
+        "\\set envparity_nulls_not_distinct 'i.indnullsnotdistinct'",
+        "\\else",
+        "\\set envparity_nulls_not_distinct 'false'",
+        "\\endif",
         "\\echo %scatalog" % MARKER,
         pg_catalog_sql.CATALOG_QUERY.strip(),
         "\\echo %smigrations" % MARKER,
@@ -528,38 +533,72 @@ def shape_migrations(document):
     return migrations, skipped
 
 
+# The catalog query sends tables, columns, constraints, indexes and triggers as flat lists of
+# positional rows with catalog codes (the children keyed by their table's oid); they become the
+# contract's records here.
+TABLE_KINDS = {"r": "table", "p": "partitioned", "f": "foreign"}
+CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion"}
+TRIGGER_ENABLED = {"O": "origin", "D": "disabled", "R": "replica", "A": "always"}
+IDENTITY = {"a": "always", "d": "by default"}
+
+
+def _tables(raw, literals):
+    """{"schema.table": TABLE} from the flat rows of the catalog query."""
+    tables, by_oid, pages = {}, {}, {}
+    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, table_pages in raw.get(
+        "tables"
+    ) or []:
+        table = {
+            "kind": TABLE_KINDS.get(kind, kind),
+            "owner": owner,
+            "rls": rls,
+            "rls_forced": rls_forced,
+            "partition_key": partition_key,
+            "partition_of": partition_of,
+            "row_estimate": rows,
+            "size_estimate_bytes": 0,
+            "columns": {},
+            "constraints": {},
+            "indexes": {},
+            "triggers": {},
+        }
+        tables[ident] = by_oid[oid] = table
+        pages[oid] = table_pages or 0
+    # "position" counts live columns (1, 2, …): a dropped column leaves a gap in attnum, which
+    # would make a table that lost a column differ from one that never had it.
+    for oid, name, _, type_, nullable, default, identity, generated, collation in sorted(
+        raw.get("columns") or [], key=lambda row: (row[0], row[2])
+    ):
+        columns = by_oid[oid]["columns"]
+        columns[name] = {
+            "position": len(columns) + 1,
+            "type": type_,
+            "nullable": nullable,
+            "default": literals(default),
+            "identity": IDENTITY.get(identity),
+            "generated": literals(generated),
+            "collation": collation,
+        }
+    for oid, name, code, definition in raw.get("constraints") or []:
+        by_oid[oid]["constraints"][name] = {
+            "type": CONSTRAINT_TYPES.get(code, code),
+            "definition": literals(definition),
+        }
+    for oid, name, definition, unique, primary, index_pages in raw.get("indexes") or []:
+        by_oid[oid]["indexes"][name] = {"definition": literals(definition), "unique": unique, "primary": primary}
+        pages[oid] += index_pages or 0
+    for oid, name, definition, code in raw.get("triggers") or []:
+        by_oid[oid]["triggers"][name] = {"definition": literals(definition), "enabled": TRIGGER_ENABLED.get(code, code)}
+    block_size = raw.get("block_size") or 8192
+    for oid, table in by_oid.items():
+        table["size_estimate_bytes"] = pages[oid] * block_size
+    return tables
+
+
 def shape_catalog(raw, hmac_key):
     """The CATALOG of the contract from the catalog query's JSON (redacted, normalised, hashed)."""
     literals = _LiteralRedactor()
-    tables = {}
-    for ident, table in (raw.get("tables") or {}).items():
-        columns = {}
-        # "position" counts live columns (1, 2, …): a dropped column leaves a gap in attnum,
-        # which would make a table that lost a column differ from one that never had it.
-        ordered = sorted((table.get("columns") or {}).items(), key=lambda item: item[1]["position"])
-        for position, (name, column) in enumerate(ordered, 1):
-            columns[name] = dict(
-                column,
-                position=position,
-                default=literals(column.get("default")),
-                generated=literals(column.get("generated")),
-            )
-        tables[ident] = dict(
-            table,
-            columns=columns,
-            constraints={
-                name: {"type": item["type"], "definition": literals(item["definition"])}
-                for name, item in (table.get("constraints") or {}).items()
-            },
-            indexes={
-                name: dict(item, definition=literals(item["definition"]))
-                for name, item in (table.get("indexes") or {}).items()
-            },
-            triggers={
-                name: dict(item, definition=literals(item["definition"]))
-                for name, item in (table.get("triggers") or {}).items()
-            },
-        )
+    tables = _tables(raw, literals)
     views = {}
     for ident, view in (raw.get("views") or {}).items():
         definition, digest = redacted_and_hash(view.get("definition"), hmac_key)

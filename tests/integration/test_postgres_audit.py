@@ -109,7 +109,9 @@ def test_a_lock_ends_within_the_lock_timeout(audit):
         DEV_PSQL + ["-d", "personal_assistant"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
     try:
-        holder.stdin.write("BEGIN; LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);\n")
+        # a migration holding its tool's table: the migrations read waits for it (the catalog
+        # itself locks no table but those a view reads)
+        holder.stdin.write("BEGIN; LOCK TABLE public.alembic_version IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);\n")
         holder.stdin.flush()
         result = audit(cmdline="--tags postgres", extravars={"drift_postgres_lock_timeout_ms": 1000})
     finally:

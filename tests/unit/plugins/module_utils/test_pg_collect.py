@@ -247,6 +247,53 @@ LOCKDB_SQL = """
 CREATE TABLE public.locked (id integer PRIMARY KEY, note text);
 CREATE TABLE public.free (id integer PRIMARY KEY);
 INSERT INTO public.locked VALUES (1, 'x');
+CREATE VIEW public.locked_notes AS SELECT id, note FROM public.locked;
+"""
+
+# Indexes of every shape the catalog query writes itself (plain columns with their types' default
+# operator classes) or leaves to pg_get_indexdef: the two must print the same text.
+INDEXDB_SQL = """
+\\connect indexdb
+CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+CREATE DOMAIN public.code_text AS text;
+CREATE TABLE public."Mixed Case" (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  "Order" integer, label varchar(40), body text, initials char(3), nick name,
+  c_label text COLLATE "C", feel public.mood, code public.code_text, tags integer[], doc jsonb,
+  net cidr, addr inet, ref uuid, seen timestamptz, words tsvector,
+  UNIQUE (label, "Order"));
+CREATE INDEX "Mixed Case_order idx" ON public."Mixed Case" ("Order");
+CREATE INDEX mc_label ON public."Mixed Case" (label);
+CREATE INDEX mc_label_body ON public."Mixed Case" (label, body);
+CREATE INDEX mc_desc ON public."Mixed Case" (seen DESC, id NULLS FIRST);
+CREATE INDEX mc_pattern ON public."Mixed Case" (body text_pattern_ops);
+CREATE INDEX mc_varchar_pattern ON public."Mixed Case" (label varchar_pattern_ops);
+CREATE INDEX mc_collate ON public."Mixed Case" (body COLLATE "C");
+CREATE INDEX mc_c_label ON public."Mixed Case" (c_label);
+CREATE INDEX mc_initials ON public."Mixed Case" (initials);
+CREATE INDEX mc_nick ON public."Mixed Case" (nick);
+CREATE INDEX mc_label_text ON public."Mixed Case" (label text_ops);
+CREATE INDEX mc_label_bpchar ON public."Mixed Case" (label bpchar_ops);
+CREATE INDEX mc_feel ON public."Mixed Case" (feel);
+CREATE INDEX mc_code ON public."Mixed Case" (code);
+CREATE INDEX mc_net ON public."Mixed Case" (net);
+CREATE INDEX mc_addr ON public."Mixed Case" (addr);
+CREATE INDEX mc_ref_hash ON public."Mixed Case" USING hash (ref);
+CREATE INDEX mc_tags ON public."Mixed Case" USING gin (tags);
+CREATE INDEX mc_doc ON public."Mixed Case" USING gin (doc jsonb_path_ops);
+CREATE INDEX mc_doc_default ON public."Mixed Case" USING gin (doc);
+CREATE INDEX mc_words ON public."Mixed Case" USING gist (words);
+CREATE INDEX mc_seen_brin ON public."Mixed Case" USING brin (seen);
+CREATE INDEX mc_include ON public."Mixed Case" (label) INCLUDE (body);
+CREATE INDEX mc_partial ON public."Mixed Case" (label) WHERE "Order" > 0;
+CREATE INDEX mc_expression ON public."Mixed Case" (lower(body), id);
+CREATE INDEX mc_fillfactor ON public."Mixed Case" (ref) WITH (fillfactor = 70);
+CREATE UNIQUE INDEX mc_nulls ON public."Mixed Case" (ref, seen) NULLS NOT DISTINCT;
+CREATE SCHEMA "Other";
+CREATE TABLE "Other".events (id integer, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE "Other".events_2024 PARTITION OF "Other".events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE INDEX events_at ON "Other".events (at);
+CREATE UNIQUE INDEX events_id_at ON "Other".events (id, at);
 """
 
 BIG_TABLES = 200
@@ -404,11 +451,15 @@ def cluster():
         )
         started = True
         pg = Cluster(base, port)
-        pg.sql("CREATE DATABASE appdb; CREATE DATABASE golangdb; CREATE DATABASE lockdb; CREATE DATABASE bigdb;")
+        pg.sql(
+            "CREATE DATABASE appdb; CREATE DATABASE golangdb; CREATE DATABASE lockdb; CREATE DATABASE bigdb;"
+            " CREATE DATABASE indexdb;"
+        )
         pg.sql(APPDB_SQL)
         pg.sql(GOLANGDB_SQL)
         pg.sql(LOCKDB_SQL)
         pg.sql(bigdb_sql())
+        pg.sql(INDEXDB_SQL)
         pg.sql(
             "CREATE DATABASE latin1db ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';\n"
             "\\connect latin1db\n"
@@ -532,8 +583,8 @@ def test_tables_listed_with_kind_owner_rls_and_partitioning(catalog):
     }
     assert set(tables) == set(expected) | migration_tables
     for table in tables.values():
-        assert isinstance(table["row_estimate"], int) and isinstance(table["size_bytes"], int)
-    assert tables["public.customers"]["size_bytes"] > 0
+        assert isinstance(table["row_estimate"], int) and isinstance(table["size_estimate_bytes"], int)
+    assert tables["public.customers"]["size_estimate_bytes"] > 0
 
 
 CUSTOMER_COLUMNS = {
@@ -617,6 +668,60 @@ def test_partial_index_and_index_sets(catalog):
     assert set(orders) == {"orders_pkey", "orders_customer_idx", "orders_big_idx"}
     assert orders["orders_big_idx"]["definition"].endswith("WHERE ((amount)::numeric > (100)::numeric)")
     assert set(catalog["tables"]["public.customers"]["indexes"]) == set(INDEXES) | {"customers_email_key"}
+
+
+def test_every_index_definition_is_the_one_pg_get_indexdef_prints(cluster):
+    db = _one(cluster, cluster.database("indexes", "indexdb"))
+    assert db["status"] == "ok", db["reason"]
+    collected = {
+        name: index["definition"]
+        for table in db["catalog"]["tables"].values()
+        for name, index in table["indexes"].items()
+    }
+    printed = dict(
+        line.split("|", 1)
+        for line in pg_text(
+            cluster,
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'Other');",
+            dbname="indexdb",
+        ).splitlines()
+    )
+    assert len(printed) == 33
+    assert collected == printed
+
+
+def test_indexes_on_plain_columns_are_written_without_pg_get_indexdef(cluster, monkeypatch):
+    # With pg_get_indexdef taken out, exactly the indexes the query writes itself keep a definition.
+    query = pg_catalog_sql.CATALOG_QUERY
+    assert query.count("pg_get_indexdef(x.indexrelid)") == 1
+    monkeypatch.setattr(pg_catalog_sql, "CATALOG_QUERY", query.replace("pg_get_indexdef(x.indexrelid)", "NULL::text"))
+    db = _one(cluster, cluster.database("indexes", "indexdb"))
+    written = {
+        name
+        for table in db["catalog"]["tables"].values()
+        for name, index in table["indexes"].items()
+        if index["definition"] is not None
+    }
+    assert written == {
+        "Mixed Case_pkey",
+        "Mixed Case_label_Order_key",
+        "Mixed Case_order idx",
+        "mc_label",
+        "mc_label_body",
+        "mc_label_text",  # text_ops is varchar's default (binary-coercible to text, the preferred type)
+        "mc_c_label",  # the column's own collation
+        "mc_initials",
+        "mc_nick",
+        "mc_net",  # cidr: inet_ops, inet being the preferred type of its category
+        "mc_addr",
+        "mc_ref_hash",
+        "mc_doc_default",
+        "mc_words",
+        "mc_seen_brin",
+        "events_2024_at_idx",  # a partition's own indexes (the partitioned table's are left to PostgreSQL)
+        "events_2024_id_at_idx",
+    }
 
 
 def test_triggers(catalog):
@@ -1238,8 +1343,8 @@ def locked(cluster):
 
 
 def test_lock_timeout_leaves_the_other_databases_collected(cluster, locked):
-    # The catalog query takes ACCESS SHARE locks on tables (pg_get_indexdef, pg_total_relation_size,
-    # pg_get_viewdef do), so a migration holding ACCESS EXCLUSIVE makes it wait: lock_timeout.
+    # Deparsing a view (pg_get_viewdef) takes ACCESS SHARE on the tables it reads, so a migration
+    # holding ACCESS EXCLUSIVE on public.locked (read by public.locked_notes) makes it wait.
     started = time.monotonic()
     result = collect_postgres(
         request(cluster.database("locked", "lockdb"), cluster.database("app", "appdb"), lock_timeout_ms=800),
@@ -1250,6 +1355,17 @@ def test_lock_timeout_leaves_the_other_databases_collected(cluster, locked):
     _assert_failed(result["databases"]["locked"], "lock_timeout", "lock timeout (800 ms)", "database lockdb")
     assert result["databases"]["app"]["status"] == "ok"
     assert 0.8 <= elapsed < 0.8 + 4, elapsed
+
+
+def test_a_locked_table_no_view_reads_does_not_block_the_catalog(cluster):
+    # Sizes come from pg_class statistics and definitions from the catalog: no lock on the table.
+    holder = LockHolder(cluster, "lockdb", "public.free")
+    try:
+        db = _one(cluster, cluster.database("locked", "lockdb"), lock_timeout_ms=800)
+    finally:
+        holder.release()
+    assert db["status"] == "ok", db["reason"]
+    assert "public.free" in db["catalog"]["tables"]
 
 
 def test_statement_timeout(cluster, locked):

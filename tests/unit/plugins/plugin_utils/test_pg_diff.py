@@ -49,7 +49,7 @@ def table(columns, constraints=None, indexes=None, triggers=None, **overrides):
         "partition_key": None,
         "partition_of": None,
         "row_estimate": 1000,
-        "size_bytes": 65536,
+        "size_estimate_bytes": 65536,
         "columns": columns,
         "constraints": constraints or {},
         "indexes": indexes or {},
@@ -331,7 +331,7 @@ def test_subjects_are_the_logical_database_names():
     "mutate",
     [
         assign(999999, "tables", "public.users", "row_estimate"),
-        assign(1, "tables", "public.users", "size_bytes"),
+        assign(1, "tables", "public.users", "size_estimate_bytes"),
         assign("someone_else", "tables", "public.users", "owner"),
         assign({"owner": "root"}, "schemas", "billing"),
         assign(9, "tables", "public.users", "columns", "email", "position"),
