@@ -461,7 +461,8 @@ SELECT json_build_object(
     'extensions', coalesce(exts.j, '{}'::json),
     'settings', coalesce(sets.j, '{}'::json),
     'roles', coalesce(roles.j, '{}'::json)))
-FROM audit, schemas, tables, columns, constraints, indexes, triggers, views, funcs, seqs, enums, domains, exts, sets, roles;
+FROM audit, schemas, tables, columns, constraints, indexes, triggers,
+     views, funcs, seqs, enums, domains, exts, sets, roles;
 """.replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
     "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
 )

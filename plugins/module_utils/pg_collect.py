@@ -545,9 +545,9 @@ IDENTITY = {"a": "always", "d": "by default"}
 def _tables(raw, literals):
     """{"schema.table": TABLE} from the flat rows of the catalog query."""
     tables, by_oid, pages = {}, {}, {}
-    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, table_pages in raw.get(
-        "tables"
-    ) or []:
+    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, table_pages in (
+        raw.get("tables") or []
+    ):
         table = {
             "kind": TABLE_KINDS.get(kind, kind),
             "owner": owner,
