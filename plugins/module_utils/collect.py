@@ -5,6 +5,8 @@ Standard library only: this file travels to the audited host inside the module.
 
 import base64
 import concurrent.futures
+import contextlib
+import gc
 import gzip
 import json
 
@@ -65,6 +67,20 @@ def _run_one(area, request, run_key, limits, secrets):
         return {"status": "failed", "reason": describe_failure(exc)}
 
 
+@contextlib.contextmanager
+def without_gc():
+    """Facts are many small acyclic objects: the cyclic garbage collector only slows building and
+    diffing them, and made the postgres diff grow faster than linearly with the schema
+    (benchmark_postgres). Used on the host while collecting, on the controller while diffing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def collect_areas(areas, run_key, limits=None, secrets=None):
     """Collect every requested area concurrently; returns {area: {status, data|reason}}."""
     limits = limits or {}
@@ -72,15 +88,19 @@ def collect_areas(areas, run_key, limits=None, secrets=None):
     names = sorted(areas)
     if not names:
         return {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+    with without_gc(), concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
         futures = {name: pool.submit(_run_one, name, areas[name], run_key, limits, secrets.get(name)) for name in names}
         return {name: futures[name].result() for name in names}
 
 
 def pack(facts):
-    """Bulky facts travel as gzip+base64 text: cheap for Ansible to carry (PERFORMANCE.md)."""
-    raw = json.dumps(facts, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+    """Bulky facts travel as gzip+base64 text: cheap for Ansible to carry (PERFORMANCE.md).
+
+    Keys unsorted and the fastest compression: on a 2,000-table catalog (3.7 MB of JSON) sorted
+    keys and level 9 take 0.04 s more on the host for 22% fewer bytes (121 KB, not 155 KB).
+    """
+    raw = json.dumps(facts, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=1, mtime=0)).decode("ascii")
 
 
 def unpack(blob):

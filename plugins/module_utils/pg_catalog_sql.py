@@ -44,6 +44,7 @@ SESSION_SETTINGS = (
     "idle_in_transaction_session_timeout",
     "search_path",
     "work_mem",
+    "jit",
 )
 # Memory for the catalog query's aggregates (per-table JSON), for this transaction only: with the
 # default 4MB they spill to temporary files (measured: 2,000 tables, 30% slower).

@@ -39,7 +39,7 @@ import os
 import re
 import shutil
 
-from ansible_collections.envparity.audit.plugins.module_utils import pg_catalog_sql
+from ansible_collections.envparity.audit.plugins.module_utils import pg_catalog_sql, pg_tables
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
     CollectError,
     CommandTimeout,
@@ -197,13 +197,15 @@ def build_script(request):
 
     After the probe, the search path is pg_catalog alone (nothing a database user created can
     shadow a built-in, and every user-defined name is printed schema-qualified whatever the
-    audit role's own path is), and work_mem is raised for this transaction so that the
-    per-table JSON aggregates do not spill to temporary files.
+    audit role's own path is), work_mem is raised for this transaction so that the JSON
+    aggregates do not spill to temporary files, and JIT is off (on a large catalog the query's
+    estimated cost passes jit_above_cost, and compiling never pays for a catalog read).
     """
     lines = [
         preamble(request) + pg_catalog_sql.migration_probe(),
         "SET LOCAL search_path = pg_catalog, pg_temp;",
         "SET LOCAL work_mem = '%s';" % pg_catalog_sql.CATALOG_WORK_MEM,
+        "SET LOCAL jit = off;",
         "\\if :envparity_supported",
         "\\if :envparity_pg14",
         "\\set envparity_sqlbody 'pg_get_function_sqlbody(p.oid)'",
@@ -460,20 +462,25 @@ class _LiteralRedactor:
     """redact_text on the string literals of a definition PostgreSQL printed (cached)."""
 
     def __init__(self):
-        self.cache = {}
+        self.literals = {}
+        self.texts = {}  # the same default or definition recurs across tables
 
     def _literal(self, match):
         inner = match.group(1)
-        shown = self.cache.get(inner)
+        shown = self.literals.get(inner)
         if shown is None:
             shown = redact_text(inner)
-            self.cache[inner] = shown
+            self.literals[inner] = shown
         return "'" + shown + "'"
 
     def __call__(self, text):
         if not text or "'" not in text:
             return text
-        return _SQL_LITERAL.sub(self._literal, text)
+        shown = self.texts.get(text)
+        if shown is None:
+            shown = _SQL_LITERAL.sub(self._literal, text)
+            self.texts[text] = shown
+        return shown
 
 
 def _describe_pairs(items, hmac_key):
@@ -534,8 +541,7 @@ def shape_migrations(document):
 
 
 # The catalog query sends tables, columns, constraints, indexes and triggers as flat lists of
-# positional rows with catalog codes (the children keyed by their table's oid); they become the
-# contract's records here.
+# positional rows with catalog codes, the parts keyed by their table's oid.
 TABLE_KINDS = {"r": "table", "p": "partitioned", "f": "foreign"}
 CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion"}
 TRIGGER_ENABLED = {"O": "origin", "D": "disabled", "R": "replica", "A": "always"}
@@ -543,56 +549,47 @@ IDENTITY = {"a": "always", "d": "by default"}
 
 
 def _tables(raw, literals):
-    """{"schema.table": TABLE} from the flat rows of the catalog query."""
-    tables, by_oid, pages = {}, {}, {}
-    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, table_pages in (
-        raw.get("tables") or []
-    ):
-        table = {
-            "kind": TABLE_KINDS.get(kind, kind),
-            "owner": owner,
-            "rls": rls,
-            "rls_forced": rls_forced,
-            "partition_key": partition_key,
-            "partition_of": partition_of,
-            "row_estimate": rows,
-            "size_estimate_bytes": 0,
-            "columns": {},
-            "constraints": {},
-            "indexes": {},
-            "triggers": {},
-        }
-        tables[ident] = by_oid[oid] = table
-        pages[oid] = table_pages or 0
-    # "position" counts live columns (1, 2, …): a dropped column leaves a gap in attnum, which
-    # would make a table that lost a column differ from one that never had it.
-    for oid, name, _, type_, nullable, default, identity, generated, collation in sorted(
-        raw.get("columns") or [], key=lambda row: (row[0], row[2])
-    ):
-        columns = by_oid[oid]["columns"]
-        columns[name] = {
-            "position": len(columns) + 1,
-            "type": type_,
-            "nullable": nullable,
-            "default": literals(default),
-            "identity": IDENTITY.get(identity),
-            "generated": literals(generated),
-            "collation": collation,
-        }
+    """{"schema.table": {"owner", "row_estimate", "size_estimate_bytes", "shape"}} (pg_tables)."""
+    heads = raw.get("tables") or []
+    columns = {row[0]: [] for row in heads}
+    constraints = {row[0]: [] for row in heads}
+    indexes = {row[0]: [] for row in heads}
+    triggers = {row[0]: [] for row in heads}
+    pages = {row[0]: row[9] or 0 for row in heads}
+    for oid, name, attnum, type_, nullable, default, identity, generated, collation in raw.get("columns") or []:
+        columns[oid].append(
+            (attnum, [name, type_, nullable, literals(default), IDENTITY.get(identity), literals(generated), collation])
+        )
     for oid, name, code, definition in raw.get("constraints") or []:
-        by_oid[oid]["constraints"][name] = {
-            "type": CONSTRAINT_TYPES.get(code, code),
-            "definition": literals(definition),
-        }
+        constraints[oid].append([name, CONSTRAINT_TYPES.get(code, code), literals(definition)])
     for oid, name, definition, unique, primary, index_pages in raw.get("indexes") or []:
-        by_oid[oid]["indexes"][name] = {"definition": literals(definition), "unique": unique, "primary": primary}
+        indexes[oid].append([name, literals(definition), unique, primary])
         pages[oid] += index_pages or 0
     for oid, name, definition, code in raw.get("triggers") or []:
-        by_oid[oid]["triggers"][name] = {"definition": literals(definition), "enabled": TRIGGER_ENABLED.get(code, code)}
+        triggers[oid].append([name, literals(definition), TRIGGER_ENABLED.get(code, code)])
     block_size = raw.get("block_size") or 8192
-    for oid, table in by_oid.items():
-        table["size_estimate_bytes"] = pages[oid] * block_size
+    tables = {}
+    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, _ in heads:
+        # Columns in attnum order; the text numbers them 1, 2, … (a dropped column leaves a gap in
+        # attnum, which would make a table that lost a column differ from one that never had it).
+        ordered = [row for _, row in sorted(columns[oid], key=_first)]
+        tables[ident] = {
+            "owner": owner,
+            "row_estimate": rows,
+            "size_estimate_bytes": pages[oid] * block_size,
+            "shape": pg_tables.encode_shape(
+                [TABLE_KINDS.get(kind, kind), rls, rls_forced, partition_key, partition_of],
+                ordered,
+                constraints[oid],
+                indexes[oid],
+                triggers[oid],
+            ),
+        }
     return tables
+
+
+def _first(item):
+    return item[0]
 
 
 def shape_catalog(raw, hmac_key):

@@ -3,9 +3,7 @@
 Pure Python; no Ansible imports. The report action plugin is thin glue around build_audit().
 """
 
-import contextlib
-import gc
-
+from ansible_collections.envparity.audit.plugins.module_utils.collect import without_gc
 from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, pg_diff, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
@@ -154,28 +152,16 @@ def _stale_candidates(stale, audited_areas, findings, column_count):
     return kept
 
 
-@contextlib.contextmanager
-def _without_gc():
-    """The diffs build many small acyclic objects: the cyclic garbage collector only slows them
-    down, and made the diff grow faster than linearly with the schema size (benchmark_postgres)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def build_audit(run_directory, environments, production_environments, groups, requests, rules_files, fail_on):
     """Every finding of the run, with the context the report needs."""
     columns = build_columns(environments, groups, set(requests))
-    states = {
-        column["host"]: host_state(
-            run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"])
-        )
-        for column in columns
-    }
+    with without_gc():
+        states = {
+            column["host"]: host_state(
+                run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"])
+            )
+            for column in columns
+        }
     labels = [column["label"] for column in columns]
     production = {column["label"] for column in columns if column["environment"] in production_environments}
     audited = sorted(
@@ -183,7 +169,7 @@ def build_audit(run_directory, environments, production_environments, groups, re
     )
     errors = []
     findings = []
-    with _without_gc():
+    with without_gc():
         for area in audited:
             if area not in AREAS:
                 errors.append({"host": None, "area": area, "message": "no diff rules for area %s" % area})

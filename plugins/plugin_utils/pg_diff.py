@@ -6,7 +6,8 @@ an unknown marker, or None (the area is not configured on that host).
 
 Every comparison is keyed by identity (schema.table, column name, index name …) with dict lookups
 and set algebra, so the cost grows linearly with the catalog; a whole table is compared with one
-dict equality first and only descended into when it differs. difflib only explains the few view
+string equality first (its canonical text, pg_tables) and only decoded and descended into when it
+differs. difflib only explains the few view
 and function bodies that differ. Row estimates, sizes and owners are never compared.
 Pure Python; no Ansible imports.
 """
@@ -14,6 +15,7 @@ Pure Python; no Ansible imports.
 import difflib
 import re
 
+from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     is_unknown,
     join_names,
@@ -743,21 +745,6 @@ def _keyed(db, spec, maps, ok, parent=""):
 # --- tables ------------------------------------------------------------------------------------------
 
 
-def _same_table(base, other):
-    """One dict comparison per part: the fast path for the (many) identical tables."""
-    return (
-        base.get("columns") == other.get("columns")
-        and base.get("constraints") == other.get("constraints")
-        and base.get("indexes") == other.get("indexes")
-        and base.get("triggers") == other.get("triggers")
-        and base.get("kind") == other.get("kind")
-        and base.get("rls") == other.get("rls")
-        and base.get("rls_forced") == other.get("rls_forced")
-        and base.get("partition_key") == other.get("partition_key")
-        and base.get("partition_of") == other.get("partition_of")
-    )
-
-
 def _table_text(table):
     return "%s, %s" % (
         {"partitioned": "partitioned table", "foreign": "foreign table"}.get(table.get("kind"), "table"),
@@ -827,10 +814,15 @@ def _table_findings(db):
         names.update(maps[label])
     findings = []
     for name in sorted(names):
-        objs = {label: maps[label].get(name) for label in ok}
-        found = objs[baseline]
-        if found is not None and all(objs[label] is not None and _same_table(found, objs[label]) for label in others):
+        wire = {label: maps[label].get(name) for label in ok}
+        found = wire[baseline]
+        # The fast path for the (many) identical tables: one string comparison (pg_tables).
+        if found is not None and all(
+            wire[label] is not None and wire[label]["shape"] == found["shape"] for label in others
+        ):
             continue
+        objs = {label: None if wire[label] is None else decode_table(wire[label]) for label in ok}
+        found = objs[baseline]
         findings += _presence_findings(db, TABLE, name, objs, ok)
         if found is None:
             continue

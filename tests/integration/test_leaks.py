@@ -13,6 +13,7 @@ import secrets
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.collect import unpack
+from tests.readable import readable
 
 ENV_CANARY = "CANARYENV" + secrets.token_hex(12)
 CONTROL_MARKERS = ("OPENAI_API_KEY", "SESSION_SECRET")
@@ -60,7 +61,7 @@ def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosi
             assert path.stat().st_mode & 0o077 == 0
             continue
         if path.suffix == ".b64gz":  # packed facts: scan what they hold, not their compressed bytes
-            places[str(path)] = json.dumps(unpack(path.read_text()))
+            places[str(path)] = json.dumps(readable(unpack(path.read_text())))
         else:
             places[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
 
@@ -75,6 +76,8 @@ def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosi
     controls = scan(places, CONTROL_MARKERS)
     assert any("latest.md" in place for place in controls["OPENAI_API_KEY"])
     assert any(place.endswith(".b64gz") for place in controls["SESSION_SECRET"])
+    # ... and inside the postgres tables' encoded parts (a constraint name only they hold)
+    assert any(place.endswith(".b64gz") for place in scan(places, ["alembic_version_pkc"])["alembic_version_pkc"])
     job_events = [place for place in places if "job_events" in place]
     assert len(job_events) > 10
     run_dirs = [place for place in places if "/.runs/" in place]

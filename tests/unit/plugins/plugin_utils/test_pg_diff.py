@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ansible_collections.envparity.audit.plugins.module_utils import pg_tables
 from ansible_collections.envparity.audit.plugins.plugin_utils import pg_diff
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import KINDS, SEVERITIES, unknown_cell
 
@@ -246,16 +247,51 @@ def facts(**databases):
     return {"databases": databases or {"app": database()}}
 
 
+def _rows(records, fields):
+    return [[name, *(record[field] for field in fields)] for name, record in records.items()]
+
+
+def wire_table(table):
+    """A table of the contract's TABLE shape as the collector sends it (pg_tables)."""
+    columns = sorted(table["columns"].items(), key=lambda item: item[1]["position"])
+    return {
+        "owner": table["owner"],
+        "row_estimate": table["row_estimate"],
+        "size_estimate_bytes": table["size_estimate_bytes"],
+        "shape": pg_tables.encode_shape(
+            [table[field] for field in pg_tables.TABLE_FIELDS],
+            _rows(dict(columns), pg_tables.COLUMN_FIELDS),
+            _rows(table["constraints"], pg_tables.CONSTRAINT_FIELDS),
+            _rows(table["indexes"], pg_tables.INDEX_FIELDS),
+            _rows(table["triggers"], pg_tables.TRIGGER_FIELDS),
+        ),
+    }
+
+
+def on_the_wire(cells):
+    """The cells with every table in its wire form (in place; tables already encoded are kept)."""
+    for cell in cells.values():
+        for db in ((cell or {}).get("databases") or {}).values():
+            catalog = db.get("catalog")
+            if isinstance(catalog, dict):
+                catalog["tables"] = {
+                    name: table if "shape" in table else wire_table(table)
+                    for name, table in (catalog.get("tables") or {}).items()
+                }
+    return cells
+
+
 PROD = {"prod"}
 
 
 def run(dev, prod, production=PROD):
-    return pg_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, {"baseline": "dev", "production": production})
+    cells = on_the_wire({"dev": dev, "prod": prod})
+    return pg_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": production})
 
 
 def run_n(cells):
     labels = list(cells)
-    return pg_diff.diff(labels, cells, {"baseline": labels[0], "production": {"prod/web1", "prod/web2"}})
+    return pg_diff.diff(labels, on_the_wire(cells), {"baseline": labels[0], "production": {"prod/web1", "prod/web2"}})
 
 
 def checks(findings):
@@ -968,7 +1004,7 @@ def test_a_column_that_could_not_be_collected_adds_no_finding_of_its_own():
     found = pair(mutate_prod=delete("tables", "public.orders"))
     cells = {"dev": facts(), "prod": facts(), "staging": unknown_cell("unreachable: no route")}
     cells["prod"]["databases"]["app"]["catalog"]["tables"].pop("public.orders")
-    found = pg_diff.diff(["dev", "prod", "staging"], cells, {"baseline": "dev", "production": PROD})
+    found = pg_diff.diff(["dev", "prod", "staging"], on_the_wire(cells), {"baseline": "dev", "production": PROD})
     assert checks(found) == [("public.orders", "missing", "postgres.table_missing")]
     assert found[0]["values"]["staging"] == {"unknown": "unreachable: no route"}
 
@@ -1158,6 +1194,7 @@ def timed_diff(tables):
     planted = plant(prod_catalog["tables"], tables)
     dev = facts(app=database(cat=dev_catalog, tools={}))
     prod = facts(app=database(cat=prod_catalog, tools={}))
+    on_the_wire({"dev": dev, "prod": prod})  # as the facts arrive: encoding is the hosts' work
     start = time.perf_counter()
     found = run(dev, prod)
     elapsed = time.perf_counter() - start

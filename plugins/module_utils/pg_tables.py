@@ -1,0 +1,73 @@
+"""How a table travels in the postgres facts: its compared part as one canonical, opaque text.
+
+Standard library only: the collector encodes on the audited host, the diff decodes on the
+controller.
+
+A database has thousands of tables and nearly all of them are the same in every environment.
+Each table's compared part (kind, row level security, partitioning, columns, constraints,
+indexes, triggers) is written once, on the host, as canonical JSON (fixed positions, parts sorted
+by name, ASCII only) in base64, so that the controller compares two tables by comparing two
+strings and parses only the tables that differ (measured on 2,000 tables: loading the facts of
+a database takes 0.02 s instead of 0.16 s, and nothing else is parsed when nothing differs).
+Base64, because a JSON text inside JSON would have every quote escaped, and unescaping is what
+made loading slow.
+"""
+
+import base64
+import json
+
+# Positional rows inside the text (the name first; columns in their table's order).
+COLUMN_FIELDS = ("type", "nullable", "default", "identity", "generated", "collation")
+CONSTRAINT_FIELDS = ("type", "definition")
+INDEX_FIELDS = ("definition", "unique", "primary")
+TRIGGER_FIELDS = ("definition", "enabled")
+TABLE_FIELDS = ("kind", "rls", "rls_forced", "partition_key", "partition_of")
+
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def _by_name(rows):
+    return sorted(rows, key=lambda row: row[0])
+
+
+def encode_shape(table, columns, constraints, indexes, triggers):
+    """The text of a table's compared part.
+
+    table: the TABLE_FIELDS values, in that order; columns: [name, *COLUMN_FIELDS] rows in the
+    table's column order; constraints, indexes, triggers: [name, *FIELDS] rows, in any order.
+    """
+    document = [list(table), list(columns), _by_name(constraints), _by_name(indexes), _by_name(triggers)]
+    return base64.b64encode(_ENCODE(document).encode("ascii")).decode("ascii")
+
+
+def _fields(fields, values):
+    # Not zip(..., strict=True): hosts may run a Python older than 3.10.
+    return {field: values[index] for index, field in enumerate(fields)}
+
+
+def _records(rows, fields):
+    return {row[0]: _fields(fields, row[1:]) for row in rows}
+
+
+def decode_shape(shape):
+    """The TABLE record of docs/postgres-facts.md (without owner, estimates and size) from a text."""
+    table, columns, constraints, indexes, triggers = json.loads(base64.b64decode(shape))
+    record = _fields(TABLE_FIELDS, table)
+    record["columns"] = {
+        row[0]: dict(_fields(COLUMN_FIELDS, row[1:]), position=position) for position, row in enumerate(columns, 1)
+    }
+    record["constraints"] = _records(constraints, CONSTRAINT_FIELDS)
+    record["indexes"] = _records(indexes, INDEX_FIELDS)
+    record["triggers"] = _records(triggers, TRIGGER_FIELDS)
+    return record
+
+
+def decode_table(table):
+    """A table of the facts ({"owner", "row_estimate", "size_estimate_bytes", "shape"}) as one record."""
+    record = decode_shape(table["shape"])
+    record.update(
+        owner=table.get("owner"),
+        row_estimate=table.get("row_estimate"),
+        size_estimate_bytes=table.get("size_estimate_bytes"),
+    )
+    return record
