@@ -232,6 +232,13 @@ tables AS (
   FROM tbl t
   LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
 ),
+-- The live columns of those tables, read once for the columns and the index keys.
+att AS (
+  SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated,
+         a.attcollation
+  FROM pg_attribute a JOIN tbl t ON t.oid = a.attrelid
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+),
 columns AS (
   SELECT json_agg(json_build_array(
            a.attrelid, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
@@ -242,18 +249,67 @@ columns AS (
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN
              CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
            END)) AS j
-  FROM pg_attribute a
-  JOIN tbl t ON t.oid = a.attrelid
+  FROM att a
   JOIN pg_type ty ON ty.oid = a.atttypid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
   LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-  WHERE a.attnum > 0 AND NOT a.attisdropped
 ),
-constraints AS (
-  SELECT json_agg(json_build_array(co.conrelid, co.conname, co.contype, pg_get_constraintdef(co.oid))) AS j
+-- Primary keys, unique constraints and foreign keys on plain columns are written here, in the text
+-- pg_get_constraintdef prints for them (a test holds the two equal), from set-based joins: the
+-- function costs ~20 us a constraint in a fresh session.  Checks, exclusions and the rest
+-- (INCLUDE, NULLS NOT DISTINCT, ON DELETE SET NULL (columns)) go through pg_get_constraintdef.
+con AS (
+  SELECT co.oid, co.conrelid, co.conname, co.contype, co.conkey, co.confkey, co.confrelid, co.confmatchtype,
+         co.confupdtype, co.confdeltype,
+         CASE WHEN co.condeferrable THEN ' DEFERRABLE' ELSE '' END
+           || CASE WHEN co.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END
+           || CASE WHEN co.convalidated THEN '' ELSE ' NOT VALID' END AS suffix,
+         CASE co.contype
+           WHEN 'f' THEN :envparity_fk_plain
+           WHEN 'c' THEN false
+           WHEN 'x' THEN false
+           ELSE EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = co.conindid
+                                 AND i.indnkeyatts = i.indnatts AND NOT :envparity_nulls_not_distinct)
+         END AS plain
   FROM pg_constraint co JOIN tbl t ON t.oid = co.conrelid
   WHERE co.contype IN ('p', 'u', 'f', 'c', 'x')
+),
+con_keys AS (
+  SELECT c.oid,
+         string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FILTER (WHERE k.side = 1) AS keys,
+         string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FILTER (WHERE k.side = 2) AS refkeys
+  FROM con c
+  CROSS JOIN LATERAL (
+    SELECT 1 AS side, c.conrelid AS rel, u.attnum, u.n FROM unnest(c.conkey) WITH ORDINALITY AS u(attnum, n)
+    UNION ALL
+    SELECT 2, c.confrelid, u.attnum, u.n FROM unnest(c.confkey) WITH ORDINALITY AS u(attnum, n)
+  ) AS k
+  LEFT JOIN att a ON a.attrelid = k.rel AND a.attnum = k.attnum
+  WHERE c.plain
+  GROUP BY c.oid
+  HAVING bool_and(a.attname IS NOT NULL)
+),
+constraints AS (
+  SELECT json_agg(json_build_array(
+           c.conrelid, c.conname, c.contype,
+           coalesce(
+             CASE c.contype
+               WHEN 'p' THEN 'PRIMARY KEY (' || k.keys || ')'
+               WHEN 'u' THEN 'UNIQUE (' || k.keys || ')'
+               WHEN 'f' THEN 'FOREIGN KEY (' || k.keys || ') REFERENCES ' || quote_ident(rn.nspname) || '.'
+                 || quote_ident(rc.relname) || '(' || k.refkeys || ')'
+                 || CASE c.confmatchtype WHEN 'f' THEN ' MATCH FULL' WHEN 'p' THEN ' MATCH PARTIAL' ELSE '' END
+                 || CASE c.confupdtype WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'c' THEN ' ON UPDATE CASCADE'
+                      WHEN 'n' THEN ' ON UPDATE SET NULL' WHEN 'd' THEN ' ON UPDATE SET DEFAULT' ELSE '' END
+                 || CASE c.confdeltype WHEN 'r' THEN ' ON DELETE RESTRICT' WHEN 'c' THEN ' ON DELETE CASCADE'
+                      WHEN 'n' THEN ' ON DELETE SET NULL' WHEN 'd' THEN ' ON DELETE SET DEFAULT' ELSE '' END
+             END || c.suffix,
+             pg_get_constraintdef(c.oid)))) AS j
+  FROM con c
+  LEFT JOIN con_keys k ON k.oid = c.oid
+  LEFT JOIN pg_class rc ON rc.oid = c.confrelid
+  LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 ),
 -- pg_get_indexdef costs ~80 us an index in a fresh session (catalog cache misses). An index on
 -- plain columns, each with its type's default operator class, its own collation and the default
@@ -275,8 +331,8 @@ default_opclass AS (
                     WHERE x.opcmethod = oc.opcmethod AND x.opcdefault AND x.opcintype = ca.castsource)
 ),
 idx AS (
-  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, ic.relname, ic.relpages, ic.relkind,
-         am.amname, t.nspname, t.relname AS tablename,
+  SELECT i.indexrelid, i.indrelid, i.indkey, i.indclass, i.indoption, i.indcollation, i.indisunique,
+         i.indisprimary, ic.relname, ic.relpages, ic.relkind, am.amname, t.nspname, t.relname AS tablename,
          i.indexprs IS NULL AND i.indpred IS NULL AND i.indnkeyatts = i.indnatts
            AND NOT :envparity_nulls_not_distinct AND ic.relkind = 'i' AND ic.reloptions IS NULL AS simple
   FROM pg_index i
@@ -287,10 +343,9 @@ idx AS (
 idx_plain AS (
   SELECT x.indexrelid, string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) AS keys
   FROM idx x
-  JOIN pg_index i ON i.indexrelid = x.indexrelid
-  CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[])
+  CROSS JOIN LATERAL unnest(x.indkey::int2[], x.indclass::oid[], x.indoption::int2[], x.indcollation::oid[])
     WITH ORDINALITY AS k(attnum, opc, opt, coll, n)
-  LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+  LEFT JOIN att a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
   LEFT JOIN default_opclass dop ON dop.opc = k.opc AND dop.typ = a.atttypid
   WHERE x.simple
   GROUP BY x.indexrelid

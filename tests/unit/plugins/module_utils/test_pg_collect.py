@@ -262,7 +262,7 @@ CREATE TABLE public."Mixed Case" (
   "Order" integer, label varchar(40), body text, initials char(3), nick name,
   c_label text COLLATE "C", feel public.mood, code public.code_text, tags integer[], doc jsonb,
   net cidr, addr inet, ref uuid, seen timestamptz, words tsvector,
-  UNIQUE (label, "Order"));
+  UNIQUE (label, "Order"), UNIQUE ("Order"));
 CREATE INDEX "Mixed Case_order idx" ON public."Mixed Case" ("Order");
 CREATE INDEX mc_label ON public."Mixed Case" (label);
 CREATE INDEX mc_label_body ON public."Mixed Case" (label, body);
@@ -295,6 +295,26 @@ CREATE TABLE "Other".events (id integer, at date NOT NULL) PARTITION BY RANGE (a
 CREATE TABLE "Other".events_2024 PARTITION OF "Other".events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE INDEX events_at ON "Other".events (at);
 CREATE UNIQUE INDEX events_id_at ON "Other".events (id, at);
+CREATE TABLE "Other"."Parent Table" (a integer, "B" text, c integer, PRIMARY KEY (a, "B"), UNIQUE (c));
+CREATE TABLE public.kinds (
+  id integer PRIMARY KEY,
+  a integer, b text, c integer, d integer, e integer, f integer, span int4range,
+  CONSTRAINT kinds_a_key UNIQUE (a) DEFERRABLE,
+  CONSTRAINT kinds_b_key UNIQUE (b) DEFERRABLE INITIALLY DEFERRED,
+  CONSTRAINT kinds_c_nnd UNIQUE NULLS NOT DISTINCT (c),
+  CONSTRAINT kinds_d_include UNIQUE (d) INCLUDE (e),
+  CONSTRAINT "kinds Pair" UNIQUE (e, f),
+  CONSTRAINT kinds_parent_fkey FOREIGN KEY (a, b) REFERENCES "Other"."Parent Table" (a, "B"),
+  CONSTRAINT kinds_full FOREIGN KEY (a, b) REFERENCES "Other"."Parent Table" MATCH FULL
+    ON UPDATE CASCADE ON DELETE SET NULL,
+  CONSTRAINT kinds_restrict FOREIGN KEY (c) REFERENCES "Other"."Parent Table" (c)
+    ON UPDATE RESTRICT ON DELETE SET DEFAULT DEFERRABLE INITIALLY DEFERRED,
+  CONSTRAINT kinds_self FOREIGN KEY (d) REFERENCES public.kinds ON DELETE CASCADE,
+  CONSTRAINT kinds_set_null_cols FOREIGN KEY (a, b) REFERENCES "Other"."Parent Table" ON DELETE SET NULL (a),
+  CONSTRAINT kinds_check CHECK (a > 0),
+  CONSTRAINT kinds_no_overlap EXCLUDE USING gist (span WITH &&));
+ALTER TABLE public.kinds ADD CONSTRAINT kinds_not_valid FOREIGN KEY (e) REFERENCES "Other"."Parent Table" (c) NOT VALID;
+ALTER TABLE public.kinds ADD CONSTRAINT kinds_mixed FOREIGN KEY (f) REFERENCES public."Mixed Case" ("Order");
 """
 
 BIG_TABLES = 200
@@ -693,8 +713,64 @@ def test_every_index_definition_is_the_one_pg_get_indexdef_prints(cluster):
             dbname="indexdb",
         ).splitlines()
     )
-    assert len(printed) == 33
+    assert len(printed) == 43
     assert collected == printed
+
+
+def test_every_constraint_definition_is_the_one_pg_get_constraintdef_prints(cluster):
+    db = _one(cluster, cluster.database("indexes", "indexdb"))
+    assert db["status"] == "ok", db["reason"]
+    collected = {
+        name: constraint["definition"]
+        for table in tables_of(db["catalog"]).values()
+        for name, constraint in table["constraints"].items()
+    }
+    printed = dict(
+        line.split("|", 1)
+        for line in pg_text(
+            cluster,
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname IN ('public', 'Other')"
+            " AND c.conrelid <> 0;",
+            dbname="indexdb",
+        ).splitlines()
+    )
+    assert len(printed) == 20
+    assert collected == printed
+
+
+def test_keys_and_foreign_keys_on_plain_columns_are_written_without_pg_get_constraintdef(cluster, monkeypatch):
+    query = pg_catalog_sql.CATALOG_QUERY
+    assert query.count("pg_get_constraintdef(c.oid)))) AS j") == 1
+    monkeypatch.setattr(
+        pg_catalog_sql,
+        "CATALOG_QUERY",
+        query.replace("pg_get_constraintdef(c.oid)))) AS j", "NULL::text))) AS j"),
+    )
+    db = _one(cluster, cluster.database("indexes", "indexdb"))
+    written = {
+        name
+        for table in tables_of(db["catalog"]).values()
+        for name, constraint in table["constraints"].items()
+        if constraint["definition"] is not None
+    }
+    assert written == {
+        "Mixed Case_pkey",
+        "Mixed Case_label_Order_key",
+        "Mixed Case_Order_key",
+        "Parent Table_pkey",
+        "Parent Table_c_key",
+        "kinds_pkey",
+        "kinds_a_key",  # DEFERRABLE
+        "kinds_b_key",  # DEFERRABLE INITIALLY DEFERRED
+        "kinds Pair",
+        "kinds_parent_fkey",
+        "kinds_full",  # MATCH FULL, ON UPDATE CASCADE, ON DELETE SET NULL
+        "kinds_restrict",
+        "kinds_self",
+        "kinds_not_valid",  # NOT VALID
+        "kinds_mixed",
+    }
 
 
 def test_indexes_on_plain_columns_are_written_without_pg_get_indexdef(cluster, monkeypatch):
@@ -727,6 +803,13 @@ def test_indexes_on_plain_columns_are_written_without_pg_get_indexdef(cluster, m
         "mc_seen_brin",
         "events_2024_at_idx",  # a partition's own indexes (the partitioned table's are left to PostgreSQL)
         "events_2024_id_at_idx",
+        "Mixed Case_Order_key",
+        "Parent Table_pkey",
+        "Parent Table_c_key",
+        "kinds_pkey",
+        "kinds_a_key",
+        "kinds_b_key",
+        "kinds Pair",
     }
 
 
