@@ -276,39 +276,39 @@ con AS (
   WHERE co.contype IN ('p', 'u', 'f', 'c', 'x')
 ),
 con_keys AS (
-  SELECT c.oid,
+  SELECT cs.oid,
          string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FILTER (WHERE k.side = 1) AS keys,
          string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FILTER (WHERE k.side = 2) AS refkeys
-  FROM con c
+  FROM con cs
   CROSS JOIN LATERAL (
-    SELECT 1 AS side, c.conrelid AS rel, u.attnum, u.n FROM unnest(c.conkey) WITH ORDINALITY AS u(attnum, n)
+    SELECT 1 AS side, cs.conrelid AS rel, u.attnum, u.n FROM unnest(cs.conkey) WITH ORDINALITY AS u(attnum, n)
     UNION ALL
-    SELECT 2, c.confrelid, u.attnum, u.n FROM unnest(c.confkey) WITH ORDINALITY AS u(attnum, n)
+    SELECT 2, cs.confrelid, u.attnum, u.n FROM unnest(cs.confkey) WITH ORDINALITY AS u(attnum, n)
   ) AS k
   LEFT JOIN att a ON a.attrelid = k.rel AND a.attnum = k.attnum
-  WHERE c.plain
-  GROUP BY c.oid
+  WHERE cs.plain
+  GROUP BY cs.oid
   HAVING bool_and(a.attname IS NOT NULL)
 ),
 constraints AS (
   SELECT json_agg(json_build_array(
-           c.conrelid, c.conname, c.contype,
+           cs.conrelid, cs.conname, cs.contype,
            coalesce(
-             CASE c.contype
+             CASE cs.contype
                WHEN 'p' THEN 'PRIMARY KEY (' || k.keys || ')'
                WHEN 'u' THEN 'UNIQUE (' || k.keys || ')'
                WHEN 'f' THEN 'FOREIGN KEY (' || k.keys || ') REFERENCES ' || quote_ident(rn.nspname) || '.'
                  || quote_ident(rc.relname) || '(' || k.refkeys || ')'
-                 || CASE c.confmatchtype WHEN 'f' THEN ' MATCH FULL' WHEN 'p' THEN ' MATCH PARTIAL' ELSE '' END
-                 || CASE c.confupdtype WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'c' THEN ' ON UPDATE CASCADE'
+                 || CASE cs.confmatchtype WHEN 'f' THEN ' MATCH FULL' WHEN 'p' THEN ' MATCH PARTIAL' ELSE '' END
+                 || CASE cs.confupdtype WHEN 'r' THEN ' ON UPDATE RESTRICT' WHEN 'c' THEN ' ON UPDATE CASCADE'
                       WHEN 'n' THEN ' ON UPDATE SET NULL' WHEN 'd' THEN ' ON UPDATE SET DEFAULT' ELSE '' END
-                 || CASE c.confdeltype WHEN 'r' THEN ' ON DELETE RESTRICT' WHEN 'c' THEN ' ON DELETE CASCADE'
+                 || CASE cs.confdeltype WHEN 'r' THEN ' ON DELETE RESTRICT' WHEN 'c' THEN ' ON DELETE CASCADE'
                       WHEN 'n' THEN ' ON DELETE SET NULL' WHEN 'd' THEN ' ON DELETE SET DEFAULT' ELSE '' END
-             END || c.suffix,
-             pg_get_constraintdef(c.oid)))) AS j
-  FROM con c
-  LEFT JOIN con_keys k ON k.oid = c.oid
-  LEFT JOIN pg_class rc ON rc.oid = c.confrelid
+             END || cs.suffix,
+             pg_get_constraintdef(cs.oid)))) AS j
+  FROM con cs
+  LEFT JOIN con_keys k ON k.oid = cs.oid
+  LEFT JOIN pg_class rc ON rc.oid = cs.confrelid
   LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 ),
 -- pg_get_indexdef costs ~80 us an index in a fresh session (catalog cache misses). An index on

@@ -696,65 +696,56 @@ def test_partial_index_and_index_sets(catalog):
     assert set(tables_of(catalog)["public.customers"]["indexes"]) == set(INDEXES) | {"customers_email_key"}
 
 
-def test_every_index_definition_is_the_one_pg_get_indexdef_prints(cluster):
-    db = _one(cluster, cluster.database("indexes", "indexdb"))
+def _definitions(cluster, part, query=None):
+    """{name: definition} of every index or constraint ("indexes", "constraints") of indexdb, as
+    collected; with query (a replacement for the catalog query), as collected by that query."""
+    if query is not None:
+        original, pg_catalog_sql.CATALOG_QUERY = pg_catalog_sql.CATALOG_QUERY, query
+    try:
+        db = _one(cluster, cluster.database("indexes", "indexdb"))
+    finally:
+        if query is not None:
+            pg_catalog_sql.CATALOG_QUERY = original
     assert db["status"] == "ok", db["reason"]
-    collected = {
-        name: index["definition"]
-        for table in tables_of(db["catalog"]).values()
-        for name, index in table["indexes"].items()
+    return {
+        name: item["definition"] for table in tables_of(db["catalog"]).values() for name, item in table[part].items()
     }
-    printed = dict(
-        line.split("|", 1)
-        for line in pg_text(
-            cluster,
+
+
+def _without(function_call):
+    """The catalog query with one deparsing call replaced by NULL (it must occur exactly once)."""
+    query = pg_catalog_sql.CATALOG_QUERY
+    assert query.count(function_call) == 1
+    return query.replace(function_call, "NULL::text")
+
+
+@pytest.mark.parametrize(
+    ("part", "query", "count"),
+    [
+        (
+            "indexes",
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'Other');",
-            dbname="indexdb",
-        ).splitlines()
-    )
-    assert len(printed) == 43
-    assert collected == printed
+            43,
+        ),
+        (
+            "constraints",
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_namespace n"
+            " ON n.oid = c.connamespace WHERE n.nspname IN ('public', 'Other') AND c.conrelid <> 0;",
+            20,
+        ),
+    ],
+)
+def test_every_definition_is_the_one_postgresql_prints(cluster, part, query, count):
+    printed = dict(line.split("|", 1) for line in pg_text(cluster, query, dbname="indexdb").splitlines())
+    assert len(printed) == count
+    assert _definitions(cluster, part) == printed
 
 
-def test_every_constraint_definition_is_the_one_pg_get_constraintdef_prints(cluster):
-    db = _one(cluster, cluster.database("indexes", "indexdb"))
-    assert db["status"] == "ok", db["reason"]
-    collected = {
-        name: constraint["definition"]
-        for table in tables_of(db["catalog"]).values()
-        for name, constraint in table["constraints"].items()
-    }
-    printed = dict(
-        line.split("|", 1)
-        for line in pg_text(
-            cluster,
-            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
-            " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname IN ('public', 'Other')"
-            " AND c.conrelid <> 0;",
-            dbname="indexdb",
-        ).splitlines()
-    )
-    assert len(printed) == 20
-    assert collected == printed
-
-
-def test_keys_and_foreign_keys_on_plain_columns_are_written_without_pg_get_constraintdef(cluster, monkeypatch):
-    query = pg_catalog_sql.CATALOG_QUERY
-    assert query.count("pg_get_constraintdef(c.oid)))) AS j") == 1
-    monkeypatch.setattr(
-        pg_catalog_sql,
-        "CATALOG_QUERY",
-        query.replace("pg_get_constraintdef(c.oid)))) AS j", "NULL::text))) AS j"),
-    )
-    db = _one(cluster, cluster.database("indexes", "indexdb"))
-    written = {
-        name
-        for table in tables_of(db["catalog"]).values()
-        for name, constraint in table["constraints"].items()
-        if constraint["definition"] is not None
-    }
-    assert written == {
+def test_keys_and_foreign_keys_on_plain_columns_are_written_without_pg_get_constraintdef(cluster):
+    # With pg_get_constraintdef taken out, exactly the constraints the query writes itself keep one.
+    definitions = _definitions(cluster, "constraints", _without("pg_get_constraintdef(cs.oid)"))
+    assert {name for name, definition in definitions.items() if definition is not None} == {
         "Mixed Case_pkey",
         "Mixed Case_label_Order_key",
         "Mixed Case_Order_key",
@@ -773,18 +764,10 @@ def test_keys_and_foreign_keys_on_plain_columns_are_written_without_pg_get_const
     }
 
 
-def test_indexes_on_plain_columns_are_written_without_pg_get_indexdef(cluster, monkeypatch):
+def test_indexes_on_plain_columns_are_written_without_pg_get_indexdef(cluster):
     # With pg_get_indexdef taken out, exactly the indexes the query writes itself keep a definition.
-    query = pg_catalog_sql.CATALOG_QUERY
-    assert query.count("pg_get_indexdef(x.indexrelid)") == 1
-    monkeypatch.setattr(pg_catalog_sql, "CATALOG_QUERY", query.replace("pg_get_indexdef(x.indexrelid)", "NULL::text"))
-    db = _one(cluster, cluster.database("indexes", "indexdb"))
-    written = {
-        name
-        for table in tables_of(db["catalog"]).values()
-        for name, index in table["indexes"].items()
-        if index["definition"] is not None
-    }
+    definitions = _definitions(cluster, "indexes", _without("pg_get_indexdef(x.indexrelid)"))
+    written = {name for name, definition in definitions.items() if definition is not None}
     assert written == {
         "Mixed Case_pkey",
         "Mixed Case_label_Order_key",
