@@ -57,11 +57,13 @@ from labcore import (
     children,
     cmdline,
     ensure_dir,
+    install_packages,
     pid_alive,
     read_pidfile,
     remove_tree,
     run,
     terminate,
+    uninstalled,
     write_file,
 )
 
@@ -585,21 +587,6 @@ def _write_stack_files(ctx: Ctx, stack: Stack, c: dict[str, str]) -> None:
 # ---------------------------------------------------------------- packages and group
 
 
-def _ensure_packages(ctx: Ctx) -> None:
-    """Like labcore.ensure_packages, by package state: /bin/busybox may be the dynamic busybox."""
-    query = run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *PACKAGES], check=False)
-    installed = {line.split()[0] for line in query.stdout.splitlines() if line.endswith(" installed")}
-    missing = sorted(set(PACKAGES) - installed)
-    if not missing:
-        return
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", *missing]
-    if run(cmd, env=env, check=False, timeout=900).returncode != 0:
-        run(["apt-get", "update"], env=env, timeout=900)
-        run(cmd, env=env, timeout=900)
-    ctx.changed("apt-get installed %s" % " ".join(missing))
-
-
 def _ensure_group(ctx: Ctx) -> None:
     """The socket's group, with deploy in it (new SSH logins pick it up)."""
     try:
@@ -918,7 +905,8 @@ def _wait_for_health() -> None:
 
 
 def build(ctx: Ctx) -> None:
-    _ensure_packages(ctx)
+    # by package state: /bin/busybox may be the dynamic busybox
+    install_packages(ctx, uninstalled(PACKAGES))
     _ensure_group(ctx)
     ensure_dir(ctx, RUN_DIR, 0o755)
     if write_file(ctx, CONFIG, CONFIG_TEXT, 0o644):

@@ -225,9 +225,21 @@ REQUIRED_BINARIES = {
 
 
 def ensure_packages(ctx: Ctx) -> None:
-    """apt-get install what is missing; `apt-get update` only when the first install fails
-    (a fresh image has empty package lists, a provisioned one needs no network round-trip)."""
-    missing = sorted({pkg for path, pkg in REQUIRED_BINARIES.items() if not os.access(path, os.X_OK)})
+    """The packages of the binaries every area needs (REQUIRED_BINARIES)."""
+    install_packages(ctx, {pkg for path, pkg in REQUIRED_BINARIES.items() if not os.access(path, os.X_OK)})
+
+
+def uninstalled(packages) -> set:
+    """The packages dpkg does not list as installed (by package state, not by a file they ship)."""
+    query = run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *packages], check=False)
+    installed = {line.split()[0] for line in query.stdout.splitlines() if line.endswith(" installed")}
+    return set(packages) - installed
+
+
+def install_packages(ctx: Ctx, packages) -> None:
+    """apt-get install these; `apt-get update` only when the first install fails (a fresh image has
+    empty package lists, a provisioned one needs no network round-trip)."""
+    missing = sorted(packages)
     if not missing:
         return
     env = {"DEBIAN_FRONTEND": "noninteractive"}

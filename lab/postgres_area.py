@@ -63,11 +63,13 @@ from labcore import (
     LabError,
     canary_maker,
     ensure_dir,
+    install_packages,
     pid_alive,
     read_pidfile,
     remove_tree,
     run,
     terminate,
+    uninstalled,
     write_file,
 )
 from labcore import cmdline as process_cmdline
@@ -684,22 +686,6 @@ def _converge(ctx: Ctx, cluster: Cluster, c: dict[str, str]) -> None:
 # ---------------------------------------------------------------- the data dirs (both, on this host)
 
 
-def _ensure_packages(ctx: Ctx) -> None:
-    query = run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *PACKAGES], check=False)
-    installed = {line.split()[0] for line in query.stdout.splitlines() if line.endswith(" installed")}
-    missing = sorted(set(PACKAGES) - installed)
-    if not missing:
-        return
-    # Debian's own cluster (main, port 5432) comes with the package; the lab neither uses nor
-    # needs it.
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", *missing]
-    if run(cmd, env=env, check=False, timeout=900).returncode != 0:
-        run(["apt-get", "update"], env=env, timeout=900)
-        run(cmd, env=env, timeout=900)
-    ctx.changed("apt-get installed %s" % " ".join(missing))
-
-
 def _initdb(ctx: Ctx, cluster: Cluster, superuser_password: str) -> None:
     if (cluster.data_dir / "PG_VERSION").is_file():
         return
@@ -968,7 +954,9 @@ def docker_images() -> list[tuple]:
 
 
 def build(ctx: Ctx) -> None:
-    _ensure_packages(ctx)
+    # Debian's own cluster (main, port 5432) comes with the package; the lab neither uses nor
+    # needs it.
+    install_packages(ctx, uninstalled(PACKAGES))
     c = _canaries(ctx)
     ctx.save_canaries(CANARY_PREFIX)  # recorded before any file or database holds them
     ensure_dir(ctx, PG_DIR, 0o700)

@@ -65,6 +65,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from benchlib import BenchmarkError, stats
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin: ansible-playbook and friends
 LAB = Path("/var/lib/envparity-lab")
@@ -101,20 +103,7 @@ LOAD_MEMORY = 16 * 1024 * 1024
 LOAD_TIMEOUT = 120
 
 
-class BenchmarkError(RuntimeError):
-    """The benchmark cannot measure what it should; the message says why."""
-
-
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def stats(samples):
-    return {
-        "median_s": round(statistics.median(samples), 4),
-        "min_s": round(min(samples), 4),
-        "max_s": round(max(samples), 4),
-        "samples_s": [round(sample, 4) for sample in samples],
-    }
 
 
 def ansible_env(control_dir):

@@ -59,7 +59,6 @@ import shutil
 import signal
 import socket
 import stat
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,8 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+
+from benchlib import BenchmarkError, stats
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTIONS = str(ROOT / "collections")
@@ -160,20 +161,7 @@ MIGRA_PACKAGES = ("migra", "schemainspect", "sqlbag", "sqlalchemy", "psycopg2-bi
 PROBE_SQL = "CREATE TABLE public.probe (id integer PRIMARY KEY, name text);"
 
 
-class BenchmarkError(RuntimeError):
-    """The benchmark cannot measure what it should; the message says why."""
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def stats(samples):
-    return {
-        "median_s": round(statistics.median(samples), 4),
-        "min_s": round(min(samples), 4),
-        "max_s": round(max(samples), 4),
-        "samples_s": [round(sample, 4) for sample in samples],
-    }
 
 
 def say(text):

@@ -8,7 +8,11 @@ Pure Python; no Ansible imports.
 
 import re
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names, make_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SubjectColumns,
+    is_unknown,
+    join_names,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
 AREA = "docker"
@@ -128,54 +132,41 @@ def _enabled(service):
     return not service.get("profiles")
 
 
-class _Stack:
-    """One stack across the columns."""
+class _Stack(SubjectColumns):
+    """One stack across the columns, with the engine of each column that declares it."""
+
+    AREA = AREA
 
     def __init__(self, name, columns, cells, context):
-        self.name = name
-        self.columns = columns
-        self.context = context
-        self.stacks, self.engines, self.unknown = {}, {}, {}
-        for label in columns:
-            cell = cells.get(label)
-            if is_unknown(cell):
-                self.unknown[label] = cell
-            elif cell is not None and name in (cell.get("stacks") or {}):
-                self.stacks[label] = cell["stacks"][name]
-                self.engines[label] = cell.get("engine") or {"status": "failed", "reason": "no engine facts"}
+        super().__init__(name, "stacks", columns, cells, context)
+        self.engines = {
+            label: cells[label].get("engine") or {"status": "failed", "reason": "no engine facts"}
+            for label in self.records
+        }
 
     def declared(self):
-        return [label for label in self.columns if self.stacks.get(label, {}).get("status") == "ok"]
+        return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
 
     def running(self):
         return [label for label in self.declared() if self.engines[label].get("status") == "ok"]
 
-    def production(self, labels):
-        return [label for label in labels if label in self.context["production"]]
-
-    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
-        full = {label: None for label in self.columns if label in self.stacks or label in self.unknown}
-        full.update(self.unknown)
-        full.update(values)
-        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
-
 
 def _status_findings(stack):
     findings = []
-    broken = [label for label in stack.columns if label in stack.stacks and stack.stacks[label]["status"] != "ok"]
+    broken = [label for label in stack.columns if label in stack.records and stack.records[label]["status"] != "ok"]
     if broken:
         values = {}
-        for label, record in stack.stacks.items():
+        for label, record in stack.records.items():
             bad = [f for f in record.get("files") or [] if f["status"] != "ok"]
             values[label] = "; ".join(
                 "%s: %s" % (f["path"], STATUS_TEXT.get(f["status"], f["status"])) for f in bad
             ) or ("ok" if record["status"] == "ok" else record.get("reason") or "failed")
         missing = all(
-            all(f["status"] == "missing" for f in stack.stacks[label].get("files") or [] if f["status"] != "ok")
-            and any(f["status"] == "missing" for f in stack.stacks[label].get("files") or [])
+            all(f["status"] == "missing" for f in stack.records[label].get("files") or [] if f["status"] != "ok")
+            and any(f["status"] == "missing" for f in stack.records[label].get("files") or [])
             for label in broken
         )
-        reasons = "; ".join("%s: %s" % (label, stack.stacks[label].get("reason") or values[label]) for label in broken)
+        reasons = "; ".join("%s: %s" % (label, stack.records[label].get("reason") or values[label]) for label in broken)
         findings.append(
             stack.finding(
                 "@files",
@@ -232,7 +223,7 @@ def _declared_findings(stack):
     if len(ok) < 2:
         return []
     baseline = ok[0]
-    services = {label: stack.stacks[label]["services"] for label in ok}
+    services = {label: stack.records[label]["services"] for label in ok}
     findings = []
     for svc in sorted(set().union(*services.values())):
         present = [label for label in ok if svc in services[label]]
@@ -396,7 +387,7 @@ def _runtime_findings(stack, claimed_unlabelled):
         entry["values"][label] = text
 
     for label in stack.running():
-        record, engine = stack.stacks[label], stack.engines[label]
+        record, engine = stack.records[label], stack.engines[label]
         project = record["project"]
         mine = [c for c in engine.get("containers") or [] if c.get("project") == project]
         declared = record["services"]
@@ -528,7 +519,7 @@ def _limit_findings(hit, svc, service, container, label):
 def _production_findings(stack):
     found = {}
     for label in stack.production(stack.declared()):
-        for svc, service in sorted(stack.stacks[label]["services"].items()):
+        for svc, service in sorted(stack.records[label]["services"].items()):
             if not _enabled(service):
                 continue
             checks = []

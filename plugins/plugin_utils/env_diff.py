@@ -9,9 +9,9 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SubjectColumns,
     is_unknown,
     join_names,
-    make_finding,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
@@ -42,49 +42,29 @@ def _lines(lines):
     return "line" + ("s " if len(lines) > 1 else " ") + ", ".join(str(n) for n in sorted(lines))
 
 
-class _Subject:
+class _Subject(SubjectColumns):
     """One logical env file across the columns."""
 
-    def __init__(self, name, columns, cells, context):
-        self.name = name
-        self.columns = columns
-        self.context = context
-        self.files = {}
-        self.unknown = {}
-        for label in columns:
-            cell = cells.get(label)
-            if is_unknown(cell):
-                self.unknown[label] = cell
-            elif cell is not None:
-                record = (cell.get("files") or {}).get(name)
-                if record is not None:
-                    self.files[label] = record
+    AREA = AREA
 
-    def configured(self):
-        return [label for label in self.columns if label in self.files or label in self.unknown]
+    def __init__(self, name, columns, cells, context):
+        super().__init__(name, "files", columns, cells, context)
 
     def readable(self):
-        return [label for label in self.columns if self.files.get(label, {}).get("status") == "ok"]
-
-    def production(self, labels):
-        return [label for label in labels if label in self.context["production"]]
-
-    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
-        full = {label: None for label in self.configured()}
-        full.update(self.unknown)
-        full.update(values)
-        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
+        return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
 
 
 def _file_status_findings(subject):
-    broken = [label for label in subject.columns if label in subject.files and subject.files[label]["status"] != "ok"]
+    broken = [
+        label for label in subject.columns if label in subject.records and subject.records[label]["status"] != "ok"
+    ]
     if not broken:
         return []
-    values = {label: STATUS_TEXT.get(subject.files[label]["status"], "ok") for label in subject.files}
+    values = {label: STATUS_TEXT.get(subject.records[label]["status"], "ok") for label in subject.records}
     values.update({label: "ok" for label in subject.readable()})
-    missing_only = all(subject.files[label]["status"] == "missing" for label in broken)
+    missing_only = all(subject.records[label]["status"] == "missing" for label in broken)
     reasons = "; ".join(
-        "%s: %s" % (label, subject.files[label].get("reason") or STATUS_TEXT[subject.files[label]["status"]])
+        "%s: %s" % (label, subject.records[label].get("reason") or STATUS_TEXT[subject.records[label]["status"]])
         for label in broken
     )
     return [
@@ -108,7 +88,7 @@ def _key_findings(subject):
     if len(readable) < 2:
         return []
     baseline = readable[0]
-    keys = {label: subject.files[label]["keys"] for label in readable}
+    keys = {label: subject.records[label]["keys"] for label in readable}
     findings = []
     for key in sorted(set().union(*keys.values())):
         records = {label: keys[label].get(key) for label in readable}
@@ -185,14 +165,14 @@ def _per_key_policy(subject, labels, check, severity_for, predicate, message, re
     """One finding per key for which predicate(record) holds in some of the given columns."""
     hits = {}
     for label in labels:
-        for key, record in subject.files[label]["keys"].items():
+        for key, record in subject.records[label]["keys"].items():
             if predicate(key, record):
                 hits.setdefault(key, []).append(label)
     findings = []
     for key in sorted(hits):
-        records = [subject.files[label]["keys"].get(key) for label in subject.readable()]
+        records = [subject.records[label]["keys"].get(key) for label in subject.readable()]
         letters = secret_letters(records)
-        values = {label: record_text(subject.files[label]["keys"].get(key), letters) for label in subject.readable()}
+        values = {label: record_text(subject.records[label]["keys"].get(key), letters) for label in subject.readable()}
         findings.append(
             subject.finding(
                 key,
@@ -323,10 +303,10 @@ def _policy_findings(subject):
 def _reuse_findings(subject, readable):
     """The same secret in a production and a non-production column."""
     production = set(subject.production(readable))
-    keys = set().union(*(subject.files[label]["keys"] for label in readable)) if readable else set()
+    keys = set().union(*(subject.records[label]["keys"] for label in readable)) if readable else set()
     findings = []
     for key in sorted(keys):
-        records = {label: subject.files[label]["keys"].get(key) for label in readable}
+        records = {label: subject.records[label]["keys"].get(key) for label in readable}
         shared = {}
         for label, record in records.items():
             if record and record["secret"] and not record["empty"] and record["secret_fp"]:
@@ -354,10 +334,10 @@ def _reuse_findings(subject, readable):
 
 def _file_findings(subject, readable, production):
     findings = []
-    exposed = [label for label in production if int(subject.files[label]["mode"] or "0", 8) & 0o044]
+    exposed = [label for label in production if int(subject.records[label]["mode"] or "0", 8) & 0o044]
     if exposed:
-        others = [label for label in exposed if int(subject.files[label]["mode"], 8) & 0o004]
-        values = {label: subject.files[label]["mode"] for label in readable}
+        others = [label for label in exposed if int(subject.records[label]["mode"], 8) & 0o004]
+        values = {label: subject.records[label]["mode"] for label in readable}
         findings.append(
             subject.finding(
                 MODE_KEY,
@@ -369,16 +349,16 @@ def _file_findings(subject, readable, production):
                 "Env file %s is readable by %s in production (%s)."
                 % (subject.name, "everyone" if others else "its group", join_names(exposed)),
                 "chmod 600 %s on %s (owner %s)."
-                % (subject.files[exposed[0]]["path"], join_names(exposed), subject.files[exposed[0]]["owner"]),
+                % (subject.records[exposed[0]]["path"], join_names(exposed), subject.records[exposed[0]]["owner"]),
             )
         )
     findings += _template_findings(subject, readable)
-    dupes = [label for label in readable if subject.files[label]["duplicates"]]
-    dup_keys = sorted(set().union(*(subject.files[label]["duplicates"] for label in dupes))) if dupes else []
+    dupes = [label for label in readable if subject.records[label]["duplicates"]]
+    dup_keys = sorted(set().union(*(subject.records[label]["duplicates"] for label in dupes))) if dupes else []
     for key in dup_keys:
-        where = [label for label in dupes if key in subject.files[label]["duplicates"]]
+        where = [label for label in dupes if key in subject.records[label]["duplicates"]]
         values = {
-            label: (_lines(subject.files[label]["duplicates"][key]) if label in where else None) for label in readable
+            label: (_lines(subject.records[label]["duplicates"][key]) if label in where else None) for label in readable
         }
         findings.append(
             subject.finding(
@@ -390,12 +370,12 @@ def _file_findings(subject, readable, production):
                 where,
                 "%s is defined more than once in env file %s on %s; the last definition wins."
                 % (key, subject.name, join_names(where)),
-                "Keep a single definition of %s in %s." % (key, subject.files[where[0]]["path"]),
+                "Keep a single definition of %s in %s." % (key, subject.records[where[0]]["path"]),
             )
         )
-    broken = [label for label in readable if subject.files[label]["errors"]]
+    broken = [label for label in readable if subject.records[label]["errors"]]
     if broken:
-        values = {label: (_lines(subject.files[label]["errors"]) if label in broken else None) for label in readable}
+        values = {label: (_lines(subject.records[label]["errors"]) if label in broken else None) for label in readable}
         findings.append(
             subject.finding(
                 SYNTAX_KEY,
@@ -416,7 +396,7 @@ def _template_findings(subject, readable):
     findings = []
     missing = {}
     for label in readable:
-        template = subject.files[label].get("template")
+        template = subject.records[label].get("template")
         if not template:
             continue
         if template["status"] != "ok":
@@ -434,7 +414,7 @@ def _template_findings(subject, readable):
             )
             continue
         for key in template["keys"]:
-            if key not in subject.files[label]["keys"]:
+            if key not in subject.records[label]["keys"]:
                 missing.setdefault(key, []).append(label)
     for key in sorted(missing):
         labels = missing[key]
@@ -449,7 +429,7 @@ def _template_findings(subject, readable):
                 labels,
                 "%s is required by the template but missing from env file %s on %s."
                 % (key, subject.name, join_names(labels)),
-                "Add %s to %s on %s." % (key, subject.files[labels[0]]["path"], join_names(labels)),
+                "Add %s to %s on %s." % (key, subject.records[labels[0]]["path"], join_names(labels)),
             )
         )
     return findings
@@ -476,7 +456,7 @@ def _not_configured_findings(subject, cells):
     lacking = [
         label
         for label in subject.columns
-        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in subject.files
+        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in subject.records
     ]
     if not lacking:
         return []

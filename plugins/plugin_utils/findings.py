@@ -60,3 +60,50 @@ def join_names(names):
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+class SubjectColumns:
+    """One subject of an area (an env file, a repository, a stack, a database) across the columns:
+    its record in each column that has it (cell[section][name]), or the column's unknown marker.
+    Each area's diff subclasses it and sets AREA."""
+
+    AREA = None
+
+    def __init__(self, name, section, columns, cells, context):
+        self.name = name
+        self.columns = columns
+        self.context = context
+        self.records = {}
+        self.unknown = {}
+        for label in columns:
+            cell = cells.get(label)
+            if is_unknown(cell):
+                self.unknown[label] = cell
+            elif cell is not None:
+                record = (cell.get(section) or {}).get(name)
+                if record is not None:
+                    self.records[label] = record
+
+    def configured(self):
+        """The columns where the subject is configured (read, or unknown)."""
+        return [label for label in self.columns if label in self.records or label in self.unknown]
+
+    def production(self, labels):
+        return [label for label in labels if label in self.context["production"]]
+
+    def cells_not_compared(self):
+        """{label: unknown cell} of columns that have the subject but whose record cannot be compared."""
+        return {}
+
+    def finding(self, key, kind, check, severity, values, environments, message, recommendation, detail=None):
+        """A finding with a cell for every configured column (None unless values or unknown say otherwise)."""
+        full = {label: None for label in self.configured()}
+        full.update(self.unknown)
+        full.update(self.cells_not_compared())
+        full.update(values)
+        finding = make_finding(
+            self.AREA, self.name, key, kind, check, severity, full, environments, message, recommendation
+        )
+        if detail is not None:
+            finding["detail"] = detail
+        return finding

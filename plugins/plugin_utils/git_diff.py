@@ -6,7 +6,11 @@ module_utils/git_collect.py), an unknown marker, or None (not configured there).
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names, make_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SubjectColumns,
+    is_unknown,
+    join_names,
+)
 
 AREA = "git"
 LISTED_COMMITS = 20
@@ -85,28 +89,11 @@ def place(base, other):
     return "unrelated", lacking, only
 
 
-class _Subject:
-    def __init__(self, name, kind, columns, cells, context):
-        self.name = name
-        self.columns = columns
-        self.context = context
-        self.records = {}
-        self.unknown = {}
-        for label in columns:
-            cell = cells.get(label)
-            if is_unknown(cell):
-                self.unknown[label] = cell
-            elif cell is not None and name in (cell.get(kind) or {}):
-                self.records[label] = cell[kind][name]
+class _Subject(SubjectColumns):
+    AREA = AREA
 
     def ok(self):
         return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
-
-    def finding(self, key, kind, check, severity, values, environments, message, recommendation):
-        full = {label: None for label in self.columns if label in self.records or label in self.unknown}
-        full.update(self.unknown)
-        full.update(values)
-        return make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
 
 
 def _status_findings(subject, what):

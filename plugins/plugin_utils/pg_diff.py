@@ -17,9 +17,9 @@ import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SubjectColumns,
     is_unknown,
     join_names,
-    make_finding,
     unknown_cell,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
@@ -445,51 +445,35 @@ ROLE = _Type(
 # --- one database across the columns -------------------------------------------------------------
 
 
-class _Database:
+class _Database(SubjectColumns):
     """One logical database (a subject) across the columns."""
 
+    AREA = AREA
+
     def __init__(self, name, columns, cells, context):
-        self.name = name
-        self.columns = columns
-        self.context = context
-        self.dbs = {}
-        self.unknown = {}
-        for label in columns:
-            cell = cells.get(label)
-            if is_unknown(cell):
-                self.unknown[label] = cell
-            elif cell is not None:
-                db = (cell.get("databases") or {}).get(name)
-                if db is not None:
-                    self.dbs[label] = db
+        super().__init__(name, "databases", columns, cells, context)
         self.ok = [
             label
             for label in columns
-            if self.dbs.get(label, {}).get("status") == "ok" and isinstance(self.dbs[label].get("catalog"), dict)
+            if self.records.get(label, {}).get("status") == "ok"
+            and isinstance(self.records[label].get("catalog"), dict)
         ]
         # Columns whose database could not be read: never "absent" in an object's row.
         self.blind = {
-            label: unknown_cell("database %s" % _status_text(self.dbs[label]))
+            label: unknown_cell("database %s" % _status_text(self.records[label]))
             for label in columns
-            if label in self.dbs and label not in self.ok
+            if label in self.records and label not in self.ok
         }
-        self.catalogs = {label: self.dbs[label]["catalog"] for label in self.ok}
+        self.catalogs = {label: self.records[label]["catalog"] for label in self.ok}
         self.upgrade = self._upgrade_hint()
 
     def _upgrade_hint(self):
-        tools = sorted({tool for label in self.ok for tool in self.dbs[label].get("migrations") or {}})
+        tools = sorted({tool for label in self.ok for tool in self.records[label].get("migrations") or {}})
         commands = [UPGRADE.get(tool, "%s's upgrade" % tool) for tool in tools]
         return " / ".join(commands) if commands else "your migration tool's upgrade"
 
-    def finding(self, key, kind, check, severity, values, environments, message, recommendation, detail=None):
-        full = {label: None for label in self.columns if label in self.dbs or label in self.unknown}
-        full.update(self.unknown)
-        full.update(self.blind)
-        full.update(values)
-        finding = make_finding(AREA, self.name, key, kind, check, severity, full, environments, message, recommendation)
-        if detail is not None:
-            finding["detail"] = detail
-        return finding
+    def cells_not_compared(self):
+        return self.blind
 
 
 def _status_text(db):
@@ -500,14 +484,14 @@ def _status_text(db):
 
 
 def _status_findings(db):
-    broken = [label for label in db.columns if label in db.dbs and label not in db.ok]
+    broken = [label for label in db.columns if label in db.records and label not in db.ok]
     if not broken:
         return []
-    values = {label: ("ok" if label in db.ok else _status_text(db.dbs[label])) for label in db.dbs}
+    values = {label: ("ok" if label in db.ok else _status_text(db.records[label])) for label in db.records}
     reasons = "; ".join(
-        "%s: %s" % (label, db.dbs[label].get("reason") or _status_text(db.dbs[label])) for label in broken
+        "%s: %s" % (label, db.records[label].get("reason") or _status_text(db.records[label])) for label in broken
     )
-    missing = all(db.dbs[label].get("status") == "unknown_database" for label in broken)
+    missing = all(db.records[label].get("status") == "unknown_database" for label in broken)
     return [
         db.finding(
             DATABASE_KEY,
@@ -528,7 +512,7 @@ def _not_configured_findings(db, cells):
     lacking = [
         label
         for label in db.columns
-        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in db.dbs
+        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in db.records
     ]
     if not lacking:
         return []
@@ -553,14 +537,14 @@ def _not_configured_findings(db, cells):
 
 def _server_findings(db):
     ok = db.ok
-    versions = {label: db.dbs[label].get("server_version") for label in ok}
+    versions = {label: db.records[label].get("server_version") for label in ok}
     if len(ok) < 2 or len(set(versions.values())) == 1:
         return []
     baseline = ok[0]
     differing = [label for label in ok if versions[label] != versions[baseline]]
 
     def major(label):
-        number = db.dbs[label].get("server_version_num") or 0
+        number = db.records[label].get("server_version_num") or 0
         return number // 10000 if number >= 100000 else number // 100
 
     severity = "medium" if any(major(label) != major(baseline) for label in differing) else "low"
@@ -1069,7 +1053,7 @@ def _migration_text(tool, record):
 
 def _migration_findings(db):
     ok = db.ok
-    migrations = {label: db.dbs[label].get("migrations") or {} for label in ok}
+    migrations = {label: db.records[label].get("migrations") or {} for label in ok}
     tools = set()
     for label in ok:
         tools.update(migrations[label])
@@ -1263,12 +1247,12 @@ def audit_role_sql(dbname, schemas, tables):
 
 
 def _audit_role_findings(db):
-    writers = [label for label in db.ok if (db.dbs[label].get("audit_role") or {}).get("can_write")]
+    writers = [label for label in db.ok if (db.records[label].get("audit_role") or {}).get("can_write")]
     if not writers:
         return []
     values = {}
     for label in db.ok:
-        role = db.dbs[label].get("audit_role") or {}
+        role = db.records[label].get("audit_role") or {}
         if label in writers:
             values[label] = "%s can write%s" % (
                 role.get("name") or "?",
@@ -1278,13 +1262,13 @@ def _audit_role_findings(db):
             values[label] = "%s read-only" % (role.get("name") or "?")
     privileges = []
     for label in writers:
-        for item in db.dbs[label]["audit_role"].get("write_privileges") or []:
+        for item in db.records[label]["audit_role"].get("write_privileges") or []:
             if item not in privileges:
                 privileges.append(item)
     shown = privileges[:LISTED_PRIVILEGES]
     more = len(privileges) - len(shown)
-    roles = sorted({db.dbs[label]["audit_role"].get("name") or "?" for label in writers})
-    first = db.dbs[writers[0]]
+    roles = sorted({db.records[label]["audit_role"].get("name") or "?" for label in writers})
+    first = db.records[writers[0]]
     schemas = sorted((first.get("catalog") or {}).get("schemas") or {})
     tables = sorted({record.get("table") for record in (first.get("migrations") or {}).values() if record.get("table")})
     dbname = first.get("dbname") or db.name

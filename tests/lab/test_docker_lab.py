@@ -9,12 +9,10 @@ ENVPARITY_LAB_DISRUPTIVE=1. The engine is only read here (GET), except through l
 from __future__ import annotations
 
 import grp
-import http.client
 import json
 import os
 import pwd
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,19 +25,22 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[2]
-LABCTL = REPO / "lab" / "labctl"
-STATE = Path("/var/lib/envparity-lab")
-MANIFEST = STATE / "manifest.json"
-CANARIES = STATE / "canaries.json"
+from tests.lab.labtest import (  # noqa: E402
+    CANARIES,
+    DOCKER_SOCKET,
+    MANIFEST,
+    REPO,
+    RUN_DIR,
+    STATE,
+    engine_get,
+    labctl,
+)
+
 SSH_DIR = STATE / "ssh"
 DATA_ROOT = STATE / "docker"
-RUN_DIR = Path("/run/envparity-lab")
-SOCKET = RUN_DIR / "docker.sock"
 PIDFILE = RUN_DIR / "docker.pid"
 DEV_DIR = STATE / "dev" / "personal_assistant"
 PROD_DIR = Path("/home/deploy/ai_assistant")
-SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 RULES = REPO / "inventory" / "lab" / "drift_rules.yml"
 
 # (project dir, compose files in merge order, env file, project, owner) of each environment.
@@ -100,57 +101,26 @@ EXPECTED_DOCKER_FINDINGS = {
 }
 
 
-def labctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
-    )
-
-
 # ---------------------------------------------------------------- the Engine API, read-only
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self):
-        super().__init__("localhost", timeout=30)
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(str(SOCKET))
-
-
-def get(path: str):
-    """GET from the lab's engine: parsed JSON, or None for 404."""
-    conn = _UnixConnection()
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status == 404:
-        return None
-    assert response.status == 200, (path, response.status, body[:300])
-    return json.loads(body) if body.strip().startswith((b"{", b"[")) else body.decode()
-
-
 def inspect(name: str) -> dict:
-    found = get("/containers/%s/json" % name)
+    found = engine_get("/containers/%s/json" % name)
     assert found is not None, "no container %s" % name
     return found
 
 
 def lab_containers() -> dict[str, dict]:
     """Containers of the lab's two compose projects, by name, inspected."""
-    names = [c["Names"][0].lstrip("/") for c in get("/containers/json?all=1")]
+    names = [c["Names"][0].lstrip("/") for c in engine_get("/containers/json?all=1")]
     return {name: inspect(name) for name in names if name.split("-")[0] in ("personal_assistant", "ai_assistant")}
 
 
 def ids() -> dict[str, tuple]:
     """What a second `up` must not touch: container ids and start times, image and network ids."""
     state = {name: (c["Id"], c["State"]["StartedAt"]) for name, c in lab_containers().items()}
-    state.update({ref: get("/images/%s/json" % ref)["Id"] for ref in IMAGES})
-    state.update({n["Name"]: n["Id"] for n in get("/networks")})
+    state.update({ref: engine_get("/images/%s/json" % ref)["Id"] for ref in IMAGES})
+    state.update({n["Name"]: n["Id"] for n in engine_get("/networks")})
     return state
 
 
@@ -172,18 +142,6 @@ def engine_pid() -> int:
     return int(PIDFILE.read_text().split()[0])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lab():
-    was_up = labctl("status").returncode == 0
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield {"was_up": was_up}
-    if not was_up:
-        labctl("down")
-
-
 # ---------------------------------------------------------------- the engine
 
 
@@ -191,13 +149,13 @@ def test_engine_runs_from_its_pidfile_with_its_own_socket_and_data_root():
     pid = engine_pid()
     cmd = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
     assert cmd[0].endswith(b"dockerd") and str(STATE / "dockerd.json").encode() in cmd
-    assert get("/_ping") == "OK"
-    info = get("/info")
+    assert engine_get("/_ping") == "OK"
+    info = engine_get("/info")
     assert info["DockerRootDir"] == str(DATA_ROOT)
     config = json.loads((STATE / "dockerd.json").read_text())
     # The host's firewall, sysctls and default bridge are left alone.
     assert (config["iptables"], config["ip-forward"], config["bridge"]) == (False, False, "none")
-    st = SOCKET.stat()
+    st = DOCKER_SOCKET.stat()
     group = grp.getgrgid(st.st_gid)
     assert (st.st_mode & 0o777, st.st_uid, group.gr_name) == (0o660, 0, "envparity-docker")
     assert "deploy" in group.gr_mem
@@ -213,7 +171,7 @@ def test_deploy_queries_the_engine_over_ssh():
         "while chunk := s.recv(65536):\n"
         "    data += chunk\n"
         "print(data.split(b'\\r\\n\\r\\n', 1)[1].decode())\n"
-    ) % str(SOCKET)
+    ) % str(DOCKER_SOCKET)
     cmd = [
         "ssh",
         "-i",
@@ -235,11 +193,11 @@ def test_deploy_queries_the_engine_over_ssh():
     proc = subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     version = json.loads(proc.stdout)
-    assert version["ApiVersion"] == get("/version")["ApiVersion"]
+    assert version["ApiVersion"] == engine_get("/version")["ApiVersion"]
 
 
 def test_images_are_local_busybox_builds_with_distinct_ids():
-    images = {ref: get("/images/%s/json" % ref) for ref in IMAGES}
+    images = {ref: engine_get("/images/%s/json" % ref) for ref in IMAGES}
     assert all(images.values()), images
     assert len({image["Id"] for image in images.values()}) == len(IMAGES)
     assert all(image["RepoDigests"] == [] for image in images.values())  # never pulled
@@ -259,7 +217,9 @@ def test_containers_are_the_planted_ones_with_compose_labels():
         assert labels["com.docker.compose.oneoff"] == "False"
         assert labels["com.docker.compose.container-number"] == "1"
     # A container without a compose project would be an orphan on every host of the shared engine.
-    unlabelled = [c["Names"] for c in get("/containers/json?all=1") if "com.docker.compose.project" not in c["Labels"]]
+    unlabelled = [
+        c["Names"] for c in engine_get("/containers/json?all=1") if "com.docker.compose.project" not in c["Labels"]
+    ]
     assert unlabelled == []
 
 
@@ -481,7 +441,7 @@ def test_down_stops_the_engine_by_pid_and_up_restores_the_same_containers(lab):
     assert not Path("/proc/%d" % pid).exists() or b"dockerd" not in Path("/proc/%d/cmdline" % pid).read_bytes()
     assert not PIDFILE.exists()
     with pytest.raises(OSError):
-        get("/_ping")
+        engine_get("/_ping")
     assert labctl("status").returncode == 1
     second = labctl("down")
     assert second.returncode == 0 and "no changes" in second.stdout

@@ -21,15 +21,18 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[2]
-LABCTL = REPO / "lab" / "labctl"
-STATE = Path("/var/lib/envparity-lab")
-MANIFEST = STATE / "manifest.json"
-CANARIES = STATE / "canaries.json"
+from tests.lab.labtest import (  # noqa: E402
+    CANARIES,
+    MANIFEST,
+    REPO,
+    STATE,
+    SYSTEM_PYTHON,
+    labctl,
+)
+
 DEV_DIR = STATE / "dev" / "personal_assistant"
 PROD_DIR = Path("/home/deploy/ai_assistant")
 STATIC_DIR = Path("/home/deploy/ai_assistant_static")
-SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 COLLECTIONS = REPO / "collections"
 
 INITIAL = "Initial commit"
@@ -51,12 +54,6 @@ EXPECTED_GIT_FINDINGS = {
     ("app", "remotes.origin", "changed", "git.remote_changed", False),
     ("site", "app.js", "changed", "git.file_changed", False),
 }
-
-
-def labctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
-    )
 
 
 def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -110,18 +107,6 @@ def snapshot() -> dict[str, tuple]:
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
             state[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, digest)
     return state
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab():
-    was_up = labctl("status").returncode == 0
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield
-    if not was_up:
-        labctl("down")
 
 
 # ---------------------------------------------------------------- dev

@@ -22,14 +22,16 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[2]
-LABCTL = REPO / "lab" / "labctl"
-STATE = Path("/var/lib/envparity-lab")
+from tests.lab.labtest import (  # noqa: E402
+    CANARIES,
+    MANIFEST,
+    STATE,
+    labctl,
+)
+
 SSH_DIR = STATE / "ssh"
 CLIENT_KEY = SSH_DIR / "id_ed25519"
 KNOWN_HOSTS = SSH_DIR / "known_hosts"
-MANIFEST = STATE / "manifest.json"
-CANARIES = STATE / "canaries.json"
 DEV_DIR = STATE / "dev" / "personal_assistant"
 PROD_DIR = Path("/home/deploy/ai_assistant")
 DEV_ENV = DEV_DIR / "config" / "development.env"
@@ -37,7 +39,6 @@ PROD_ENV = PROD_DIR / "config" / "production.env"
 TEMPLATE = PROD_DIR / "docker" / "env.prod.example"
 # The system interpreter, isolated (-I) and without site-packages (-S): proves labctl needs
 # nothing but the standard library.
-SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
 # The planted env findings of the lab brief: (key, kind, check, expected).
 EXPECTED_ENV_FINDINGS = {
@@ -61,12 +62,6 @@ EXPECTED_ENV_FINDINGS = {
     ("DATABASE_URL", "changed", "env.secret_changed", True),
     ("APP_ENV", "changed", "env.value_changed", True),
 }
-
-
-def labctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
-    )
 
 
 def ssh(*remote: str, user: str = "deploy", options: tuple[str, ...] = (), known_hosts: Path = KNOWN_HOSTS):
@@ -139,18 +134,6 @@ def canaries() -> dict[str, str]:
 def env_canaries() -> dict[str, str]:
     # Other areas (postgres, docker…) may record canaries that live elsewhere than the env files.
     return {name: value for name, value in canaries().items() if name.startswith("env.")}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab():
-    was_up = labctl("status").returncode == 0
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield {"was_up": was_up}
-    if not was_up:
-        labctl("down")
 
 
 # ---------------------------------------------------------------- prod over ssh

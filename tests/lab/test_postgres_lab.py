@@ -9,11 +9,9 @@ sockets or as the application's roles with the password files.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +21,16 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[2]
-LABCTL = REPO / "lab" / "labctl"
-STATE = Path("/var/lib/envparity-lab")
-MANIFEST = STATE / "manifest.json"
-CANARIES = STATE / "canaries.json"
-RUN_DIR = Path("/run/envparity-lab")
-DOCKER_SOCKET = RUN_DIR / "docker.sock"
-SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+from tests.lab.labtest import (  # noqa: E402
+    CANARIES,
+    DOCKER_SOCKET,
+    MANIFEST,
+    RUN_DIR,
+    STATE,
+    engine_get,
+    labctl,
+)
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PSQL = str(PG_BIN / "psql")
 CONTAINER = "ai_assistant-db-1"
@@ -92,12 +92,6 @@ EXPECTED_POSTGRES_FINDINGS = {
 }
 
 
-def labctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(LABCTL), *args], capture_output=True, text=True, timeout=900, check=False
-    )
-
-
 def canaries() -> dict[str, str]:
     return {k: v for k, v in json.loads(CANARIES.read_text()).items() if k.startswith("postgres.")}
 
@@ -153,31 +147,6 @@ def docker_exec_psql(password: str) -> subprocess.CompletedProcess:
     )
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self):
-        super().__init__("localhost", timeout=30)
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(str(DOCKER_SOCKET))
-
-
-def engine_get(path: str):
-    """GET from the lab's engine: parsed JSON, or None for 404 (read-only)."""
-    conn = _UnixConnection()
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status == 404:
-        return None
-    assert response.status == 200, (path, response.status, body[:300])
-    return json.loads(body)
-
-
 def dev_pid() -> int:
     return int((DEV_DATA / "postmaster.pid").read_text().split()[0])
 
@@ -197,18 +166,6 @@ def proc_uid(pid: int) -> int:
         if line.startswith("Uid:"):
             return int(line.split()[1])
     raise AssertionError("no Uid line")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab():
-    was_up = labctl("status").returncode == 0
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-I", "-S", str(LABCTL), "up"], capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield {"was_up": was_up}
-    if not was_up:
-        labctl("down")
 
 
 # ---------------------------------------------------------------- the two servers
