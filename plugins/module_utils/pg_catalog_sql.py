@@ -213,7 +213,7 @@ rel AS (
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
 -- Tables, columns, constraints, indexes and triggers come as flat lists of positional rows, the
--- last four keyed by the table's oid (a third of the bytes of nested objects, and no grouping
+-- last four keyed by the table's oid (half the bytes of nested objects, and no grouping
 -- here); pg_collect puts them together.
 -- Row estimates and sizes are pg_class statistics (as of the last VACUUM, ANALYZE or CREATE
 -- INDEX): pg_total_relation_size would lock every table to the end of the transaction, in the way
