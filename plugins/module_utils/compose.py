@@ -1208,6 +1208,25 @@ def _required_reason(problem):
     return "required variable %s is not set" % name
 
 
+def _unresolved(path, document):
+    """What the collector does not resolve yet, as problems: a stack using them is reported as not
+    read rather than compared without the configuration they bring in."""
+    problems = []
+    if "include" in document:
+        problems.append(
+            "The compose file %s includes other compose files (include), which envparity does not "
+            "resolve yet: the stack's declared state is not compared." % path
+        )
+    for name, service in sorted(document["services"].items()):
+        body = service.value if isinstance(service, _Override) else service
+        if isinstance(body, dict) and "extends" in body:
+            problems.append(
+                "The service %s in %s extends another service (extends), which envparity does not "
+                "resolve yet: the stack's declared state is not compared." % (_safe_path((name,)), path)
+            )
+    return problems
+
+
 def _services(merged, interpolator, base_dir, hmac_key, project_root):
     """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
     redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolator))
@@ -1255,6 +1274,8 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
                 problems.append("The compose file %s is not usable (malformed)." % record["path"])
             except _Required as problem:
                 problems.append(_required_reason(problem))
+            else:
+                problems += _unresolved(record["path"], prepared[-1])
         if not problems:
             merged = _merge_prepared(prepared)
 

@@ -1119,3 +1119,28 @@ def test_bind_sources_inside_the_project_are_shown_relative_to_it(tmp_path):
         stacks = compose.collect_stacks([{"name": "app", "files": ["docker/compose.yml"]}], str(project), b"k" * 32)
         results.append(stacks["app"]["services"]["web"]["volumes"])
     assert results[0] == results[1] == ["/srv/data:/data", "<project>/site:/www:ro"]
+
+
+@pytest.mark.parametrize(
+    ("document", "phrase"),
+    [
+        ({"include": ["other.yml"], "services": {"web": {"image": "x"}}}, "includes other compose files (include)"),
+        (
+            {"services": {"base": {"image": "x"}, "web": {"extends": {"service": "base"}, "ports": ["80"]}}},
+            "The service web in",
+        ),
+        ({"services": {"web": {"extends": "base"}, "base": {"image": "x"}}}, "extends another service (extends)"),
+    ],
+    ids=["include", "extends-mapping", "extends-string"],
+)
+def test_include_and_extends_are_reported_as_not_resolved_never_compared_without(tmp_path, document, phrase):
+    result = stack(tmp_path, document)
+    assert result["status"] == "failed"
+    assert phrase in result["reason"] and "not compared" in result["reason"]
+    assert result["services"] == {}
+
+
+def test_extends_in_an_override_file_is_reported_too(tmp_path):
+    result = stack(tmp_path, {"services": {"web": {"image": "x"}}}, {"services": {"web": {"extends": "web"}}})
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("The service web in ") and "compose1.yml extends" in result["reason"]
