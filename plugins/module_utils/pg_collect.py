@@ -35,6 +35,7 @@ domains); no password hash is ever selected.
 import concurrent.futures
 import hashlib
 import json
+import operator
 import os
 import re
 import shutil
@@ -574,7 +575,7 @@ def _tables(raw, literals):
     for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, _ in heads:
         # Columns in attnum order; the text numbers them 1, 2, … (a dropped column leaves a gap in
         # attnum, which would make a table that lost a column differ from one that never had it).
-        ordered = [row for _, row in sorted(columns[oid], key=_first)]
+        ordered = [row for _, row in sorted(columns[oid], key=operator.itemgetter(0))]
         tables[ident] = {
             "owner": owner,
             "row_estimate": rows,
@@ -588,10 +589,6 @@ def _tables(raw, literals):
             ),
         }
     return tables
-
-
-def _first(item):
-    return item[0]
 
 
 def shape_catalog(raw, hmac_key):
