@@ -1208,23 +1208,91 @@ def _required_reason(problem):
     return "required variable %s is not set" % name
 
 
-def _unresolved(path, document):
-    """What the collector does not resolve yet, as problems: a stack using them is reported as not
-    read rather than compared without the configuration they bring in."""
+# Keys that tie a service to another one: such a service is not resolved as the base of extends
+# (the Compose specification restricts it; what Compose then does varies between versions).
+_DEPENDENCY_KEYS = ("depends_on", "links", "volumes_from")
+_MODE_KEYS = ("network_mode", "ipc", "pid", "cgroup")
+
+
+def _extends_reference(value):
+    """(service name, file or None) of an extends entry; (None, None) when it names neither."""
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict) and isinstance(value.get("service"), str):
+        return value["service"], value.get("file")
+    return None, None
+
+
+def _depends_on_another(service):
+    if any(key in service for key in _DEPENDENCY_KEYS):
+        return True
+    return any(str(service.get(key, "")).startswith(("service:", "container:")) for key in _MODE_KEYS)
+
+
+def _resolve_extends(document, path):
+    """The document with every service's same-file extends applied, and the problems of those it
+    does not resolve (another file, a missing or looping base, a base tied to other services).
+
+    The service is merged over its base with the rules of merging compose files, within the file
+    that declares it (before the files are merged), as Compose does.
+    """
+    services = document["services"]
     problems = []
-    if "include" in document:
+    resolved = {}
+
+    def unresolved(name, why):
         problems.append(
-            "The compose file %s includes other compose files (include), which envparity does not "
-            "resolve yet: the stack's declared state is not compared." % path
+            "The service %s in %s extends %s, which envparity does not resolve: the stack's declared "
+            "state is not compared." % (_safe_path((name,)), path, why)
         )
-    for name, service in sorted(document["services"].items()):
+
+    def resolve(name, chain):
+        if name in resolved:
+            return resolved[name]
+        service = services[name]
         body = service.value if isinstance(service, _Override) else service
+        if not isinstance(body, dict) or "extends" not in body:
+            resolved[name] = body
+            return body
+        base_name, base_file = _extends_reference(body["extends"])
+        if base_file is not None:
+            raise _NotResolved("a service of another file (%s)" % _safe_path((base_file,)))
+        if base_name is None or base_name not in services:
+            raise _NotResolved("a service that is not in the same file")
+        if base_name in chain:
+            raise _NotResolved("itself through a loop of extends")
+        base = resolve(base_name, chain + (name,))
+        if _depends_on_another(base):
+            raise _NotResolved("%s, which depends on other services" % _safe_path((base_name,)))
+        own = {key: value for key, value in body.items() if key != "extends"}
+        result = _merge_service({key: value for key, value in base.items() if key != "extends"}, own)
+        resolved[name] = result
+        return result
+
+    extended = dict(services)
+    for name in sorted(services):
+        body = services[name].value if isinstance(services[name], _Override) else services[name]
         if isinstance(body, dict) and "extends" in body:
-            problems.append(
-                "The service %s in %s extends another service (extends), which envparity does not "
-                "resolve yet: the stack's declared state is not compared." % (_safe_path((name,)), path)
-            )
-    return problems
+            try:
+                result = resolve(name, ())
+            except _NotResolved as why:
+                unresolved(name, why)
+                continue
+            extended[name] = _Override(result) if isinstance(services[name], _Override) else result
+    return dict(document, services=extended), problems
+
+
+class _NotResolved(Exception):
+    """Why an extends entry is not resolved."""
+
+
+def _unresolved_include(path, document):
+    if "include" not in document:
+        return []
+    return [
+        "The compose file %s includes other compose files (include), which envparity does not resolve "
+        "yet: the stack's declared state is not compared." % path
+    ]
 
 
 def _services(merged, interpolator, base_dir, hmac_key, project_root):
@@ -1234,6 +1302,25 @@ def _services(merged, interpolator, base_dir, hmac_key, project_root):
         redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root)
         for name, real in sorted(_dict(merged.get("services")).items())
     }
+
+
+def _prepare_files(files, documents, interpolator):
+    """(prepared documents, problems): each file interpolated, checked and its extends applied."""
+    prepared, problems = [], []
+    for index, record in enumerate(files):
+        try:
+            ready = _prepare_document(_interpolate(documents[index], interpolator))
+        except _Malformed as problem:
+            record.update(status="malformed", reason="%s" % problem)
+            problems.append("The compose file %s is not usable (malformed)." % record["path"])
+            continue
+        except _Required as problem:
+            problems.append(_required_reason(problem))
+            continue
+        ready, unresolved = _resolve_extends(ready, record["path"])
+        problems += _unresolved_include(record["path"], ready) + unresolved
+        prepared.append(ready)
+    return prepared, problems
 
 
 def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
@@ -1264,18 +1351,7 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
     merged = None
     interpolator = _Interpolator(variables, hmac_key)
     if not problems:
-        prepared = []
-        for index, record in enumerate(files):
-            document = documents[index]
-            try:
-                prepared.append(_prepare_document(_interpolate(document, interpolator)))
-            except _Malformed as problem:
-                record.update(status="malformed", reason="%s" % problem)
-                problems.append("The compose file %s is not usable (malformed)." % record["path"])
-            except _Required as problem:
-                problems.append(_required_reason(problem))
-            else:
-                problems += _unresolved(record["path"], prepared[-1])
+        prepared, problems = _prepare_files(files, documents, interpolator)
         if not problems:
             merged = _merge_prepared(prepared)
 

@@ -1121,26 +1121,68 @@ def test_bind_sources_inside_the_project_are_shown_relative_to_it(tmp_path):
     assert results[0] == results[1] == ["/srv/data:/data", "<project>/site:/www:ro"]
 
 
-@pytest.mark.parametrize(
-    ("document", "phrase"),
-    [
-        ({"include": ["other.yml"], "services": {"web": {"image": "x"}}}, "includes other compose files (include)"),
-        (
-            {"services": {"base": {"image": "x"}, "web": {"extends": {"service": "base"}, "ports": ["80"]}}},
-            "The service web in",
-        ),
-        ({"services": {"web": {"extends": "base"}, "base": {"image": "x"}}}, "extends another service (extends)"),
-    ],
-    ids=["include", "extends-mapping", "extends-string"],
-)
-def test_include_and_extends_are_reported_as_not_resolved_never_compared_without(tmp_path, document, phrase):
-    result = stack(tmp_path, document)
+def test_include_is_reported_as_not_resolved_never_compared_without(tmp_path):
+    result = stack(tmp_path, {"include": ["other.yml"], "services": {"web": {"image": "x"}}})
     assert result["status"] == "failed"
-    assert phrase in result["reason"] and "not compared" in result["reason"]
+    assert "includes other compose files (include)" in result["reason"] and "not compared" in result["reason"]
     assert result["services"] == {}
 
 
-def test_extends_in_an_override_file_is_reported_too(tmp_path):
-    result = stack(tmp_path, {"services": {"web": {"image": "x"}}}, {"services": {"web": {"extends": "web"}}})
+def test_extends_in_the_same_file_merges_the_service_over_its_base(tmp_path):
+    base = {
+        "image": "app:1",
+        "user": "app",
+        "ports": ["127.0.0.1:8080:80"],
+        "environment": {"A": "1", "B": "2"},
+        "healthcheck": {"test": ["CMD", "true"], "interval": "10s"},
+    }
+    result = stack(
+        tmp_path,
+        {
+            "services": {
+                "base": base,
+                "web": {"extends": "base", "ports": ["127.0.0.1:9090:90"], "environment": {"B": "3"}},
+                "api": {"extends": {"service": "web"}, "image": "api:2", "healthcheck": {"interval": "30s"}},
+            }
+        },
+    )
+    assert result["status"] == "ok", result["reason"]
+    web, api = result["services"]["web"], result["services"]["api"]
+    assert web["image"]["ref"] == "app:1" and web["user"] == "app"
+    assert displays(web["environment"]) == {"A": "1", "B": "3"}
+    assert web["ports"] == ["127.0.0.1:8080:80/tcp", "127.0.0.1:9090:90/tcp"]
+    assert api["image"]["ref"] == "api:2"  # extends chains: api <- web <- base
+    assert displays(api["environment"]) == {"A": "1", "B": "3"}
+    assert api["healthcheck"]["interval"] == "30s" and api["healthcheck"]["test"] == ["CMD", "true"]
+    assert result["services"]["base"]["image"]["ref"] == "app:1"  # the base is a service too
+
+
+def test_extends_applies_within_its_file_before_the_files_merge(tmp_path):
+    first = {"services": {"base": {"image": "app:1"}, "web": {"extends": "base"}}}
+    second = {"services": {"base": {"image": "app:2"}, "web": {"user": "root"}}}
+    web = service(tmp_path, first, second)
+    assert web["image"]["ref"] == "app:1" and web["user"] == "root"
+
+
+@pytest.mark.parametrize(
+    ("services", "phrase"),
+    [
+        ({"web": {"extends": {"service": "base", "file": "common.yml"}}}, "a service of another file (common.yml)"),
+        ({"web": {"extends": "nowhere"}}, "a service that is not in the same file"),
+        ({"web": {"extends": "api"}, "api": {"extends": "web"}}, "itself through a loop of extends"),
+        (
+            {"db": {"image": "pg"}, "base": {"image": "x", "depends_on": ["db"]}, "web": {"extends": "base"}},
+            "base, which depends on other services",
+        ),
+        (
+            {"base": {"image": "x", "network_mode": "service:db"}, "db": {"image": "pg"}, "web": {"extends": "base"}},
+            "base, which depends on other services",
+        ),
+    ],
+    ids=["other-file", "missing-base", "loop", "base-with-depends_on", "base-in-service-network-mode"],
+)
+def test_extends_it_does_not_resolve_makes_the_declared_state_not_read(tmp_path, services, phrase):
+    result = stack(tmp_path, {"services": services})
     assert result["status"] == "failed"
-    assert result["reason"].startswith("The service web in ") and "compose1.yml extends" in result["reason"]
+    assert phrase in result["reason"] and "not compared" in result["reason"]
+    assert result["services"] == {}
