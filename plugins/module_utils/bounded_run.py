@@ -5,6 +5,7 @@ Standard library only: this file travels to the audited host inside the module.
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 
@@ -20,6 +21,17 @@ class CollectError(Exception):
 
 class CommandTimeout(Exception):
     """The command did not finish within its timeout; it and its children were killed."""
+
+
+def find_executable(name, fallbacks, path=None):
+    """The command on PATH (or the given search path), else the first executable fallback."""
+    found = shutil.which(name, path=path)
+    if found:
+        return found
+    for candidate in fallbacks:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def seconds(value):

@@ -47,6 +47,7 @@ import stat
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
     CollectError,
     CommandTimeout,
+    find_executable,
     run_bounded,
     seconds,
 )
@@ -225,16 +226,6 @@ def _classify(stderr, path, code, what):
     return GitError("failed", "git exited with status %d while %s." % (code, what))
 
 
-def _find_git():
-    found = shutil.which("git")
-    if found:
-        return found
-    for candidate in GIT_FALLBACKS:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def _parse_version(text):
     match = _VERSION.search(text)
     if not match:
@@ -244,7 +235,7 @@ def _parse_version(text):
 
 def _prepare_git(timeout):
     """A Git runner with its version known, or raise GitError for every repository."""
-    binary = _find_git()
+    binary = find_executable("git", GIT_FALLBACKS)
     if binary is None:
         raise GitError("git_missing", "git is not installed on this host (no git executable found).")
     git = Git(binary, timeout)

@@ -38,12 +38,12 @@ import json
 import operator
 import os
 import re
-import shutil
 
 from ansible_collections.envparity.audit.plugins.module_utils import pg_catalog_sql, pg_tables
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
     CollectError,
     CommandTimeout,
+    find_executable,
     run_bounded,
     seconds,
 )
@@ -237,16 +237,6 @@ def build_script(request):
 # ------------------------------------------------------------------ running psql
 
 
-def _find(name, path, fallbacks):
-    found = shutil.which(name, path=path)
-    if found:
-        return found
-    for candidate in fallbacks:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def _port_text(port):
     if port is None or port == "":
         return None
@@ -302,7 +292,7 @@ def _command(db, request, pg_env):
     path = env.get("PATH") or os.defpath
     container = db.get("container")
     if container:
-        docker = _find("docker", path, DOCKER_FALLBACKS)
+        docker = find_executable("docker", DOCKER_FALLBACKS, path)
         if docker is None:
             raise PgError(
                 "psql_missing",
@@ -315,7 +305,7 @@ def _command(db, request, pg_env):
                 argv.extend(["-e", name])
         argv.extend([container, "psql"])
     else:
-        psql = _find("psql", path, PSQL_FALLBACKS)
+        psql = find_executable("psql", PSQL_FALLBACKS, path)
         if psql is None:
             raise PgError("psql_missing", "psql is not installed on this host (no psql executable found).")
         argv = [psql]

@@ -10,8 +10,8 @@ import re
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
-    is_unknown,
     join_names,
+    subject_names,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
@@ -611,13 +611,9 @@ def _production_findings(stack):
 
 def diff(columns, cells, context):
     """All docker findings for the given columns; context: {"baseline", "production": set of labels}."""
-    names = set()
-    for cell in cells.values():
-        if cell is not None and not is_unknown(cell):
-            names.update((cell.get("stacks") or {}).keys())
     findings = []
     claimed_unlabelled = set()
-    for name in sorted(names):
+    for name in subject_names(cells, "stacks"):
         stack = _Stack(name, columns, cells, context)
         findings += _status_findings(stack)
         findings += _declared_findings(stack)

@@ -12,6 +12,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     is_unknown,
     join_names,
+    subject_names,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
@@ -437,12 +438,8 @@ def _template_findings(subject, readable):
 
 def diff(columns, cells, context):
     """All env findings for the given columns; context: {"baseline", "production": set of labels}."""
-    names = set()
-    for cell in cells.values():
-        if cell is not None and not is_unknown(cell):
-            names.update((cell.get("files") or {}).keys())
     findings = []
-    for name in sorted(names):
+    for name in subject_names(cells, "files"):
         subject = _Subject(name, columns, cells, context)
         findings += _file_status_findings(subject)
         findings += _not_configured_findings(subject, cells)

@@ -62,6 +62,15 @@ def join_names(names):
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def subject_names(cells, section):
+    """Every subject name (cell[section] keys) of the columns that have facts, sorted."""
+    names = set()
+    for cell in cells.values():
+        if cell is not None and not is_unknown(cell):
+            names.update((cell.get(section) or {}).keys())
+    return sorted(names)
+
+
 class SubjectColumns:
     """One subject of an area (an env file, a repository, a stack, a database) across the columns:
     its record in each column that has it (cell[section][name]), or the column's unknown marker.

@@ -8,8 +8,8 @@ Pure Python; no Ansible imports.
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
-    is_unknown,
     join_names,
+    subject_names,
 )
 
 AREA = "git"
@@ -492,14 +492,9 @@ def _file_findings(subject):
 
 def diff(columns, cells, context):
     """All git findings for the given columns; context: {"baseline", "production": set of labels}."""
-    repos, dirs = set(), set()
-    for cell in cells.values():
-        if cell is not None and not is_unknown(cell):
-            repos.update((cell.get("repos") or {}).keys())
-            dirs.update((cell.get("deploy_dirs") or {}).keys())
     findings = []
-    for name in sorted(repos):
+    for name in subject_names(cells, "repos"):
         findings += _repo_findings(_Subject(name, "repos", columns, cells, context))
-    for name in sorted(dirs):
+    for name in subject_names(cells, "deploy_dirs"):
         findings += _file_findings(_Subject(name, "deploy_dirs", columns, cells, context))
     return findings

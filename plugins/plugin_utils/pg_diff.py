@@ -20,6 +20,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     is_unknown,
     join_names,
+    subject_names,
     unknown_cell,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
@@ -1303,12 +1304,8 @@ def _audit_role_findings(db):
 
 def diff(columns, cells, context):
     """All postgres findings for the given columns; context: {"baseline", "production": set of labels}."""
-    names = set()
-    for cell in cells.values():
-        if cell is not None and not is_unknown(cell):
-            names.update((cell.get("databases") or {}).keys())
     findings = []
-    for name in sorted(names):
+    for name in subject_names(cells, "databases"):
         db = _Database(name, columns, cells, context)
         findings += _status_findings(db)
         findings += _not_configured_findings(db, cells)
