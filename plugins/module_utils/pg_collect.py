@@ -35,7 +35,6 @@ domains); no password hash is ever selected.
 import concurrent.futures
 import hashlib
 import json
-import operator
 import os
 import re
 
@@ -533,50 +532,34 @@ def shape_migrations(document):
     return migrations, skipped
 
 
-# The catalog query sends tables, columns, constraints, indexes and triggers as flat lists of
-# positional rows with catalog codes, the parts keyed by their table's oid.
-TABLE_KINDS = {"r": "table", "p": "partitioned", "f": "foreign"}
-CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion"}
-TRIGGER_ENABLED = {"O": "origin", "D": "disabled", "R": "replica", "A": "always"}
-IDENTITY = {"a": "always", "d": "by default"}
+def _redacted_shape(shape, literals):
+    """A table's shape with its string literals redacted (defaults and definitions)."""
+    table, columns, constraints, indexes, triggers = pg_tables.decode_parts(shape)
+    for column in columns:  # [name, type, nullable, default, identity, generated, collation]
+        column[3], column[5] = literals(column[3]), literals(column[5])
+    for rows, position in ((constraints, 2), (indexes, 1), (triggers, 1)):  # the definition
+        for row in rows:
+            row[position] = literals(row[position])
+    return pg_tables.encode_shape(table, columns, constraints, indexes, triggers)
 
 
 def _tables(raw, literals):
-    """{"schema.table": {"owner", "row_estimate", "size_estimate_bytes", "shape"}} (pg_tables)."""
-    heads = raw.get("tables") or []
-    columns = {row[0]: [] for row in heads}
-    constraints = {row[0]: [] for row in heads}
-    indexes = {row[0]: [] for row in heads}
-    triggers = {row[0]: [] for row in heads}
-    pages = {row[0]: row[9] or 0 for row in heads}
-    for oid, name, attnum, type_, nullable, default, identity, generated, collation in raw.get("columns") or []:
-        columns[oid].append(
-            (attnum, [name, type_, nullable, literals(default), IDENTITY.get(identity), literals(generated), collation])
-        )
-    for oid, name, code, definition in raw.get("constraints") or []:
-        constraints[oid].append([name, CONSTRAINT_TYPES.get(code, code), literals(definition)])
-    for oid, name, definition, unique, primary, index_pages in raw.get("indexes") or []:
-        indexes[oid].append([name, literals(definition), unique, primary])
-        pages[oid] += index_pages or 0
-    for oid, name, definition, code in raw.get("triggers") or []:
-        triggers[oid].append([name, literals(definition), TRIGGER_ENABLED.get(code, code)])
+    """{"schema.table": {"owner", "row_estimate", "size_estimate_bytes", "shape"}} (pg_tables).
+
+    The catalog query writes each table's shape as JSON text and lists the texts in it that hold a
+    quote; the text travels as it is unless redaction changes one of them.
+    """
     block_size = raw.get("block_size") or 8192
     tables = {}
-    for oid, ident, kind, owner, rls, rls_forced, partition_key, partition_of, rows, _ in heads:
-        # Columns in attnum order; the text numbers them 1, 2, … (a dropped column leaves a gap in
-        # attnum, which would make a table that lost a column differ from one that never had it).
-        ordered = [row for _, row in sorted(columns[oid], key=operator.itemgetter(0))]
+    for ident, owner, rows, pages, text, quoted in raw.get("tables") or []:
+        shape = pg_tables.encode_text(text)
+        if quoted and any(literals(item) != item for item in quoted):
+            shape = _redacted_shape(shape, literals)
         tables[ident] = {
             "owner": owner,
             "row_estimate": rows,
-            "size_estimate_bytes": pages[oid] * block_size,
-            "shape": pg_tables.encode_shape(
-                [TABLE_KINDS.get(kind, kind), rls, rls_forced, partition_key, partition_of],
-                ordered,
-                constraints[oid],
-                indexes[oid],
-                triggers[oid],
-            ),
+            "size_estimate_bytes": (pages or 0) * block_size,
+            "shape": shape,
         }
     return tables
 

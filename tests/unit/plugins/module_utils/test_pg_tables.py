@@ -66,7 +66,9 @@ def test_the_same_table_gives_the_same_text_whatever_order_its_parts_came_in():
     other = encode_shape(TABLE, COLUMNS, list(reversed(CONSTRAINTS)), INDEXES, TRIGGERS)
     assert one == other
     text = base64.b64decode(one)
-    assert text.isascii()  # non-ASCII names escaped: the same bytes on every host
+    # The format json_build_array writes (the catalog query's own text): ", " between items, UTF-8.
+    assert text.startswith(b'[["table", true, false, null, null], [["id", "bigint", false, null, "always"')
+    assert '"na\u00efve"'.encode("utf-8") in text
     assert json.loads(text) == [TABLE, COLUMNS, sorted(CONSTRAINTS), INDEXES, TRIGGERS]
 
 
