@@ -532,9 +532,9 @@ def shape_migrations(document):
     return migrations, skipped
 
 
-def _redacted_shape(shape, literals):
-    """A table's shape with its string literals redacted (defaults and definitions)."""
-    table, columns, constraints, indexes, triggers = pg_tables.decode_parts(shape)
+def _redacted_shape(text, literals):
+    """A table's shape from its JSON text, string literals redacted (defaults and definitions)."""
+    table, columns, constraints, indexes, triggers = json.loads(text)
     for column in columns:  # [name, type, nullable, default, identity, generated, collation]
         column[3], column[5] = literals(column[3]), literals(column[5])
     for rows, position in ((constraints, 2), (indexes, 1), (triggers, 1)):  # the definition
@@ -552,9 +552,10 @@ def _tables(raw, literals):
     block_size = raw.get("block_size") or 8192
     tables = {}
     for ident, owner, rows, pages, text, quoted in raw.get("tables") or []:
-        shape = pg_tables.encode_text(text)
         if quoted and any(literals(item) != item for item in quoted):
-            shape = _redacted_shape(shape, literals)
+            shape = _redacted_shape(text, literals)
+        else:
+            shape = pg_tables.encode_text(text)
         tables[ident] = {
             "owner": owner,
             "row_estimate": rows,
