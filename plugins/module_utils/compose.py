@@ -1229,54 +1229,105 @@ def _depends_on_another(service):
     return any(str(service.get(key, "")).startswith(("service:", "container:")) for key in _MODE_KEYS)
 
 
-def _resolve_extends(document, path):
-    """The document with every service's same-file extends applied, and the problems of those it
-    does not resolve (another file, a missing or looping base, a base tied to other services).
+def _body(service):
+    return service.value if isinstance(service, _Override) else service
+
+
+class _ExtendedFiles:
+    """The compose files that extends entries name (``extends: {file: …}``), each read once, with
+    the stack's bounds and YAML loader, interpolated from the stack's env file and prepared like
+    the stack's own files; their records are added to the stack's files."""
+
+    def __init__(self, interpolator, max_bytes, parse, records):
+        self.interpolator = interpolator
+        self.max_bytes = max_bytes
+        self.parse = parse
+        self.records = records
+        self.services = {}
+
+    def of(self, path):
+        """The prepared services of the file at path; raises _NotResolved when it is not usable."""
+        if path not in self.services:
+            record, document = _read_compose(path, self.max_bytes, self.parse)
+            if not any(item["path"] == path for item in self.records):
+                self.records.append(record)
+            services = None
+            if record["status"] == "ok":
+                try:
+                    services = _prepare_document(_interpolate(document, self.interpolator))["services"]
+                except _Malformed as problem:
+                    record.update(status="malformed", reason="%s" % problem)
+                except _Required as problem:
+                    record.update(reason=_required_reason(problem))
+            self.services[path] = (services, record)
+        services, record = self.services[path]
+        if services is None:
+            if record["status"] != "ok":
+                raise _NotResolved("a service of %s (the file is %s)" % (path, record["status"]))
+            raise _NotResolved("a service of %s (the file is not usable: %s)" % (path, record["reason"]))
+        return services
+
+
+def _resolve_extends(document, path, extended_files):
+    """The document with every service's extends applied, and the problems of those it does not
+    resolve (a missing or looping base, a base tied to other services, a file in another
+    directory, a file that cannot be read).
 
     The service is merged over its base with the rules of merging compose files, within the file
-    that declares it (before the files are merged), as Compose does.
+    that declares it (before the files are merged), as Compose does.  A base in another file of
+    the same directory is read from that file (extends there are followed in turn); a file in
+    another directory is not, because Compose rebases the relative paths of its services, which
+    envparity does not.
     """
     services = document["services"]
     problems = []
     resolved = {}
+    directory = os.path.dirname(path)
 
-    def unresolved(name, why):
-        problems.append(
-            "The service %s in %s extends %s, which envparity does not resolve: the stack's declared "
-            "state is not compared." % (_safe_path((name,)), path, why)
-        )
+    def services_of(file_path):
+        return services if file_path == path else extended_files.of(file_path)
 
-    def resolve(name, chain):
-        if name in resolved:
-            return resolved[name]
-        service = services[name]
-        body = service.value if isinstance(service, _Override) else service
+    def resolve(file_path, name, chain):
+        key = (file_path, name)
+        if key in resolved:
+            return resolved[key]
+        body = _body(services_of(file_path)[name])
         if not isinstance(body, dict) or "extends" not in body:
-            resolved[name] = body
+            resolved[key] = body
             return body
         base_name, base_file = _extends_reference(body["extends"])
+        base_path = file_path
         if base_file is not None:
-            raise _NotResolved("a service of another file (%s)" % _safe_path((base_file,)))
-        if base_name is None or base_name not in services:
-            raise _NotResolved("a service that is not in the same file")
-        if base_name in chain:
+            if not isinstance(base_file, str) or not base_file:
+                raise _NotResolved("a file it does not name")
+            base_path = os.path.normpath(os.path.join(os.path.dirname(file_path), base_file))
+            if os.path.dirname(base_path) != directory:
+                raise _NotResolved(
+                    "a service of %s, in another directory (its relative paths would be rebased)" % base_path
+                )
+        if base_name is None or base_name not in services_of(base_path):
+            raise _NotResolved("a service that is not in %s" % ("the same file" if base_path == path else base_path))
+        if (base_path, base_name) in chain or (base_path, base_name) == key:
             raise _NotResolved("itself through a loop of extends")
-        base = resolve(base_name, chain + (name,))
+        base = resolve(base_path, base_name, chain + (key,))
         if _depends_on_another(base):
             raise _NotResolved("%s, which depends on other services" % _safe_path((base_name,)))
-        own = {key: value for key, value in body.items() if key != "extends"}
-        result = _merge_service({key: value for key, value in base.items() if key != "extends"}, own)
-        resolved[name] = result
+        own = {item: value for item, value in body.items() if item != "extends"}
+        result = _merge_service({item: value for item, value in base.items() if item != "extends"}, own)
+        resolved[key] = result
         return result
 
     extended = dict(services)
     for name in sorted(services):
-        body = services[name].value if isinstance(services[name], _Override) else services[name]
+        body = _body(services[name])
         if isinstance(body, dict) and "extends" in body:
             try:
-                result = resolve(name, ())
+                result = resolve(path, name, ())
             except _NotResolved as why:
-                unresolved(name, why)
+                problems.append(
+                    "The service %s in %s extends %s, which envparity does not resolve: the stack's declared "
+                    "state is not compared." % (_safe_path((name,)), path, why)
+                )
                 continue
             extended[name] = _Override(result) if isinstance(services[name], _Override) else result
     return dict(document, services=extended), problems
@@ -1304,12 +1355,14 @@ def _services(merged, interpolator, base_dir, hmac_key, project_root):
     }
 
 
-def _prepare_files(files, documents, interpolator):
+def _prepare_files(files, documents, interpolator, extended_files):
     """(prepared documents, problems): each file interpolated, checked and its extends applied."""
     prepared, problems = [], []
-    for index, record in enumerate(files):
+    # The stack's own files (one document each); extended_files appends the files extends name.
+    for index, document in enumerate(documents):
+        record = files[index]
         try:
-            ready = _prepare_document(_interpolate(documents[index], interpolator))
+            ready = _prepare_document(_interpolate(document, interpolator))
         except _Malformed as problem:
             record.update(status="malformed", reason="%s" % problem)
             problems.append("The compose file %s is not usable (malformed)." % record["path"])
@@ -1317,7 +1370,7 @@ def _prepare_files(files, documents, interpolator):
         except _Required as problem:
             problems.append(_required_reason(problem))
             continue
-        ready, unresolved = _resolve_extends(ready, record["path"])
+        ready, unresolved = _resolve_extends(ready, record["path"], extended_files)
         problems += _unresolved_include(record["path"], ready) + unresolved
         prepared.append(ready)
     return prepared, problems
@@ -1351,7 +1404,8 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
     merged = None
     interpolator = _Interpolator(variables, hmac_key)
     if not problems:
-        prepared, problems = _prepare_files(files, documents, interpolator)
+        extended_files = _ExtendedFiles(interpolator, max_bytes, parse, files)
+        prepared, problems = _prepare_files(files, documents, interpolator, extended_files)
         if not problems:
             merged = _merge_prepared(prepared)
 

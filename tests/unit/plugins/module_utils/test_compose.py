@@ -1167,7 +1167,8 @@ def test_extends_applies_within_its_file_before_the_files_merge(tmp_path):
 @pytest.mark.parametrize(
     ("services", "phrase"),
     [
-        ({"web": {"extends": {"service": "base", "file": "common.yml"}}}, "a service of another file (common.yml)"),
+        ({"web": {"extends": {"service": "base", "file": "common.yml"}}}, "common.yml (the file is missing)"),
+        ({"web": {"extends": {"service": "base", "file": "../common.yml"}}}, "in another directory"),
         ({"web": {"extends": "nowhere"}}, "a service that is not in the same file"),
         ({"web": {"extends": "api"}, "api": {"extends": "web"}}, "itself through a loop of extends"),
         (
@@ -1179,10 +1180,61 @@ def test_extends_applies_within_its_file_before_the_files_merge(tmp_path):
             "base, which depends on other services",
         ),
     ],
-    ids=["other-file", "missing-base", "loop", "base-with-depends_on", "base-in-service-network-mode"],
+    ids=[
+        "missing-file",
+        "file-in-another-directory",
+        "missing-base",
+        "loop",
+        "base-with-depends_on",
+        "base-in-service-network-mode",
+    ],
 )
 def test_extends_it_does_not_resolve_makes_the_declared_state_not_read(tmp_path, services, phrase):
     result = stack(tmp_path, {"services": services})
     assert result["status"] == "failed"
     assert phrase in result["reason"] and "not compared" in result["reason"]
     assert result["services"] == {}
+
+
+def test_extends_from_another_file_of_the_same_directory(tmp_path):
+    # common.yml is read (with the stack's env file), its own extends followed, and only the
+    # named service taken: its other services are not part of the stack.
+    write(
+        tmp_path / "proj" / "docker" / "common.yml",
+        as_yaml(
+            {
+                "services": {
+                    "core": {"image": "app:${TAG}", "environment": {"A": "1"}},
+                    "webapp": {"extends": "core", "user": "app", "environment": {"B": "2"}},
+                    "unrelated": {"image": "other:1"},
+                }
+            }
+        ),
+    )
+    result = stack(
+        tmp_path,
+        {"services": {"web": {"extends": {"file": "common.yml", "service": "webapp"}, "environment": {"B": "3"}}}},
+        env="TAG=7\n",
+    )
+    assert result["status"] == "ok", result["reason"]
+    assert set(result["services"]) == {"web"}
+    web = result["services"]["web"]
+    assert web["image"]["ref"] == "app:7" and web["user"] == "app"
+    assert displays(web["environment"]) == {"A": "1", "B": "3"}
+    paths = [item["path"] for item in result["files"]]
+    directory = tmp_path / "proj" / "docker"
+    assert paths == [str(directory / "compose0.yml"), str(directory / "common.yml")]
+    assert [item["status"] for item in result["files"]] == ["ok", "ok"]
+
+
+def test_extends_loop_across_files_and_an_unusable_extended_file(tmp_path):
+    write(
+        tmp_path / "proj" / "docker" / "loop.yml",
+        as_yaml({"services": {"base": {"extends": {"file": "compose0.yml", "service": "web"}}}}),
+    )
+    looped = stack(tmp_path, {"services": {"web": {"extends": {"file": "loop.yml", "service": "base"}}}})
+    assert looped["status"] == "failed" and "itself through a loop of extends" in looped["reason"]
+    write(tmp_path / "proj" / "docker" / "bad.yml", "services: [oops\n")
+    bad = stack(tmp_path, {"services": {"web": {"extends": {"file": "bad.yml", "service": "base"}}}})
+    assert bad["status"] == "failed" and "bad.yml (the file is malformed)" in bad["reason"]
+    assert bad["files"][-1]["status"] == "malformed" and bad["services"] == {}
