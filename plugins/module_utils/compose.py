@@ -75,6 +75,8 @@ MAX_NODES = 100000
 MAX_EXPANDED_CHARS = 4 * 1048576
 # ${A:-${B:-${C...}}}: deeper nesting is refused as malformed.
 MAX_TEMPLATE_NESTING = 16
+# Files included by included files, and so on: deeper than this is refused as a likely loop.
+MAX_INCLUDE_DEPTH = 10
 # Secret values at least this long (or token-shaped) are masked wherever repeated.
 MIN_ECHO_LENGTH = 12
 
@@ -1060,17 +1062,22 @@ def _environment(environment, hmac_key):
     return dict(sorted(described.items()))
 
 
-def _echoes(services, interpolator):
+def _echoes(services, interpolators):
     """Long or token-shaped secret values, to be masked wherever they are repeated."""
     found = []
-    candidates = [(name, value) for name, value in interpolator.values.items() if name in interpolator.shown]
+    candidates = [
+        (name, value)
+        for interpolator in interpolators
+        for name, value in interpolator.values.items()
+        if name in interpolator.shown
+    ]
     for service in services.values():
         for key, value in _dict(_dict(service).get("environment")).items():
             if isinstance(value, str) and not isinstance(value, _Tainted):
                 candidates.append((key, value))
     for key, value in candidates:
         if value and (len(value) >= MIN_ECHO_LENGTH or looks_like_token(value)):
-            record = describe_value(key, value, interpolator.hmac_key)
+            record = describe_value(key, value, interpolators[0].hmac_key)
             if record["secret"]:
                 found.append(value)
     return found
@@ -1337,26 +1344,163 @@ class _NotResolved(Exception):
     """Why an extends entry is not resolved."""
 
 
-def _unresolved_include(path, document):
-    if "include" not in document:
-        return []
-    return [
-        "The compose file %s includes other compose files (include), which envparity does not resolve "
-        "yet: the stack's declared state is not compared." % path
-    ]
+def _rebased_volume(item, directory):
+    """A volume entry with a relative bind source made absolute from directory (an included
+    project's own directory, as Compose resolves it)."""
+    if isinstance(item, str):
+        source, separator, rest = item.partition(":")
+        if separator and source.startswith("."):
+            return _host_path(source, directory) + ":" + rest
+        return item
+    if isinstance(item, dict) and _text(item.get("type")) == "bind":
+        source = item.get("source")
+        if isinstance(source, str) and source.startswith("."):
+            return dict(item, source=_host_path(source, directory))
+    return item
 
 
-def _services(merged, interpolator, base_dir, hmac_key, project_root):
+def _rebased_service(service, directory):
+    volumes = service.get("volumes") if isinstance(service, dict) else None
+    if not isinstance(volumes, list):
+        return service
+    return dict(service, volumes=[_rebased_volume(item, directory) for item in volumes])
+
+
+def _include_entry(entry, directory):
+    """([compose file paths], project directory, [env file paths] or None) of an include entry,
+    relative paths resolved from the including file's directory; None when it is not one."""
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    if not isinstance(entry, dict):
+        return None
+    paths = entry.get("path")
+    paths = [paths] if isinstance(paths, str) else paths
+    if not isinstance(paths, list) or not paths or not all(isinstance(path, str) and path for path in paths):
+        return None
+    paths = [os.path.normpath(os.path.join(directory, path)) for path in paths]
+    project_directory = entry.get("project_directory")
+    if project_directory is not None and not isinstance(project_directory, str):
+        return None
+    project_directory = os.path.normpath(os.path.join(directory, project_directory or os.path.dirname(paths[0])))
+    env_files = entry.get("env_file")
+    env_files = [env_files] if isinstance(env_files, str) else env_files
+    if env_files is not None:
+        if not isinstance(env_files, list) or not all(isinstance(path, str) and path for path in env_files):
+            return None
+        env_files = [os.path.normpath(os.path.join(directory, path)) for path in env_files]
+    return paths, project_directory, env_files
+
+
+class _Includes:
+    """The compose files top-level include entries bring in, as Compose loads them: each entry a
+    project of its own (its files merged in order, interpolated from its own env file, by default
+    the .env of its project directory, relative bind sources resolved from that directory), whose
+    services join the including file's; a service defined on both sides is an error in Compose."""
+
+    def __init__(self, hmac_key, max_bytes, parse, records):
+        self.hmac_key = hmac_key
+        self.max_bytes = max_bytes
+        self.parse = parse
+        self.records = records
+        self.interpolators = []  # every included project's, for the secrets they echo
+
+    def _record(self, record):
+        if not any(item["path"] == record["path"] for item in self.records):
+            self.records.append(record)
+
+    def _variables(self, project_directory, env_files):
+        """{name: value} of an included project's env files; raises _NotResolved."""
+        variables = {}
+        default = env_files is None
+        for path in [os.path.join(project_directory, ".env")] if default else env_files:
+            record, values = _read_env_file(path, self.max_bytes)
+            if record["status"] == "missing" and default:
+                continue
+            if record["status"] != "ok":
+                raise _NotResolved("with the env file %s, which is %s" % (path, record["status"]))
+            variables.update(values)
+        return variables
+
+    def _project(self, paths, project_directory, env_files, chain):
+        """(services of one include entry, problems); raises _NotResolved."""
+        interpolator = _Interpolator(self._variables(project_directory, env_files), self.hmac_key)
+        self.interpolators.append(interpolator)
+        extended_files = _ExtendedFiles(interpolator, self.max_bytes, self.parse, self.records)
+        prepared, problems = [], []
+        for path in paths:
+            if path in chain:
+                raise _NotResolved("%s, which includes the including file again (a loop of include)" % path)
+            record, document = _read_compose(path, self.max_bytes, self.parse)
+            self._record(record)
+            if record["status"] != "ok":
+                raise _NotResolved("%s, which is %s" % (path, record["status"]))
+            try:
+                ready = _prepare_document(_interpolate(document, interpolator))
+            except _Malformed as problem:
+                record.update(status="malformed", reason="%s" % problem)
+                raise _NotResolved("%s, which is malformed" % path) from None
+            except _Required as problem:
+                raise _NotResolved("%s, in which %s" % (path, _required_reason(problem))) from None
+            ready, unresolved = _resolve_extends(ready, path, extended_files)
+            ready, nested = self.apply(ready, path, chain + (path,))
+            problems += unresolved + nested
+            prepared.append(ready)
+        services = _merge_prepared(prepared).get("services") or {}
+        return {name: _rebased_service(service, project_directory) for name, service in services.items()}, problems
+
+    def apply(self, document, path, chain):
+        """(the document with the services its include entries bring in, problems)."""
+        entries = document.get("include")
+        if entries is None:
+            return document, []
+        ready = {key: value for key, value in document.items() if key != "include"}
+        if not isinstance(entries, list):
+            return ready, ["The include entry of %s is not a list: the stack's declared state is not compared." % path]
+        if len(chain) > MAX_INCLUDE_DEPTH:
+            return ready, [
+                "The compose file %s includes files nested over %d levels deep, which envparity does not "
+                "resolve: the stack's declared state is not compared." % (path, MAX_INCLUDE_DEPTH)
+            ]
+        services = dict(ready.get("services") or {})
+        problems = []
+        for entry in entries:
+            parsed = _include_entry(entry, os.path.dirname(path))
+            if parsed is None:
+                problems.append(
+                    "An include entry of %s is not a path or a mapping with a path: the stack's declared state "
+                    "is not compared." % path
+                )
+                continue
+            try:
+                included, nested = self._project(*parsed, chain)
+            except _NotResolved as why:
+                problems.append(
+                    "The compose file %s includes %s: the stack's declared state is not compared." % (path, why)
+                )
+                continue
+            problems += nested
+            for name in sorted(set(included) & set(services)):
+                problems.append(
+                    "The service %s of %s is also defined by the files it includes (%s), which Compose refuses: "
+                    "the stack's declared state is not compared." % (_safe_path((name,)), path, ", ".join(parsed[0]))
+                )
+            services.update(included)
+        ready["services"] = services
+        return ready, problems
+
+
+def _services(merged, interpolators, base_dir, hmac_key, project_root):
     """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
-    redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolator))
+    redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolators))
     return {
         redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root)
         for name, real in sorted(_dict(merged.get("services")).items())
     }
 
 
-def _prepare_files(files, documents, interpolator, extended_files):
-    """(prepared documents, problems): each file interpolated, checked and its extends applied."""
+def _prepare_files(files, documents, interpolator, extended_files, includes):
+    """(prepared documents, problems): each file interpolated, checked, its extends applied and
+    what it includes added."""
     prepared, problems = [], []
     # The stack's own files (one document each); extended_files appends the files extends name.
     for index, document in enumerate(documents):
@@ -1371,7 +1515,8 @@ def _prepare_files(files, documents, interpolator, extended_files):
             problems.append(_required_reason(problem))
             continue
         ready, unresolved = _resolve_extends(ready, record["path"], extended_files)
-        problems += _unresolved_include(record["path"], ready) + unresolved
+        ready, included = includes.apply(ready, record["path"], (record["path"],))
+        problems += unresolved + included
         prepared.append(ready)
     return prepared, problems
 
@@ -1403,15 +1548,18 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
 
     merged = None
     interpolator = _Interpolator(variables, hmac_key)
+    extended_files = _ExtendedFiles(interpolator, max_bytes, parse, files)
+    includes = _Includes(hmac_key, max_bytes, parse, files)
     if not problems:
-        extended_files = _ExtendedFiles(interpolator, max_bytes, parse, files)
-        prepared, problems = _prepare_files(files, documents, interpolator, extended_files)
+        prepared, problems = _prepare_files(files, documents, interpolator, extended_files, includes)
         if not problems:
             merged = _merge_prepared(prepared)
 
     base_dir = os.path.dirname(paths[0]) if paths else None
     root = os.path.normpath(_resolve(".", project_dir)) if project_dir else None
-    services = _services(merged, interpolator, base_dir, hmac_key, root) if merged is not None else {}
+    services = {}
+    if merged is not None:
+        services = _services(merged, [interpolator, *includes.interpolators], base_dir, hmac_key, root)
     name = None
     if merged is not None:
         shown = _displayed(merged.get("name"))

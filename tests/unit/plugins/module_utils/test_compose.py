@@ -1121,10 +1121,90 @@ def test_bind_sources_inside_the_project_are_shown_relative_to_it(tmp_path):
     assert results[0] == results[1] == ["/srv/data:/data", "<project>/site:/www:ro"]
 
 
-def test_include_is_reported_as_not_resolved_never_compared_without(tmp_path):
-    result = stack(tmp_path, {"include": ["other.yml"], "services": {"web": {"image": "x"}}})
+def test_include_brings_in_the_services_of_another_project(tmp_path):
+    # The included project: its own directory and .env, a relative bind source resolved from
+    # there, its own extends, and a nested include.
+    commons = tmp_path / "proj" / "commons"
+    write(commons / ".env", "DB_TAG=15\nDB_PASSWORD=Zq8#vLp2!xR7@kW4\n")
+    write(
+        commons / "compose.yml",
+        as_yaml(
+            {
+                "include": ["cache.yml"],
+                "services": {
+                    "base": {"image": "postgres:${DB_TAG}"},
+                    "db": {
+                        "extends": "base",
+                        "volumes": ["./data:/var/lib/postgresql/data"],
+                        "environment": {"POSTGRES_PASSWORD": "${DB_PASSWORD}"},
+                    },
+                },
+            }
+        ),
+    )
+    write(commons / "cache.yml", as_yaml({"services": {"cache": {"image": "redis:7"}}}))
+    result = stack(
+        tmp_path,
+        {"include": ["../commons/compose.yml"], "services": {"web": {"image": "app:${TAG}"}}},
+        env="TAG=3\n",
+    )
+    assert result["status"] == "ok", result["reason"]
+    services = result["services"]
+    assert set(services) == {"web", "base", "db", "cache"}
+    assert services["web"]["image"]["ref"] == "app:3"
+    assert services["db"]["image"]["ref"] == "postgres:15"  # the included project's own .env
+    assert services["db"]["volumes"] == ["<project>/commons/data:/var/lib/postgresql/data"]
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"]["secret"] is True
+    assert "Zq8#vLp2!xR7@kW4" not in json.dumps(result)
+    assert services["cache"]["image"]["ref"] == "redis:7"
+    assert [item["path"] for item in result["files"]] == [
+        str(tmp_path / "proj" / "docker" / "compose0.yml"),
+        str(commons / "compose.yml"),
+        str(commons / "cache.yml"),
+    ]
+
+
+def test_include_long_syntax_with_project_directory_and_env_file(tmp_path):
+    write(tmp_path / "proj" / "shared" / "vars.env", "TAG=9\n")
+    write(tmp_path / "proj" / "shared" / "worker.yml", as_yaml(web({"image": "w:${TAG}", "volumes": ["./q:/q"]})))
+    entry = {"path": "../shared/worker.yml", "project_directory": "..", "env_file": "../shared/vars.env"}
+    result = stack(tmp_path, {"include": [entry], "services": {"api": {"image": "api:1"}}})
+    assert result["status"] == "ok", result["reason"]
+    assert result["services"]["web"]["image"]["ref"] == "w:9"
+    assert result["services"]["web"]["volumes"] == ["<project>/q:/q"]  # from project_directory
+
+
+@pytest.mark.parametrize(
+    ("files", "document", "phrase"),
+    [
+        ({}, {"include": ["other.yml"]}, "other.yml, which is missing"),
+        ({"other.yml": "services: [oops\n"}, {"include": ["other.yml"]}, "other.yml, which is malformed"),
+        (
+            {"other.yml": as_yaml({"include": ["compose0.yml"], "services": {"x": {"image": "x"}}})},
+            {"include": ["other.yml"]},
+            "a loop of include",
+        ),
+        (
+            {"other.yml": as_yaml(web({"image": "other"}))},
+            {"include": ["other.yml"], "services": {"web": {"image": "mine"}}},
+            "also defined by the files it includes",
+        ),
+        ({}, {"include": [{"project_directory": "."}]}, "not a path or a mapping with a path"),
+        ({}, {"include": "other.yml"}, "is not a list"),
+        (
+            {"other.yml": as_yaml(web({"image": "x"}))},
+            {"include": [{"path": "other.yml", "env_file": "nowhere.env"}]},
+            "nowhere.env, which is missing",
+        ),
+    ],
+    ids=["missing", "malformed", "loop", "conflict", "no-path", "not-a-list", "missing-env-file"],
+)
+def test_include_it_cannot_resolve_makes_the_declared_state_not_read(tmp_path, files, document, phrase):
+    for name, text in files.items():
+        write(tmp_path / "proj" / "docker" / name, text)
+    result = stack(tmp_path, dict({"services": {"api": {"image": "api:1"}}}, **document))
     assert result["status"] == "failed"
-    assert "includes other compose files (include)" in result["reason"] and "not compared" in result["reason"]
+    assert phrase in result["reason"] and "not compared" in result["reason"]
     assert result["services"] == {}
 
 
