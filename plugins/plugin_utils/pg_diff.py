@@ -792,20 +792,20 @@ def _table_findings(db):
         return []
     baseline = ok[0]
     maps = {label: db.catalogs[label].get("tables") or {} for label in ok}
+    # The fast path for the (many) identical tables: a table whose text (pg_tables) is the same in
+    # every environment is not looked at (one string comparison each; only the others are sorted).
     base = maps[baseline]
-    others = ok[1:]
-    names = set(base)
-    for label in others:
-        names.update(maps[label])
+    differing = set()
+    for label in ok[1:]:
+        other = maps[label]
+        for name, table in base.items():
+            twin = other.get(name)
+            if twin is None or twin.get("shape") != table.get("shape"):
+                differing.add(name)
+        differing.update(name for name in other if name not in base)
     findings = []
-    for name in sorted(names):
+    for name in sorted(differing):
         wire = {label: maps[label].get(name) for label in ok}
-        found = wire[baseline]
-        # The fast path for the (many) identical tables: one string comparison (pg_tables).
-        if found is not None and all(
-            wire[label] is not None and wire[label]["shape"] == found["shape"] for label in others
-        ):
-            continue
         objs = {label: None if wire[label] is None else decode_table(wire[label]) for label in ok}
         found = objs[baseline]
         findings += _presence_findings(db, TABLE, name, objs, ok)
