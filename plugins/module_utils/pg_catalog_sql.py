@@ -219,12 +219,17 @@ rel AS (
 -- with a literal it redacts is rewritten, from the texts with a quote each part lists (lits).
 -- Measured on 2,000 tables: the server spends ~0.05 s more than on flat rows, the collector
 -- 0.2 s less than it spent grouping them.
--- The live columns of those tables, read once for the columns and the index keys.
+-- The live columns of those tables, read once for the columns, defaults and keys; by table through
+-- the (attrelid, attnum) index: pg_attribute also holds every index's, view's and TOAST table's
+-- columns and six system columns a relation, which a full scan reads too (10% of the query).
 att AS (
-  SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated,
-         a.attcollation
-  FROM pg_attribute a JOIN tbl t ON t.oid = a.attrelid
-  WHERE a.attnum > 0 AND NOT a.attisdropped
+  SELECT a.*
+  FROM tbl t
+  CROSS JOIN LATERAL (
+    SELECT pa.attrelid, pa.attnum, pa.attname, pa.atttypid, pa.atttypmod, pa.attnotnull, pa.attidentity,
+           pa.attgenerated, pa.attcollation
+    FROM pg_attribute pa WHERE pa.attrelid = t.oid AND pa.attnum > 0 AND NOT pa.attisdropped OFFSET 0
+  ) AS a
 ),
 col_rows AS (
   SELECT a.attrelid AS oid,
