@@ -23,6 +23,13 @@ DEV_PSQL = [
     "55432",
 ]
 PROD_PSQL = DOCKER + ["exec", "-i", "ai_assistant-db-1", "psql", "-X", "-A", "-t", "-U", "postgres"]
+# The lab's data directories (prod's is mounted into its container) and the tool that lists the
+# WAL records between two positions.
+PG_WALDUMP = "/usr/lib/postgresql/15/bin/pg_waldump"
+WAL_DIRS = {"dev": "/var/lib/envparity-lab/pg-dev/pg_wal", "prod": "/var/lib/envparity-lab/pg-prod/pg_wal"}
+# What a server writes of itself, whatever its sessions do: a timed checkpoint and the snapshot
+# of running transactions logged with it (checkpoint_timeout after the lab wrote its databases).
+SERVER_OWN_RECORDS = ("CHECKPOINT_ONLINE", "RUNNING_XACTS")
 STATS = (
     "SELECT coalesce(string_agg(relid::text || ':' || n_tup_ins || ':' || n_tup_upd || ':' || n_tup_del, ','"
     " ORDER BY relid), '') FROM pg_stat_user_tables"
@@ -62,12 +69,37 @@ def test_postgres_recall_and_precision_against_the_manifest(audit, lab):
     assert "<details><summary>" in result.markdown
 
 
+def written_records(label, start, end):
+    """The WAL records a lab server wrote from start to end (pg_waldump lines), but its own."""
+    if start == end:
+        return []
+    dump = subprocess.run(
+        [PG_WALDUMP, "-p", WAL_DIRS[label], "-s", start, "-e", end], check=True, capture_output=True, text=True
+    )
+    kinds = [(line, line.partition("desc: ")[2].split(" ")[0]) for line in dump.stdout.splitlines()]
+    return [line for line, kind in kinds if kind not in SERVER_OWN_RECORDS]
+
+
 def test_the_audit_changes_nothing_in_the_databases(audit):
     audit(cmdline="--tags postgres")  # warm-up: a first read may prune catalog rows (that is not the audit writing)
     before = database_state()
     result = audit(cmdline="--tags postgres")
     assert result.rc == 0, result.stdout
-    assert database_state() == before
+    after = database_state()
+    # Every table's write counters are unchanged, and no WAL record but the server's own.
+    assert {key: value for key, value in after.items() if key[1] != "wal"} == {
+        key: value for key, value in before.items() if key[1] != "wal"
+    }
+    for label in ("dev", "prod"):
+        assert written_records(label, before[label, "wal"], after[label, "wal"]) == [], label
+
+
+def test_wal_records_tell_a_write_from_the_servers_own_records():
+    # The read-only check above must see a write: one committed write on dev is a record of its own.
+    start = query(DEV_PSQL, "postgres", "SELECT pg_current_wal_lsn()")
+    query(DEV_PSQL, "postgres", "CREATE TEMP TABLE probe (a int); INSERT INTO probe VALUES (1)")
+    end = query(DEV_PSQL, "postgres", "SELECT pg_current_wal_lsn()")
+    assert written_records("dev", start, end) != []
 
 
 def _databases(**changes):
