@@ -1240,6 +1240,24 @@ def _body(service):
     return service.value if isinstance(service, _Override) else service
 
 
+def _add_file_record(records, record):
+    """The stack's files gain a record, unless one of that path is there already."""
+    if not any(item["path"] == record["path"] for item in records):
+        records.append(record)
+
+
+def _prepared(record, document, interpolator):
+    """(the document interpolated and prepared, None), or (None, why not): "malformed" (the
+    file's record then says so too) or the reason a required variable gives."""
+    try:
+        return _prepare_document(_interpolate(document, interpolator)), None
+    except _Malformed as problem:
+        record.update(status="malformed", reason="%s" % problem)
+        return None, "malformed"
+    except _Required as problem:
+        return None, _required_reason(problem)
+
+
 class _ExtendedFiles:
     """The compose files that extends entries name (``extends: {file: …}``), each read once, with
     the stack's bounds and YAML loader, interpolated from the stack's env file and prepared like
@@ -1256,16 +1274,14 @@ class _ExtendedFiles:
         """The prepared services of the file at path; raises _NotResolved when it is not usable."""
         if path not in self.services:
             record, document = _read_compose(path, self.max_bytes, self.parse)
-            if not any(item["path"] == path for item in self.records):
-                self.records.append(record)
+            _add_file_record(self.records, record)
             services = None
             if record["status"] == "ok":
-                try:
-                    services = _prepare_document(_interpolate(document, self.interpolator))["services"]
-                except _Malformed as problem:
-                    record.update(status="malformed", reason="%s" % problem)
-                except _Required as problem:
-                    record.update(reason=_required_reason(problem))
+                ready, why = _prepared(record, document, self.interpolator)
+                if ready is not None:
+                    services = ready["services"]
+                elif record["status"] == "ok":  # a required variable
+                    record.update(reason=why)
             self.services[path] = (services, record)
         services, record = self.services[path]
         if services is None:
@@ -1404,10 +1420,6 @@ class _Includes:
         self.records = records
         self.interpolators = []  # every included project's, for the secrets they echo
 
-    def _record(self, record):
-        if not any(item["path"] == record["path"] for item in self.records):
-            self.records.append(record)
-
     def _variables(self, project_directory, env_files):
         """{name: value} of an included project's env files; raises _NotResolved."""
         variables = {}
@@ -1431,16 +1443,12 @@ class _Includes:
             if path in chain:
                 raise _NotResolved("%s, which includes the including file again (a loop of include)" % path)
             record, document = _read_compose(path, self.max_bytes, self.parse)
-            self._record(record)
+            _add_file_record(self.records, record)
             if record["status"] != "ok":
                 raise _NotResolved("%s, which is %s" % (path, record["status"]))
-            try:
-                ready = _prepare_document(_interpolate(document, interpolator))
-            except _Malformed as problem:
-                record.update(status="malformed", reason="%s" % problem)
-                raise _NotResolved("%s, which is malformed" % path) from None
-            except _Required as problem:
-                raise _NotResolved("%s, in which %s" % (path, _required_reason(problem))) from None
+            ready, why = _prepared(record, document, interpolator)
+            if ready is None:
+                raise _NotResolved("%s, %s %s" % (path, "which is" if why == "malformed" else "in which", why))
             ready, unresolved = _resolve_extends(ready, path, extended_files)
             ready, nested = self.apply(ready, path, chain + (path,))
             problems += unresolved + nested
@@ -1505,14 +1513,10 @@ def _prepare_files(files, documents, interpolator, extended_files, includes):
     # The stack's own files (one document each); extended_files appends the files extends name.
     for index, document in enumerate(documents):
         record = files[index]
-        try:
-            ready = _prepare_document(_interpolate(document, interpolator))
-        except _Malformed as problem:
-            record.update(status="malformed", reason="%s" % problem)
-            problems.append("The compose file %s is not usable (malformed)." % record["path"])
-            continue
-        except _Required as problem:
-            problems.append(_required_reason(problem))
+        ready, why = _prepared(record, document, interpolator)
+        if ready is None:
+            malformed = "The compose file %s is not usable (malformed)." % record["path"]
+            problems.append(malformed if why == "malformed" else why)
             continue
         ready, unresolved = _resolve_extends(ready, record["path"], extended_files)
         ready, included = includes.apply(ready, record["path"], (record["path"],))

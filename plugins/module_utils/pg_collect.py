@@ -535,11 +535,17 @@ def shape_migrations(document):
 def _redacted_shape(text, literals):
     """A table's shape from its JSON text, string literals redacted (defaults and definitions)."""
     table, columns, constraints, indexes, triggers = json.loads(text)
-    for column in columns:  # [name, type, nullable, default, identity, generated, collation]
-        column[3], column[5] = literals(column[3]), literals(column[5])
-    for rows, position in ((constraints, 2), (indexes, 1), (triggers, 1)):  # the definition
+    # Each row is [name, *FIELDS] (pg_tables): the positions of the texts that can hold a literal.
+    for rows, fields, names in (
+        (columns, pg_tables.COLUMN_FIELDS, ("default", "generated")),
+        (constraints, pg_tables.CONSTRAINT_FIELDS, ("definition",)),
+        (indexes, pg_tables.INDEX_FIELDS, ("definition",)),
+        (triggers, pg_tables.TRIGGER_FIELDS, ("definition",)),
+    ):
+        positions = [fields.index(name) + 1 for name in names]
         for row in rows:
-            row[position] = literals(row[position])
+            for position in positions:
+                row[position] = literals(row[position])
     return pg_tables.encode_shape(table, columns, constraints, indexes, triggers)
 
 

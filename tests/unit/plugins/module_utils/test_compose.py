@@ -1196,8 +1196,13 @@ def test_include_long_syntax_with_project_directory_and_env_file(tmp_path):
             {"include": [{"path": "other.yml", "env_file": "nowhere.env"}]},
             "nowhere.env, which is missing",
         ),
+        (
+            {"other.yml": as_yaml(web({"image": "x:${TAG:?}"}))},
+            {"include": ["other.yml"]},
+            "other.yml, in which required variable TAG is not set",
+        ),
     ],
-    ids=["missing", "malformed", "loop", "conflict", "no-path", "not-a-list", "missing-env-file"],
+    ids=["missing", "malformed", "loop", "conflict", "no-path", "not-a-list", "missing-env-file", "required"],
 )
 def test_include_it_cannot_resolve_makes_the_declared_state_not_read(tmp_path, files, document, phrase):
     for name, text in files.items():
@@ -1318,3 +1323,11 @@ def test_extends_loop_across_files_and_an_unusable_extended_file(tmp_path):
     bad = stack(tmp_path, {"services": {"web": {"extends": {"file": "bad.yml", "service": "base"}}}})
     assert bad["status"] == "failed" and "bad.yml (the file is malformed)" in bad["reason"]
     assert bad["files"][-1]["status"] == "malformed" and bad["services"] == {}
+
+
+def test_extends_from_a_file_with_a_required_variable_unset(tmp_path):
+    write(tmp_path / "proj" / "docker" / "common.yml", as_yaml({"services": {"base": {"image": "x:${TAG:?}"}}}))
+    result = stack(tmp_path, {"services": {"web": {"extends": {"file": "common.yml", "service": "base"}}}})
+    assert result["status"] == "failed" and result["services"] == {}
+    assert "common.yml (the file is not usable: required variable TAG is not set)" in result["reason"]
+    assert result["files"][-1]["reason"] == "required variable TAG is not set"
