@@ -19,7 +19,7 @@ stops and removes it at the end, also on an error or Ctrl-C. The lab's clusters 
                path (collect_areas -> collect_postgres: one read-only psql session, one catalog
                query) and pack(); on the "controller" the packed facts land in a run directory and
                build_audit (unpack + keyed diff + rules), build_document + build_view + render_markdown
-               with the real template (roles/report/templates/report.md.j2) give the report (files not
+               with the real template (roles/audit/templates/report.md.j2) give the report (files not
                written: that is I/O). 1 warm-up, median of --runs.
                  catalog read   collect_areas on bench_a, on bench_b (sequential, as timed); and the
                                 collector's own psql script on bench_a run bare (the psql floor: server
@@ -87,7 +87,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer impo
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import postgres_request  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
+TEMPLATE = ROOT / "roles" / "audit" / "templates" / "report.md.j2"
 DB_A, DB_B = "bench_a", "bench_b"
 SUBJECT = "bench"  # drift_postgres[].name: the logical database both environments have
 HOSTS = {"dev": "bench-dev", "prod": "bench-prod"}  # environment -> host; bench_a is dev (the baseline)
@@ -388,7 +388,7 @@ def request_for(cluster, dbname):
 def host_side(request, run_key, password):
     """What the module does on one host: collect the area (one psql session) and pack the facts."""
     t0 = time.perf_counter()
-    collected = collect_areas({"postgres": request}, run_key, {"max_file_bytes": 1048576}, {"postgres": password})
+    collected = collect_areas({"postgres": request}, run_key, {"postgres": password})
     t1 = time.perf_counter()
     blob = pack({"areas": collected})
     t2 = time.perf_counter()

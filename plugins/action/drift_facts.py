@@ -1,34 +1,72 @@
-"""Run the drift_facts module and land its packed facts in the run directory.
+"""Build this host's request for every area of the run, run the drift_facts module once, and land
+its packed facts in the run directory.
 
-The bulky facts never enter hostvars, callbacks or ansible-runner events: only the per-area
-statuses are returned (PERFORMANCE.md: big data must not flow through hostvars).
+Each area's variables are checked here against the area role's argument specs (no validation
+task per role and host). The bulky facts never enter hostvars, callbacks or ansible-runner events:
+only the per-area statuses are returned (big data must not flow through hostvars).
 """
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.envparity.audit.plugins.plugin_utils import requests
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
+from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables import (
+    RoleVariablesError,
+    read_variables,
+    validate_variables,
+)
+
+
+def host_requests(areas, variables_of):
+    """({area: request} of the configured areas, {area: secrets}); variables_of(area) validates."""
+    configured, secrets = {}, {}
+    for area in areas:
+        params = variables_of(area)
+        request = build_request(area, params)
+        if request is None:
+            continue
+        configured[area] = request
+        secrets_of = getattr(requests, "%s_secrets" % area, None)
+        if secrets_of is not None:
+            secrets[area] = secrets_of(params)
+    return configured, secrets
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("run_dir", "areas", "max_file_bytes", "secrets"))
+    _VALID_ARGS = frozenset(("run_dir",))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
-        if not args.get("run_dir"):
-            raise AnsibleActionFail("run_dir is required (set by the envparity.audit.prepare role)")
+        run_directory = self._task.args.get("run_dir")
+        if not run_directory:
+            raise AnsibleActionFail("run_dir is required (set by the run's first task, envparity.audit.drift_run)")
+        settings = rundir.load_settings(run_directory)
         host = task_vars.get("inventory_hostname")
+        if not any(host in settings["groups"].get(name, []) for name in settings["environments"]):
+            result.update(changed=False, skipped=True, skip_reason="host is in none of drift_environments")
+            return result
+        try:
+            areas, secrets = host_requests(
+                settings["areas"],
+                lambda area: validate_variables(area, read_variables(area, task_vars, self._templar)),
+            )
+        except (RoleVariablesError, RequestError) as exc:
+            raise AnsibleActionFail("cannot audit %s: %s" % (host, exc)) from None
         # Recorded before contacting the host: an unreachable host is still known to the report.
-        rundir.store_request(args["run_dir"], host, args.get("areas") or {})
+        rundir.store_request(run_directory, host, areas)
+        if not areas:
+            result.update(changed=False, areas={}, msg="no area is configured for this host")
+            return result
         module_args = {
-            "areas": args.get("areas") or {},
-            "run_key": rundir.read_key(args["run_dir"]),
-            "max_file_bytes": args.get("max_file_bytes", 1048576),
+            "areas": areas,
+            "run_key": rundir.read_key(run_directory),
             # never stored with the request, never returned: a no_log option of the module
-            "secrets": args.get("secrets") or {},
+            "secrets": secrets,
         }
         module_result = self._execute_module(
             module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
@@ -36,6 +74,6 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        rundir.store_facts(args["run_dir"], host, module_result["facts_blob"])
+        rundir.store_facts(run_directory, host, module_result["facts_blob"])
         result.update(changed=False, areas=module_result.get("areas", {}))
         return result

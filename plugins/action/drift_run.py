@@ -1,33 +1,65 @@
-"""Open an audit run on the controller: a fresh run directory, its random HMAC key, its settings."""
+"""Open an audit run on the controller: validate the audit-wide settings once, choose the areas,
+and create the run directory with its random HMAC key and its settings."""
+
+import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import (
+    AUDIT_ROLE,
+    AreaSelectionError,
+    role_dir,
+    selected_areas,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError, check_settings
-from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import SETTINGS
+from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables import (
+    RoleVariablesError,
+    read_variables,
+    validate_variables,
+)
+
+
+def run_settings(params, task_vars):
+    """What the collect and report steps need, from the validated audit settings."""
+    report_dir = params.get("drift_report_dir") or os.path.join(task_vars["playbook_dir"], "reports")
+    template = params.get("drift_report_template") or os.path.join(role_dir(AUDIT_ROLE), "templates", "report.md.j2")
+    return {
+        "environments": params["drift_environments"],
+        "production_environments": params["drift_production_environments"],
+        "rules_files": params["drift_rules_files"],
+        "fail_on": params["drift_fail_on"],
+        "report_dir": report_dir,
+        "template": template,
+        "keep_run_dir": params["drift_keep_run_dir"],
+        "inventory": ", ".join(task_vars.get("ansible_inventory_sources") or []),
+        "groups": {name: list(hosts) for name, hosts in task_vars["groups"].items()},
+        "areas": selected_areas(
+            task_vars.get("ansible_run_tags"), task_vars.get("ansible_skip_tags"), params.get("drift_areas")
+        ),
+    }
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("base_dir",) + tuple(name for name in SETTINGS if name != "groups"))
+    _requires_connection = False
+    _VALID_ARGS = frozenset()
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = dict(self._task.args)
-        base_dir = args.pop("base_dir", None)
-        if not base_dir:
-            raise AnsibleActionFail("base_dir is required")
-        settings = {name: args.get(name) for name in SETTINGS if name != "groups"}
-        settings["groups"] = {name: list(hosts) for name, hosts in task_vars["groups"].items()}
         try:
+            params = validate_variables(AUDIT_ROLE, read_variables(AUDIT_ROLE, task_vars, self._templar))
+            settings = run_settings(params, task_vars)
             check_settings(settings)
-            run_id, path = rundir.new_run(base_dir, settings)
-        except AuditConfigError as exc:
+            run_id, path = rundir.new_run(os.path.join(settings["report_dir"], ".runs"), settings)
+        except (RoleVariablesError, AreaSelectionError, AuditConfigError) as exc:
             raise AnsibleActionFail("cannot audit: %s" % exc) from None
         except OSError as exc:
-            raise AnsibleActionFail("cannot create the run directory under %s: %s" % (base_dir, exc.strerror)) from None
+            raise AnsibleActionFail(
+                "cannot create the run directory under %s: %s" % (settings["report_dir"], exc.strerror)
+            ) from None
         # The key stays in the run directory (0600); only its location travels.
-        result.update(changed=False, run_id=run_id, run_dir=path)
+        result.update(changed=False, run_id=run_id, run_dir=path, areas=settings["areas"])
         return result

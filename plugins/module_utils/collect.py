@@ -10,44 +10,8 @@ import gc
 import gzip
 import json
 
-from ansible_collections.envparity.audit.plugins.module_utils.docker_collect import collect_docker
-from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
-from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
-
-
-def _collect_env(request, run_key, limits, secrets):
-    return collect_env_files(
-        request.get("files") or [],
-        request.get("project_dir"),
-        run_key,
-        max_bytes=request.get("max_bytes") or limits.get("max_file_bytes", 1048576),
-    )
-
-
-def _collect_git(request, run_key, limits, secrets):
-    return collect_git(request, run_key)
-
-
-def _collect_docker(request, run_key, limits, secrets):
-    return collect_docker(request, run_key)
-
-
-def _collect_postgres(request, run_key, limits, secrets):
-    # Imported here so that a host without the PostgreSQL area pays nothing for it; the module
-    # packer still ships it (it finds imports inside functions too).
-    from ansible_collections.envparity.audit.plugins.module_utils.pg_collect import collect_postgres
-
-    return collect_postgres(request, run_key, secrets or {})
-
-
-# One entry per area. Each collector gets its request, the run key, the limits and the area's
-# secrets (database passwords; a no_log option of the module, never part of the request).
-AREA_COLLECTORS = {
-    "docker": _collect_docker,
-    "env": _collect_env,
-    "git": _collect_git,
-    "postgres": _collect_postgres,
-}
+from ansible_collections.envparity.audit.plugins.module_utils.areas import BY_NAME
+from ansible_collections.envparity.audit.plugins.module_utils.redact import redact_text
 
 
 def describe_failure(exc):
@@ -57,12 +21,12 @@ def describe_failure(exc):
     return "%s in the collector (see the module's documentation)" % type(exc).__name__
 
 
-def _run_one(area, request, run_key, limits, secrets):
-    collector = AREA_COLLECTORS.get(area)
-    if collector is None:
-        return {"status": "failed", "reason": "no collector for area %r" % area}
+def _run_one(area, request, run_key, secrets):
+    entry = BY_NAME.get(area)
+    if entry is None:
+        return {"status": "failed", "reason": "no collector for area %s on this host" % redact_text(repr(area)[:80])}
     try:
-        return {"status": "ok", "data": collector(request, run_key, limits, secrets)}
+        return {"status": "ok", "data": redact_reasons(entry.collect(request, run_key, secrets))}
     except Exception as exc:  # one failing area must not hide the others
         return {"status": "failed", "reason": describe_failure(exc)}
 
@@ -81,15 +45,29 @@ def without_gc():
             gc.enable()
 
 
-def collect_areas(areas, run_key, limits=None, secrets=None):
+def redact_reasons(data):
+    """Every reason sentence a collector wrote, with URL passwords and password=... pairs masked.
+
+    Reasons may quote what the inventory gave (a connection string pasted into a database's host
+    or dbname): they leave the host masked, whatever the collector did."""
+    if isinstance(data, dict):
+        return {
+            key: (redact_text(value) if key == "reason" and isinstance(value, str) else redact_reasons(value))
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [redact_reasons(item) for item in data]
+    return data
+
+
+def collect_areas(areas, run_key, secrets=None):
     """Collect every requested area concurrently; returns {area: {status, data|reason}}."""
-    limits = limits or {}
     secrets = secrets or {}
     names = sorted(areas)
     if not names:
         return {}
     with without_gc(), concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
-        futures = {name: pool.submit(_run_one, name, areas[name], run_key, limits, secrets.get(name)) for name in names}
+        futures = {name: pool.submit(_run_one, name, areas[name], run_key, secrets.get(name)) for name in names}
         return {name: futures[name].result() for name in names}
 
 

@@ -83,3 +83,8 @@ def collect_docker(request, hmac_key):
         stacks = pool.submit(_collect_stacks, request, hmac_key)
         engine = pool.submit(_collect_engine, request, hmac_key)
         return {"stacks": stacks.result(), "engine": engine.result()}
+
+
+def collect_area(request, hmac_key, secrets=None):
+    """The registry's entry: the docker area needs no secret."""
+    return collect_docker(request, hmac_key)

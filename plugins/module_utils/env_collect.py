@@ -207,3 +207,10 @@ def collect_env_files(files, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES)
         )
         collected[item["name"]] = result
     return {"files": collected}
+
+
+def collect_area(request, hmac_key, secrets=None):
+    """The registry's entry: the env area's request (see the env request builder) to its facts."""
+    return collect_env_files(
+        request.get("files") or [], request.get("project_dir"), hmac_key, request.get("max_bytes") or DEFAULT_MAX_BYTES
+    )

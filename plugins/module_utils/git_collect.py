@@ -771,3 +771,8 @@ def collect_git(request, hmac_key):
             path, list(item.get("ignore") or []), hmac_key, settings["manifest_limit"]
         )
     return {"repos": repos, "deploy_dirs": deploy_dirs}
+
+
+def collect_area(request, hmac_key, secrets=None):
+    """The registry's entry: the git area needs no secret."""
+    return collect_git(request, hmac_key)

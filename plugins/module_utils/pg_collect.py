@@ -752,3 +752,8 @@ def collect_postgres(request, hmac_key, passwords=None):
             for db in databases
         }
         return {"databases": {name: futures[name].result() for name in sorted(futures)}}
+
+
+def collect_area(request, hmac_key, secrets=None):
+    """The registry's entry: the area's secrets are the databases' passwords by name."""
+    return collect_postgres(request, hmac_key, secrets or {})

@@ -76,12 +76,7 @@ def main():
         supports_check_mode=True,
     )
     run_key = bytes.fromhex(module.params["run_key"])
-    collected = collect_areas(
-        module.params["areas"],
-        run_key,
-        {"max_file_bytes": module.params["max_file_bytes"]},
-        module.params["secrets"],
-    )
+    collected = collect_areas(module.params["areas"], run_key, module.params["secrets"])
     module.exit_json(changed=False, facts_blob=pack({"areas": collected}), areas=summarize(collected))
 
 

@@ -1,16 +1,27 @@
-"""Area requests built from inventory inputs. Pure Python; no Ansible imports."""
+"""Area requests built from a host's inventory variables. Pure Python; no Ansible imports.
+
+Each area's builder is `<area>_request(params)`: params are the variables of the area's
+argument specs (roles/<area>/meta/argument_specs.yml), validated and with the specs' defaults
+applied (see plugin_utils/areas.py), so no default is written twice. A builder returns None when
+the host configures nothing for the area ("not configured").
+"""
 
 
 class RequestError(ValueError):
     """An inventory input that cannot be audited; the message says which and why."""
 
 
-def env_request(files, project_dir=None, max_bytes=1048576):
+def env_request(params):
     """The env area's request, or None when no env file is configured."""
+    files = params["drift_env_files"]
     if not files:
         return None
     normalised = _named_items(files, "drift_env_files", (("template", None),))
-    return {"project_dir": project_dir or None, "files": normalised, "max_bytes": int(max_bytes)}
+    return {
+        "project_dir": params.get("drift_project_dir") or None,
+        "files": normalised,
+        "max_bytes": int(params["drift_env_max_file_bytes"]),
+    }
 
 
 def _named_items(items, variable, extra=()):
@@ -28,27 +39,28 @@ def _named_items(items, variable, extra=()):
     return normalised
 
 
-def git_request(repos, deploy_dirs=None, project_dir=None, limits=None):
+def git_request(params):
     """The git area's request, or None when neither repositories nor deployed directories are configured."""
+    repos, deploy_dirs = params["drift_git_repos"], params["drift_deploy_dirs"]
     if not repos and not deploy_dirs:
         return None
-    limits = dict(limits or {})
     request = {
-        "project_dir": project_dir or None,
+        "project_dir": params.get("drift_project_dir") or None,
         "repos": _named_items(repos, "drift_git_repos"),
         "deploy_dirs": _named_items(deploy_dirs, "drift_deploy_dirs", (("ignore", []),)),
     }
     clash = {item["name"] for item in request["repos"]} & {item["name"] for item in request["deploy_dirs"]}
     if clash:
         raise RequestError("%s is both a repository and a deployed directory: names must differ" % sorted(clash)[0])
-    for field, default in (("history_limit", 200), ("file_limit", 200), ("manifest_limit", 20000), ("timeout", 20)):
-        request[field] = int(limits.get(field, default))
-    request["fetch"] = str(limits.get("fetch", False)).lower() in ("true", "1", "yes")
+    for field in ("history_limit", "file_limit", "manifest_limit", "timeout"):
+        request[field] = int(params["drift_git_" + field])
+    request["fetch"] = bool(params["drift_git_fetch"])
     return request
 
 
-def docker_request(stacks, docker_host=None, project_dir=None, limits=None):
+def docker_request(params):
     """The docker area's request, or None when no compose stack is configured."""
+    stacks = params["drift_compose"]
     if not stacks:
         return None
     names = set()
@@ -68,25 +80,29 @@ def docker_request(stacks, docker_host=None, project_dir=None, limits=None):
                 "project": item.get("project"),
             }
         )
-    host = str(docker_host or "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise RequestError("drift_docker_host must be a unix:// socket, e.g. unix:///var/run/docker.sock")
-    limits = dict(limits or {})
     return {
-        "project_dir": project_dir or None,
+        "project_dir": params.get("drift_project_dir") or None,
         "stacks": normalised,
-        "docker_host": host,
-        "max_file_bytes": int(limits.get("max_file_bytes", 1048576)),
-        "timeout": int(limits.get("timeout", 10)),
+        "docker_host": _docker_host(params),
+        "max_file_bytes": int(params["drift_docker_max_file_bytes"]),
+        "timeout": int(params["drift_docker_timeout"]),
     }
 
 
-def postgres_request(databases, docker_host=None, limits=None):
+def _docker_host(params):
+    host = str(params["drift_docker_host"])
+    if not host.startswith("unix://"):
+        raise RequestError("drift_docker_host must be a unix:// socket, e.g. unix:///var/run/docker.sock")
+    return host
+
+
+def postgres_request(params):
     """The postgres area's request without any password, or None when no database is configured.
 
     The request is stored in the run directory and may be shown by Ansible: passwords travel
     apart (postgres_passwords), into a no_log option of the module.
     """
+    databases = params["drift_postgres"]
     if not databases:
         return None
     names = set()
@@ -108,25 +124,19 @@ def postgres_request(databases, docker_host=None, limits=None):
                 "container": str(item["container"]) if item.get("container") else None,
             }
         )
-    limits = dict(limits or {})
     return {
         "databases": normalised,
-        "docker_host": str(docker_host or "unix:///var/run/docker.sock"),
-        "timeout": int(limits.get("timeout", 60)),
-        "statement_timeout_ms": int(limits.get("statement_timeout_ms", 30000)),
-        "lock_timeout_ms": int(limits.get("lock_timeout_ms", 5000)),
+        "docker_host": _docker_host(params),
+        "timeout": int(params["drift_postgres_timeout"]),
+        "statement_timeout_ms": int(params["drift_postgres_statement_timeout_ms"]),
+        "lock_timeout_ms": int(params["drift_postgres_lock_timeout_ms"]),
     }
 
 
-def postgres_passwords(databases):
-    """{name: password} of the databases that have one (for the module's no_log option)."""
+def postgres_secrets(params):
+    """{name: password} of the databases that have one: a no_log option of the module, never in the request."""
     return {
         str(item["name"]): str(item["password"])
-        for item in databases or []
+        for item in params.get("drift_postgres") or []
         if isinstance(item, dict) and item.get("name") and item.get("password") not in (None, "")
     }
-
-
-def configured_areas(requests):
-    """Only the areas that have a request (an area with no input is not configured)."""
-    return {area: request for area, request in (requests or {}).items() if request is not None}

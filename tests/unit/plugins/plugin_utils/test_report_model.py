@@ -16,7 +16,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer impo
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
-TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
+TEMPLATE = ROOT / "roles" / "audit" / "templates" / "report.md.j2"
 
 
 def sample_audit():

@@ -2,11 +2,8 @@
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
-    RequestError,
-    configured_areas,
-    env_request,
-)
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError, postgres_secrets
 from ansible_collections.envparity.audit.plugins.plugin_utils.summary import MAX_REASON, failure_reason, summary_lines
 
 
@@ -46,8 +43,14 @@ def test_failure_reason_is_one_bounded_line():
 
 
 def test_env_request():
-    assert env_request([]) is None
-    assert env_request([{"name": "app", "path": "a.env"}], "/p", 5) == {
+    assert build_request("env", {"drift_env_files": []}) is None
+    assert build_request("env", {}) is None
+    params = {
+        "drift_env_files": [{"name": "app", "path": "a.env"}],
+        "drift_project_dir": "/p",
+        "drift_env_max_file_bytes": 5,
+    }
+    assert build_request("env", params) == {
         "project_dir": "/p",
         "files": [{"name": "app", "path": "a.env", "template": None}],
         "max_bytes": 5,
@@ -64,21 +67,23 @@ def test_env_request():
 )
 def test_env_request_rejects_bad_input(files, message):
     with pytest.raises(RequestError, match=message):
-        env_request(files)
+        build_request("env", {"drift_env_files": files})
 
 
-def test_configured_areas_drops_unset():
-    assert configured_areas({"env": None, "docker": {"x": 1}}) == {"docker": {"x": 1}}
+def test_requests_take_the_role_defaults():
+    request = build_request("git", {"drift_git_repos": [{"name": "app", "path": "."}]})
+    assert (request["history_limit"], request["timeout"], request["fetch"]) == (200, 20, False)
+    request = build_request("docker", {"drift_compose": [{"name": "app", "files": ["c.yml"]}]})
+    assert request["docker_host"] == "unix:///var/run/docker.sock" and request["max_file_bytes"] == 1048576
 
 
 def test_postgres_request_never_carries_a_password():
-    from ansible_collections.envparity.audit.plugins.plugin_utils.requests import postgres_passwords, postgres_request
-
     databases = [
         {"name": "app", "dbname": "ai_assistant", "user": "prod_user", "password": "CANARYpw123", "container": "db-1"},
         {"name": "analytics", "dbname": "analytics", "user": "prod_user", "host": "127.0.0.1", "port": "55433"},
     ]
-    request = postgres_request(databases, "unix:///run/d.sock", {"timeout": 9})
+    params = {"drift_postgres": databases, "drift_docker_host": "unix:///run/d.sock", "drift_postgres_timeout": 9}
+    request = build_request("postgres", params)
     assert "CANARYpw123" not in repr(request)
     assert request["databases"][1] == {
         "name": "analytics",
@@ -89,7 +94,7 @@ def test_postgres_request_never_carries_a_password():
         "container": None,
     }
     assert request["timeout"] == 9 and request["docker_host"] == "unix:///run/d.sock"
-    assert postgres_passwords(databases) == {"app": "CANARYpw123"}
-    assert postgres_request([]) is None
+    assert postgres_secrets(params) == {"app": "CANARYpw123"}
+    assert build_request("postgres", {"drift_postgres": []}) is None
     with pytest.raises(RequestError, match="needs a name, a dbname and a user"):
-        postgres_request([{"name": "x"}])
+        build_request("postgres", {"drift_postgres": [{"name": "x"}]})
