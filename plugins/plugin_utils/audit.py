@@ -3,8 +3,10 @@
 Pure Python; no Ansible imports. The report action plugin is thin glue around build_audit().
 """
 
+from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
 from ansible_collections.envparity.audit.plugins.module_utils.collect import without_gc
-from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, pg_diff, run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import diff_rules
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
@@ -15,15 +17,11 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     sort_key,
     unknown_cell,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.one_finding import one_finding_per_fact
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import apply_rules, load_rules
 
-# One entry per area: its diff rules and how to list the subjects a request names.
-AREAS = {
-    "docker": docker_diff,
-    "env": env_diff,
-    "git": git_diff,
-    "postgres": pg_diff,
-}
+# The key of the findings about a subject as a whole (configured here, not there; not collected).
+SUBJECT_KEY = "*"
 
 
 class AuditConfigError(ValueError):
@@ -65,6 +63,14 @@ def build_columns(environments, groups, participating):
     return columns
 
 
+def environment_rows(environments, columns):
+    """Every environment of drift_environments, with the hosts of it that took part (maybe none)."""
+    return [
+        {"name": name, "hosts": [column["host"] for column in columns if column["environment"] == name]}
+        for name in environments
+    ]
+
+
 def host_state(facts, error):
     """Collection status of one host: ok, unreachable, failed or not collected."""
     if facts is not None:
@@ -100,14 +106,26 @@ def area_cells(area, columns, states, requests):
     return cells
 
 
-def unknown_findings(area, columns, cells, requests):
-    """'Could not collect' is never 'same': one unknown finding per subject a failed host was to audit."""
+def configured_subjects(area, columns, requests):
+    """{label: set of subject names} of the columns whose host configures the area."""
+    subjects_of = diff_rules(area).subjects
+    return {
+        column["label"]: set(subjects_of(requests[column["host"]][area]))
+        for column in columns
+        if (requests.get(column["host"]) or {}).get(area) is not None
+    }
+
+
+def unknown_findings(area, columns, cells, configured):
+    """'Could not collect' is never 'same': one unknown finding per subject a failed host was to
+    audit (every subject configured anywhere, when the host's own request could not be built)."""
+    everywhere = set().union(*configured.values()) if configured else set()
     by_subject = {}
     for column in columns:
-        cell = cells[column["label"]]
-        if is_unknown(cell):
-            for subject in AREAS[area].subjects(requests[column["host"]][area]):
-                by_subject.setdefault(subject, []).append(column["label"])
+        label = column["label"]
+        if is_unknown(cells[label]):
+            for subject in configured.get(label) or everywhere:
+                by_subject.setdefault(subject, []).append(label)
     findings = []
     for subject, labels in sorted(by_subject.items()):
         values = {column["label"]: ("collected" if cells[column["label"]] is not None else None) for column in columns}
@@ -115,21 +133,79 @@ def unknown_findings(area, columns, cells, requests):
         reasons = "; ".join("%s: %s" % (label, cells[label]["unknown"]) for label in labels)
         findings.append(
             make_finding(
-                area,
-                subject,
-                "*",
-                "unknown",
-                "collect.failed",
-                "high",
-                values,
-                labels,
-                "%s %s could not be collected on %s (%s); it was not compared."
+                area=area,
+                subject=subject,
+                key=SUBJECT_KEY,
+                kind="unknown",
+                check="collect.failed",
+                severity="high",
+                values=values,
+                environments=labels,
+                message="%s %s could not be collected on %s (%s); it was not compared."
                 % (area, subject, join_names(labels), reasons),
-                "Make %s reachable and the area readable, then audit again; until then its drift is unknown."
-                % join_names(labels),
+                recommendation="Make %s reachable and the area readable, then audit again; until then its drift "
+                "is unknown." % join_names(labels),
             )
         )
     return findings
+
+
+def not_configured_findings(area, columns, configured):
+    """A subject configured on some hosts and not on others: never silently compared with nothing."""
+    labels = [column["label"] for column in columns]
+    findings = []
+    for subject in sorted(set().union(*configured.values()) if configured else ()):
+        lacking = [label for label in labels if subject not in configured.get(label, ())]
+        if not lacking:
+            continue
+        having = [label for label in labels if label not in lacking]
+        values = {label: ("configured" if label in having else "not configured") for label in labels}
+        findings.append(
+            make_finding(
+                area=area,
+                subject=subject,
+                key=SUBJECT_KEY,
+                kind="missing",
+                check="%s.not_configured" % area,
+                severity="medium",
+                values=values,
+                environments=lacking,
+                message="%s %s is configured for %s but not for %s, so it is not compared there."
+                % (area, subject, join_names(having), join_names(lacking)),
+                recommendation="Configure %s %s for %s (the %s area's variables), or remove it from %s."
+                % (area, subject, join_names(lacking), area, join_names(having)),
+            )
+        )
+    return findings
+
+
+def compared_environments(area, columns, cells):
+    """The environments where the area's facts were read on at least one host."""
+    found = []
+    for column in columns:
+        cell = cells[column["label"]]
+        if cell is not None and not is_unknown(cell) and column["environment"] not in found:
+            found.append(column["environment"])
+    return found
+
+
+def not_compared_finding(area, environments, compared, labels):
+    """Fewer than two environments compared for an area: the audit says so and fails any gate."""
+    missing = [name for name in environments if name not in compared]
+    return make_finding(
+        area=area,
+        subject=SUBJECT_KEY,
+        key=SUBJECT_KEY,
+        kind="unknown",
+        check="audit.not_compared",
+        severity="critical",
+        values={label: None for label in labels},
+        environments=[],
+        message="%s was compared across %d environment(s) (%s): %s gave nothing to compare with, so no drift "
+        "could be seen." % (area, len(compared), join_names(compared) or "none", join_names(missing)),
+        recommendation="Configure and collect the %s area in %s (check the inventory's group_vars and the "
+        "collection errors), then audit again." % (area, join_names(missing)),
+    )
 
 
 def _stale_candidates(stale, audited_areas, findings, column_count):
@@ -169,18 +245,25 @@ def build_audit(run_directory, environments, production_environments, groups, re
     )
     errors = []
     findings = []
+    compared = {}
     with without_gc():
         for area in audited:
-            if area not in AREAS:
+            if area not in AREA_NAMES:
                 errors.append({"host": None, "area": area, "message": "no diff rules for area %s" % area})
                 continue
             cells = area_cells(area, columns, states, requests)
-            findings += unknown_findings(area, columns, cells, requests)
-            findings += AREAS[area].diff(labels, cells, {"baseline": labels[0], "production": production})
+            configured = configured_subjects(area, columns, requests)
+            findings += unknown_findings(area, columns, cells, configured)
+            findings += not_configured_findings(area, columns, configured)
+            findings += diff_rules(area).diff(labels, cells, {"baseline": labels[0], "production": production})
+            compared[area] = compared_environments(area, columns, cells)
+            if len(compared[area]) < 2 <= len(environments):
+                findings.append(not_compared_finding(area, environments, compared[area], labels))
     rules, rule_errors = load_rules(rules_files)
     errors += [{"host": None, "area": None, "message": message} for message in rule_errors]
     environment_of = {column["label"]: column["environment"] for column in columns}
     stale = _stale_candidates(apply_rules(findings, rules, environment_of), audited, findings, len(columns))
+    findings = one_finding_per_fact(findings)
     findings.sort(key=sort_key)
     for column in columns:
         state = states[column["host"]]
@@ -194,6 +277,8 @@ def build_audit(run_directory, environments, production_environments, groups, re
     gating = [f for f in findings if not f["expected"] and at_or_above(f["severity"], fail_on)]
     return {
         "columns": columns,
+        "environments": environment_rows(environments, columns),
+        "compared": compared,
         "states": states,
         "production": sorted(production),
         "audited_areas": audited,

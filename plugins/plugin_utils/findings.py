@@ -18,7 +18,7 @@ def is_unknown(cell):
     return isinstance(cell, dict) and "unknown" in cell
 
 
-def make_finding(area, subject, key, kind, check, severity, values, environments, message, recommendation):
+def make_finding(*, area, subject, key, kind, check, severity, values, environments, message, recommendation):
     if kind not in KINDS:
         raise ValueError("unknown finding kind %r" % kind)
     if severity not in SEVERITY_RANK:
@@ -111,7 +111,16 @@ class SubjectColumns:
         full.update(self.cells_not_compared())
         full.update(values)
         finding = make_finding(
-            self.AREA, self.name, key, kind, check, severity, full, environments, message, recommendation
+            area=self.AREA,
+            subject=self.name,
+            key=key,
+            kind=kind,
+            check=check,
+            severity=severity,
+            values=full,
+            environments=environments,
+            message=message,
+            recommendation=recommendation,
         )
         if detail is not None:
             finding["detail"] = detail

@@ -110,10 +110,15 @@ def test_a_failed_area_is_unknown_and_a_missing_host_is_not_collected(tmp_path):
     audit = build_audit(
         directory, ["dev", "prod"], ["prod"], GROUPS, {h: REQUEST for h in ("d", "p1", "p2")}, [], "never"
     )
-    unknown = audit["findings"][0]
+    (unknown,) = [f for f in audit["findings"] if f["check"] == "collect.failed"]
     assert unknown["values"]["prod/p1"] == {"unknown": "area env failed: PermissionError: denied"}
     assert unknown["values"]["prod/p2"]["unknown"].startswith("not collected")
     assert audit["gate"]["tripped"] is False
+    # prod gave nothing to compare with: the audit says so, and that fails any gate but never
+    (alone,) = [f for f in audit["findings"] if f["check"] == "audit.not_compared"]
+    assert (alone["area"], alone["kind"], alone["severity"]) == ("env", "unknown", "critical")
+    assert "dev" in alone["message"] and "prod gave nothing to compare with" in alone["message"]
+    assert audit["compared"] == {"env": ["dev"]}
 
 
 def test_rules_for_areas_not_audited_are_not_stale(tmp_path):
@@ -130,19 +135,56 @@ def test_rules_for_areas_not_audited_are_not_stale(tmp_path):
     assert alone["stale_rules"] == []
 
 
-def test_unconfigured_area_on_a_host_is_not_unknown(tmp_path):
+def test_an_area_configured_on_one_host_only_is_a_finding_never_unknown(tmp_path):
     _, directory = run_dir.new_run(str(tmp_path))
     store(directory, "d", env_data({"A": "1"}))
     run_dir.store_facts(directory, "p1", pack({"areas": {}}))
-    audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, {"d": REQUEST, "p1": {"env": None}}, [], "never")
-    assert audit["findings"] == []
+    audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, {"d": REQUEST, "p1": {}}, [], "high")
+    found = {(f["subject"], f["key"], f["kind"], f["check"], f["severity"]) for f in audit["findings"]}
+    assert found == {
+        ("app", "*", "missing", "env.not_configured", "medium"),
+        ("*", "*", "unknown", "audit.not_compared", "critical"),
+    }
+    (missing,) = [f for f in audit["findings"] if f["check"] == "env.not_configured"]
+    assert missing["values"] == {"dev": "configured", "prod": "not configured"}
+    assert missing["environments"] == ["prod"]
+    assert audit["gate"]["tripped"] is True
+    assert audit["environments"] == [{"name": "dev", "hosts": ["d"]}, {"name": "prod", "hosts": ["p1"]}]
 
 
-def test_the_garbage_collector_is_restored_after_the_diff(tmp_path):
+def test_an_environment_without_any_host_in_the_run_is_listed(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    audit = build_audit(directory, ["dev", "prod"], [], GROUPS, {"d": REQUEST}, [], "never")
+    assert audit["environments"] == [{"name": "dev", "hosts": ["d"]}, {"name": "prod", "hosts": []}]
+    assert [f["check"] for f in audit["findings"]] == ["audit.not_compared"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_diff_runs_without_the_garbage_collector_which_is_restored_after(tmp_path, monkeypatch, fails):
     import gc
+    import types
 
+    from ansible_collections.envparity.audit.plugins.plugin_utils import audit as audit_module
+
+    seen = []
+
+    def diff(labels, cells, context):
+        seen.append(gc.isenabled())
+        if fails:
+            raise RuntimeError("diff failed")
+        return []
+
+    monkeypatch.setattr(
+        audit_module, "diff_rules", lambda area: types.SimpleNamespace(diff=diff, subjects=lambda r: [])
+    )
     _, directory = run_dir.new_run(str(tmp_path))
     store(directory, "d", env_data({"A": "1"}))
     assert gc.isenabled()
-    build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [], "never")
+    if fails:
+        with pytest.raises(RuntimeError):
+            build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [], "never")
+    else:
+        build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [], "never")
+    assert seen == [False]
     assert gc.isenabled()

@@ -13,7 +13,18 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.rules import (
 
 
 def finding(key, kind="changed", check="env.value_changed", environments=("prod",)):
-    return make_finding("env", "app", key, kind, check, "low", {}, environments, "m", "r")
+    return make_finding(
+        area="env",
+        subject="app",
+        key=key,
+        kind=kind,
+        check=check,
+        severity="low",
+        values={},
+        environments=environments,
+        message="m",
+        recommendation="r",
+    )
 
 
 def test_parse_and_apply():
