@@ -56,6 +56,8 @@ class ActionModule(ActionBase):
                 lambda area: validate_variables(area, read_variables(area, task_vars, self._templar)),
             )
         except (RoleVariablesError, RequestError) as exc:
+            # Known to the report as a host whose areas are unknown (never "not configured").
+            rundir.store_request(run_directory, host, None)
             raise AnsibleActionFail("cannot audit %s: %s" % (host, exc)) from None
         # Recorded before contacting the host: an unreachable host is still known to the report.
         rundir.store_request(run_directory, host, areas)

@@ -37,7 +37,7 @@ def role_dir(role):
     return os.path.join(COLLECTION_ROOT, "roles", role)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spec_options(role):
     with open(os.path.join(role_dir(role), "meta", "argument_specs.yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)["argument_specs"]["main"]["options"]

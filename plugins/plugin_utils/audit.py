@@ -89,10 +89,13 @@ def area_cells(area, columns, states, requests):
     cells = {}
     for column in columns:
         host = column["host"]
-        if (requests.get(host) or {}).get(area) is None:
+        state = states[host]
+        if requests.get(host) is None:  # the host's variables did not validate: nothing is known
+            cells[column["label"]] = unknown_cell("%s: %s" % (state["status"], state["reason"]))
+            continue
+        if requests[host].get(area) is None:
             cells[column["label"]] = None
             continue
-        state = states[host]
         if state["status"] != "ok":
             cells[column["label"]] = unknown_cell("%s: %s" % (state["status"], state["reason"]))
             continue
@@ -114,6 +117,7 @@ def configured_subjects(area, columns, requests):
         for column in columns
         if (requests.get(column["host"]) or {}).get(area) is not None
     }
+
 
 
 def unknown_findings(area, columns, cells, configured):
@@ -150,16 +154,20 @@ def unknown_findings(area, columns, cells, configured):
     return findings
 
 
-def not_configured_findings(area, columns, configured):
-    """A subject configured on some hosts and not on others: never silently compared with nothing."""
+def not_configured_findings(area, columns, cells, configured):
+    """A subject configured on some hosts and not on others: never silently compared with nothing.
+    (A host whose facts are unknown is not said to lack it: unknown_findings speaks for it.)"""
     labels = [column["label"] for column in columns]
     findings = []
     for subject in sorted(set().union(*configured.values()) if configured else ()):
-        lacking = [label for label in labels if subject not in configured.get(label, ())]
+        lacking = [
+            label for label in labels if subject not in configured.get(label, ()) and not is_unknown(cells[label])
+        ]
         if not lacking:
             continue
-        having = [label for label in labels if label not in lacking]
+        having = [label for label in labels if subject in configured.get(label, ())]
         values = {label: ("configured" if label in having else "not configured") for label in labels}
+        values.update({label: cells[label] for label in labels if is_unknown(cells[label])})
         findings.append(
             make_finding(
                 area=area,
@@ -254,7 +262,7 @@ def build_audit(run_directory, environments, production_environments, groups, re
             cells = area_cells(area, columns, states, requests)
             configured = configured_subjects(area, columns, requests)
             findings += unknown_findings(area, columns, cells, configured)
-            findings += not_configured_findings(area, columns, configured)
+            findings += not_configured_findings(area, columns, cells, configured)
             findings += diff_rules(area).diff(labels, cells, {"baseline": labels[0], "production": production})
             compared[area] = compared_environments(area, columns, cells)
             if len(compared[area]) < 2 <= len(environments):

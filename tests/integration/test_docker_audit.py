@@ -9,7 +9,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from .test_env_audit import SCHEMA, identity, planted
+from .test_env_audit import SCHEMA, identities, planted
 
 DOCKER = ["docker", "-H", "unix:///run/envparity-lab/docker.sock"]
 BOMB = """x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -56,7 +56,7 @@ def test_docker_recall_and_precision_against_the_manifest(audit, lab):
     report = result.report
     jsonschema.validate(report, SCHEMA)
     assert report["areas"] == ["docker"]
-    found = sorted(identity(f) for f in report["findings"])
+    found = identities(report["findings"])
     expected = planted(lab["manifest"], area="docker")
     assert sorted(set(expected) - set(found)) == [], "planted but not found"
     assert sorted(set(found) - set(expected)) == [], "found but never planted"

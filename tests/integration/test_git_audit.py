@@ -9,7 +9,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from .test_env_audit import SCHEMA, identity, planted
+from .test_env_audit import SCHEMA, identities, planted
 
 
 def test_git_recall_and_precision_against_the_manifest(audit, lab):
@@ -18,7 +18,7 @@ def test_git_recall_and_precision_against_the_manifest(audit, lab):
     report = result.report
     jsonschema.validate(report, SCHEMA)
     assert report["areas"] == ["git"]
-    found = sorted(identity(f) for f in report["findings"])
+    found = identities(report["findings"])
     expected = planted(lab["manifest"], area="git")
     assert sorted(set(expected) - set(found)) == [], "planted but not found"
     assert sorted(set(found) - set(expected)) == [], "found but never planted"
@@ -33,7 +33,7 @@ def test_every_area_in_one_run(audit, lab):
     result = audit()
     assert result.rc == 0, result.stdout
     assert result.report["areas"] == ["docker", "env", "git", "postgres"]
-    found = sorted(identity(f) for f in result.report["findings"])
+    found = identities(result.report["findings"])
     areas = ("docker", "env", "git", "postgres")
     assert found == sorted(item for area in areas for item in planted(lab["manifest"], area))
     # one module execution per host gathers both areas

@@ -5,7 +5,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from .test_env_audit import SCHEMA, identity, planted
+from .test_env_audit import SCHEMA, identities, planted
 
 DOCKER = ["docker", "-H", "unix:///run/envparity-lab/docker.sock"]
 DEV_PSQL = [
@@ -60,7 +60,7 @@ def test_postgres_recall_and_precision_against_the_manifest(audit, lab):
     report = result.report
     jsonschema.validate(report, SCHEMA)
     assert report["areas"] == ["postgres"]
-    found = sorted(identity(f) for f in report["findings"])
+    found = identities(report["findings"])
     expected = planted(lab["manifest"], area="postgres")
     assert sorted(set(expected) - set(found)) == [], "planted but not found"
     assert sorted(set(found) - set(expected)) == [], "found but never planted"

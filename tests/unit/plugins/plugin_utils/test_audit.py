@@ -188,3 +188,17 @@ def test_the_diff_runs_without_the_garbage_collector_which_is_restored_after(tmp
         build_audit(directory, ["dev"], [], GROUPS, {"d": REQUEST}, [], "never")
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_a_host_whose_variables_did_not_validate_is_unknown_for_every_subject(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    run_dir.store_request(directory, "p1", None)
+    run_dir.store_error(directory, "p1", {"host": "p1", "status": "failed", "reason": "cannot audit p1: bad"})
+    requests = run_dir.load_requests(directory)
+    requests["d"] = REQUEST
+    audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, requests, [], "never")
+    found = {(f["subject"], f["check"]) for f in audit["findings"]}
+    assert found == {("app", "collect.failed"), ("*", "audit.not_compared")}
+    (unknown,) = [f for f in audit["findings"] if f["check"] == "collect.failed"]
+    assert unknown["values"]["prod"] == {"unknown": "failed: cannot audit p1: bad"}
