@@ -51,7 +51,9 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_forms impor
     _text,
     canonical_port,
     canonical_volume,
+    port_list,
     project_relative,
+    volume_names,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve, _safe_key
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
@@ -253,7 +255,7 @@ def _logging(value, redactor):
     return {"driver": driver, "options": dict(sorted(options.items()))}
 
 
-def _service(real, base_dir, hmac_key, redactor, project_root=None):
+def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volumes=None):
     """One merged service in the SERVICE shape of docs/docker-facts.md."""
     environment = _environment(real.get("environment"), hmac_key)
     service = _displayed(real)
@@ -270,9 +272,9 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None):
     build = _build(service.get("build"))
     if build is not None:
         build = {key: masked(value) for key, value in build.items()}
-    ports = {canonical_port(item) or _text(item) for item in service.get("ports") or [] if item is not None}
+    ports = port_list(canonical_port(item) or _text(item) for item in service.get("ports") or [] if item is not None)
     volumes = {
-        project_relative(canonical_volume(item, base_dir), project_root)
+        project_relative(canonical_volume(item, base_dir, named_volumes), project_root)
         for item in service.get("volumes") or []
         if item is not None
     }
@@ -291,7 +293,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None):
         "build": build,
         "command": redactor.free_text(service.get("command")),
         "entrypoint": redactor.free_text(service.get("entrypoint")),
-        "ports": masked_list(sorted(ports)),
+        "ports": masked_list(ports),
         "environment": environment,
         "env_file": env_files,
         "volumes": masked_list(sorted(volumes)),
@@ -321,11 +323,12 @@ def normalize_project_name(name):
     return _PROJECT_CHARS.sub("", name.lower()).lstrip("_-") or None
 
 
-def _services(merged, interpolators, base_dir, hmac_key, project_root):
+def _services(merged, interpolators, base_dir, hmac_key, project_root, project):
     """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
     redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolators))
+    named_volumes = volume_names(_displayed(merged.get("volumes")), project)
     return {
-        redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root)
+        redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root, named_volumes)
         for name, real in sorted(_dict(merged.get("services")).items())
     }
 
@@ -385,9 +388,6 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
 
     base_dir = os.path.dirname(paths[0]) if paths else None
     root = os.path.normpath(_resolve(".", project_dir)) if project_dir else None
-    services = {}
-    if merged is not None:
-        services = _services(merged, [interpolator, *includes.interpolators], base_dir, hmac_key, root)
     name = None
     if merged is not None:
         shown = _displayed(merged.get("name"))
@@ -397,6 +397,9 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
         project = normalize_project_name(candidate)
         if project:
             break
+    services = {}
+    if merged is not None:
+        services = _services(merged, [interpolator, *includes.interpolators], base_dir, hmac_key, root, project)
     return {
         "project": project,
         "status": "failed" if problems else "ok",
