@@ -8,6 +8,7 @@ forms_inspect.json) and, when the lab is up, the lab's running containers, read 
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,18 @@ PORT_LISTS = [
 @pytest.mark.parametrize(("texts", "expected"), PORT_LISTS)
 def test_port_list(texts, expected):
     assert port_list(texts) == expected
+
+
+def test_port_list_of_a_hostile_size_stays_small_and_quick():
+    """Ranges are joined, never expanded: every port of the host, one by one or as wide ranges, is one line."""
+    started = time.monotonic()
+    one_by_one = ["%d:%d/tcp" % (port, port) for port in range(1, 65536)]
+    assert port_list(one_by_one) == ["1-65535:1-65535/tcp"]
+    assert port_list(["1-65535:1-65535/tcp"] * 10000 + ["1-65535/udp"] * 10000) == [
+        "1-65535/udp",
+        "1-65535:1-65535/tcp",
+    ]
+    assert time.monotonic() - started < 5.0
 
 
 def test_volume_forms():
