@@ -11,7 +11,8 @@ stopped or removed.
 
 The answers are normalised into the ENGINE facts of docs/docker-facts.md:
 environment values go through ``describe_value`` (secrets leave the host only
-as fingerprints), ports and mounts become canonical strings, and volatile
+as fingerprints), ports and mounts become the canonical strings of
+docker_forms (which the compose side writes through too), and volatile
 values (ids of containers, creation and start times, pids) are dropped.
 
 The whole collection runs within ``timeout`` seconds: each socket operation
