@@ -227,7 +227,7 @@ get(api + "/images/json")
 """
 
 # The compose section: the stack's env file read, its compose files loaded with PyYAML (libyaml's
-# parser when there is one, BaseLoader's strings-only semantics, like plugins/module_utils/compose.py).
+# parser when there is one, BaseLoader's strings-only semantics, like plugins/module_utils/compose_load.py).
 COMPOSE_PY = """\
 import json, sys, yaml
 loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)

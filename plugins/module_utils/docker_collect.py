@@ -52,9 +52,9 @@ def _collect_stacks(request, hmac_key):
         return {}
     try:
         # Imported here: the engine side works (and is tested) without it.
-        from ansible_collections.envparity.audit.plugins.module_utils import compose
+        from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
 
-        return compose.collect_stacks(
+        return collect_stacks(
             stacks,
             request.get("project_dir"),
             hmac_key,

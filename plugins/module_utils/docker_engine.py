@@ -11,7 +11,8 @@ stopped or removed.
 
 The answers are normalised into the ENGINE facts of docs/docker-facts.md:
 environment values go through ``describe_value`` (secrets leave the host only
-as fingerprints), ports and mounts become canonical strings, and volatile
+as fingerprints), ports and mounts become the canonical strings of
+docker_forms (which the compose side writes through too), and volatile
 values (ids of containers, creation and start times, pids) are dropped.
 
 The whole collection runs within ``timeout`` seconds: each socket operation
@@ -37,6 +38,12 @@ import threading
 import time
 
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import CollectError
+from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import (
+    port_list,
+    port_text,
+    volume_name,
+    volume_text,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
@@ -59,8 +66,6 @@ _API_VERSION = re.compile(r"^[0-9]{1,3}\.[0-9]{1,3}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # The name Docker gives an anonymous volume: 64 hex digits.
 _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
-# Host addresses that mean "every address": rendered without an ip.
-_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]"})
 _NONE_TAGS = frozenset({"<none>:<none>", "<none>@<none>"})
 # What a container id from the list may look like before it goes into a path.
 _CONTAINER_ID = re.compile(r"^[0-9A-Za-z_.-]+$")
@@ -360,16 +365,17 @@ def _port_key(key):
     return port, (proto or "tcp").lower()
 
 
-def _host_ip(ip):
-    if ip in _ANY_ADDRESS:
-        return ""
-    if ":" in ip and not ip.startswith("["):
-        return "[%s]" % ip
-    return ip
+def _binding_texts(bindings):
+    for key, targets in _dict(bindings).items():
+        if not isinstance(key, str) or not isinstance(targets, list):
+            continue
+        port, proto = _port_key(key)
+        for binding in _dicts(targets):
+            yield port_text(_str(binding.get("HostIp")), _str(binding.get("HostPort")), port, proto)
 
 
 def canonical_ports(bindings):
-    """Published ports as sorted "[ip:]published:target/proto" strings.
+    """Published ports in the canonical form of docker_forms (port_list), as the compose side writes them.
 
     ``bindings`` is HostConfig.PortBindings or NetworkSettings.Ports:
     ``{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, ...] | None}``.
@@ -378,19 +384,7 @@ def canonical_ports(bindings):
     host port (an ephemeral one) is "target/proto"; a port that is only
     exposed (no binding at all) is not published and is left out.
     """
-    ports = set()
-    for key, targets in _dict(bindings).items():
-        if not isinstance(key, str) or not isinstance(targets, list):
-            continue
-        port, proto = _port_key(key)
-        for binding in _dicts(targets):
-            host_port = _str(binding.get("HostPort"))
-            ip = _host_ip(_str(binding.get("HostIp")) or "")
-            if host_port is None:
-                ports.add("%s%s/%s" % (ip + ":" if ip else "", port, proto))
-            else:
-                ports.add("%s%s:%s/%s" % (ip + ":" if ip else "", host_port, port, proto))
-    return sorted(ports)
+    return port_list(_binding_texts(bindings))
 
 
 def container_ports(inspect):
@@ -406,19 +400,20 @@ def container_ports(inspect):
     bindings = host_config.get("PortBindings")
     if not isinstance(bindings, dict):
         return canonical_ports(_dict(inspect.get("NetworkSettings")).get("Ports"))
-    ports = set(canonical_ports(bindings))
+    ports = list(_binding_texts(bindings))
     if host_config.get("PublishAllPorts") is True:
         bound = {_port_key(key) for key, value in bindings.items() if isinstance(key, str) and value}
         for key in _dict(_dict(inspect.get("Config")).get("ExposedPorts")):
             if isinstance(key, str) and _port_key(key) not in bound:
-                ports.add("%s/%s" % _port_key(key))
-    return sorted(ports)
+                ports.append(port_text(None, None, *_port_key(key)))
+    return port_list(ports)
 
 
-def canonical_mounts(mounts):
-    """Mounts as sorted "source:target[:ro]" strings.
+def canonical_mounts(mounts, project=None):
+    """Mounts as sorted "source:target[:ro]" strings, the canonical form of docker_forms.
 
-    Named volumes by name, bind mounts by host path; an anonymous volume
+    Named volumes by name (without the "<project>_" prefix Compose gives the
+    volumes of ``project``), bind mounts by host path; an anonymous volume
     (a 64-hex-digit name) or a mount without a source (tmpfs) is ":target".
     """
     found = set()
@@ -428,16 +423,12 @@ def canonical_mounts(mounts):
             continue
         if mount.get("Type") == "volume":
             source = _str(mount.get("Name")) or ""
-            if _ANONYMOUS_VOLUME.match(source):
-                source = ""
+            source = "" if _ANONYMOUS_VOLUME.match(source) else volume_name(source, project)
         elif mount.get("Type") == "tmpfs":
             source = ""
         else:
             source = _str(mount.get("Source")) or ""
-        text = "%s:%s" % (source, target)
-        if mount.get("RW") is False:
-            text += ":ro"
-        found.add(text)
+        found.add(volume_text(source, target, mount.get("RW") is False))
     return sorted(found)
 
 
@@ -478,9 +469,10 @@ def normalize_container(inspect, hmac_key, repo_digests=None):
         name = restart.get("Name")
         restart_policy = name if isinstance(name, str) and name else "no"
     name = _str(inspect.get("Name")) or ""
+    project = _str(labels.get(COMPOSE_PROJECT_LABEL))
     return {
         "name": name[1:] if name.startswith("/") else name,
-        "project": _str(labels.get(COMPOSE_PROJECT_LABEL)),
+        "project": project,
         "service": _str(labels.get(COMPOSE_SERVICE_LABEL)),
         "image": _str(config.get("Image")),
         "image_id": image_id,
@@ -491,7 +483,7 @@ def normalize_container(inspect, hmac_key, repo_digests=None):
         "exit_code": _int(state.get("ExitCode"), 0),
         "oom_killed": _bool(state.get("OOMKilled")),
         "ports": container_ports(inspect),
-        "mounts": canonical_mounts(inspect.get("Mounts")),
+        "mounts": canonical_mounts(inspect.get("Mounts"), project),
         "environment": describe_environment(config.get("Env"), hmac_key),
         "memory": _positive(host_config.get("Memory")),
         "nano_cpus": _positive(host_config.get("NanoCpus")),
