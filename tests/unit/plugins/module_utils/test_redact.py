@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
+    fingerprint_bytes,
     is_secret_name,
     looks_like_token,
     split_url_password,
@@ -281,12 +282,19 @@ def test_split_url_password_none(value):
 # --- fingerprints ----------------------------------------------------------------
 
 
-def test_fingerprint_format_and_stability():
-    fp = fingerprint(KEY, "value")
-    assert fp.startswith("hmac-sha256:")
-    assert len(fp) == len("hmac-sha256:") + 24
-    assert all(c in "0123456789abcdef" for c in fp.split(":", 1)[1])
-    assert fingerprint(KEY, "value") == fp
+# Known vectors, computed once outside this code with
+#   printf 'value' | openssl dgst -sha256 -hmac kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk
+# (KEY is 32 times "k"; the text is UTF-8): the first 24 hex digits of the HMAC-SHA256.
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("value", "hmac-sha256:1a88f3d1425c95a565ef0c28"),
+        ("é🚀", "hmac-sha256:846bb8c8d2747de57ba9b6a9"),
+    ],
+)
+def test_fingerprint_format_and_stability(value, expected):
+    assert fingerprint(KEY, value) == expected
+    assert fingerprint_bytes(KEY, value.encode("utf-8")) == expected
 
 
 def test_fingerprint_is_keyed():

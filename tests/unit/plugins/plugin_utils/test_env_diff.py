@@ -137,9 +137,19 @@ def test_broken_file_is_reported_once_and_keys_are_not_compared():
 
 
 def test_unknown_column_is_marked_not_compared():
-    cells = {"dev": {"files": {"app": env_file({"A": plain("1")})}}, "prod": unknown_cell("unreachable: refused")}
-    findings = env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
-    assert findings == []
+    dev = {"files": {"app": env_file({"A": plain("1"), "L": plain("a")})}}
+    web1 = {"files": {"app": env_file({"L": plain("b")})}}
+    context = {"baseline": "dev", "production": {"prod/web1", "prod/web2"}}
+    # Control: a readable host lacking A is reported; the unknown one below must not be.
+    control = env_diff.diff(["dev", "prod/web1"], {"dev": dev, "prod/web1": web1}, context)
+    assert checks(control) == [("A", "missing", "env.key_missing"), ("L", "changed", "env.value_changed")]
+    columns = ["dev", "prod/web1", "prod/web2"]
+    cells = {"dev": dev, "prod/web1": web1, "prod/web2": unknown_cell("unreachable: refused")}
+    findings = env_diff.diff(columns, cells, context)
+    assert checks(findings) == checks(control)
+    for finding in findings:
+        assert finding["values"]["prod/web2"] == {"unknown": "unreachable: refused"}
+        assert finding["environments"] == ["prod/web1"]
 
 
 def test_secret_values_are_labelled_never_shown():
