@@ -8,6 +8,7 @@ Pure Python; no Ansible imports.
 import re
 from urllib.parse import urlsplit
 
+from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     is_unknown,
@@ -20,7 +21,9 @@ AREA = "env"
 FILE_KEY = "@file"
 MODE_KEY = "@file.mode"
 SYNTAX_KEY = "@syntax"
-SHORT_SECRET_CHARS = 12
+SHORT_SECRET_CHARS = 16
+# Hosts report length classes, not lengths: the classes wholly below SHORT_SECRET_CHARS.
+SHORT_SECRET_CLASSES = frozenset(label for label, above in LENGTH_CLASSES if above <= SHORT_SECRET_CHARS)
 DEBUG_NAME = re.compile(r"(^|_)DEBUG($|_)")
 TRUTHY = frozenset(("1", "true", "yes", "on", "y", "t"))
 DEBUG_LEVELS = frozenset(("debug", "trace", "verbose", "all", "notset"))
@@ -228,7 +231,7 @@ def _is_empty_secret(key, record):
 
 
 def _is_short_secret(key, record):
-    return record["secret"] and 0 < record["length"] < SHORT_SECRET_CHARS
+    return record["secret"] and record["length_class"] in SHORT_SECRET_CLASSES
 
 
 def _policy_findings(subject):

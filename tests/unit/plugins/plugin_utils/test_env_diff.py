@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.envparity.audit.plugins.module_utils.redact import length_class
 from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import unknown_cell
 
@@ -12,7 +13,7 @@ def plain(value, line=1):
         "display": value,
         "fp": "fp:" + value,
         "secret_fp": None,
-        "length": len(value),
+        "length_class": length_class(len(value)),
         "empty": value == "",
         "line": line,
     }
@@ -24,7 +25,7 @@ def secret(value, line=1, display=None):
         "display": display,
         "fp": "fp:" + value,
         "secret_fp": "sfp:" + value,
-        "length": len(value),
+        "length_class": length_class(len(value)),
         "empty": value == "",
         "line": line,
     }
@@ -101,6 +102,14 @@ def test_key_checks(dev, prod, expected):
     assert checks(run(dev, prod)) == expected
 
 
+@pytest.mark.parametrize(("length", "short"), [(1, True), (4, True), (8, True), (15, True), (16, False), (64, False)])
+def test_short_secret_is_decided_on_the_length_class(length, short):
+    found = [f for f in run({"S": secret("a" * 40)}, {"S": secret("b" * length)}) if f["check"] == "env.short_secret"]
+    assert [(f["severity"], f["environments"]) for f in found] == ([("medium", ["prod"])] if short else [])
+    if short:
+        assert "under 16 characters" in found[0]["message"]
+
+
 def test_production_policies_do_not_apply_to_dev():
     cells = {
         "dev": {"files": {"app": env_file({"DEBUG": plain("true"), "U": plain("http://localhost/")}, mode="0644")}}
@@ -154,7 +163,7 @@ def test_unknown_column_is_marked_not_compared():
 
 def test_secret_values_are_labelled_never_shown():
     findings = run({"S": secret("dev-secret-value-123456")}, {"S": secret("prod-secret-value-654321")})
-    assert findings[0]["values"] == {"dev": "‹secret A, 23 chars›", "prod": "‹secret B, 24 chars›"}
+    assert findings[0]["values"] == {"dev": "‹secret A, 16-31 chars›", "prod": "‹secret B, 16-31 chars›"}
 
 
 def test_url_with_password_shows_redacted_form():
@@ -162,7 +171,7 @@ def test_url_with_password_shows_redacted_form():
     findings = run(
         {"DATABASE_URL": url}, {"DATABASE_URL": secret("postgresql://u:pw2@db/x", display="postgresql://u:***@db/x")}
     )
-    assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 22 chars›"
+    assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 16-31 chars›"
 
 
 def test_file_not_configured_on_a_host():
