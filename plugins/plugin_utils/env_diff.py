@@ -34,6 +34,7 @@ STATUS_TEXT = {
     "not_regular": "not a regular file",
     "too_large": "file too large",
     "undecodable": "not UTF-8 text",
+    "outside_project": "symlink leads outside the project, not read",
 }
 
 
@@ -388,9 +389,10 @@ def _file_findings(subject, readable, production):
                 "medium",
                 values,
                 broken,
-                "Env file %s has lines that cannot be parsed on %s (content not shown)."
+                "Env file %s has lines that cannot be parsed or have no '=' on %s (content not shown)."
                 % (subject.name, join_names(broken)),
-                "Fix or remove those lines: loaders stop or silently skip there.",
+                "Fix or remove those lines (a value pasted alone, ':' for '='): loaders stop there, "
+                "skip them, or set nothing for a name without '='.",
             )
         )
     return findings

@@ -9,7 +9,7 @@ def env_request(files, project_dir=None, max_bytes=1048576):
     """The env area's request, or None when no env file is configured."""
     if not files:
         return None
-    normalised = _named_items(files, "drift_env_files", (("template", None),))
+    normalised = _named_items(files, "drift_env_files", (("template", None), ("allow_outside_project", False)))
     return {"project_dir": project_dir or None, "files": normalised, "max_bytes": int(max_bytes)}
 
 

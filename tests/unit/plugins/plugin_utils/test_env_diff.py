@@ -145,6 +145,16 @@ def test_broken_file_is_reported_once_and_keys_are_not_compared():
     assert findings[0]["values"] == {"dev": "ok", "prod": "file missing"}
 
 
+def test_file_refused_outside_the_project_is_reported_and_not_compared():
+    refused = dict(env_file({}, status="outside_project"), reason="The path leads through a symlink ...")
+    cells = {"dev": {"files": {"app": env_file({"A": plain("1")})}}, "prod": {"files": {"app": refused}}}
+    findings = env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
+    assert checks(findings) == [("@file", "unknown", "env.file_status")]
+    assert findings[0]["severity"] == "high"
+    assert findings[0]["values"] == {"dev": "ok", "prod": "symlink leads outside the project, not read"}
+    assert "prod: The path leads through a symlink ..." in findings[0]["message"]
+
+
 def test_unknown_column_is_marked_not_compared():
     dev = {"files": {"app": env_file({"A": plain("1"), "L": plain("a")})}}
     web1 = {"files": {"app": env_file({"L": plain("b")})}}

@@ -49,7 +49,7 @@ def test_env_request():
     assert env_request([]) is None
     assert env_request([{"name": "app", "path": "a.env"}], "/p", 5) == {
         "project_dir": "/p",
-        "files": [{"name": "app", "path": "a.env", "template": None}],
+        "files": [{"name": "app", "path": "a.env", "template": None, "allow_outside_project": False}],
         "max_bytes": 5,
     }
 
