@@ -23,6 +23,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.dotenv_parser impo
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
+    length_class,
     looks_like_token,
 )
 
@@ -222,6 +223,9 @@ def _assignments(text):
 
 def _collect_one(path, max_bytes, hmac_key, confinement):
     result, text = _load(path, max_bytes, confinement)
+    if result["size"] is not None:
+        # A one-line file's size gives its secret's length away: a class only, as for values.
+        result["size"] = length_class(result["size"])
     keys = {}
     lines = {}
     errors = []
@@ -261,7 +265,8 @@ def collect_env_files(files, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES)
 
     Returns ``{"files": {name: {...}}}``: path, status (ok, missing,
     unreadable, not_regular, too_large, undecodable, outside_project), reason, mode, owner,
-    group, size, keys (describe_value of the last occurrence plus its line;
+    group, size (a length class, see redact.length_class), keys (describe_value
+    of the last occurrence plus its line;
     a key name that looks like a token is replaced by its keyed fingerprint),
     duplicates, the numbers of lines that cannot be parsed or have no "="
     and the template's sorted key names.

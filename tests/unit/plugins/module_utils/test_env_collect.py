@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils import env_collect
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
-from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint, length_class
 
 KEY = b"k" * 32
 # A canary that is secret whatever its key's name: random enough to be caught.
@@ -48,7 +48,7 @@ def test_ok_file(tmp_path):
     assert result["mode"] == "0640"
     assert result["owner"] == pwd.getpwuid(os.getuid()).pw_name
     assert result["group"] == grp.getgrgid(os.getgid()).gr_name
-    assert result["size"] == env.stat().st_size
+    assert result["size"] == length_class(env.stat().st_size) == "64+"
     assert list(result["keys"]) == ["A", "DB_PASSWORD", "B"]
     assert result["keys"]["A"]["display"] == "2"
     assert result["keys"]["A"]["line"] == 4
@@ -59,6 +59,18 @@ def test_ok_file(tmp_path):
     assert result["duplicates"] == {"A": [2, 4]}
     assert result["errors"] == [5]
     assert result["template"] is None
+
+
+def test_pins_of_different_lengths_are_told_apart_only_by_fingerprint(tmp_path):
+    # Neither the value's length nor the file's size gives a PIN's length away.
+    results = [collect(write(tmp_path / ("%d.env" % len(pin)), "PIN_SECRET=%s\n" % pin)) for pin in ("4821", "482193")]
+    for result in results:
+        for record in result["keys"].values():
+            record.pop("fp")
+            record.pop("secret_fp")
+        result.pop("path")
+    assert results[0] == results[1]
+    assert results[0]["size"] == "16-31"
 
 
 @pytest.mark.parametrize(("mode", "expected"), [(0o600, "0600"), (0o644, "0644"), (0o4755, "4755"), (0o000, "0000")])
@@ -362,7 +374,7 @@ def test_too_large_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", lambda *a, **k: pytest.fail("opened a too large file"))
     result = collect(env, max_bytes=50)
     assert result["status"] == "too_large"
-    assert result["size"] == env.stat().st_size
+    assert result["size"] == "64+"
     assert "50-byte limit" in result["reason"]
 
 
@@ -395,7 +407,7 @@ def test_undecodable(tmp_path, data, reason):
     assert result["status"] == "undecodable"
     assert result["reason"] == reason
     assert result["keys"] == {}
-    assert result["size"] == len(data)
+    assert result["size"] == length_class(len(data))
 
 
 def test_utf8_bom_is_tolerated(tmp_path):
