@@ -7,12 +7,14 @@ The grammar follows python-dotenv's parser statement by statement (comments,
 multi-line quoted values, ``KEY`` without ``=``).  ``${VAR}`` and ``$VAR`` stay
 literal; nothing is read from the environment.
 
-Differences from python-dotenv, both about line numbers only:
+Line endings are normalised first, as python-dotenv reading a file does
+(universal newlines: CRLF and a lone CR become LF, inside quoted values too),
+so a multi-line value reads the same from a CRLF and an LF file.  Compose
+normalises CRLF the same way.
 
-* an unparsable statement is reported at the line of its first non-blank
-  character (python-dotenv also counts blank lines in front of it);
-* line numbers stay correct after an unparsable line in a CRLF file
-  (python-dotenv drifts by one there).
+One difference from python-dotenv, about line numbers only: an unparsable
+statement is reported at the line of its first non-blank character
+(python-dotenv also counts blank lines in front of it).
 
 Parsing is linear on any input: every regex is anchored and its alternatives
 never overlap (no catastrophic backtracking), multi-line quotes are found with
@@ -30,8 +32,8 @@ _INLINE_SPACE = re.compile(r"[^\S\r\n]*")
 _EQUALS = re.compile(r"=[^\S\r\n]*")
 _TO_LINE_END = re.compile(r"[^\r\n]*")
 _COMMENT = re.compile(r"[^\S\r\n]*#[^\r\n]*")
-_LINE_END = re.compile(r"[^\S\r\n]*(?:\r\n|\n|\r|\Z)")
-_REST_OF_LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)?")
+_LINE_END = re.compile(r"[^\S\r\n]*(?:\n|\Z)")
+_REST_OF_LINE = re.compile(r"[^\r\n]*\n?")
 # An unquoted value ends at the first "#" that follows whitespace.
 _INLINE_COMMENT = re.compile(r"\s#")
 
@@ -75,7 +77,7 @@ _FAST = re.compile(
         )?
         (?:[^\S\r\n]*\#[^\r\n]*)?
     )
-    [^\S\r\n]*(\r\n|\n|\r|\Z)                 # 8: line end
+    [^\S\r\n]*(\n|\Z)                            # 8: line end
     """,
     re.VERBOSE,
 )
@@ -167,7 +169,7 @@ def _statement(text, pos, finders):
             raw = text[pos + 1 : close]
             value = _decode_double(raw) if char == '"' else _decode_single(raw)
             pos = close + 1
-        elif char in ("", "\r", "\n"):
+        elif char in ("", "\n"):
             value = ""
         else:
             value, pos = _unquoted_value(text, pos)
@@ -179,15 +181,6 @@ def _statement(text, pos, finders):
     if not end:
         return False, pos, None, None
     return True, end.end(), key, value
-
-
-def _count_breaks(text, start, end):
-    """Line breaks in text[start:end]: CRLF, LF or a lone CR each count once."""
-    return text.count("\n", start, end) + text.count("\r", start, end) - text.count("\r\n", start, end)
-
-
-def _count_newlines(text, start, end):
-    return text.count("\n", start, end)
 
 
 def _decode_double(raw):
@@ -217,6 +210,13 @@ def _fast_value(equals, double, single, unquoted):
     return _strip_unquoted(unquoted)
 
 
+def _normalise_line_endings(text):
+    """CRLF and a lone CR become LF, as Python's universal newlines read them."""
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def parse_dotenv(text):
     """Parse .env text.
 
@@ -226,6 +226,7 @@ def parse_dotenv(text):
     """
     if text.startswith("\ufeff"):
         text = text[1:]
+    text = _normalise_line_endings(text)
     finders = (
         _QuoteFinder(text, '"', True),
         _QuoteFinder(text, "'", True),
@@ -235,24 +236,19 @@ def parse_dotenv(text):
     errors = []
     pos = 0
     size = len(text)
-    # ``line`` is the line number at offset ``line_pos``; offsets handed to
-    # _count_breaks never split a CRLF pair, so segment counts add up.
+    # ``line`` is the line number at offset ``line_pos``.
     line = 1
     line_pos = 0
     fast = _FAST.match
-    count_breaks = _count_breaks
-    if text.count("\r") == text.count("\r\n"):
-        # No lone CR: one LF per line break, a single count is enough.
-        count_breaks = _count_newlines
     while pos < size:
         if line_pos != pos:
-            line += count_breaks(text, line_pos, pos)
+            line += text.count("\n", line_pos, pos)
             line_pos = pos
         match = fast(text, pos)
         if match:
             blank, key, equals, double, single, unquoted, newline = match.group(1, 3, 4, 5, 6, 7, 8)
             if blank:
-                line += count_breaks(blank, 0, len(blank))
+                line += blank.count("\n")
             if key is not None:
                 value = _fast_value(equals, double, single, unquoted)
                 entries.append({"key": key, "value": value, "line": line})
@@ -263,7 +259,7 @@ def parse_dotenv(text):
         start = _BLANK.match(text, pos).end()
         if start >= size:
             break
-        line += count_breaks(text, pos, start)
+        line += text.count("\n", pos, start)
         line_pos = start
         ok, end, key, value = _statement(text, start, finders)
         if ok:

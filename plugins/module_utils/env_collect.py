@@ -4,6 +4,12 @@ Standard library only: this module runs on the audited hosts.  A file is
 examined with stat before anything else; only regular files within the size
 limit are opened, and only for reading.  Reasons are fixed sentences: file
 content never appears in them.
+
+A symlink (the file, or a directory on its path) that leads outside the
+project directory is refused unless the file's entry allows it: the audit
+may run as root, and such a link would show another file's lines (say
+/etc/shadow) as keys.  Without a project directory, or for a path
+configured outside it, the directory the path names stands in for it.
 """
 
 import codecs
@@ -17,6 +23,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.dotenv_parser impo
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
+    length_class,
     looks_like_token,
 )
 
@@ -55,6 +62,35 @@ def _resolve(path, project_dir):
     return path
 
 
+_OUTSIDE_REASONS = {
+    "project": "The path leads through a symlink outside the project directory; the file was not read "
+    "(allow_outside_project: true on its entry audits it).",
+    "directory": "The path leads through a symlink outside the directory it names; the file was not read "
+    "(allow_outside_project: true on its entry audits it).",
+}
+
+
+def _inside(path, directory):
+    return os.path.commonpath([path, directory]) == directory
+
+
+def _confinement(path, project_dir):
+    """(real directory the file must stay in, which one it is: "project" or "directory")."""
+    if project_dir:
+        project = _resolve(project_dir, None)
+        if _inside(os.path.normpath(path), os.path.normpath(project)):
+            return os.path.realpath(project), "project"
+    return os.path.realpath(os.path.dirname(path)), "directory"
+
+
+def _opened_path(fd):
+    """The real path of an open file, where the system tells it (Linux /proc), else None."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    except OSError:
+        return None
+
+
 def _name(lookup, ident):
     try:
         return lookup(ident)[0]
@@ -91,8 +127,15 @@ def _check_regular(st, max_bytes, info):
         raise _Unusable("too_large", "The file is %d bytes, above the %d-byte limit." % (st.st_size, max_bytes), info)
 
 
-def _read_bytes(path, max_bytes):
-    """Return (bytes, stat info) of a regular file, or raise _Unusable."""
+def _read_bytes(path, max_bytes, confinement=None):
+    """Return (bytes, stat info) of a regular file, or raise _Unusable.
+
+    With a confinement (see _confinement), a file found outside it is refused
+    before it is examined, and again once opened: a directory swapped for a
+    symlink in between is caught there.
+    """
+    if confinement and not _inside(os.path.realpath(path), confinement[0]):
+        raise _Unusable("outside_project", _OUTSIDE_REASONS[confinement[1]])
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -108,6 +151,9 @@ def _read_bytes(path, max_bytes):
     except OSError as exc:
         raise _os_error(exc, "opening", info) from None
     try:
+        opened = _opened_path(fd) if confinement else None
+        if opened is not None and not _inside(opened, confinement[0]):
+            raise _Unusable("outside_project", _OUTSIDE_REASONS[confinement[1]])
         st = os.fstat(fd)
         info = _stat_info(st)
         _check_regular(st, max_bytes, info)
@@ -141,11 +187,11 @@ def _decode(data, info):
         raise _Unusable("undecodable", "The file is not valid UTF-8 text.", info) from None
 
 
-def _load(path, max_bytes):
+def _load(path, max_bytes, confinement=None):
     """Return (result skeleton, text or None)."""
     result = {"path": path, "status": "ok", "reason": None, "mode": None, "owner": None, "group": None, "size": None}
     try:
-        data, info = _read_bytes(path, max_bytes)
+        data, info = _read_bytes(path, max_bytes, confinement)
         result.update(info)
         return result, _decode(data, info)
     except _Unusable as problem:
@@ -162,15 +208,30 @@ def _safe_key(key, hmac_key):
     return key
 
 
-def _collect_one(path, max_bytes, hmac_key):
-    result, text = _load(path, max_bytes)
+def _assignments(text):
+    """(entries that assign a value, sorted numbers of the lines that assign nothing).
+
+    A statement without "=" is a bare name to python-dotenv, which sets nothing for it; such a
+    line is often a value pasted alone or "DB_PASSWORD:pw", so like an unparsable line it is
+    reported by number only, never as a key.
+    """
+    parsed = parse_dotenv(text)
+    entries = [entry for entry in parsed["entries"] if entry["value"] is not None]
+    bare = [entry["line"] for entry in parsed["entries"] if entry["value"] is None]
+    return entries, sorted(parsed["errors"] + bare)
+
+
+def _collect_one(path, max_bytes, hmac_key, confinement):
+    result, text = _load(path, max_bytes, confinement)
+    if result["size"] is not None:
+        # A one-line file's size gives its secret's length away: a class only, as for values.
+        result["size"] = length_class(result["size"])
     keys = {}
     lines = {}
     errors = []
     if text is not None:
-        parsed = parse_dotenv(text)
-        errors = parsed["errors"]
-        for entry in parsed["entries"]:
+        entries, errors = _assignments(text)
+        for entry in entries:
             key = _safe_key(entry["key"], hmac_key)
             lines.setdefault(key, []).append(entry["line"])
             # The last occurrence wins, as for python-dotenv and shells.
@@ -181,30 +242,45 @@ def _collect_one(path, max_bytes, hmac_key):
     return result
 
 
-def _collect_template(path, max_bytes, hmac_key):
-    result, text = _load(path, max_bytes)
+def _collect_template(path, max_bytes, hmac_key, confinement):
+    result, text = _load(path, max_bytes, confinement)
     names = set()
     if text is not None:
-        names = {_safe_key(entry["key"], hmac_key) for entry in parse_dotenv(text)["entries"]}
+        names = {_safe_key(entry["key"], hmac_key) for entry in _assignments(text)[0]}
     return {"path": result["path"], "status": result["status"], "reason": result["reason"], "keys": sorted(names)}
 
 
+def _allows_outside(item):
+    value = item.get("allow_outside_project")
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
+def _confinement_of(path, project_dir, item):
+    return None if _allows_outside(item) else _confinement(path, project_dir)
+
+
 def collect_env_files(files, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES):
-    """Collect .env files, each item being ``{"name", "path", "template"}``.
+    """Collect .env files, each item being ``{"name", "path", "template",
+    "allow_outside_project"}`` (the last two optional).
 
     Returns ``{"files": {name: {...}}}``: path, status (ok, missing,
-    unreadable, not_regular, too_large, undecodable), reason, mode, owner,
-    group, size, keys (describe_value of the last occurrence plus its line),
-    duplicates, parse error lines and the template's sorted key names.
+    unreadable, not_regular, too_large, undecodable, outside_project), reason, mode, owner,
+    group, size (a length class, see redact.length_class), keys (describe_value
+    of the last occurrence plus its line;
+    a key name that looks like a token is replaced by its keyed fingerprint),
+    duplicates, the numbers of lines that cannot be parsed or have no "="
+    and the template's sorted key names.
     """
     collected = {}
     for item in files:
         path = _resolve(item["path"], project_dir)
-        result = _collect_one(path, max_bytes, hmac_key)
+        result = _collect_one(path, max_bytes, hmac_key, _confinement_of(path, project_dir, item))
         template = item.get("template")
-        result["template"] = (
-            _collect_template(_resolve(template, project_dir), max_bytes, hmac_key) if template else None
-        )
+        result["template"] = None
+        if template:
+            template_path = _resolve(template, project_dir)
+            confinement = _confinement_of(template_path, project_dir, item)
+            result["template"] = _collect_template(template_path, max_bytes, hmac_key, confinement)
         collected[item["name"]] = result
     return {"files": collected}
 

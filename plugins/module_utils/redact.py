@@ -276,6 +276,22 @@ def split_url_password(value):
 
 # --- fingerprints and the description of a value ---------------------------
 
+# The exact length of a short secret narrows a brute force of its fingerprint (a 4-digit PIN
+# falls at once), so a length leaves the host only as one of these classes: (label, first
+# length above it).  The bound at 16 keeps "shorter than 16 characters" decidable.
+LENGTH_CLASSES = (("1-7", 8), ("8-15", 16), ("16-31", 32), ("32-63", 64))
+LONGEST_LENGTH_CLASS = "64+"
+
+
+def length_class(length):
+    """The class of a length: "empty", "1-7", "8-15", "16-31", "32-63" or "64+"."""
+    if not length:
+        return "empty"
+    for label, above in LENGTH_CLASSES:
+        if length < above:
+            return label
+    return LONGEST_LENGTH_CLASS
+
 
 def fingerprint(hmac_key, value):
     """Keyed fingerprint: "hmac-sha256:" + 24 hex characters."""
@@ -291,8 +307,8 @@ def describe_value(key, value, hmac_key):
 
     Returns ``secret``, ``display`` (clear value, a redacted form, or None),
     ``fp`` (fingerprint of the whole value), ``secret_fp`` (fingerprint of
-    the secret part, for reuse detection; None when not secret), ``length``
-    and ``empty``.
+    the secret part, for reuse detection; None when not secret),
+    ``length_class`` (see length_class; never the exact length) and ``empty``.
     """
     text = "" if value is None else value
     redacted = _redact(text, assignments=True) if text else None
@@ -308,7 +324,7 @@ def describe_value(key, value, hmac_key):
         "display": display,
         "fp": fingerprint(hmac_key, text),
         "secret_fp": fingerprint(hmac_key, secret_part) if secret else None,
-        "length": len(text),
+        "length_class": length_class(len(text)),
         "empty": not text,
     }
 

@@ -8,6 +8,7 @@ Pure Python; no Ansible imports.
 import re
 from urllib.parse import urlsplit
 
+from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     is_unknown,
@@ -20,7 +21,9 @@ AREA = "env"
 FILE_KEY = "@file"
 MODE_KEY = "@file.mode"
 SYNTAX_KEY = "@syntax"
-SHORT_SECRET_CHARS = 12
+SHORT_SECRET_CHARS = 16
+# Hosts report length classes, not lengths: the classes wholly below SHORT_SECRET_CHARS.
+SHORT_SECRET_CLASSES = frozenset(label for label, above in LENGTH_CLASSES if above <= SHORT_SECRET_CHARS)
 DEBUG_NAME = re.compile(r"(^|_)DEBUG($|_)")
 TRUTHY = frozenset(("1", "true", "yes", "on", "y", "t"))
 DEBUG_LEVELS = frozenset(("debug", "trace", "verbose", "all", "notset"))
@@ -31,6 +34,7 @@ STATUS_TEXT = {
     "not_regular": "not a regular file",
     "too_large": "file too large",
     "undecodable": "not UTF-8 text",
+    "outside_project": "symlink leads outside the project, not read",
 }
 
 
@@ -228,7 +232,7 @@ def _is_empty_secret(key, record):
 
 
 def _is_short_secret(key, record):
-    return record["secret"] and 0 < record["length"] < SHORT_SECRET_CHARS
+    return record["secret"] and record["length_class"] in SHORT_SECRET_CLASSES
 
 
 def _policy_findings(subject):
@@ -385,9 +389,10 @@ def _file_findings(subject, readable, production):
                 "medium",
                 values,
                 broken,
-                "Env file %s has lines that cannot be parsed on %s (content not shown)."
+                "Env file %s has lines that cannot be parsed or have no '=' on %s (content not shown)."
                 % (subject.name, join_names(broken)),
-                "Fix or remove those lines: loaders stop or silently skip there.",
+                "Fix or remove those lines (a value pasted alone, ':' for '='): loaders stop there, "
+                "skip them, or set nothing for a name without '='.",
             )
         )
     return findings

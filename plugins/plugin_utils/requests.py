@@ -16,7 +16,7 @@ def env_request(params):
     files = params["drift_env_files"]
     if not files:
         return None
-    normalised = _named_items(files, "drift_env_files", (("template", None),))
+    normalised = _named_items(files, "drift_env_files", (("template", None), ("allow_outside_project", False)))
     return {
         "project_dir": params.get("drift_project_dir") or None,
         "files": normalised,

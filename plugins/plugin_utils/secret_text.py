@@ -21,5 +21,5 @@ def record_text(record, letters):
         return record.get("display") if record.get("display") is not None else ""
     if record.get("empty"):
         return "‹empty secret›"
-    label = "‹secret %s, %d chars›" % (letters.get(record.get("fp"), "?"), record.get("length") or 0)
+    label = "‹secret %s, %s chars›" % (letters.get(record.get("fp"), "?"), record.get("length_class") or "?")
     return "%s %s" % (record["display"], label) if record.get("display") else label

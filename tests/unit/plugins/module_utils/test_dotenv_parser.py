@@ -149,8 +149,12 @@ def test_duplicates_are_all_kept_in_file_order():
         ("A=1\r\nB=2\r\n", [("A", "1", 1), ("B", "2", 2)], []),
         ("A=1\r\n\r\nB=2\r\n", [("A", "1", 1), ("B", "2", 3)], []),
         ("A=1 # c\r\nB='x'\r\n", [("A", "1", 1), ("B", "x", 2)], []),
-        ('A="x\r\ny"\r\nB=2\r\n', [("A", "x\r\ny", 1), ("B", "2", 3)], []),
-        # python-dotenv drifts by one line after an error here; we do not
+        # line endings inside quoted values are normalised, as python-dotenv reading a file does
+        ('A="x\r\ny"\r\nB=2\r\n', [("A", "x\ny", 1), ("B", "2", 3)], []),
+        ("A='x\r\ny'\r\nB=2\r\n", [("A", "x\ny", 1), ("B", "2", 3)], []),
+        ('A="x\ry\r\r"\rB=2\r', [("A", "x\ny\n\n", 1), ("B", "2", 5)], []),
+        # an escaped \r is a value's own character, not a line ending
+        ('A="x\\r\\ny"\r\n', [("A", "x\r\ny", 1)], []),
         ("A=1\r\nbad line\r\nB=2\r\nworse line\r\nC=3\r\n", [("A", "1", 1), ("B", "2", 3), ("C", "3", 5)], [2, 4]),
         # old Mac line endings
         ("A=1\rbad line\rB=2\r", [("A", "1", 1), ("B", "2", 3)], [2]),

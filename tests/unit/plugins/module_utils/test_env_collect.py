@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils import env_collect
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
-from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint, length_class
 
 KEY = b"k" * 32
 # A canary that is secret whatever its key's name: random enough to be caught.
@@ -48,7 +48,7 @@ def test_ok_file(tmp_path):
     assert result["mode"] == "0640"
     assert result["owner"] == pwd.getpwuid(os.getuid()).pw_name
     assert result["group"] == grp.getgrgid(os.getgid()).gr_name
-    assert result["size"] == env.stat().st_size
+    assert result["size"] == length_class(env.stat().st_size) == "64+"
     assert list(result["keys"]) == ["A", "DB_PASSWORD", "B"]
     assert result["keys"]["A"]["display"] == "2"
     assert result["keys"]["A"]["line"] == 4
@@ -59,6 +59,18 @@ def test_ok_file(tmp_path):
     assert result["duplicates"] == {"A": [2, 4]}
     assert result["errors"] == [5]
     assert result["template"] is None
+
+
+def test_pins_of_different_lengths_are_told_apart_only_by_fingerprint(tmp_path):
+    # Neither the value's length nor the file's size gives a PIN's length away.
+    results = [collect(write(tmp_path / ("%d.env" % len(pin)), "PIN_SECRET=%s\n" % pin)) for pin in ("4821", "482193")]
+    for result in results:
+        for record in result["keys"].values():
+            record.pop("fp")
+            record.pop("secret_fp")
+        result.pop("path")
+    assert results[0] == results[1]
+    assert results[0]["size"] == "16-31"
 
 
 @pytest.mark.parametrize(("mode", "expected"), [(0o600, "0600"), (0o644, "0644"), (0o4755, "4755"), (0o000, "0000")])
@@ -89,11 +101,12 @@ def test_template_keys(tmp_path):
     write(tmp_path / ".env", "A=1\n")
     write(tmp_path / ".env.example", "B=\nA=changeme\nexport C\n# D=1\nSECRET_KEY=%s\n" % CANARY)
     result = collect(".env", template=".env.example", project_dir=str(tmp_path))
+    # "export C" has no "=": not a key (see test_lines_without_equals_are_line_numbers_only)
     assert result["template"] == {
         "path": str(tmp_path / ".env.example"),
         "status": "ok",
         "reason": None,
-        "keys": ["A", "B", "C", "SECRET_KEY"],
+        "keys": ["A", "B", "SECRET_KEY"],
     }
 
 
@@ -140,6 +153,133 @@ def test_symlink_to_regular_file_is_followed(tmp_path):
     result = collect(tmp_path / ".env")
     assert result["status"] == "ok"
     assert result["keys"]["A"]["display"] == "1"
+
+
+# A stand-in for /etc/shadow: lines an env parser would show as keys.
+SHADOW = "root:$6$%s:19000:0:99999:7:::\nROOT_NOTE=%s\n" % (CANARY, CANARY[::-1])
+OUTSIDE_REASON = (
+    "The path leads through a symlink outside the project directory; the file was not read "
+    "(allow_outside_project: true on its entry audits it)."
+)
+
+
+def hostile_project(tmp_path):
+    """A project directory and, beside it, a secret file outside it."""
+    (tmp_path / "project" / "config").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    return tmp_path / "project", write(tmp_path / "etc" / "shadow", SHADOW, 0o600)
+
+
+def collect_item(item, project_dir):
+    return collect_env_files([dict(item, name="app")], str(project_dir), KEY)["files"]["app"]
+
+
+def assert_refused(result, reason=OUTSIDE_REASON):
+    assert result["status"] == "outside_project"
+    assert result["reason"] == reason
+    assert (result["mode"], result["owner"], result["size"], result["keys"], result["errors"]) == (
+        None,
+        None,
+        None,
+        {},
+        [],
+    )
+    assert CANARY not in json.dumps(result)
+    assert CANARY[::-1] not in json.dumps(result)
+
+
+def test_symlinked_file_leaving_the_project_is_refused_unread(tmp_path, monkeypatch):
+    project, shadow = hostile_project(tmp_path)
+    (project / "config" / "app.env").symlink_to(shadow)
+    monkeypatch.setattr(os, "open", lambda *a, **k: pytest.fail("opened a file outside the project"))
+    assert_refused(collect_item({"path": "config/app.env"}, project))
+
+
+def test_symlinked_directory_leaving_the_project_is_refused(tmp_path):
+    project, shadow = hostile_project(tmp_path)
+    (project / "shared").symlink_to(shadow.parent)
+    assert_refused(collect_item({"path": "shared/shadow"}, project))
+    assert_refused(collect_item({"path": str(project / "shared" / "shadow")}, project))
+
+
+@pytest.mark.parametrize("allowed", [True, "true", "yes"])
+def test_allow_outside_project_reads_the_file(tmp_path, allowed):
+    project, shadow = hostile_project(tmp_path)
+    (project / "config" / "app.env").symlink_to(shadow)
+    result = collect_item({"path": "config/app.env", "allow_outside_project": allowed}, project)
+    assert result["status"] == "ok"
+    assert list(result["keys"]) == ["ROOT_NOTE"]
+    assert result["errors"] == [1]
+
+
+def test_allow_outside_project_false_string_still_refuses(tmp_path):
+    project, shadow = hostile_project(tmp_path)
+    (project / "config" / "app.env").symlink_to(shadow)
+    assert_refused(collect_item({"path": "config/app.env", "allow_outside_project": "false"}, project))
+
+
+def test_symlinks_within_the_project_are_followed(tmp_path):
+    project, _ = hostile_project(tmp_path)
+    write(project / "config" / "real.env", "A=1\n")
+    (project / ".env").symlink_to("config/real.env")
+    (project / "current").symlink_to("config")
+    (tmp_path / "project_link").symlink_to(project)
+    for path, base in ((".env", project), ("current/real.env", project), (".env", tmp_path / "project_link")):
+        result = collect_item({"path": path}, base)
+        assert (result["status"], list(result["keys"])) == ("ok", ["A"])
+
+
+def test_a_path_configured_outside_the_project_is_read(tmp_path):
+    # The inventory named it: only symlinks are confined, to the directory the path names.
+    project, shadow = hostile_project(tmp_path)
+    assert collect_item({"path": str(shadow)}, project)["status"] == "ok"
+    assert collect_item({"path": "../etc/shadow"}, project)["status"] == "ok"
+
+
+def test_without_a_project_the_directory_named_in_the_path_confines(tmp_path):
+    _, shadow = hostile_project(tmp_path)
+    (tmp_path / "app").mkdir()
+    write(tmp_path / "app" / "real.env", "A=1\n")
+    (tmp_path / "app" / ".env").symlink_to("real.env")
+    (tmp_path / "app" / "escape.env").symlink_to(shadow)
+    assert (
+        collect_env_files([{"name": "a", "path": str(tmp_path / "app" / ".env")}], None, KEY)["files"]["a"]["status"]
+        == "ok"
+    )
+    escaped = collect_env_files([{"name": "a", "path": str(tmp_path / "app" / "escape.env")}], None, KEY)["files"]["a"]
+    assert_refused(
+        escaped,
+        "The path leads through a symlink outside the directory it names; the file was not read "
+        "(allow_outside_project: true on its entry audits it).",
+    )
+
+
+def test_template_leaving_the_project_is_refused(tmp_path):
+    project, shadow = hostile_project(tmp_path)
+    write(project / ".env", "A=1\n")
+    (project / "config" / "env.example").symlink_to(shadow)
+    result = collect_item({"path": ".env", "template": "config/env.example"}, project)
+    assert result["status"] == "ok"
+    assert result["template"] == {
+        "path": str(project / "config" / "env.example"),
+        "status": "outside_project",
+        "reason": OUTSIDE_REASON,
+        "keys": [],
+    }
+    allowed = collect_item({"path": ".env", "template": "config/env.example", "allow_outside_project": True}, project)
+    assert allowed["template"]["keys"] == ["ROOT_NOTE"]
+
+
+def test_symlink_swapped_in_after_the_check_is_caught_once_opened(tmp_path, monkeypatch):
+    # The first check sees no symlink (as if the link appeared just after it): the path of the
+    # opened file, as the kernel reports it, still refuses it before a byte is read.
+    project, shadow = hostile_project(tmp_path)
+    link = project / "config" / "app.env"
+    link.symlink_to(shadow)
+    real_realpath = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda path: str(path) if str(path) == str(link) else real_realpath(path))
+    monkeypatch.setattr(os, "read", lambda *a: pytest.fail("read a file outside the project"))
+    assert_refused(collect_item({"path": "config/app.env"}, project))
 
 
 def test_directory_is_not_regular(tmp_path):
@@ -234,7 +374,7 @@ def test_too_large_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", lambda *a, **k: pytest.fail("opened a too large file"))
     result = collect(env, max_bytes=50)
     assert result["status"] == "too_large"
-    assert result["size"] == env.stat().st_size
+    assert result["size"] == "64+"
     assert "50-byte limit" in result["reason"]
 
 
@@ -267,7 +407,7 @@ def test_undecodable(tmp_path, data, reason):
     assert result["status"] == "undecodable"
     assert result["reason"] == reason
     assert result["keys"] == {}
-    assert result["size"] == len(data)
+    assert result["size"] == length_class(len(data))
 
 
 def test_utf8_bom_is_tolerated(tmp_path):
@@ -287,13 +427,47 @@ def test_several_files_and_names(tmp_path):
     assert {name: entry["status"] for name, entry in result["files"].items()} == {"app": "ok", "worker": "missing"}
 
 
-def test_token_pasted_as_a_key_is_redacted(tmp_path):
-    env = write(tmp_path / ".env", "A=1\n%s\n" % CANARY)
-    write(tmp_path / "tpl", "%s\n" % CANARY)
-    result = collect(env, template=tmp_path / "tpl")
+def test_token_shaped_key_name_is_a_keyed_fingerprint(tmp_path):
+    dev = write(tmp_path / "dev.env", "A=1\n%s=x\n" % CANARY)
+    prod = write(tmp_path / "prod.env", "%s=y\nA=1\n" % CANARY)
+    template = write(tmp_path / "tpl", "%s=\n" % CANARY)
     redacted = "<redacted:%s>" % fingerprint(KEY, CANARY)
+    result = collect(dev, template=template)
     assert list(result["keys"]) == ["A", redacted]
     assert result["template"]["keys"] == [redacted]
+    # The same name on another host gives the same marker, so the rows still align.
+    assert list(collect(prod)["keys"]) == [redacted, "A"]
+    assert CANARY not in json.dumps(result)
+
+
+# A short password is not token-shaped: only the missing "=" keeps it out of the keys.
+SHORT_PASSWORD = "Pw" + "".join(_RNG.choice(string.ascii_lowercase) for _ in range(6))
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        (SHORT_PASSWORD, SHORT_PASSWORD),
+        ("DB_PASSWORD:%s" % SHORT_PASSWORD, SHORT_PASSWORD),
+        ("export %s" % SHORT_PASSWORD, SHORT_PASSWORD),
+        (CANARY, CANARY),
+        ("  %s  # pasted" % CANARY, CANARY),
+    ],
+)
+def test_lines_without_equals_are_line_numbers_only(tmp_path, line, secret):
+    env = write(tmp_path / ".env", "A=1\n%s\nB=2\n" % line)
+    template = write(tmp_path / ".env.example", "A=\n\n%s\n" % line)
+    result = collect(env, template=template)
+    assert list(result["keys"]) == ["A", "B"]
+    assert result["errors"] == [2]
+    assert result["duplicates"] == {}
+    assert result["template"]["keys"] == ["A"]
+    assert secret not in json.dumps(result)
+
+
+def test_bare_and_unparsable_lines_are_reported_together_in_order(tmp_path):
+    env = write(tmp_path / ".env", "A=1\nbroken line\nalone\nB=2\n'open\nC\n")
+    assert collect(env)["errors"] == [2, 3, 5, 6]
 
 
 # Files holding the canary in every place a secret can hide.
@@ -307,6 +481,8 @@ LEAK_CASES = {
     "multi_line_key": 'TLS_KEY="-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----"\n' % CANARY,
     "duplicate_earlier_value": "SECRET_KEY=%s\nSECRET_KEY=other-%s\n" % (CANARY, CANARY),
     "bare_token_line": "A=1\n%s\n" % CANARY,
+    "colon_for_equals": "DB_PASSWORD:%s\n" % CANARY,
+    "token_as_key_name": "%s=1\n" % CANARY,
     "malformed_line": "A=1\nbroken %s line\nB='%s' junk\n" % (CANARY, CANARY),
     "unterminated_quote": 'PASSWORD="%s\n' % CANARY,
     "export_secret": "export AWS_SECRET_ACCESS_KEY=%s\n" % CANARY,

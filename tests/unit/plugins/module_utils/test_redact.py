@@ -9,7 +9,9 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     describe_value,
     fingerprint,
+    fingerprint_bytes,
     is_secret_name,
+    length_class,
     looks_like_token,
     split_url_password,
 )
@@ -281,12 +283,19 @@ def test_split_url_password_none(value):
 # --- fingerprints ----------------------------------------------------------------
 
 
-def test_fingerprint_format_and_stability():
-    fp = fingerprint(KEY, "value")
-    assert fp.startswith("hmac-sha256:")
-    assert len(fp) == len("hmac-sha256:") + 24
-    assert all(c in "0123456789abcdef" for c in fp.split(":", 1)[1])
-    assert fingerprint(KEY, "value") == fp
+# Known vectors, computed once outside this code with
+#   printf 'value' | openssl dgst -sha256 -hmac kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk
+# (KEY is 32 times "k"; the text is UTF-8): the first 24 hex digits of the HMAC-SHA256.
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("value", "hmac-sha256:1a88f3d1425c95a565ef0c28"),
+        ("é🚀", "hmac-sha256:846bb8c8d2747de57ba9b6a9"),
+    ],
+)
+def test_fingerprint_format_and_stability(value, expected):
+    assert fingerprint(KEY, value) == expected
+    assert fingerprint_bytes(KEY, value.encode("utf-8")) == expected
 
 
 def test_fingerprint_is_keyed():
@@ -307,7 +316,7 @@ def test_fingerprint_rejects_missing_key(bad_key):
 
 # --- describe_value ----------------------------------------------------------------
 
-FIELDS = {"secret", "display", "fp", "secret_fp", "length", "empty"}
+FIELDS = {"secret", "display", "fp", "secret_fp", "length_class", "empty"}
 
 
 @pytest.mark.parametrize(
@@ -340,7 +349,7 @@ def test_describe_value(key, value, secret, display, secret_part):
     assert described["secret"] is secret
     assert described["display"] == display
     assert described["fp"] == fingerprint(KEY, value)
-    assert described["length"] == len(value)
+    assert described["length_class"] == length_class(len(value))
     assert described["empty"] is (value == "")
     if secret:
         assert described["secret_fp"] == fingerprint(KEY, secret_part)
@@ -355,10 +364,26 @@ def test_describe_none_value():
         "display": None,
         "fp": fingerprint(KEY, ""),
         "secret_fp": None,
-        "length": 0,
+        "length_class": "empty",
         "empty": True,
     }
     assert describe_value("API_TOKEN", None, KEY)["secret"] is True
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [(0, "empty"), (1, "1-7"), (4, "1-7"), (7, "1-7"), (8, "8-15"), (15, "8-15"), (16, "16-31")]
+    + [(31, "16-31"), (32, "32-63"), (63, "32-63"), (64, "64+"), (5000, "64+")],
+)
+def test_length_class(length, expected):
+    assert length_class(length) == expected
+
+
+def test_a_pin_and_its_neighbours_share_one_length_class():
+    # The exact length never leaves the host: a 4-digit PIN looks like any 1-7 character secret.
+    described = [describe_value("PIN_SECRET", value, KEY) for value in ("7", "4821", "4821937")]
+    assert [d["length_class"] for d in described] == ["1-7"] * 3
+    assert all(set(d) == FIELDS and 4 not in d.values() for d in described)
 
 
 def test_same_password_in_different_urls_has_same_secret_fp():

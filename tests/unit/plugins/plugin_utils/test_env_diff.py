@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.envparity.audit.plugins.module_utils.redact import length_class
 from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import unknown_cell
 
@@ -12,7 +13,7 @@ def plain(value, line=1):
         "display": value,
         "fp": "fp:" + value,
         "secret_fp": None,
-        "length": len(value),
+        "length_class": length_class(len(value)),
         "empty": value == "",
         "line": line,
     }
@@ -24,7 +25,7 @@ def secret(value, line=1, display=None):
         "display": display,
         "fp": "fp:" + value,
         "secret_fp": "sfp:" + value,
-        "length": len(value),
+        "length_class": length_class(len(value)),
         "empty": value == "",
         "line": line,
     }
@@ -101,6 +102,14 @@ def test_key_checks(dev, prod, expected):
     assert checks(run(dev, prod)) == expected
 
 
+@pytest.mark.parametrize(("length", "short"), [(1, True), (4, True), (8, True), (15, True), (16, False), (64, False)])
+def test_short_secret_is_decided_on_the_length_class(length, short):
+    found = [f for f in run({"S": secret("a" * 40)}, {"S": secret("b" * length)}) if f["check"] == "env.short_secret"]
+    assert [(f["severity"], f["environments"]) for f in found] == ([("medium", ["prod"])] if short else [])
+    if short:
+        assert "under 16 characters" in found[0]["message"]
+
+
 def test_production_policies_do_not_apply_to_dev():
     cells = {
         "dev": {"files": {"app": env_file({"DEBUG": plain("true"), "U": plain("http://localhost/")}, mode="0644")}}
@@ -136,15 +145,35 @@ def test_broken_file_is_reported_once_and_keys_are_not_compared():
     assert findings[0]["values"] == {"dev": "ok", "prod": "file missing"}
 
 
-def test_unknown_column_is_marked_not_compared():
-    cells = {"dev": {"files": {"app": env_file({"A": plain("1")})}}, "prod": unknown_cell("unreachable: refused")}
+def test_file_refused_outside_the_project_is_reported_and_not_compared():
+    refused = dict(env_file({}, status="outside_project"), reason="The path leads through a symlink ...")
+    cells = {"dev": {"files": {"app": env_file({"A": plain("1")})}}, "prod": {"files": {"app": refused}}}
     findings = env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
-    assert findings == []
+    assert checks(findings) == [("@file", "unknown", "env.file_status")]
+    assert findings[0]["severity"] == "high"
+    assert findings[0]["values"] == {"dev": "ok", "prod": "symlink leads outside the project, not read"}
+    assert "prod: The path leads through a symlink ..." in findings[0]["message"]
+
+
+def test_unknown_column_is_marked_not_compared():
+    dev = {"files": {"app": env_file({"A": plain("1"), "L": plain("a")})}}
+    web1 = {"files": {"app": env_file({"L": plain("b")})}}
+    context = {"baseline": "dev", "production": {"prod/web1", "prod/web2"}}
+    # Control: a readable host lacking A is reported; the unknown one below must not be.
+    control = env_diff.diff(["dev", "prod/web1"], {"dev": dev, "prod/web1": web1}, context)
+    assert checks(control) == [("A", "missing", "env.key_missing"), ("L", "changed", "env.value_changed")]
+    columns = ["dev", "prod/web1", "prod/web2"]
+    cells = {"dev": dev, "prod/web1": web1, "prod/web2": unknown_cell("unreachable: refused")}
+    findings = env_diff.diff(columns, cells, context)
+    assert checks(findings) == checks(control)
+    for finding in findings:
+        assert finding["values"]["prod/web2"] == {"unknown": "unreachable: refused"}
+        assert finding["environments"] == ["prod/web1"]
 
 
 def test_secret_values_are_labelled_never_shown():
     findings = run({"S": secret("dev-secret-value-123456")}, {"S": secret("prod-secret-value-654321")})
-    assert findings[0]["values"] == {"dev": "‹secret A, 23 chars›", "prod": "‹secret B, 24 chars›"}
+    assert findings[0]["values"] == {"dev": "‹secret A, 16-31 chars›", "prod": "‹secret B, 16-31 chars›"}
 
 
 def test_url_with_password_shows_redacted_form():
@@ -152,7 +181,7 @@ def test_url_with_password_shows_redacted_form():
     findings = run(
         {"DATABASE_URL": url}, {"DATABASE_URL": secret("postgresql://u:pw2@db/x", display="postgresql://u:***@db/x")}
     )
-    assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 22 chars›"
+    assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 16-31 chars›"
 
 
 def test_file_not_configured_on_a_host():

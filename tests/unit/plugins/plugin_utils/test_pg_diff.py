@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils import pg_tables
+from ansible_collections.envparity.audit.plugins.module_utils.redact import length_class
 from ansible_collections.envparity.audit.plugins.plugin_utils import pg_diff
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import KINDS, SEVERITIES, unknown_cell
 
@@ -24,7 +25,7 @@ def record(value, secret=False, fp=None):
         "display": None if secret else value,
         "fp": fp or "hmac-sha256:" + hashlib.sha256(value.encode()).hexdigest()[:24],
         "secret_fp": (fp or "hmac-sha256:s" + value) if secret else None,
-        "length": len(value),
+        "length_class": length_class(len(value)),
         "empty": not value,
     }
 
@@ -840,12 +841,12 @@ def test_secret_setting_and_role_config_are_never_shown():
     ]
     by_check = {f["check"]: f for f in found}
     assert by_check["postgres.setting_changed"]["values"] == {
-        "dev": "‹secret A, 32 chars›",
-        "prod": "‹secret B, 32 chars›",
+        "dev": "‹secret A, 32-63 chars›",
+        "prod": "‹secret B, 32-63 chars›",
     }
     assert by_check["postgres.role_changed"]["values"] == {
-        "dev": "‹secret A, 40 chars›",
-        "prod": "‹secret B, 40 chars›",
+        "dev": "‹secret A, 32-63 chars›",
+        "prod": "‹secret B, 32-63 chars›",
     }
     assert all(f["severity"] == "info" and "fingerprint" in f["message"] for f in found)
     assert CANARY not in json.dumps(found)
@@ -861,7 +862,7 @@ def test_equal_secrets_are_not_drift_and_an_unset_one_shows_as_default():
         == []
     )
     found = pair(mutate_dev=assign(setting("z" * 20, secret=True, fp=same), "settings", "app.token"))
-    assert found[0]["values"] == {"dev": "‹secret A, 20 chars›", "prod": "default"}
+    assert found[0]["values"] == {"dev": "‹secret A, 16-31 chars›", "prod": "default"}
     assert CANARY not in json.dumps(found)
 
 

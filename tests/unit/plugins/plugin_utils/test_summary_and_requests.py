@@ -52,7 +52,7 @@ def test_env_request():
     }
     assert build_request("env", params) == {
         "project_dir": "/p",
-        "files": [{"name": "app", "path": "a.env", "template": None}],
+        "files": [{"name": "app", "path": "a.env", "template": None, "allow_outside_project": False}],
         "max_bytes": 5,
     }
 
