@@ -119,7 +119,6 @@ def configured_subjects(area, columns, requests):
     }
 
 
-
 def unknown_findings(area, columns, cells, configured):
     """'Could not collect' is never 'same': one unknown finding per subject a failed host was to
     audit (every subject configured anywhere, when the host's own request could not be built)."""
