@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
-    is_unknown,
     join_names,
     subject_names,
 )
@@ -447,36 +446,6 @@ def diff(columns, cells, context):
     for name in subject_names(cells, "files"):
         subject = _Subject(name, columns, cells, context)
         findings += _file_status_findings(subject)
-        findings += _not_configured_findings(subject, cells)
         findings += _key_findings(subject)
         findings += _policy_findings(subject)
     return findings
-
-
-def _not_configured_findings(subject, cells):
-    """A host that audits env files but not this one: the file is missing from its configuration."""
-    lacking = [
-        label
-        for label in subject.columns
-        if cells.get(label) is not None and not is_unknown(cells[label]) and label not in subject.records
-    ]
-    if not lacking:
-        return []
-    values = {
-        label: ("not configured" if label in lacking else "configured")
-        for label in subject.columns
-        if cells.get(label) is not None
-    }
-    return [
-        subject.finding(
-            FILE_KEY,
-            "missing",
-            "env.file_not_configured",
-            "medium",
-            values,
-            lacking,
-            "Env file %s is not configured for %s." % (subject.name, join_names(lacking)),
-            "Add an entry named %s to drift_env_files for %s, or remove it elsewhere."
-            % (subject.name, join_names(lacking)),
-        )
-    ]

@@ -202,3 +202,17 @@ def test_a_host_whose_variables_did_not_validate_is_unknown_for_every_subject(tm
     assert found == {("app", "collect.failed"), ("*", "audit.not_compared")}
     (unknown,) = [f for f in audit["findings"] if f["check"] == "collect.failed"]
     assert unknown["values"]["prod"] == {"unknown": "failed: cannot audit p1: bad"}
+
+
+def test_a_subject_configured_on_some_hosts_only_is_one_finding(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    store(directory, "d", env_data({"A": "1"}))
+    store(directory, "p1", env_data({"A": "1"}))
+    store(directory, "p2", env_data({"A": "1"}))
+    both = {"env": dict(REQUEST["env"], files=REQUEST["env"]["files"] + [{"name": "worker", "path": "w.env"}])}
+    requests = {"d": both, "p1": REQUEST, "p2": both}
+    audit = build_audit(directory, ["dev", "prod"], ["prod"], GROUPS, requests, [], "never")
+    (finding,) = audit["findings"]
+    assert (finding["subject"], finding["key"], finding["check"]) == ("worker", "*", "env.not_configured")
+    assert finding["environments"] == ["prod/p1"]
+    assert finding["values"] == {"dev": "configured", "prod/p1": "not configured", "prod/p2": "configured"}

@@ -184,10 +184,14 @@ def test_url_with_password_shows_redacted_form():
     assert findings[0]["values"]["dev"] == "postgresql://u:***@db/x ‹secret A, 16-31 chars›"
 
 
-def test_file_not_configured_on_a_host():
-    cells = {"dev": {"files": {"app": env_file({}), "worker": env_file({})}}, "prod": {"files": {"app": env_file({})}}}
+def test_a_file_configured_on_one_host_only_is_left_to_the_engine():
+    # The engine's env.not_configured speaks for it (test_audit); the area's diff compares nothing.
+    cells = {
+        "dev": {"files": {"app": env_file({}), "worker": env_file({"A": plain("1")})}},
+        "prod": {"files": {"app": env_file({})}},
+    }
     findings = env_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": set()})
-    assert checks(findings) == [("@file", "missing", "env.file_not_configured")]
+    assert [f for f in findings if f["subject"] == "worker"] == []
 
 
 def test_three_hosts_n_way():
