@@ -28,6 +28,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.redact import (
 )
 
 DEFAULT_MAX_BYTES = 1048576
+# The request's limits when a field is missing; the same as the env role's argument specs (a test holds them equal).
+DEFAULTS = {"max_bytes": DEFAULT_MAX_BYTES}
 
 _NOT_REGULAR = (
     (stat.S_ISDIR, "a directory"),
