@@ -72,7 +72,8 @@ def collect_areas(areas, run_key, secrets=None):
 
 
 def pack(facts):
-    """Bulky facts travel as gzip+base64 text: cheap for Ansible to carry (PERFORMANCE.md).
+    """Bulky facts travel as gzip+base64 text: cheap for Ansible to carry (a 7 MB
+    structured result costs the controller ~1.9 s; the same as gzip+base64 text ~0.17 s).
 
     Keys unsorted and the fastest compression: on a 2,000-table catalog (3.7 MB of JSON) sorted
     keys and level 9 take 0.04 s more on the host for 22% fewer bytes (121 KB, not 155 KB).

@@ -19,7 +19,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
 )
 
 DEFAULT_MAX_FILE_BYTES = 1048576
-# The request's settings when a field is missing; the same as the docker role's argument specs (a test holds them equal).
+# The request's settings when a field is missing: the docker role's argument specs (a test holds them equal).
 DEFAULTS = {"max_file_bytes": DEFAULT_MAX_FILE_BYTES, "docker_host": DEFAULT_DOCKER_HOST, "timeout": DEFAULT_TIMEOUT}
 
 

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES, AREAS
+from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES, AREAS, BY_NAME
 from ansible_collections.envparity.audit.plugins.plugin_utils import requests
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import (
     build_request,
@@ -47,7 +47,7 @@ def test_the_registry_names_each_area_once():
 
 @pytest.mark.parametrize("area", AREA_NAMES)
 def test_each_area_has_a_collector_diff_rules_and_a_request_builder(area):
-    entry = dict(zip(AREA_NAMES, AREAS))[area]
+    entry = BY_NAME[area]
     assert callable(entry.collect) and entry.collect.__name__ == "collect_area"
     rules = diff_rules(area)
     assert callable(rules.diff) and callable(rules.subjects)
@@ -71,7 +71,7 @@ def test_role_defaults_are_the_argument_specs_defaults(area):
 @pytest.mark.parametrize("area", AREA_NAMES)
 def test_the_collector_defaults_are_the_argument_specs_defaults(area):
     """The collector's fallback for a missing request field is the value the role's specs give."""
-    entry = dict(zip(AREA_NAMES, AREAS))[area]
+    entry = BY_NAME[area]
     collector = importlib.import_module(entry.collect.__module__)
     request = build_request(area, spec_defaults(area) | configured_params(area))
     assert collector.DEFAULTS, "%s has no DEFAULTS" % collector.__name__
