@@ -13,6 +13,7 @@ import unicodedata
 # Characters that start or end an inline construct (escape, code, emphasis, link, image, raw HTML,
 # entity, strikethrough, math) or close a heading; each is shown as itself when backslash-escaped.
 _TEXT_SPECIALS = re.compile(r"([\\`*_\[\]<>&|~#$!])")
+_EDGE_SPACES = re.compile(r"^ +| +$")
 _BACKTICK_RUNS = re.compile(r"`+")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -41,7 +42,9 @@ def text(value):
     """Inline Markdown text that renders as exactly the value (made visible); no markup survives.
 
     Backslash escapes work in table cells too (GFM: an escaped pipe does not split the cell)."""
-    return _TEXT_SPECIALS.sub(r"\\\1", visible(value))
+    escaped = _TEXT_SPECIALS.sub(r"\\\1", visible(value))
+    # a table cell, a heading or a line would drop spaces at the edges: keep them as references
+    return _EDGE_SPACES.sub(lambda match: "&#32;" * len(match.group()), escaped)
 
 
 def _longest_backtick_run(content):
