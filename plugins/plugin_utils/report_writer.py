@@ -48,8 +48,8 @@ class ReportWriteError(Exception):
 
 def report_name(when, run_id):
     """A name no other run takes: UTC stamp to the microsecond, then the run id (random part)."""
-    seconds = time.gmtime(when)
-    return "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", seconds), int(when % 1 * 1e6), run_id)
+    seconds, microseconds = divmod(round(when * 1000000), 1000000)
+    return "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)), microseconds, run_id)
 
 
 def _write_synced(path, content):
