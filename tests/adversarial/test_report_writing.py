@@ -9,6 +9,7 @@ mounts made by the test (root ignores file modes).
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import threading
 
@@ -173,4 +174,25 @@ def test_an_audit_whose_report_cannot_be_written_exits_73_and_leaves_nothing(aud
                 result.stdout
             )
             assert "exit code 73" in result.stdout
+            assert entries(reports) == [".runs"]
+
+
+def test_the_callback_fallback_report_cannot_be_written_either(audit, tmp_path):
+    """Every host unreachable: the callback writes the report, and meets the read-only directory."""
+    with socket.socket() as listener:  # a loopback port that was free: nothing listens there
+        listener.bind(("127.0.0.1", 0))
+        closed_port = listener.getsockname()[1]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with tmpfs(tmp_path / "reports") as reports:
+        (reports / ".runs").mkdir()
+        read_only(reports)
+        with bind(runs, reports / ".runs"):
+            result = audit(
+                cmdline="--limit prod-vm --tags env",
+                extravars={"drift_report_dir": str(reports), "ansible_port": closed_port},
+            )
+            assert result.rc == EXIT_REPORT_NOT_WRITTEN, result.stdout
+            assert "envparity: NO REPORT: cannot write the report in %s" % reports in result.stdout
+            assert "the report was written by the callback" not in result.stdout
             assert entries(reports) == [".runs"]
