@@ -8,22 +8,13 @@ Pure Python; no Ansible imports.
 
 import html
 import re
-import unicodedata
 
 # Characters that start or end an inline construct (escape, code, emphasis, link, image, raw HTML,
 # entity, strikethrough, math) or close a heading; each is shown as itself when backslash-escaped.
-_TEXT_SPECIALS = re.compile(r"([\\`*_\[\]<>&|~#$!])")
+_TEXT_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_[]<>&|~#$!"})
 _EDGE_SPACES = re.compile(r"^ +| +$")
 _BACKTICK_RUNS = re.compile(r"`+")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _is_invisible(char, keep):
-    if char in keep:
-        return False
-    category = unicodedata.category(char)
-    # controls, format (zero-width, bidi), surrogates, private use, unassigned; any space but U+0020
-    return category[0] == "C" or (category[0] == "Z" and char != " ")
 
 
 def _escape_char(char):
@@ -34,21 +25,32 @@ def _escape_char(char):
 
 
 def visible(text, keep=""):
-    """The text with invisible, control and bidi characters written as escapes (e.g. '\\u202e')."""
-    return "".join(_escape_char(c) if _is_invisible(c, keep) else c for c in str(text))
+    """The text with invisible, control and bidi characters written as escapes (e.g. '\\u202e').
+
+    Python's "printable" is exactly that set: every character but Unicode's Other (controls,
+    format such as zero-width and bidi, surrogates, private use, unassigned) and Separator
+    categories, except the ASCII space."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else _escape_char(c) for c in text)
 
 
 def text(value):
     """Inline Markdown text that renders as exactly the value (made visible); no markup survives.
 
     Backslash escapes work in table cells too (GFM: an escaped pipe does not split the cell)."""
-    escaped = _TEXT_SPECIALS.sub(r"\\\1", visible(value))
+    escaped = visible(value).translate(_TEXT_ESCAPES)
+    if escaped[:1] != " " and escaped[-1:] != " ":
+        return escaped
     # a table cell, a heading or a line would drop spaces at the edges: keep them as references
     return _EDGE_SPACES.sub(lambda match: "&#32;" * len(match.group()), escaped)
 
 
 def _longest_backtick_run(content):
-    return max((len(run) for run in _BACKTICK_RUNS.findall(content)), default=0)
+    if "`" not in content:
+        return 0
+    return max(len(run) for run in _BACKTICK_RUNS.findall(content))
 
 
 def code(value, table=False):

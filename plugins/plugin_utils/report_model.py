@@ -70,7 +70,6 @@ def _row(finding, labels, table=True):
     """A finding as the template prints it: every field escaped for a table cell or a list item."""
     return {
         "key": md_value(finding["key"], table),
-        "summary_key": markdown_text.html_text(finding["key"]),
         "kind": markdown_text.text(finding["kind"]),
         "check": markdown_text.code(finding["check"], table),
         "severity": markdown_text.text(finding["severity"]),
@@ -80,8 +79,17 @@ def _row(finding, labels, table=True):
         "message": markdown_text.text(finding["message"]),
         "recommendation": markdown_text.text(finding["recommendation"]),
         "reason": markdown_text.text(finding["reason"] or ""),
-        # a unified diff of two bodies (views, functions), shown in a collapsible block
-        "detail": markdown_text.fenced_block(finding["detail"], "diff") if finding.get("detail") else None,
+        "detail": None,
+    } | _detail(finding)
+
+
+def _detail(finding):
+    """A unified diff of two bodies (views, functions), shown in a collapsible block."""
+    if not finding.get("detail"):
+        return {}
+    return {
+        "summary_key": markdown_text.html_text(finding["key"]),
+        "detail": markdown_text.fenced_block(finding["detail"], "diff"),
     }
 
 
