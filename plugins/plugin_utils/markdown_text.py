@@ -11,7 +11,10 @@ import re
 
 # Characters that start or end an inline construct (escape, code, emphasis, link, image, raw HTML,
 # entity, strikethrough, math) or close a heading; each is shown as itself when backslash-escaped.
-_TEXT_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_[]<>&|~#$!"})
+_TEXT_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*[]<>&|~#$!"})
+# An underscore between two letters or digits can neither open nor close emphasis: snake_case stays
+# readable in the Markdown source; any other underscore is escaped.
+_LOOSE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _EDGE_SPACES = re.compile(r"^ +| +$")
 _BACKTICK_RUNS = re.compile(r"`+")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -41,6 +44,8 @@ def text(value):
 
     Backslash escapes work in table cells too (GFM: an escaped pipe does not split the cell)."""
     escaped = visible(value).translate(_TEXT_ESCAPES)
+    if "_" in escaped:
+        escaped = _LOOSE_UNDERSCORE.sub(r"\\_", escaped)
     if escaped[:1] != " " and escaped[-1:] != " ":
         return escaped
     # a table cell, a heading or a line would drop spaces at the edges: keep them as references
