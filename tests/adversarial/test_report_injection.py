@@ -127,6 +127,27 @@ def finding_rows(page):
     return [row for table in page.tables for row in table[1:] if len(row) > 3 and row[1] in KINDS]
 
 
+def cell_text(value):
+    """What a value cell reads as (report_model.md_value, rendered)."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return "⚠ could not collect"
+    return visible(value) if value else "(empty)"
+
+
+def rows_match_findings(page, report):
+    """Each unexpected finding of the JSON is one area-table row reading exactly as its values."""
+    rows = finding_rows(page)
+    labels = [column["label"] for column in report["columns"]]
+    findings = [f for f in report["findings"] if not f["expected"]]
+    for finding in findings:
+        expected = [visible(finding["key"]), finding["kind"], finding["check"], finding["severity"]]
+        assert expected + [cell_text(finding["values"].get(label)) for label in labels] in rows, finding
+    assert len(rows) == len(findings)
+    return rows
+
+
 def test_hostile_findings_render_as_text_in_intact_tables():
     audit = hostile_audit()
     _, page = render(audit, "inventory/%s<project>" % LINK)
@@ -222,11 +243,7 @@ def test_an_audit_of_hostile_env_files_renders_safely(audit, tmp_path):
     assert {attr for _, attrs in page.tags for attr in attrs} <= TEMPLATE_ATTRIBUTES
     for table in page.tables:
         assert len({len(row) for row in table}) == 1, table
-    rows = {row[0]: row[1:] for row in finding_rows(page)}
-    for finding in result.findings(expected=False):
-        if set(finding["values"]) == {"dev", "prod"} and finding["check"] == "env.value_changed":
-            cells = rows[visible(finding["key"])]
-            assert cells[-2:] == [visible(finding["values"]["dev"]), visible(finding["values"]["prod"])]
+    rows = {row[0]: row[1:] for row in rows_match_findings(page, result.report)}
     values = {f["key"]: f["values"] for f in result.findings() if f["check"] == "env.value_changed"}
     assert values["PIPED"] == {"dev": "a|b", "prod": "c||d"}
     assert values["WINDOWS"] == {"dev": "C:\\new\\table", "prod": "C:\\new\\other"}
@@ -235,3 +252,17 @@ def test_an_audit_of_hostile_env_files_renders_safely(audit, tmp_path):
     assert rows["MARK"][-2:] == ["<project>", "safe\\u202eevil"]
     assert "ZW\\u200b" in rows and "ZW" in rows  # two keys that would look identical
     assert "dev|vm" in page.tables[0][1] and "prod`vm" in page.tables[0][2]
+
+
+def test_the_lab_report_renders_with_intact_tables_and_its_placeholders(audit):
+    """The lab's own report: `<project>` in a compose volume stays text, every table keeps its columns."""
+    result = audit()
+    assert result.rc == 0, result.stdout
+    page = Page(RENDERER.render(result.markdown))
+    assert {tag for tag, _ in page.tags} <= TEMPLATE_TAGS
+    assert {attr for _, attrs in page.tags for attr in attrs} <= TEMPLATE_ATTRIBUTES
+    for table in page.tables:
+        assert len({len(row) for row in table}) == 1, table
+    rows = rows_match_findings(page, result.report)
+    volumes = [row for row in rows if row[0] == "services.web.volumes"]
+    assert [row[-2] for row in volumes] == ["<project>/site:/www/site:ro"]
