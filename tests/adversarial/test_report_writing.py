@@ -99,6 +99,24 @@ def test_a_name_already_taken_is_not_overwritten(tmp_path):
     assert [name for name in entries(tmp_path) if name.startswith(".tmp-")] == []
 
 
+def test_latest_files_of_an_older_version_become_links_to_the_new_pair(tmp_path):
+    (tmp_path / "latest.md").write_text("old")
+    (tmp_path / "latest.json").write_text("{}")
+    write_report(str(tmp_path), "new", markdown("new"), document("new"))
+    assert os.readlink(tmp_path / "latest.md") == os.path.join(LATEST, REPORT_MARKDOWN)
+    assert os.readlink(tmp_path / "latest.json") == os.path.join(LATEST, REPORT_JSON)
+    assert (tmp_path / "latest.md").read_text() == markdown("new")
+
+
+def test_a_latest_that_cannot_be_replaced_leaves_nothing_of_the_run(tmp_path):
+    (tmp_path / "latest.md").mkdir()  # a careless user's directory where a link must go
+    (tmp_path / "latest.md" / "notes").write_text("mine")
+    with pytest.raises(ReportWriteError):
+        write_report(str(tmp_path), "new", markdown("new"), document("new"))
+    assert entries(tmp_path) == ["latest.md"]
+    assert (tmp_path / "latest.md" / "notes").read_text() == "mine"
+
+
 def test_latest_is_always_a_complete_pair_of_one_run(tmp_path):
     """Two writers switch `latest` back and forth while a reader checks every pair it sees."""
     write_report(str(tmp_path), "seed", markdown("seed"), document("seed"))
