@@ -12,7 +12,7 @@ description:
   - When no host remained in the play to run the report step (every host unreachable), writes
     the report itself from the run directory, so that an opened run always ends with a report.
   - Ends the run with exit code 73 when the report could not be written (the report directory
-    is read-only, full or missing), after saying so; nothing of the report is left behind.
+    is read-only, full, or not a directory), after saying so; nothing of the report is left behind.
   - Records only the failure message Ansible gives, cut to a bounded length; it never records
     task arguments or results.
 version_added: 0.1.0

@@ -68,7 +68,7 @@ def md_value(cell, table=True):
 
 def _row(finding, labels, table=True):
     """A finding as the template prints it: every field escaped for a table cell or a list item."""
-    return {
+    row = {
         "key": md_value(finding["key"], table),
         "kind": markdown_text.text(finding["kind"]),
         "check": markdown_text.code(finding["check"], table),
@@ -80,7 +80,9 @@ def _row(finding, labels, table=True):
         "recommendation": markdown_text.text(finding["recommendation"]),
         "reason": markdown_text.text(finding["reason"] or ""),
         "detail": None,
-    } | _detail(finding)
+    }
+    row.update(_detail(finding))
+    return row
 
 
 def _detail(finding):

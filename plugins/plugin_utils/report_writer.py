@@ -47,7 +47,7 @@ class ReportWriteError(Exception):
 
 
 def report_name(when, run_id):
-    """A name no other run takes: UTC stamp to the microsecond, then the run id (random part)."""
+    """A name no other run takes: UTC stamp to the microsecond, then the run id (which has a random part)."""
     seconds, microseconds = divmod(round(when * 1000000), 1000000)
     return "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)), microseconds, run_id)
 
