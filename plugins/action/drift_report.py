@@ -7,6 +7,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import ReportWriteError
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 
 
@@ -21,6 +22,9 @@ class ActionModule(ActionBase):
             written = write_run_report(self._task.args["run_dir"])
         except AuditConfigError as exc:
             raise AnsibleActionFail("cannot compare environments: %s" % exc) from None
+        except ReportWriteError as exc:
+            # the callback ends the run with its own exit code (README, Exit codes)
+            raise AnsibleActionFail(str(exc), result={"report_unwritable": True}) from None
         except OSError as exc:
             raise AnsibleActionFail("cannot write the report: %s: %s" % (exc.filename, exc.strerror)) from None
         result.update(changed=False, **written)

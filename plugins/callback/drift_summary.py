@@ -11,6 +11,8 @@ description:
   - Prints the report's path, its counts by severity and the gate result at the end of the run.
   - When no host remained in the play to run the report step (every host unreachable), writes
     the report itself from the run directory, so that an opened run always ends with a report.
+  - Ends the run with exit code 73 when the report could not be written (the report directory
+    is read-only, full, or not a directory), after saying so; nothing of the report is left behind.
   - Records only the failure message Ansible gives, cut to a bounded length; it never records
     task arguments or results.
 version_added: 0.1.0
@@ -20,12 +22,21 @@ requirements:
   - enabled in ansible.cfg (callbacks_enabled = envparity.audit.drift_summary)
 """
 
+import sys
+
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import ReportWriteError
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import store_error
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
-from ansible_collections.envparity.audit.plugins.plugin_utils.summary import failure_reason, summary_lines
+from ansible_collections.envparity.audit.plugins.plugin_utils.summary import (
+    EXIT_REPORT_NOT_WRITTEN,
+    failure_reason,
+    report_not_written,
+    run_not_opened,
+    summary_lines,
+)
 
 RUN_ACTIONS = frozenset(("envparity.audit.drift_run", "drift_run"))
 REPORT_ACTIONS = frozenset(("envparity.audit.drift_report", "drift_report"))
@@ -66,6 +77,9 @@ class CallbackModule(CallbackBase):
         if result._task.action in REPORT_ACTIONS:
             self._report = result._result
             return
+        if result._task.action in RUN_ACTIONS:
+            self._report = run_not_opened(result._result)
+            return
         self._record(result, "failed")
 
     def v2_runner_on_unreachable(self, result):
@@ -75,6 +89,9 @@ class CallbackModule(CallbackBase):
         """No host remained to run the report step (all unreachable): write it from the run dir."""
         try:
             self._report = write_run_report(self._run_dir)
+        except ReportWriteError as exc:
+            self._report = {"failed": True, "report_unwritable": True, "msg": str(exc)}
+            return
         except (AuditConfigError, OSError, ValueError) as exc:
             self._display.warning("envparity: cannot write the report: %s" % exc)
             return
@@ -85,5 +102,10 @@ class CallbackModule(CallbackBase):
             return  # not an audit run (no run was opened): nothing to say
         if self._report is None:
             self._write_fallback_report()
+        if report_not_written(self._report):
+            for line in summary_lines(self._report):
+                self._display.error(line, wrap_text=False)
+            # Ansible's stats would say 2 (a task failed) or 0; a missing report has its own code.
+            sys.exit(EXIT_REPORT_NOT_WRITTEN)
         for line in summary_lines(self._report):
             self._display.display(line)

@@ -4,6 +4,7 @@ Everything the template shows is computed here; the template only loops and prin
 Pure Python; no Ansible imports.
 """
 
+from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITIES, action_order, is_unknown
 
 SCHEMA_VERSION = 1
@@ -54,12 +55,7 @@ def build_document(audit, generated_at, inventory):
     }
 
 
-def md_text(text):
-    """Plain text safe inside a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def md_value(cell):
+def md_value(cell, table=True):
     """One value cell: absent, could not collect, empty, or the (already redacted) value as code."""
     if cell is None:
         return "—"
@@ -67,27 +63,40 @@ def md_value(cell):
         return "⚠ could not collect"
     if cell == "":
         return "(empty)"
-    text = md_text(cell)
-    return text if "`" in text else "`%s`" % text
+    return markdown_text.code(cell, table=table)
 
 
-def _row(finding, labels):
+def _row(finding, labels, table=True):
+    """A finding as the template prints it: every field escaped for a table cell or a list item."""
+    row = {
+        "key": md_value(finding["key"], table),
+        "kind": markdown_text.text(finding["kind"]),
+        "check": markdown_text.code(finding["check"], table),
+        "severity": markdown_text.text(finding["severity"]),
+        "area": markdown_text.text(finding["area"]),
+        "subject": markdown_text.text(finding["subject"]),
+        "cells": [md_value(finding["values"].get(label), table) for label in labels],
+        "message": markdown_text.text(finding["message"]),
+        "recommendation": markdown_text.text(finding["recommendation"]),
+        "reason": markdown_text.text(finding["reason"] or ""),
+        "detail": None,
+    }
+    row.update(_detail(finding))
+    return row
+
+
+def _detail(finding):
+    """A unified diff of two bodies (views, functions), shown in a collapsible block."""
+    if not finding.get("detail"):
+        return {}
     return {
-        "key": md_value(finding["key"]),
-        "kind": finding["kind"],
-        "check": finding["check"],
-        "severity": finding["severity"],
-        "cells": [md_value(finding["values"].get(label)) for label in labels],
-        "message": md_text(finding["message"]),
-        "recommendation": md_text(finding["recommendation"]),
-        "reason": md_text(finding["reason"] or ""),
-        # a unified diff of two bodies (views, functions), shown in a collapsible block
-        "detail": finding["detail"].replace("```", "` ` `") if finding.get("detail") else None,
+        "summary_key": markdown_text.html_text(finding["key"]),
+        "detail": markdown_text.fenced_block(finding["detail"], "diff"),
     }
 
 
 def build_view(document):
-    """What the Markdown template prints, in order."""
+    """What the Markdown template prints, in order; every text from a host or inventory escaped."""
     labels = [column["label"] for column in document["columns"]]
     findings = document["findings"]
     summary = document["summary"]
@@ -97,50 +106,62 @@ def build_view(document):
         subjects = sorted({f["subject"] for f in own})
         areas.append(
             {
-                "name": area,
+                "name": markdown_text.text(area),
                 "subjects": [
                     {
-                        "name": md_text(subject),
+                        "name": markdown_text.text(subject),
                         "rows": [_row(f, labels) for f in own if f["subject"] == subject and not f["expected"]],
                     }
                     for subject in subjects
                     if any(f["subject"] == subject and not f["expected"] for f in own)
                 ],
-                "expected": [dict(_row(f, labels), subject=md_text(f["subject"])) for f in own if f["expected"]],
+                "expected": [_row(f, labels) for f in own if f["expected"]],
                 "clean": not any(not f["expected"] for f in own),
             }
         )
     plan = sorted((f for f in findings if not f["expected"]), key=action_order)
     return {
-        "generated_at": document["generated_at"],
-        "inventory": md_text(document["inventory"]),
-        "baseline": document["baseline"],
-        "labels": labels,
+        "generated_at": markdown_text.text(document["generated_at"]),
+        "inventory": markdown_text.code(document["inventory"]),
+        "baseline": markdown_text.text(document["baseline"]),
+        "labels": [markdown_text.text(label) for label in labels],
         "hosts": [
             {
-                "environment": column["environment"],
-                "host": column["host"],
-                "label": column["label"],
+                "environment": markdown_text.text(column["environment"]),
+                "host": markdown_text.text(column["host"]),
+                "label": markdown_text.text(column["label"]),
                 "role": "baseline"
                 if column["label"] == document["baseline"]
                 else ("production" if column["production"] else ""),
-                "status": column["status"],
-                "reason": md_text(column["reason"] or ""),
+                "status": markdown_text.text(column["status"]),
+                "reason": markdown_text.text(column["reason"] or ""),
             }
             for column in document["columns"]
         ],
         "severity_counts": [{"severity": s, "count": summary["by_severity"][s]} for s in SEVERITIES],
-        "area_counts": [{"area": a, "count": n} for a, n in summary["by_area"].items()],
+        "area_counts": [{"area": markdown_text.text(a), "count": n} for a, n in summary["by_area"].items()],
         "summary": summary,
-        "gate": document["gate"],
-        "plan": [
-            dict(_row(f, labels), area=f["area"], subject=md_text(f["subject"]), number=index + 1)
-            for index, f in enumerate(plan)
-        ],
+        "gate": {
+            "fail_on": markdown_text.code(document["gate"]["fail_on"]),
+            "tripped": document["gate"]["tripped"],
+            "count": document["gate"]["count"],
+        },
+        "plan": [dict(_row(f, labels, table=False), number=index + 1) for index, f in enumerate(plan)],
         "areas": areas,
-        "stale_rules": [{k: md_text(v) for k, v in rule.items()} for rule in document["stale_rules"]],
+        "stale_rules": [
+            {
+                "path": markdown_text.code(rule["path"]),
+                "source": markdown_text.text(rule["source"]),
+                "reason": markdown_text.text(rule["reason"] or ""),
+            }
+            for rule in document["stale_rules"]
+        ],
         "errors": [
-            {"host": error["host"] or "—", "area": error["area"] or "—", "message": md_text(error["message"] or "")}
+            {
+                "host": markdown_text.text(error["host"] or "—"),
+                "area": markdown_text.text(error["area"] or "—"),
+                "message": markdown_text.text(error["message"] or ""),
+            }
             for error in document["errors"]
         ],
     }

@@ -1,14 +1,20 @@
-"""Render the Markdown report from its view and write both files atomically.
+"""Render the Markdown report from its view and write both files, or neither, under a unique name.
 
 Pure Python (jinja2 only); no Ansible imports.
 """
 
 import json
 import os
+import secrets
+import shutil
+import tempfile
+import time
 
 import jinja2
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import atomic_write
+REPORT_MARKDOWN = "report.md"
+REPORT_JSON = "report.json"
+LATEST = "latest"
 
 
 def split_header(source):
@@ -36,20 +42,66 @@ def render_markdown(template_path, view):
     return environment.from_string(source).render(view=view)
 
 
-def write_report(report_dir, stamp, markdown, document):
-    """reports/<stamp>-envparity.{md,json} plus stable latest.{md,json}; returns the paths."""
+class ReportWriteError(Exception):
+    """The report could not be written; nothing of this run was left in the report directory."""
+
+
+def report_name(when, run_id):
+    """A name no other run takes: UTC stamp to the microsecond, then the run id (which has a random part)."""
+    seconds, microseconds = divmod(round(when * 1000000), 1000000)
+    return "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)), microseconds, run_id)
+
+
+def _write_synced(path, content):
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())  # a full disk shows here, not later, behind a report said written
+
+
+def _point(link, target):
+    """Make `link` a symlink to `target`, replacing what was there in one rename."""
+    if os.path.islink(link) and os.readlink(link) == target:
+        return
+    temporary = os.path.join(os.path.dirname(link), ".tmp-link-%s" % secrets.token_hex(8))
+    os.symlink(target, temporary)
+    try:
+        os.replace(temporary, link)
+    except OSError:
+        os.unlink(temporary)
+        raise
+
+
+def write_report(report_dir, name, markdown, document):
+    """Write <report_dir>/<name>/report.md and report.json, then switch <report_dir>/latest to them.
+
+    Both files or neither: they are written into a hidden directory that is renamed to <name>
+    only when both are on disk. `latest` is a symlink to the newest pair, replaced in one rename,
+    and latest.md and latest.json are fixed symlinks through it, so at any moment they belong to
+    the same run. Returns the paths; raises ReportWriteError after removing what it wrote."""
     payload = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    paths = {
-        "markdown": os.path.join(report_dir, "%s-envparity.md" % stamp),
-        "json": os.path.join(report_dir, "%s-envparity.json" % stamp),
+    final = os.path.join(report_dir, name)
+    written = None  # what to remove if a later step fails
+    try:
+        os.makedirs(report_dir, exist_ok=True)
+        written = tempfile.mkdtemp(prefix=".tmp-", dir=report_dir)
+        os.chmod(written, 0o755)
+        _write_synced(os.path.join(written, REPORT_MARKDOWN), markdown)
+        _write_synced(os.path.join(written, REPORT_JSON), payload)
+        os.rename(written, final)
+        written = final
+        _point(os.path.join(report_dir, "latest.md"), os.path.join(LATEST, REPORT_MARKDOWN))
+        _point(os.path.join(report_dir, "latest.json"), os.path.join(LATEST, REPORT_JSON))
+        _point(os.path.join(report_dir, LATEST), name)  # the switch, last: nothing can fail after it
+    except BaseException as exc:
+        if written is not None:
+            shutil.rmtree(written, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ReportWriteError("cannot write the report in %s: %s" % (report_dir, exc.strerror or exc)) from None
+        raise
+    return {
+        "markdown": os.path.join(final, REPORT_MARKDOWN),
+        "json": os.path.join(final, REPORT_JSON),
         "latest_markdown": os.path.join(report_dir, "latest.md"),
         "latest_json": os.path.join(report_dir, "latest.json"),
     }
-    for name, content in (
-        ("markdown", markdown),
-        ("json", payload),
-        ("latest_markdown", markdown),
-        ("latest_json", payload),
-    ):
-        atomic_write(paths[name], content)
-    return paths

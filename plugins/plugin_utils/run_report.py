@@ -5,13 +5,18 @@ the report step (every host unreachable), so that a report is written whenever a
 Pure Python; no Ansible imports.
 """
 
+import os
 import shutil
 import time
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
-from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import render_markdown, write_report
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import (
+    render_markdown,
+    report_name,
+    write_report,
+)
 
 SETTINGS = (
     "environments",
@@ -27,7 +32,9 @@ SETTINGS = (
 
 
 def write_run_report(run_directory, now=None):
-    """Diff, render and write; returns {report: paths, summary, gate}. Raises AuditConfigError."""
+    """Diff, render and write; returns {report: paths, summary, gate}.
+
+    `now` is a POSIX time (default: the current one). Raises AuditConfigError or ReportWriteError."""
     settings = run_dir.load_settings(run_directory)
     audit = build_audit(
         run_directory,
@@ -38,10 +45,11 @@ def write_run_report(run_directory, now=None):
         settings["rules_files"],
         settings["fail_on"],
     )
-    now = now or time.gmtime()
-    document = build_document(audit, time.strftime("%Y-%m-%dT%H:%M:%SZ", now), settings["inventory"])
+    now = time.time() if now is None else now
+    document = build_document(audit, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings["inventory"])
     markdown = render_markdown(settings["template"], build_view(document))
-    paths = write_report(settings["report_dir"], time.strftime("%Y%m%dT%H%M%SZ", now), markdown, document)
+    name = report_name(now, os.path.basename(os.path.normpath(run_directory)))
+    paths = write_report(settings["report_dir"], name, markdown, document)
     if not settings["keep_run_dir"]:
         shutil.rmtree(run_directory, ignore_errors=True)
     return {"report": paths, "summary": document["summary"], "gate": document["gate"]}

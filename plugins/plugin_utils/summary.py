@@ -3,6 +3,11 @@
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITIES
 
 MAX_REASON = 400
+# The exit code of a run whose report could not be written (sysexits.h EX_CANTCREAT, "cannot
+# create output file"): Ansible's own codes are 0, 1, 2, 4, 5, 8, 99 and 250.
+EXIT_REPORT_NOT_WRITTEN = 73
+# The run directory lives in the report directory (drift_run's message when it cannot be created).
+RUN_DIR_NOT_CREATED = "cannot create the run directory"
 
 
 def failure_reason(result, status):
@@ -12,10 +17,30 @@ def failure_reason(result, status):
     return message if len(message) <= MAX_REASON else message[: MAX_REASON - 1] + "…"
 
 
+def report_not_written(report):
+    """Whether the run ended without a report because the report directory refused it."""
+    return bool(report) and bool(report.get("report_unwritable"))
+
+
+def run_not_opened(result):
+    """A failed run-opening result as a report that was not written, or None for other failures.
+
+    Only a run directory that cannot be created (it is in the report directory) means that."""
+    message = str(result.get("msg") or "")
+    if not message.startswith(RUN_DIR_NOT_CREATED):
+        return None
+    return {"failed": True, "report_unwritable": True, "msg": message}
+
+
 def summary_lines(report):
     """What the terminal shows at the end of a run."""
     if report is None:
         return ["envparity: no report was written (the report step did not run; see the errors above)."]
+    if report_not_written(report):
+        return [
+            "envparity: NO REPORT: %s" % failure_reason(report, "failed"),
+            "envparity: nothing was written; exit code %d (see README, Exit codes)." % EXIT_REPORT_NOT_WRITTEN,
+        ]
     if "summary" not in report:
         return ["envparity: the report step failed: %s" % failure_reason(report, "failed")]
     summary = report["summary"]

@@ -111,20 +111,24 @@ def test_markdown_rendering(tmp_path):
     markdown = render_markdown(str(TEMPLATE), build_view(document))
     assert markdown.startswith("# envparity drift report\n")
     assert "| key | kind | check | severity | dev | prod |" in markdown
-    assert "| `LOG_LEVEL` | changed | env.value_changed | low | `DEBUG` | `a\\|b` |" in markdown
+    assert "| `LOG_LEVEL` | changed | `env.value_changed` | low | `DEBUG` | `a\\|b` |" in markdown
     assert "1. **high** · env · app · `DEBUG`" in markdown
     assert "each environment names itself" in markdown
     assert "`env/app/LEGACY_*`" in markdown
     assert "**tripped** by 2 finding(s)" in markdown
     assert "⚠ could not collect" in markdown
-    paths = write_report(str(tmp_path), "20260101T000000Z", markdown, document)
+    paths = write_report(str(tmp_path), "20260101T000000.000000Z-run1", markdown, document)
     assert pathlib.Path(paths["latest_markdown"]).read_text() == markdown
     assert json.loads(pathlib.Path(paths["json"]).read_text()) == document
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "20260101T000000Z-envparity.json",
-        "20260101T000000Z-envparity.md",
+        "20260101T000000.000000Z-run1",
+        "latest",
         "latest.json",
         "latest.md",
+    ]
+    assert sorted(p.name for p in (tmp_path / "20260101T000000.000000Z-run1").iterdir()) == [
+        "report.json",
+        "report.md",
     ]
 
 
@@ -139,7 +143,9 @@ def test_md_value_markers():
     assert md_value(None) == "—"
     assert md_value(unknown_cell("r")) == "⚠ could not collect"
     assert md_value("") == "(empty)"
-    assert md_value("a\nb") == "`a<br>b`"
+    assert md_value("a\nb") == "`a\\nb`"
+    assert md_value("a|b") == "`a\\|b`"
+    assert md_value("a|b", table=False) == "`a|b`"
 
 
 def test_a_finding_detail_is_a_collapsible_diff():
@@ -148,5 +154,5 @@ def test_a_finding_detail_is_a_collapsible_diff():
     document = build_document(audit, "t", "i")
     jsonschema.validate(document, SCHEMA)
     markdown = render_markdown(str(TEMPLATE), build_view(document))
-    assert "<details><summary>`DEBUG`: how it differs</summary>" in markdown
+    assert "<details><summary><code>DEBUG</code>: how it differs</summary>" in markdown
     assert "```diff\n--- dev\n+++ prod\n-select 1\n+select 2\n```" in markdown
