@@ -1465,22 +1465,34 @@ def test_psql_that_does_not_finish_is_killed(cluster, locked):
     _assert_failed(db, "timeout", "did not finish within 1 seconds")
 
 
+# A migration "table" that is a view sleeping in the server: reading it takes SLEEP seconds.
+SLEEPY_SQL = "CREATE VIEW public.alembic_version AS SELECT '0001'::text AS version_num FROM pg_sleep(%s);"
+SLEEP = 1.0
+
+
 def test_databases_are_independent_and_concurrent(cluster):
+    for dbname in ("sleepy1", "sleepy2"):
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(SLEEPY_SQL % SLEEP, dbname=dbname)
     started = time.monotonic()
     result = collect_postgres(
         request(
-            cluster.database("app", "appdb"),
-            cluster.database("go", "golangdb"),
-            cluster.database("lock", "lockdb"),
+            cluster.database("one", "sleepy1"),
+            cluster.database("two", "sleepy2"),
             cluster.database("gone", "no_such_db"),
             cluster.database("bad", "appdb", user="auditor"),
         ),
         KEY,
-        {"app": SUPERUSER_PASSWORD, "go": SUPERUSER_PASSWORD, "lock": SUPERUSER_PASSWORD, "gone": SUPERUSER_PASSWORD},
+        {name: SUPERUSER_PASSWORD for name in ("one", "two", "gone")},
     )
-    print("five databases: %.2f s" % (time.monotonic() - started))
+    elapsed = time.monotonic() - started
     statuses = {name: db["status"] for name, db in result["databases"].items()}
-    assert statuses == {"app": "ok", "go": "ok", "lock": "ok", "gone": "unknown_database", "bad": "auth_failed"}
+    assert statuses == {"one": "ok", "two": "ok", "gone": "unknown_database", "bad": "auth_failed"}
+    for name in ("one", "two"):
+        # Both really slept in the server, and the failures beside them hid nothing.
+        assert result["databases"][name]["migrations"]["alembic"]["heads"] == ["0001"]
+    # One after the other they would take 2 * SLEEP at least.
+    assert SLEEP <= elapsed < 1.8 * SLEEP, "four databases took %.2f s" % elapsed
 
 
 def test_empty_and_malformed_requests():
