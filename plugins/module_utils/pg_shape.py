@@ -208,11 +208,14 @@ def shape_catalog(raw, hmac_key):
     }
     roles = {}
     for name, role in (raw.get("roles") or {}).items():
-        config = _describe_pairs(role.get("config"), hmac_key)
-        # ALTER ROLE … IN DATABASE … SET applies in this database over the role's own.
-        config.update(_describe_pairs(role.get("database_config"), hmac_key))
-        record = {key: value for key, value in role.items() if key not in ("config", "database_config")}
-        record.update(config=config, member_of=sorted(role.get("member_of") or []))
+        record = dict(role)
+        # The role's own settings (ALTER ROLE … SET, server-wide) apart from those of this database
+        # (ALTER ROLE … IN DATABASE … SET), which apply here over them.
+        record.update(
+            config=_describe_pairs(role.get("config"), hmac_key),
+            database_config=_describe_pairs(role.get("database_config"), hmac_key),
+            member_of=sorted(role.get("member_of") or []),
+        )
         roles[name] = record
     return {
         "schemas": raw.get("schemas") or {},
@@ -226,6 +229,12 @@ def shape_catalog(raw, hmac_key):
         "settings": settings,
         "roles": roles,
     }
+
+
+def _cluster(raw):
+    """The server's identity: {"system_identifier": text or None, "port", "data_directory" or None}."""
+    cluster = raw or {}
+    return {name: cluster.get(name) for name in ("system_identifier", "port", "data_directory")}
 
 
 def _audit_role(raw):
@@ -266,6 +275,7 @@ def empty_database(status, reason):
         "reason": reason,
         "server_version": None,
         "server_version_num": None,
+        "cluster": None,
         "audit_role": None,
         "catalog": None,
         "migrations": None,
@@ -307,6 +317,7 @@ def parse_output(stdout, db, request, hmac_key):
         "dbname": db["dbname"],  # the name on the server, for the audit-role SQL of the report
         "server_version": _short_version(document.get("server_version")),
         "server_version_num": document.get("server_version_num"),
+        "cluster": _cluster(document.get("cluster")),
         "audit_role": _audit_role(document.get("audit_role")),
         "catalog": shape_catalog(document.get("catalog") or {}, hmac_key),
         "migrations": migrations,

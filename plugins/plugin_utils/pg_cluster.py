@@ -1,9 +1,18 @@
-"""Server settings and roles, compared across environments.
+"""Server settings and roles, compared across environments, once per server.
+
+Roles and most settings belong to the server (the cluster), not to one database: databases that
+share a server in every environment (same system identifier, port and data directory in the
+facts) have them compared once, under one subject named after them (`cluster:analytics+app`).
+What is the database's own stays under the database: settings set for it or for the audit role
+(ALTER DATABASE … SET, ALTER ROLE … [IN DATABASE …] SET: sources "database", "database user",
+"user") and the roles' settings in it (ALTER ROLE … IN DATABASE … SET). A database alone on its
+server, whose server is unknown, or that shares a server with another in one environment but not
+in another, has everything compared under its own name, as if it had its server to itself.
 
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SubjectColumns, join_names, unknown_cell
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import ObjectType, get, high_if, keyed
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
@@ -53,6 +62,9 @@ IGNORED_SETTINGS = frozenset(
         "cluster_name",
     )
 )
+# Where a setting comes from when it is the database's own (or the audit role's, chosen per database).
+DATABASE_SOURCES = frozenset(("database", "database user", "user"))
+CLUSTER_PREFIX = "cluster:"
 ROLE_FLAGS = ("superuser", "createdb", "createrole", "login", "replication", "bypassrls")
 
 
@@ -105,7 +117,9 @@ def _setting_value(setting, letters):
     return "%s×%s" % (text, unit) if unit[:1].isdigit() else "%s%s" % (text, unit)
 
 
-def setting_findings(db):
+def setting_findings(db, only=None):
+    """Findings of the settings of the columns' catalogs; only: a function of the catalogs giving the
+    names to compare (all by default)."""
     ok = db.ok
     if len(ok) < 2:
         return []
@@ -114,6 +128,8 @@ def setting_findings(db):
     names = set()
     for label in ok:
         names.update(maps[label])
+    if only is not None:
+        names &= only(maps.values())
     findings = []
     for name in sorted(names - IGNORED_SETTINGS):
         settings = {label: maps[label].get(name) for label in ok}
@@ -193,17 +209,172 @@ def _role_config_findings(db, role, configs, ok):
     return findings
 
 
-def role_findings(db):
+def effective_config(role):
+    """A role's settings in the audited database: its own, overridden by ALTER ROLE … IN DATABASE … SET."""
+    config = dict(role.get("config") or {})
+    config.update(role.get("database_config") or {})
+    return config
+
+
+def role_findings(db, config=effective_config):
+    """Roles (attributes, membership) and their settings (config: a role's settings to compare)."""
     ok = db.ok
     if len(ok) < 2:
         return []
     maps = {label: db.catalogs[label].get("roles") or {} for label in ok}
     findings = keyed(db, ROLE, maps, ok)
+    return findings + _shared_role_config_findings(db, maps, config)
+
+
+def _shared_role_config_findings(db, maps, config, only=None):
+    """The settings of each role every column has; only: a function of the roles' records giving the
+    setting names to compare (all by default)."""
+    ok = db.ok
     names = set(maps[ok[0]])
     for label in ok[1:]:
         names &= set(maps[label])
+    findings = []
     for name in sorted(names):
-        configs = {label: maps[label][name].get("config") or {} for label in ok}
+        configs = {label: config(maps[label][name]) for label in ok}
+        if only is not None:
+            kept = only([maps[label][name] for label in ok])
+            configs = {label: {key: value for key, value in configs[label].items() if key in kept} for label in ok}
         if any(configs[label] != configs[ok[0]] for label in ok[1:]):
             findings += _role_config_findings(db, name, configs, ok)
     return findings
+
+
+# --- once per server ----------------------------------------------------------------------------------
+
+
+def readable(record):
+    """Whether a database's record holds a catalog to compare."""
+    return isinstance(record, dict) and record.get("status") == "ok" and isinstance(record.get("catalog"), dict)
+
+
+def server_identity(record):
+    """The server a readable database was read from, or None when the facts cannot tell."""
+    cluster = record.get("cluster") or {}
+    if not cluster.get("system_identifier"):
+        return None
+    return (str(cluster["system_identifier"]), cluster.get("port"), cluster.get("data_directory"))
+
+
+def _readable_databases(cells):
+    """{label: {name: record}} of the readable databases of each column that has facts."""
+    found = {}
+    for label, cell in cells.items():
+        if isinstance(cell, dict) and "unknown" not in cell:
+            databases = cell.get("databases") or {}
+            found[label] = {name: record for name, record in databases.items() if readable(record)}
+    return found
+
+
+def shared_servers(cells):
+    """Sorted lists of the database names whose roles and server settings are compared once.
+
+    Databases are joined when they share a server in some column; a group is kept when, in every
+    column, its readable databases are on one known server (or there is only one of them).
+    """
+    readable_databases = _readable_databases(cells)
+    group_of = {}
+
+    def join(names):
+        merged = set(names)
+        for name in names:
+            merged |= group_of.get(name, {name})
+        for name in merged:
+            group_of[name] = merged
+
+    for databases in readable_databases.values():
+        by_server = {}
+        for name, record in databases.items():
+            identity = server_identity(record)
+            if identity is not None:
+                by_server.setdefault(identity, []).append(name)
+        for names in by_server.values():
+            join(names)
+    groups = []
+    for group in {frozenset(group) for group in group_of.values() if len(group) > 1}:
+        if all(_one_server(databases, group) for databases in readable_databases.values()):
+            groups.append(sorted(group))
+    return sorted(groups)
+
+
+def _one_server(databases, group):
+    members = [databases[name] for name in group if name in databases]
+    identities = {server_identity(record) for record in members}
+    return len(members) <= 1 or (len(identities) == 1 and None not in identities)
+
+
+def cluster_subject(names):
+    return CLUSTER_PREFIX + "+".join(sorted(names))
+
+
+def _server_settings(catalogs):
+    """The server's own settings, from the first database that shows each (they all show the same)."""
+    settings = {}
+    for catalog in catalogs:
+        for name, setting in (catalog.get("settings") or {}).items():
+            if setting.get("source") not in DATABASE_SOURCES:
+                settings.setdefault(name, setting)
+    return settings
+
+
+class ServerColumns(SubjectColumns):
+    """The server that several databases (names) share, across the columns: its roles and settings."""
+
+    AREA = "postgres"
+    # Advice on roles and settings names no migration tool (pg_objects asks every subject for one).
+    upgrade = "your migration tool's upgrade"
+
+    def __init__(self, names, columns, cells, context):
+        super().__init__(cluster_subject(names), "databases", columns, cells, context)
+        per_column = {}
+        for label in columns:
+            cell = cells.get(label)
+            if isinstance(cell, dict) and "unknown" not in cell:
+                databases = cell.get("databases") or {}
+                present = [databases[name] for name in names if name in databases]
+                if present:
+                    per_column[label] = present
+        self.records = {label: {"databases": records} for label, records in per_column.items()}
+        self.ok = [label for label in columns if any(readable(record) for record in per_column.get(label, ()))]
+        self.blind = {
+            label: unknown_cell("no database of this server could be read (%s)" % join_names(names))
+            for label in per_column
+            if label not in self.ok
+        }
+        self.catalogs = {}
+        for label in self.ok:
+            catalogs = [record["catalog"] for record in per_column[label] if readable(record)]
+            self.catalogs[label] = {"settings": _server_settings(catalogs), "roles": catalogs[0].get("roles") or {}}
+
+    def cells_not_compared(self):
+        return self.blind
+
+
+def server_findings(server):
+    """Roles and server settings, once for the databases that share the server."""
+    return setting_findings(server) + role_findings(server, config=lambda role: role.get("config") or {})
+
+
+def _database_setting_names(maps):
+    return {
+        name for settings in maps for name, setting in settings.items() if setting.get("source") in DATABASE_SOURCES
+    }
+
+
+def _database_role_setting_names(roles):
+    return {name for role in roles for name in role.get("database_config") or {}}
+
+
+def database_own_findings(db):
+    """For a database that shares its server: only what is its own (settings set for it or for the
+    audit role; the roles' settings in it), compared by the value in effect there."""
+    if len(db.ok) < 2:
+        return []
+    maps = {label: db.catalogs[label].get("roles") or {} for label in db.ok}
+    return setting_findings(db, only=_database_setting_names) + _shared_role_config_findings(
+        db, maps, effective_config, only=_database_role_setting_names
+    )

@@ -1,6 +1,7 @@
 """Diff rules of the postgres area, its entry point: each configured database compared across
 environments (its status and server version here; catalog objects in pg_objects, settings and
-roles in pg_cluster, migrations in pg_migrations, the audit role in pg_role).
+roles in pg_cluster, once for the databases that share a server, migrations in pg_migrations, the
+audit role in pg_role).
 
 Input per column: the host's postgres facts ({"databases": {NAME: DB}}, see docs/postgres-facts.md),
 an unknown marker, or None (the area is not configured on that host).
@@ -14,7 +15,15 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     subject_names,
     unknown_cell,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.pg_cluster import role_findings, setting_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_cluster import (
+    ServerColumns,
+    database_own_findings,
+    readable,
+    role_findings,
+    server_findings,
+    setting_findings,
+    shared_servers,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE, migration_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import audit_role_findings
@@ -49,12 +58,7 @@ class _Database(SubjectColumns):
 
     def __init__(self, name, columns, cells, context):
         super().__init__(name, "databases", columns, cells, context)
-        self.ok = [
-            label
-            for label in columns
-            if self.records.get(label, {}).get("status") == "ok"
-            and isinstance(self.records[label].get("catalog"), dict)
-        ]
+        self.ok = [label for label in columns if readable(self.records.get(label))]
         # Columns whose database could not be read: never "absent" in an object's row.
         self.blind = {
             label: unknown_cell("database %s" % _status_text(self.records[label]))
@@ -163,14 +167,21 @@ def _server_findings(db):
 def diff(columns, cells, context):
     """All postgres findings for the given columns; context: {"baseline", "production": set of labels}."""
     findings = []
+    shared = shared_servers(cells)
+    sharing = {name for names in shared for name in names}
     for name in subject_names(cells, "databases"):
         db = _Database(name, columns, cells, context)
         findings += _status_findings(db)
         findings += _not_configured_findings(db, cells)
         findings += _server_findings(db)
         findings += catalog_findings(db)
-        findings += setting_findings(db)
-        findings += role_findings(db)
+        if name in sharing:
+            findings += database_own_findings(db)
+        else:
+            findings += setting_findings(db)
+            findings += role_findings(db)
         findings += migration_findings(db)
         findings += audit_role_findings(db)
+    for names in shared:
+        findings += server_findings(ServerColumns(names, columns, cells, context))
     return findings

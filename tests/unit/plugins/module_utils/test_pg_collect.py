@@ -557,6 +557,7 @@ def test_status_version_and_shape(app):
         "dbname",
         "server_version",
         "server_version_num",
+        "cluster",
         "audit_role",
         "catalog",
         "migrations",
@@ -966,7 +967,7 @@ def test_roles(catalog):
     roles = catalog["roles"]
     assert not any(name.startswith("pg_") for name in roles)
     app_user = roles["app_user"]
-    assert {key: app_user[key] for key in app_user if key != "config"} == {
+    assert {key: app_user[key] for key in app_user if key not in ("config", "database_config")} == {
         "superuser": False,
         "createdb": False,
         "createrole": True,
@@ -983,8 +984,34 @@ def test_roles(catalog):
     assert set(config) == {"app.api_key", "work_mem"}
     assert config["app.api_key"]["secret"] is True and config["app.api_key"]["display"] is None
     assert config["app.api_key"]["fp"] == fingerprint(KEY, ROLE_CANARY)
-    # ALTER ROLE … IN DATABASE appdb SET wins over the role's own setting in this database.
-    assert config["work_mem"]["display"] == "32MB"
+    # The role's own settings (server-wide) apart from ALTER ROLE … IN DATABASE appdb SET.
+    assert config["work_mem"]["display"] == "16MB"
+    assert {name: item["display"] for name, item in roles["canary_role"]["database_config"].items()} == {
+        "work_mem": "32MB"
+    }
+    assert roles["app_user"]["database_config"] == {}
+
+
+def test_the_server_is_identified(cluster, app, as_auditor):
+    identifier = pg_text(cluster, "SELECT system_identifier FROM pg_control_system();")
+    assert identifier.isdigit()
+    data = os.path.realpath(cluster.data)
+    assert app["cluster"] == {"system_identifier": identifier, "port": cluster.port, "data_directory": data}
+    go = _one(cluster, cluster.database("go", "golangdb", user="auditor"), password=AUDITOR_PASSWORD)
+    assert go["status"] == "ok", go["reason"]
+    # Another database, another role (pg_read_all_settings: it may read the data directory).
+    assert go["cluster"] == app["cluster"] == as_auditor["cluster"]
+
+
+def test_without_privileges_the_server_is_identified_as_far_as_allowed(cluster):
+    cluster.sql(
+        "DO $$ BEGIN CREATE ROLE plain LOGIN PASSWORD '%s'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+        % AUDITOR_PASSWORD
+    )
+    db = _one(cluster, cluster.database("plain", "appdb", user="plain"), password=AUDITOR_PASSWORD)
+    assert db["status"] == "ok", db["reason"]
+    assert db["cluster"]["data_directory"] is None and db["cluster"]["port"] == cluster.port
+    assert db["cluster"]["system_identifier"].isdigit()  # pg_control_system() is public in PostgreSQL 15
 
 
 def test_non_ascii_names_in_a_latin1_database(cluster):
