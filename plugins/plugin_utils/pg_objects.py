@@ -545,14 +545,50 @@ def _table_findings(db):
         having = [label for label in ok if objs[label] is not None]
         if len(having) < 2:
             continue
-        findings += _table_parts(db, name, {label: objs[label] for label in having}, having)
+        tables = {label: objs[label] for label in having}
+        inherited = _inherited_columns(tables, maps, having)
+        findings += _table_parts(db, name, tables, having, inherited)
     return findings
 
 
-def _table_parts(db, name, tables, ok):
+def _same_column(column, other):
+    if column is None or other is None:
+        return column is other
+    return COLUMN.same(column, other)
+
+
+def _inherited_columns(tables, maps, ok):
+    """The columns of a partition that are its parent's in every column (a column added to a
+    partitioned table reaches each partition): the parent's findings speak for them."""
+    parents = {tables[label].get("partition_of") for label in ok}
+    if len(parents) != 1 or None in parents:
+        return frozenset()
+    parent = parents.pop()
+    wires = {label: maps[label].get(parent) for label in ok}
+    if any(wire is None for wire in wires.values()):
+        return frozenset()
+    parent_columns = {label: decode_table(wires[label]).get("columns") or {} for label in ok}
+    columns = {label: tables[label].get("columns") or {} for label in ok}
+    names = set()
+    for label in ok:
+        names.update(columns[label])
+    return frozenset(
+        name
+        for name in names
+        if all(_same_column(columns[label].get(name), parent_columns[label].get(name)) for label in ok)
+    )
+
+
+def _table_parts(db, name, tables, ok, inherited):
     prefix = name + "."
     findings = []
-    findings += keyed(db, COLUMN, {label: tables[label].get("columns") or {} for label in ok}, ok, prefix)
+    columns = {
+        label: {
+            column: value for column, value in (tables[label].get("columns") or {}).items() if column not in inherited
+        }
+        for label in ok
+    }
+    findings += keyed(db, COLUMN, columns, ok, prefix)
     constraints = {label: tables[label].get("constraints") or {} for label in ok}
     constraint_findings = keyed(db, CONSTRAINT, constraints, ok, prefix)
     findings += constraint_findings

@@ -44,6 +44,7 @@ from ansible_collections.envparity.audit.plugins.module_utils import (
 )
 from ansible_collections.envparity.audit.plugins.module_utils.pg_collect import collect_postgres
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
+from ansible_collections.envparity.audit.plugins.plugin_utils import pg_diff
 from tests.readable import readable
 
 KEY = b"k" * 32
@@ -1654,3 +1655,29 @@ def test_two_hundred_tables_quickly(cluster):
     size = len(json.dumps(result))
     print("bigdb: %d tables collected in %.3f s (%d bytes of JSON)" % (len(tables), elapsed, size))
     assert elapsed < 15
+
+
+PARTITIONED_SQL = """
+CREATE TABLE public.events (id bigint NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.events_2024 PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+"""
+
+
+def test_a_column_added_to_a_partitioned_table_is_one_finding(cluster):
+    """What PostgreSQL does to the partitions (ADD COLUMN recurses) is what the diff expects."""
+    for dbname, extra in (
+        ("partdev", ""),
+        ("partprod", "ALTER TABLE public.events ADD COLUMN source text DEFAULT 'x';"),
+    ):
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(PARTITIONED_SQL + extra, dbname=dbname)
+    cells = {
+        label: collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
+        for label, dbname in (("dev", "partdev"), ("prod", "partprod"))
+    }
+    partitions = tables_of(cells["prod"]["databases"]["app"]["catalog"])
+    assert "source" in partitions["public.events_2024"]["columns"]  # every partition has it
+    findings = pg_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
+    schema = [(f["key"], f["check"]) for f in findings if f["key"].startswith("public.")]
+    assert schema == [("public.events.source", "postgres.column_extra")]  # not one more per partition

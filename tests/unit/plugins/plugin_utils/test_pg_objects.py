@@ -529,3 +529,59 @@ def test_scale_is_linear_and_exact():
     large = min(timed_diff(8000) for _ in range(2))
     print("\npg_diff: 2,000 tables %.3f s; 8,000 tables %.3f s (ratio %.1f)" % (small, large, large / small))
     assert large <= 5 * small + 0.5
+
+
+# --- partitions ------------------------------------------------------------------------------------------
+
+
+def partitioned(columns, partitions=("public.events_2024", "public.events_2025")):
+    """A partitioned table public.events and its partitions, each with the given columns."""
+    tables = {"public.events": table(copy.deepcopy(columns), kind="partitioned", partition_key="RANGE (at)")}
+    for name in partitions:
+        tables[name] = table(copy.deepcopy(columns), partition_of="public.events")
+    return tables
+
+
+def with_tables(tables):
+    def mutate(db):
+        db["catalog"]["tables"].update(copy.deepcopy(tables))
+
+    return mutate
+
+
+EVENT_COLUMNS = {"id": column(1, "bigint", nullable=False), "at": column(2, "timestamp with time zone")}
+WITH_SOURCE = dict(EVENT_COLUMNS, source=column(3, "text"))
+
+
+def test_a_column_added_to_a_partitioned_table_is_one_finding_on_the_parent():
+    found = pair(with_tables(partitioned(EVENT_COLUMNS)), with_tables(partitioned(WITH_SOURCE)))
+    assert checks(found) == [("public.events.source", "extra", "postgres.column_extra")]
+    found = pair(with_tables(partitioned(WITH_SOURCE)), with_tables(partitioned(EVENT_COLUMNS)))
+    assert checks(found) == [("public.events.source", "missing", "postgres.column_missing")]
+    changed = dict(EVENT_COLUMNS, at=column(2, "timestamp without time zone"))
+    found = pair(with_tables(partitioned(EVENT_COLUMNS)), with_tables(partitioned(changed)))
+    assert checks(found) == [("public.events.at", "changed", "postgres.column_changed")]
+
+
+def test_a_partition_is_reported_where_it_differs_from_its_parent():
+    prod = partitioned(WITH_SOURCE)
+    # One partition has its own default for the new column (ALTER TABLE events_2025 ALTER … SET DEFAULT).
+    prod["public.events_2025"]["columns"]["source"] = column(3, "text", default="'import'::text")
+    found = pair(with_tables(partitioned(EVENT_COLUMNS)), with_tables(prod))
+    assert checks(found) == [
+        ("public.events.source", "extra", "postgres.column_extra"),
+        ("public.events_2025.source", "extra", "postgres.column_extra"),
+    ]
+
+
+def test_a_partition_of_another_parent_or_a_plain_table_is_compared_column_by_column():
+    dev = partitioned(EVENT_COLUMNS)
+    prod = partitioned(WITH_SOURCE)
+    # In prod, events_2024 is a plain table: nothing of it is the parent's.
+    prod["public.events_2024"]["partition_of"] = None
+    found = pair(with_tables(dev), with_tables(prod))
+    assert checks(found) == [
+        ("public.events.source", "extra", "postgres.column_extra"),
+        ("public.events_2024", "changed", "postgres.partitioning_changed"),
+        ("public.events_2024.source", "extra", "postgres.column_extra"),
+    ]
