@@ -21,8 +21,9 @@ ai_assistant-db-1 psql` and analytics over TCP on 127.0.0.1:55433 (the published
 
 Planted drift: app is dev's personal_assistant against prod's ai_assistant, analytics against
 analytics (identical but for one index). PLANTED lists every finding the PostgreSQL diff
-(plugins/plugin_utils/pg_diff.py) must report for that state, no more: cluster-wide facts (the
-server settings, the roles, the audit role's own settings) show up under both subjects.
+(plugins/plugin_utils/pg_diff.py) must report for that state, no more: app and analytics share a
+server on each side, so the server's own facts (its settings, the roles) are reported once, under
+the subject cluster:analytics+app; what is a database's own (ALTER DATABASE … SET) under it.
 
 Canaries (canaries.json, "postgres." names): the passwords of ianleblanc, prod_user and each
 cluster's superuser, and a role-level setting (`ALTER ROLE … SET app.api_key`) of ianleblanc and
@@ -201,13 +202,14 @@ def _hba(cluster: Cluster) -> str:
 # ---------------------------------------------------------------- what is planted
 
 APP, ANALYTICS = "app", "analytics"
+SERVER = "cluster:analytics+app"  # both databases' server, on each side (pg_cluster)
 
 
 def _finding(subject: str, key: str, kind: str, check: str, expected: bool = False) -> dict:
     return {"area": "postgres", "subject": subject, "key": key, "kind": kind, "check": check, "expected": expected}
 
 
-# Cluster-wide, so under both subjects: the server settings and the roles. The canary role
+# The server's, so once for both databases: the server settings and the roles. The canary role
 # settings (ALTER ROLE ianleblanc / prod_user SET app.api_key) imply no finding: each of those
 # roles exists on one side only (its settings are compared only when both have it), and a
 # custom setting such as app.api_key is not in pg_settings.
@@ -247,9 +249,8 @@ PLANTED = [
     _finding(APP, "migrations.django", "changed", "postgres.migrations_behind"),  # prod lacks one
     # ianleblanc and prod_user own the application's databases (analytics' audit role only reads).
     _finding(APP, "@audit_role", "policy", "postgres.audit_role_can_write"),
-    *_cluster_wide(APP),
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
-    *_cluster_wide(ANALYTICS),
+    *_cluster_wide(SERVER),
 ]
 
 

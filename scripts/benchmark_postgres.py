@@ -76,7 +76,8 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.envparity.audit.plugins.module_utils.collect import collect_areas, pack  # noqa: E402
-from ansible_collections.envparity.audit.plugins.module_utils.pg_collect import PSQL_ARGS, build_script  # noqa: E402
+from ansible_collections.envparity.audit.plugins.module_utils.pg_collect import build_script  # noqa: E402
+from ansible_collections.envparity.audit.plugins.module_utils.pg_psql import PSQL_ARGS  # noqa: E402
 from ansible_collections.envparity.audit.plugins.plugin_utils import pg_diff, run_dir  # noqa: E402
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit  # noqa: E402
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (  # noqa: E402

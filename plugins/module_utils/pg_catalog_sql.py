@@ -558,6 +558,13 @@ schemas AS (
 SELECT json_build_object(
   'server_version', current_setting('server_version'),
   'server_version_num', current_setting('server_version_num')::int,
+  -- Which server this is (roles and server settings are its, not the database's): the system
+  -- identifier initdb chose, the port and, where the role may read it, the data directory.
+  'cluster', json_build_object(
+    'system_identifier', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                              THEN (SELECT system_identifier::text FROM pg_control_system()) END,
+    'port', current_setting('port')::int,
+    'data_directory', (SELECT setting FROM pg_settings WHERE name = 'data_directory')),
   'audit_role', audit.j,
   'catalog', json_build_object(
     'schemas', coalesce(schemas.j, '{}'::json),

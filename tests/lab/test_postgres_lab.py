@@ -24,6 +24,7 @@ if sys.platform != "linux" or os.geteuid() != 0:
 from tests.lab.labtest import (  # noqa: E402
     CANARIES,
     DOCKER_SOCKET,
+    LABCTL,
     MANIFEST,
     RUN_DIR,
     STATE,
@@ -87,8 +88,8 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "migrations.django", "changed", "postgres.migrations_behind"),
     ("app", "@audit_role", "policy", "postgres.audit_role_can_write"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
-    *_cluster_wide("app"),
-    *_cluster_wide("analytics"),
+    # app and analytics share a server on each side: its settings and roles are reported once.
+    *_cluster_wide("cluster:analytics+app"),
 }
 
 
@@ -272,6 +273,18 @@ def test_manifest_lists_exactly_the_planted_postgres_drift():
     assert {(e["subject"], e["key"], e["kind"], e["check"]) for e in planted} == EXPECTED_POSTGRES_FINDINGS
     assert len(planted) == len(EXPECTED_POSTGRES_FINDINGS)
     assert not any(e["expected"] for e in planted)
+
+
+def test_the_next_up_writes_exactly_the_planted_postgres_drift():
+    """The lab code's own list (the manifest on disk is as of the last `labctl up`)."""
+    code = "import json, sys; sys.path.insert(0, %r); import postgres_area; print(json.dumps(postgres_area.planted()))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code % str(LABCTL.parent)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    planted = json.loads(proc.stdout)
+    assert {(e["subject"], e["key"], e["kind"], e["check"]) for e in planted} == EXPECTED_POSTGRES_FINDINGS
+    assert len(planted) == len(EXPECTED_POSTGRES_FINDINGS)
 
 
 def test_manifest_has_the_db_service_as_an_expected_docker_difference():

@@ -1,0 +1,688 @@
+"""Catalog objects of one database compared across environments: schemas, tables (columns,
+constraints, indexes, triggers, row level security, partitioning), views, functions, sequences,
+enums, domains and extensions.
+
+Every comparison is keyed by identity (schema.table, column name, index name …) with dict lookups
+and set algebra, so the cost grows linearly with the catalog; a whole table is compared with one
+string equality first (its canonical text, pg_tables) and only decoded and descended into when it
+differs. difflib only explains the few view and function bodies that differ. Row estimates, sizes
+and owners are never compared.
+
+The keyed comparison (ObjectType, keyed) serves the cluster-wide roles too (pg_cluster): a subject
+passed in as `db` has `ok` (the readable columns, the baseline first), `catalogs`, `upgrade` and
+`finding`. Pure Python; no Ansible imports.
+"""
+
+import difflib
+
+from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
+
+DETAIL_LINES = 200
+TRIGGER_STATE = {
+    "origin": None,
+    "disabled": "disabled",
+    "replica": "fires on replicas only",
+    "always": "fires always",
+}
+
+
+def plural(count, word):
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def _short_hash(value):
+    return (value or "")[:12] or "?"
+
+
+def _lines(text):
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+# --- object types ---------------------------------------------------------------------------------
+
+
+class ObjectType:
+    """How one kind of catalog object is compared, shown and explained.
+
+    attributes: (name, getter) pairs compared one by one; text: the value shown in a column;
+    missing/extra: default severity (or a function of the baseline's / the extra object);
+    changed: a function of the set of differing attribute names; body: the field whose unified
+    diff goes into the finding's detail when the attribute "definition" differs; namespace: the
+    key's prefix for objects whose names are not schema-qualified (`extensions.`, `roles.`);
+    advice: recommendations that replace the generic ones (fields: object, noun, where, baseline,
+    upgrade, migrate); changed_check: the check of a changed object when not `<check>_changed`.
+    """
+
+    def __init__(
+        self,
+        noun,
+        check,
+        text,
+        attributes,
+        missing,
+        extra,
+        changed,
+        body=None,
+        advice=None,
+        namespace="",
+        verb="creates",
+        changed_check=None,
+    ):
+        self.noun = noun
+        self.changed_check = changed_check or check + "_changed"
+        self.namespace = namespace
+        self.verb = verb
+        self.check = check
+        self.text = text
+        self.attributes = attributes
+        self.missing = missing
+        self.extra = extra
+        self.changed = changed
+        self.body = body
+        self.advice = advice or {}
+
+    def differing(self, base, other):
+        return [name for name, getter in self.attributes if getter(base) != getter(other)]
+
+    def same(self, base, other):
+        return all(getter(base) == getter(other) for _, getter in self.attributes)
+
+
+def _severity(rule, value):
+    return rule(value) if callable(rule) else rule
+
+
+def get(field, default=None):
+    return lambda obj: obj.get(field, default)
+
+
+def column_text(column):
+    """A column as PostgreSQL would declare it, e.g. `integer not null default 0`."""
+    parts = [column.get("type") or "?"]
+    if column.get("collation"):
+        parts.append('collate "%s"' % column["collation"])
+    if column.get("nullable") is False:
+        parts.append("not null")
+    if column.get("default") is not None:
+        parts.append("default %s" % column["default"])
+    if column.get("identity"):
+        parts.append("generated %s as identity" % column["identity"])
+    if column.get("generated"):
+        parts.append("generated always as (%s) stored" % column["generated"])
+    return " ".join(parts)
+
+
+def _trigger_text(trigger):
+    state = TRIGGER_STATE.get(trigger.get("enabled"), trigger.get("enabled"))
+    definition = trigger.get("definition") or "?"
+    return "%s [%s]" % (definition, state) if state else definition
+
+
+def _view_text(view):
+    return "%s, sha256 %s" % (
+        "materialized view" if view.get("materialized") else "view",
+        _short_hash(view.get("hash")),
+    )
+
+
+def _function_text(function):
+    parts = ["%s %s" % (function.get("language") or "?", function.get("kind") or "function")]
+    if function.get("returns"):
+        parts.append("returns %s" % function["returns"])
+    parts.append(function.get("volatility") or "volatile")
+    if function.get("security_definer"):
+        parts.append("security definer")
+    parts.append("sha256 %s" % _short_hash(function.get("hash")))
+    return ", ".join(parts)
+
+
+def _sequence_text(sequence):
+    return "%s, increment %s, %s..%s%s" % (
+        sequence.get("type"),
+        sequence.get("increment"),
+        sequence.get("min"),
+        sequence.get("max"),
+        ", cycle" if sequence.get("cycle") else "",
+    )
+
+
+def _domain_text(domain):
+    parts = [domain.get("base_type") or "?"]
+    if domain.get("nullable") is False:
+        parts.append("not null")
+    if domain.get("default") is not None:
+        parts.append("default %s" % domain["default"])
+    parts += sorted(domain.get("constraints") or [])
+    return " ".join(parts)
+
+
+def _extension_text(extension):
+    return "%s (schema %s)" % (extension.get("version"), extension.get("schema"))
+
+
+def high_if(names, high, otherwise="medium"):
+    names = frozenset(names)
+    return lambda differing: high if names & set(differing) else otherwise
+
+
+MIGRATE = "apply the migration that %s (%s) before deploying the code that %s"
+COLUMN = ObjectType(
+    "column",
+    "postgres.column",
+    column_text,
+    (
+        ("type", get("type")),
+        ("nullability", get("nullable")),
+        ("default", get("default")),
+        ("identity", get("identity")),
+        ("generated expression", get("generated")),
+        ("collation", get("collation")),
+    ),
+    "high",
+    "low",
+    high_if(("type", "nullability"), "high"),
+    verb="adds",
+)
+CONSTRAINT = ObjectType(
+    "constraint",
+    "postgres.constraint",
+    lambda c: c.get("definition") or c.get("type") or "?",
+    (("type", get("type")), ("definition", get("definition"))),
+    "high",
+    "medium",
+    lambda differing: "high",
+    verb="adds",
+)
+INDEX = ObjectType(
+    "index",
+    "postgres.index",
+    lambda i: i.get("definition") or "?",
+    (("definition", get("definition")), ("uniqueness", get("unique")), ("primary key", get("primary"))),
+    lambda index: "high" if index.get("unique") or index.get("primary") else "medium",
+    lambda index: "medium" if index.get("unique") or index.get("primary") else "low",
+    high_if(("uniqueness", "primary key"), "high"),
+)
+TRIGGER = ObjectType(
+    "trigger",
+    "postgres.trigger",
+    _trigger_text,
+    (("definition", get("definition")), ("enabled state", get("enabled"))),
+    "high",
+    "medium",
+    lambda differing: "high",
+)
+VIEW = ObjectType(
+    "view",
+    "postgres.view",
+    _view_text,
+    (("materialized", get("materialized")), ("definition", get("hash"))),
+    "high",
+    "low",
+    lambda differing: "medium",
+    body="definition",
+)
+FUNCTION = ObjectType(
+    "function",
+    "postgres.function",
+    _function_text,
+    (
+        ("kind", get("kind")),
+        ("language", get("language")),
+        ("return type", get("returns")),
+        ("volatility", get("volatility")),
+        ("security definer", get("security_definer")),
+        ("definition", get("hash")),
+    ),
+    "high",
+    "low",
+    high_if(("return type", "security definer"), "high"),
+    body="body",
+)
+SEQUENCE = ObjectType(
+    "sequence",
+    "postgres.sequence",
+    _sequence_text,
+    tuple((name, get(name)) for name in ("type", "increment", "min", "max", "cycle")),
+    "medium",
+    "low",
+    lambda differing: "medium",
+)
+DOMAIN = ObjectType(
+    "domain",
+    "postgres.domain",
+    _domain_text,
+    (
+        ("base type", get("base_type")),
+        ("nullability", get("nullable")),
+        ("default", get("default")),
+        ("constraints", lambda d: sorted(d.get("constraints") or [])),
+    ),
+    "high",
+    "low",
+    high_if(("base type", "nullability", "constraints"), "high"),
+)
+SCHEMA = ObjectType(
+    "schema",
+    "postgres.schema",
+    lambda s: "schema",
+    (),
+    "high",
+    "low",
+    lambda differing: "low",
+    namespace="schemas.",
+    advice={
+        "missing": "Create schema %(object)s on %(where)s: %(migrate)s.",
+    },
+)
+EXTENSION = ObjectType(
+    "extension",
+    "postgres.extension",
+    _extension_text,
+    (("version", get("version")), ("schema", get("schema"))),
+    "high",
+    "low",
+    lambda differing: "medium" if "version" in differing else "low",
+    namespace="extensions.",
+    advice={
+        "missing": "Install extension %(object)s on %(where)s (CREATE EXTENSION %(object)s; the server needs "
+        "its package), best through a migration, before deploying the code that uses it.",
+        "extra": "Install extension %(object)s on %(baseline)s too (so that %(baseline)s tests what %(where)s runs), "
+        "or drop it from %(where)s if nothing uses it.",
+        "changed": "Update extension %(object)s on %(where)s to what %(baseline)s runs (ALTER EXTENSION %(object)s "
+        "UPDATE; the server needs that version's package), or record the difference as expected.",
+    },
+    changed_check="postgres.extension_version",
+)
+
+# --- keyed comparison ------------------------------------------------------------------------------
+
+
+def _advice(spec, which, default, **fields):
+    return (spec.advice.get(which) or default) % fields
+
+
+def _fields(db, spec, shown, where):
+    return {
+        "object": shown,
+        "noun": spec.noun,
+        "where": where,
+        "baseline": db.ok[0],
+        "upgrade": db.upgrade,
+        "migrate": MIGRATE % (spec.verb + " it", db.upgrade, "uses it"),
+    }
+
+
+def _presence_findings(db, spec, shown, objs, ok):
+    """missing / extra findings for one object (shown: its name as written in messages)."""
+    baseline = ok[0]
+    key = spec.namespace + shown
+    present = [label for label in ok if objs[label] is not None]
+    values = {label: (spec.text(objs[label]) if objs[label] is not None else None) for label in ok}
+    if objs[baseline] is None:
+        return [
+            db.finding(
+                key,
+                "extra",
+                spec.check + "_extra",
+                _severity(spec.extra, objs[present[0]]),
+                values,
+                present,
+                "%s %s exists in %s but not in the baseline %s."
+                % (spec.noun.capitalize(), shown, join_names(present), baseline),
+                _advice(
+                    spec,
+                    "extra",
+                    "Check where %(noun)s %(object)s on %(where)s comes from: add it to the migrations so that "
+                    "%(baseline)s has it too, or drop it where it is no longer used.",
+                    **_fields(db, spec, shown, join_names(present)),
+                ),
+            )
+        ]
+    absent = [label for label in ok if objs[label] is None]
+    if not absent:
+        return []
+    return [
+        db.finding(
+            key,
+            "missing",
+            spec.check + "_missing",
+            _severity(spec.missing, objs[baseline]),
+            values,
+            absent,
+            "%s lacks %s %s, which %s has." % (join_names(absent), spec.noun, shown, baseline),
+            _advice(
+                spec,
+                "missing",
+                "%(where)s lacks %(noun)s %(object)s: %(migrate)s.",
+                **_fields(db, spec, shown, join_names(absent)),
+            ),
+        )
+    ]
+
+
+def _body_detail(spec, shown, objs, ok, changed):
+    """A unified diff of the baseline's normalised body against each distinct differing one."""
+    baseline = ok[0]
+    base = objs[baseline]
+    groups = {}
+    for label in changed:
+        other = objs[label]
+        if other.get("hash") != base.get("hash"):
+            groups.setdefault(other.get("hash"), []).append(label)
+    lines = []
+    for labels in groups.values():
+        other = objs[labels[0]]
+        diff = list(
+            difflib.unified_diff(
+                _lines(base.get(spec.body)),
+                _lines(other.get(spec.body)),
+                fromfile="%s: %s" % (baseline, shown),
+                tofile="%s: %s" % (", ".join(labels), shown),
+                n=2,
+                lineterm="",
+            )
+        )
+        if not diff:
+            diff = [
+                "%s and %s: the %s of %s differs only where secrets were redacted on the host"
+                % (baseline, ", ".join(labels), spec.body, shown)
+            ]
+        lines += diff
+    if len(lines) > DETAIL_LINES:
+        more = len(lines) - DETAIL_LINES
+        lines = lines[:DETAIL_LINES] + ["… %d more lines not shown" % more]
+    return "\n".join(lines) if lines else None
+
+
+def _changed_finding(db, spec, shown, objs, ok, changed):
+    baseline = ok[0]
+    base = objs[baseline]
+    differing = set()
+    for label in changed:
+        differing.update(spec.differing(base, objs[label]))
+    ordered = [name for name, _ in spec.attributes if name in differing]
+    values = {label: (spec.text(objs[label]) if objs[label] is not None else None) for label in ok}
+    detail = _body_detail(spec, shown, objs, ok, changed) if spec.body and "definition" in ordered else None
+    return db.finding(
+        spec.namespace + shown,
+        "changed",
+        spec.changed_check,
+        spec.changed(ordered),
+        values,
+        changed,
+        "%s %s differs in %s: %s."
+        % (
+            spec.noun.capitalize(),
+            shown,
+            join_names(ordered),
+            "; ".join("%s=%s" % (label, values[label]) for label in ok if values[label] is not None),
+        ),
+        _advice(
+            spec,
+            "changed",
+            "Align %(noun)s %(object)s on %(where)s with %(baseline)s through a migration (%(upgrade)s), "
+            "or record the difference as expected.",
+            **_fields(db, spec, shown, join_names(changed)),
+        ),
+        detail,
+    )
+
+
+def keyed(db, spec, maps, ok, parent=""):
+    """missing / extra / changed findings for the objects of one type, keyed by identity.
+
+    maps: {label: {name: object}} for the columns in ok (the first is the baseline); parent: the
+    owning table's name and a dot, for columns, constraints, indexes and triggers.
+    """
+    if len(ok) < 2:
+        return []
+    baseline = ok[0]
+    base = maps[baseline]
+    others = ok[1:]
+    names = set(base)
+    for label in others:
+        names.update(maps[label])
+    findings = []
+    for name in sorted(names):
+        objs = {label: maps[label].get(name) for label in ok}
+        found = objs[baseline]
+        if found is not None and all(objs[label] is not None and spec.same(found, objs[label]) for label in others):
+            continue
+        findings += _presence_findings(db, spec, parent + name, objs, ok)
+        if found is None:
+            continue
+        changed = [label for label in others if objs[label] is not None and not spec.same(found, objs[label])]
+        if changed:
+            findings.append(_changed_finding(db, spec, parent + name, objs, ok, changed))
+    return findings
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+
+def _table_text(table):
+    return "%s, %s" % (
+        {"partitioned": "partitioned table", "foreign": "foreign table"}.get(table.get("kind"), "table"),
+        plural(len(table.get("columns") or {}), "column"),
+    )
+
+
+def _rls_text(table):
+    if not table.get("rls"):
+        return "row level security off"
+    return "row level security on" + (", forced" if table.get("rls_forced") else "")
+
+
+def _partitioning_text(table):
+    parts = [{"partitioned": "partitioned table", "foreign": "foreign table"}.get(table.get("kind"), "table")]
+    if table.get("partition_key"):
+        parts.append("partitioned by %s" % table["partition_key"])
+    if table.get("partition_of"):
+        parts.append("partition of %s" % table["partition_of"])
+    return ", ".join(parts)
+
+
+TABLE = ObjectType(
+    "table",
+    "postgres.table",
+    _table_text,
+    (),
+    "high",
+    "medium",
+    lambda differing: "high",
+)
+RLS = ObjectType(
+    "table",
+    "postgres.rls",
+    _rls_text,
+    (("row level security", get("rls")), ("forced row level security", get("rls_forced"))),
+    "high",
+    "high",
+    lambda differing: "high",
+    advice={
+        "changed": "Align row level security of %(object)s on %(where)s with %(baseline)s "
+        "(ALTER TABLE … ENABLE / FORCE ROW LEVEL SECURITY) through a migration: it decides which rows "
+        "each role sees."
+    },
+)
+PARTITIONING = ObjectType(
+    "table",
+    "postgres.partitioning",
+    _partitioning_text,
+    (("kind", get("kind")), ("partition key", get("partition_key")), ("parent", get("partition_of"))),
+    "high",
+    "high",
+    lambda differing: "high",
+)
+
+
+def _table_findings(db):
+    ok = db.ok
+    if len(ok) < 2:
+        return []
+    baseline = ok[0]
+    maps = {label: db.catalogs[label].get("tables") or {} for label in ok}
+    # The fast path for the (many) identical tables: a table whose text (pg_tables) is the same in
+    # every environment is not looked at (one string comparison each; only the others are sorted).
+    base = maps[baseline]
+    differing = set()
+    for label in ok[1:]:
+        other = maps[label]
+        for name, table in base.items():
+            twin = other.get(name)
+            if twin is None or twin.get("shape") != table.get("shape"):
+                differing.add(name)
+        differing.update(name for name in other if name not in base)
+    findings = []
+    for name in sorted(differing):
+        wire = {label: maps[label].get(name) for label in ok}
+        objs = {label: None if wire[label] is None else decode_table(wire[label]) for label in ok}
+        found = objs[baseline]
+        findings += _presence_findings(db, TABLE, name, objs, ok)
+        if found is None:
+            continue
+        having = [label for label in ok if objs[label] is not None]
+        if len(having) < 2:
+            continue
+        tables = {label: objs[label] for label in having}
+        inherited = _inherited_columns(tables, maps, having)
+        findings += _table_parts(db, name, tables, having, inherited)
+    return findings
+
+
+def _same_column(column, other):
+    if column is None or other is None:
+        return column is other
+    return COLUMN.same(column, other)
+
+
+def _inherited_columns(tables, maps, ok):
+    """The columns of a partition that are its parent's in every column (a column added to a
+    partitioned table reaches each partition): the parent's findings speak for them."""
+    parents = {tables[label].get("partition_of") for label in ok}
+    if len(parents) != 1 or None in parents:
+        return frozenset()
+    parent = parents.pop()
+    wires = {label: maps[label].get(parent) for label in ok}
+    if any(wire is None for wire in wires.values()):
+        return frozenset()
+    parent_columns = {label: decode_table(wires[label]).get("columns") or {} for label in ok}
+    columns = {label: tables[label].get("columns") or {} for label in ok}
+    names = set()
+    for label in ok:
+        names.update(columns[label])
+    return frozenset(
+        name
+        for name in names
+        if all(_same_column(columns[label].get(name), parent_columns[label].get(name)) for label in ok)
+    )
+
+
+def _table_parts(db, name, tables, ok, inherited):
+    prefix = name + "."
+    findings = []
+    columns = {
+        label: {
+            column: value for column, value in (tables[label].get("columns") or {}).items() if column not in inherited
+        }
+        for label in ok
+    }
+    findings += keyed(db, COLUMN, columns, ok, prefix)
+    constraints = {label: tables[label].get("constraints") or {} for label in ok}
+    constraint_findings = keyed(db, CONSTRAINT, constraints, ok, prefix)
+    findings += constraint_findings
+    # An index that backs a constraint (primary key, unique, exclusion) has the constraint's name:
+    # when the constraint itself is reported, its index is not reported a second time.
+    reported = {finding["key"][len(prefix) :] for finding in constraint_findings}
+    indexes = {
+        label: {k: v for k, v in (tables[label].get("indexes") or {}).items() if k not in reported}
+        if reported
+        else tables[label].get("indexes") or {}
+        for label in ok
+    }
+    findings += keyed(db, INDEX, indexes, ok, prefix)
+    findings += keyed(db, TRIGGER, {label: tables[label].get("triggers") or {} for label in ok}, ok, prefix)
+    for spec in (RLS, PARTITIONING):
+        base = tables[ok[0]]
+        changed = [label for label in ok[1:] if not spec.same(base, tables[label])]
+        if changed:
+            findings.append(_changed_finding(db, spec, name, tables, ok, changed))
+    return findings
+
+
+# --- enums, settings, role configuration --------------------------------------------------------------
+
+
+ENUM = ObjectType(
+    "enum",
+    "postgres.enum",
+    lambda e: ", ".join(e.get("labels") or []),
+    (("labels", lambda e: list(e.get("labels") or [])),),
+    "high",
+    "low",
+    lambda differing: "medium",
+)
+
+
+def _enum_findings(db):
+    ok = db.ok
+    if len(ok) < 2:
+        return []
+    maps = {label: db.catalogs[label].get("enums") or {} for label in ok}
+    findings = []
+    baseline = ok[0]
+    for finding in keyed(db, ENUM, maps, ok):
+        if finding["check"] != "postgres.enum_changed":
+            findings.append(finding)
+            continue
+        key = finding["key"]
+        base = list(maps[baseline][key].get("labels") or [])
+        base_set = set(base)
+        phrases, severity = [], "low"
+        for label in finding["environments"]:
+            other = list(maps[label][key].get("labels") or [])
+            other_set = set(other)
+            removed = [item for item in base if item not in other_set]
+            added = [item for item in other if item not in base_set]
+            parts = []
+            if removed:
+                parts.append("lacks %s" % ", ".join("'%s'" % item for item in removed))
+                severity = "high"
+            if added:
+                parts.append("adds %s" % ", ".join("'%s'" % item for item in added))
+                if severity != "high":
+                    severity = "medium"
+            if not removed and not added:
+                parts.append("orders the labels differently")
+            phrases.append("%s %s" % (label, " and ".join(parts)))
+        finding["severity"] = severity
+        finding["message"] = "Enum %s differs from %s: %s." % (key, baseline, "; ".join(phrases))
+        finding["recommendation"] = (
+            "Align the labels of %s on %s with %s through a migration (ALTER TYPE … ADD VALUE; a label can only be "
+            "removed or reordered by recreating the type): the code writes labels the database must accept."
+            % (key, join_names(finding["environments"]), baseline)
+        )
+        findings.append(finding)
+    return findings
+
+
+def catalog_findings(db):
+    """The findings of every kind of catalog object but settings and roles (pg_cluster)."""
+    ok = db.ok
+    if len(ok) < 2:
+        return []
+
+    def section(name):
+        return {label: db.catalogs[label].get(name) or {} for label in ok}
+
+    findings = []
+    findings += keyed(db, SCHEMA, section("schemas"), ok)
+    findings += _table_findings(db)
+    findings += keyed(db, VIEW, section("views"), ok)
+    findings += keyed(db, FUNCTION, section("functions"), ok)
+    findings += keyed(db, SEQUENCE, section("sequences"), ok)
+    findings += _enum_findings(db)
+    findings += keyed(db, DOMAIN, section("domains"), ok)
+    findings += keyed(db, EXTENSION, section("extensions"), ok)
+    return findings
