@@ -51,6 +51,8 @@ REPO_FIELDS = {
     "submodules",
     "history",
     "history_truncated",
+    "shallow",
+    "declared_programs",
 }
 DEPLOY_FIELDS = {"path", "status", "reason", "files", "count", "truncated", "skipped", "unreadable"}
 # The directory holding ansible_collections/ (tests/conftest.py puts it on sys.path).
@@ -485,13 +487,17 @@ def test_history_order_parents_and_files(tmp_path):
     for entry in result["history"]:
         assert entry["parents"] == git(repo, "log", "-1", "--format=%P", entry["sha"]).split()
         assert entry["date"] == git(repo, "log", "-1", "--format=%cI", entry["sha"])
-        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated"}
+        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated", "patch_id"}
     assert len(by_subject["Merge side"]["parents"]) == 2
     assert by_subject["Merge side"]["files"] == []  # a merge lists no files
     assert by_subject["Empty commit"]["files"] == []
     assert by_subject["Side work"]["files"] == ["dir/nested.txt", "side.txt"]
     assert by_subject["Remove main.txt"]["files"] == ["main.txt"]
     assert by_subject["Commit 0"]["parents"] == []
+    # Patch ids: keyed, for commits with one parent; an empty commit has none (no diff).
+    assert by_subject["Merge side"]["patch_id"] is None and by_subject["Commit 0"]["patch_id"] is None
+    assert by_subject["Empty commit"]["patch_id"] is None
+    assert by_subject["Side work"]["patch_id"].startswith("hmac-sha256:")
     assert result["history_truncated"] is False
 
 
@@ -669,7 +675,7 @@ def _fake_git(tmp_path, body):
     bindir.mkdir()
     write(
         bindir / "git",
-        '#!/bin/sh\nif [ "$2" = "--version" ]; then echo "git version 2.39.5"; exit 0; fi\n%s\n' % body,
+        '#!/bin/sh\nif [ "$3" = "--version" ]; then echo "git version 2.39.5"; exit 0; fi\n%s\n' % body,
         0o755,
     )
     return bindir
@@ -683,7 +689,7 @@ def test_timeout_kills_git_and_its_children(tmp_path, monkeypatch):
     result = collect_repo(repo, timeout=1)
     assert time.monotonic() - started < 10
     assert result["status"] == "timeout"
-    assert result["reason"] == "git did not answer within 1 seconds while reading the status."
+    assert result["reason"] == "git did not answer within 1 seconds while reading the configuration."
 
 
 def test_too_old_git(tmp_path, monkeypatch):
@@ -744,28 +750,42 @@ def test_every_call_is_read_only_and_non_interactive(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
     result = collect_repo(repo)
     assert result["status"] == "ok"
-    assert calls[0][0][1:] == ["--no-optional-locks", "--version"]
+    assert calls[0][0][1:] == ["--no-optional-locks", "--no-pager", "--version"]
     repo_calls = calls[1:]
-    assert 1 <= len(repo_calls) <= 8
-    commands = [argv[2] for argv, _ in repo_calls]
-    assert set(commands) <= {"status", "describe", "log", "config", "ls-files", "stash"}
+    assert 1 <= len(repo_calls) <= 10
+    commands = [_command(argv) for argv, _ in repo_calls]
+    assert set(commands) <= {"status", "describe", "log", "config", "ls-files", "rev-parse", "diff-tree", "patch-id"}
     for argv, kwargs in repo_calls:
         assert isinstance(argv, list)
-        assert argv[1] == "--no-optional-locks"
-        assert "-c" not in argv
+        assert argv[1:3] == ["--no-optional-locks", "--no-pager"]
+        settings = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-c"]
+        assert {"core.fsmonitor=", "core.hooksPath=/dev/null", "credential.helper=", "protocol.allow=never"} <= set(
+            settings
+        )
         assert not any("safe.directory" in arg for arg in argv)
-        if argv[2] == "config":
-            assert "--get-regexp" in argv  # reads only
-        assert kwargs["stdin"] is subprocess.DEVNULL
+        if _command(argv) == "config":
+            assert "--list" in argv  # reads only
+        if _command(argv) == "diff-tree":
+            assert {"--no-ext-diff", "--no-textconv"} <= set(argv)
+        assert kwargs["stdin"] in (subprocess.DEVNULL, subprocess.PIPE)
         env = kwargs["env"]
         assert env["LC_ALL"] == "C"
         assert env["GIT_OPTIONAL_LOCKS"] == "0"
         assert env["GIT_TERMINAL_PROMPT"] == "0"
         assert os.path.basename(env["GIT_ASKPASS"]) == "true"
+        assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
         assert "GIT_DIR" not in env and "GIT_CONFIG_PARAMETERS" not in env
         assert env["GIT_CEILING_DIRECTORIES"] == str(tmp_path)
         assert kwargs["cwd"] == str(repo)
-    assert not any(argv[2] == "fetch" for argv, _ in repo_calls)
+    assert "fetch" not in commands
+
+
+def _command(argv):
+    """The git command of an argv: the first word after the global options and -c pairs."""
+    index = 1
+    while argv[index].startswith("--") or argv[index] == "-c":
+        index += 2 if argv[index] == "-c" else 1
+    return argv[index]
 
 
 def _snapshot(repo):
