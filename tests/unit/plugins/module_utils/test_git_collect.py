@@ -1029,3 +1029,148 @@ def test_repos_and_deploy_dirs_together(tmp_path):
 
 def test_empty_request():
     assert collect_git({}, KEY) == {"repos": {}, "deploy_dirs": {}}
+
+
+# ---------------------------------------------------------------- programs the configuration names
+
+
+def test_parse_config_list_with_and_without_scopes():
+    scoped = b"local\0core.bare\nfalse\0local\0alias.x\n!a\nb\0global\0core.flag\0worktree\0pager.log\nless\0"
+    assert git_collect.parse_config_list(scoped, scoped=True) == [
+        ("local", "core.bare", "false"),
+        ("local", "alias.x", "!a\nb"),  # a value keeps its own newlines
+        ("global", "core.flag", None),  # written without "=": no value
+        ("worktree", "pager.log", "less"),
+    ]
+    assert git_collect.parse_config_list(b"filter.X y.clean\ncat\0core.flag\0", scoped=False) == [
+        (None, "filter.X y.clean", "cat"),
+        (None, "core.flag", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "names"),
+    [
+        ("core.fsmonitor", "/srv/hook", True),
+        ("core.fsmonitor", "true", True),  # git's daemon: still a process
+        ("core.fsmonitor", "false", False),
+        ("core.fsmonitor", None, True),
+        ("filter.lfs.process", "git-lfs filter-process", True),
+        ("filter.x.required", "true", False),
+        ("diff.pdf.textconv", "pdftotext", True),
+        ("diff.external", "difft", True),
+        ("core.hookspath", ".githooks", True),
+        ("core.sshcommand", "ssh -i k", True),
+        ("credential.helper", "store", True),
+        ("credential.https://h.example.helper", "x", True),
+        ("credential.helper", "", False),
+        ("gpg.program", "gpg2", True),
+        ("gpg.ssh.program", "ssh-keygen", True),
+        ("pager.log", "false", False),
+        ("pager.log", "less -R", True),
+        ("alias.st", "status", False),
+        ("alias.boom", "!sh -c x", True),
+        ("remote.origin.uploadpack", "x", True),
+        ("remote.origin.url", "https://x.example", False),
+        ("user.name", "x", False),
+    ],
+)
+def test_which_keys_name_a_program(key, value, names):
+    assert git_collect.declared_programs([("local", key, value)]) == ([key] if names else [])
+
+
+def test_neutral_overrides_cover_every_declared_filter_and_remote():
+    entries = [
+        ("global", "filter.lfs.process", "git-lfs filter-process"),
+        ("local", "filter.Crypt.clean", "x"),
+        ("local", "remote.origin.url", "/srv/x.git"),
+    ]
+    args = git_collect.neutral_overrides(entries)
+    settings = [args[i + 1] for i in range(0, len(args), 2)]
+    assert set(args[0::2]) == {"-c"}
+    for name in ("lfs", "Crypt"):
+        assert {"filter.%s.%s=" % (name, part) for part in ("clean", "smudge", "process")} <= set(settings)
+        assert "filter.%s.required=false" % name in settings
+    assert "remote.origin.uploadpack=git-upload-pack" in settings
+    with pytest.raises(git_collect.GitError):
+        git_collect.neutral_overrides([("local", "filter.a=b.clean", "x")])
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_declared_programs_come_from_the_repository_and_its_includes(
+    tmp_path, monkeypatch, _isolated_git_config, scoped
+):
+    if not scoped:  # as with git < 2.26: the repository's own file is read with --local
+        monkeypatch.setattr(git_collect, "SHOW_SCOPE_GIT", (99, 0))
+    _isolated_git_config.write_text('[filter "lfs"]\n\tprocess = git-lfs filter-process\n[core]\n\tpager = less\n')
+    repo = make_repo(tmp_path / "repo")
+    write(tmp_path / "included.cfg", "[core]\n\tfsmonitor = /never/run\n")
+    git(repo, "config", "include.path", str(tmp_path / "included.cfg"))
+    git(repo, "config", "diff.pdf.textconv", "pdftotext")
+    result = collect_repo(repo)
+    # The user's own configuration (lfs, pager) is neutralised but not reported.
+    assert result["declared_programs"] == ["core.fsmonitor", "diff.pdf.textconv"]
+
+
+def test_hidden_changes_are_reported_from_the_bytes_on_disk(tmp_path):
+    """assume-unchanged and skip-worktree marks hide an edit from status; the bytes do not lie."""
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"assumed.txt": "a\n", "skipped.txt": "s\n", "gone.txt": "g\n", "sparse.txt": "p\n"}, "Files")
+    git(repo, "update-index", "--assume-unchanged", "assumed.txt", "gone.txt")
+    git(repo, "update-index", "--skip-worktree", "skipped.txt", "sparse.txt")
+    write(repo / "assumed.txt", "edited on the server\n")
+    write(repo / "skipped.txt", "edited too\n")
+    (repo / "gone.txt").unlink()
+    (repo / "sparse.txt").unlink()  # absent by design in a sparse checkout: not reported
+    assert git(repo, "status", "--porcelain") == ""  # git itself says nothing
+    result = collect_repo(repo)
+    assert paths(result["modified"]) == [("assumed.txt", "M"), ("gone.txt", "D"), ("skipped.txt", "M")]
+
+
+def test_blob_ids_follow_the_object_format(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    made = subprocess.run(["git", "init", "-q", "--object-format=sha256", str(repo)], check=False, capture_output=True)
+    if made.returncode:
+        pytest.skip("this git has no sha256 repositories")
+    commit(repo, {"a.txt": "a\n"}, "One")
+    git(repo, "update-index", "--assume-unchanged", "a.txt")
+    assert collect_repo(repo)["modified"]["count"] == 0  # same bytes, same sha256 blob id
+    write(repo / "a.txt", "b\n")
+    assert paths(collect_repo(repo)["modified"]) == [("a.txt", "M")]
+
+
+# ---------------------------------------------------------------- token-looking names
+
+
+TOKEN_NAME = "sk-" + "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in range(30))
+
+
+def test_mask_secret_name():
+    masked = git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, KEY)
+    assert masked.startswith("config/\u2039secret-looking name ") and TOKEN_NAME not in masked
+    marker = masked.split("/")[1]
+    assert marker == "\u2039secret-looking name %s\u203a" % fingerprint(KEY, TOKEN_NAME + ".json")[12:20]
+    assert git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, KEY) == masked  # aligns across hosts
+    assert git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, OTHER_KEY) != masked  # keyed
+    assert git_collect.mask_secret_name("src/app/settings.py", KEY) == "src/app/settings.py"
+    base64ish = "aB3/xY9+Qw2/Lm5=Zp7/Rt4/Kd8/Vn1"  # a token only as a whole
+    assert git_collect.mask_secret_name(base64ish, KEY).startswith("\u2039secret-looking name")
+
+
+def test_token_looking_file_names_never_leave_the_host(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    write(repo / "keys" / TOKEN_NAME, "x")
+    write(repo / "notes.txt", "x")
+    untracked = [item["path"] for item in collect_repo(repo)["untracked"]["files"]]
+    assert untracked[1] == "notes.txt" and untracked[0].startswith("keys/\u2039secret-looking name ")
+    site = tmp_path / "site"
+    write(site / TOKEN_NAME / "a.txt", "x")
+    (site / ("locked-" + TOKEN_NAME)).mkdir()
+    (site / ("locked-" + TOKEN_NAME)).chmod(0)
+    try:
+        entry = collect_site(site)
+    finally:
+        (site / ("locked-" + TOKEN_NAME)).chmod(0o755)
+    assert TOKEN_NAME not in json.dumps(entry)
+    assert [name.endswith("/a.txt") and name.startswith("\u2039") for name in entry["files"]] == [True]
