@@ -98,11 +98,7 @@ _NEUTRAL_CONFIG = (
     "maintenance.auto=false",
     # Only the transports git itself implements: no remote helper, no ext:: command.
     "protocol.allow=never",
-    "protocol.file.allow=user",
-    "protocol.git.allow=always",
-    "protocol.ssh.allow=always",
-    "protocol.http.allow=always",
-    "protocol.https.allow=always",
+    "protocol.ext.allow=never",
 )
 # Diffs made for patch ids: no external diff, no textconv, and options fixed so that a
 # configuration (context lines, prefixes, algorithm) cannot change the id.
@@ -134,6 +130,9 @@ _PROGRAM_KEY = re.compile(
 )
 _FILTER_KEY = re.compile(r"^filter\.(.+)\.(?:clean|smudge|process|required)$", re.DOTALL)
 _REMOTE_KEY = re.compile(r"^remote\.(.+)\.url$", re.DOTALL)
+_PROTOCOL_KEY = re.compile(r"^protocol\.(.+)\.allow$", re.DOTALL)
+# The transports git implements itself; any other (ext::, a remote helper) is refused.
+_SAFE_PROTOCOLS = {"file": "user", "git": "always", "ssh": "always", "http": "always", "https": "always"}
 _BOOLEAN_FALSE = frozenset({"", "false", "no", "off", "0"})
 _BOOLEAN = _BOOLEAN_FALSE | {"true", "yes", "on", "1"}
 # Inherited variables kept: how to reach remotes (used by fetch only).
@@ -560,25 +559,28 @@ def neutral_overrides(entries):
 
     Beyond _NEUTRAL_CONFIG: each filter driver declared anywhere gets empty clean, smudge and
     process commands and is not required (so content is compared as it is on disk); each
-    remote's upload-pack is git's own (protocol.allow refuses remote helpers).  A driver or remote name
+    remote's upload-pack is git's own; only git's own transports are allowed (no ext::, no
+    remote helper), whatever protocol.<name>.allow the configuration sets.  A driver or remote name
     with "=" cannot be given to -c: the repository is then not read.
     """
     filters = set()
     remotes = set()
+    protocols = set()
     for _, key, _ in entries:
-        match = _FILTER_KEY.match(key)
-        if match:
-            filters.add(match.group(1))
-        match = _REMOTE_KEY.match(key)
-        if match:
-            remotes.add(match.group(1))
-    if any("=" in name for name in filters | remotes):
+        for pattern, names in ((_FILTER_KEY, filters), (_REMOTE_KEY, remotes), (_PROTOCOL_KEY, protocols)):
+            match = pattern.match(key)
+            if match:
+                names.add(match.group(1))
+    if any("=" in name for name in filters | remotes | protocols):
         raise GitError(
             "failed",
             "The repository's configuration names a filter driver or a remote with '=' in its name, "
             "which cannot be neutralised on git's command line; it was not read.",
         )
     settings = list(_NEUTRAL_CONFIG)
+    # A protocol.<name>.allow of the configuration beats protocol.allow: each one is set again.
+    settings += ["protocol.%s.allow=%s" % item for item in sorted(_SAFE_PROTOCOLS.items())]
+    settings += ["protocol.%s.allow=never" % name for name in sorted(protocols - set(_SAFE_PROTOCOLS))]
     for name in sorted(filters):
         settings += ["filter.%s.%s=" % (name, part) for part in ("clean", "smudge", "process")]
         settings.append("filter.%s.required=false" % name)

@@ -1084,6 +1084,8 @@ def test_neutral_overrides_cover_every_declared_filter_and_remote():
         ("global", "filter.lfs.process", "git-lfs filter-process"),
         ("local", "filter.Crypt.clean", "x"),
         ("local", "remote.origin.url", "/srv/x.git"),
+        ("local", "protocol.ext.allow", "always"),
+        ("local", "protocol.evil.allow", "always"),
     ]
     args = git_collect.neutral_overrides(entries)
     settings = [args[i + 1] for i in range(0, len(args), 2)]
@@ -1092,6 +1094,8 @@ def test_neutral_overrides_cover_every_declared_filter_and_remote():
         assert {"filter.%s.%s=" % (name, part) for part in ("clean", "smudge", "process")} <= set(settings)
         assert "filter.%s.required=false" % name in settings
     assert "remote.origin.uploadpack=git-upload-pack" in settings
+    # The repository's protocol.<name>.allow would beat protocol.allow: each is set again.
+    assert {"protocol.allow=never", "protocol.ext.allow=never", "protocol.evil.allow=never"} <= set(settings)
     with pytest.raises(git_collect.GitError):
         git_collect.neutral_overrides([("local", "filter.a=b.clean", "x")])
 
