@@ -3,22 +3,40 @@
 Standard library only, Python 3.8+: this module runs on the audited hosts.
 
 Repositories are only queried.  Every git call is
-``git --no-optional-locks <command> ...`` from an argv list, with stdin from
-/dev/null, a timeout, LC_ALL=C (the error texts are matched), no prompt of any
-kind (GIT_TERMINAL_PROMPT=0, an askpass that answers nothing), and an
-environment cleared of the GIT_* variables that would point git at another
-repository, index or configuration.  Nothing changes git's configuration, and
-nothing gets around git's own checks: a repository git refuses for "dubious
-ownership" is reported as such, never opened with ``safe.directory``.
+``git --no-optional-locks --no-pager -c ... <command> ...`` from an argv list,
+with stdin from /dev/null (or the paths or diffs it reads), a timeout,
+LC_ALL=C (the error texts are matched), no prompt of any kind
+(GIT_TERMINAL_PROMPT=0, an askpass that answers nothing), and an environment
+cleared of the GIT_* variables that would point git at another repository,
+index or configuration.  Nothing changes git's configuration, and nothing gets
+around git's own checks: a repository git refuses for "dubious ownership" is
+reported as such, never opened with ``safe.directory``.
 GIT_CEILING_DIRECTORIES stops git at the configured directory, so a directory
 inside some other repository (a dotfiles repository in $HOME) is reported as
 "not a repository" instead of showing that other repository.
 
-A repository costs at most seven git calls: status (branch, upstream,
-ahead/behind, staged, modified and untracked files, stash count), describe,
-log (history and the last commit, with the files of each commit), the remote
-URLs, the index's submodule entries, with git older than 2.35 the stash list,
-and the opt-in fetch; plus ``git --version`` once per run.
+No program a configuration names runs (the audited host chooses those): the
+configuration is read first (``git config --list``, which runs nothing), then
+every call gets ``-c`` overrides (neutral_overrides) for the fsmonitor, hooks,
+pagers, credential helpers, filter drivers, upload-pack and transports, and
+the environment fixes the ssh command, askpass and editor; diffs are made with
+--no-ext-diff --no-textconv; submodules are not asked for their own status
+(--ignore-submodules=dirty), which would run under their own configuration.
+Content therefore never goes through a filter, and the files whose change
+git's status could miss (a filter attribute, assume-unchanged, skip-worktree)
+are hashed from disk and compared with the index's blob.  The names (never the
+values) of the repository's own settings that name programs are reported.
+
+A repository costs at most eleven git calls: the configuration (two before git
+2.26), status (branch, upstream, ahead/behind, staged, modified and untracked
+files, stash count), the index (submodules, marks), the filter attributes
+(only when a filter driver is configured), describe, log (history and the last
+commit, with the files of each commit), the shallow file's path, diff-tree and
+patch-id (patch ids of the recent commits), with git older than 2.35 the stash
+list, and the opt-in fetch; plus ``git --version`` once per run.
+
+Untracked and deployed file names that look like tokens leave the host as a
+marker with a keyed fingerprint (mask_secret_name).
 
 ``git fetch`` runs only when the request says ``fetch: true``: then
 ``git fetch --quiet --no-write-fetch-head --no-recurse-submodules`` (no
@@ -1072,8 +1090,11 @@ def collect_git(request, hmac_key):
     [{path, status}], count, truncated}; unmerged paths are "modified" with
     status "U"), stash_count, last_commit {sha, date, subject}, remotes {name:
     url without credentials}, submodules {path: commit recorded in the index},
-    history [{sha, parents, subject, date, files, files_truncated}] (most
-    recent first, --topo-order) and history_truncated.  Subjects and URLs are
+    history [{sha, parents, subject, date, files, files_truncated, patch_id
+    (keyed; None for merges, shallow ends and older commits)}] (most recent
+    first, --topo-order), history_truncated, shallow (the boundary commits of
+    a shallow clone) and declared_programs (names of the repository's own
+    settings that name a program; never their values).  Subjects and URLs are
     redacted.  A dir has path, status (ok, missing, unreadable,
     not_a_directory, failed), reason, files {relative path: {size, mode, fp}
     (+ "link": true for a symlink, fp of its target; + "unreadable": true and
