@@ -27,10 +27,12 @@ git's status could miss (a filter attribute, assume-unchanged, skip-worktree)
 are hashed from disk and compared with the index's blob.  The names (never the
 values) of the repository's own settings that name programs are reported.
 
-A repository costs at most eleven git calls: the configuration (two before git
-2.26), status (branch, upstream, ahead/behind, staged, modified and untracked
-files, stash count), the index (submodules, marks), the filter attributes
-(only when a filter driver is configured), describe, log (history and the last
+A repository costs at most thirteen git calls: the configuration (two before
+git 2.26), status (branch, upstream, ahead/behind, staged, modified and
+untracked files, stash count), the index (submodules, marks), the filter
+attributes (only when a filter driver is configured), two cat-file reads (only
+when a filtered file differs from its blob: is the blob a Git LFS pointer to
+the bytes on disk?), describe, log (history and the last
 commit, with the files of each commit), the shallow file's path, diff-tree and
 patch-id (patch ids of the recent commits), with git older than 2.35 the stash
 list, and the opt-in fetch; plus ``git --version`` once per run.
@@ -100,6 +102,11 @@ SHOW_STASH_GIT = (2, 35)
 PATCH_ID_COMMITS = 50
 # .git/shallow holds one commit id per line; anything larger is not a shallow file.
 SHALLOW_FILE_LIMIT = 1024 * 1024
+# A Git LFS pointer is a small text blob naming the real content by sha256 and size.
+LFS_POINTER_MAX = 1024
+_LFS_POINTER = re.compile(
+    rb"version https://git-lfs\.github\.com/spec/v1\n(?:.*\n)*?oid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n"
+)
 SECRET_NAME_MARK = "\u2039secret-looking name %s\u203a"
 # Given to every git call: -c beats every configuration file, so no program named by the
 # repository's configuration (or the user's, or the system's) runs.  Environment variables
@@ -652,8 +659,11 @@ def parse_check_attr(data):
     return {records[i]: _text(records[i + 2]) for i in range(0, len(records) - 2, 3)}
 
 
-def _blob_id(path, algorithm):
-    """The object id git gives the file's bytes as they are (no filter, no conversion), or None."""
+def _file_digest(path, algorithm, as_blob):
+    """The hex digest of a regular file's bytes as they are (no filter, no conversion), or None.
+
+    as_blob: git's object id of those bytes ("blob <size>" NUL, then the bytes).
+    """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -664,7 +674,8 @@ def _blob_id(path, algorithm):
         if not stat.S_ISREG(st.st_mode):
             return None
         digest = hashlib.new(algorithm)
-        digest.update(b"blob %d\0" % st.st_size)
+        if as_blob:
+            digest.update(b"blob %d\0" % st.st_size)
         for chunk in _read_chunks(fd):
             digest.update(chunk)
         return digest.hexdigest()
@@ -674,13 +685,13 @@ def _blob_id(path, algorithm):
         os.close(fd)
 
 
-def hidden_changes(repo_path, index, filtered, algorithm):
-    """Paths whose bytes on disk differ from the index's blob although git's status may not say so.
+def disk_mismatches(repo_path, index, filtered, algorithm):
+    """Index entries whose bytes on disk differ from their blob although git's status may not say so.
 
     Checked: files with a filter attribute (a clean filter can print the committed blob), and
     files marked assume-unchanged or skip-worktree (status trusts the mark).  A file that is
-    gone is reported deleted only when marked assume-unchanged (skip-worktree files of a sparse
-    checkout are absent by design).  Returns [{"path", "status"}].
+    gone counts only when marked assume-unchanged (skip-worktree files of a sparse checkout
+    are absent by design).  Returns [(entry, "M" or "D")].
     """
     found = []
     for entry in index:
@@ -692,12 +703,65 @@ def hidden_changes(repo_path, index, filtered, algorithm):
         full = os.path.join(os.fsencode(repo_path), entry["path"])
         if not os.path.lexists(full):
             if entry["tag"].islower():
-                found.append({"path": _text(entry["path"]), "status": "D"})
+                found.append((entry, "D"))
             continue
-        blob = _blob_id(full, algorithm)
+        blob = _file_digest(full, algorithm, as_blob=True)
         if blob is not None and blob != entry["sha"]:
-            found.append({"path": _text(entry["path"]), "status": "M"})
+            found.append((entry, "M"))
     return found
+
+
+def parse_cat_file_batch(data):
+    """{object id: content} from `git cat-file --batch` output; missing objects are left out."""
+    found = {}
+    position = 0
+    while position < len(data):
+        end = data.find(b"\n", position)
+        if end == -1:
+            break
+        header = data[position:end].split()
+        position = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            continue  # "<id> missing"
+        size = int(header[2])
+        found[_text(header[0])] = data[position : position + size]
+        position += size + 1
+    return found
+
+
+def parse_lfs_pointer(content):
+    """(sha256, size) of a Git LFS pointer blob, else None."""
+    match = _LFS_POINTER.match(content or b"")
+    return (_text(match.group(1)), int(match.group(2))) if match else None
+
+
+def _lfs_verified(git, path, entries):
+    """Paths of the entries whose blob is a Git LFS pointer to exactly the bytes on disk.
+
+    Verified by hashing the file (sha256, as LFS does), never by running git-lfs: an LFS file
+    is modified only when its bytes differ from the object its pointer names.
+    """
+    shas = sorted({entry["sha"] for entry in entries})
+    if not shas:
+        return set()
+    ids = ("\n".join(shas) + "\n").encode("ascii")
+    _, out = git.check(["cat-file", "--batch-check"], path, "reading blob sizes", stdin=ids)
+    small = [
+        parts[0]
+        for parts in (line.split() for line in _text(out).splitlines())
+        if len(parts) == 3 and parts[1] == "blob" and parts[2].isdigit() and int(parts[2]) <= LFS_POINTER_MAX
+    ]
+    if not small:
+        return set()
+    _, out = git.check(["cat-file", "--batch"], path, "reading blobs", stdin=("\n".join(small) + "\n").encode("ascii"))
+    blobs = parse_cat_file_batch(out)
+    verified = set()
+    for entry in entries:
+        pointer = parse_lfs_pointer(blobs.get(entry["sha"]))
+        full = os.path.join(os.fsencode(path), entry["path"])
+        if pointer and os.path.getsize(full) == pointer[1] and _file_digest(full, "sha256", False) == pointer[0]:
+            verified.add(entry["path"])
+    return verified
 
 
 def parse_patch_ids(data):
@@ -748,20 +812,8 @@ def _collect_repo(git, path, request, hmac_key):
     if request["fetch"]:
         fetch_note = _fetch(git, path)
 
-    # --ignore-submodules=dirty: a submodule's own status would run under its own configuration.
-    status_args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignore-submodules=dirty"]
+    state, index = _read_worktree(git, path, entries, hmac_key)
     show_stash = git.version >= SHOW_STASH_GIT
-    if show_stash:
-        status_args.append("--show-stash")
-    _, out = git.check(status_args, path, "reading the status")
-    state = parse_status(out)
-    _, out = git.check(["ls-files", "--stage", "-v", "-z"], path, "reading the index")
-    index = parse_index(out)
-    known = {item["path"] for item in state["modified"]}
-    filtered = _filtered_paths(git, path, entries, index)
-    hidden = hidden_changes(path, index, filtered, _object_format(entries))
-    state["modified"] += [item for item in hidden if item["path"] not in known]
-    state["untracked"] = [dict(item, path=mask_secret_name(item["path"], hmac_key)) for item in state["untracked"]]
     limit = request["file_limit"]
     for name in ("head", "branch", "detached", "upstream", "ahead", "behind"):
         result[name] = state[name]
@@ -811,6 +863,33 @@ def _collect_repo(git, path, request, hmac_key):
     result["submodules"] = parse_submodules(index)
     result["reason"] = fetch_note
     return result
+
+
+def _read_worktree(git, path, entries, hmac_key):
+    """(status as parse_status gives it, index entries); modified files include those whose
+    change git's status could miss, and untracked names that look like tokens are masked."""
+    # --ignore-submodules=dirty: a submodule's own status would run under its own configuration.
+    status_args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignore-submodules=dirty"]
+    show_stash = git.version >= SHOW_STASH_GIT
+    if show_stash:
+        status_args.append("--show-stash")
+    _, out = git.check(status_args, path, "reading the status")
+    state = parse_status(out)
+    _, out = git.check(["ls-files", "--stage", "-v", "-z"], path, "reading the index")
+    index = parse_index(out)
+    filtered = _filtered_paths(git, path, entries, index)
+    mismatches = disk_mismatches(path, index, filtered, _object_format(entries))
+    # An LFS file differs from its pointer blob by design: unchanged when its bytes are the pointer's.
+    lfs = {_text(name) for name in _lfs_verified(git, path, [e for e, _ in mismatches if e["path"] in filtered])}
+    state["modified"] = [item for item in state["modified"] if not (item["path"] in lfs and item["status"] == "M")]
+    known = {item["path"] for item in state["modified"]}
+    state["modified"] += [
+        {"path": _text(entry["path"]), "status": status}
+        for entry, status in mismatches
+        if _text(entry["path"]) not in lfs | known
+    ]
+    state["untracked"] = [dict(item, path=mask_secret_name(item["path"], hmac_key)) for item in state["untracked"]]
+    return state, index
 
 
 def _read_config(git, path):

@@ -1178,3 +1178,38 @@ def test_token_looking_file_names_never_leave_the_host(tmp_path):
         (site / ("locked-" + TOKEN_NAME)).chmod(0o755)
     assert TOKEN_NAME not in json.dumps(entry)
     assert [name.endswith("/a.txt") and name.startswith("\u2039") for name in entry["files"]] == [True]
+
+
+def _lfs_pointer(content):
+    return "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (
+        hashlib.sha256(content).hexdigest(),
+        len(content),
+    )
+
+
+def test_git_lfs_files_are_checked_against_their_pointer_without_running_git_lfs(tmp_path):
+    """A filtered file whose blob is an LFS pointer is unchanged when its bytes are what the pointer names."""
+    repo = make_repo(tmp_path / "repo")
+    real = b"\x00big binary\xff" * 100
+    commit(repo, {"model.bin": _lfs_pointer(real), "other.bin": _lfs_pointer(b"x"), "plain.bin": "p\n"}, "LFS")
+    write(repo / ".gitattributes", "*.bin filter=lfs\n")
+    git(repo, "config", "filter.lfs.process", "/never/run/git-lfs filter-process")
+    git(repo, "config", "filter.lfs.required", "true")
+    write(repo / "model.bin", real)  # what a smudge would have written
+    write(repo / "other.bin", b"not what the pointer names")
+    write(repo / "plain.bin", "p, edited\n")  # not a pointer blob: compared as bytes
+    git(repo, "update-index", "--refresh", "-q", check=False)
+    result = collect_repo(repo)
+    assert result["status"] == "ok"
+    assert [path for path, _ in paths(result["modified"])] == ["other.bin", "plain.bin"]
+    assert result["declared_programs"] == ["filter.lfs.process"]
+
+
+def test_parse_cat_file_batch_and_lfs_pointers():
+    pointer = _lfs_pointer(b"abc").encode()
+    data = b"aaaa blob %d\n%s\nbbbb missing\ncccc blob 2\nhi\n" % (len(pointer), pointer)
+    blobs = git_collect.parse_cat_file_batch(data)
+    assert blobs == {"aaaa": pointer, "cccc": b"hi"}
+    assert git_collect.parse_lfs_pointer(pointer) == (hashlib.sha256(b"abc").hexdigest(), 3)
+    assert git_collect.parse_lfs_pointer(b"hi") is None
+    assert git_collect.parse_lfs_pointer(None) is None
