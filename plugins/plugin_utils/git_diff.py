@@ -136,6 +136,17 @@ def cherry_picks(lacking, only):
     }
 
 
+def _picks_note(picks, baseline):
+    """ ", of which N are cherry-picks of <baseline>'s commits (a = b, ...)", or "" when none."""
+    if not picks:
+        return ""
+    return ", of which %d are cherry-picks of %s's commits (%s)" % (
+        len(picks),
+        baseline,
+        ", ".join("%s = %s" % (sha[:10], original["sha"][:10]) for sha, original in sorted(picks.items())),
+    )
+
+
 class _Subject(SubjectColumns):
     AREA = AREA
 
@@ -268,13 +279,14 @@ def _head_findings(subject):
                     "high",
                     values,
                     [label],
-                    "%s and %s have diverged: %d commit(s) only on %s (%s); %s lacks %d%s (%s)."
+                    "%s and %s have diverged: %d commit(s) only on %s (%s)%s; %s lacks %d%s (%s)."
                     % (
                         baseline,
                         label,
                         len(only),
                         label,
                         _listing(only),
+                        _picks_note(cherry_picks(lacking, only), baseline),
                         label,
                         len(lacking),
                         _flags(lacking),

@@ -259,9 +259,15 @@ def test_production_commits_that_are_cherry_picks_of_dev_commits(histories):
     head = [f for f in run_diff(base, prod) if f["key"] == "head"]
     assert [(f["check"], f["severity"]) for f in head] == [("git.cherry_picked", "medium")]
     assert "cherry-picks of dev's commits" in head[0]["message"] and "prod lacks 2 commit(s)" in head[0]["message"]
-    # A hot-fix of its own is not a cherry-pick: still diverged.
+    # A hot-fix of its own is not a cherry-pick: still diverged, and the pick is named in the message.
+    commit(prod, "hotfix.py", "h", "hot-fix on prod")
+    head = [f for f in run_diff(base, prod) if f["key"] == "head"]
+    assert [f["check"] for f in head] == ["git.diverged"]
+    assert "2 commit(s) only on prod" in head[0]["message"]
+    assert "of which 1 are cherry-picks of dev's commits" in head[0]["message"]
     hotfix = clones["diverged"]
-    assert [f["check"] for f in run_diff(base, hotfix) if f["key"] == "head"] == ["git.diverged"]
+    head = [f for f in run_diff(base, hotfix) if f["key"] == "head"]
+    assert [f["check"] for f in head] == ["git.diverged"] and "cherry-pick" not in head[0]["message"]
 
 
 def test_patch_ids_differ_between_runs_keys(histories):
