@@ -1110,10 +1110,12 @@ def test_declared_programs_come_from_the_repository_and_its_includes(
     repo = make_repo(tmp_path / "repo")
     write(tmp_path / "included.cfg", "[core]\n\tfsmonitor = /never/run\n")
     git(repo, "config", "include.path", str(tmp_path / "included.cfg"))
+    write(tmp_path / "conditional.cfg", "[diff]\n\texternal = /never/run\n")
+    git(repo, "config", "includeIf.gitdir:%s/.path" % repo, str(tmp_path / "conditional.cfg"))
     git(repo, "config", "diff.pdf.textconv", "pdftotext")
     result = collect_repo(repo)
     # The user's own configuration (lfs, pager) is neutralised but not reported.
-    assert result["declared_programs"] == ["core.fsmonitor", "diff.pdf.textconv"]
+    assert result["declared_programs"] == ["core.fsmonitor", "diff.external", "diff.pdf.textconv"]
 
 
 def test_hidden_changes_are_reported_from_the_bytes_on_disk(tmp_path):
