@@ -3,22 +3,42 @@
 Standard library only, Python 3.8+: this module runs on the audited hosts.
 
 Repositories are only queried.  Every git call is
-``git --no-optional-locks <command> ...`` from an argv list, with stdin from
-/dev/null, a timeout, LC_ALL=C (the error texts are matched), no prompt of any
-kind (GIT_TERMINAL_PROMPT=0, an askpass that answers nothing), and an
-environment cleared of the GIT_* variables that would point git at another
-repository, index or configuration.  Nothing changes git's configuration, and
-nothing gets around git's own checks: a repository git refuses for "dubious
-ownership" is reported as such, never opened with ``safe.directory``.
+``git --no-optional-locks --no-pager -c ... <command> ...`` from an argv list,
+with stdin from /dev/null (or the paths or diffs it reads), a timeout,
+LC_ALL=C (the error texts are matched), no prompt of any kind
+(GIT_TERMINAL_PROMPT=0, an askpass that answers nothing), and an environment
+cleared of the GIT_* variables that would point git at another repository,
+index or configuration.  Nothing changes git's configuration, and nothing gets
+around git's own checks: a repository git refuses for "dubious ownership" is
+reported as such, never opened with ``safe.directory``.
 GIT_CEILING_DIRECTORIES stops git at the configured directory, so a directory
 inside some other repository (a dotfiles repository in $HOME) is reported as
 "not a repository" instead of showing that other repository.
 
-A repository costs at most seven git calls: status (branch, upstream,
-ahead/behind, staged, modified and untracked files, stash count), describe,
-log (history and the last commit, with the files of each commit), the remote
-URLs, the index's submodule entries, with git older than 2.35 the stash list,
-and the opt-in fetch; plus ``git --version`` once per run.
+No program a configuration names runs (the audited host chooses those): the
+configuration is read first (``git config --list``, which runs nothing), then
+every call gets ``-c`` overrides (neutral_overrides) for the fsmonitor, hooks,
+pagers, credential helpers, filter drivers, upload-pack and transports, and
+the environment fixes the ssh command, askpass and editor; diffs are made with
+--no-ext-diff --no-textconv; submodules are not asked for their own status
+(--ignore-submodules=dirty), which would run under their own configuration.
+Content therefore never goes through a filter, and the files whose change
+git's status could miss (a filter attribute, assume-unchanged, skip-worktree)
+are hashed from disk and compared with the index's blob.  The names (never the
+values) of the repository's own settings that name programs are reported.
+
+A repository costs at most thirteen git calls: the configuration (two before
+git 2.26), status (branch, upstream, ahead/behind, staged, modified and
+untracked files, stash count), the index (submodules, marks), the filter
+attributes (only when a filter driver is configured), two cat-file reads (only
+when a filtered file differs from its blob: is the blob a Git LFS pointer to
+the bytes on disk?), describe, log (history and the last
+commit, with the files of each commit), the shallow file's path, diff-tree and
+patch-id (patch ids of the recent commits), with git older than 2.35 the stash
+list, and the opt-in fetch; plus ``git --version`` once per run.
+
+Untracked and deployed file names that look like tokens leave the host as a
+marker with a keyed fingerprint (mask_secret_name).
 
 ``git fetch`` runs only when the request says ``fetch: true``: then
 ``git fetch --quiet --no-write-fetch-head --no-recurse-submodules`` (no
@@ -39,8 +59,10 @@ Reasons are fixed sentences: no file content, no git output, no URL.
 
 import errno
 import fnmatch
+import hashlib
 import os
 import re
+import shlex
 import shutil
 import stat
 
@@ -52,7 +74,9 @@ from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import
     seconds,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
+    fingerprint,
     fingerprint_bytes,
+    looks_like_token,
     redact_text,
 )
 
@@ -70,9 +94,72 @@ UNREADABLE_LIMIT = 50
 READ_CHUNK = 1024 * 1024
 # Where git is looked for when PATH (often minimal over SSH) has none.
 GIT_FALLBACKS = ("/usr/bin/git", "/usr/local/bin/git", "/opt/homebrew/bin/git")
-# git 2.15: --no-optional-locks.  git 2.35: "# stash N" in porcelain v2.
+# git 2.15: --no-optional-locks.  git 2.26: config --show-scope.  git 2.35: "# stash N" in porcelain v2.
 MIN_GIT = (2, 15)
+SHOW_SCOPE_GIT = (2, 26)
 SHOW_STASH_GIT = (2, 35)
+# The most recent commits get a patch id (cherry-picks are recent; a diff of old history costs memory).
+PATCH_ID_COMMITS = 50
+# .git/shallow holds one commit id per line; anything larger is not a shallow file.
+SHALLOW_FILE_LIMIT = 1024 * 1024
+# A Git LFS pointer is a small text blob naming the real content by sha256 and size.
+LFS_POINTER_MAX = 1024
+_LFS_POINTER = re.compile(
+    rb"version https://git-lfs\.github\.com/spec/v1\n(?:.*\n)*?oid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n"
+)
+SECRET_NAME_MARK = "\u2039secret-looking name %s\u203a"
+# Given to every git call: -c beats every configuration file, so no program named by the
+# repository's configuration (or the user's, or the system's) runs.  Environment variables
+# (_git_env) cover the askpass, the editor and the ssh command, which they override.
+_NEUTRAL_CONFIG = (
+    "core.fsmonitor=",  # empty is "off" both as a hook path (git < 2.36) and as a boolean
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.gitProxy=none",
+    "credential.helper=",  # an empty helper resets the list
+    "status.submoduleSummary=false",
+    "log.showSignature=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    # Only the transports git itself implements: no remote helper, no ext:: command.
+    "protocol.allow=never",
+    "protocol.ext.allow=never",
+)
+# Diffs made for patch ids: no external diff, no textconv, and options fixed so that a
+# configuration (context lines, prefixes, algorithm) cannot change the id.
+_PATCH_DIFF_OPTIONS = (
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-color",
+    "--no-renames",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--unified=3",
+    "--diff-algorithm=myers",
+    "--submodule=short",
+)
+# Configuration keys whose value is a program git runs (names as `git config --list` prints them:
+# section and key in lower case).  Aliases and pagers only when they name a command.
+_PROGRAM_KEY = re.compile(
+    r"""^(?:core\.(?:fsmonitor|hookspath|sshcommand|pager|askpass|editor|gitproxy|alternaterefscommand)
+    | filter\..+\.(?:clean|smudge|process)
+    | diff\..+\.(?:textconv|command) | diff\.external
+    | merge\..+\.driver | (?:diff|merge)tool\..+\.cmd
+    | credential\.(?:.+\.)?helper
+    | gpg\.(?:.+\.)?program
+    | sequence\.editor | interactive\.difffilter
+    | remote\..+\.(?:uploadpack|receivepack|vcs)
+    | pager\..+ | alias\..+
+    )$""",
+    re.VERBOSE | re.DOTALL,
+)
+_FILTER_KEY = re.compile(r"^filter\.(.+)\.(?:clean|smudge|process|required)$", re.DOTALL)
+_REMOTE_KEY = re.compile(r"^remote\.(.+)\.url$", re.DOTALL)
+_PROTOCOL_KEY = re.compile(r"^protocol\.(.+)\.allow$", re.DOTALL)
+# The transports git implements itself; any other (ext::, a remote helper) is refused.
+_SAFE_PROTOCOLS = {"file": "user", "git": "always", "ssh": "always", "http": "always", "https": "always"}
+_BOOLEAN_FALSE = frozenset({"", "false", "no", "off", "0"})
+_BOOLEAN = _BOOLEAN_FALSE | {"true", "yes", "on", "1"}
 # Inherited variables kept: how to reach remotes (used by fetch only).
 _KEPT_GIT_VARIABLES = frozenset(
     {
@@ -149,8 +236,9 @@ def _git_env(repo_path=None):
             "GIT_EDITOR": _true_command(),
         }
     )
-    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
-        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    # GIT_SSH_COMMAND beats core.sshCommand (GIT_SSH does not): always set it.
+    if "GIT_SSH_COMMAND" not in env:
+        env["GIT_SSH_COMMAND"] = shlex.quote(env["GIT_SSH"]) if env.get("GIT_SSH") else "ssh -o BatchMode=yes"
     if repo_path:
         env["GIT_CEILING_DIRECTORIES"] = os.path.dirname(os.path.abspath(repo_path))
     return env
@@ -164,13 +252,14 @@ class Git:
         self.timeout = timeout
         self.calls = 0
         self.version = None
+        self.overrides = ()
 
-    def run(self, args, cwd=None, what="reading the repository"):
+    def run(self, args, cwd=None, what="reading the repository", stdin=None):
         """Return (returncode, stdout bytes, stderr text); raise GitError on a timeout."""
         self.calls += 1
-        argv = [self.binary, "--no-optional-locks", *args]
+        argv = [self.binary, "--no-optional-locks", "--no-pager", *self.overrides, *args]
         try:
-            return run_bounded(argv, _git_env(cwd), self.timeout, cwd=cwd)
+            return run_bounded(argv, _git_env(cwd), self.timeout, stdin_bytes=stdin, cwd=cwd)
         except CommandTimeout:
             raise GitError(
                 "timeout", "git did not answer within %s seconds while %s." % (seconds(self.timeout), what)
@@ -185,9 +274,9 @@ class Git:
             detail = os.strerror(exc.errno) if exc.errno else "operating system error"
             raise GitError("failed", "Starting git failed: %s." % detail) from None
 
-    def check(self, args, cwd, what, ok_codes=(0,)):
+    def check(self, args, cwd, what, ok_codes=(0,), stdin=None):
         """Run and return (returncode, stdout); a failure becomes a GitError with a status."""
-        code, out, err = self.run(args, cwd=cwd, what=what)
+        code, out, err = self.run(args, cwd=cwd, what=what, stdin=stdin)
         if code not in ok_codes:
             raise _classify(err, cwd, code, what)
         return code, out
@@ -303,6 +392,8 @@ def _empty_repo(path, status="ok", reason=None):
         "submodules": {},
         "history": [],
         "history_truncated": False,
+        "shallow": [],
+        "declared_programs": [],
     }
 
 
@@ -436,38 +527,276 @@ def parse_describe(text):
     return tag, tag if distance == 0 else text
 
 
-def parse_remotes(data):
-    """{name: redacted url} from `git config -z --get-regexp ^remote\\..*\\.url$`."""
-    remotes = {}
-    for record in data.split(b"\0"):
+def parse_config_list(data, scoped):
+    """[(scope, key, value)] from `git config --list -z` (scope None unless `scoped`: --show-scope).
+
+    A record is "[scope NUL]key NEWLINE value"; a key written without "=" has no newline and the
+    value None.  Keys are as git prints them: section and name in lower case.
+    """
+    records = data.split(b"\0")
+    entries = []
+    index = 0
+    while index < len(records):
+        scope = None
+        if scoped:
+            scope = _text(records[index])
+            index += 1
+            if index >= len(records):
+                break
+        record = records[index]
+        index += 1
         if not record:
             continue
-        key, _, value = _text(record).partition("\n")
-        if key.startswith("remote.") and key.endswith(".url"):
-            name = key[len("remote.") : -len(".url")]
+        key, newline, value = _text(record).partition("\n")
+        entries.append((scope, key, value if newline else None))
+    return entries
+
+
+def _names_program(key, value):
+    """True when a configuration entry names a program git would run."""
+    if not _PROGRAM_KEY.match(key):
+        return False
+    text = (value or "").strip()
+    if key.startswith("alias."):
+        return text.startswith("!")
+    if key.startswith("pager."):
+        return text.lower() not in _BOOLEAN
+    if key == "core.fsmonitor":
+        return value is None or text.lower() not in _BOOLEAN_FALSE
+    return bool(text)
+
+
+def declared_programs(entries):
+    """Sorted names (never values) of the configuration keys that name a program.
+
+    Names are shown as they are unless they look like a token (a driver or remote named with one).
+    """
+    return sorted({redact_text(key) for _, key, value in entries if _names_program(key, value)})
+
+
+def repository_entries(entries):
+    """The entries of the repository's own configuration (and the files it includes)."""
+    return [entry for entry in entries if entry[0] in ("local", "worktree")]
+
+
+def neutral_overrides(entries):
+    """The "-c" arguments that keep every configured program from running.
+
+    Beyond _NEUTRAL_CONFIG: each filter driver declared anywhere gets empty clean, smudge and
+    process commands and is not required (so content is compared as it is on disk); each
+    remote's upload-pack is git's own; only git's own transports are allowed (no ext::, no
+    remote helper), whatever protocol.<name>.allow the configuration sets.  A driver or remote name
+    with "=" cannot be given to -c: the repository is then not read.
+    """
+    filters = set()
+    remotes = set()
+    protocols = set()
+    for _, key, _ in entries:
+        for pattern, names in ((_FILTER_KEY, filters), (_REMOTE_KEY, remotes), (_PROTOCOL_KEY, protocols)):
+            match = pattern.match(key)
+            if match:
+                names.add(match.group(1))
+    if any("=" in name for name in filters | remotes | protocols):
+        raise GitError(
+            "failed",
+            "The repository's configuration names a filter driver or a remote with '=' in its name, "
+            "which cannot be neutralised on git's command line; it was not read.",
+        )
+    settings = list(_NEUTRAL_CONFIG)
+    # A protocol.<name>.allow of the configuration beats protocol.allow: each one is set again.
+    settings += ["protocol.%s.allow=%s" % item for item in sorted(_SAFE_PROTOCOLS.items())]
+    settings += ["protocol.%s.allow=never" % name for name in sorted(protocols - set(_SAFE_PROTOCOLS))]
+    for name in sorted(filters):
+        settings += ["filter.%s.%s=" % (name, part) for part in ("clean", "smudge", "process")]
+        settings.append("filter.%s.required=false" % name)
+    for name in sorted(remotes):
+        settings.append("remote.%s.uploadpack=git-upload-pack" % name)
+    return tuple(arg for setting in settings for arg in ("-c", setting))
+
+
+def parse_remotes(entries):
+    """{name: redacted url} from the remote.<name>.url entries of the configuration."""
+    remotes = {}
+    for _, key, value in entries:
+        match = _REMOTE_KEY.match(key)
+        if match and value is not None:
             # The first url of a remote is the one fetch uses.
-            remotes.setdefault(name, redact_text(value))
+            remotes.setdefault(match.group(1), redact_text(value))
     return remotes
 
 
-def parse_submodules(data):
-    """{path: recorded commit} from the gitlinks (mode 160000) of `git ls-files -s -z`."""
-    found = {}
+def parse_index(data):
+    """[{tag, mode, sha, stage, path (bytes)}] from `git ls-files --stage -v -z`.
+
+    The tag is git's: "H" cached, "S" skip-worktree, lower case when marked assume-unchanged.
+    """
+    entries = []
     for record in data.split(b"\0"):
-        if not record.startswith(b"160000 "):
-            continue
-        meta, _, path = record.partition(b"\t")
+        meta, tab, path = record.partition(b"\t")
         parts = meta.split(b" ")
-        if len(parts) != 3:
+        if not tab or len(parts) != 4:
             continue
-        stage = parts[2]
-        name = _text(path)
-        if stage == b"0" or name not in found:
-            found[name] = _text(parts[1])
+        tag, mode, sha, stage = (_text(part) for part in parts)
+        entries.append({"tag": tag, "mode": mode, "sha": sha, "stage": stage, "path": path})
+    return entries
+
+
+def parse_submodules(index):
+    """{path: recorded commit} from the gitlinks (mode 160000) of the index entries."""
+    found = {}
+    for entry in index:
+        if entry["mode"] != "160000":
+            continue
+        name = _text(entry["path"])
+        if entry["stage"] == "0" or name not in found:
+            found[name] = entry["sha"]
     return found
 
 
-def _collect_repo(git, path, request):
+def parse_check_attr(data):
+    """{path (bytes): value} from `git check-attr -z` output (path NUL attribute NUL value NUL)."""
+    records = data.split(b"\0")
+    return {records[i]: _text(records[i + 2]) for i in range(0, len(records) - 2, 3)}
+
+
+def _file_digest(path, algorithm, as_blob):
+    """The hex digest of a regular file's bytes as they are (no filter, no conversion), or None.
+
+    as_blob: git's object id of those bytes ("blob <size>" NUL, then the bytes).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        digest = hashlib.new(algorithm)
+        if as_blob:
+            digest.update(b"blob %d\0" % st.st_size)
+        for chunk in _read_chunks(fd):
+            digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def disk_mismatches(repo_path, index, filtered, algorithm):
+    """Index entries whose bytes on disk differ from their blob although git's status may not say so.
+
+    Checked: files with a filter attribute (a clean filter can print the committed blob), and
+    files marked assume-unchanged or skip-worktree (status trusts the mark).  A file that is
+    gone counts only when marked assume-unchanged (skip-worktree files of a sparse checkout
+    are absent by design).  Returns [(entry, "M" or "D")].
+    """
+    found = []
+    for entry in index:
+        hidden = entry["tag"].islower() or entry["tag"] == "S"
+        if entry["stage"] != "0" or entry["mode"] not in ("100644", "100755"):
+            continue
+        if not (hidden or entry["path"] in filtered):
+            continue
+        full = os.path.join(os.fsencode(repo_path), entry["path"])
+        if not os.path.lexists(full):
+            if entry["tag"].islower():
+                found.append((entry, "D"))
+            continue
+        blob = _file_digest(full, algorithm, as_blob=True)
+        if blob is not None and blob != entry["sha"]:
+            found.append((entry, "M"))
+    return found
+
+
+def parse_cat_file_batch(data):
+    """{object id: content} from `git cat-file --batch` output; missing objects are left out."""
+    found = {}
+    position = 0
+    while position < len(data):
+        end = data.find(b"\n", position)
+        if end == -1:
+            break
+        header = data[position:end].split()
+        position = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            continue  # "<id> missing"
+        size = int(header[2])
+        found[_text(header[0])] = data[position : position + size]
+        position += size + 1
+    return found
+
+
+def parse_lfs_pointer(content):
+    """(sha256, size) of a Git LFS pointer blob, else None."""
+    match = _LFS_POINTER.match(content or b"")
+    return (_text(match.group(1)), int(match.group(2))) if match else None
+
+
+def _lfs_verified(git, path, entries):
+    """Paths of the entries whose blob is a Git LFS pointer to exactly the bytes on disk.
+
+    Verified by hashing the file (sha256, as LFS does), never by running git-lfs: an LFS file
+    is modified only when its bytes differ from the object its pointer names.
+    """
+    shas = sorted({entry["sha"] for entry in entries})
+    if not shas:
+        return set()
+    ids = ("\n".join(shas) + "\n").encode("ascii")
+    _, out = git.check(["cat-file", "--batch-check"], path, "reading blob sizes", stdin=ids)
+    small = [
+        parts[0]
+        for parts in (line.split() for line in _text(out).splitlines())
+        if len(parts) == 3 and parts[1] == "blob" and parts[2].isdigit() and int(parts[2]) <= LFS_POINTER_MAX
+    ]
+    if not small:
+        return set()
+    _, out = git.check(["cat-file", "--batch"], path, "reading blobs", stdin=("\n".join(small) + "\n").encode("ascii"))
+    blobs = parse_cat_file_batch(out)
+    verified = set()
+    for entry in entries:
+        pointer = parse_lfs_pointer(blobs.get(entry["sha"]))
+        full = os.path.join(os.fsencode(path), entry["path"])
+        if pointer and os.path.getsize(full) == pointer[1] and _file_digest(full, "sha256", False) == pointer[0]:
+            verified.add(entry["path"])
+    return verified
+
+
+def parse_patch_ids(data):
+    """{commit: patch id} from `git patch-id --stable` output ("patch-id commit" lines)."""
+    found = {}
+    for line in _text(data).splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            found[parts[1]] = parts[0]
+    return found
+
+
+def parse_shallow(data):
+    """The commit ids of a shallow file (one per line); anything else is ignored."""
+    return sorted({line for line in _text(data).split() if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", line)})
+
+
+def mask_secret_name(path, hmac_key):
+    """The path with each token-looking component shown as a keyed-fingerprint marker.
+
+    A path that looks like a token only as a whole (base64 with "/") is masked whole.  Equal
+    names give equal markers within a run, so they still align across hosts.
+    """
+
+    def marker(text):
+        return SECRET_NAME_MARK % fingerprint(hmac_key, text).split(":", 1)[1][:8]
+
+    parts = path.split("/")
+    masked = [marker(part) if looks_like_token(part) else part for part in parts]
+    if masked != parts:
+        return "/".join(masked)
+    return marker(path) if looks_like_token(path) else path
+
+
+def _collect_repo(git, path, request, hmac_key):
     if not os.path.lexists(path):
         return _empty_repo(path, "missing", "The path does not exist.")
     if not os.path.isdir(path):
@@ -475,16 +804,16 @@ def _collect_repo(git, path, request):
     if isinstance(git, GitError):  # git itself is missing or unusable on this host
         return _empty_repo(path, git.status, git.reason)
     result = _empty_repo(path)
+    git.overrides = neutral_overrides(())
+    entries, own = _read_config(git, path)
+    git.overrides = neutral_overrides(entries)
+    result["declared_programs"] = declared_programs(own)
     fetch_note = None
     if request["fetch"]:
         fetch_note = _fetch(git, path)
 
-    status_args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignore-submodules=none"]
+    state, index = _read_worktree(git, path, entries, hmac_key)
     show_stash = git.version >= SHOW_STASH_GIT
-    if show_stash:
-        status_args.append("--show-stash")
-    _, out = git.check(status_args, path, "reading the status")
-    state = parse_status(out)
     limit = request["file_limit"]
     for name in ("head", "branch", "detached", "upstream", "ahead", "behind"):
         result[name] = state[name]
@@ -525,18 +854,121 @@ def _collect_repo(git, path, request):
         if commits:
             first = commits[0]
             result["last_commit"] = {"sha": first["sha"], "date": first["date"], "subject": first["subject"]}
+        result["shallow"] = _shallow(git, path)
+        _add_patch_ids(git, path, result["history"], set(result["shallow"]), hmac_key)
 
-    # Exit status 1: no remote at all.
-    _, out = git.check(
-        ["config", "-z", "--get-regexp", r"^remote\..*\.url$"], path, "reading the remotes", ok_codes=(0, 1)
-    )
-    result["remotes"] = parse_remotes(out)
+    result["remotes"] = parse_remotes(entries)
     if not result["remotes"]:
         fetch_note = None  # nothing to fetch from: not worth a note
-    _, out = git.check(["ls-files", "--stage", "-z"], path, "reading the submodules")
-    result["submodules"] = parse_submodules(out)
+    result["submodules"] = parse_submodules(index)
     result["reason"] = fetch_note
     return result
+
+
+def _read_worktree(git, path, entries, hmac_key):
+    """(status as parse_status gives it, index entries); modified files include those whose
+    change git's status could miss, and untracked names that look like tokens are masked."""
+    # --ignore-submodules=dirty: a submodule's own status would run under its own configuration.
+    status_args = ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--ignore-submodules=dirty"]
+    show_stash = git.version >= SHOW_STASH_GIT
+    if show_stash:
+        status_args.append("--show-stash")
+    _, out = git.check(status_args, path, "reading the status")
+    state = parse_status(out)
+    _, out = git.check(["ls-files", "--stage", "-v", "-z"], path, "reading the index")
+    index = parse_index(out)
+    filtered = _filtered_paths(git, path, entries, index)
+    mismatches = disk_mismatches(path, index, filtered, _object_format(entries))
+    # An LFS file differs from its pointer blob by design: unchanged when its bytes are the pointer's.
+    lfs = {_text(name) for name in _lfs_verified(git, path, [e for e, _ in mismatches if e["path"] in filtered])}
+    state["modified"] = [item for item in state["modified"] if not (item["path"] in lfs and item["status"] == "M")]
+    known = {item["path"] for item in state["modified"]}
+    state["modified"] += [
+        {"path": _text(entry["path"]), "status": status}
+        for entry, status in mismatches
+        if _text(entry["path"]) not in lfs | known
+    ]
+    state["untracked"] = [dict(item, path=mask_secret_name(item["path"], hmac_key)) for item in state["untracked"]]
+    return state, index
+
+
+def _read_config(git, path):
+    """(every configuration entry, the repository's own entries), includes followed.
+
+    Only reads files: `git config --list` runs no program.  Before git 2.26 (no --show-scope)
+    a second call reads the repository's own file.
+    """
+    if git.version >= SHOW_SCOPE_GIT:
+        _, out = git.check(["config", "--list", "--includes", "--show-scope", "-z"], path, "reading the configuration")
+        entries = parse_config_list(out, scoped=True)
+        return entries, repository_entries(entries)
+    _, out = git.check(["config", "--list", "--includes", "-z"], path, "reading the configuration")
+    entries = parse_config_list(out, scoped=False)
+    # Outside a repository --local fails: the status call then says why.
+    code, out, _ = git.run(
+        ["config", "--local", "--list", "--includes", "-z"], cwd=path, what="reading the configuration"
+    )
+    return entries, parse_config_list(out, scoped=False) if code == 0 else []
+
+
+def _object_format(entries):
+    formats = [value for _, key, value in entries if key == "extensions.objectformat" and value]
+    return formats[-1].lower() if formats else "sha1"
+
+
+def _filtered_paths(git, path, entries, index):
+    """Tracked paths with a filter attribute, asked only when some filter driver is configured."""
+    if not any(_FILTER_KEY.match(key) for _, key, _ in entries):
+        return set()
+    files = [entry["path"] for entry in index if entry["stage"] == "0"]
+    if not files:
+        return set()
+    _, out = git.check(
+        ["check-attr", "-z", "--stdin", "filter"], path, "reading the attributes", stdin=b"\0".join(files) + b"\0"
+    )
+    return {name for name, value in parse_check_attr(out).items() if value not in ("unspecified", "unset", "set")}
+
+
+def _shallow(git, path):
+    """The shallow boundary of the repository (.git/shallow), [] for a full clone."""
+    _, out = git.check(["rev-parse", "--git-path", "shallow"], path, "reading the shallow boundary")
+    name = os.path.join(path, _text(out).strip("\n"))
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(name, flags)
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        return parse_shallow(os.read(fd, SHALLOW_FILE_LIMIT))
+    finally:
+        os.close(fd)
+
+
+def _add_patch_ids(git, path, history, shallow, hmac_key):
+    """Give the recent commits a keyed patch id ("patch_id"; None for merges and shallow ends).
+
+    diff-tree with fixed options (no external diff, no textconv), fed to `git patch-id
+    --stable`: no configured program runs.  Keyed, because a patch id is an unkeyed hash of
+    the change's content.
+    """
+    wanted = [c["sha"] for c in history[:PATCH_ID_COMMITS] if len(c["parents"]) == 1 and c["sha"] not in shallow]
+    for commit in history:
+        commit["patch_id"] = None
+    if not wanted:
+        return
+    _, diffs = git.check(
+        ["diff-tree", "--stdin", "-p", *_PATCH_DIFF_OPTIONS],
+        path,
+        "reading recent changes",
+        stdin="\n".join(wanted).encode("ascii") + b"\n",
+    )
+    _, out = git.check(["patch-id", "--stable"], path, "computing patch ids", stdin=diffs)
+    ids = parse_patch_ids(out)
+    for commit in history:
+        if commit["sha"] in ids:
+            commit["patch_id"] = fingerprint(hmac_key, ids[commit["sha"]])
 
 
 def _fetch(git, path):
@@ -651,7 +1083,7 @@ def _collect_deploy_dir(path, ignore, hmac_key, limit):
             try:
                 est = entry.stat(follow_symlinks=False)
             except OSError:
-                _note_unreadable(result, rel)
+                _note_unreadable(result, mask_secret_name(rel, hmac_key))
                 continue
             is_dir = stat.S_ISDIR(est.st_mode)
             if _ignored(ignore, rel, is_dir):
@@ -667,14 +1099,15 @@ def _collect_deploy_dir(path, ignore, hmac_key, limit):
                 result["truncated"] = True
                 continue
             make = _link_entry if stat.S_ISLNK(est.st_mode) else _file_entry
-            result["files"][rel] = make(entry.path, est, hmac_key)
-            if result["files"][rel].get("unreadable"):
-                _note_unreadable(result, rel)
+            shown = mask_secret_name(rel, hmac_key)
+            result["files"][shown] = make(entry.path, est, hmac_key)
+            if result["files"][shown].get("unreadable"):
+                _note_unreadable(result, shown)
         for rel, full in reversed(subdirs):
             try:
                 stack.append((rel + "/", _list_dir(full)))
             except OSError:
-                _note_unreadable(result, rel + "/")
+                _note_unreadable(result, mask_secret_name(rel, hmac_key) + "/")
     return result
 
 
@@ -736,8 +1169,11 @@ def collect_git(request, hmac_key):
     [{path, status}], count, truncated}; unmerged paths are "modified" with
     status "U"), stash_count, last_commit {sha, date, subject}, remotes {name:
     url without credentials}, submodules {path: commit recorded in the index},
-    history [{sha, parents, subject, date, files, files_truncated}] (most
-    recent first, --topo-order) and history_truncated.  Subjects and URLs are
+    history [{sha, parents, subject, date, files, files_truncated, patch_id
+    (keyed; None for merges, shallow ends and older commits)}] (most recent
+    first, --topo-order), history_truncated, shallow (the boundary commits of
+    a shallow clone) and declared_programs (names of the repository's own
+    settings that name a program; never their values).  Subjects and URLs are
     redacted.  A dir has path, status (ok, missing, unreadable,
     not_a_directory, failed), reason, files {relative path: {size, mode, fp}
     (+ "link": true for a symlink, fp of its target; + "unreadable": true and
@@ -759,7 +1195,7 @@ def collect_git(request, hmac_key):
     for item in request.get("repos") or []:
         path = _resolve(item["path"], project_dir)
         try:
-            repos[item["name"]] = _collect_repo(git, path, settings)
+            repos[item["name"]] = _collect_repo(git, path, settings, hmac_key)
         except GitError as problem:
             repos[item["name"]] = _empty_repo(path, problem.status, problem.reason)
         except OSError as exc:

@@ -66,27 +66,85 @@ def _flags(commits):
     return " (%s)" % ", ".join(parts) if parts else ""
 
 
+def _graph(*repos):
+    """{sha: parents} from the collected histories.  A shallow clone's boundary commits show no
+    parents there; another repository's history, when it has them, gives the real ones."""
+    graph = {}
+    for repo in repos:
+        shallow = set(repo.get("shallow") or [])
+        for commit in repo["history"]:
+            if commit["sha"] not in shallow:
+                graph[commit["sha"]] = commit["parents"]
+    for repo in repos:
+        for sha in repo.get("shallow") or []:
+            graph.setdefault(sha, [])
+    return graph
+
+
+def _reachable(head, graph):
+    """The commits of the graph reachable from head (head included when the graph has it)."""
+    seen = set()
+    stack = [head]
+    while stack:
+        sha = stack.pop()
+        if sha in seen or sha not in graph:
+            continue
+        seen.add(sha)
+        stack.extend(graph[sha])
+    return seen
+
+
 def place(base, other):
     """Where `other`'s HEAD sits relative to `base`'s: (relation, commits other lacks, commits only in other).
 
     relation: same, behind, ahead, diverged, unrelated, or unknown (no common commit within the
-    collected windows, but a window was truncated).
+    collected windows, but a window was truncated or a clone is shallow).  Ancestry is followed
+    through both histories, so a shallow clone's missing history is not counted as missing
+    commits: only what the other side has after its commit is.
     """
     if base["head"] == other["head"]:
         return "same", [], []
-    base_shas = {commit["sha"] for commit in base["history"]}
-    other_shas = {commit["sha"] for commit in other["history"]}
-    lacking = [commit for commit in base["history"] if commit["sha"] not in other_shas]
-    only = [commit for commit in other["history"] if commit["sha"] not in base_shas]
-    if other["head"] in base_shas:
+    graph = _graph(base, other)
+    from_base = _reachable(base["head"], graph)
+    from_other = _reachable(other["head"], graph)
+    lacking = [commit for commit in base["history"] if commit["sha"] not in from_other]
+    only = [commit for commit in other["history"] if commit["sha"] not in from_base]
+    if other["head"] in from_base:
         return "behind", lacking, []
-    if base["head"] in other_shas:
+    if base["head"] in from_other:
         return "ahead", [], only
-    if base_shas & other_shas:
+    if from_base & from_other:
         return "diverged", lacking, only
-    if base.get("history_truncated") or other.get("history_truncated"):
+    if any(repo.get("history_truncated") or repo.get("shallow") for repo in (base, other)):
         return "unknown", lacking, only
     return "unrelated", lacking, only
+
+
+def cherry_picks(lacking, only):
+    """{sha of a commit in `only`: the commit of `lacking` with the same patch id}.
+
+    Patch ids are keyed fingerprints computed on the host; commits without one never match.
+    """
+    by_patch = {}
+    for commit in reversed(lacking):  # the oldest commit with a given patch is the original
+        if commit.get("patch_id"):
+            by_patch.setdefault(commit["patch_id"], commit)
+    return {
+        commit["sha"]: by_patch[commit["patch_id"]]
+        for commit in only
+        if commit.get("patch_id") and commit["patch_id"] in by_patch
+    }
+
+
+def _picks_note(picks, baseline):
+    """ ", of which N are cherry-picks of <baseline>'s commits (a = b, ...)", or "" when none."""
+    if not picks:
+        return ""
+    return ", of which %d are cherry-picks of %s's commits (%s)" % (
+        len(picks),
+        baseline,
+        ", ".join("%s = %s" % (sha[:10], original["sha"][:10]) for sha, original in sorted(picks.items())),
+    )
 
 
 class _Subject(SubjectColumns):
@@ -186,6 +244,32 @@ def _head_findings(subject):
                     "Bring %s up to date with %s, or deploy from the branch %s runs." % (baseline, label, label),
                 )
             )
+        elif relation == "diverged" and len(cherry_picks(lacking, only)) == len(only):
+            picks = cherry_picks(lacking, only)
+            findings.append(
+                subject.finding(
+                    "head",
+                    "changed",
+                    "git.cherry_picked",
+                    "medium",
+                    values,
+                    [label],
+                    "%s's %d commit(s) not in %s's history are cherry-picks of %s's commits (same patch): %s; "
+                    "%s lacks %d commit(s)%s: %s."
+                    % (
+                        label,
+                        len(only),
+                        baseline,
+                        baseline,
+                        "; ".join("%s = %s" % (_short(c), picks[c["sha"]]["sha"][:10]) for c in only),
+                        label,
+                        len(lacking),
+                        _flags(lacking),
+                        _listing(lacking),
+                    ),
+                    "Deploy %s's commit to %s: it already holds the cherry-picked changes." % (baseline, label),
+                )
+            )
         elif relation == "diverged":
             findings.append(
                 subject.finding(
@@ -195,13 +279,14 @@ def _head_findings(subject):
                     "high",
                     values,
                     [label],
-                    "%s and %s have diverged: %d commit(s) only on %s (%s); %s lacks %d%s (%s)."
+                    "%s and %s have diverged: %d commit(s) only on %s (%s)%s; %s lacks %d%s (%s)."
                     % (
                         baseline,
                         label,
                         len(only),
                         label,
                         _listing(only),
+                        _picks_note(cherry_picks(lacking, only), baseline),
                         label,
                         len(lacking),
                         _flags(lacking),
@@ -215,6 +300,7 @@ def _head_findings(subject):
                 )
             )
         else:
+            shallow = [name for name in (baseline, label) if subject.records[name].get("shallow")]
             findings.append(
                 subject.finding(
                     "head",
@@ -223,16 +309,21 @@ def _head_findings(subject):
                     "high",
                     values,
                     [label],
-                    "%s and %s share no commit%s."
+                    "%s and %s share no commit%s%s."
                     % (
                         baseline,
                         label,
                         " in the collected history window" if relation == "unknown" else " (unrelated histories)",
+                        "; the placement is partial: %s is a shallow clone, its history stops at its shallow boundary"
+                        % join_names(shallow)
+                        if shallow
+                        else "",
                     ),
-                    "Check that %s points at the same repository everywhere%s."
+                    "Check that %s points at the same repository everywhere%s%s."
                     % (
                         subject.name,
                         "; raise drift_git_history_limit to look further back" if relation == "unknown" else "",
+                        "; deepen the shallow clone (git fetch --deepen) to place it" if shallow else "",
                     ),
                 )
             )
@@ -381,8 +472,36 @@ def _stash_findings(subject):
     ]
 
 
+def _program_findings(subject):
+    """A repository whose own configuration names programs git would run (never run by the audit)."""
+    ok = subject.ok()
+    declaring = [label for label in ok if subject.records[label].get("declared_programs")]
+    if not declaring:
+        return []
+    values = {label: ", ".join(subject.records[label].get("declared_programs") or []) or "none" for label in ok}
+    return [
+        subject.finding(
+            "@programs",
+            "policy",
+            "git.runs_programs",
+            "high" if subject.production(declaring) else "medium",
+            values,
+            declaring,
+            "; ".join(
+                "On %s this repository declares programs that git would run on status (and other commands): %s"
+                % (label, values[label])
+                for label in declaring
+            )
+            + ". The audit ran none of them and compared file contents as they are on disk.",
+            "Remove these settings from the repository's configuration on %s (.git/config, the files it "
+            "includes, .git/info/attributes), or check that each program is one you trust." % join_names(declaring),
+        )
+    ]
+
+
 def _repo_findings(subject):
     findings = _status_findings(subject, "repository")
+    findings += _program_findings(subject)
     findings += _head_findings(subject)
     ok = subject.ok()
     branches = {label: subject.records[label]["branch"] or "(detached)" for label in ok}

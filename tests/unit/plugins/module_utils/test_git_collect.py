@@ -51,6 +51,8 @@ REPO_FIELDS = {
     "submodules",
     "history",
     "history_truncated",
+    "shallow",
+    "declared_programs",
 }
 DEPLOY_FIELDS = {"path", "status", "reason", "files", "count", "truncated", "skipped", "unreadable"}
 # The directory holding ansible_collections/ (tests/conftest.py puts it on sys.path).
@@ -485,13 +487,17 @@ def test_history_order_parents_and_files(tmp_path):
     for entry in result["history"]:
         assert entry["parents"] == git(repo, "log", "-1", "--format=%P", entry["sha"]).split()
         assert entry["date"] == git(repo, "log", "-1", "--format=%cI", entry["sha"])
-        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated"}
+        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated", "patch_id"}
     assert len(by_subject["Merge side"]["parents"]) == 2
     assert by_subject["Merge side"]["files"] == []  # a merge lists no files
     assert by_subject["Empty commit"]["files"] == []
     assert by_subject["Side work"]["files"] == ["dir/nested.txt", "side.txt"]
     assert by_subject["Remove main.txt"]["files"] == ["main.txt"]
     assert by_subject["Commit 0"]["parents"] == []
+    # Patch ids: keyed, for commits with one parent; an empty commit has none (no diff).
+    assert by_subject["Merge side"]["patch_id"] is None and by_subject["Commit 0"]["patch_id"] is None
+    assert by_subject["Empty commit"]["patch_id"] is None
+    assert by_subject["Side work"]["patch_id"].startswith("hmac-sha256:")
     assert result["history_truncated"] is False
 
 
@@ -669,7 +675,7 @@ def _fake_git(tmp_path, body):
     bindir.mkdir()
     write(
         bindir / "git",
-        '#!/bin/sh\nif [ "$2" = "--version" ]; then echo "git version 2.39.5"; exit 0; fi\n%s\n' % body,
+        '#!/bin/sh\nif [ "$3" = "--version" ]; then echo "git version 2.39.5"; exit 0; fi\n%s\n' % body,
         0o755,
     )
     return bindir
@@ -683,7 +689,7 @@ def test_timeout_kills_git_and_its_children(tmp_path, monkeypatch):
     result = collect_repo(repo, timeout=1)
     assert time.monotonic() - started < 10
     assert result["status"] == "timeout"
-    assert result["reason"] == "git did not answer within 1 seconds while reading the status."
+    assert result["reason"] == "git did not answer within 1 seconds while reading the configuration."
 
 
 def test_too_old_git(tmp_path, monkeypatch):
@@ -744,28 +750,42 @@ def test_every_call_is_read_only_and_non_interactive(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'")
     result = collect_repo(repo)
     assert result["status"] == "ok"
-    assert calls[0][0][1:] == ["--no-optional-locks", "--version"]
+    assert calls[0][0][1:] == ["--no-optional-locks", "--no-pager", "--version"]
     repo_calls = calls[1:]
-    assert 1 <= len(repo_calls) <= 8
-    commands = [argv[2] for argv, _ in repo_calls]
-    assert set(commands) <= {"status", "describe", "log", "config", "ls-files", "stash"}
+    assert 1 <= len(repo_calls) <= 10
+    commands = [_command(argv) for argv, _ in repo_calls]
+    assert set(commands) <= {"status", "describe", "log", "config", "ls-files", "rev-parse", "diff-tree", "patch-id"}
     for argv, kwargs in repo_calls:
         assert isinstance(argv, list)
-        assert argv[1] == "--no-optional-locks"
-        assert "-c" not in argv
+        assert argv[1:3] == ["--no-optional-locks", "--no-pager"]
+        settings = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-c"]
+        assert {"core.fsmonitor=", "core.hooksPath=/dev/null", "credential.helper=", "protocol.allow=never"} <= set(
+            settings
+        )
         assert not any("safe.directory" in arg for arg in argv)
-        if argv[2] == "config":
-            assert "--get-regexp" in argv  # reads only
-        assert kwargs["stdin"] is subprocess.DEVNULL
+        if _command(argv) == "config":
+            assert "--list" in argv  # reads only
+        if _command(argv) == "diff-tree":
+            assert {"--no-ext-diff", "--no-textconv"} <= set(argv)
+        assert kwargs["stdin"] in (subprocess.DEVNULL, subprocess.PIPE)
         env = kwargs["env"]
         assert env["LC_ALL"] == "C"
         assert env["GIT_OPTIONAL_LOCKS"] == "0"
         assert env["GIT_TERMINAL_PROMPT"] == "0"
         assert os.path.basename(env["GIT_ASKPASS"]) == "true"
+        assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
         assert "GIT_DIR" not in env and "GIT_CONFIG_PARAMETERS" not in env
         assert env["GIT_CEILING_DIRECTORIES"] == str(tmp_path)
         assert kwargs["cwd"] == str(repo)
-    assert not any(argv[2] == "fetch" for argv, _ in repo_calls)
+    assert "fetch" not in commands
+
+
+def _command(argv):
+    """The git command of an argv: the first word after the global options and -c pairs."""
+    index = 1
+    while argv[index].startswith("--") or argv[index] == "-c":
+        index += 2 if argv[index] == "-c" else 1
+    return argv[index]
 
 
 def _snapshot(repo):
@@ -1009,3 +1029,189 @@ def test_repos_and_deploy_dirs_together(tmp_path):
 
 def test_empty_request():
     assert collect_git({}, KEY) == {"repos": {}, "deploy_dirs": {}}
+
+
+# ---------------------------------------------------------------- programs the configuration names
+
+
+def test_parse_config_list_with_and_without_scopes():
+    scoped = b"local\0core.bare\nfalse\0local\0alias.x\n!a\nb\0global\0core.flag\0worktree\0pager.log\nless\0"
+    assert git_collect.parse_config_list(scoped, scoped=True) == [
+        ("local", "core.bare", "false"),
+        ("local", "alias.x", "!a\nb"),  # a value keeps its own newlines
+        ("global", "core.flag", None),  # written without "=": no value
+        ("worktree", "pager.log", "less"),
+    ]
+    assert git_collect.parse_config_list(b"filter.X y.clean\ncat\0core.flag\0", scoped=False) == [
+        (None, "filter.X y.clean", "cat"),
+        (None, "core.flag", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "names"),
+    [
+        ("core.fsmonitor", "/srv/hook", True),
+        ("core.fsmonitor", "true", True),  # git's daemon: still a process
+        ("core.fsmonitor", "false", False),
+        ("core.fsmonitor", None, True),
+        ("filter.lfs.process", "git-lfs filter-process", True),
+        ("filter.x.required", "true", False),
+        ("diff.pdf.textconv", "pdftotext", True),
+        ("diff.external", "difft", True),
+        ("core.hookspath", ".githooks", True),
+        ("core.sshcommand", "ssh -i k", True),
+        ("credential.helper", "store", True),
+        ("credential.https://h.example.helper", "x", True),
+        ("credential.helper", "", False),
+        ("gpg.program", "gpg2", True),
+        ("gpg.ssh.program", "ssh-keygen", True),
+        ("pager.log", "false", False),
+        ("pager.log", "less -R", True),
+        ("alias.st", "status", False),
+        ("alias.boom", "!sh -c x", True),
+        ("remote.origin.uploadpack", "x", True),
+        ("remote.origin.url", "https://x.example", False),
+        ("user.name", "x", False),
+    ],
+)
+def test_which_keys_name_a_program(key, value, names):
+    assert git_collect.declared_programs([("local", key, value)]) == ([key] if names else [])
+
+
+def test_neutral_overrides_cover_every_declared_filter_and_remote():
+    entries = [
+        ("global", "filter.lfs.process", "git-lfs filter-process"),
+        ("local", "filter.Crypt.clean", "x"),
+        ("local", "remote.origin.url", "/srv/x.git"),
+        ("local", "protocol.ext.allow", "always"),
+        ("local", "protocol.evil.allow", "always"),
+    ]
+    args = git_collect.neutral_overrides(entries)
+    settings = [args[i + 1] for i in range(0, len(args), 2)]
+    assert set(args[0::2]) == {"-c"}
+    for name in ("lfs", "Crypt"):
+        assert {"filter.%s.%s=" % (name, part) for part in ("clean", "smudge", "process")} <= set(settings)
+        assert "filter.%s.required=false" % name in settings
+    assert "remote.origin.uploadpack=git-upload-pack" in settings
+    # The repository's protocol.<name>.allow would beat protocol.allow: each is set again.
+    assert {"protocol.allow=never", "protocol.ext.allow=never", "protocol.evil.allow=never"} <= set(settings)
+    with pytest.raises(git_collect.GitError):
+        git_collect.neutral_overrides([("local", "filter.a=b.clean", "x")])
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_declared_programs_come_from_the_repository_and_its_includes(
+    tmp_path, monkeypatch, _isolated_git_config, scoped
+):
+    if not scoped:  # as with git < 2.26: the repository's own file is read with --local
+        monkeypatch.setattr(git_collect, "SHOW_SCOPE_GIT", (99, 0))
+    _isolated_git_config.write_text('[filter "lfs"]\n\tprocess = git-lfs filter-process\n[core]\n\tpager = less\n')
+    repo = make_repo(tmp_path / "repo")
+    write(tmp_path / "included.cfg", "[core]\n\tfsmonitor = /never/run\n")
+    git(repo, "config", "include.path", str(tmp_path / "included.cfg"))
+    write(tmp_path / "conditional.cfg", "[diff]\n\texternal = /never/run\n")
+    git(repo, "config", "includeIf.gitdir:%s/.path" % repo, str(tmp_path / "conditional.cfg"))
+    git(repo, "config", "diff.pdf.textconv", "pdftotext")
+    result = collect_repo(repo)
+    # The user's own configuration (lfs, pager) is neutralised but not reported.
+    assert result["declared_programs"] == ["core.fsmonitor", "diff.external", "diff.pdf.textconv"]
+
+
+def test_hidden_changes_are_reported_from_the_bytes_on_disk(tmp_path):
+    """assume-unchanged and skip-worktree marks hide an edit from status; the bytes do not lie."""
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"assumed.txt": "a\n", "skipped.txt": "s\n", "gone.txt": "g\n", "sparse.txt": "p\n"}, "Files")
+    git(repo, "update-index", "--assume-unchanged", "assumed.txt", "gone.txt")
+    git(repo, "update-index", "--skip-worktree", "skipped.txt", "sparse.txt")
+    write(repo / "assumed.txt", "edited on the server\n")
+    write(repo / "skipped.txt", "edited too\n")
+    (repo / "gone.txt").unlink()
+    (repo / "sparse.txt").unlink()  # absent by design in a sparse checkout: not reported
+    assert git(repo, "status", "--porcelain") == ""  # git itself says nothing
+    result = collect_repo(repo)
+    assert paths(result["modified"]) == [("assumed.txt", "M"), ("gone.txt", "D"), ("skipped.txt", "M")]
+
+
+def test_blob_ids_follow_the_object_format(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    made = subprocess.run(["git", "init", "-q", "--object-format=sha256", str(repo)], check=False, capture_output=True)
+    if made.returncode:
+        pytest.skip("this git has no sha256 repositories")
+    commit(repo, {"a.txt": "a\n"}, "One")
+    git(repo, "update-index", "--assume-unchanged", "a.txt")
+    assert collect_repo(repo)["modified"]["count"] == 0  # same bytes, same sha256 blob id
+    write(repo / "a.txt", "b\n")
+    assert paths(collect_repo(repo)["modified"]) == [("a.txt", "M")]
+
+
+# ---------------------------------------------------------------- token-looking names
+
+
+TOKEN_NAME = "sk-" + "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in range(30))
+
+
+def test_mask_secret_name():
+    masked = git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, KEY)
+    assert masked.startswith("config/\u2039secret-looking name ") and TOKEN_NAME not in masked
+    marker = masked.split("/")[1]
+    assert marker == "\u2039secret-looking name %s\u203a" % fingerprint(KEY, TOKEN_NAME + ".json")[12:20]
+    assert git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, KEY) == masked  # aligns across hosts
+    assert git_collect.mask_secret_name("config/%s.json" % TOKEN_NAME, OTHER_KEY) != masked  # keyed
+    assert git_collect.mask_secret_name("src/app/settings.py", KEY) == "src/app/settings.py"
+    base64ish = "aB3/xY9+Qw2/Lm5=Zp7/Rt4/Kd8/Vn1"  # a token only as a whole
+    assert git_collect.mask_secret_name(base64ish, KEY).startswith("\u2039secret-looking name")
+
+
+def test_token_looking_file_names_never_leave_the_host(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    write(repo / "keys" / TOKEN_NAME, "x")
+    write(repo / "notes.txt", "x")
+    untracked = [item["path"] for item in collect_repo(repo)["untracked"]["files"]]
+    assert untracked[1] == "notes.txt" and untracked[0].startswith("keys/\u2039secret-looking name ")
+    site = tmp_path / "site"
+    write(site / TOKEN_NAME / "a.txt", "x")
+    (site / ("locked-" + TOKEN_NAME)).mkdir()
+    (site / ("locked-" + TOKEN_NAME)).chmod(0)
+    try:
+        entry = collect_site(site)
+    finally:
+        (site / ("locked-" + TOKEN_NAME)).chmod(0o755)
+    assert TOKEN_NAME not in json.dumps(entry)
+    assert [name.endswith("/a.txt") and name.startswith("\u2039") for name in entry["files"]] == [True]
+
+
+def _lfs_pointer(content):
+    return "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (
+        hashlib.sha256(content).hexdigest(),
+        len(content),
+    )
+
+
+def test_git_lfs_files_are_checked_against_their_pointer_without_running_git_lfs(tmp_path):
+    """A filtered file whose blob is an LFS pointer is unchanged when its bytes are what the pointer names."""
+    repo = make_repo(tmp_path / "repo")
+    real = b"\x00big binary\xff" * 100
+    commit(repo, {"model.bin": _lfs_pointer(real), "other.bin": _lfs_pointer(b"x"), "plain.bin": "p\n"}, "LFS")
+    write(repo / ".gitattributes", "*.bin filter=lfs\n")
+    git(repo, "config", "filter.lfs.process", "/never/run/git-lfs filter-process")
+    git(repo, "config", "filter.lfs.required", "true")
+    write(repo / "model.bin", real)  # what a smudge would have written
+    write(repo / "other.bin", b"not what the pointer names")
+    write(repo / "plain.bin", "p, edited\n")  # not a pointer blob: compared as bytes
+    git(repo, "update-index", "--refresh", "-q", check=False)
+    result = collect_repo(repo)
+    assert result["status"] == "ok"
+    assert [path for path, _ in paths(result["modified"])] == ["other.bin", "plain.bin"]
+    assert result["declared_programs"] == ["filter.lfs.process"]
+
+
+def test_parse_cat_file_batch_and_lfs_pointers():
+    pointer = _lfs_pointer(b"abc").encode()
+    data = b"aaaa blob %d\n%s\nbbbb missing\ncccc blob 2\nhi\n" % (len(pointer), pointer)
+    blobs = git_collect.parse_cat_file_batch(data)
+    assert blobs == {"aaaa": pointer, "cccc": b"hi"}
+    assert git_collect.parse_lfs_pointer(pointer) == (hashlib.sha256(b"abc").hexdigest(), 3)
+    assert git_collect.parse_lfs_pointer(b"hi") is None
+    assert git_collect.parse_lfs_pointer(None) is None

@@ -189,3 +189,116 @@ def test_deployed_files_manifest_diff(dev, prod, expected):
     assert [(f["key"], f["kind"], f["check"]) for f in findings] == expected
     for finding in findings:
         assert "hmac-sha256" not in str(finding["values"])  # content is shown as A/B, never a fingerprint
+
+
+# ---------------------------------------------------------------- shallow clones and cherry-picks
+
+
+@pytest.fixture
+def shallow_behind(tmp_path):
+    """dev: c1..c6; prod: `git clone --depth 1` made at c4, two commits behind dev."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    for number in range(1, 5):
+        commit(dev, "f%d.txt" % number, str(number), "c%d" % number)
+    prod = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", "--depth", "1", "file://%s" % dev, str(prod))
+    commit(dev, "migrations/0005.py", "5", "c5 add a migration")
+    commit(dev, "f6.txt", "6", "c6")
+    return dev, prod
+
+
+def test_shallow_clone_behind_counts_only_what_dev_has_after_it(shallow_behind):
+    dev, prod = shallow_behind
+    prod_facts = facts(prod)["repos"]["app"]
+    assert prod_facts["shallow"] == [prod_facts["head"]]  # read from .git/shallow
+    relation, lacking, only = git_diff.place(facts(dev)["repos"]["app"], prod_facts)
+    assert (relation, [c["subject"] for c in lacking], only) == ("behind", ["c6", "c5 add a migration"], [])
+    head = [f for f in run_diff(dev, prod) if f["key"] == "head"]
+    assert [f["check"] for f in head] == ["git.behind"]
+    assert "prod is 2 commit(s) behind dev (1 touch migrations)" in head[0]["message"]
+    assert "c4" not in head[0]["message"] and "c1" not in head[0]["message"]
+
+
+def test_shallow_clone_with_nothing_in_common_is_partial_not_unrelated(tmp_path):
+    """prod is a depth-1 clone of a release branch dev never had: unknown, and it says why."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, "a.txt", "a", "c1")
+    git(dev, "checkout", "-q", "-b", "release")
+    commit(dev, "r.txt", "r", "r1 release fix")
+    commit(dev, "r.txt", "r2", "r2 release fix")
+    git(dev, "checkout", "-q", "main")
+    commit(dev, "b.txt", "b", "c2")
+    prod = tmp_path / "prod"
+    git(tmp_path, "clone", "-q", "--depth", "1", "--branch", "release", "file://%s" % dev, str(prod))
+    git(dev, "branch", "-q", "-D", "release")
+    base, other = facts(dev)["repos"]["app"], facts(prod)["repos"]["app"]
+    assert git_diff.place(base, other)[0] == "unknown"
+    other["shallow"] = []  # the same histories without the shallow boundary: truly unrelated
+    assert git_diff.place(base, other)[0] == "unrelated"
+    head = [f for f in run_diff(dev, prod) if f["key"] == "head"]
+    assert [(f["check"], f["severity"]) for f in head] == [("git.history_unknown", "high")]
+    assert "placement is partial: prod is a shallow clone" in head[0]["message"]
+    assert "git fetch --deepen" in head[0]["recommendation"]
+
+
+def test_production_commits_that_are_cherry_picks_of_dev_commits(histories):
+    base, clones = histories
+    prod = clones["behind"]  # at c1
+    git(prod, "fetch", "-q", "origin")
+    git(prod, "cherry-pick", git(base, "rev-parse", "HEAD").strip())  # c3, as a new commit
+    dev_facts, prod_facts = facts(base)["repos"]["app"], facts(prod)["repos"]["app"]
+    relation, lacking, only = git_diff.place(dev_facts, prod_facts)
+    assert relation == "diverged"
+    picks = git_diff.cherry_picks(lacking, only)
+    assert {c["subject"] for c in only} == {"c3 tune settings"}
+    assert [picks[c["sha"]]["sha"] for c in only] == [git(base, "rev-parse", "HEAD").strip()]
+    head = [f for f in run_diff(base, prod) if f["key"] == "head"]
+    assert [(f["check"], f["severity"]) for f in head] == [("git.cherry_picked", "medium")]
+    assert "cherry-picks of dev's commits" in head[0]["message"] and "prod lacks 2 commit(s)" in head[0]["message"]
+    # A hot-fix of its own is not a cherry-pick: still diverged, and the pick is named in the message.
+    commit(prod, "hotfix.py", "h", "hot-fix on prod")
+    head = [f for f in run_diff(base, prod) if f["key"] == "head"]
+    assert [f["check"] for f in head] == ["git.diverged"]
+    assert "2 commit(s) only on prod" in head[0]["message"]
+    assert "of which 1 are cherry-picks of dev's commits" in head[0]["message"]
+    hotfix = clones["diverged"]
+    head = [f for f in run_diff(base, hotfix) if f["key"] == "head"]
+    assert [f["check"] for f in head] == ["git.diverged"] and "cherry-pick" not in head[0]["message"]
+
+
+def test_patch_ids_differ_between_runs_keys(histories):
+    """Patch ids are keyed: the same commit gets another id under another run's key."""
+    base, _ = histories
+    first = facts(base)["repos"]["app"]["history"][0]["patch_id"]
+    request = {"project_dir": None, "repos": [{"name": "app", "path": str(base)}], "deploy_dirs": []}
+    second = collect_git(request, b"x" * 32)["repos"]["app"]["history"][0]["patch_id"]
+    assert first.startswith("hmac-sha256:") and second.startswith("hmac-sha256:") and first != second
+
+
+# ---------------------------------------------------------------- programs declared by the repository
+
+
+def test_declared_programs_become_a_policy_finding(histories):
+    base, clones = histories
+    prod = clones["same"]
+    git(prod, "config", "core.fsmonitor", "/tmp/never-run-fsmonitor")
+    git(prod, "config", "filter.crypt.clean", "crypt --token=s3cr3t-value")
+    git(base, "config", "alias.lg", "!sh -c 'never run'")
+    git(base, "config", "alias.st", "status")  # not a program
+    findings = [f for f in run_diff(base, prod) if f["check"] == "git.runs_programs"]
+    assert len(findings) == 1
+    finding = findings[0]
+    assert (finding["key"], finding["kind"], finding["severity"]) == ("@programs", "policy", "high")
+    assert finding["environments"] == ["dev", "prod"]
+    assert finding["values"] == {"dev": "alias.lg", "prod": "core.fsmonitor, filter.crypt.clean"}
+    assert "declares programs that git would run on status" in finding["message"]
+    assert "s3cr3t" not in str(finding) and "never-run" not in str(finding)
+    # Only on dev (not production): medium.
+    git(prod, "config", "--unset", "core.fsmonitor")
+    git(prod, "config", "--unset", "filter.crypt.clean")
+    only_dev = [f for f in run_diff(base, prod) if f["check"] == "git.runs_programs"]
+    assert [(f["environments"], f["severity"]) for f in only_dev] == [(["dev"], "medium")]
