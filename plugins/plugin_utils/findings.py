@@ -55,8 +55,15 @@ def at_or_above(severity, threshold):
     return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
 
 
+# Names listed in a sentence before the rest are counted (a fleet of 50 hosts is not 50 names).
+SHOWN_NAMES = 3
+
+
 def join_names(names):
+    """'a, b and c'; beyond SHOWN_NAMES + 1 names, 'a, b, c and 47 more'."""
     names = list(names)
+    if len(names) > SHOWN_NAMES + 1:
+        return "%s and %d more" % (", ".join(names[:SHOWN_NAMES]), len(names) - SHOWN_NAMES)
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]

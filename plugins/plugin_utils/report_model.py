@@ -5,7 +5,13 @@ Pure Python; no Ansible imports.
 """
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITIES, action_order, is_unknown
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SEVERITIES,
+    action_order,
+    is_unknown,
+    join_names,
+)
+from ansible_collections.envparity.audit.plugins.plugin_utils.fleet import environment_groups, group_cell, value_groups
 
 SCHEMA_VERSION = 1
 
@@ -34,6 +40,7 @@ def build_document(audit, generated_at, inventory):
         "baseline": columns[0]["label"],
         "columns": columns,
         "areas": list(audit["audited_areas"]),
+        "environments": [dict(environment) for environment in audit["environments"]],
         "summary": {
             "findings": len(findings),
             "unexpected": len(unexpected),
@@ -66,7 +73,55 @@ def md_value(cell, table=True):
     return markdown_text.code(cell, table=table)
 
 
-def _row(finding, labels, table=True):
+def _cells(finding, groups, table):
+    """One cell per environment: the value its hosts agree on, or each value with its hosts."""
+    return [
+        group_cell(
+            [md_value(finding["values"].get(column["label"]), table) for column in columns],
+            [markdown_text.text(column["host"]) for column in columns],
+        )
+        for _, columns in groups
+    ]
+
+
+def _host_rows(document, groups):
+    """The Environments table: per environment, its hosts grouped by collection status (names
+    folded in a fleet), and a row for an environment of which no host took part."""
+    rows = []
+    by_name = dict(groups)
+    for environment in document["environments"]:
+        columns = by_name.get(environment["name"], [])
+        if not columns:
+            rows.append(
+                {
+                    "environment": markdown_text.text(environment["name"]),
+                    "hosts": "—",
+                    "role": "",
+                    "status": "no host of this environment took part in the run (nothing was compared there)",
+                }
+            )
+            continue
+        statuses = [
+            markdown_text.text(column["status"] + (": %s" % column["reason"] if column["reason"] else ""))
+            for column in columns
+        ]
+        hosts = [markdown_text.text(column["host"]) for column in columns]
+        first = columns[0]
+        role = "baseline" if first["label"] == document["baseline"] else ("production" if first["production"] else "")
+        for status, members in value_groups(statuses, hosts):
+            shown = join_names(members)
+            rows.append(
+                {
+                    "environment": markdown_text.text(environment["name"]),
+                    "hosts": "%d hosts: %s" % (len(members), shown) if len(members) > 1 else shown,
+                    "role": role,
+                    "status": status,
+                }
+            )
+    return rows
+
+
+def _row(finding, groups, table=True):
     """A finding as the template prints it: every field escaped for a table cell or a list item."""
     row = {
         "key": md_value(finding["key"], table),
@@ -75,7 +130,7 @@ def _row(finding, labels, table=True):
         "severity": markdown_text.text(finding["severity"]),
         "area": markdown_text.text(finding["area"]),
         "subject": markdown_text.text(finding["subject"]),
-        "cells": [md_value(finding["values"].get(label), table) for label in labels],
+        "cells": _cells(finding, groups, table),
         "message": markdown_text.text(finding["message"]),
         "recommendation": markdown_text.text(finding["recommendation"]),
         "reason": markdown_text.text(finding["reason"] or ""),
@@ -97,7 +152,7 @@ def _detail(finding):
 
 def build_view(document):
     """What the Markdown template prints, in order; every text from a host or inventory escaped."""
-    labels = [column["label"] for column in document["columns"]]
+    groups = environment_groups(document["columns"])
     findings = document["findings"]
     summary = document["summary"]
     areas = []
@@ -110,12 +165,12 @@ def build_view(document):
                 "subjects": [
                     {
                         "name": markdown_text.text(subject),
-                        "rows": [_row(f, labels) for f in own if f["subject"] == subject and not f["expected"]],
+                        "rows": [_row(f, groups) for f in own if f["subject"] == subject and not f["expected"]],
                     }
                     for subject in subjects
                     if any(f["subject"] == subject and not f["expected"] for f in own)
                 ],
-                "expected": [_row(f, labels) for f in own if f["expected"]],
+                "expected": [_row(f, groups) for f in own if f["expected"]],
                 "clean": not any(not f["expected"] for f in own),
             }
         )
@@ -124,20 +179,8 @@ def build_view(document):
         "generated_at": markdown_text.text(document["generated_at"]),
         "inventory": markdown_text.code(document["inventory"]),
         "baseline": markdown_text.text(document["baseline"]),
-        "labels": [markdown_text.text(label) for label in labels],
-        "hosts": [
-            {
-                "environment": markdown_text.text(column["environment"]),
-                "host": markdown_text.text(column["host"]),
-                "label": markdown_text.text(column["label"]),
-                "role": "baseline"
-                if column["label"] == document["baseline"]
-                else ("production" if column["production"] else ""),
-                "status": markdown_text.text(column["status"]),
-                "reason": markdown_text.text(column["reason"] or ""),
-            }
-            for column in document["columns"]
-        ],
+        "labels": [markdown_text.text(environment) for environment, _ in groups],
+        "hosts": _host_rows(document, groups),
         "severity_counts": [{"severity": s, "count": summary["by_severity"][s]} for s in SEVERITIES],
         "area_counts": [{"area": markdown_text.text(a), "count": n} for a, n in summary["by_area"].items()],
         "summary": summary,
@@ -146,7 +189,7 @@ def build_view(document):
             "tripped": document["gate"]["tripped"],
             "count": document["gate"]["count"],
         },
-        "plan": [dict(_row(f, labels, table=False), number=index + 1) for index, f in enumerate(plan)],
+        "plan": [dict(_row(f, groups, table=False), number=index + 1) for index, f in enumerate(plan)],
         "areas": areas,
         "stale_rules": [
             {

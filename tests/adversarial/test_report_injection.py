@@ -110,6 +110,7 @@ def hostile_audit():
         },
         "production": [prod],
         "audited_areas": ["env"],
+        "environments": [{"name": dev, "hosts": ["dev|vm"]}, {"name": prod, "hosts": ["prod%s" % IMAGE]}],
         "findings": findings,
         "stale_rules": [{"path": "env/%s/`x`" % LINK, "reason": SCRIPT, "source": "rules|%s.yml" % TICKS}],
         "errors": [{"host": "dev|vm", "area": "env", "message": "%s\n# not a heading" % IMAGE}],

@@ -106,7 +106,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     prod = next(c for c in report["columns"] if c["label"] == "prod")
     assert prod["status"] == "unreachable"
     assert str(CLOSED_PORT) in prod["reason"]
-    unknown = [f for f in report["findings"] if f["kind"] == "unknown"]
+    unknown = [f for f in report["findings"] if f["check"] == "collect.failed"]
     assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
         ("docker", "app", "*", ["prod"]),
         ("env", "app", "*", ["prod"]),
@@ -116,6 +116,11 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
         ("postgres", "app", "*", ["prod"]),
     ]
     assert unknown[0]["values"]["prod"]["unknown"].startswith("unreachable")
+    # dev was compared with nothing: every area says so, critical (any gate but never fails)
+    alone = [f for f in report["findings"] if f["check"] == "audit.not_compared"]
+    assert [(f["area"], f["severity"]) for f in alone] == [
+        (a, "critical") for a in ("docker", "env", "git", "postgres")
+    ]
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
     assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
     assert "⚠ could not collect" in result.markdown

@@ -209,10 +209,9 @@ def test_linear_time_on_hostile_input(name):
     start = time.perf_counter()
     parse_dotenv(text)
     elapsed = time.perf_counter() - start
-    # Linear parsing takes well under a second on 1 MiB; a quadratic one
-    # takes minutes.  The bound leaves room for a slow, busy CI machine.
-    limit = 1.0 if name == "garbage" else 5.0
-    assert elapsed < limit, "%s took %.2fs" % (name, elapsed)
+    # Linear parsing takes well under a second on 1 MiB; a quadratic one takes minutes. The
+    # bound tells those apart with room for a loaded machine (this is no speed measurement).
+    assert elapsed < 15.0, "%s took %.2fs" % (name, elapsed)
 
 
 def test_garbage_yields_line_numbers_only():

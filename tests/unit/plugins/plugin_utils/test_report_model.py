@@ -79,6 +79,7 @@ def sample_audit():
         "states": {"d": {"status": "ok", "reason": None}, "p": {"status": "ok", "reason": None}},
         "production": ["prod"],
         "audited_areas": ["env"],
+        "environments": [{"name": "dev", "hosts": ["d"]}, {"name": "prod", "hosts": ["p"]}],
         "findings": findings,
         "stale_rules": [{"path": "env/app/LEGACY_*", "reason": "old", "source": "rules.yml rule 3"}],
         "errors": [],
