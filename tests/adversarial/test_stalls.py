@@ -2,14 +2,16 @@
 
 Loopback listeners started here stand in for a stalled prod (one never speaks, one sends an SSH
 banner and then nothing); a Python interpreter that never returns stands in for a stuck module on
-the lab's real prod. Each run is timed; prod must be "could not collect" with the bound it hit,
-the run must exit 4, and dev's own finding must still be in the report.
+the lab's real prod, reached directly or through a relay that goes silent mid-run. Each run is
+timed; prod must be "could not collect" with the bound it hit, the run must exit 4, and dev's own
+finding must still be in the report.
 """
 
 import configparser
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -20,6 +22,7 @@ import time
 import pytest
 import yaml
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.summary import failure_reason
 from tests.integration.conftest import ROOT
 
 BANNER = b"SSH-2.0-OpenSSH_9.2\r\n"
@@ -58,6 +61,60 @@ def stalled_server(greeting):
             connection.close()
 
 
+@contextlib.contextmanager
+def freezable_relay(upstream_port):
+    """A loopback relay to the lab's sshd; once `frozen` is set it passes nothing on, either way,
+    and keeps both connections open: a link that goes silent without closing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop, frozen = threading.Event(), threading.Event()
+    opened = []
+
+    def pump(source, target):
+        with contextlib.suppress(OSError, ValueError):  # a connection closed at the end ends its pump
+            while not stop.is_set():
+                if frozen.is_set():
+                    time.sleep(0.1)
+                elif select.select([source], [], [], 0.2)[0]:
+                    data = source.recv(65536)
+                    if not data:
+                        target.shutdown(socket.SHUT_WR)
+                        return
+                    target.sendall(data)
+
+    def serve():
+        while not stop.is_set():
+            if select.select([listener], [], [], 0.2)[0]:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", upstream_port))
+                opened.extend((client, upstream))
+                for pair in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=pair, daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], frozen
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        for connection in opened:
+            connection.close()
+
+
+def freeze_once_started(frozen, pids):
+    """Sets `frozen` once the stalled interpreter has started: the session is up, the module running."""
+
+    def watch():
+        deadline = time.monotonic() + WALL_BOUND
+        while not frozen.is_set() and time.monotonic() < deadline:
+            if started_pids(pids):
+                frozen.set()
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 @pytest.fixture
 def stalled_interpreter():
     """A world-executable 'python' in /tmp that records its pid and sleeps; killed by pid afterwards."""
@@ -70,12 +127,19 @@ def stalled_interpreter():
         handle.write("#!/bin/sh\necho $$ >> %s\nexec sleep 300\n" % pids)
     os.chmod(interpreter, 0o755)
     yield interpreter, pids
-    if os.path.exists(pids):
-        with open(pids) as handle:
-            for pid in handle.read().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGTERM)
+    for pid in started_pids(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     shutil.rmtree(directory)
+
+
+def started_pids(pids):
+    """The pids the stalled interpreter recorded in the file `pids` (none yet: empty)."""
+    try:
+        with open(pids) as handle:
+            return [int(pid) for pid in handle.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def lab_inventory(tmp_path, prod_vars):
@@ -158,6 +222,43 @@ def test_interpreter_that_never_returns_ends_at_drift_host_timeout(audit, tmp_pa
     interpreter, pids = stalled_interpreter
     inventory = lab_inventory(tmp_path, {"ansible_python_interpreter": interpreter})
     result, elapsed = timed_audit(audit, inventory, HOST_TIMEOUT)
-    with open(pids) as handle:
-        assert handle.read().split(), "the lab's prod never started the stalled interpreter"
+    assert started_pids(pids), "the lab's prod never started the stalled interpreter"
     assert_prod_could_not_be_collected(result, elapsed, r"^no answer within 15 s \(drift_host_timeout\)$")
+
+
+def test_link_silent_mid_run_ends_at_the_ssh_keepalives(audit, tmp_path, stalled_interpreter):
+    interpreter, pids = stalled_interpreter
+    lab_prod = yaml.safe_load((ROOT / "inventory" / "lab" / "hosts.yml").read_text())["all"]["children"]["prod"]
+    lab_prod = lab_prod["hosts"]["prod-vm"]
+    with freezable_relay(lab_prod["ansible_port"]) as (port, frozen):
+        prod_vars = {
+            "ansible_port": port,
+            "ansible_python_interpreter": interpreter,
+            "ansible_ssh_args": shipped_ssh_args_with_keepalives(interval=2, count=2),
+            # host key checking stays on: the relay's port is checked as the lab's sshd
+            "ansible_ssh_common_args": lab_prod["ansible_ssh_common_args"]
+            + " -o HostKeyAlias=[127.0.0.1]:%d" % lab_prod["ansible_port"],
+        }
+        inventory = lab_inventory(tmp_path, prod_vars)
+        freeze_once_started(frozen, pids)
+        result, elapsed = timed_audit(audit, inventory, LONG_HOST_TIMEOUT)
+        assert frozen.is_set(), "the link was never frozen: the interpreter did not start"
+    # ssh's ControlPersist master, which runs the keepalives, says nothing to Ansible: the reason is
+    # Ansible's own, and the time shows which bound ended the wait.
+    assert_prod_could_not_be_collected(result, elapsed, r"reached over ssh")
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            "Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 22: Connection timed out",
+            "no answer within SSH ConnectTimeout (ansible timeout): Failed to connect",
+        ),
+        ("Timeout, server 127.0.0.1 not responding.", "no answer within SSH keepalives (ServerAliveInterval x"),
+        ("Failed to connect to the host via ssh: Connection refused", "Failed to connect"),
+    ],
+)
+def test_ssh_messages_the_loopback_cannot_give_name_their_bound(message, reason):
+    """A connect that times out (SYNs dropped) and keepalives failing without ControlPersist."""
+    assert failure_reason({"msg": message}, "unreachable").startswith(reason)
