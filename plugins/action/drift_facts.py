@@ -6,6 +6,8 @@ task per role and host). The bulky facts never enter hostvars, callbacks or ansi
 only the per-area statuses are returned (big data must not flow through hostvars).
 """
 
+# What the task `timeout:` keyword raises (its home in ansible-core 2.19, the core meta/runtime.yml requires).
+from ansible._internal._errors._task_timeout import TaskTimeoutError
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -70,9 +72,14 @@ class ActionModule(ActionBase):
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
-        module_result = self._execute_module(
-            module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
-        )
+        try:
+            module_result = self._execute_module(
+                module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
+            )
+        except TaskTimeoutError as exc:
+            # The task's `timeout:` ran out: the host is not collectable (rc 4, report written), not a failed task.
+            result.update(unreachable=True, msg="no answer within %d s (drift_host_timeout)" % exc.timeout)
+            return result
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result

@@ -33,6 +33,7 @@ def run_settings(params, task_vars):
         "report_dir": report_dir,
         "template": template,
         "keep_run_dir": params["drift_keep_run_dir"],
+        "host_timeout": params["drift_host_timeout"],
         "inventory": ", ".join(task_vars.get("ansible_inventory_sources") or []),
         "groups": {name: list(hosts) for name, hosts in task_vars["groups"].items()},
         "areas": selected_areas(
@@ -61,5 +62,7 @@ class ActionModule(ActionBase):
                 "cannot create the run directory under %s: %s" % (settings["report_dir"], exc.strerror)
             ) from None
         # The key stays in the run directory (0600); only its location travels.
-        result.update(changed=False, run_id=run_id, run_dir=path, areas=settings["areas"])
+        result.update(
+            changed=False, run_id=run_id, run_dir=path, areas=settings["areas"], host_timeout=settings["host_timeout"]
+        )
         return result

@@ -1,5 +1,7 @@
 """Terminal summary lines and bounded failure reasons for the callback. Pure Python."""
 
+import re
+
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITIES
 
 MAX_REASON = 400
@@ -9,11 +11,31 @@ EXIT_REPORT_NOT_WRITTEN = 73
 # The run directory lives in the report directory (drift_run's message when it cannot be created).
 RUN_DIR_NOT_CREATED = "cannot create the run directory"
 
+# ssh's words when a bound of ansible.cfg ended the connection, and the setting that is that bound.
+SSH_BOUNDS = (
+    (
+        re.compile(r"timed out during banner exchange|port \d+: Connection timed out"),
+        "SSH ConnectTimeout (ansible timeout)",
+    ),
+    (
+        re.compile(r"Connection to \S+ port \d+ timed out|Timeout, server \S+ not responding"),
+        "SSH keepalives (ServerAliveInterval x ServerAliveCountMax)",
+    ),
+)
+
+
+def ssh_bound_hit(message):
+    """The ansible.cfg bound that ended an SSH connection, by ssh's message; None for other failures."""
+    return next((bound for pattern, bound in SSH_BOUNDS if pattern.search(message)), None)
+
 
 def failure_reason(result, status):
-    """Ansible's own message for a failed or unreachable host, one line, bounded."""
+    """Ansible's own message for a failed or unreachable host, one line, bounded; names the SSH bound hit."""
     message = result.get("msg") or ("host unreachable" if status == "unreachable" else "task failed")
     message = " ".join(str(message).split())
+    bound = ssh_bound_hit(message) if status == "unreachable" else None
+    if bound:
+        message = "no answer within %s: %s" % (bound, message)
     return message if len(message) <= MAX_REASON else message[: MAX_REASON - 1] + "…"
 
 
