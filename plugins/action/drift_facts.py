@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
         rundir.store_request(args["run_dir"], host, args.get("areas") or {})
         module_args = {
             "areas": args.get("areas") or {},
-            "run_key": rundir.read_key(args["run_dir"]),
+            "run_key": self._run_key(args["run_dir"]),
             "max_file_bytes": args.get("max_file_bytes", 1048576),
             # never stored with the request, never returned: a no_log option of the module
             "secrets": args.get("secrets") or {},
@@ -36,6 +36,19 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        rundir.store_facts(args["run_dir"], host, module_result["facts_blob"])
+        unusable = rundir.store_facts(args["run_dir"], host, module_result.get("facts_blob") or "")
+        if unusable:
+            result.update(failed=True, msg=unusable)
+            return result
         result.update(changed=False, areas=module_result.get("areas", {}))
         return result
+
+    def _run_key(self, run_dir):
+        """The key travels only inside a pipelined module (stdin), never in a file on the host."""
+        if not self._is_pipelining_enabled("new"):
+            raise AnsibleActionFail(
+                "pipelining is off for this host's connection: the module and its arguments (the run key, "
+                "database passwords) would be written to a file on it; enable pipelining (ansible.cfg "
+                "[connection] pipelining = True, or ansible_pipelining: true) and no keep_remote_files"
+            )
+        return rundir.read_key(run_dir)

@@ -1,19 +1,27 @@
 """The run directory: where one audit's facts land on the controller.
 
-Layout: <run_dir>/key (per-run HMAC key, 0600), settings.json (what the report needs: environments,
+Layout: <run_dir>/key (per-run HMAC key, 0600; deleted when the report is written or the run ends
+in any way, see discard_key), settings.json (what the report needs: environments,
 groups, rules, gate, paths), requests/<host>.json (what each host was asked to collect, written
 before collection so that an unreachable host is still known), facts/<host>.b64gz (packed facts),
-errors/<host>.json (why a host could not be collected).
+errors/<host>.json (why a host could not be collected). Facts are checked against
+facts_contract before they are stored and again when they are read.
 Pure Python; no Ansible imports.
 """
 
+import atexit
+import contextlib
 import json
 import os
 import secrets
+import shutil
+import signal
 import tempfile
 import time
 
-from ansible_collections.envparity.audit.plugins.module_utils.collect import unpack
+from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import MAX_BLOB_BYTES, FactsError, unpack
+
+KEY_FILE = "key"
 
 
 def atomic_write(path, data, mode=0o644):
@@ -34,16 +42,38 @@ def atomic_write(path, data, mode=0o644):
         raise
 
 
+# Ansible's own debug switches that put the run key and the database passwords where they stay:
+# the terminal (module arguments printed in clear) and files left on the hosts.
+UNSAFE_SWITCHES = (
+    ("ANSIBLE_DEBUG", "prints every module's arguments in clear, no_log or not"),
+    ("ANSIBLE_KEEP_REMOTE_FILES", "leaves the module with its arguments in files on the hosts"),
+)
+
+
+def unsafe_switches(debug, keep_remote_files):
+    """The sentences naming each unsafe debug switch that is on."""
+    on = {"ANSIBLE_DEBUG": debug, "ANSIBLE_KEEP_REMOTE_FILES": keep_remote_files}
+    return ["%s %s" % (name, effect) for name, effect in UNSAFE_SWITCHES if on[name]]
+
+
 def new_run(base_dir, settings=None):
-    """Create a fresh run directory with its own random key and settings; returns (run_id, path)."""
+    """Create a fresh run directory with its own random key and settings; returns (run_id, path).
+
+    A run that cannot be opened completely (a full disk) leaves nothing behind, key included.
+    """
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
     path = os.path.join(base_dir, run_id)
-    os.makedirs(os.path.join(path, "facts"), mode=0o700)
-    os.makedirs(os.path.join(path, "errors"), mode=0o700)
-    os.makedirs(os.path.join(path, "requests"), mode=0o700)
-    os.chmod(path, 0o700)
-    atomic_write(os.path.join(path, "key"), secrets.token_hex(32), mode=0o600)
-    atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
+    os.makedirs(base_dir, exist_ok=True)
+    os.mkdir(path, mode=0o700)
+    try:
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+        for sub in ("facts", "errors", "requests"):
+            os.mkdir(os.path.join(path, sub), mode=0o700)
+        atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
+        atomic_write(os.path.join(path, KEY_FILE), secrets.token_hex(32), mode=0o600)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return run_id, path
 
 
@@ -53,8 +83,40 @@ def load_settings(run_dir):
 
 
 def read_key(run_dir):
-    with open(os.path.join(run_dir, "key"), encoding="ascii") as handle:
+    with open(os.path.join(run_dir, KEY_FILE), encoding="ascii") as handle:
         return handle.read().strip()
+
+
+def discard_key(run_dir):
+    """Delete the run's key: without it the fingerprints kept with the facts cannot be tested
+    against guesses (a 4-digit PIN falls in milliseconds with the key). Safe to call twice."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(run_dir, KEY_FILE))
+
+
+def discard_key_on_exit(current_run_dir):
+    """Delete the key of current_run_dir() (None before a run is opened) when this process ends:
+    normally or by SIGINT (KeyboardInterrupt, then exit), and by SIGTERM or SIGHUP, whose handler
+    deletes it and then does what the previous handler did. SIGKILL cannot be caught.
+    Called in ansible-playbook's main process, after Ansible has installed its own handlers."""
+
+    def discard():
+        directory = current_run_dir()
+        if directory:
+            discard_key(directory)
+
+    def on_signal(signum, frame, previous):
+        discard()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    atexit.register(discard)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(signum)
+        signal.signal(signum, lambda number, frame, previous=previous: on_signal(number, frame, previous))
 
 
 def _host_file(run_dir, sub, host, suffix):
@@ -63,17 +125,37 @@ def _host_file(run_dir, sub, host, suffix):
 
 
 def store_facts(run_dir, host, blob):
-    """Keep the packed facts as sent; the report step unpacks them."""
+    """Keep the packed facts as sent, once they unpack within bounds and have the host envelope.
+
+    Facts that do not are not kept: the host gets an error record (could not collect) with the
+    reason, which is returned; None when the facts were stored.
+    """
+    try:
+        unpack(blob)
+    except FactsError as exc:
+        reason = "its facts cannot be used: %s" % exc
+        store_error(run_dir, host, {"host": host, "status": "failed", "task": "store facts", "reason": reason})
+        return reason
     atomic_write(_host_file(run_dir, "facts", host, ".b64gz"), blob, mode=0o600)
+    return None
 
 
 def load_facts(run_dir, host):
-    """The host's facts, or None when the host never delivered any."""
+    """The host's facts, or None when the host never delivered any.
+
+    Facts on disk are checked again (they may not have come through store_facts): unusable ones
+    become every requested area failed with the reason, so the other hosts are still reported.
+    """
     path = _host_file(run_dir, "facts", host, ".b64gz")
     if not os.path.exists(path):
         return None
-    with open(path, encoding="ascii") as handle:
-        return unpack(handle.read())
+    try:
+        with open(path, "rb") as handle:
+            return unpack(handle.read(MAX_BLOB_BYTES + 1))
+    except FactsError as exc:
+        reason = "its facts cannot be used: %s" % exc
+    request = _load_request(run_dir, host) or {}
+    return {"areas": {area: {"status": "failed", "reason": reason} for area in request}}
 
 
 def store_error(run_dir, host, record):
@@ -91,6 +173,14 @@ def load_error(run_dir, host):
 def store_request(run_dir, host, request):
     record = {"host": host, "areas": request}
     atomic_write(_host_file(run_dir, "requests", host, ".json"), json.dumps(record, sort_keys=True), mode=0o600)
+
+
+def _load_request(run_dir, host):
+    path = _host_file(run_dir, "requests", host, ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.loads(handle.read())["areas"]
 
 
 def load_requests(run_dir):
