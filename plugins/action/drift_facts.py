@@ -5,6 +5,7 @@ statuses are returned (PERFORMANCE.md: big data must not flow through hostvars).
 """
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
@@ -25,7 +26,7 @@ class ActionModule(ActionBase):
         rundir.store_request(args["run_dir"], host, args.get("areas") or {})
         module_args = {
             "areas": args.get("areas") or {},
-            "run_key": self._run_key(args["run_dir"]),
+            "run_key": self._run_key(args["run_dir"], task_vars),
             "max_file_bytes": args.get("max_file_bytes", 1048576),
             # never stored with the request, never returned: a no_log option of the module
             "secrets": args.get("secrets") or {},
@@ -43,9 +44,11 @@ class ActionModule(ActionBase):
         result.update(changed=False, areas=module_result.get("areas", {}))
         return result
 
-    def _run_key(self, run_dir):
-        """The key travels only inside a pipelined module (stdin), never in a file on the host."""
-        if not self._is_pipelining_enabled("new"):
+    def _run_key(self, run_dir, task_vars):
+        """The key travels only inside a pipelined module (stdin), never in a file on the host,
+        unless the user forced Ansible's debug switches (drift_allow_unsafe_debug, warned of)."""
+        forced = boolean(task_vars.get("drift_allow_unsafe_debug", False), strict=False)
+        if not forced and not self._is_pipelining_enabled("new"):
             raise AnsibleActionFail(
                 "pipelining is off for this host's connection: the module and its arguments (the run key, "
                 "database passwords) would be written to a file on it; enable pipelining (ansible.cfg "

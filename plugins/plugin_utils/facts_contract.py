@@ -62,10 +62,14 @@ def unpack(blob, max_bytes=MAX_FACTS_BYTES):
         packed = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
         raise FactsError("the facts are not base64 text") from None
+    inflated = inflate(packed, max_bytes)
     try:
-        facts = json.loads(inflate(packed, max_bytes).decode("utf-8"))
+        text = inflated.decode("utf-8")
     except UnicodeDecodeError:
         raise FactsError("the facts are not UTF-8 text") from None
+    del inflated  # the text alone is parsed: peak memory is one copy, not two
+    try:
+        facts = json.loads(text)
     except RecursionError:
         raise FactsError("the facts are nested deeper than %d levels" % MAX_DEPTH) from None
     except ValueError:
@@ -130,8 +134,8 @@ def _env_problem(data):
         keys = record.get("keys")
         if not isinstance(keys, dict) or not all(isinstance(key, dict) for key in keys.values()):
             return "files[%s].keys is not an object of records" % json.dumps(name)[:80]
-        if not isinstance(record.get("duplicates") or [], list):
-            return "files[%s].duplicates is not a list" % json.dumps(name)[:80]
+        if not isinstance(record.get("duplicates") or {}, dict):
+            return "files[%s].duplicates is not an object" % json.dumps(name)[:80]
     return None
 
 

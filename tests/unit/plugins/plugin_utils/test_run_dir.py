@@ -1,0 +1,172 @@
+"""The run directory: private from the start, the key gone however the run ends, facts checked."""
+
+import json
+import os
+import pathlib
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.module_utils.collect import pack
+from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
+ENV_REQUEST = {"env": {"project_dir": None, "files": [{"name": "app", "path": "a.env", "template": None}]}}
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_new_run_is_private_from_the_start(tmp_path):
+    old_umask = os.umask(0)  # a careless umask must not open the run directory
+    try:
+        run_id, path = run_dir.new_run(str(tmp_path / "runs"), {"a": 1})
+    finally:
+        os.umask(old_umask)
+    assert os.path.basename(path) == run_id
+    assert mode(path) == 0o700
+    for sub in ("facts", "errors", "requests"):
+        assert mode(os.path.join(path, sub)) == 0o700
+    assert mode(os.path.join(path, "key")) == 0o600
+    assert mode(os.path.join(path, "settings.json")) == 0o600
+    key = run_dir.read_key(path)
+    assert len(bytes.fromhex(key)) == 32
+    assert key != run_dir.read_key(run_dir.new_run(str(tmp_path / "runs"))[1])
+
+
+def test_discard_key_removes_it_and_can_be_called_twice(tmp_path):
+    _, path = run_dir.new_run(str(tmp_path))
+    run_dir.discard_key(path)
+    run_dir.discard_key(path)
+    assert not os.path.exists(os.path.join(path, "key"))
+    assert os.path.exists(os.path.join(path, "settings.json"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 16 KiB tmpfs: four pages."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize(("filler_pages", "settings_bytes"), [(0, 20000), (3, 10)])
+def test_a_full_disk_leaves_no_run_and_no_key(tiny_disk, filler_pages, settings_bytes):
+    """The settings (first case) or the key (second: one page left, taken by the settings) do not fit."""
+    (tiny_disk / "filler").write_bytes(b"x" * 4096 * filler_pages)
+    with pytest.raises(OSError):
+        run_dir.new_run(str(tiny_disk / "runs"), {"pad": "x" * settings_bytes})
+    assert os.listdir(tiny_disk / "runs") == []
+
+
+def settings(tmp_path, keep):
+    return {
+        "environments": ["dev", "prod"],
+        "production_environments": ["prod"],
+        "groups": {"dev": ["d"], "prod": ["p"]},
+        "rules_files": [],
+        "fail_on": "never",
+        "report_dir": str(tmp_path / "reports"),
+        "template": str(TEMPLATE),
+        "inventory": "test",
+        "keep_run_dir": keep,
+    }
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_report_step_deletes_the_key_even_when_the_facts_are_kept(tmp_path, keep):
+    _, path = run_dir.new_run(str(tmp_path / "runs"), settings(tmp_path, keep))
+    facts = pack({"areas": {"env": {"status": "ok", "data": {"files": {}}}}})
+    for host in ("d", "p"):
+        run_dir.store_request(path, host, ENV_REQUEST)
+        assert run_dir.store_facts(path, host, facts) is None
+    write_run_report(path)
+    assert (tmp_path / "reports" / "latest.json").exists()
+    assert not os.path.exists(os.path.join(path, "key"))
+    assert os.path.exists(os.path.join(path, "facts", "d.b64gz")) is keep
+
+
+def test_unusable_facts_are_not_stored_but_recorded_as_an_error(tmp_path):
+    _, path = run_dir.new_run(str(tmp_path))
+    reason = run_dir.store_facts(path, "p", "bm90IGd6aXA=")
+    assert reason == "its facts cannot be used: the facts are not valid gzip data"
+    assert run_dir.load_facts(path, "p") is None
+    assert run_dir.load_error(path, "p") == {"host": "p", "status": "failed", "task": "store facts", "reason": reason}
+
+
+def test_unusable_facts_found_on_disk_fail_every_requested_area(tmp_path):
+    _, path = run_dir.new_run(str(tmp_path))
+    run_dir.store_request(path, "p", {"env": {}, "git": {}})
+    run_dir.atomic_write(os.path.join(path, "facts", "p.b64gz"), pack(["not", "an", "object"]))
+    reason = "its facts cannot be used: the facts are not an object with areas"
+    assert run_dir.load_facts(path, "p") == {
+        "areas": {"env": {"status": "failed", "reason": reason}, "git": {"status": "failed", "reason": reason}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("debug", "keep", "named"),
+    [
+        (False, False, []),
+        (True, False, ["ANSIBLE_DEBUG"]),
+        (False, True, ["ANSIBLE_KEEP_REMOTE_FILES"]),
+        (True, True, ["ANSIBLE_DEBUG", "ANSIBLE_KEEP_REMOTE_FILES"]),
+    ],
+)
+def test_unsafe_switches_are_named(debug, keep, named):
+    assert [sentence.split()[0] for sentence in run_dir.unsafe_switches(debug, keep)] == named
+
+
+# A process that opens a run, arms the key's deletion, says so, and waits (or exits) as told.
+PROCESS = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+    if sys.argv[2] == "chained":
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
+    _, path = run_dir.new_run(sys.argv[1])
+    run_dir.discard_key_on_exit(lambda: path)
+    print(path, flush=True)
+    if sys.argv[2] != "exit":
+        time.sleep(30)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("how", "signum", "returncode"),
+    [
+        ("exit", None, 0),
+        ("wait", signal.SIGINT, -signal.SIGINT),  # KeyboardInterrupt: atexit runs, then the exit by SIGINT
+        ("wait", signal.SIGTERM, -signal.SIGTERM),  # still killed by the signal, as before
+        ("wait", signal.SIGHUP, -signal.SIGHUP),
+        ("chained", signal.SIGTERM, 3),  # the handler that was there runs after the deletion
+    ],
+)
+def test_the_key_is_deleted_on_every_exit_path(tmp_path, how, signum, returncode):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "collections"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", PROCESS, str(tmp_path), how],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    path = process.stdout.readline().strip()
+    assert os.path.isdir(path)
+    if signum is not None:
+        assert os.path.exists(os.path.join(path, "key"))
+        process.send_signal(signum)
+    assert process.wait(timeout=20) == returncode
+    assert not os.path.exists(os.path.join(path, "key"))
+    assert json.loads(pathlib.Path(path, "settings.json").read_text()) == {}
