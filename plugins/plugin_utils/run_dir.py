@@ -56,11 +56,31 @@ def unsafe_switches(debug, keep_remote_files):
     return ["%s %s" % (name, effect) for name, effect in UNSAFE_SWITCHES if on[name]]
 
 
+# An audit takes minutes: a key older than this was left by a run killed beyond the reach of any
+# handler (SIGKILL, a power cut), and the next run in the same place deletes it.
+STALE_KEY_SECONDS = 3600
+
+
+def discard_stale_keys(base_dir, now=None):
+    """Delete the keys of earlier runs under base_dir that are older than STALE_KEY_SECONDS."""
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(base_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        key = os.path.join(base_dir, name, KEY_FILE)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if now - os.lstat(key).st_mtime > STALE_KEY_SECONDS:
+                os.unlink(key)
+
+
 def new_run(base_dir, settings=None):
     """Create a fresh run directory with its own random key and settings; returns (run_id, path).
 
     A run that cannot be opened completely (a full disk) leaves nothing behind, key included.
     """
+    discard_stale_keys(base_dir)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
     path = os.path.join(base_dir, run_id)
     os.makedirs(base_dir, exist_ok=True)

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -47,6 +48,19 @@ def test_discard_key_removes_it_and_can_be_called_twice(tmp_path):
     run_dir.discard_key(path)
     assert not os.path.exists(os.path.join(path, "key"))
     assert os.path.exists(os.path.join(path, "settings.json"))
+
+
+def test_keys_left_by_killed_runs_are_deleted_by_the_next_run(tmp_path):
+    _, old = run_dir.new_run(str(tmp_path))
+    _, recent = run_dir.new_run(str(tmp_path))
+    hours_ago = time.time() - run_dir.STALE_KEY_SECONDS - 60
+    os.utime(os.path.join(old, "key"), (hours_ago, hours_ago))
+    (tmp_path / "not-a-run").write_text("")
+    _, new = run_dir.new_run(str(tmp_path))
+    assert not os.path.exists(os.path.join(old, "key"))
+    assert os.path.exists(os.path.join(old, "settings.json"))
+    assert os.path.exists(os.path.join(recent, "key"))  # a run still going on keeps its key
+    assert os.path.exists(os.path.join(new, "key"))
 
 
 @pytest.fixture
