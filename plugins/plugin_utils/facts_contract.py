@@ -14,6 +14,11 @@ import zlib
 # Inflated size allowed per host: 4 times the facts of an 8,000-table catalog (about 15 MB of
 # JSON); a gzip bomb stops here instead of taking the controller's memory.
 MAX_FACTS_BYTES = 64 * 1024 * 1024
+# JSON values allowed per host, counted before parsing as commas and opening brackets (an upper
+# bound: those inside strings count too). Parsed, each value costs up to about 70 bytes, so 64 MiB
+# of "[]," would take 3 GB; real facts hold one value per 20 to 30 bytes (the 8,000-table catalog
+# about 600,000).
+MAX_FACTS_VALUES = 2_000_000
 # Packed size allowed per host (base64 of gzip): facts compress about 25 times.
 MAX_BLOB_BYTES = MAX_FACTS_BYTES // 4
 # The deepest nesting a collector produces is about 10 levels.
@@ -63,6 +68,8 @@ def unpack(blob, max_bytes=MAX_FACTS_BYTES):
     except (binascii.Error, ValueError):
         raise FactsError("the facts are not base64 text") from None
     inflated = inflate(packed, max_bytes)
+    if sum(inflated.count(token) for token in (b",", b"[", b"{")) > MAX_FACTS_VALUES:
+        raise FactsError("the facts hold more than %d values" % MAX_FACTS_VALUES)
     try:
         text = inflated.decode("utf-8")
     except UnicodeDecodeError:

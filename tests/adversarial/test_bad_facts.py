@@ -144,22 +144,38 @@ BOMB_RUN = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def gzip_bomb(tmp_path_factory):
-    """1 GiB of zeros, gzip-compressed while streaming (about 1 MB), base64 as a host sends it."""
+def streamed_gzip(head, chunk, count, tail):
+    """gzip of head + chunk * count + tail, compressed while streaming, base64 as a host sends it."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    zeros = bytes(1024 * 1024)
-    packed = b"".join(compressor.compress(zeros) for _ in range(1024)) + compressor.flush()
-    path = tmp_path_factory.mktemp("bomb") / "bomb.b64gz"
-    path.write_text(b64(packed))
-    return path
+    parts = [compressor.compress(head)] + [compressor.compress(chunk) for _ in range(count)]
+    return b64(b"".join(parts) + compressor.compress(tail) + compressor.flush())
 
 
-def test_a_gzip_bomb_is_stopped_at_the_cap_with_bounded_memory(tmp_path, gzip_bomb):
-    assert gzip_bomb.stat().st_size < 2 * 1024 * 1024
+BOMBS = {
+    # 1 GiB of zeros: about 1 MB packed
+    "zeros": (lambda: streamed_gzip(b"", bytes(1024 * 1024), 1024, b""), "inflate to more than"),
+    # just under the inflated cap, "[],[],...": 85 KB packed, 3 GB once parsed
+    "empty lists": (
+        lambda: streamed_gzip(
+            b'{"areas": {"env": {"status": "ok", "data": [',
+            b"[]," * (1024 * 1024 // 3),
+            (MAX_FACTS_BYTES - 1024) // (1024 * 1024),
+            b"[]]}}}",
+        ),
+        "hold more than",
+    ),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(BOMBS))
+def test_a_bomb_is_stopped_with_bounded_memory(tmp_path, bomb):
+    build, reason = BOMBS[bomb]
+    blob_file = tmp_path / "bomb.b64gz"
+    blob_file.write_text(build())
+    assert blob_file.stat().st_size < 2 * 1024 * 1024
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "collections"), str(ROOT)]))
     run = subprocess.run(
-        [sys.executable, "-c", BOMB_RUN, str(tmp_path), str(gzip_bomb)],
+        [sys.executable, "-c", BOMB_RUN, str(tmp_path), str(blob_file)],
         capture_output=True,
         text=True,
         env=env,
@@ -168,9 +184,9 @@ def test_a_gzip_bomb_is_stopped_at_the_cap_with_bounded_memory(tmp_path, gzip_bo
         check=True,
     )
     result = json.loads(run.stdout)
-    assert "inflate to more than %d bytes" % MAX_FACTS_BYTES in result["stored"]
+    assert reason in result["stored"]
     report = json.loads(pathlib.Path(result["report"]).read_text())
-    assert "inflate to more than" in assert_good_hosts_reported(report)["message"]
-    # The cap's bytes plus the interpreter and Jinja: nowhere near the 1 GiB the bomb holds.
-    print("peak memory of the report step with a 1 GiB bomb: %.0f MiB" % (result["peak"] / 2**20))
+    assert reason in assert_good_hosts_reported(report)["message"]
+    print("peak memory of the report step with the %s bomb: %.0f MiB" % (bomb, result["peak"] / 2**20))
+    # The cap's bytes plus the interpreter and Jinja: nowhere near what the bomb holds.
     assert result["peak"] < MAX_FACTS_BYTES + 96 * 1024 * 1024, result["peak"]

@@ -59,6 +59,18 @@ def test_unusable_blobs_are_explained(blob, reason):
         unpack(blob)
 
 
+@pytest.mark.parametrize("item", ["[]", "{}", '"ab"', "1000"])
+def test_many_small_values_are_refused_before_parsing(monkeypatch, item):
+    """64 MiB of "[]," would parse into 3 GB of lists; the count bounds it before json.loads runs."""
+    from ansible_collections.envparity.audit.plugins.plugin_utils import facts_contract
+
+    monkeypatch.setattr(facts_contract, "MAX_FACTS_VALUES", 1000)
+    monkeypatch.setattr(facts_contract.json, "loads", None)  # never reached
+    data = "[" + ",".join([item] * 1001) + "]"
+    with pytest.raises(FactsError, match="the facts hold more than 1000 values"):
+        unpack(b64(gzip.compress(('{"areas": {"env": {"status": "ok", "data": %s}}}' % data).encode())))
+
+
 def test_depth_at_the_limit_is_accepted():
     assert depth_problem(nested(MAX_DEPTH)) is None
     assert depth_problem(nested(MAX_DEPTH + 1)) == "the facts are nested deeper than 64 levels"
