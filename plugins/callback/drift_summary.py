@@ -23,7 +23,7 @@ requirements:
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
-from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import discard_key_on_exit, store_error
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import close_run_on_exit, store_error
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from ansible_collections.envparity.audit.plugins.plugin_utils.summary import failure_reason, summary_lines
 
@@ -44,8 +44,8 @@ class CallbackModule(CallbackBase):
         self._report_failure = None
 
     def v2_playbook_on_start(self, playbook):
-        # The per-run key must not outlive the run, however it ends (the run directory may stay).
-        discard_key_on_exit(lambda: self._run_dir)
+        # The per-run key must not outlive the run, however it ends (nor the run directory, unless kept).
+        close_run_on_exit(lambda: self._run_dir)
 
     def _record(self, result, status):
         host = result._host.get_name()

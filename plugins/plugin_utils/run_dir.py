@@ -1,7 +1,7 @@
 """The run directory: where one audit's facts land on the controller.
 
-Layout: <run_dir>/key (per-run HMAC key, 0600; deleted when the report is written or the run ends
-in any way, see discard_key), settings.json (what the report needs: environments,
+Layout: <run_dir>/key (per-run HMAC key, 0600; deleted when the report step starts or the run ends
+in any other way, see close_run), settings.json (what the report needs: environments,
 groups, rules, gate, paths), requests/<host>.json (what each host was asked to collect, written
 before collection so that an unreachable host is still known), facts/<host>.b64gz (packed facts),
 errors/<host>.json (why a host could not be collected). Facts are checked against
@@ -114,26 +114,37 @@ def discard_key(run_dir):
         os.unlink(os.path.join(run_dir, KEY_FILE))
 
 
-def discard_key_on_exit(current_run_dir):
-    """Delete the key of current_run_dir() (None before a run is opened) when this process ends:
-    normally or by SIGINT (KeyboardInterrupt, then exit), and by SIGTERM or SIGHUP, whose handler
-    deletes it and then does what the previous handler did. SIGKILL cannot be caught.
+def close_run(run_dir):
+    """The end of a run, however it ended: the key goes, and the rest too unless the settings keep it."""
+    discard_key(run_dir)
+    try:
+        keep = load_settings(run_dir).get("keep_run_dir")
+    except (OSError, ValueError):
+        return  # already removed (the report step did it), or never complete
+    if not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def close_run_on_exit(current_run_dir):
+    """Close current_run_dir() (None before a run is opened) when this process ends: normally or by
+    SIGINT (KeyboardInterrupt, then exit), and by SIGTERM or SIGHUP, whose handler closes it and then
+    does what the previous handler did. SIGKILL cannot be caught (see discard_stale_keys).
     Called in ansible-playbook's main process, after Ansible has installed its own handlers."""
 
-    def discard():
+    def close():
         directory = current_run_dir()
         if directory:
-            discard_key(directory)
+            close_run(directory)
 
     def on_signal(signum, frame, previous):
-        discard()
+        close()
         if callable(previous):
             previous(signum, frame)
         elif previous != signal.SIG_IGN:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
-    atexit.register(discard)
+    atexit.register(close)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         previous = signal.getsignal(signum)
         signal.signal(signum, lambda number, frame, previous=previous: on_signal(number, frame, previous))

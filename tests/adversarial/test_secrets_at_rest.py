@@ -252,6 +252,7 @@ def test_no_key_or_password_on_disk_after_sigint_during_collection(lab, tmp_path
     assert run.finish(timeout=60) != 0
     assert "User interrupted execution" in run.stdout
     assert_nothing_at_rest(run)
+    assert run.run_dirs() == []  # drift_keep_run_dir is false: the interrupted run left nothing
 
 
 @pytest.mark.parametrize("switch", ["ANSIBLE_DEBUG", "ANSIBLE_KEEP_REMOTE_FILES"])

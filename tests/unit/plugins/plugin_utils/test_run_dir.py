@@ -1,6 +1,5 @@
 """The run directory: private from the start, the key gone however the run ends, facts checked."""
 
-import json
 import os
 import pathlib
 import signal
@@ -148,8 +147,8 @@ PROCESS = textwrap.dedent(
     from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
     if sys.argv[2] == "chained":
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
-    _, path = run_dir.new_run(sys.argv[1])
-    run_dir.discard_key_on_exit(lambda: path)
+    _, path = run_dir.new_run(sys.argv[1], {"keep_run_dir": sys.argv[3] == "keep"})
+    run_dir.close_run_on_exit(lambda: path)
     print(path, flush=True)
     if sys.argv[2] != "exit":
         time.sleep(30)
@@ -157,6 +156,7 @@ PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("keep", ["keep", "no"])
 @pytest.mark.parametrize(
     ("how", "signum", "returncode"),
     [
@@ -167,10 +167,11 @@ PROCESS = textwrap.dedent(
         ("chained", signal.SIGTERM, 3),  # the handler that was there runs after the deletion
     ],
 )
-def test_the_key_is_deleted_on_every_exit_path(tmp_path, how, signum, returncode):
+def test_the_run_is_closed_on_every_exit_path(tmp_path, how, signum, returncode, keep):
+    """The key always goes; the run directory stays only with keep_run_dir, settings and all."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "collections"))
     process = subprocess.Popen(
-        [sys.executable, "-c", PROCESS, str(tmp_path), how],
+        [sys.executable, "-c", PROCESS, str(tmp_path), how, keep],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -183,4 +184,11 @@ def test_the_key_is_deleted_on_every_exit_path(tmp_path, how, signum, returncode
         process.send_signal(signum)
     assert process.wait(timeout=20) == returncode
     assert not os.path.exists(os.path.join(path, "key"))
-    assert json.loads(pathlib.Path(path, "settings.json").read_text()) == {}
+    assert os.path.exists(os.path.join(path, "settings.json")) is (keep == "keep")
+
+
+def test_closing_a_run_already_removed_is_harmless(tmp_path):
+    _, path = run_dir.new_run(str(tmp_path), {"keep_run_dir": False})
+    run_dir.close_run(path)
+    assert not os.path.exists(path)
+    run_dir.close_run(path)
