@@ -1,11 +1,11 @@
 """The run directory: where one audit's facts land on the controller.
 
-Layout: <run_dir>/key (per-run HMAC key, 0600; deleted when the report step starts or the run ends
-in any other way, see close_run), settings.json (what the report needs: environments,
-groups, rules, gate, paths), requests/<host>.json (what each host was asked to collect, written
-before collection so that an unreachable host is still known), facts/<host>.b64gz (packed facts),
-errors/<host>.json (why a host could not be collected). Facts are checked against
-facts_contract before they are stored and again when they are read.
+Layout: <run_dir>/key (per-run HMAC key, 0600, a link to it in /dev/shm where there is one; deleted
+when the report step starts or the run ends in any other way, see close_run), settings.json (what
+the report needs: environments, groups, rules, gate, paths), requests/<host>.json (what each host
+was asked to collect, written before collection so that an unreachable host is still known),
+facts/<host>.b64gz (packed facts), errors/<host>.json (why a host could not be collected). Facts
+are checked against facts_contract before they are stored and again when they are read.
 Pure Python; no Ansible imports.
 """
 
@@ -69,10 +69,39 @@ def discard_stale_keys(base_dir, now=None):
     except FileNotFoundError:
         return
     for name in names:
-        key = os.path.join(base_dir, name, KEY_FILE)
+        run_path = os.path.join(base_dir, name)
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            if now - os.lstat(key).st_mtime > STALE_KEY_SECONDS:
-                os.unlink(key)
+            if now - os.lstat(os.path.join(run_path, KEY_FILE)).st_mtime > STALE_KEY_SECONDS:
+                discard_key(run_path)
+
+
+# Memory-backed file systems tried in order for the key, so that it never reaches a disk (whose
+# blocks keep an unlinked file's bytes); the run directory holds a symbolic link to it. Without
+# one (no /dev/shm), the key is a file of the run directory.
+KEY_HOMES = ("/dev/shm",)
+KEY_DIR_PREFIX = "envparity-key-"
+
+
+def _key_home():
+    for home in KEY_HOMES:
+        if os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK):
+            return home
+    return None
+
+
+def _write_key(run_path):
+    key = secrets.token_hex(32)
+    home = _key_home()
+    if home is None:
+        atomic_write(os.path.join(run_path, KEY_FILE), key, mode=0o600)
+        return
+    key_dir = tempfile.mkdtemp(prefix=KEY_DIR_PREFIX, dir=home)  # 0700
+    try:
+        atomic_write(os.path.join(key_dir, KEY_FILE), key, mode=0o600)
+        os.symlink(os.path.join(key_dir, KEY_FILE), os.path.join(run_path, KEY_FILE))
+    except BaseException:
+        shutil.rmtree(key_dir, ignore_errors=True)
+        raise
 
 
 def new_run(base_dir, settings=None):
@@ -90,7 +119,7 @@ def new_run(base_dir, settings=None):
         for sub in ("facts", "errors", "requests"):
             os.mkdir(os.path.join(path, sub), mode=0o700)
         atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
-        atomic_write(os.path.join(path, KEY_FILE), secrets.token_hex(32), mode=0o600)
+        _write_key(path)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -110,8 +139,14 @@ def read_key(run_dir):
 def discard_key(run_dir):
     """Delete the run's key: without it the fingerprints kept with the facts cannot be tested
     against guesses (a 4-digit PIN falls in milliseconds with the key). Safe to call twice."""
+    link = os.path.join(run_dir, KEY_FILE)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(run_dir, KEY_FILE))
+        if os.path.islink(link):
+            key_dir = os.path.dirname(os.readlink(link))
+            # only what new_run made: a key file in its own directory of a memory file system
+            if os.path.dirname(key_dir) in KEY_HOMES and os.path.basename(key_dir).startswith(KEY_DIR_PREFIX):
+                shutil.rmtree(key_dir, ignore_errors=True)
+        os.unlink(link)
 
 
 def close_run(run_dir):

@@ -157,6 +157,7 @@ class Run:
         environment.update(env or {})
         self.password = password
         self.key = None
+        self.key_file = None
         self.found = {}
         self.process = subprocess.Popen(
             PLAYBOOK + ["-i", str(inventory), "-e", json.dumps(variables)],
@@ -181,6 +182,7 @@ class Run:
         if self.key is None:
             for directory in self.run_dirs():
                 try:
+                    self.key_file = os.path.realpath(directory / "key")
                     self.key = (directory / "key").read_text().strip() or None
                 except OSError:
                     continue
@@ -209,8 +211,10 @@ class Run:
 def assert_nothing_at_rest(run):
     assert run.key is not None and len(run.key) == 64, "the run key was never seen: %s" % run.stdout
     assert run.found == {}, run.found
+    assert run.key_file.startswith("/dev/shm/")  # in memory while the run lasted, never on a disk
+    assert not os.path.exists(os.path.dirname(run.key_file))
     for directory in run.run_dirs():
-        assert not (directory / "key").exists()
+        assert not os.path.lexists(directory / "key")
     for path in run.report_dir.rglob("*"):  # reports, and the run directory kept with its facts
         if path.is_file():
             text = json.dumps(unpack(path.read_text())) if path.suffix == ".b64gz" else path.read_text()
@@ -248,7 +252,7 @@ def test_no_key_or_password_on_disk_after_a_signal_during_collection(lab, tmp_pa
     run.watch_until(lambda: len(stalling_server.connections) == 2)
     assert run.key is not None
     [directory] = run.run_dirs()
-    assert (directory / "key").exists()
+    assert (directory / "key").exists() and os.path.exists(run.key_file)
     run.process.send_signal(signum)
     assert run.finish(timeout=60) == (-signal.SIGTERM if signum == signal.SIGTERM else 99)
     assert_nothing_at_rest(run)

@@ -5,7 +5,6 @@ Real Ansible objects: a Task, a PlayContext and the local connection plugin.
 
 import json
 import os
-import pathlib
 import stat
 
 import pytest
@@ -14,13 +13,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.playbook.task import Task
-from ansible.plugins.loader import connection_loader, init_plugin_loader
+from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
-init_plugin_loader([str(ROOT / "collections")])
-
-from ansible_collections.envparity.audit.plugins.action import drift_facts, drift_run  # noqa: I001
+from ansible_collections.envparity.audit.plugins.action import drift_facts, drift_run
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
 
 GROUPS = {"all": ["d", "p"], "dev": ["d"], "prod": ["p"]}

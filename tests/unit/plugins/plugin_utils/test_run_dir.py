@@ -34,29 +34,49 @@ def test_new_run_is_private_from_the_start(tmp_path):
     assert mode(path) == 0o700
     for sub in ("facts", "errors", "requests"):
         assert mode(os.path.join(path, sub)) == 0o700
-    assert mode(os.path.join(path, "key")) == 0o600
+    key_file = os.path.realpath(os.path.join(path, "key"))
+    assert key_file.startswith("/dev/shm/" + run_dir.KEY_DIR_PREFIX)  # memory, never a disk
+    assert mode(key_file) == 0o600
+    assert mode(os.path.dirname(key_file)) == 0o700
     assert mode(os.path.join(path, "settings.json")) == 0o600
     key = run_dir.read_key(path)
     assert len(bytes.fromhex(key)) == 32
     assert key != run_dir.read_key(run_dir.new_run(str(tmp_path / "runs"))[1])
 
 
-def test_discard_key_removes_it_and_can_be_called_twice(tmp_path):
+@pytest.mark.parametrize("key_homes", [run_dir.KEY_HOMES, ()], ids=["memory", "run directory"])
+def test_discard_key_removes_it_and_can_be_called_twice(tmp_path, monkeypatch, key_homes):
+    monkeypatch.setattr(run_dir, "KEY_HOMES", key_homes)
+    _, path = run_dir.new_run(str(tmp_path))
+    key_file = os.path.realpath(os.path.join(path, "key"))
+    assert len(bytes.fromhex(run_dir.read_key(path))) == 32
+    run_dir.discard_key(path)
+    run_dir.discard_key(path)
+    assert not os.path.lexists(os.path.join(path, "key"))
+    assert not os.path.exists(os.path.dirname(key_file) if key_homes else key_file)
+    assert os.path.exists(os.path.join(path, "settings.json"))
+
+
+def test_discard_key_removes_only_what_new_run_made(tmp_path):
     _, path = run_dir.new_run(str(tmp_path))
     run_dir.discard_key(path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "key").write_text("not ours")
+    os.symlink(elsewhere / "key", os.path.join(path, "key"))
     run_dir.discard_key(path)
-    assert not os.path.exists(os.path.join(path, "key"))
-    assert os.path.exists(os.path.join(path, "settings.json"))
+    assert (elsewhere / "key").read_text() == "not ours"
+    assert not os.path.lexists(os.path.join(path, "key"))
 
 
 def test_keys_left_by_killed_runs_are_deleted_by_the_next_run(tmp_path):
     _, old = run_dir.new_run(str(tmp_path))
     _, recent = run_dir.new_run(str(tmp_path))
     hours_ago = time.time() - run_dir.STALE_KEY_SECONDS - 60
-    os.utime(os.path.join(old, "key"), (hours_ago, hours_ago))
+    os.utime(os.path.join(old, "key"), (hours_ago, hours_ago), follow_symlinks=False)
     (tmp_path / "not-a-run").write_text("")
     _, new = run_dir.new_run(str(tmp_path))
-    assert not os.path.exists(os.path.join(old, "key"))
+    assert not os.path.lexists(os.path.join(old, "key"))
     assert os.path.exists(os.path.join(old, "settings.json"))
     assert os.path.exists(os.path.join(recent, "key"))  # a run still going on keeps its key
     assert os.path.exists(os.path.join(new, "key"))
@@ -64,22 +84,40 @@ def test_keys_left_by_killed_runs_are_deleted_by_the_next_run(tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A real 16 KiB tmpfs: four pages."""
+    """Mounts a real tmpfs with the given options; unmounted at the end."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+
+    def mounted(options):
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], check=False).returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        return mount
+
+    yield mounted
+    subprocess.run(["umount", str(mount)], check=False)
 
 
-@pytest.mark.parametrize(("filler_pages", "settings_bytes"), [(0, 20000), (3, 10)])
-def test_a_full_disk_leaves_no_run_and_no_key(tiny_disk, filler_pages, settings_bytes):
-    """The settings (first case) or the key (second: one page left, taken by the settings) do not fit."""
-    (tiny_disk / "filler").write_bytes(b"x" * 4096 * filler_pages)
-    with pytest.raises(OSError):
-        run_dir.new_run(str(tiny_disk / "runs"), {"pad": "x" * settings_bytes})
-    assert os.listdir(tiny_disk / "runs") == []
+def key_dirs():
+    return {name for name in os.listdir("/dev/shm") if name.startswith(run_dir.KEY_DIR_PREFIX)}
+
+
+@pytest.mark.parametrize(
+    ("options", "filler_pages", "settings_bytes", "key_homes"),
+    [
+        ("size=16k", 0, 20000, run_dir.KEY_HOMES),  # the settings do not fit
+        ("size=16k", 3, 10, ()),  # the key file does not fit (no memory file system: the key on disk)
+        ("size=64k,nr_inodes=7", 0, 10, run_dir.KEY_HOMES),  # the key is in /dev/shm, its link does not fit
+    ],
+)
+def test_a_full_disk_leaves_no_run_and_no_key(tiny_disk, monkeypatch, options, filler_pages, settings_bytes, key_homes):
+    monkeypatch.setattr(run_dir, "KEY_HOMES", key_homes)
+    disk = tiny_disk(options)
+    (disk / "filler").write_bytes(b"x" * 4096 * filler_pages)
+    before = key_dirs()
+    with pytest.raises(OSError, match="No space left on device"):
+        run_dir.new_run(str(disk / "runs"), {"pad": "x" * settings_bytes})
+    assert os.listdir(disk / "runs") == []
+    assert key_dirs() == before
 
 
 def settings(tmp_path, keep):
@@ -149,7 +187,7 @@ PROCESS = textwrap.dedent(
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     _, path = run_dir.new_run(sys.argv[1], {"keep_run_dir": sys.argv[3] == "keep"})
     run_dir.close_run_on_exit(lambda: path)
-    print(path, flush=True)
+    print(path, os.path.realpath(os.path.join(path, "key")), flush=True)
     if sys.argv[2] != "exit":
         time.sleep(30)
     """
@@ -177,13 +215,14 @@ def test_the_run_is_closed_on_every_exit_path(tmp_path, how, signum, returncode,
         text=True,
         env=env,
     )
-    path = process.stdout.readline().strip()
-    assert os.path.isdir(path)
+    path, key_file = process.stdout.readline().split()
+    key_dir = os.path.dirname(key_file)
+    assert key_dir.startswith("/dev/shm/" + run_dir.KEY_DIR_PREFIX)
     if signum is not None:
-        assert os.path.exists(os.path.join(path, "key"))
         process.send_signal(signum)
     assert process.wait(timeout=20) == returncode
-    assert not os.path.exists(os.path.join(path, "key"))
+    assert not os.path.lexists(os.path.join(path, "key"))
+    assert not os.path.exists(key_dir)
     assert os.path.exists(os.path.join(path, "settings.json")) is (keep == "keep")
 
 
