@@ -56,30 +56,43 @@ def unsafe_switches(debug, keep_remote_files):
     return ["%s %s" % (name, effect) for name, effect in UNSAFE_SWITCHES if on[name]]
 
 
-# An audit takes minutes: a key older than this was left by a run killed beyond the reach of any
-# handler (SIGKILL, a power cut), and the next run in the same place deletes it.
-STALE_KEY_SECONDS = 3600
-
-
-def discard_stale_keys(base_dir, now=None):
-    """Delete the keys of earlier runs under base_dir that are older than STALE_KEY_SECONDS."""
-    now = time.time() if now is None else now
-    try:
-        names = os.listdir(base_dir)
-    except FileNotFoundError:
-        return
-    for name in names:
-        run_path = os.path.join(base_dir, name)
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            if now - os.lstat(os.path.join(run_path, KEY_FILE)).st_mtime > STALE_KEY_SECONDS:
-                discard_key(run_path)
-
-
 # Memory-backed file systems tried in order for the key, so that it never reaches a disk (whose
 # blocks keep an unlinked file's bytes); the run directory holds a symbolic link to it. Without
 # one (no /dev/shm), the key is a file of the run directory.
 KEY_HOMES = ("/dev/shm",)
 KEY_DIR_PREFIX = "envparity-key-"
+# An audit takes minutes: a key older than this was left by a run killed beyond the reach of any
+# handler (SIGKILL, a power cut), and the next run deletes it.
+STALE_KEY_SECONDS = 3600
+
+
+def _is_stale(path, now):
+    """True for a path older than STALE_KEY_SECONDS (by its own time, links included)."""
+    try:
+        return now - os.lstat(path).st_mtime > STALE_KEY_SECONDS
+    except OSError:
+        return False
+
+
+def _entries(directory):
+    try:
+        return [os.path.join(directory, name) for name in os.listdir(directory)]
+    except OSError:
+        return []
+
+
+def discard_stale_keys(base_dir, now=None):
+    """Delete the keys older than STALE_KEY_SECONDS: of earlier runs under base_dir, and every key
+    directory in the memory file systems that this user may delete (whatever report directory its
+    run had)."""
+    now = time.time() if now is None else now
+    for home in KEY_HOMES:
+        for key_dir in _entries(home):
+            if os.path.basename(key_dir).startswith(KEY_DIR_PREFIX) and _is_stale(key_dir, now):
+                shutil.rmtree(key_dir, ignore_errors=True)
+    for run_path in _entries(base_dir):
+        if _is_stale(os.path.join(run_path, KEY_FILE), now):
+            discard_key(run_path)
 
 
 def _key_home():

@@ -6,6 +6,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -18,6 +19,15 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
 ENV_REQUEST = {"env": {"project_dir": None, "files": [{"name": "app", "path": "a.env", "template": None}]}}
+
+
+@pytest.fixture(autouse=True)
+def no_key_left(tmp_path):
+    """Keys of the runs a test opened go with it (they live outside tmp_path, in /dev/shm)."""
+    yield
+    for link in tmp_path.rglob("key"):
+        if link.is_symlink():
+            run_dir.discard_key(str(link.parent))
 
 
 def mode(path):
@@ -75,7 +85,10 @@ def test_keys_left_by_killed_runs_are_deleted_by_the_next_run(tmp_path):
     hours_ago = time.time() - run_dir.STALE_KEY_SECONDS - 60
     os.utime(os.path.join(old, "key"), (hours_ago, hours_ago), follow_symlinks=False)
     (tmp_path / "not-a-run").write_text("")
+    orphan = tempfile.mkdtemp(prefix=run_dir.KEY_DIR_PREFIX, dir=run_dir.KEY_HOMES[0])  # its run dir is elsewhere
+    os.utime(orphan, (hours_ago, hours_ago))
     _, new = run_dir.new_run(str(tmp_path))
+    assert not os.path.exists(orphan)
     assert not os.path.lexists(os.path.join(old, "key"))
     assert os.path.exists(os.path.join(old, "settings.json"))
     assert os.path.exists(os.path.join(recent, "key"))  # a run still going on keeps its key
