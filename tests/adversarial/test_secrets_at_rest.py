@@ -149,7 +149,7 @@ def leaks(needles):
 class Run:
     """One ansible-playbook run; meanwhile the run key is captured and the temp files searched."""
 
-    def __init__(self, tmp_path, inventory, password, extravars=None, env=None):
+    def __init__(self, tmp_path, inventory, password, extravars=None, env=None, options=()):
         self.report_dir = tmp_path / "reports"
         variables = {"drift_report_dir": str(self.report_dir)}
         variables.update(extravars or {})
@@ -160,7 +160,7 @@ class Run:
         self.key_file = None
         self.found = {}
         self.process = subprocess.Popen(
-            PLAYBOOK + ["-i", str(inventory), "-e", json.dumps(variables)],
+            PLAYBOOK + ["-i", str(inventory), "-e", json.dumps(variables), *options],
             cwd=str(ROOT),
             env=environment,
             stdout=subprocess.PIPE,
@@ -273,24 +273,19 @@ def test_unsafe_debug_switches_are_refused_before_any_host_is_contacted(lab, tmp
 
 
 def test_a_forced_unsafe_debug_run_warns_loudly(lab, tmp_path, stalling_server):
+    """dev only, its temporary directories in tmp_path: what the forced run keeps stays here."""
     password = "canary-" + secrets.token_hex(16)
     inventory = write_inventory(tmp_path, stalling_server.port, password, timeout=3)
-    before = set(temp_files())
-    run = Run(
-        tmp_path,
-        inventory,
-        password,
-        {"drift_allow_unsafe_debug": True},
-        env={"ANSIBLE_KEEP_REMOTE_FILES": "1"},
-    )
-    try:
-        assert run.finish() == 0, run.stdout
-    finally:
-        left = [path for path in set(temp_files()) - before if run.password.encode() in b"".join(file_texts(path))]
-        for path in left:  # what the forced run left behind holds this test's canary: remove it
-            path.unlink()
+    kept = tmp_path / "remote-tmp"
+    env = {"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": str(kept)}
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "local-tmp")
+    run = Run(tmp_path, inventory, password, {"drift_allow_unsafe_debug": True}, env, ["--limit", "dev-local"])
+    assert run.finish() == 0, run.stdout
     assert "ENVPARITY UNSAFE DEBUG FORCED" in run.stdout
     assert "ANSIBLE_KEEP_REMOTE_FILES leaves the module with its arguments in files" in run.stdout
     assert (run.report_dir / "latest.json").exists()
-    # Proof that the search above works: the files kept by the forced run held the password.
-    assert left
+    # What the warning says is true, and the search the other tests rely on finds it: the kept
+    # module file holds the password and the run key.
+    kept_texts = b"".join(text for path in kept.rglob("*") if path.is_file() for text in file_texts(path))
+    assert run.password.encode() in kept_texts
+    assert run.key.encode() in kept_texts
