@@ -9,6 +9,7 @@ only the per-area statuses are returned (big data must not flow through hostvars
 # What the task `timeout:` keyword raises (its home in ansible-core 2.19, the core meta/runtime.yml requires).
 from ansible._internal._errors._task_timeout import TaskTimeoutError
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import requests
@@ -68,7 +69,7 @@ class ActionModule(ActionBase):
             return result
         module_args = {
             "areas": areas,
-            "run_key": rundir.read_key(run_directory),
+            "run_key": self._run_key(run_directory, task_vars),
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
@@ -83,6 +84,21 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        rundir.store_facts(run_directory, host, module_result["facts_blob"])
+        unusable = rundir.store_facts(run_directory, host, module_result.get("facts_blob") or "")
+        if unusable:
+            result.update(failed=True, msg=unusable)
+            return result
         result.update(changed=False, areas=module_result.get("areas", {}))
         return result
+
+    def _run_key(self, run_dir, task_vars):
+        """The key travels only inside a pipelined module (stdin), never in a file on the host,
+        unless the user forced Ansible's debug switches (drift_allow_unsafe_debug, warned of)."""
+        forced = boolean(task_vars.get("drift_allow_unsafe_debug", False), strict=False)
+        if not forced and not self._is_pipelining_enabled("new"):
+            raise AnsibleActionFail(
+                "pipelining is off for this host's connection: the module and its arguments (the run key, "
+                "database passwords) would be written to a file on it; enable pipelining (ansible.cfg "
+                "[connection] pipelining = True, or ansible_pipelining: true) and no keep_remote_files"
+            )
+        return rundir.read_key(run_dir)

@@ -3,14 +3,16 @@ and create the run directory with its random HMAC key and its settings."""
 
 import os
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import (
     AUDIT_ROLE,
+    REPORT_TEMPLATE,
     AreaSelectionError,
-    role_dir,
     selected_areas,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError, check_settings
@@ -24,7 +26,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables imp
 def run_settings(params, task_vars):
     """What the collect and report steps need, from the validated audit settings."""
     report_dir = params.get("drift_report_dir") or os.path.join(task_vars["playbook_dir"], "reports")
-    template = params.get("drift_report_template") or os.path.join(role_dir(AUDIT_ROLE), "templates", "report.md.j2")
+    template = params.get("drift_report_template") or REPORT_TEMPLATE
     return {
         "environments": params["drift_environments"],
         "production_environments": params["drift_production_environments"],
@@ -52,6 +54,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         try:
             params = validate_variables(AUDIT_ROLE, read_variables(AUDIT_ROLE, task_vars, self._templar))
+            # Before the key exists and before any host is contacted.
+            self._check_debug_switches(params["drift_allow_unsafe_debug"])
             settings = run_settings(params, task_vars)
             check_settings(settings)
             run_id, path = rundir.new_run(os.path.join(settings["report_dir"], ".runs"), settings)
@@ -66,3 +70,20 @@ class ActionModule(ActionBase):
             changed=False, run_id=run_id, run_dir=path, areas=settings["areas"], host_timeout=settings["host_timeout"]
         )
         return result
+
+    def _check_debug_switches(self, allowed):
+        """Before the key exists and before any host is contacted: refuse Ansible's debug switches
+        that would write the key and the passwords out, unless the user forces them."""
+        switches = rundir.unsafe_switches(C.DEFAULT_DEBUG, C.DEFAULT_KEEP_REMOTE_FILES)
+        if not switches:
+            return
+        if not allowed:
+            raise AnsibleActionFail(
+                "refusing to audit: %s. Unset it, or force the audit with -e drift_allow_unsafe_debug=true "
+                "and treat the output and the hosts' temporary files as secret." % "; ".join(switches)
+            )
+        Display().warning(
+            "ENVPARITY UNSAFE DEBUG FORCED (drift_allow_unsafe_debug): %s. The run key and the database "
+            "passwords are exposed by this run: treat its output and the hosts' temporary files as secret, "
+            "and rotate the passwords if they leave this machine." % "; ".join(switches)
+        )

@@ -28,7 +28,7 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import ReportWriteError
-from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import store_error
+from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import close_run_on_exit, store_error
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from ansible_collections.envparity.audit.plugins.plugin_utils.summary import (
     EXIT_REPORT_NOT_WRITTEN,
@@ -53,6 +53,10 @@ class CallbackModule(CallbackBase):
         self._run_dir = None
         self._report = None
         self._report_failure = None
+
+    def v2_playbook_on_start(self, playbook):
+        # The per-run key must not outlive the run, however it ends (nor the run directory, unless kept).
+        close_run_on_exit(lambda: self._run_dir)
 
     def _record(self, result, status):
         host = result._host.get_name()

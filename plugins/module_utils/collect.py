@@ -82,10 +82,6 @@ def pack(facts):
     return base64.b64encode(gzip.compress(raw, compresslevel=1, mtime=0)).decode("ascii")
 
 
-def unpack(blob):
-    return json.loads(gzip.decompress(base64.b64decode(blob)).decode("utf-8"))
-
-
 def summarize(collected):
     """The small part that may travel through Ansible's results: statuses only."""
     return {area: {"status": result["status"], "reason": result.get("reason")} for area, result in collected.items()}

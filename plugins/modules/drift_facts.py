@@ -20,7 +20,10 @@ options:
     type: dict
     required: true
   run_key:
-    description: Per-run HMAC key (hex) used to fingerprint secret values.
+    description:
+      - Per-run HMAC key (hex) used to fingerprint secret values.
+      - The action plugin passes it only through a pipelined module (on stdin), never in a file
+        on the host, and refuses a connection without pipelining.
     type: str
     required: true
   max_file_bytes:
@@ -51,7 +54,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 facts_blob:
-  description: Gzip-compressed, base64-encoded JSON of the collected facts.
+  description:
+    - Gzip-compressed, base64-encoded JSON of the collected facts.
+    - The controller checks it before use (inflated size, depth, the structure of each area).
   returned: always
   type: str
 areas:

@@ -37,6 +37,10 @@ def role_dir(role):
     return os.path.join(COLLECTION_ROOT, "roles", role)
 
 
+# The Markdown report's template when drift_report_template is unset.
+REPORT_TEMPLATE = os.path.join(role_dir(AUDIT_ROLE), "templates", "report.md.j2")
+
+
 @functools.cache
 def _spec_options(role):
     with open(os.path.join(role_dir(role), "meta", "argument_specs.yml"), encoding="utf-8") as handle:

@@ -7,6 +7,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_
 from ansible_collections.envparity.audit.plugins.module_utils.collect import without_gc
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import diff_rules
+from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import area_problem
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
@@ -104,6 +105,9 @@ def area_cells(area, columns, states, requests):
             cells[column["label"]] = unknown_cell("area %s was not collected" % area)
         elif result["status"] != "ok":
             cells[column["label"]] = unknown_cell("area %s failed: %s" % (area, result.get("reason")))
+        elif problem := area_problem(area, result.get("data")):
+            # Facts of the wrong shape are this host's and area's "could not collect", not a crash.
+            cells[column["label"]] = unknown_cell(problem)
         else:
             cells[column["label"]] = result["data"]
     return cells

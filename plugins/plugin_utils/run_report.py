@@ -35,6 +35,8 @@ def write_run_report(run_directory, now=None):
     """Diff, render and write; returns {report: paths, summary, gate}.
 
     `now` is a POSIX time (default: the current one). Raises AuditConfigError or ReportWriteError."""
+    # Collection is over: the key goes first, whatever happens next, and even if the facts stay.
+    run_dir.discard_key(run_directory)
     settings = run_dir.load_settings(run_directory)
     audit = build_audit(
         run_directory,

@@ -12,13 +12,14 @@ import pathlib
 
 from markdown_it import MarkdownIt
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import REPORT_TEMPLATE
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import KINDS, make_finding
 from ansible_collections.envparity.audit.plugins.plugin_utils.markdown_text import visible
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import render_markdown
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "roles" / "report" / "templates" / "report.md.j2"
+TEMPLATE = REPORT_TEMPLATE
 RENDERER = MarkdownIt("commonmark").enable("table")
 # What the template itself produces; anything else would come from data.
 TEMPLATE_TAGS = {

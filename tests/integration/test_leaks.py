@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.module_utils.collect import unpack
+from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
 from tests.readable import readable
 
 ENV_CANARY = "CANARYENV" + secrets.token_hex(12)

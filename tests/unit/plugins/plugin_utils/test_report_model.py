@@ -5,6 +5,7 @@ import pathlib
 
 import jsonschema
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import REPORT_TEMPLATE
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding, unknown_cell
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (
     build_document,
@@ -16,7 +17,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer impo
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
-TEMPLATE = ROOT / "roles" / "audit" / "templates" / "report.md.j2"
+TEMPLATE = REPORT_TEMPLATE
 
 
 def sample_audit():
