@@ -153,3 +153,16 @@ def test_the_areas_follow_the_tags(tmp_path, tags, skip, areas):
     result = open_run(tmp_path / "reports", ansible_run_tags=tags, ansible_skip_tags=skip)
     assert result["areas"] == areas
     assert run_dir.load_settings(result["run_dir"])["areas"] == areas
+
+
+def test_a_host_request_has_only_its_configured_areas_and_secrets_apart():
+    variables = {
+        "env": {"drift_env_files": []},
+        "postgres": {
+            "drift_postgres": [{"name": "app", "dbname": "a", "user": "u", "password": "pw-CANARY-123"}],
+        },
+    }
+    areas, secrets = drift_facts.host_requests(["env", "postgres"], lambda area: variables[area])
+    assert list(areas) == ["postgres"]
+    assert "pw-CANARY-123" not in json.dumps(areas)
+    assert secrets == {"postgres": {"app": "pw-CANARY-123"}}
