@@ -8,6 +8,7 @@ Pure Python; no Ansible imports.
 
 import re
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     join_names,
@@ -225,11 +226,12 @@ def _declared_findings(stack):
     baseline = ok[0]
     services = {label: stack.records[label]["services"] for label in ok}
     findings = []
-    for svc in sorted(set().union(*services.values())):
+    for svc in union_keys(services.values()):
+        outcome = compare_key({label: services[label].get(svc) for label in ok}, ok, same=always_same)
         present = [label for label in ok if svc in services[label]]
-        absent = [label for label in ok if svc not in services[label]]
         values = {label: ("declared" if label in present else None) for label in ok}
-        if absent and baseline in present:
+        if outcome and outcome[0] == "missing":
+            absent = outcome[1]
             findings.append(
                 stack.finding(
                     "services.%s" % svc,
@@ -244,7 +246,7 @@ def _declared_findings(stack):
                 )
             )
             continue
-        if absent:
+        if outcome:
             findings.append(
                 stack.finding(
                     "services.%s" % svc,

@@ -9,6 +9,7 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     join_names,
@@ -94,46 +95,45 @@ def _key_findings(subject):
     baseline = readable[0]
     keys = {label: subject.records[label]["keys"] for label in readable}
     findings = []
-    for key in sorted(set().union(*keys.values())):
+    for key in union_keys(keys.values()):
         records = {label: keys[label].get(key) for label in readable}
+        outcome = compare_key(records, readable, same=lambda record, base: record["fp"] == base["fp"])
+        if outcome is None:
+            continue
+        kind, about = outcome
         present = [label for label in readable if records[label] is not None]
-        absent = [label for label in readable if records[label] is None]
         letters = secret_letters(records[label] for label in readable)
         values = {label: record_text(records[label], letters) for label in readable}
-        if absent:
-            if records[baseline] is not None:
-                severity = "high" if subject.production(absent) else "medium"
-                findings.append(
-                    subject.finding(
-                        key,
-                        "missing",
-                        "env.key_missing",
-                        severity,
-                        values,
-                        absent,
-                        "%s is set in %s but missing in %s." % (key, join_names(present), join_names(absent)),
-                        "Add %s to env file %s on %s before deploying code that reads it, "
-                        "or record the difference as expected." % (key, subject.name, join_names(absent)),
-                    )
+        if kind == "missing":
+            findings.append(
+                subject.finding(
+                    key,
+                    "missing",
+                    "env.key_missing",
+                    "high" if subject.production(about) else "medium",
+                    values,
+                    about,
+                    "%s is set in %s but missing in %s." % (key, join_names(present), join_names(about)),
+                    "Add %s to env file %s on %s before deploying code that reads it, "
+                    "or record the difference as expected." % (key, subject.name, join_names(about)),
                 )
-            else:
-                findings.append(
-                    subject.finding(
-                        key,
-                        "extra",
-                        "env.key_extra",
-                        "low",
-                        values,
-                        present,
-                        "%s is set in %s but not in the baseline %s." % (key, join_names(present), baseline),
-                        "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
-                    )
+            )
+            continue
+        if kind == "extra":
+            findings.append(
+                subject.finding(
+                    key,
+                    "extra",
+                    "env.key_extra",
+                    "low",
+                    values,
+                    about,
+                    "%s is set in %s but not in the baseline %s." % (key, join_names(about), baseline),
+                    "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
                 )
+            )
             continue
-        fingerprints = {records[label]["fp"] for label in readable}
-        if len(fingerprints) == 1:
-            continue
-        differing = [label for label in readable if records[label]["fp"] != records[baseline]["fp"]]
+        differing = about
         if any(records[label]["secret"] for label in readable):
             findings.append(
                 subject.finding(

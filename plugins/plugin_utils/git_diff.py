@@ -6,6 +6,7 @@ module_utils/git_collect.py), an unknown marker, or None (not configured there).
 Pure Python; no Ansible imports.
 """
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     join_names,
@@ -547,19 +548,13 @@ def _file_findings(subject):
         return findings
     baseline = ok[0]
     manifests = {label: subject.records[label]["files"] for label in ok}
-    for path in sorted(set().union(*manifests.values())):
+    checks = {"missing": "git.file_missing", "extra": "git.file_extra", "changed": "git.file_changed"}
+    for path in union_keys(manifests.values()):
         entries = {label: manifests[label].get(path) for label in ok}
-        absent = [label for label in ok if entries[label] is None]
-        if absent and entries[baseline] is not None:
-            kind, check, where = "missing", "git.file_missing", absent
-        elif entries[baseline] is None:
-            kind, check, where = "extra", "git.file_extra", [label for label in ok if entries[label] is not None]
-        elif len({entries[label]["fp"] for label in ok}) > 1:
-            kind, check, where = (
-                "changed",
-                "git.file_changed",
-                [label for label in ok if entries[label]["fp"] != entries[baseline]["fp"]],
-            )
+        outcome = compare_key(entries, ok, same=lambda entry, base: entry["fp"] == base["fp"])
+        if outcome:
+            kind, where = outcome
+            check = checks[kind]
         elif len({entries[label]["mode"] for label in ok}) > 1:
             kind, check, where = (
                 "changed",

@@ -4,6 +4,7 @@ environment applied, by tool (docs/postgres-facts.md names the tools and their t
 Pure Python; no Ansible imports.
 """
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import plural
 
@@ -83,8 +84,9 @@ def _tool_findings(db, tool, records, ok):
     key = "migrations.%s" % tool
     upgrade = UPGRADE.get(tool, "the migration tool's upgrade")
     base = records[baseline]
-    if base is None:
-        present = [label for label in ok if records[label] is not None]
+    outcome = compare_key(records, ok, same=always_same)
+    if outcome and outcome[0] == "extra":
+        present = outcome[1]
         return [
             db.finding(
                 key,
@@ -100,8 +102,8 @@ def _tool_findings(db, tool, records, ok):
             )
         ]
     findings = []
-    absent = [label for label in ok if records[label] is None]
-    if absent:
+    if outcome:  # the baseline has it: missing where it is absent
+        absent = outcome[1]
         findings.append(
             db.finding(
                 key,

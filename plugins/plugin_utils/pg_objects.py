@@ -16,6 +16,7 @@ passed in as `db` has `ok` (the readable columns, the baseline first), `catalogs
 import difflib
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
 
 DETAIL_LINES = 200
@@ -317,9 +318,13 @@ def _presence_findings(db, spec, shown, objs, ok):
     """missing / extra findings for one object (shown: its name as written in messages)."""
     baseline = ok[0]
     key = spec.namespace + shown
-    present = [label for label in ok if objs[label] is not None]
+    outcome = compare_key(objs, ok, same=always_same)
+    if outcome is None:
+        return []
+    kind, about = outcome
     values = {label: (spec.text(objs[label]) if objs[label] is not None else None) for label in ok}
-    if objs[baseline] is None:
+    if kind == "extra":
+        present = about
         return [
             db.finding(
                 key,
@@ -339,9 +344,7 @@ def _presence_findings(db, spec, shown, objs, ok):
                 ),
             )
         ]
-    absent = [label for label in ok if objs[label] is None]
-    if not absent:
-        return []
+    absent = about
     return [
         db.finding(
             key,

@@ -1,0 +1,39 @@
+"""The keyed N-way comparison every area's diff shares: which columns have a key, and how a key
+compares with the baseline (the first column).
+
+Areas normalise their facts to {key: record} per column (env keys, compose services, deployed
+files, schema objects, migration tables) and ask compare_key how one key stands; they only say
+what their findings are called and how they read. Pure Python; no Ansible imports.
+"""
+
+import operator
+
+
+def union_keys(mappings):
+    """Every key of the columns' mappings, sorted: the identities to compare."""
+    return sorted(set().union(*mappings))
+
+
+def always_same(first, second):
+    """For a comparison of presence only (the records are compared elsewhere)."""
+    return True
+
+
+def compare_key(records, labels, same=operator.eq):
+    """How one key stands across the columns; labels[0] is the baseline.
+
+    records: {label: record, or None where the key is absent}; same(record, baseline's record)
+    says two present records agree. Returns (kind, the labels the finding is about):
+    ("missing", the columns lacking it) when the baseline has it, ("extra", the columns having it)
+    when the baseline lacks it, ("changed", the columns that differ from the baseline) when every
+    column has it; None when nothing differs.
+    """
+    baseline = records.get(labels[0])
+    if baseline is None:
+        present = [label for label in labels if records.get(label) is not None]
+        return ("extra", present) if present else None
+    absent = [label for label in labels if records.get(label) is None]
+    if absent:
+        return "missing", absent
+    differing = [label for label in labels if not same(records[label], baseline)]
+    return ("changed", differing) if differing else None
