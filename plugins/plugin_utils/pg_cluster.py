@@ -83,17 +83,17 @@ def _role_text(role):
 
 
 ROLE = ObjectType(
-    "role",
-    "postgres.role",
-    _role_text,
-    tuple((flag, get(flag)) for flag in ROLE_FLAGS)
+    noun="role",
+    check="postgres.role",
+    text=_role_text,
+    attributes=tuple((flag, get(flag)) for flag in ROLE_FLAGS)
     + (
         ("connection limit", get("connection_limit")),
         ("membership", lambda r: sorted(r.get("member_of") or [])),
     ),
-    "medium",
-    "low",
-    high_if(("superuser", "bypassrls"), "high"),
+    missing="medium",
+    extra="low",
+    changed=high_if(("superuser", "bypassrls"), "high"),
     namespace="roles.",
     advice={
         "missing": "Create role %(object)s on %(where)s with the attributes it has on %(baseline)s, "

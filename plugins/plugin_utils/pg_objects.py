@@ -13,7 +13,9 @@ passed in as `db` has `ok` (the readable columns, the baseline first), `catalogs
 `finding`. Pure Python; no Ansible imports.
 """
 
+import dataclasses
 import difflib
+import typing
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
@@ -43,8 +45,10 @@ def _lines(text):
 # --- object types ---------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ObjectType:
-    """How one kind of catalog object is compared, shown and explained.
+    """How one kind of catalog object is compared, shown and explained: a record built with
+    keywords, one per kind, so that the table of kinds reads as what it is.
 
     attributes: (name, getter) pairs compared one by one; text: the value shown in a column;
     missing/extra: default severity (or a function of the baseline's / the extra object);
@@ -55,33 +59,22 @@ class ObjectType:
     upgrade, migrate); changed_check: the check of a changed object when not `<check>_changed`.
     """
 
-    def __init__(
-        self,
-        noun,
-        check,
-        text,
-        attributes,
-        missing,
-        extra,
-        changed,
-        body=None,
-        advice=None,
-        namespace="",
-        verb="creates",
-        changed_check=None,
-    ):
-        self.noun = noun
-        self.changed_check = changed_check or check + "_changed"
-        self.namespace = namespace
-        self.verb = verb
-        self.check = check
-        self.text = text
-        self.attributes = attributes
-        self.missing = missing
-        self.extra = extra
-        self.changed = changed
-        self.body = body
-        self.advice = advice or {}
+    noun: str
+    check: str
+    text: typing.Callable
+    attributes: tuple
+    missing: object
+    extra: object
+    changed: typing.Callable
+    body: str = None
+    advice: dict = dataclasses.field(default_factory=dict)
+    namespace: str = ""
+    verb: str = "creates"
+    changed_check: str = None
+
+    def __post_init__(self):
+        if self.changed_check is None:
+            object.__setattr__(self, "changed_check", self.check + "_changed")
 
     def differing(self, base, other):
         return [name for name, getter in self.attributes if getter(base) != getter(other)]
@@ -169,10 +162,10 @@ def high_if(names, high, otherwise="medium"):
 
 MIGRATE = "apply the migration that %s (%s) before deploying the code that %s"
 COLUMN = ObjectType(
-    "column",
-    "postgres.column",
-    column_text,
-    (
+    noun="column",
+    check="postgres.column",
+    text=column_text,
+    attributes=(
         ("type", get("type")),
         ("nullability", get("nullable")),
         ("default", get("default")),
@@ -180,54 +173,54 @@ COLUMN = ObjectType(
         ("generated expression", get("generated")),
         ("collation", get("collation")),
     ),
-    "high",
-    "low",
-    high_if(("type", "nullability"), "high"),
+    missing="high",
+    extra="low",
+    changed=high_if(("type", "nullability"), "high"),
     verb="adds",
 )
 CONSTRAINT = ObjectType(
-    "constraint",
-    "postgres.constraint",
-    lambda c: c.get("definition") or c.get("type") or "?",
-    (("type", get("type")), ("definition", get("definition"))),
-    "high",
-    "medium",
-    lambda differing: "high",
+    noun="constraint",
+    check="postgres.constraint",
+    text=lambda c: c.get("definition") or c.get("type") or "?",
+    attributes=(("type", get("type")), ("definition", get("definition"))),
+    missing="high",
+    extra="medium",
+    changed=lambda differing: "high",
     verb="adds",
 )
 INDEX = ObjectType(
-    "index",
-    "postgres.index",
-    lambda i: i.get("definition") or "?",
-    (("definition", get("definition")), ("uniqueness", get("unique")), ("primary key", get("primary"))),
-    lambda index: "high" if index.get("unique") or index.get("primary") else "medium",
-    lambda index: "medium" if index.get("unique") or index.get("primary") else "low",
-    high_if(("uniqueness", "primary key"), "high"),
+    noun="index",
+    check="postgres.index",
+    text=lambda i: i.get("definition") or "?",
+    attributes=(("definition", get("definition")), ("uniqueness", get("unique")), ("primary key", get("primary"))),
+    missing=lambda index: "high" if index.get("unique") or index.get("primary") else "medium",
+    extra=lambda index: "medium" if index.get("unique") or index.get("primary") else "low",
+    changed=high_if(("uniqueness", "primary key"), "high"),
 )
 TRIGGER = ObjectType(
-    "trigger",
-    "postgres.trigger",
-    _trigger_text,
-    (("definition", get("definition")), ("enabled state", get("enabled"))),
-    "high",
-    "medium",
-    lambda differing: "high",
+    noun="trigger",
+    check="postgres.trigger",
+    text=_trigger_text,
+    attributes=(("definition", get("definition")), ("enabled state", get("enabled"))),
+    missing="high",
+    extra="medium",
+    changed=lambda differing: "high",
 )
 VIEW = ObjectType(
-    "view",
-    "postgres.view",
-    _view_text,
-    (("materialized", get("materialized")), ("definition", get("hash"))),
-    "high",
-    "low",
-    lambda differing: "medium",
+    noun="view",
+    check="postgres.view",
+    text=_view_text,
+    attributes=(("materialized", get("materialized")), ("definition", get("hash"))),
+    missing="high",
+    extra="low",
+    changed=lambda differing: "medium",
     body="definition",
 )
 FUNCTION = ObjectType(
-    "function",
-    "postgres.function",
-    _function_text,
-    (
+    noun="function",
+    check="postgres.function",
+    text=_function_text,
+    attributes=(
         ("kind", get("kind")),
         ("language", get("language")),
         ("return type", get("returns")),
@@ -235,55 +228,55 @@ FUNCTION = ObjectType(
         ("security definer", get("security_definer")),
         ("definition", get("hash")),
     ),
-    "high",
-    "low",
-    high_if(("return type", "security definer"), "high"),
+    missing="high",
+    extra="low",
+    changed=high_if(("return type", "security definer"), "high"),
     body="body",
 )
 SEQUENCE = ObjectType(
-    "sequence",
-    "postgres.sequence",
-    _sequence_text,
-    tuple((name, get(name)) for name in ("type", "increment", "min", "max", "cycle")),
-    "medium",
-    "low",
-    lambda differing: "medium",
+    noun="sequence",
+    check="postgres.sequence",
+    text=_sequence_text,
+    attributes=tuple((name, get(name)) for name in ("type", "increment", "min", "max", "cycle")),
+    missing="medium",
+    extra="low",
+    changed=lambda differing: "medium",
 )
 DOMAIN = ObjectType(
-    "domain",
-    "postgres.domain",
-    _domain_text,
-    (
+    noun="domain",
+    check="postgres.domain",
+    text=_domain_text,
+    attributes=(
         ("base type", get("base_type")),
         ("nullability", get("nullable")),
         ("default", get("default")),
         ("constraints", lambda d: sorted(d.get("constraints") or [])),
     ),
-    "high",
-    "low",
-    high_if(("base type", "nullability", "constraints"), "high"),
+    missing="high",
+    extra="low",
+    changed=high_if(("base type", "nullability", "constraints"), "high"),
 )
 SCHEMA = ObjectType(
-    "schema",
-    "postgres.schema",
-    lambda s: "schema",
-    (),
-    "high",
-    "low",
-    lambda differing: "low",
+    noun="schema",
+    check="postgres.schema",
+    text=lambda s: "schema",
+    attributes=(),
+    missing="high",
+    extra="low",
+    changed=lambda differing: "low",
     namespace="schemas.",
     advice={
         "missing": "Create schema %(object)s on %(where)s: %(migrate)s.",
     },
 )
 EXTENSION = ObjectType(
-    "extension",
-    "postgres.extension",
-    _extension_text,
-    (("version", get("version")), ("schema", get("schema"))),
-    "high",
-    "low",
-    lambda differing: "medium" if "version" in differing else "low",
+    noun="extension",
+    check="postgres.extension",
+    text=_extension_text,
+    attributes=(("version", get("version")), ("schema", get("schema"))),
+    missing="high",
+    extra="low",
+    changed=lambda differing: "medium" if "version" in differing else "low",
     namespace="extensions.",
     advice={
         "missing": "Install extension %(object)s on %(where)s (CREATE EXTENSION %(object)s; the server needs "
@@ -487,22 +480,22 @@ def _partitioning_text(table):
 
 
 TABLE = ObjectType(
-    "table",
-    "postgres.table",
-    _table_text,
-    (),
-    "high",
-    "medium",
-    lambda differing: "high",
+    noun="table",
+    check="postgres.table",
+    text=_table_text,
+    attributes=(),
+    missing="high",
+    extra="medium",
+    changed=lambda differing: "high",
 )
 RLS = ObjectType(
-    "table",
-    "postgres.rls",
-    _rls_text,
-    (("row level security", get("rls")), ("forced row level security", get("rls_forced"))),
-    "high",
-    "high",
-    lambda differing: "high",
+    noun="table",
+    check="postgres.rls",
+    text=_rls_text,
+    attributes=(("row level security", get("rls")), ("forced row level security", get("rls_forced"))),
+    missing="high",
+    extra="high",
+    changed=lambda differing: "high",
     advice={
         "changed": "Align row level security of %(object)s on %(where)s with %(baseline)s "
         "(ALTER TABLE … ENABLE / FORCE ROW LEVEL SECURITY) through a migration: it decides which rows "
@@ -510,13 +503,13 @@ RLS = ObjectType(
     },
 )
 PARTITIONING = ObjectType(
-    "table",
-    "postgres.partitioning",
-    _partitioning_text,
-    (("kind", get("kind")), ("partition key", get("partition_key")), ("parent", get("partition_of"))),
-    "high",
-    "high",
-    lambda differing: "high",
+    noun="table",
+    check="postgres.partitioning",
+    text=_partitioning_text,
+    attributes=(("kind", get("kind")), ("partition key", get("partition_key")), ("parent", get("partition_of"))),
+    missing="high",
+    extra="high",
+    changed=lambda differing: "high",
 )
 
 
@@ -618,13 +611,13 @@ def _table_parts(db, name, tables, ok, inherited):
 
 
 ENUM = ObjectType(
-    "enum",
-    "postgres.enum",
-    lambda e: ", ".join(e.get("labels") or []),
-    (("labels", lambda e: list(e.get("labels") or [])),),
-    "high",
-    "low",
-    lambda differing: "medium",
+    noun="enum",
+    check="postgres.enum",
+    text=lambda e: ", ".join(e.get("labels") or []),
+    attributes=(("labels", lambda e: list(e.get("labels") or [])),),
+    missing="high",
+    extra="low",
+    changed=lambda differing: "medium",
 )
 
 
