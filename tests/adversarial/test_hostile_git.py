@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 from ansible_collections.envparity.audit.plugins.plugin_utils import git_diff
-from ansible_collections.envparity.audit.plugins.plugin_utils.requests import git_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KEY = b"k" * 32
@@ -255,7 +255,7 @@ def test_collecting_hostile_repositories_runs_none_of_their_programs(hostile):
     repos = [{"name": "app", "path": str(main)}] + [
         {"name": name, "path": str(path)} for name, path in fetchers.items()
     ]
-    request = git_request(repos, limits={"fetch": True, "timeout": 20})
+    request = build_request("git", {"drift_git_repos": repos, "drift_git_fetch": True, "drift_git_timeout": 20})
     facts = collect_git(request, KEY)
     assert plants.found() == []  # nothing the repositories named ran
     app = facts["repos"]["app"]
@@ -270,7 +270,7 @@ def test_collecting_hostile_repositories_runs_none_of_their_programs(hostile):
 
     # Control for the hidden hot-fix: a diff of the same facts, prod being the hostile repository.
     dev = build_clean(main.parent / "dev-clone")
-    dev_facts = collect_git(git_request([{"name": "app", "path": str(dev)}]), KEY)
+    dev_facts = collect_git(build_request("git", {"drift_git_repos": [{"name": "app", "path": str(dev)}]}), KEY)
     findings = git_diff.diff(
         ["dev", "prod"], {"dev": dev_facts, "prod": facts}, {"baseline": "dev", "production": {"prod"}}
     )

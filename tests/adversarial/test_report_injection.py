@@ -86,16 +86,16 @@ def hostile_audit():
     for index, value in enumerate(HOSTILE_VALUES):
         findings.append(
             make_finding(
-                "env",
-                "app%s|<b>" % SCRIPT,
-                "K%d%s" % (index, value),
-                "changed",
-                "env.value_changed",
-                "low",
-                {dev: value, prod: value + "|2"},
-                [prod],
-                "%s differs %s" % (value, LINK),
-                "Align %s" % IMAGE,
+                area="env",
+                subject="app%s|<b>" % SCRIPT,
+                key="K%d%s" % (index, value),
+                kind="changed",
+                check="env.value_changed",
+                severity="low",
+                values={dev: value, prod: value + "|2"},
+                environments=[prod],
+                message="%s differs %s" % (value, LINK),
+                recommendation="Align %s" % IMAGE,
             )
         )
     findings[0]["detail"] = "--- dev\n+++ prod\n-```\n+````%s\n</details>\n" % SCRIPT
@@ -159,8 +159,8 @@ def test_hostile_findings_render_as_text_in_intact_tables():
         assert len({len(row) for row in table}) == 1, table
     dev, prod = (column["label"] for column in audit["columns"])
     assert page.tables[0][1:] == [
-        [visible(dev), "dev|vm", visible(dev), "baseline", "ok"],
-        [visible(prod), "prod" + IMAGE, visible(prod), "production", "unreachable: ssh: " + SCRIPT],
+        [visible(dev), "dev|vm", "baseline", "ok"],
+        [visible(prod), "prod" + IMAGE, "production", "unreachable: ssh: " + SCRIPT],
     ]
     rows = {row[0]: row for row in finding_rows(page)}
     for finding in audit["findings"]:

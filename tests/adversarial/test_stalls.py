@@ -175,7 +175,11 @@ def assert_prod_could_not_be_collected(result, elapsed, reason_pattern):
     assert prod["status"] == "unreachable"
     assert re.search(reason_pattern, prod["reason"]), prod["reason"]
     found = sorted((f["check"], f["key"], f["environments"]) for f in report["findings"])
-    assert found == [("collect.failed", "*", ["prod"]), ("env.template_missing", TEMPLATE_KEY, ["dev"])]
+    assert found == [
+        ("audit.not_compared", "*", []),
+        ("collect.failed", "*", ["prod"]),
+        ("env.template_missing", TEMPLATE_KEY, ["dev"]),
+    ]
     assert "⚠ could not collect" in result.markdown
     assert prod["reason"] in result.markdown
 

@@ -202,7 +202,7 @@ def test_every_host_unreachable_still_writes_a_report(audit):
         ("git", "site", "unknown", "collect.failed"),
         ("postgres", "analytics", "unknown", "collect.failed"),
         ("postgres", "app", "unknown", "collect.failed"),
-    ]
+    ] + [(area, "*", "unknown", "audit.not_compared") for area in ("docker", "env", "git", "postgres")]
 
 
 @pytest.mark.parametrize(
@@ -213,8 +213,7 @@ def test_every_host_unreachable_still_writes_a_report(audit):
             "drift_environments names staging, which is not an inventory group",
         ),
         ({"drift_fail_on": "sometimes"}, "drift_fail_on"),
-        ({"drift_env_files": [{"name": "app"}]}, "path"),
-        ({"drift_env_files": "config/app.env"}, "drift_env_files"),
+        ({"drift_areas": ["env", "dns"]}, "drift_areas names dns"),
     ],
 )
 def test_bad_settings_are_rejected_with_a_clear_message(audit, extravars, message):
@@ -223,6 +222,27 @@ def test_bad_settings_are_rejected_with_a_clear_message(audit, extravars, messag
     assert message in result.stdout
     assert "Traceback" not in result.stdout
     assert not (result.report_dir / "latest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extravars", "message"),
+    [
+        ({"drift_env_files": [{"name": "app"}]}, "missing required arguments: path found in drift_env_files"),
+        ({"drift_env_files": "config/app.env"}, "drift_env_files"),
+    ],
+)
+def test_a_host_whose_variables_do_not_validate_is_could_not_collect(audit, extravars, message):
+    """Host variables: the collect task fails on those hosts with the message; the report is still
+    written, every host shown as failed with the reason and every area as could not collect."""
+    result = audit(extravars=extravars, cmdline="--tags env")
+    assert result.rc == 2, result.stdout
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout
+    report = result.report
+    jsonschema.validate(report, SCHEMA)
+    assert [(c["label"], c["status"]) for c in report["columns"]] == [("dev", "failed"), ("prod", "failed")]
+    assert all(message in c["reason"] for c in report["columns"])
+    assert {f["check"] for f in report["findings"]} == {"audit.not_compared"}
 
 
 def test_hosts_of_one_environment_are_compared_too(audit, tmp_path):
@@ -262,4 +282,6 @@ def test_hosts_of_one_environment_are_compared_too(audit, tmp_path):
     log_level = next(f for f in report["findings"] if f["key"] == "LOG_LEVEL")
     assert log_level["values"] == {"dev": "DEBUG", "prod/web2": "WARNING", "prod/web1": "INFO"}
     assert log_level["environments"] == ["prod/web2", "prod/web1"]
-    assert "| dev | prod/web2 | prod/web1 |" in result.markdown
+    # The Markdown shows one column per environment: prod's two hosts disagree, each is named.
+    assert "| key | kind | check | severity | dev | prod |" in result.markdown
+    assert "| `DEBUG` | web2: `WARNING` · web1: `INFO` |" in result.markdown
