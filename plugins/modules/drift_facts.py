@@ -4,63 +4,51 @@
 DOCUMENTATION = r"""
 ---
 module: drift_facts
-short_description: Collect envparity drift facts of every requested area in one execution
+short_description: Collect envparity drift facts of every area of the run in one execution per host
 description:
-  - Reads env files (and, as areas are added, Docker, PostgreSQL and git state) on the host.
+  - Reads, on the host, every area the run audits (env files, git, Docker Compose and the engine,
+    PostgreSQL) in one module execution; the areas run concurrently.
   - Secret values never leave the host in clear; they are replaced by keyed fingerprints.
   - Read-only; returns C(changed=false) and supports check mode.
-  - Normally called through the action plugin of the same name, which stores the packed facts
-    in the run directory on the controller and returns only a summary.
+  - The task takes the run directory only. Its action plugin (same name) reads the host's
+    variables of each area (C(drift_env_files), C(drift_git_repos), C(drift_compose),
+    C(drift_postgres) ...), checks them against each area role's argument specs, records the
+    host's request in the run directory, and calls the module with the requests, the run's
+    fingerprint key and the database passwords, on stdin of a pipelined module only (it refuses a
+    connection without pipelining). It stores the packed facts in the run directory and returns
+    only each area's status.
 version_added: 0.1.0
 author:
   - envparity developers
 options:
-  areas:
-    description: "Requests per area, for example C({env: {project_dir: ..., files: [...]}})."
-    type: dict
-    required: true
-  run_key:
+  run_dir:
     description:
-      - Per-run HMAC key (hex) used to fingerprint secret values.
-      - The action plugin passes it only through a pipelined module (on stdin), never in a file
-        on the host, and refuses a connection without pipelining.
-    type: str
+      - The run directory that C(envparity.audit.drift_run) opened (its C(run_dir) result).
+    type: path
     required: true
-  max_file_bytes:
-    description: Files larger than this are reported as too large and not read.
-    type: int
-    default: 1048576
-  secrets:
-    description:
-      - "Secrets per area, kept out of the requests, for example C({postgres: {app: password}})."
-      - Used on the host only (database passwords reach psql through its environment).
-    type: dict
-    default: {}
+notes:
+  - The module itself takes C(areas) (the requests), C(run_key) and C(secrets) (no_log); only its
+    action plugin gives them, so they are not options of the task.
 attributes:
   check_mode:
     support: full
 """
 
 EXAMPLES = r"""
-- name: Collect the env area
+# As compare.yml runs it, after envparity.audit.drift_run opened the run.
+- name: Collect drift facts (one read-only module execution per host, every area)
   envparity.audit.drift_facts:
-    areas:
-      env:
-        project_dir: /home/deploy/app
-        files:
-          - {name: app, path: config/production.env, template: docker/env.prod.example}
-    run_key: "{{ lookup('ansible.builtin.file', run_dir ~ '/key') }}"
+    run_dir: "{{ __drift_run.run_dir }}"
+  timeout: "{{ drift_host_timeout | default(__drift_run.host_timeout) }}"
 """
 
 RETURN = r"""
-facts_blob:
-  description:
-    - Gzip-compressed, base64-encoded JSON of the collected facts.
-    - The controller checks it before use (inflated size, depth, the structure of each area).
-  returned: always
-  type: str
 areas:
-  description: Status of each requested area (C(ok) or C(failed) with a reason).
+  description:
+    - Status of each area collected on the host (C(ok), or C(failed) with a reason); empty when the
+      host configures no area.
+    - The facts themselves (gzip-compressed, base64-encoded JSON from the module) are checked and
+      stored in the run directory by the action plugin, never returned.
   returned: always
   type: dict
 """
@@ -75,7 +63,6 @@ def main():
         argument_spec={
             "areas": {"type": "dict", "required": True},
             "run_key": {"type": "str", "required": True, "no_log": True},
-            "max_file_bytes": {"type": "int", "default": 1048576},
             "secrets": {"type": "dict", "default": {}, "no_log": True},
         },
         supports_check_mode=True,
