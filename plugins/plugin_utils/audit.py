@@ -239,7 +239,25 @@ def _stale_candidates(stale, audited_areas, findings, column_count):
     return kept
 
 
-def build_audit(run_directory, environments, production_environments, groups, requests, rules_files, fail_on):
+def audited_areas(requests, selected_areas=None):
+    """The areas some host configures; with a host whose request could not be built (its
+    variables did not validate), every area the run selected, since it may configure any."""
+    configured = {area for request in requests.values() for area, value in (request or {}).items() if value is not None}
+    if selected_areas and any(request is None for request in requests.values()):
+        configured.update(selected_areas)
+    return sorted(configured)
+
+
+def build_audit(
+    run_directory,
+    environments,
+    production_environments,
+    groups,
+    requests,
+    rules_files,
+    fail_on,
+    selected_areas=None,
+):
     """Every finding of the run, with the context the report needs."""
     columns = build_columns(environments, groups, set(requests))
     with without_gc():
@@ -251,9 +269,7 @@ def build_audit(run_directory, environments, production_environments, groups, re
         }
     labels = [column["label"] for column in columns]
     production = {column["label"] for column in columns if column["environment"] in production_environments}
-    audited = sorted(
-        {area for host in requests for area, request in (requests[host] or {}).items() if request is not None}
-    )
+    audited = audited_areas(requests, selected_areas)
     errors = []
     findings = []
     compared = {}

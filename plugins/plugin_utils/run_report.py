@@ -46,6 +46,7 @@ def write_run_report(run_directory, now=None):
         run_dir.load_requests(run_directory),
         settings["rules_files"],
         settings["fail_on"],
+        settings.get("areas"),
     )
     now = time.time() if now is None else now
     document = build_document(audit, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings["inventory"])

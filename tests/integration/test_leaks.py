@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import secrets
+import threading
 
 import pytest
 
@@ -35,6 +36,26 @@ def scanned_files(*roots):
                     yield path
 
 
+class KeyWatcher(threading.Thread):
+    """Reads the per-run key while the run lasts: it is deleted when the report step starts,
+    even with drift_keep_run_dir, so afterwards there is nothing left to read it from."""
+
+    def __init__(self, report_dir):
+        super().__init__(daemon=True)
+        self.report_dir = report_dir
+        self.key = None
+        self.done = threading.Event()
+
+    def run(self):
+        while self.key is None and not self.done.is_set():
+            for link in self.report_dir.glob(".runs/*/key"):
+                try:
+                    self.key = link.read_text().strip() or None
+                except OSError:
+                    continue
+            self.done.wait(0.005)
+
+
 def scan(texts_by_place, needles):
     hits = {}
     for place, text in texts_by_place.items():
@@ -51,7 +72,11 @@ def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosi
     monkeypatch.setenv("ENVPARITY_TEST_CANARY", ENV_CANARY)
     monkeypatch.setenv("APP_HOME", ENV_CANARY)
     tmp_before = set(pathlib.Path("/tmp").iterdir())
+    watcher = KeyWatcher(tmp_path / "reports")
+    watcher.start()
     result = audit(extravars={"drift_keep_run_dir": True}, verbosity=verbosity)
+    watcher.done.set()
+    watcher.join()
     assert result.rc == 0, result.stdout
     needles = list(canaries.values()) + [ENV_CANARY]
     assert len(canaries) >= 5
@@ -78,11 +103,12 @@ def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosi
             continue  # removed since it was listed (another process's temporary file): not left behind
 
     assert scan(places, needles) == {}, "canary leaked"
-    # The per-run fingerprint key stays in its 0600 file: never in stdout or runner events.
-    key_file = next(result.report_dir.glob(".runs/*/key"))
-    assert key_file.stat().st_mode & 0o077 == 0
-    key = key_file.read_text().strip()
-    assert scan({p: t for p, t in places.items() if not p.endswith("/key")}, [key]) == {}
+    # The per-run fingerprint key was seen while the run lasted, and is nowhere now: not kept with
+    # the facts of the kept run directory, not in stdout, runner events or temporary files.
+    key = watcher.key
+    assert key is not None and len(key) == 64, "the run key was never seen"
+    assert list(result.report_dir.glob(".runs/*/key")) == []
+    assert scan(places, [key]) == {}
 
     # Control: the grep sees what it must see, in the same places.
     controls = scan(places, CONTROL_MARKERS)

@@ -216,3 +216,18 @@ def test_a_subject_configured_on_some_hosts_only_is_one_finding(tmp_path):
     assert (finding["subject"], finding["key"], finding["check"]) == ("worker", "*", "env.not_configured")
     assert finding["environments"] == ["prod/p1"]
     assert finding["values"] == {"dev": "configured", "prod/p1": "not configured", "prod/p2": "configured"}
+
+
+def test_hosts_whose_variables_did_not_validate_still_audit_every_selected_area(tmp_path):
+    _, directory = run_dir.new_run(str(tmp_path))
+    for host in ("d", "p1"):
+        run_dir.store_request(directory, host, None)
+        run_dir.store_error(directory, host, {"host": host, "status": "failed", "reason": "cannot audit: bad"})
+    requests = run_dir.load_requests(directory)
+    audit = build_audit(directory, ["dev", "prod"], [], GROUPS, requests, [], "critical", ["env", "git"])
+    assert audit["audited_areas"] == ["env", "git"]
+    assert [(f["area"], f["check"]) for f in audit["findings"]] == [
+        ("env", "audit.not_compared"),
+        ("git", "audit.not_compared"),
+    ]
+    assert audit["gate"]["tripped"] is True
