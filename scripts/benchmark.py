@@ -53,6 +53,7 @@ import json
 import os
 import platform
 import posixpath
+import resource
 import secrets
 import shlex
 import shutil
@@ -66,6 +67,7 @@ import urllib.parse
 from pathlib import Path
 
 from benchlib import BenchmarkError, stats
+from fleet_inventory import write_fleet_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin: ansible-playbook and friends
@@ -93,6 +95,31 @@ AREAS = ("env", "git", "docker")
 FLOOR_ALL = "+".join(AREAS)
 # The floor script's sections, in order, and the audit area each belongs to.
 SECTIONS = {"env": "env", "git": "git", "deploy": "git", "engine": "docker", "compose": "docker"}
+
+# Ansible's own floor: the cheapest playbook that reaches every host.
+PING_PLAYBOOK = """\
+---
+- name: Ansible's floor, one ping per host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+UNREACHABLE_HINT = (
+    " (a host was unreachable: with many hosts on the lab's one sshd, look for refused connections in its "
+    "log, /var/lib/envparity-lab/ssh/sshd.log, and at MaxStartups in lab/ssh_area.py)"
+)
+
+# The goals the engine is held to (seconds unless said otherwise).
+GOAL_TASKS_PER_HOST = 3
+GOAL_OVER_FLOORS_S = 0.15  # an audit's time over Ansible's ping floor plus the area's own raw reads
+GOAL_DIFF_RENDER_S = 0.020
+GOAL_FLEET_TIME_RATIO = 3.0  # T(largest fleet) / T(smallest)
+GOAL_FLEET_CPU_PER_HOST_S = 0.060
+GOAL_FLEET_MARKDOWN_RATIO = 1.5
+FLEET_AREAS = ("env", "git")
+FLEET_ROLES = ("audit", *FLEET_AREAS)  # the group_vars a fleet inventory keeps
 
 # The docker load: containers of a compose project no stack of the lab uses.
 LOAD_PROJECT = "envparity-bench"
@@ -415,65 +442,93 @@ def measure_floor(sections, runs, label="floor"):
     return dict(stats(samples), sections=sections_figures)
 
 
-def playbook_areas():
-    """The areas of compare.yml: the tags of its roles, except always."""
-    import yaml
+def collection_import():
+    """Make the repository importable as the envparity.audit collection (its collections/ symlink)."""
+    collections = str(ROOT / "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
 
-    plays = yaml.safe_load((ROOT / "compare.yml").read_text(encoding="utf-8"))
-    areas = []
-    for play in plays:
-        for role in play.get("roles") or []:
-            tags = role.get("tags") if isinstance(role, dict) else None
-            for tag in tags or []:
-                if tag != "always" and tag not in areas:
-                    areas.append(tag)
-    return areas
+
+def playbook_areas():
+    """The areas compare.yml audits: the engine's area registry, in its order."""
+    collection_import()
+    from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
+
+    return list(AREA_NAMES)
 
 
 def area_sections(area):
     return [section for section, owner in SECTIONS.items() if owner == area]
 
 
-# --- the audit -----------------------------------------------------------------------------------
+# --- the audit and Ansible's own floor --------------------------------------------------------------
 
 
-def run_audit(workdir, extra_vars=None, tags=None):
-    """One `ansible-playbook compare.yml` in workdir; returns (wall time, the findings of its report).
+def run_playbook(workdir, playbook, args=(), env=None):
+    """One `ansible-playbook` from the repository root with a fresh ControlPath directory in workdir.
 
-    A finding is named by (check, key, environments, expected): no values.
+    Returns (wall seconds, controller CPU seconds, the finished process). The CPU is the user+sys time of
+    the ansible-playbook process tree (its forks, and the ssh clients they wait for): the children's
+    rusage around the run. ControlPersist masters detach, so their CPU is not in it.
     """
     control_dir = workdir / "cp"
     control_dir.mkdir(mode=0o700)
-    variables = {"drift_report_dir": str(workdir / "reports")}
-    variables.update(extra_vars or {})
-    command = [str(BIN / "ansible-playbook"), "compare.yml", "-e", json.dumps(variables)]
-    if tags:
-        command += ["--tags", tags]
+    command = [str(BIN / "ansible-playbook"), str(playbook), *args]
     try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(
             command,
             cwd=ROOT,
-            env=ansible_env(control_dir),
+            env=dict(ansible_env(control_dir), **(env or {})),
             capture_output=True,
             text=True,
             check=False,
             timeout=COMMAND_TIMEOUT,
         )
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         stop_ssh_masters(control_dir)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
-        raise BenchmarkError("the audit failed (rc %d):\n%s" % (proc.returncode, tail(proc.stdout + proc.stderr)))
+        raise BenchmarkError(
+            "%s failed (rc %d)%s:\n%s"
+            % (
+                playbook.name,
+                proc.returncode,
+                UNREACHABLE_HINT if proc.returncode == 4 else "",
+                tail(proc.stdout + proc.stderr),
+            )
+        )
+    return elapsed, cpu, proc
+
+
+def run_audit(workdir, extra_vars=None, tags=None, inventory=None, forks=None):
+    """One `ansible-playbook compare.yml` in workdir.
+
+    Returns {"s", "cpu_s", "markdown_bytes", "findings"}; a finding is named by (check, key, environments,
+    expected): no values.
+    """
+    variables = {"drift_report_dir": str(workdir / "reports")}
+    variables.update(extra_vars or {})
+    args = ["-e", json.dumps(variables)]
+    if tags:
+        args += ["--tags", tags]
+    if inventory:
+        args += ["-i", str(inventory)]
+    env = {"ANSIBLE_FORKS": str(forks)} if forks else None
+    elapsed, cpu, _ = run_playbook(workdir, ROOT / "compare.yml", args, env)
     try:
         report = json.loads((workdir / "reports" / "latest.json").read_text(encoding="utf-8"))
+        markdown_bytes = (workdir / "reports" / "latest.md").stat().st_size
     except (OSError, ValueError) as exc:
-        raise BenchmarkError("the audit wrote no readable reports/latest.json: %s" % exc) from None
+        raise BenchmarkError("the audit wrote no readable reports/latest.json and latest.md: %s" % exc) from None
     findings = sorted(
         (item["check"], item["key"], ",".join(item.get("environments") or []), bool(item.get("expected")))
         for item in report["findings"]
     )
-    return elapsed, findings
+    return {"s": elapsed, "cpu_s": cpu, "markdown_bytes": markdown_bytes, "findings": findings}
 
 
 def findings_difference(first, second):
@@ -487,22 +542,51 @@ def findings_difference(first, second):
     return "only in the first: %s; only in the second: %s" % (names(only_first) or "-", names(only_second) or "-")
 
 
-def measure_audit(runs, tags=None, label="audit"):
-    """1 warm-up + runs; every run must give the same findings. Returns (figures, the findings)."""
-    samples, findings = [], None
+def measure_audit(runs, tags=None, label="audit", inventory=None, forks=None):
+    """1 warm-up + runs; every run must give the same findings. Returns (figures, the findings).
+
+    figures: the wall time's stats, the median controller CPU, the findings count and the Markdown size.
+    """
+    samples, cpu, findings, markdown_bytes = [], [], None, None
     for index in range(runs + 1):
         with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
-            elapsed, found = run_audit(Path(tmp), tags=tags)
-        if findings is not None and found != findings:
+            run = run_audit(Path(tmp), tags=tags, inventory=inventory, forks=forks)
+        if findings is not None and run["findings"] != findings:
             raise BenchmarkError(
                 "%s: the findings changed between runs (is something else changing the lab?): %s"
-                % (label, findings_difference(findings, found))
+                % (label, findings_difference(findings, run["findings"]))
             )
-        findings = found
+        findings, markdown_bytes = run["findings"], run["markdown_bytes"]
         if index:  # the first run is the warm-up
-            samples.append(elapsed)
-        progress(label, index, runs, elapsed)
-    return dict(stats(samples), findings=len(findings)), findings
+            samples.append(run["s"])
+            cpu.append(run["cpu_s"])
+        progress(label, index, runs, run["s"])
+    figures = dict(
+        stats(samples),
+        cpu_median_s=round(statistics.median(cpu), 4),
+        findings=len(findings),
+        markdown_bytes=markdown_bytes,
+    )
+    return figures, findings
+
+
+def measure_ping_floor(runs, inventory=None, forks=None, label="ping floor"):
+    """Ansible's own floor: one ansible.builtin.ping per host of the inventory (the lab's by default),
+    with the same ansible.cfg and a fresh ControlPath directory per run. 1 warm-up + runs."""
+    args = ["-i", str(inventory)] if inventory else []
+    env = {"ANSIBLE_FORKS": str(forks)} if forks else None
+    samples, cpu = [], []
+    with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
+        playbook = Path(tmp) / "ping.yml"
+        playbook.write_text(PING_PLAYBOOK, encoding="utf-8")
+        for index in range(runs + 1):
+            workdir = Path(tempfile.mkdtemp(dir=tmp))
+            elapsed, used, _ = run_playbook(workdir, playbook, args, env)
+            if index:
+                samples.append(elapsed)
+                cpu.append(used)
+            progress(label, index, runs, elapsed)
+    return dict(stats(samples), cpu_median_s=round(statistics.median(cpu), 4))
 
 
 def count_tasks():
@@ -562,9 +646,7 @@ def count_tasks():
 
 def measure_render(render_runs):
     """Median time of the pure-Python diff and render of one kept run directory."""
-    collections = str(ROOT / "collections")
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
+    collection_import()
     from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
     from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
     from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
@@ -776,6 +858,86 @@ def measure_docker_load(count, runs, findings_without):
     }
 
 
+# --- goals (pure) -------------------------------------------------------------------------------------
+
+
+def verdict(value, goal):
+    """PASS when the measured value is within its goal (at most), else MISS."""
+    return "PASS" if value <= goal else "MISS"
+
+
+def area_raw_seconds(sections, area):
+    """An area's own raw collection time: its floor sections timed inside the scripts (no ssh or sh
+    start-up), on the slower host, since the audit collects the hosts in parallel. None: no floor."""
+    owned = area_sections(area)
+    if not owned:
+        return None
+    return max(sum(per_host[section]["median_s"] for section in owned) for per_host in sections.values())
+
+
+def area_goals(audits, ping_s, sections, areas):
+    """Each area's audit against Ansible's ping floor plus the area's raw reads, and the env-only audit
+    against the ping floor alone. Rows of {goal, audit_s, allowed_s, over_s, margin_s, verdict}; an area
+    without a raw floor (raw None) is held to the ping floor alone and says so."""
+    rows = []
+
+    def row(goal, audit_s, raw_s):
+        over = audit_s - ping_s - (raw_s or 0.0)
+        margin = GOAL_OVER_FLOORS_S - over
+        return {
+            "goal": goal,
+            "audit_s": round(audit_s, 4),
+            "ping_floor_s": round(ping_s, 4),
+            "raw_s": None if raw_s is None else round(raw_s, 4),
+            "over_s": round(over, 4),
+            "margin_s": round(margin, 4),
+            "verdict": verdict(over, GOAL_OVER_FLOORS_S),
+        }
+
+    rows.append(row("env-only <= ping + 0.15 s", audits["env"]["median_s"], None))
+    for area in areas:
+        raw = area_raw_seconds(sections, area)
+        label = (
+            "%s <= ping + raw %s + 0.15 s" % (area, area)
+            if raw is not None
+            else "%s <= ping + 0.15 s (no raw floor)" % area
+        )
+        rows.append(row(label, audits[area]["median_s"], raw))
+    return rows
+
+
+def parse_fleet(text):
+    """--fleet 1,50 -> [1, 50]: prod host counts, at least 1 each, sorted, without repeats."""
+    try:
+        sizes = sorted({int(item) for item in text.split(",") if item.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError("--fleet takes host counts separated by commas, e.g. 1,50") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("--fleet takes host counts of at least 1, e.g. 1,50")
+    return sizes
+
+
+def fleet_goals(fleet):
+    """T(largest)/T(smallest), controller CPU per extra host and the Markdown growth, with verdicts.
+
+    fleet: {N: {"audit": {"median_s", "cpu_median_s", "markdown_bytes"}}} with at least two sizes.
+    """
+    small, large = min(fleet), max(fleet)
+    first, last = fleet[small]["audit"], fleet[large]["audit"]
+    time_ratio = last["median_s"] / first["median_s"]
+    cpu_per_host = (last["cpu_median_s"] - first["cpu_median_s"]) / (large - small)
+    markdown_ratio = last["markdown_bytes"] / first["markdown_bytes"]
+    return {
+        "sizes": [small, large],
+        "time_ratio": round(time_ratio, 2),
+        "time_ratio_verdict": verdict(time_ratio, GOAL_FLEET_TIME_RATIO),
+        "cpu_per_extra_host_s": round(cpu_per_host, 4),
+        "cpu_per_extra_host_verdict": verdict(cpu_per_host, GOAL_FLEET_CPU_PER_HOST_S),
+        "markdown_ratio": round(markdown_ratio, 2),
+        "markdown_ratio_verdict": verdict(markdown_ratio, GOAL_FLEET_MARKDOWN_RATIO),
+    }
+
+
 # --- output --------------------------------------------------------------------------------------
 
 
@@ -827,6 +989,30 @@ def table(figures):
         else:
             row += " %10s %7s %9d %16s" % ("-", "-", audit["findings"], "-")
         lines.append(row)
+    ping = figures["ping_floor"]
+    lines.append(
+        "%-15s %8.3f s %8.3f s   (Ansible's floor: ansible.builtin.ping on every lab host, same ansible.cfg)"
+        % ("ping floor", ping["median_s"], ping["min_s"])
+    )
+    lines.append("")
+    lines.append(
+        "goals (audit medians; raw = the area's floor sections timed inside the script, slower host; "
+        "margin = 0.15 s - over):"
+    )
+    lines.append("%-44s %9s %9s %9s %9s %9s  %s" % ("goal", "audit", "ping", "raw", "over", "margin", ""))
+    for goal in figures["goals"]["areas"]:
+        lines.append(
+            "%-44s %7.3f s %7.3f s %9s %7.3f s %7.3f s  %s"
+            % (
+                goal["goal"],
+                goal["audit_s"],
+                goal["ping_floor_s"],
+                "-" if goal["raw_s"] is None else "%7.3f s" % goal["raw_s"],
+                goal["over_s"],
+                goal["margin_s"],
+                goal["verdict"],
+            )
+        )
     lines.append("")
     lines.append("floor sections (the %s script, timed inside it; median):" % FLOOR_ALL)
     lines.append("%-9s %-7s %10s %10s %12s %12s" % ("section", "area", "prod", "dev", "prod bytes", "dev bytes"))
@@ -879,7 +1065,7 @@ def table(figures):
     )
     for host, counts in figures["tasks_per_host"].items():
         lines.append(
-            "%-12s %6d %6d %7d %8d %9d %14d"
+            "%-12s %6d %6d %7d %8d %9d %14d   goal <= 3: %s"
             % (
                 host,
                 counts["total"],
@@ -888,6 +1074,7 @@ def table(figures):
                 counts["skipped"],
                 counts["arg_spec"],
                 counts["on_controller"],
+                verdict(counts["total"], GOAL_TASKS_PER_HOST),
             )
         )
     lines.append("")
@@ -896,60 +1083,94 @@ def table(figures):
         % (render["median_s"] * 1000, render["min_s"] * 1000, render["max_s"] * 1000)
         + ", ".join("%s %.1f ms" % (name, seconds * 1000) for name, seconds in render["phases_median_s"].items())
     )
+    lines.append(
+        "diff+render goal <= %.0f ms: %s (margin %.1f ms)"
+        % (
+            GOAL_DIFF_RENDER_S * 1000,
+            verdict(render["median_s"], GOAL_DIFF_RENDER_S),
+            (GOAL_DIFF_RENDER_S - render["median_s"]) * 1000,
+        )
+    )
     lines.append("findings %d, Markdown %d bytes" % (render["findings"], render["markdown_bytes"]))
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs of each audit and floor (default 5)")
-    parser.add_argument("--render-runs", type=int, default=20, help="measured runs of diff+render (default 20)")
-    parser.add_argument(
-        "--load-containers", type=int, default=50, help="extra running containers for the docker load (0: skip)"
-    )
-    parser.add_argument(
-        "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
-    )
-    parser.add_argument("--output", default=str(ROOT / "reports" / "benchmark.json"), help="JSON file of the figures")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
-        parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
-    if not shutil.which("ssh"):
-        parser.error("ssh is not installed")
-    os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
+def fleet_table(figures):
+    fleet, goals = figures["fleet"], figures["fleet_goals"]
+    lines = [
+        "envparity fleet benchmark: N prod hosts on the lab's sshd (127.0.0.1:%d, one SSH master each) + dev; "
+        "--tags %s; forks N+1; %d runs after 1 warm-up" % (PROD_PORT, ",".join(FLEET_AREAS), figures["runs"]),
+        "",
+        "%6s %10s %10s %12s %10s %12s %9s %10s"
+        % ("N", "T(N)", "(min)", "CPU(N)", "ping(N)", "ping CPU", "findings", "Markdown"),
+    ]
+    for size, values in fleet.items():
+        audit, ping = values["audit"], values["ping_floor"]
+        lines.append(
+            "%6d %8.3f s %8.3f s %10.3f s %8.3f s %10.3f s %9d %8d B"
+            % (
+                size,
+                audit["median_s"],
+                audit["min_s"],
+                audit["cpu_median_s"],
+                ping["median_s"],
+                ping["cpu_median_s"],
+                audit["findings"],
+                audit["markdown_bytes"],
+            )
+        )
+    if goals:
+        small, large = goals["sizes"]
+        lines.append("")
+        lines.append(
+            "T(%d)/T(%d) = %.2f   goal <= %.1f: %s"
+            % (large, small, goals["time_ratio"], GOAL_FLEET_TIME_RATIO, goals["time_ratio_verdict"])
+        )
+        lines.append(
+            "controller CPU per extra host = %.1f ms   goal <= %.0f ms: %s   "
+            "(user+sys of the ansible-playbook process tree, (CPU(%d) - CPU(%d)) / %d)"
+            % (
+                goals["cpu_per_extra_host_s"] * 1000,
+                GOAL_FLEET_CPU_PER_HOST_S * 1000,
+                goals["cpu_per_extra_host_verdict"],
+                large,
+                small,
+                large - small,
+            )
+        )
+        lines.append(
+            "Markdown(%d)/Markdown(%d) = %.2f   goal <= %.1f: %s"
+            % (large, small, goals["markdown_ratio"], GOAL_FLEET_MARKDOWN_RATIO, goals["markdown_ratio_verdict"])
+        )
+    return "\n".join(lines)
 
-    try:
-        if args.remove_load:
-            with no_interrupt():
-                print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
-            return 0
-        check_lab()
-        areas = playbook_areas()
-        if not set(AREAS) <= set(areas):
-            raise BenchmarkError("compare.yml has the areas %s; the floor needs %s" % (areas, list(AREAS)))
-        if args.load_containers:
-            check_no_load()  # now rather than after the audits
-        floors = {FLOOR_ALL: measure_floor(list(SECTIONS), args.runs)}
-        for area in AREAS:
-            floors[area] = measure_floor(area_sections(area), args.runs, label="floor " + area)
-        tasks_per_host = count_tasks()
-        render_samples, phases, render_info = measure_render(args.render_runs)
-        audits, findings = {"all": measure_audit(args.runs)[0]}, {}
-        if areas != list(AREAS):  # the floor's areas alone, for a like-for-like ratio
-            audits[FLOOR_ALL] = measure_audit(args.runs, tags=",".join(AREAS), label="audit " + FLOOR_ALL)[0]
-        for area in sorted(areas, key=lambda name: name == "docker"):  # docker last
-            audits[area], findings[area] = measure_audit(args.runs, tags=area, label="audit " + area)
-        # Right after the docker-only audit, whose findings the load must leave as they are.
-        audits = {key: audits[key] for key in ("all", FLOOR_ALL, *areas) if key in audits}  # in reading order
-        load = None
-        if args.load_containers:
-            load = measure_docker_load(args.load_containers, args.runs, findings["docker"])
-    except (BenchmarkError, subprocess.TimeoutExpired) as exc:
-        print("benchmark: %s" % exc, file=sys.stderr)
-        return 1
 
-    figures = {
-        "schema_version": 2,
+def measure_lab(args):
+    """The default benchmark: floors, tasks per host, diff+render, each area's audit, the docker load."""
+    areas = playbook_areas()
+    if not set(AREAS) <= set(areas):
+        raise BenchmarkError("compare.yml has the areas %s; the floor needs %s" % (areas, list(AREAS)))
+    if args.load_containers:
+        check_no_load()  # now rather than after the audits
+    floors = {FLOOR_ALL: measure_floor(list(SECTIONS), args.runs)}
+    for area in AREAS:
+        floors[area] = measure_floor(area_sections(area), args.runs, label="floor " + area)
+    ping = measure_ping_floor(args.runs)
+    tasks_per_host = count_tasks()
+    render_samples, phases, render_info = measure_render(args.render_runs)
+    audits, findings = {"all": measure_audit(args.runs)[0]}, {}
+    if areas != list(AREAS):  # the floor's areas alone, for a like-for-like ratio
+        audits[FLOOR_ALL] = measure_audit(args.runs, tags=",".join(AREAS), label="audit " + FLOOR_ALL)[0]
+    for area in sorted(areas, key=lambda name: name == "docker"):  # docker last
+        audits[area], findings[area] = measure_audit(args.runs, tags=area, label="audit " + area)
+    # Right after the docker-only audit, whose findings the load must leave as they are.
+    audits = {key: audits[key] for key in ("all", FLOOR_ALL, *areas) if key in audits}  # in reading order
+    load = None
+    if args.load_containers:
+        load = measure_docker_load(args.load_containers, args.runs, findings["docker"])
+    render = dict(stats(render_samples), phases_median_s=phases, **render_info)
+    return {
+        "schema_version": 3,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": versions(),
         "runs": args.runs,
@@ -965,6 +1186,7 @@ def main(argv=None):
             for area, values in audits.items()
         },
         "audit_note": "fresh SSH ControlPath directory per run: the first connection is a new one",
+        "ping_floor": ping,
         "floor": {
             area: dict(values, script_sections=list(values["sections"]["prod"])) for area, values in floors.items()
         },
@@ -973,14 +1195,86 @@ def main(argv=None):
         "ratio": {
             area: round(audits.get(area, audits["all"])["median_s"] / floors[area]["median_s"], 1) for area in floors
         },
+        "goals": {
+            "areas": area_goals(audits, ping["median_s"], floors[FLOOR_ALL]["sections"], areas),
+            "tasks_per_host": {
+                host: verdict(counts["total"], GOAL_TASKS_PER_HOST) for host, counts in tasks_per_host.items()
+            },
+            "diff_render": verdict(render["median_s"], GOAL_DIFF_RENDER_S),
+        },
         "tasks_per_host": tasks_per_host,
-        "diff_render": dict(stats(render_samples), phases_median_s=phases, **render_info),
+        "diff_render": render,
         "docker_load": load,
     }
-    output = Path(args.output)
+
+
+def measure_fleet(args):
+    """T(N), controller CPU and report size of an env+git audit of N prod hosts on the lab's sshd, and
+    Ansible's ping floor on the same inventory, for each N of --fleet."""
+    fleet = {}
+    with tempfile.TemporaryDirectory(prefix="envparity-bench-fleet-") as tmp:
+        for size in args.fleet:
+            inventory = write_fleet_inventory(Path(tmp) / ("fleet-%d" % size), size, FLEET_ROLES)
+            forks = size + 1  # every host at once, dev included
+            ping = measure_ping_floor(args.runs, inventory, forks, label="ping N=%d" % size)
+            audit, _ = measure_audit(
+                args.runs, tags=",".join(FLEET_AREAS), label="audit N=%d" % size, inventory=inventory, forks=forks
+            )
+            fleet[size] = {"prod_hosts": size, "forks": forks, "ping_floor": ping, "audit": audit}
+    return {
+        "schema_version": 3,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": versions(),
+        "runs": args.runs,
+        "fleet_areas": list(FLEET_AREAS),
+        "fleet": fleet,
+        "fleet_note": "N prod hosts prod-001 … on 127.0.0.1:%d as deploy (the lab's key and known_hosts), each "
+        "with its own ControlPath; dev as in the lab; group_vars of the lab less all but the audit, env and git "
+        "variables; CPU = user+sys of the ansible-playbook process tree (rusage of children)" % PROD_PORT,
+        "fleet_goals": fleet_goals(fleet) if len(fleet) > 1 else None,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="measured runs of each audit and floor (default 5)")
+    parser.add_argument("--render-runs", type=int, default=20, help="measured runs of diff+render (default 20)")
+    parser.add_argument(
+        "--load-containers", type=int, default=50, help="extra running containers for the docker load (0: skip)"
+    )
+    parser.add_argument(
+        "--fleet",
+        type=parse_fleet,
+        help="only the fleet benchmark: prod host counts on the lab's sshd, e.g. 1,50 (env and git areas)",
+    )
+    parser.add_argument(
+        "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
+    )
+    parser.add_argument(
+        "--output", help="JSON file of the figures (default reports/benchmark.json, reports/benchmark-fleet.json)"
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
+        parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
+    if not shutil.which("ssh"):
+        parser.error("ssh is not installed")
+    os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
+
+    try:
+        if args.remove_load:
+            with no_interrupt():
+                print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
+            return 0
+        check_lab()
+        figures = measure_fleet(args) if args.fleet else measure_lab(args)
+    except (BenchmarkError, subprocess.TimeoutExpired) as exc:
+        print("benchmark: %s" % exc, file=sys.stderr)
+        return 1
+
+    output = Path(args.output or ROOT / "reports" / ("benchmark-fleet.json" if args.fleet else "benchmark.json"))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    print(table(figures))
+    print(fleet_table(figures) if args.fleet else table(figures))
     print("\nfigures written to %s" % output)
     return 0
 
