@@ -1,0 +1,84 @@
+"""scripts/benchmark.py: the goals it holds the figures to (pure functions)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+
+from benchmark import area_goals, area_raw_seconds, fleet_goals, parse_fleet, verdict  # noqa: E402
+
+
+def sections(prod, dev):
+    """Floor sections per host, in seconds: {section: s} for prod and dev."""
+    return {
+        host: {name: {"median_s": seconds, "bytes": 0} for name, seconds in values.items()}
+        for host, values in (("prod", prod), ("dev", dev))
+    }
+
+
+FLOOR = sections(
+    {"env": 0.002, "git": 0.010, "deploy": 0.010, "engine": 0.080, "compose": 0.040},
+    {"env": 0.004, "git": 0.020, "deploy": 0.005, "engine": 0.090, "compose": 0.050},
+)
+
+
+def test_raw_time_of_an_area_is_its_sections_on_the_slower_host():
+    assert area_raw_seconds(FLOOR, "git") == pytest.approx(0.025)  # dev 0.020 + 0.005 > prod 0.010 + 0.010
+    assert area_raw_seconds(FLOOR, "docker") == pytest.approx(0.140)
+    assert area_raw_seconds(FLOOR, "postgres") is None
+
+
+def test_area_goals_margin_and_verdict():
+    audits = {"env": {"median_s": 1.60}, "docker": {"median_s": 1.80}, "postgres": {"median_s": 1.70}}
+    rows = area_goals(audits, 1.50, FLOOR, ["env", "docker", "postgres"])
+    by_goal = {row["goal"].split(" ")[0]: row for row in rows}
+    assert [row["goal"].split(" ")[0] for row in rows] == ["env-only", "env", "docker", "postgres"]
+    assert by_goal["env-only"]["over_s"] == pytest.approx(0.10)
+    assert by_goal["env-only"]["margin_s"] == pytest.approx(0.05)
+    assert by_goal["env-only"]["verdict"] == "PASS"
+    assert by_goal["env"]["raw_s"] == pytest.approx(0.004)
+    # docker: 1.80 - 1.50 - 0.14 = 0.16, over the 0.15 s allowed
+    assert by_goal["docker"]["over_s"] == pytest.approx(0.16)
+    assert by_goal["docker"]["verdict"] == "MISS"
+    assert by_goal["docker"]["margin_s"] == pytest.approx(-0.01)
+    # no raw floor: held to the ping floor alone
+    assert by_goal["postgres"]["raw_s"] is None
+    assert by_goal["postgres"]["verdict"] == "MISS"
+    assert "no raw floor" in by_goal["postgres"]["goal"]
+
+
+def test_fleet_goals_compare_the_largest_fleet_with_the_smallest():
+    fleet = {
+        1: {"audit": {"median_s": 2.0, "cpu_median_s": 1.5, "markdown_bytes": 10000}},
+        10: {"audit": {"median_s": 3.0, "cpu_median_s": 2.0, "markdown_bytes": 12000}},
+        50: {"audit": {"median_s": 7.0, "cpu_median_s": 4.95, "markdown_bytes": 16000}},
+    }
+    goals = fleet_goals(fleet)
+    assert goals["sizes"] == [1, 50]
+    assert goals["time_ratio"] == 3.5 and goals["time_ratio_verdict"] == "MISS"
+    assert goals["cpu_per_extra_host_s"] == pytest.approx(0.0704, abs=1e-4)
+    assert goals["cpu_per_extra_host_verdict"] == "MISS"
+    assert goals["markdown_ratio"] == 1.6 and goals["markdown_ratio_verdict"] == "MISS"
+    fleet[50]["audit"].update(median_s=6.0, cpu_median_s=4.4, markdown_bytes=15000)
+    goals = fleet_goals(fleet)
+    assert (goals["time_ratio_verdict"], goals["cpu_per_extra_host_verdict"], goals["markdown_ratio_verdict"]) == (
+        "PASS",
+        "PASS",
+        "PASS",
+    )
+
+
+def test_goal_is_inclusive():
+    assert verdict(0.15, 0.15) == "PASS"
+    assert verdict(0.1501, 0.15) == "MISS"
+
+
+def test_parse_fleet():
+    assert parse_fleet("50,1,50") == [1, 50]
+    assert parse_fleet("10") == [10]
+    for text in ("0,5", "a,b", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_fleet(text)
