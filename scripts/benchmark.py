@@ -3,14 +3,15 @@
 
     .venv/bin/python scripts/benchmark.py [--runs 5] [--render-runs 20] [--load-containers 50]
                                           [--output reports/benchmark.json]
+    .venv/bin/python scripts/benchmark.py --fleet 1,50 [--runs 5]   # only the fleet figures
     .venv/bin/python scripts/benchmark.py --remove-load   # only remove containers an interrupted run left
 
 Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, except for the
 docker load below, which it removes again.
 
   audit        wall time of `ansible-playbook compare.yml -e drift_report_dir=<tmp>`, all areas, the floor's
-               areas alone (`--tags env,git,docker`, when compare.yml has more, e.g. postgres: no floor yet),
-               and each area of compare.yml alone (`--tags env` …): 1 warm-up, median of --runs
+               areas alone (`--tags env,git,docker`, when the engine has more, e.g. postgres: no floor yet),
+               and each area of the engine's registry alone (`--tags env` …): 1 warm-up, median of --runs
   floor        the same work without Ansible, per host in ONE shell script: one fresh
                `ssh deploy@127.0.0.1 -p 2222 sh -s` for prod, then the same script with `sh -s` locally for
                dev. Its sections, from the inputs in inventory/lab/group_vars:
@@ -26,6 +27,12 @@ docker load below, which it removes again.
                (env; git = git + deploy; docker = engine + compose) for the per-area ratios. Each section is
                also timed inside the script (`date +%s%N`): that excludes ssh and sh start-up.
   ratio        audit / floor (medians): env+git+docker, and per area
+  ping floor   Ansible's own floor: a playbook of one ansible.builtin.ping per lab host (same inventory, same
+               ansible.cfg, a fresh ControlPath directory per run): 1 warm-up, median of --runs
+  goals        env-only audit <= ping floor + 0.15 s; each area's audit <= ping floor + the area's raw time
+               (its floor sections timed inside the script, on the slower host: Ansible collects the hosts
+               in parallel) + 0.15 s, an area without floor sections (postgres) against the ping floor
+               alone; task results <= 3 per host; diff+render <= 20 ms. Each with its margin and PASS/MISS.
   docker load  --load-containers (default 50) extra running containers started in the lab's engine through its
                API (image lab/worker:1.0 and its idle command, network none, 16 MiB memory limit), labelled
                as compose project `envparity-bench` (service `load`; no stack of the lab uses it, so the
@@ -33,15 +40,28 @@ docker load below, which it removes again.
                exactly those containers are stopped and removed (by label, in a finally, also on Ctrl-C).
                The docker-only audit must give the same findings (check, key, environments) with and
                without the load, and the engine's container list must be what it was before.
-  tasks        task results per host of one audit, counted from ansible-runner events
+  tasks        task results per host of one audit, counted from ansible-runner events (the run_once tasks
+               delegated to the controller count for the host that ran them)
   diff+render  build_audit + build_document + build_view + render_markdown on the run directory of one
                audit kept with drift_keep_run_dir=true: median of --render-runs (the report files are
                not written; that is I/O, not diff and render)
 
+--fleet N,M,…: instead of the above, for each N an inventory in a temporary directory
+(scripts/fleet_inventory.py): N prod hosts prod-001 … all on the lab's sshd (its address, port, user, key
+and known_hosts as inventory/lab/hosts.yml has them, each host with its own ControlPath, so its own SSH
+master, as distinct machines), dev as in the lab, the lab's group_vars less every variable but the audit's,
+env's and git's. With forks N+1: the ping floor and the audit `--tags env,git`, 1 warm-up and median of
+--runs each: T(N), the controller CPU (user+sys of the ansible-playbook process tree, from the rusage of
+children around the run; the detached ControlPersist masters are not in it) and the Markdown report's
+size. Goals, largest N against smallest: T ratio <= 3, CPU per extra host <= 60 ms, Markdown <= 1.5x.
+With many hosts on one sshd, connections beyond its MaxStartups are refused: an unreachable host stops
+the benchmark with a pointer to sshd's log.
+
 Every audit gets its own SSH ControlPath directory, so that its first connection is fresh like the
 floor's (a CI run on a new runner); the ControlPersist master it leaves behind is stopped through its
 socket right after the run. Reports and run directories go to temporary directories, removed at the
-end. Nothing is left running. The figures go to stdout and, as JSON, to reports/benchmark.json.
+end. Nothing is left running. The figures go to stdout and, as JSON, to reports/benchmark.json
+(reports/benchmark-fleet.json for --fleet).
 Nothing read from the hosts is printed or stored: the floor's output is counted in bytes and dropped.
 """
 
