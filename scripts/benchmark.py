@@ -73,6 +73,7 @@ import json
 import os
 import platform
 import posixpath
+import re
 import resource
 import secrets
 import shlex
@@ -109,12 +110,23 @@ RESULT_EVENTS = {
 ARG_SPEC_TASK = "Validating arguments against arg spec"
 COMMAND_TIMEOUT = 300
 
-# The areas the floor does; an area of compare.yml that is not here (postgres) is audited and timed,
-# with no floor to compare with.
-AREAS = ("env", "git", "docker")
+# The areas the floor does; an area of the engine that is not here is audited and timed, with no
+# floor to compare with.
+AREAS = ("env", "git", "docker", "postgres")
 FLOOR_ALL = "+".join(AREAS)
 # The floor script's sections, in order, and the audit area each belongs to.
-SECTIONS = {"env": "env", "git": "git", "deploy": "git", "engine": "docker", "compose": "docker"}
+SECTIONS = {
+    "env": "env",
+    "git": "git",
+    "deploy": "git",
+    "engine": "docker",
+    "compose": "docker",
+    "psql": "postgres",
+}
+# How the lab's group_vars give a database password: read from a file on the controller.
+PASSWORD_LOOKUP = re.compile(
+    r"""^\{\{\s*lookup\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*\}\}$"""
+)
 
 # Ansible's own floor: the cheapest playbook that reaches every host.
 PING_PLAYBOOK = """\
@@ -126,10 +138,9 @@ PING_PLAYBOOK = """\
     - name: Ping
       ansible.builtin.ping:
 """
-UNREACHABLE_HINT = (
-    " (a host was unreachable: with many hosts on the lab's one sshd, look for refused connections in its "
-    "log, /var/lib/envparity-lab/ssh/sshd.log, and at MaxStartups in lab/ssh_area.py)"
-)
+# A run where the lab's sshd refused a connection (MaxStartups: too many unauthenticated connections at
+# once, as a large fleet on its one sshd opens) says nothing about the engine: it is repeated, and counted.
+UNREACHABLE_ATTEMPTS = 3
 
 # The goals the engine is held to (seconds unless said otherwise).
 GOAL_TASKS_PER_HOST = 3
@@ -241,7 +252,51 @@ def host_inputs(group):
         "history_limit": int(data.get("drift_git_history_limit", 200)),
         "docker_socket": docker_host[len("unix://") :] or "/var/run/docker.sock",
         "stacks": stacks,
+        "databases": postgres_databases(group, data),
     }
+
+
+def lab_password(group, value):
+    """A drift_postgres password as the lab's group_vars give it: lookup('ansible.builtin.file', path)."""
+    if value is None:
+        return None
+    match = PASSWORD_LOOKUP.match(str(value).strip())
+    if not match:
+        raise BenchmarkError("%s: the floor reads a drift_postgres password only from lookup('file', path)" % group)
+    try:
+        return Path(match.group(1)).read_text(encoding="utf-8").rstrip()  # as the file lookup strips it
+    except OSError as exc:
+        raise BenchmarkError("%s: cannot read a drift_postgres password file: %s" % (group, exc.strerror)) from None
+
+
+def postgres_databases(group, data):
+    """Per configured database: the collector's psql command tail, its variables (password included)
+    and its script, from the postgres area's request builder and collector
+    (plugins/plugin_utils/requests.py, plugins/module_utils/pg_collect.py)."""
+    if not data.get("drift_postgres"):
+        return []
+    collection_import()
+    from ansible_collections.envparity.audit.plugins.module_utils import pg_collect
+    from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+
+    request = build_request("postgres", data)
+    passwords = {str(item["name"]): lab_password(group, item.get("password")) for item in data["drift_postgres"]}
+    databases = []
+    for db in request["databases"]:
+        variables = pg_collect._pg_environment(db, passwords[db["name"]], request["timeout"])
+        if db["container"]:
+            command = ["docker", "-H", request["docker_host"], "exec", "-i"]
+            command += [part for name in variables for part in ("-e", name)] + [db["container"], "psql"]
+        else:
+            command = ["psql"]
+        databases.append(
+            {
+                "command": command + list(pg_collect.PSQL_ARGS),
+                "variables": variables,
+                "script": pg_collect.build_script(request),
+            }
+        )
+    return databases
 
 
 # --- the floor -----------------------------------------------------------------------------------
@@ -356,6 +411,17 @@ def floor_script(inputs, python, sections, nonce):
                 env_file = sh_path(stack["env_file"]) if stack["env_file"] else "''"
                 files = " ".join(sh_path(name) for name in stack["files"])
                 lines.append("%s -c %s %s %s </dev/null || fail compose" % (q(python), q(COMPOSE_PY), env_file, files))
+        elif section == "psql":
+            # One psql session per database, the collector's script on its stdin (a here-document);
+            # the password only in the subshell's environment, never on a command line.
+            for db in inputs["databases"]:
+                exports = " ".join("%s=%s" % (name, q(value)) for name, value in db["variables"].items())
+                delimiter = "PSQL_%s" % nonce
+                lines.append(
+                    "( export %s; exec %s ) <<'%s' || fail psql" % (exports, " ".join(map(q, db["command"])), delimiter)
+                )
+                lines.append(db["script"].rstrip("\n"))
+                lines.append(delimiter)
         else:
             raise ValueError(section)
     lines.append("mark end")
@@ -511,17 +577,49 @@ def run_playbook(workdir, playbook, args=(), env=None):
     finally:
         stop_ssh_masters(control_dir)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if proc.returncode == 4:
+        raise Unreachable(playbook.name, unreachable_reasons(proc.stdout + proc.stderr))
     if proc.returncode != 0:
         raise BenchmarkError(
-            "%s failed (rc %d)%s:\n%s"
-            % (
-                playbook.name,
-                proc.returncode,
-                UNREACHABLE_HINT if proc.returncode == 4 else "",
-                tail(proc.stdout + proc.stderr),
-            )
+            "%s failed (rc %d):\n%s" % (playbook.name, proc.returncode, tail(proc.stdout + proc.stderr))
         )
     return elapsed, cpu, proc
+
+
+class Unreachable(BenchmarkError):
+    """A host could not be reached in one run; reasons: Ansible's messages (ssh's errors), at most a few."""
+
+    def __init__(self, playbook, reasons):
+        super().__init__(
+            "%s: a host was unreachable (%s); with many hosts on the lab's one sshd, look for 'past MaxStartups' "
+            "in /var/lib/envparity-lab/ssh/sshd.log (MaxStartups of lab/ssh_area.py)" % (playbook, "; ".join(reasons))
+        )
+        self.reasons = reasons
+
+
+def unreachable_reasons(output, limit=3):
+    """The distinct 'Failed to connect …' messages of Ansible's output (ssh's errors, no host data)."""
+    reasons = []
+    for line in output.splitlines():
+        text = line.strip().strip("'\"")
+        start = text.find("Failed to connect")
+        if start >= 0 and text[start:] not in reasons:
+            reasons.append(text[start:][:200])
+    return reasons[:limit] or ["no reason given"]
+
+
+def retried(run, counter):
+    """run() again when a host was unreachable, up to UNREACHABLE_ATTEMPTS times; counts the repeats."""
+    attempt = 1
+    while True:
+        try:
+            return run()
+        except Unreachable as exc:
+            if attempt == UNREACHABLE_ATTEMPTS:
+                raise
+            attempt += 1
+            counter.append(exc.reasons)
+            print("  repeated: %s" % exc, file=sys.stderr, flush=True)
 
 
 def run_audit(workdir, extra_vars=None, tags=None, inventory=None, forks=None):
@@ -567,10 +665,14 @@ def measure_audit(runs, tags=None, label="audit", inventory=None, forks=None):
 
     figures: the wall time's stats, the median controller CPU, the findings count and the Markdown size.
     """
-    samples, cpu, findings, markdown_bytes = [], [], None, None
-    for index in range(runs + 1):
+    samples, cpu, findings, markdown_bytes, repeats = [], [], None, None, []
+
+    def one_run():
         with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
-            run = run_audit(Path(tmp), tags=tags, inventory=inventory, forks=forks)
+            return run_audit(Path(tmp), tags=tags, inventory=inventory, forks=forks)
+
+    for index in range(runs + 1):
+        run = retried(one_run, repeats)
         if findings is not None and run["findings"] != findings:
             raise BenchmarkError(
                 "%s: the findings changed between runs (is something else changing the lab?): %s"
@@ -586,6 +688,7 @@ def measure_audit(runs, tags=None, label="audit", inventory=None, forks=None):
         cpu_median_s=round(statistics.median(cpu), 4),
         findings=len(findings),
         markdown_bytes=markdown_bytes,
+        repeated_after_unreachable=len(repeats),
     )
     return figures, findings
 
@@ -595,18 +698,19 @@ def measure_ping_floor(runs, inventory=None, forks=None, label="ping floor"):
     with the same ansible.cfg and a fresh ControlPath directory per run. 1 warm-up + runs."""
     args = ["-i", str(inventory)] if inventory else []
     env = {"ANSIBLE_FORKS": str(forks)} if forks else None
-    samples, cpu = [], []
+    samples, cpu, repeats = [], [], []
     with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
         playbook = Path(tmp) / "ping.yml"
         playbook.write_text(PING_PLAYBOOK, encoding="utf-8")
         for index in range(runs + 1):
-            workdir = Path(tempfile.mkdtemp(dir=tmp))
-            elapsed, used, _ = run_playbook(workdir, playbook, args, env)
+            elapsed, used, _ = retried(
+                lambda: run_playbook(Path(tempfile.mkdtemp(dir=tmp)), playbook, args, env), repeats
+            )
             if index:
                 samples.append(elapsed)
                 cpu.append(used)
             progress(label, index, runs, elapsed)
-    return dict(stats(samples), cpu_median_s=round(statistics.median(cpu), 4))
+    return dict(stats(samples), cpu_median_s=round(statistics.median(cpu), 4), repeated_after_unreachable=len(repeats))
 
 
 def count_tasks():
@@ -1138,6 +1242,14 @@ def fleet_table(figures):
                 audit["findings"],
                 audit["markdown_bytes"],
             )
+        )
+    repeats = sum(
+        values[kind]["repeated_after_unreachable"] for values in fleet.values() for kind in ("audit", "ping_floor")
+    )
+    if repeats:
+        lines.append(
+            "%d run(s) repeated: a host was unreachable (the lab's sshd refused connections past its MaxStartups)"
+            % repeats
         )
     if goals:
         small, large = goals["sizes"]
