@@ -20,22 +20,28 @@ def sections(prod, dev):
 
 
 FLOOR = sections(
-    {"env": 0.002, "git": 0.010, "deploy": 0.010, "engine": 0.080, "compose": 0.040},
-    {"env": 0.004, "git": 0.020, "deploy": 0.005, "engine": 0.090, "compose": 0.050},
+    {"env": 0.002, "git": 0.010, "deploy": 0.010, "engine": 0.080, "compose": 0.040, "psql": 0.300},
+    {"env": 0.004, "git": 0.020, "deploy": 0.005, "engine": 0.090, "compose": 0.050, "psql": 0.200},
 )
 
 
 def test_raw_time_of_an_area_is_its_sections_on_the_slower_host():
     assert area_raw_seconds(FLOOR, "git") == pytest.approx(0.025)  # dev 0.020 + 0.005 > prod 0.010 + 0.010
     assert area_raw_seconds(FLOOR, "docker") == pytest.approx(0.140)
-    assert area_raw_seconds(FLOOR, "postgres") is None
+    assert area_raw_seconds(FLOOR, "postgres") == pytest.approx(0.300)
+    assert area_raw_seconds(FLOOR, "an-area-without-floor") is None
 
 
 def test_area_goals_margin_and_verdict():
-    audits = {"env": {"median_s": 1.60}, "docker": {"median_s": 1.80}, "postgres": {"median_s": 1.70}}
-    rows = area_goals(audits, 1.50, FLOOR, ["env", "docker", "postgres"])
+    audits = {
+        "env": {"median_s": 1.60},
+        "docker": {"median_s": 1.80},
+        "postgres": {"median_s": 1.90},
+        "new": {"median_s": 1.70},
+    }
+    rows = area_goals(audits, 1.50, FLOOR, ["env", "docker", "postgres", "new"])
     by_goal = {row["goal"].split(" ")[0]: row for row in rows}
-    assert [row["goal"].split(" ")[0] for row in rows] == ["env-only", "env", "docker", "postgres"]
+    assert [row["goal"].split(" ")[0] for row in rows] == ["env-only", "env", "docker", "postgres", "new"]
     assert by_goal["env-only"]["over_s"] == pytest.approx(0.10)
     assert by_goal["env-only"]["margin_s"] == pytest.approx(0.05)
     assert by_goal["env-only"]["verdict"] == "PASS"
@@ -44,10 +50,13 @@ def test_area_goals_margin_and_verdict():
     assert by_goal["docker"]["over_s"] == pytest.approx(0.16)
     assert by_goal["docker"]["verdict"] == "MISS"
     assert by_goal["docker"]["margin_s"] == pytest.approx(-0.01)
-    # no raw floor: held to the ping floor alone
-    assert by_goal["postgres"]["raw_s"] is None
-    assert by_goal["postgres"]["verdict"] == "MISS"
-    assert "no raw floor" in by_goal["postgres"]["goal"]
+    # postgres: 1.90 - 1.50 - 0.30 = 0.10
+    assert by_goal["postgres"]["verdict"] == "PASS"
+    assert by_goal["postgres"]["margin_s"] == pytest.approx(0.05)
+    # an area without floor sections: held to the ping floor alone, and says so
+    assert by_goal["new"]["raw_s"] is None
+    assert by_goal["new"]["verdict"] == "MISS"
+    assert "no raw floor" in by_goal["new"]["goal"]
 
 
 def test_fleet_goals_compare_the_largest_fleet_with_the_smallest():
