@@ -8,7 +8,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 
-from benchmark import area_goals, area_raw_seconds, fleet_goals, parse_fleet, verdict  # noqa: E402
+from benchmark import (  # noqa: E402
+    area_goals,
+    area_raw_seconds,
+    fleet_goals,
+    parse_fleet,
+    unreachable_reasons,
+    verdict,
+)
 
 
 def sections(prod, dev):
@@ -91,3 +98,20 @@ def test_parse_fleet():
     for text in ("0,5", "a,b", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_fleet(text)
+
+
+def test_unreachable_reasons_are_ssh_messages_once_each():
+    output = "\n".join(
+        [
+            "fatal: [prod-007]: UNREACHABLE! => changed=false",
+            "  msg: 'Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer'",
+            "  unreachable: true",
+            "fatal: [prod-031]: UNREACHABLE! => changed=false",
+            "  msg: 'Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer'",
+            "PLAY RECAP",
+        ]
+    )
+    assert unreachable_reasons(output) == [
+        "Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer"
+    ]
+    assert unreachable_reasons("fatal: [x]: UNREACHABLE!") == ["no reason given"]
