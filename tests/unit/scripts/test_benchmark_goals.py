@@ -101,17 +101,16 @@ def test_parse_fleet():
 
 
 def test_unreachable_reasons_are_ssh_messages_once_each():
+    refused = "Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer"
     output = "\n".join(
         [
-            "fatal: [prod-007]: UNREACHABLE! => changed=false",
-            "  msg: 'Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer'",
-            "  unreachable: true",
-            "fatal: [prod-031]: UNREACHABLE! => changed=false",
-            "  msg: 'Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer'",
+            "[ERROR]: Task failed: " + refused,
+            'fatal: [prod-007]: UNREACHABLE! => {"changed": false, "msg": "Task failed: %s", "unreachable": true}'
+            % refused,
+            'fatal: [prod-031]: UNREACHABLE! => {"changed": false, "msg": "%s", "unreachable": true}' % refused,
+            "fatal: [prod-040]: UNREACHABLE! => changed=false",
             "PLAY RECAP",
         ]
     )
-    assert unreachable_reasons(output) == [
-        "Failed to connect to the host via ssh: kex_exchange_identification: Connection reset by peer"
-    ]
-    assert unreachable_reasons("fatal: [x]: UNREACHABLE!") == ["no reason given"]
+    assert unreachable_reasons(output) == [refused, "changed=false"]
+    assert unreachable_reasons("fatal: [x]: UNREACHABLE! =>") == ["no reason given"]
