@@ -1071,8 +1071,22 @@ def fleet_goals(fleet):
     time_ratio = last["median_s"] / first["median_s"]
     cpu_per_host = (last["cpu_median_s"] - first["cpu_median_s"]) / (large - small)
     markdown_ratio = last["markdown_bytes"] / first["markdown_bytes"]
+    ping_first, ping_last = fleet[small].get("ping_floor"), fleet[large].get("ping_floor")
+    ping = None
+    if ping_first and ping_last:  # Ansible's own floor on the same fleets: what no engine can go below
+        ping = {
+            "time_ratio": round(ping_last["median_s"] / ping_first["median_s"], 2),
+            "cpu_per_extra_host_s": round(
+                (ping_last["cpu_median_s"] - ping_first["cpu_median_s"]) / (large - small), 4
+            ),
+            "audit_over_ping_s": [
+                round(first["median_s"] - ping_first["median_s"], 4),
+                round(last["median_s"] - ping_last["median_s"], 4),
+            ],
+        }
     return {
         "sizes": [small, large],
+        "ping_floor": ping,
         "time_ratio": round(time_ratio, 2),
         "time_ratio_verdict": verdict(time_ratio, GOAL_FLEET_TIME_RATIO),
         "cpu_per_extra_host_s": round(cpu_per_host, 4),
@@ -1295,6 +1309,22 @@ def fleet_table(figures):
                 large - small,
             )
         )
+        ping = goals["ping_floor"]
+        if ping:
+            lines.append(
+                "Ansible's ping floor on the same fleets: ping(%d)/ping(%d) = %.2f, CPU per extra host %.1f ms; "
+                "audit - ping: %.3f s at N=%d, %.3f s at N=%d"
+                % (
+                    large,
+                    small,
+                    ping["time_ratio"],
+                    ping["cpu_per_extra_host_s"] * 1000,
+                    ping["audit_over_ping_s"][0],
+                    small,
+                    ping["audit_over_ping_s"][1],
+                    large,
+                )
+            )
         lines.append(
             "Markdown(%d)/Markdown(%d) = %.2f   goal <= %.1f: %s"
             % (large, small, goals["markdown_ratio"], GOAL_FLEET_MARKDOWN_RATIO, goals["markdown_ratio_verdict"])

@@ -78,6 +78,13 @@ def test_fleet_goals_compare_the_largest_fleet_with_the_smallest():
     assert goals["cpu_per_extra_host_s"] == pytest.approx(0.0704, abs=1e-4)
     assert goals["cpu_per_extra_host_verdict"] == "MISS"
     assert goals["markdown_ratio"] == 1.6 and goals["markdown_ratio_verdict"] == "MISS"
+    assert goals["ping_floor"] is None
+    fleet[1]["ping_floor"] = {"median_s": 1.5, "cpu_median_s": 1.0}
+    fleet[50]["ping_floor"] = {"median_s": 6.0, "cpu_median_s": 3.45}
+    ping = fleet_goals(fleet)["ping_floor"]
+    assert ping["time_ratio"] == 4.0
+    assert ping["cpu_per_extra_host_s"] == pytest.approx(0.05)
+    assert ping["audit_over_ping_s"] == [pytest.approx(0.5), pytest.approx(1.0)]
     fleet[50]["audit"].update(median_s=6.0, cpu_median_s=4.4, markdown_bytes=15000)
     goals = fleet_goals(fleet)
     assert (goals["time_ratio_verdict"], goals["cpu_per_extra_host_verdict"], goals["markdown_ratio_verdict"]) == (
