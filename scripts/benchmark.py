@@ -10,8 +10,8 @@ Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, e
 docker load below, which it removes again.
 
   audit        wall time of `ansible-playbook compare.yml -e drift_report_dir=<tmp>`, all areas, the floor's
-               areas alone (`--tags env,git,docker`, when the engine has more, e.g. postgres: no floor yet),
-               and each area of the engine's registry alone (`--tags env` …): 1 warm-up, median of --runs
+               areas alone (`--tags env,git,docker,postgres`) when the engine has more, and each area of the
+               engine's registry alone (`--tags env` …): 1 warm-up, median of --runs
   floor        the same work without Ansible, per host in ONE shell script: one fresh
                `ssh deploy@127.0.0.1 -p 2222 sh -s` for prod, then the same script with `sh -s` locally for
                dev. Its sections, from the inputs in inventory/lab/group_vars:
@@ -23,16 +23,21 @@ docker load below, which it removes again.
                  engine   python3 -c (stdlib): GET /version, /containers/json?all=1, /containers/{id}/json
                           for each, /images/json on the Docker socket, one keep-alive connection
                  compose  python3 -c 'import yaml': load the stack's compose files, read its env file
+                 psql     per database, the collector's psql script (plugins/module_utils/pg_collect.py) on
+                          psql's stdin, psql on the host or `docker exec -i` in the database's container, with
+                          the collector's PG* variables; the password, read from the file the lab's group_vars
+                          look up, is only in the environment of a subshell (the script travels on stdin)
                Wall time of all sections (1 warm-up, median of --runs), and of each area's sections alone
-               (env; git = git + deploy; docker = engine + compose) for the per-area ratios. Each section is
-               also timed inside the script (`date +%s%N`): that excludes ssh and sh start-up.
-  ratio        audit / floor (medians): env+git+docker, and per area
+               (env; git = git + deploy; docker = engine + compose; postgres = psql) for the per-area
+               ratios. Each section is also timed inside the script (`date +%s%N`): that excludes ssh and
+               sh start-up.
+  ratio        audit / floor (medians): all the floor's areas, and per area
   ping floor   Ansible's own floor: a playbook of one ansible.builtin.ping per lab host (same inventory, same
                ansible.cfg, a fresh ControlPath directory per run): 1 warm-up, median of --runs
   goals        env-only audit <= ping floor + 0.15 s; each area's audit <= ping floor + the area's raw time
                (its floor sections timed inside the script, on the slower host: Ansible collects the hosts
-               in parallel) + 0.15 s, an area without floor sections (postgres) against the ping floor
-               alone; task results <= 3 per host; diff+render <= 20 ms. Each with its margin and PASS/MISS.
+               in parallel) + 0.15 s, an area without floor sections (none today) against the ping
+               floor alone; task results <= 3 per host; diff+render <= 20 ms. Each with its margin and PASS/MISS.
   docker load  --load-containers (default 50) extra running containers started in the lab's engine through its
                API (image lab/worker:1.0 and its idle command, network none, 16 MiB memory limit), labelled
                as compose project `envparity-bench` (service `load`; no stack of the lab uses it, so the
