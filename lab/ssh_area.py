@@ -78,8 +78,9 @@ PermitUserEnvironment no
 PrintMotd no
 PrintLastLog no
 UseDNS no
-# Parallel test runs and ControlMaster sessions: leave headroom.
-MaxStartups 30:30:100
+# Parallel test runs and ControlMaster sessions: leave headroom. A fleet benchmark
+# (scripts/benchmark.py --fleet 1,50) opens 50 connections at once, one SSH master per host.
+MaxStartups 100:30:200
 MaxSessions 20
 Subsystem sftp internal-sftp
 LogLevel INFO

@@ -3,14 +3,15 @@
 
     .venv/bin/python scripts/benchmark.py [--runs 5] [--render-runs 20] [--load-containers 50]
                                           [--output reports/benchmark.json]
+    .venv/bin/python scripts/benchmark.py --fleet 1,50 [--runs 5]   # only the fleet figures
     .venv/bin/python scripts/benchmark.py --remove-load   # only remove containers an interrupted run left
 
 Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, except for the
 docker load below, which it removes again.
 
   audit        wall time of `ansible-playbook compare.yml -e drift_report_dir=<tmp>`, all areas, the floor's
-               areas alone (`--tags env,git,docker`, when compare.yml has more, e.g. postgres: no floor yet),
-               and each area of compare.yml alone (`--tags env` …): 1 warm-up, median of --runs
+               areas alone (`--tags env,git,docker,postgres`) when the engine has more, and each area of the
+               engine's registry alone (`--tags env` …): 1 warm-up, median of --runs
   floor        the same work without Ansible, per host in ONE shell script: one fresh
                `ssh deploy@127.0.0.1 -p 2222 sh -s` for prod, then the same script with `sh -s` locally for
                dev. Its sections, from the inputs in inventory/lab/group_vars:
@@ -22,10 +23,21 @@ docker load below, which it removes again.
                  engine   python3 -c (stdlib): GET /version, /containers/json?all=1, /containers/{id}/json
                           for each, /images/json on the Docker socket, one keep-alive connection
                  compose  python3 -c 'import yaml': load the stack's compose files, read its env file
+                 psql     per database, the collector's psql script (plugins/module_utils/pg_collect.py) on
+                          psql's stdin, psql on the host or `docker exec -i` in the database's container, with
+                          the collector's PG* variables; the password, read from the file the lab's group_vars
+                          look up, is only in the environment of a subshell (the script travels on stdin)
                Wall time of all sections (1 warm-up, median of --runs), and of each area's sections alone
-               (env; git = git + deploy; docker = engine + compose) for the per-area ratios. Each section is
-               also timed inside the script (`date +%s%N`): that excludes ssh and sh start-up.
-  ratio        audit / floor (medians): env+git+docker, and per area
+               (env; git = git + deploy; docker = engine + compose; postgres = psql) for the per-area
+               ratios. Each section is also timed inside the script (`date +%s%N`): that excludes ssh and
+               sh start-up.
+  ratio        audit / floor (medians): all the floor's areas, and per area
+  ping floor   Ansible's own floor: a playbook of one ansible.builtin.ping per lab host (same inventory, same
+               ansible.cfg, a fresh ControlPath directory per run): 1 warm-up, median of --runs
+  goals        env-only audit <= ping floor + 0.15 s; each area's audit <= ping floor + the area's raw time
+               (its floor sections timed inside the script, on the slower host: Ansible collects the hosts
+               in parallel) + 0.15 s, an area without floor sections (none today) against the ping
+               floor alone; task results <= 3 per host; diff+render <= 20 ms. Each with its margin and PASS/MISS.
   docker load  --load-containers (default 50) extra running containers started in the lab's engine through its
                API (image lab/worker:1.0 and its idle command, network none, 16 MiB memory limit), labelled
                as compose project `envparity-bench` (service `load`; no stack of the lab uses it, so the
@@ -33,15 +45,29 @@ docker load below, which it removes again.
                exactly those containers are stopped and removed (by label, in a finally, also on Ctrl-C).
                The docker-only audit must give the same findings (check, key, environments) with and
                without the load, and the engine's container list must be what it was before.
-  tasks        task results per host of one audit, counted from ansible-runner events
+  tasks        task results per host of one audit, counted from ansible-runner events (the run_once tasks
+               delegated to the controller count for the host that ran them)
   diff+render  build_audit + build_document + build_view + render_markdown on the run directory of one
                audit kept with drift_keep_run_dir=true: median of --render-runs (the report files are
                not written; that is I/O, not diff and render)
 
+--fleet N,M,…: instead of the above, for each N an inventory in a temporary directory
+(scripts/fleet_inventory.py): N prod hosts prod-001 … all on the lab's sshd (its address, port, user, key
+and known_hosts as inventory/lab/hosts.yml has them, each host with its own ControlPath, so its own SSH
+master, as distinct machines), dev as in the lab, the lab's group_vars less every variable but the audit's,
+env's and git's. With forks N+1: the ping floor and the audit `--tags env,git`, 1 warm-up and median of
+--runs each: T(N), the controller CPU (user+sys of the ansible-playbook process tree, from the rusage of
+children around the run; the detached ControlPersist masters are not in it) and the Markdown report's
+size. Goals, largest N against smallest: T ratio <= 3, CPU per extra host <= 60 ms, Markdown <= 1.5x.
+With many hosts on one sshd, connections past its MaxStartups are dropped, which distinct machines would
+not do: Ansible's SSH retries (ANSIBLE_SSH_RETRIES=3) reconnect them, and the drops are counted from
+sshd's log (every user's). A run with a host still unreachable is repeated (3 tries at most) and counted.
+
 Every audit gets its own SSH ControlPath directory, so that its first connection is fresh like the
 floor's (a CI run on a new runner); the ControlPersist master it leaves behind is stopped through its
 socket right after the run. Reports and run directories go to temporary directories, removed at the
-end. Nothing is left running. The figures go to stdout and, as JSON, to reports/benchmark.json.
+end. Nothing is left running. The figures go to stdout and, as JSON, to reports/benchmark.json
+(reports/benchmark-fleet.json for --fleet).
 Nothing read from the hosts is printed or stored: the floor's output is counted in bytes and dropped.
 """
 
@@ -53,6 +79,8 @@ import json
 import os
 import platform
 import posixpath
+import re
+import resource
 import secrets
 import shlex
 import shutil
@@ -66,6 +94,7 @@ import urllib.parse
 from pathlib import Path
 
 from benchlib import BenchmarkError, stats
+from fleet_inventory import write_fleet_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin: ansible-playbook and friends
@@ -87,12 +116,52 @@ RESULT_EVENTS = {
 ARG_SPEC_TASK = "Validating arguments against arg spec"
 COMMAND_TIMEOUT = 300
 
-# The areas the floor does; an area of compare.yml that is not here (postgres) is audited and timed,
-# with no floor to compare with.
-AREAS = ("env", "git", "docker")
+# The areas the floor does; an area of the engine that is not here is audited and timed, with no
+# floor to compare with.
+AREAS = ("env", "git", "docker", "postgres")
 FLOOR_ALL = "+".join(AREAS)
 # The floor script's sections, in order, and the audit area each belongs to.
-SECTIONS = {"env": "env", "git": "git", "deploy": "git", "engine": "docker", "compose": "docker"}
+SECTIONS = {
+    "env": "env",
+    "git": "git",
+    "deploy": "git",
+    "engine": "docker",
+    "compose": "docker",
+    "psql": "postgres",
+}
+# How the lab's group_vars give a database password: read from a file on the controller.
+PASSWORD_LOOKUP = re.compile(
+    r"""^\{\{\s*lookup\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*\}\}$"""
+)
+
+# Ansible's own floor: the cheapest playbook that reaches every host.
+PING_PLAYBOOK = """\
+---
+- name: Ansible's floor, one ping per host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+# A run where the lab's sshd refused a connection (MaxStartups: too many unauthenticated connections at
+# once, as a large fleet on its one sshd opens) says nothing about the engine: it is repeated, and counted.
+UNREACHABLE_ATTEMPTS = 3
+
+# The goals the engine is held to (seconds unless said otherwise).
+GOAL_TASKS_PER_HOST = 3
+GOAL_OVER_FLOORS_S = 0.15  # an audit's time over Ansible's ping floor plus the area's own raw reads
+GOAL_DIFF_RENDER_S = 0.020
+GOAL_FLEET_TIME_RATIO = 3.0  # T(largest fleet) / T(smallest)
+GOAL_FLEET_CPU_PER_HOST_S = 0.060
+GOAL_FLEET_MARKDOWN_RATIO = 1.5
+FLEET_AREAS = ("env", "git")
+FLEET_ROLES = ("audit", *FLEET_AREAS)  # the group_vars a fleet inventory keeps
+# A fleet on the lab's one sshd opens N connections at once; past its MaxStartups sshd drops some, which
+# distinct machines would not: Ansible's own SSH retries reconnect them (counted from sshd's log).
+FLEET_SSH_RETRIES = 3
+SSHD_LOG = LAB / "ssh" / "sshd.log"
+SSHD_DROPPED = b"past MaxStartups"
 
 # The docker load: containers of a compose project no stack of the lab uses.
 LOAD_PROJECT = "envparity-bench"
@@ -194,7 +263,51 @@ def host_inputs(group):
         "history_limit": int(data.get("drift_git_history_limit", 200)),
         "docker_socket": docker_host[len("unix://") :] or "/var/run/docker.sock",
         "stacks": stacks,
+        "databases": postgres_databases(group, data),
     }
+
+
+def lab_password(group, value):
+    """A drift_postgres password as the lab's group_vars give it: lookup('ansible.builtin.file', path)."""
+    if value is None:
+        return None
+    match = PASSWORD_LOOKUP.match(str(value).strip())
+    if not match:
+        raise BenchmarkError("%s: the floor reads a drift_postgres password only from lookup('file', path)" % group)
+    try:
+        return Path(match.group(1)).read_text(encoding="utf-8").rstrip()  # as the file lookup strips it
+    except OSError as exc:
+        raise BenchmarkError("%s: cannot read a drift_postgres password file: %s" % (group, exc.strerror)) from None
+
+
+def postgres_databases(group, data):
+    """Per configured database: the collector's psql command tail, its variables (password included)
+    and its script, from the postgres area's request builder and collector
+    (plugins/plugin_utils/requests.py, plugins/module_utils/pg_collect.py)."""
+    if not data.get("drift_postgres"):
+        return []
+    collection_import()
+    from ansible_collections.envparity.audit.plugins.module_utils import pg_collect
+    from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+
+    request = build_request("postgres", data)
+    passwords = {str(item["name"]): lab_password(group, item.get("password")) for item in data["drift_postgres"]}
+    databases = []
+    for db in request["databases"]:
+        variables = pg_collect._pg_environment(db, passwords[db["name"]], request["timeout"])
+        if db["container"]:
+            command = ["docker", "-H", request["docker_host"], "exec", "-i"]
+            command += [part for name in variables for part in ("-e", name)] + [db["container"], "psql"]
+        else:
+            command = ["psql"]
+        databases.append(
+            {
+                "command": command + list(pg_collect.PSQL_ARGS),
+                "variables": variables,
+                "script": pg_collect.build_script(request),
+            }
+        )
+    return databases
 
 
 # --- the floor -----------------------------------------------------------------------------------
@@ -309,6 +422,17 @@ def floor_script(inputs, python, sections, nonce):
                 env_file = sh_path(stack["env_file"]) if stack["env_file"] else "''"
                 files = " ".join(sh_path(name) for name in stack["files"])
                 lines.append("%s -c %s %s %s </dev/null || fail compose" % (q(python), q(COMPOSE_PY), env_file, files))
+        elif section == "psql":
+            # One psql session per database, the collector's script on its stdin (a here-document);
+            # the password only in the subshell's environment, never on a command line.
+            for db in inputs["databases"]:
+                exports = " ".join("%s=%s" % (name, q(value)) for name, value in db["variables"].items())
+                delimiter = "PSQL_%s" % nonce
+                lines.append(
+                    "( export %s; exec %s ) <<'%s' || fail psql" % (exports, " ".join(map(q, db["command"])), delimiter)
+                )
+                lines.append(db["script"].rstrip("\n"))
+                lines.append(delimiter)
         else:
             raise ValueError(section)
     lines.append("mark end")
@@ -415,65 +539,140 @@ def measure_floor(sections, runs, label="floor"):
     return dict(stats(samples), sections=sections_figures)
 
 
-def playbook_areas():
-    """The areas of compare.yml: the tags of its roles, except always."""
-    import yaml
+def collection_import():
+    """Make the repository importable as the envparity.audit collection (its collections/ symlink)."""
+    collections = str(ROOT / "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
 
-    plays = yaml.safe_load((ROOT / "compare.yml").read_text(encoding="utf-8"))
-    areas = []
-    for play in plays:
-        for role in play.get("roles") or []:
-            tags = role.get("tags") if isinstance(role, dict) else None
-            for tag in tags or []:
-                if tag != "always" and tag not in areas:
-                    areas.append(tag)
-    return areas
+
+def playbook_areas():
+    """The areas compare.yml audits: the engine's area registry, in its order."""
+    collection_import()
+    from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
+
+    return list(AREA_NAMES)
 
 
 def area_sections(area):
     return [section for section, owner in SECTIONS.items() if owner == area]
 
 
-# --- the audit -----------------------------------------------------------------------------------
+# --- the audit and Ansible's own floor --------------------------------------------------------------
 
 
-def run_audit(workdir, extra_vars=None, tags=None):
-    """One `ansible-playbook compare.yml` in workdir; returns (wall time, the findings of its report).
+def run_playbook(workdir, playbook, args=(), env=None):
+    """One `ansible-playbook` from the repository root with a fresh ControlPath directory in workdir.
 
-    A finding is named by (check, key, environments, expected): no values.
+    Returns (wall seconds, controller CPU seconds, the finished process). The CPU is the user+sys time of
+    the ansible-playbook process tree (its forks, and the ssh clients they wait for): the children's
+    rusage around the run. ControlPersist masters detach, so their CPU is not in it.
     """
     control_dir = workdir / "cp"
     control_dir.mkdir(mode=0o700)
-    variables = {"drift_report_dir": str(workdir / "reports")}
-    variables.update(extra_vars or {})
-    command = [str(BIN / "ansible-playbook"), "compare.yml", "-e", json.dumps(variables)]
-    if tags:
-        command += ["--tags", tags]
+    command = [str(BIN / "ansible-playbook"), str(playbook), *args]
     try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(
             command,
             cwd=ROOT,
-            env=ansible_env(control_dir),
+            env=dict(ansible_env(control_dir), **(env or {})),
             capture_output=True,
             text=True,
             check=False,
             timeout=COMMAND_TIMEOUT,
         )
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         stop_ssh_masters(control_dir)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if proc.returncode == 4:
+        raise Unreachable(playbook.name, unreachable_reasons(proc.stdout + proc.stderr))
     if proc.returncode != 0:
-        raise BenchmarkError("the audit failed (rc %d):\n%s" % (proc.returncode, tail(proc.stdout + proc.stderr)))
+        raise BenchmarkError(
+            "%s failed (rc %d):\n%s" % (playbook.name, proc.returncode, tail(proc.stdout + proc.stderr))
+        )
+    return elapsed, cpu, proc
+
+
+class Unreachable(BenchmarkError):
+    """A host could not be reached in one run; reasons: Ansible's messages (ssh's errors), at most a few."""
+
+    def __init__(self, playbook, reasons):
+        super().__init__(
+            "%s: a host was unreachable (%s); with many hosts on the lab's one sshd, look for 'past MaxStartups' "
+            "in /var/lib/envparity-lab/ssh/sshd.log (MaxStartups of lab/ssh_area.py)" % (playbook, "; ".join(reasons))
+        )
+        self.reasons = reasons
+
+
+def sshd_dropped():
+    """How many connections the lab's sshd has dropped past MaxStartups (its log: every user's); None
+    when the log cannot be read."""
+    try:
+        with SSHD_LOG.open("rb") as log:
+            return sum(1 for line in log if SSHD_DROPPED in line)
+    except OSError:
+        return None
+
+
+def unreachable_reasons(output, limit=3):
+    """The distinct messages of Ansible's UNREACHABLE! lines (ssh's errors, no host data)."""
+    reasons = []
+    for line in output.splitlines():
+        if "UNREACHABLE!" not in line:
+            continue
+        result = line.partition("=>")[2].strip()
+        try:
+            reason = str(json.loads(result).get("msg", result))
+        except (ValueError, AttributeError):
+            reason = result
+        reason = reason.removeprefix("Task failed: ")[:200]
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return reasons[:limit] or ["no reason given"]
+
+
+def retried(run, counter):
+    """run() again when a host was unreachable, up to UNREACHABLE_ATTEMPTS times; counts the repeats."""
+    attempt = 1
+    while True:
+        try:
+            return run()
+        except Unreachable as exc:
+            if attempt == UNREACHABLE_ATTEMPTS:
+                raise
+            attempt += 1
+            counter.append(exc.reasons)
+            print("  repeated: %s" % exc, file=sys.stderr, flush=True)
+
+
+def run_audit(workdir, extra_vars=None, tags=None, inventory=None, env=None):
+    """One `ansible-playbook compare.yml` in workdir.
+
+    Returns {"s", "cpu_s", "markdown_bytes", "findings"}; a finding is named by (check, key, environments,
+    expected): no values.
+    """
+    variables = {"drift_report_dir": str(workdir / "reports")}
+    variables.update(extra_vars or {})
+    args = ["-e", json.dumps(variables)]
+    if tags:
+        args += ["--tags", tags]
+    if inventory:
+        args += ["-i", str(inventory)]
+    elapsed, cpu, _ = run_playbook(workdir, ROOT / "compare.yml", args, env)
     try:
         report = json.loads((workdir / "reports" / "latest.json").read_text(encoding="utf-8"))
+        markdown_bytes = (workdir / "reports" / "latest.md").stat().st_size
     except (OSError, ValueError) as exc:
-        raise BenchmarkError("the audit wrote no readable reports/latest.json: %s" % exc) from None
+        raise BenchmarkError("the audit wrote no readable reports/latest.json and latest.md: %s" % exc) from None
     findings = sorted(
         (item["check"], item["key"], ",".join(item.get("environments") or []), bool(item.get("expected")))
         for item in report["findings"]
     )
-    return elapsed, findings
+    return {"s": elapsed, "cpu_s": cpu, "markdown_bytes": markdown_bytes, "findings": findings}
 
 
 def findings_difference(first, second):
@@ -487,22 +686,56 @@ def findings_difference(first, second):
     return "only in the first: %s; only in the second: %s" % (names(only_first) or "-", names(only_second) or "-")
 
 
-def measure_audit(runs, tags=None, label="audit"):
-    """1 warm-up + runs; every run must give the same findings. Returns (figures, the findings)."""
-    samples, findings = [], None
-    for index in range(runs + 1):
+def measure_audit(runs, tags=None, label="audit", inventory=None, env=None):
+    """1 warm-up + runs; every run must give the same findings. Returns (figures, the findings).
+
+    figures: the wall time's stats, the median controller CPU, the findings count and the Markdown size.
+    """
+    samples, cpu, findings, markdown_bytes, repeats = [], [], None, None, []
+
+    def one_run():
         with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
-            elapsed, found = run_audit(Path(tmp), tags=tags)
-        if findings is not None and found != findings:
+            return run_audit(Path(tmp), tags=tags, inventory=inventory, env=env)
+
+    for index in range(runs + 1):
+        run = retried(one_run, repeats)
+        if findings is not None and run["findings"] != findings:
             raise BenchmarkError(
                 "%s: the findings changed between runs (is something else changing the lab?): %s"
-                % (label, findings_difference(findings, found))
+                % (label, findings_difference(findings, run["findings"]))
             )
-        findings = found
+        findings, markdown_bytes = run["findings"], run["markdown_bytes"]
         if index:  # the first run is the warm-up
-            samples.append(elapsed)
-        progress(label, index, runs, elapsed)
-    return dict(stats(samples), findings=len(findings)), findings
+            samples.append(run["s"])
+            cpu.append(run["cpu_s"])
+        progress(label, index, runs, run["s"])
+    figures = dict(
+        stats(samples),
+        cpu_median_s=round(statistics.median(cpu), 4),
+        findings=len(findings),
+        markdown_bytes=markdown_bytes,
+        repeated_after_unreachable=len(repeats),
+    )
+    return figures, findings
+
+
+def measure_ping_floor(runs, inventory=None, env=None, label="ping floor"):
+    """Ansible's own floor: one ansible.builtin.ping per host of the inventory (the lab's by default),
+    with the same ansible.cfg and a fresh ControlPath directory per run. 1 warm-up + runs."""
+    args = ["-i", str(inventory)] if inventory else []
+    samples, cpu, repeats = [], [], []
+    with tempfile.TemporaryDirectory(prefix="envparity-bench-") as tmp:
+        playbook = Path(tmp) / "ping.yml"
+        playbook.write_text(PING_PLAYBOOK, encoding="utf-8")
+        for index in range(runs + 1):
+            elapsed, used, _ = retried(
+                lambda: run_playbook(Path(tempfile.mkdtemp(dir=tmp)), playbook, args, env), repeats
+            )
+            if index:
+                samples.append(elapsed)
+                cpu.append(used)
+            progress(label, index, runs, elapsed)
+    return dict(stats(samples), cpu_median_s=round(statistics.median(cpu), 4), repeated_after_unreachable=len(repeats))
 
 
 def count_tasks():
@@ -562,9 +795,7 @@ def count_tasks():
 
 def measure_render(render_runs):
     """Median time of the pure-Python diff and render of one kept run directory."""
-    collections = str(ROOT / "collections")
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
+    collection_import()
     from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
     from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
     from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
@@ -776,6 +1007,100 @@ def measure_docker_load(count, runs, findings_without):
     }
 
 
+# --- goals (pure) -------------------------------------------------------------------------------------
+
+
+def verdict(value, goal):
+    """PASS when the measured value is within its goal (at most), else MISS."""
+    return "PASS" if value <= goal else "MISS"
+
+
+def area_raw_seconds(sections, area):
+    """An area's own raw collection time: its floor sections timed inside the scripts (no ssh or sh
+    start-up), on the slower host, since the audit collects the hosts in parallel. None: no floor."""
+    owned = area_sections(area)
+    if not owned:
+        return None
+    return max(sum(per_host[section]["median_s"] for section in owned) for per_host in sections.values())
+
+
+def area_goals(audits, ping_s, sections, areas):
+    """Each area's audit against Ansible's ping floor plus the area's raw reads, and the env-only audit
+    against the ping floor alone. Rows of {goal, audit_s, allowed_s, over_s, margin_s, verdict}; an area
+    without a raw floor (raw None) is held to the ping floor alone and says so."""
+    rows = []
+
+    def row(goal, audit_s, raw_s):
+        over = audit_s - ping_s - (raw_s or 0.0)
+        margin = GOAL_OVER_FLOORS_S - over
+        return {
+            "goal": goal,
+            "audit_s": round(audit_s, 4),
+            "ping_floor_s": round(ping_s, 4),
+            "raw_s": None if raw_s is None else round(raw_s, 4),
+            "over_s": round(over, 4),
+            "margin_s": round(margin, 4),
+            "verdict": verdict(over, GOAL_OVER_FLOORS_S),
+        }
+
+    rows.append(row("env-only <= ping + 0.15 s", audits["env"]["median_s"], None))
+    for area in areas:
+        raw = area_raw_seconds(sections, area)
+        label = (
+            "%s <= ping + raw %s + 0.15 s" % (area, area)
+            if raw is not None
+            else "%s <= ping + 0.15 s (no raw floor)" % area
+        )
+        rows.append(row(label, audits[area]["median_s"], raw))
+    return rows
+
+
+def parse_fleet(text):
+    """--fleet 1,50 -> [1, 50]: prod host counts, at least 1 each, sorted, without repeats."""
+    try:
+        sizes = sorted({int(item) for item in text.split(",") if item.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError("--fleet takes host counts separated by commas, e.g. 1,50") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("--fleet takes host counts of at least 1, e.g. 1,50")
+    return sizes
+
+
+def fleet_goals(fleet):
+    """T(largest)/T(smallest), controller CPU per extra host and the Markdown growth, with verdicts.
+
+    fleet: {N: {"audit": {"median_s", "cpu_median_s", "markdown_bytes"}}} with at least two sizes.
+    """
+    small, large = min(fleet), max(fleet)
+    first, last = fleet[small]["audit"], fleet[large]["audit"]
+    time_ratio = last["median_s"] / first["median_s"]
+    cpu_per_host = (last["cpu_median_s"] - first["cpu_median_s"]) / (large - small)
+    markdown_ratio = last["markdown_bytes"] / first["markdown_bytes"]
+    ping_first, ping_last = fleet[small].get("ping_floor"), fleet[large].get("ping_floor")
+    ping = None
+    if ping_first and ping_last:  # Ansible's own floor on the same fleets: what no engine can go below
+        ping = {
+            "time_ratio": round(ping_last["median_s"] / ping_first["median_s"], 2),
+            "cpu_per_extra_host_s": round(
+                (ping_last["cpu_median_s"] - ping_first["cpu_median_s"]) / (large - small), 4
+            ),
+            "audit_over_ping_s": [
+                round(first["median_s"] - ping_first["median_s"], 4),
+                round(last["median_s"] - ping_last["median_s"], 4),
+            ],
+        }
+    return {
+        "sizes": [small, large],
+        "ping_floor": ping,
+        "time_ratio": round(time_ratio, 2),
+        "time_ratio_verdict": verdict(time_ratio, GOAL_FLEET_TIME_RATIO),
+        "cpu_per_extra_host_s": round(cpu_per_host, 4),
+        "cpu_per_extra_host_verdict": verdict(cpu_per_host, GOAL_FLEET_CPU_PER_HOST_S),
+        "markdown_ratio": round(markdown_ratio, 2),
+        "markdown_ratio_verdict": verdict(markdown_ratio, GOAL_FLEET_MARKDOWN_RATIO),
+    }
+
+
 # --- output --------------------------------------------------------------------------------------
 
 
@@ -827,6 +1152,30 @@ def table(figures):
         else:
             row += " %10s %7s %9d %16s" % ("-", "-", audit["findings"], "-")
         lines.append(row)
+    ping = figures["ping_floor"]
+    lines.append(
+        "%-15s %8.3f s %8.3f s   (Ansible's floor: ansible.builtin.ping on every lab host, same ansible.cfg)"
+        % ("ping floor", ping["median_s"], ping["min_s"])
+    )
+    lines.append("")
+    lines.append(
+        "goals (audit medians; raw = the area's floor sections timed inside the script, slower host; "
+        "margin = 0.15 s - over):"
+    )
+    lines.append("%-44s %9s %9s %9s %9s %9s  %s" % ("goal", "audit", "ping", "raw", "over", "margin", ""))
+    for goal in figures["goals"]["areas"]:
+        lines.append(
+            "%-44s %7.3f s %7.3f s %9s %7.3f s %7.3f s  %s"
+            % (
+                goal["goal"],
+                goal["audit_s"],
+                goal["ping_floor_s"],
+                "-" if goal["raw_s"] is None else "%7.3f s" % goal["raw_s"],
+                goal["over_s"],
+                goal["margin_s"],
+                goal["verdict"],
+            )
+        )
     lines.append("")
     lines.append("floor sections (the %s script, timed inside it; median):" % FLOOR_ALL)
     lines.append("%-9s %-7s %10s %10s %12s %12s" % ("section", "area", "prod", "dev", "prod bytes", "dev bytes"))
@@ -879,7 +1228,7 @@ def table(figures):
     )
     for host, counts in figures["tasks_per_host"].items():
         lines.append(
-            "%-12s %6d %6d %7d %8d %9d %14d"
+            "%-12s %6d %6d %7d %8d %9d %14d   goal <= 3: %s"
             % (
                 host,
                 counts["total"],
@@ -888,6 +1237,7 @@ def table(figures):
                 counts["skipped"],
                 counts["arg_spec"],
                 counts["on_controller"],
+                verdict(counts["total"], GOAL_TASKS_PER_HOST),
             )
         )
     lines.append("")
@@ -896,60 +1246,123 @@ def table(figures):
         % (render["median_s"] * 1000, render["min_s"] * 1000, render["max_s"] * 1000)
         + ", ".join("%s %.1f ms" % (name, seconds * 1000) for name, seconds in render["phases_median_s"].items())
     )
+    lines.append(
+        "diff+render goal <= %.0f ms: %s (margin %.1f ms)"
+        % (
+            GOAL_DIFF_RENDER_S * 1000,
+            verdict(render["median_s"], GOAL_DIFF_RENDER_S),
+            (GOAL_DIFF_RENDER_S - render["median_s"]) * 1000,
+        )
+    )
     lines.append("findings %d, Markdown %d bytes" % (render["findings"], render["markdown_bytes"]))
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs of each audit and floor (default 5)")
-    parser.add_argument("--render-runs", type=int, default=20, help="measured runs of diff+render (default 20)")
-    parser.add_argument(
-        "--load-containers", type=int, default=50, help="extra running containers for the docker load (0: skip)"
+def fleet_table(figures):
+    fleet, goals = figures["fleet"], figures["fleet_goals"]
+    lines = [
+        "envparity fleet benchmark: N prod hosts on the lab's sshd (127.0.0.1:%d, one SSH master each) + dev; "
+        "--tags %s; forks N+1; %d runs after 1 warm-up" % (PROD_PORT, ",".join(FLEET_AREAS), figures["runs"]),
+        "",
+        "%6s %10s %10s %12s %10s %12s %9s %10s %13s"
+        % ("N", "T(N)", "(min)", "CPU(N)", "ping(N)", "ping CPU", "findings", "Markdown", "sshd dropped"),
+    ]
+    for size, values in fleet.items():
+        audit, ping = values["audit"], values["ping_floor"]
+        lines.append(
+            "%6d %8.3f s %8.3f s %10.3f s %8.3f s %10.3f s %9d %8d B %13s"
+            % (
+                size,
+                audit["median_s"],
+                audit["min_s"],
+                audit["cpu_median_s"],
+                ping["median_s"],
+                ping["cpu_median_s"],
+                audit["findings"],
+                audit["markdown_bytes"],
+                "?" if values["sshd_dropped"] is None else values["sshd_dropped"],
+            )
+        )
+    lines.append(
+        "sshd dropped: connections the lab's sshd dropped past its MaxStartups during N's runs (its log, every "
+        "user's); Ansible reconnected them (ANSIBLE_SSH_RETRIES=%d)" % FLEET_SSH_RETRIES
     )
-    parser.add_argument(
-        "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
+    repeats = sum(
+        values[kind]["repeated_after_unreachable"] for values in fleet.values() for kind in ("audit", "ping_floor")
     )
-    parser.add_argument("--output", default=str(ROOT / "reports" / "benchmark.json"), help="JSON file of the figures")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
-        parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
-    if not shutil.which("ssh"):
-        parser.error("ssh is not installed")
-    os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
+    if repeats:
+        lines.append(
+            "%d run(s) repeated: a host was unreachable (the lab's sshd refused connections past its MaxStartups)"
+            % repeats
+        )
+    if goals:
+        small, large = goals["sizes"]
+        lines.append("")
+        lines.append(
+            "T(%d)/T(%d) = %.2f   goal <= %.1f: %s"
+            % (large, small, goals["time_ratio"], GOAL_FLEET_TIME_RATIO, goals["time_ratio_verdict"])
+        )
+        lines.append(
+            "controller CPU per extra host = %.1f ms   goal <= %.0f ms: %s   "
+            "(user+sys of the ansible-playbook process tree, (CPU(%d) - CPU(%d)) / %d)"
+            % (
+                goals["cpu_per_extra_host_s"] * 1000,
+                GOAL_FLEET_CPU_PER_HOST_S * 1000,
+                goals["cpu_per_extra_host_verdict"],
+                large,
+                small,
+                large - small,
+            )
+        )
+        ping = goals["ping_floor"]
+        if ping:
+            lines.append(
+                "Ansible's ping floor on the same fleets: ping(%d)/ping(%d) = %.2f, CPU per extra host %.1f ms; "
+                "audit - ping: %.3f s at N=%d, %.3f s at N=%d"
+                % (
+                    large,
+                    small,
+                    ping["time_ratio"],
+                    ping["cpu_per_extra_host_s"] * 1000,
+                    ping["audit_over_ping_s"][0],
+                    small,
+                    ping["audit_over_ping_s"][1],
+                    large,
+                )
+            )
+        lines.append(
+            "Markdown(%d)/Markdown(%d) = %.2f   goal <= %.1f: %s"
+            % (large, small, goals["markdown_ratio"], GOAL_FLEET_MARKDOWN_RATIO, goals["markdown_ratio_verdict"])
+        )
+    return "\n".join(lines)
 
-    try:
-        if args.remove_load:
-            with no_interrupt():
-                print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
-            return 0
-        check_lab()
-        areas = playbook_areas()
-        if not set(AREAS) <= set(areas):
-            raise BenchmarkError("compare.yml has the areas %s; the floor needs %s" % (areas, list(AREAS)))
-        if args.load_containers:
-            check_no_load()  # now rather than after the audits
-        floors = {FLOOR_ALL: measure_floor(list(SECTIONS), args.runs)}
-        for area in AREAS:
-            floors[area] = measure_floor(area_sections(area), args.runs, label="floor " + area)
-        tasks_per_host = count_tasks()
-        render_samples, phases, render_info = measure_render(args.render_runs)
-        audits, findings = {"all": measure_audit(args.runs)[0]}, {}
-        if areas != list(AREAS):  # the floor's areas alone, for a like-for-like ratio
-            audits[FLOOR_ALL] = measure_audit(args.runs, tags=",".join(AREAS), label="audit " + FLOOR_ALL)[0]
-        for area in sorted(areas, key=lambda name: name == "docker"):  # docker last
-            audits[area], findings[area] = measure_audit(args.runs, tags=area, label="audit " + area)
-        # Right after the docker-only audit, whose findings the load must leave as they are.
-        audits = {key: audits[key] for key in ("all", FLOOR_ALL, *areas) if key in audits}  # in reading order
-        load = None
-        if args.load_containers:
-            load = measure_docker_load(args.load_containers, args.runs, findings["docker"])
-    except (BenchmarkError, subprocess.TimeoutExpired) as exc:
-        print("benchmark: %s" % exc, file=sys.stderr)
-        return 1
 
-    figures = {
-        "schema_version": 2,
+def measure_lab(args):
+    """The default benchmark: floors, tasks per host, diff+render, each area's audit, the docker load."""
+    areas = playbook_areas()
+    if not set(AREAS) <= set(areas):
+        raise BenchmarkError("compare.yml has the areas %s; the floor needs %s" % (areas, list(AREAS)))
+    if args.load_containers:
+        check_no_load()  # now rather than after the audits
+    floors = {FLOOR_ALL: measure_floor(list(SECTIONS), args.runs)}
+    for area in AREAS:
+        floors[area] = measure_floor(area_sections(area), args.runs, label="floor " + area)
+    ping = measure_ping_floor(args.runs)
+    tasks_per_host = count_tasks()
+    render_samples, phases, render_info = measure_render(args.render_runs)
+    audits, findings = {"all": measure_audit(args.runs)[0]}, {}
+    if areas != list(AREAS):  # the floor's areas alone, for a like-for-like ratio
+        audits[FLOOR_ALL] = measure_audit(args.runs, tags=",".join(AREAS), label="audit " + FLOOR_ALL)[0]
+    for area in sorted(areas, key=lambda name: name == "docker"):  # docker last
+        audits[area], findings[area] = measure_audit(args.runs, tags=area, label="audit " + area)
+    # Right after the docker-only audit, whose findings the load must leave as they are.
+    audits = {key: audits[key] for key in ("all", FLOOR_ALL, *areas) if key in audits}  # in reading order
+    load = None
+    if args.load_containers:
+        load = measure_docker_load(args.load_containers, args.runs, findings["docker"])
+    render = dict(stats(render_samples), phases_median_s=phases, **render_info)
+    return {
+        "schema_version": 3,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": versions(),
         "runs": args.runs,
@@ -965,6 +1378,7 @@ def main(argv=None):
             for area, values in audits.items()
         },
         "audit_note": "fresh SSH ControlPath directory per run: the first connection is a new one",
+        "ping_floor": ping,
         "floor": {
             area: dict(values, script_sections=list(values["sections"]["prod"])) for area, values in floors.items()
         },
@@ -973,14 +1387,97 @@ def main(argv=None):
         "ratio": {
             area: round(audits.get(area, audits["all"])["median_s"] / floors[area]["median_s"], 1) for area in floors
         },
+        "goals": {
+            "areas": area_goals(audits, ping["median_s"], floors[FLOOR_ALL]["sections"], areas),
+            "tasks_per_host": {
+                host: verdict(counts["total"], GOAL_TASKS_PER_HOST) for host, counts in tasks_per_host.items()
+            },
+            "diff_render": verdict(render["median_s"], GOAL_DIFF_RENDER_S),
+        },
         "tasks_per_host": tasks_per_host,
-        "diff_render": dict(stats(render_samples), phases_median_s=phases, **render_info),
+        "diff_render": render,
         "docker_load": load,
     }
-    output = Path(args.output)
+
+
+def measure_fleet(args):
+    """T(N), controller CPU and report size of an env+git audit of N prod hosts on the lab's sshd, and
+    Ansible's ping floor on the same inventory, for each N of --fleet."""
+    fleet = {}
+    with tempfile.TemporaryDirectory(prefix="envparity-bench-fleet-") as tmp:
+        for size in args.fleet:
+            inventory = write_fleet_inventory(Path(tmp) / ("fleet-%d" % size), size, FLEET_ROLES)
+            forks = size + 1  # every host at once, dev included
+            env = {"ANSIBLE_FORKS": str(forks), "ANSIBLE_SSH_RETRIES": str(FLEET_SSH_RETRIES)}
+            dropped_before = sshd_dropped()
+            ping = measure_ping_floor(args.runs, inventory, env, label="ping N=%d" % size)
+            audit, _ = measure_audit(
+                args.runs, tags=",".join(FLEET_AREAS), label="audit N=%d" % size, inventory=inventory, env=env
+            )
+            dropped_after = sshd_dropped()
+            fleet[size] = {
+                "prod_hosts": size,
+                "forks": forks,
+                "ping_floor": ping,
+                "audit": audit,
+                "sshd_dropped": None if None in (dropped_before, dropped_after) else dropped_after - dropped_before,
+            }
+    return {
+        "schema_version": 3,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": versions(),
+        "runs": args.runs,
+        "fleet_areas": list(FLEET_AREAS),
+        "fleet": fleet,
+        "fleet_note": "N prod hosts prod-001 … on 127.0.0.1:%d as deploy (the lab's key and known_hosts), each "
+        "with its own ControlPath; dev as in the lab; group_vars of the lab less all but the audit, env and git "
+        "variables; CPU = user+sys of the ansible-playbook process tree (rusage of children); ANSIBLE_SSH_RETRIES=%d "
+        "reconnects what the lab's one sshd drops past its MaxStartups (sshd_dropped: from its log, every user's, "
+        "during the N's runs)" % (PROD_PORT, FLEET_SSH_RETRIES),
+        "fleet_goals": fleet_goals(fleet) if len(fleet) > 1 else None,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="measured runs of each audit and floor (default 5)")
+    parser.add_argument("--render-runs", type=int, default=20, help="measured runs of diff+render (default 20)")
+    parser.add_argument(
+        "--load-containers", type=int, default=50, help="extra running containers for the docker load (0: skip)"
+    )
+    parser.add_argument(
+        "--fleet",
+        type=parse_fleet,
+        help="only the fleet benchmark: prod host counts on the lab's sshd, e.g. 1,50 (env and git areas)",
+    )
+    parser.add_argument(
+        "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
+    )
+    parser.add_argument(
+        "--output", help="JSON file of the figures (default reports/benchmark.json, reports/benchmark-fleet.json)"
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
+        parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
+    if not shutil.which("ssh"):
+        parser.error("ssh is not installed")
+    os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
+
+    try:
+        if args.remove_load:
+            with no_interrupt():
+                print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
+            return 0
+        check_lab()
+        figures = measure_fleet(args) if args.fleet else measure_lab(args)
+    except (BenchmarkError, subprocess.TimeoutExpired) as exc:
+        print("benchmark: %s" % exc, file=sys.stderr)
+        return 1
+
+    output = Path(args.output or ROOT / "reports" / ("benchmark-fleet.json" if args.fleet else "benchmark.json"))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    print(table(figures))
+    print(fleet_table(figures) if args.fleet else table(figures))
     print("\nfigures written to %s" % output)
     return 0
 
