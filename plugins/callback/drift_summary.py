@@ -26,6 +26,7 @@ import sys
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.areas import load_specs
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import ReportWriteError
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import close_run_on_exit, store_error
@@ -55,6 +56,8 @@ class CallbackModule(CallbackBase):
         self._report_failure = None
 
     def v2_playbook_on_start(self, playbook):
+        # Read once here, in the main process: the workers forked per host inherit the specs read.
+        load_specs()
         # The per-run key must not outlive the run, however it ends (nor the run directory, unless kept).
         close_run_on_exit(lambda: self._run_dir)
 
