@@ -287,14 +287,14 @@ def postgres_databases(group, data):
     if not data.get("drift_postgres"):
         return []
     collection_import()
-    from ansible_collections.envparity.audit.plugins.module_utils import pg_collect
+    from ansible_collections.envparity.audit.plugins.module_utils import pg_collect, pg_psql
     from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 
     request = build_request("postgres", data)
     passwords = {str(item["name"]): lab_password(group, item.get("password")) for item in data["drift_postgres"]}
     databases = []
     for db in request["databases"]:
-        variables = pg_collect._pg_environment(db, passwords[db["name"]], request["timeout"])
+        variables = pg_psql.pg_environment(db, passwords[db["name"]], request["timeout"])
         if db["container"]:
             command = ["docker", "-H", request["docker_host"], "exec", "-i"]
             command += [part for name in variables for part in ("-e", name)] + [db["container"], "psql"]
@@ -302,7 +302,7 @@ def postgres_databases(group, data):
             command = ["psql"]
         databases.append(
             {
-                "command": command + list(pg_collect.PSQL_ARGS),
+                "command": command + list(pg_psql.PSQL_ARGS),
                 "variables": variables,
                 "script": pg_collect.build_script(request),
             }

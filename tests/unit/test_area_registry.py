@@ -1,7 +1,6 @@
 """Walk the area registry: each area is one whole room (collector, diff rules, request builder,
 role with defaults and argument specs, docs, lab part, tests), and each default has one value."""
 
-import importlib
 import pathlib
 
 import pytest
@@ -48,7 +47,7 @@ def test_the_registry_names_each_area_once():
 @pytest.mark.parametrize("area", AREA_NAMES)
 def test_each_area_has_a_collector_diff_rules_and_a_request_builder(area):
     entry = BY_NAME[area]
-    assert callable(entry.collect) and entry.collect.__name__ == "collect_area"
+    assert callable(entry.load().collect_area)
     rules = diff_rules(area)
     assert callable(rules.diff) and callable(rules.subjects)
     assert callable(getattr(requests, "%s_request" % area))
@@ -71,8 +70,7 @@ def test_role_defaults_are_the_argument_specs_defaults(area):
 @pytest.mark.parametrize("area", AREA_NAMES)
 def test_the_collector_defaults_are_the_argument_specs_defaults(area):
     """The collector's fallback for a missing request field is the value the role's specs give."""
-    entry = BY_NAME[area]
-    collector = importlib.import_module(entry.collect.__module__)
+    collector = BY_NAME[area].load()
     request = build_request(area, spec_defaults(area) | configured_params(area))
     assert collector.DEFAULTS, "%s has no DEFAULTS" % collector.__name__
     for field, default in collector.DEFAULTS.items():

@@ -11,6 +11,13 @@ from ansible_collections.envparity.audit.plugins.module_utils import areas, coll
 KEY = b"k" * 32
 
 
+class Collector:
+    """A stand-in collector module: just its collect_area."""
+
+    def __init__(self, collect_area):
+        self.collect_area = collect_area
+
+
 def env_request(path, project_dir=None):
     return {
         "project_dir": project_dir,
@@ -32,8 +39,7 @@ def test_one_failing_area_never_hides_the_others(tmp_path, monkeypatch):
     def broken(request, hmac_key, secrets=None):
         raise PermissionError(13, "Permission denied", "/secret/path?password=hunter2")
 
-    entry = areas.BY_NAME["git"]._replace(collect=broken)
-    monkeypatch.setitem(areas.BY_NAME, "git", entry)
+    monkeypatch.setitem(areas.BY_NAME, "git", areas.BY_NAME["git"]._replace(load=lambda: Collector(broken)))
     result = collect.collect_areas({"env": env_request(tmp_path / "a.env"), "git": {}}, KEY)
     assert result["env"]["status"] == "ok"
     assert result["git"] == {"status": "failed", "reason": "PermissionError: Permission denied"}
@@ -56,7 +62,7 @@ def test_areas_run_concurrently(monkeypatch):
         return {"name": request["name"]}
 
     for name in ("env", "git"):
-        monkeypatch.setitem(areas.BY_NAME, name, areas.BY_NAME[name]._replace(collect=slow))
+        monkeypatch.setitem(areas.BY_NAME, name, areas.BY_NAME[name]._replace(load=lambda: Collector(slow)))
     start = time.monotonic()
     result = collect.collect_areas({"env": {"name": "e"}, "git": {"name": "g"}}, KEY)
     assert {r["status"] for r in result.values()} == {"ok"}
@@ -74,7 +80,7 @@ def test_every_reason_a_collector_writes_is_redacted_on_the_host(monkeypatch, re
     def leaky(request, hmac_key, secrets=None):
         return {"databases": {"app": {"status": "unreachable", "reason": reason, "nested": [{"reason": reason}]}}}
 
-    monkeypatch.setitem(areas.BY_NAME, "postgres", areas.BY_NAME["postgres"]._replace(collect=leaky))
+    monkeypatch.setitem(areas.BY_NAME, "postgres", areas.BY_NAME["postgres"]._replace(load=lambda: Collector(leaky)))
     result = collect.collect_areas({"postgres": {}}, KEY)
     record = result["postgres"]["data"]["databases"]["app"]
     assert hidden not in repr(result)
