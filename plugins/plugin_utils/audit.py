@@ -12,6 +12,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
     at_or_above,
+    by_value,
     is_unknown,
     join_names,
     make_finding,
@@ -137,7 +138,7 @@ def unknown_findings(area, columns, cells, configured):
     for subject, labels in sorted(by_subject.items()):
         values = {column["label"]: ("collected" if cells[column["label"]] is not None else None) for column in columns}
         values.update({label: cells[label] for label in labels})
-        reasons = "; ".join("%s: %s" % (label, cells[label]["unknown"]) for label in labels)
+        reasons = by_value(((label, cells[label]["unknown"]) for label in labels), ": ")
         findings.append(
             make_finding(
                 area=area,

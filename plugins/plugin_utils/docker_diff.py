@@ -11,6 +11,7 @@ import re
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
+    by_value,
     join_names,
     subject_names,
 )
@@ -167,7 +168,7 @@ def _status_findings(stack):
             and any(f["status"] == "missing" for f in stack.records[label].get("files") or [])
             for label in broken
         )
-        reasons = "; ".join("%s: %s" % (label, stack.records[label].get("reason") or values[label]) for label in broken)
+        reasons = by_value(((label, stack.records[label].get("reason") or values[label]) for label in broken), ": ")
         findings.append(
             stack.finding(
                 "@files",
@@ -202,7 +203,7 @@ def _status_findings(stack):
             label: ("ok" if stack.engines[label].get("status") == "ok" else stack.engines[label].get("status"))
             for label in stack.declared()
         }
-        reasons = "; ".join("%s: %s" % (label, stack.engines[label].get("reason")) for label in down)
+        reasons = by_value(((label, stack.engines[label].get("reason")) for label in down), ": ")
         findings.append(
             stack.finding(
                 "@engine",
@@ -290,7 +291,7 @@ def _attribute_findings(stack, svc, ok, declared):
                 values,
                 differing,
                 "%s of service %s differs: %s."
-                % (attribute, svc, "; ".join("%s=%s" % (label, values[label] or "—") for label in ok)),
+                % (attribute, svc, by_value((label, values[label] or "—") for label in ok)),
                 "Align %s of %s with %s, or record the difference as expected in the rules file."
                 % (attribute, svc, ok[0]),
             )

@@ -12,6 +12,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.redact import LENG
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
+    by_value,
     join_names,
     subject_names,
 )
@@ -158,7 +159,7 @@ def _key_findings(subject):
                     "low",
                     values,
                     differing,
-                    "%s differs: %s." % (key, "; ".join("%s=%s" % (label, values[label]) for label in readable)),
+                    "%s differs: %s." % (key, by_value((label, values[label]) for label in readable)),
                     "Align %s with %s, or record the difference as expected in the rules file." % (key, baseline),
                 )
             )

@@ -69,6 +69,15 @@ def join_names(names):
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def by_value(pairs, separator="="):
+    """'dev=DEBUG; prod/web1, prod/web2, prod/web3 and 47 more=INFO' from (column, text) pairs: one
+    part per distinct text, in column order, its columns folded (a fleet is not 50 parts)."""
+    groups = {}
+    for label, text in pairs:
+        groups.setdefault(str(text), []).append(label)
+    return "; ".join("%s%s%s" % (join_names(labels), separator, text) for text, labels in groups.items())
+
+
 def subject_names(cells, section):
     """Every subject name (cell[section] keys) of the columns that have facts, sorted."""
     names = set()

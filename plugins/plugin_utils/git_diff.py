@@ -9,6 +9,7 @@ Pure Python; no Ansible imports.
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
+    by_value,
     join_names,
     subject_names,
 )
@@ -162,7 +163,7 @@ def _status_findings(subject, what):
     if not broken:
         return []
     values = {label: STATUS_TEXT.get(record["status"], "ok") for label, record in subject.records.items()}
-    reasons = "; ".join("%s: %s" % (label, subject.records[label].get("reason") or values[label]) for label in broken)
+    reasons = by_value(((label, subject.records[label].get("reason") or values[label]) for label in broken), ": ")
     missing = all(subject.records[label]["status"] == "missing" for label in broken)
     return [
         subject.finding(
@@ -179,6 +180,15 @@ def _status_findings(subject, what):
     ]
 
 
+def _same_head_groups(subject, labels):
+    """The columns grouped by their head commit (and shallowness), in column order."""
+    groups = {}
+    for label in labels:
+        record = subject.records[label]
+        groups.setdefault((record["head"], bool(record.get("shallow"))), []).append(label)
+    return list(groups.values())
+
+
 def _head_findings(subject):
     ok = subject.ok()
     if len(ok) < 2:
@@ -190,8 +200,10 @@ def _head_findings(subject):
         for label in ok
     }
     findings = []
-    for label in ok[1:]:
-        other = subject.records[label]
+    for group in _same_head_groups(subject, ok[1:]):
+        # Hosts at the same commit stand the same against the baseline: one finding names them all.
+        first, label = group[0], join_names(group)
+        other = subject.records[first]
         if base["head"] is None or other["head"] is None:
             if base["head"] != other["head"]:
                 findings.append(
@@ -201,7 +213,7 @@ def _head_findings(subject):
                         "git.no_commits",
                         "medium",
                         values,
-                        [label],
+                        group,
                         "One of %s and %s has no commit yet." % (baseline, label),
                         "Check that the right directory is configured for %s." % subject.name,
                     )
@@ -210,7 +222,7 @@ def _head_findings(subject):
         relation, lacking, only = place(base, other)
         if relation == "same":
             continue
-        production = label in subject.context["production"]
+        production = any(name in subject.context["production"] for name in group)
         if relation == "behind":
             findings.append(
                 subject.finding(
@@ -219,7 +231,7 @@ def _head_findings(subject):
                     "git.behind",
                     "medium",
                     values,
-                    [label],
+                    group,
                     "%s is %d commit(s) behind %s%s: %s."
                     % (label, len(lacking), baseline, _flags(lacking), _listing(lacking)),
                     "Deploy %s's commit to %s%s."
@@ -240,7 +252,7 @@ def _head_findings(subject):
                     "git.ahead",
                     "medium",
                     values,
-                    [label],
+                    group,
                     "%s is %d commit(s) ahead of %s: %s." % (label, len(only), baseline, _listing(only)),
                     "Bring %s up to date with %s, or deploy from the branch %s runs." % (baseline, label, label),
                 )
@@ -254,7 +266,7 @@ def _head_findings(subject):
                     "git.cherry_picked",
                     "medium",
                     values,
-                    [label],
+                    group,
                     "%s's %d commit(s) not in %s's history are cherry-picks of %s's commits (same patch): %s; "
                     "%s lacks %d commit(s)%s: %s."
                     % (
@@ -279,7 +291,7 @@ def _head_findings(subject):
                     "git.diverged",
                     "high",
                     values,
-                    [label],
+                    group,
                     "%s and %s have diverged: %d commit(s) only on %s (%s)%s; %s lacks %d%s (%s)."
                     % (
                         baseline,
@@ -301,7 +313,7 @@ def _head_findings(subject):
                 )
             )
         else:
-            shallow = [name for name in (baseline, label) if subject.records[name].get("shallow")]
+            shallow = [name for name in (baseline, first) if subject.records[name].get("shallow")]
             findings.append(
                 subject.finding(
                     "head",
@@ -309,7 +321,7 @@ def _head_findings(subject):
                     "git.unrelated" if relation == "unrelated" else "git.history_unknown",
                     "high",
                     values,
-                    [label],
+                    group,
                     "%s and %s share no commit%s%s."
                     % (
                         baseline,
@@ -368,8 +380,8 @@ def _worktree_findings(subject):
                 "Uncommitted changes on production %s: %s."
                 % (
                     join_names(dirty),
-                    "; ".join(
-                        "%s: %s" % (label, _names(subject.records[label], ("staged", "modified"))) for label in dirty
+                    by_value(
+                        ((label, _names(subject.records[label], ("staged", "modified"))) for label in dirty), ": "
                     ),
                 ),
                 "Commit the hot-fix on %s to the repository (or reproduce it there), "
@@ -389,9 +401,7 @@ def _worktree_findings(subject):
                 "Untracked files on production %s: %s."
                 % (
                     join_names(untracked),
-                    "; ".join(
-                        "%s: %s" % (label, _names(subject.records[label], ("untracked",))) for label in untracked
-                    ),
+                    by_value(((label, _names(subject.records[label], ("untracked",))) for label in untracked), ": "),
                 ),
                 "Add them to the repository, to .gitignore, or remove them from %s." % join_names(untracked),
             )
@@ -409,7 +419,7 @@ def _worktree_findings(subject):
                 "Work in progress on %s (%s) is not part of any commit and will not be deployed."
                 % (
                     join_names(local),
-                    "; ".join("%s: %s" % (label, values[label]) for label in local),
+                    by_value(((label, values[label]) for label in local), ": "),
                 ),
                 "Commit what the release needs before deploying.",
             )
@@ -445,7 +455,7 @@ def _keyed_findings(subject, key_prefix, field, check, severity, noun):
                 values,
                 differing,
                 "%s %s differs across environments: %s."
-                % (noun, name, "; ".join("%s=%s" % (lbl, values[lbl] or "—") for lbl in ok)),
+                % (noun, name, by_value((lbl, values[lbl] or "—") for lbl in ok)),
                 "Align %s %s with %s." % (noun, name, baseline),
             )
         )
@@ -515,7 +525,7 @@ def _repo_findings(subject):
                 "low",
                 branches,
                 [label for label in ok if branches[label] != branches[ok[0]]],
-                "Checked-out branch differs: %s." % "; ".join("%s=%s" % (label, branches[label]) for label in ok),
+                "Checked-out branch differs: %s." % by_value((label, branches[label]) for label in ok),
                 "Deploy from the same branch everywhere, or record the difference as expected.",
             )
         )

@@ -12,7 +12,12 @@ in another, has everything compared under its own name, as if it had its server 
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SubjectColumns, join_names, unknown_cell
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    SubjectColumns,
+    by_value,
+    join_names,
+    unknown_cell,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import ObjectType, get, high_if, keyed
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
@@ -162,7 +167,7 @@ def setting_findings(db, only=None):
                 % (
                     name,
                     " (compared by fingerprint only)" if secret else "",
-                    "; ".join("%s=%s" % (label, values[label]) for label in ok),
+                    by_value((label, values[label]) for label in ok),
                 ),
                 "Set %s on %s as on %s (postgresql.conf, ALTER SYSTEM or ALTER DATABASE, or the container's "
                 "command line), or record the difference as expected (e.g. prod has more memory)."

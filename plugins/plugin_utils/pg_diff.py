@@ -10,6 +10,7 @@ Pure Python; no Ansible imports.
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
+    by_value,
     join_names,
     subject_names,
     unknown_cell,
@@ -129,7 +130,7 @@ def _server_findings(db):
             severity,
             versions,
             differing,
-            "PostgreSQL server versions differ: %s." % "; ".join("%s=%s" % (label, versions[label]) for label in ok),
+            "PostgreSQL server versions differ: %s." % by_value((label, versions[label]) for label in ok),
             "Run the same PostgreSQL major version on %s as on %s, so that one tests what the other runs "
             "(and the latest minor release everywhere, for its fixes)." % (join_names(differing), baseline),
         )

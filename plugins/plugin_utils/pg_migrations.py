@@ -5,7 +5,7 @@ Pure Python; no Ansible imports.
 """
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value, join_names
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import plural
 
 LISTED_IDS = 10
@@ -210,8 +210,7 @@ def _head_findings(db, tool, records, ok, values, upgrade):
             "high",
             values,
             differing,
-            "The %s head differs: %s."
-            % (tool, "; ".join("%s=%s" % (label, values[label]) for label in ok if values[label])),
+            "The %s head differs: %s." % (tool, by_value((label, values[label]) for label in ok if values[label])),
             "Run %s on %s before deploying the code that needs it (alembic history shows whether %s is behind "
             "%s or on another branch)." % (upgrade, join_names(differing), join_names(differing), baseline),
         )

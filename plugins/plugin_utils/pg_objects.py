@@ -19,7 +19,7 @@ import typing
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value, join_names
 
 DETAIL_LINES = 200
 TRIGGER_STATE = {
@@ -412,7 +412,7 @@ def _changed_finding(db, spec, shown, objs, ok, changed):
             spec.noun.capitalize(),
             shown,
             join_names(ordered),
-            "; ".join("%s=%s" % (label, values[label]) for label in ok if values[label] is not None),
+            by_value((label, values[label]) for label in ok if values[label] is not None),
         ),
         _advice(
             spec,

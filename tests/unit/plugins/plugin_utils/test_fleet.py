@@ -92,3 +92,11 @@ def test_a_fleet_of_50_with_the_same_drift_gives_a_report_about_as_long_as_one_h
     assert "| dev | prod |" in fleet
     assert "| `dev-value` | `prod-value` |" in fleet
     assert "50 hosts: web00, web01, web02 and 47 more" in fleet
+
+
+def test_messages_name_each_value_once_with_its_columns_folded():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value
+
+    pairs = [("dev", "DEBUG")] + [("prod/web%02d" % n, "INFO") for n in range(50)] + [("prod/web50", "TRACE")]
+    assert by_value(pairs) == "dev=DEBUG; prod/web00, prod/web01, prod/web02 and 47 more=INFO; prod/web50=TRACE"
+    assert by_value([("dev", "refused"), ("prod", "refused")], ": ") == "dev and prod: refused"
