@@ -14,6 +14,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
 from ansible_collections.envparity.audit.plugins.plugin_utils.fleet import environment_groups, group_cell, value_groups
 
 SCHEMA_VERSION = 1
+NOT_COMPARED = "audit.not_compared"
 
 
 def build_document(audit, generated_at, inventory):
@@ -50,6 +51,8 @@ def build_document(audit, generated_at, inventory):
             },
             "by_area": {area: sum(1 for f in unexpected if f["area"] == area) for area in audit["audited_areas"]},
             "unknown": sum(1 for f in findings if f["kind"] == "unknown"),
+            # Areas compared across fewer than two environments: no drift could be seen there.
+            "not_compared": sorted({f["area"] for f in findings if f["check"] == NOT_COMPARED}),
             "stale_rules": len(audit["stale_rules"]),
             "errors": len(audit["errors"]),
         },
@@ -184,6 +187,7 @@ def build_view(document):
         "severity_counts": [{"severity": s, "count": summary["by_severity"][s]} for s in SEVERITIES],
         "area_counts": [{"area": markdown_text.text(a), "count": n} for a, n in summary["by_area"].items()],
         "summary": summary,
+        "not_compared": ", ".join(markdown_text.text(area) for area in summary["not_compared"]),
         "gate": {
             "fail_on": markdown_text.code(document["gate"]["fail_on"]),
             "tripped": document["gate"]["tripped"],

@@ -73,6 +73,11 @@ def summary_lines(report):
         % (summary["unexpected"], counts, summary["expected"], summary["unknown"], summary["stale_rules"]),
         "envparity: report %s (JSON %s)" % (report["report"]["markdown"], report["report"]["json"]),
     ]
+    if summary.get("not_compared"):
+        lines.append(
+            "envparity: NOT COMPARED: %s: fewer than two environments were collected, no drift could be seen "
+            "there (a gate other than never fails)." % ", ".join(summary["not_compared"])
+        )
     if gate["fail_on"] == "never":
         lines.append("envparity: gate off (drift_fail_on=never).")
     else:

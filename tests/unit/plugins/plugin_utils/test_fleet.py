@@ -100,3 +100,14 @@ def test_messages_name_each_value_once_with_its_columns_folded():
     pairs = [("dev", "DEBUG")] + [("prod/web%02d" % n, "INFO") for n in range(50)] + [("prod/web50", "TRACE")]
     assert by_value(pairs) == "dev=DEBUG; prod/web00, prod/web01, prod/web02 and 47 more=INFO; prod/web50=TRACE"
     assert by_value([("dev", "refused"), ("prod", "refused")], ": ") == "dev and prod: refused"
+
+
+def test_an_area_compared_in_one_environment_only_is_said_in_the_report():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.audit import not_compared_finding
+
+    audit = audit_of(1, drift_keys=0)
+    audit["findings"] = [not_compared_finding("env", ["dev", "prod"], ["dev"], ["dev", "prod"])]
+    document = build_document(audit, "2026-01-01T00:00:00Z", "i")
+    assert document["summary"]["not_compared"] == ["env"]
+    assert "**Not compared: env.**" in markdown_of(audit)
+    assert "Not compared" not in markdown_of(audit_of(1))

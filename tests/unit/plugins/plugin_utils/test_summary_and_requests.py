@@ -98,3 +98,11 @@ def test_postgres_request_never_carries_a_password():
     assert build_request("postgres", {"drift_postgres": []}) is None
     with pytest.raises(RequestError, match="needs a name, a dbname and a user"):
         build_request("postgres", {"drift_postgres": [{"name": "x"}]})
+
+
+def test_areas_not_compared_are_said_on_the_terminal():
+    compared_nothing = report(tripped=True, fail_on="low")
+    compared_nothing["summary"]["not_compared"] = ["env", "git"]
+    lines = summary_lines(compared_nothing)
+    assert "envparity: NOT COMPARED: env, git: fewer than two environments were collected" in lines[2]
+    assert not any("NOT COMPARED" in line for line in summary_lines(report()))
