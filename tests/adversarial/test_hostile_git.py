@@ -14,6 +14,7 @@ import subprocess
 import threading
 
 import pytest
+import yaml
 
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 from ansible_collections.envparity.audit.plugins.plugin_utils import git_diff
@@ -311,13 +312,17 @@ def test_audit_of_a_hostile_production_repository(audit, tmp_path):
     (inventory / "group_vars" / "all.yml").write_text(
         "drift_environments: [dev, prod]\ndrift_production_environments: [prod]\n"
     )
-    (inventory / "group_vars" / "dev.yml").write_text("drift_git_repos:\n  - {name: app, path: %s}\n" % dev)
-    (inventory / "group_vars" / "prod.yml").write_text("drift_git_repos:\n  - {name: app, path: %s}\n" % prod)
+    # Every area runs (the lab's own env files, stacks and databases), the repository the hostile one.
+    for name, repo in (("dev", dev), ("prod", prod)):
+        variables = yaml.safe_load((ROOT / "inventory" / "lab" / "group_vars" / ("%s.yml" % name)).read_text())
+        variables.update(drift_git_repos=[{"name": "app", "path": str(repo)}], drift_deploy_dirs=[])
+        (inventory / "group_vars" / ("%s.yml" % name)).write_text(yaml.safe_dump(variables))
     try:
-        result = audit(cmdline="-i %s --tags git" % inventory)
+        result = audit(cmdline="-i %s" % inventory)
         assert result.rc == 0, result.stdout
+        assert result.report["areas"] == ["docker", "env", "git", "postgres"]
         assert plants.found() == []
-        findings = {f["check"]: f for f in result.report["findings"] if f["subject"] == "app"}
+        findings = {f["check"]: f for f in result.report["findings"] if (f["area"], f["subject"]) == ("git", "app")}
         programs = findings["git.runs_programs"]
         assert (programs["severity"], programs["environments"]) == ("high", ["prod"])
         assert programs["values"]["prod"] == ", ".join(DECLARED)
