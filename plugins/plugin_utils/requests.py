@@ -100,7 +100,7 @@ def postgres_request(params):
     """The postgres area's request without any password, or None when no database is configured.
 
     The request is stored in the run directory and may be shown by Ansible: passwords travel
-    apart (postgres_passwords), into a no_log option of the module.
+    apart (postgres_secrets), into a no_log option of the module.
     """
     databases = params["drift_postgres"]
     if not databases:

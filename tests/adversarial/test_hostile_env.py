@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import collect_env_files
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint, looks_like_token
+from tests.adversarial.conftest import two_local_hosts
 
 _RNG = random.SystemRandom()
 
@@ -93,28 +94,10 @@ def test_collector_shows_hostile_lines_as_numbers_and_fingerprints(tmp_path):
     assert leaked(json.dumps(app)) == []
 
 
-INVENTORY = """\
-all:
-  children:
-    dev:
-      hosts:
-        dev-box:
-          ansible_connection: local
-          ansible_python_interpreter: "{{ ansible_playbook_python }}"
-          drift_project_dir: %(dev)s
-          drift_env_files:
-            - {name: app, path: config/app.env}
-            - {name: leak, path: config/leak.env}
-    prod:
-      hosts:
-        prod-box:
-          ansible_connection: local
-          ansible_python_interpreter: "{{ ansible_playbook_python }}"
-          drift_project_dir: %(prod)s
-          drift_env_files:
-            - {name: app, path: config/app.env}
-            - {name: leak, path: config/leak.env}
-"""
+def env_host(project):
+    """A host's variables: the project and its two env files."""
+    files = [{"name": "app", "path": "config/app.env"}, {"name": "leak", "path": "config/leak.env"}]
+    return {"drift_project_dir": str(project), "drift_env_files": files}
 
 
 def test_audit_reports_the_hostile_files_without_their_content(tmp_path, audit):
@@ -125,8 +108,7 @@ def test_audit_reports_the_hostile_files_without_their_content(tmp_path, audit):
     # so that the refusal is dev's alone.
     write_private(prod / "config" / "app.env", HOSTILE_LINES % "off")
     write_private(prod / "config" / "leak.env", "DAEMON_NOTE=plain\n")
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(INVENTORY % {"dev": dev, "prod": prod})
+    inventory = two_local_hosts(tmp_path / "hosts.yml", env_host(dev), env_host(prod))
 
     result = audit(cmdline="-i %s --tags env" % inventory)
     assert result.rc == 0, result.stdout

@@ -8,40 +8,32 @@ import secrets
 
 import pytest
 
+from tests.adversarial.conftest import two_local_hosts
+
 PASSWORD = "PastedPw" + secrets.token_hex(6)
 CLOSED_PORT = 2999  # nothing listens there: 127.0.0.1 only
 
-INVENTORY = """\
-all:
-  children:
-    dev:
-      hosts:
-        dev-box:
-          ansible_connection: local
-          ansible_python_interpreter: "{{ ansible_playbook_python }}"
-          drift_postgres:
-            - name: app
-              dbname: "postgresql://app:%(password)s@127.0.0.1:%(port)d/app"
-              user: app
-              host: 127.0.0.1
-              port: %(port)d
-    prod:
-      hosts:
-        prod-box:
-          ansible_connection: local
-          ansible_python_interpreter: "{{ ansible_playbook_python }}"
-          drift_postgres:
-            - name: app
-              dbname: app
-              user: app
-              host: "host=127.0.0.1 port=%(port)d password=%(password)s"
-"""
+# dev pastes a URL into dbname, prod a libpq keyword string into host; both point nowhere.
+DEV_DATABASE = {
+    "name": "app",
+    "dbname": "postgresql://app:%s@127.0.0.1:%d/app" % (PASSWORD, CLOSED_PORT),
+    "user": "app",
+    "host": "127.0.0.1",
+    "port": CLOSED_PORT,
+}
+PROD_DATABASE = {
+    "name": "app",
+    "dbname": "app",
+    "user": "app",
+    "host": "host=127.0.0.1 port=%d password=%s" % (CLOSED_PORT, PASSWORD),
+}
 
 
 @pytest.mark.parametrize("verbosity", [0, 4])
 def test_a_pasted_password_is_never_shown(tmp_path, audit, verbosity):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(INVENTORY % {"password": PASSWORD, "port": CLOSED_PORT})
+    inventory = two_local_hosts(
+        tmp_path / "hosts.yml", {"drift_postgres": [DEV_DATABASE]}, {"drift_postgres": [PROD_DATABASE]}
+    )
     result = audit(cmdline="-i %s --tags postgres" % inventory, verbosity=verbosity)
     report = result.report
     statuses = {
