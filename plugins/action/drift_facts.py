@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import requests
+from ansible_collections.envparity.audit.plugins.plugin_utils import endpoints_controller, requests
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
@@ -73,6 +73,8 @@ class ActionModule(ActionBase):
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
+        # endpoints `from: controller`: probed here while the host collects (see endpoints_controller)
+        probes = endpoints_controller.start(areas.get("endpoints"), module_args["run_key"], secrets.get("endpoints"))
         try:
             module_result = self._execute_module(
                 module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
@@ -84,7 +86,10 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        unusable = rundir.store_facts(run_directory, host, module_result.get("facts_blob") or "")
+        blob = module_result.get("facts_blob") or ""
+        if probes is not None:
+            blob = endpoints_controller.merged_blob(blob, probes.results())
+        unusable = rundir.store_facts(run_directory, host, blob)
         if unusable:
             result.update(failed=True, msg=unusable)
             return result

@@ -6,6 +6,11 @@ applied (see plugin_utils/areas.py), so no default is written twice. A builder r
 the host configures nothing for the area ("not configured").
 """
 
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import (
+    SAFE_METHODS,
+    display_url,
+)
+
 
 class RequestError(ValueError):
     """An inventory input that cannot be audited; the message says which and why."""
@@ -140,3 +145,74 @@ def postgres_secrets(params):
         for item in params.get("drift_postgres") or []
         if isinstance(item, dict) and item.get("name") and item.get("password") not in (None, "")
     }
+
+
+ENDPOINT_SOURCES = ("controller", "host")
+
+
+def _endpoint(item, index, names):
+    if not isinstance(item, dict) or not item.get("name") or not item.get("url"):
+        raise RequestError("drift_endpoints item %d needs a name and a url" % (index + 1))
+    name = str(item["name"])
+    if name in names:
+        raise RequestError("drift_endpoints names must be unique: %s appears twice" % name)
+    names.add(name)
+    # A URL or connect_to that cannot be used fails its own probe with the reason (the host's
+    # other endpoints and areas are still audited).
+    url = str(item["url"])
+    source = item.get("from") or "controller"
+    if source not in ENDPOINT_SOURCES:
+        raise RequestError("drift_endpoints %s: from must be controller or host" % name)
+    method = str(item.get("method") or "GET").upper()
+    if method not in SAFE_METHODS:
+        raise RequestError("drift_endpoints %s: method must be one of %s (read-only)" % (name, ", ".join(SAFE_METHODS)))
+    expect = item.get("expect_status")
+    return {
+        "name": name,
+        # the URL as it may be stored and shown; one with credentials travels in endpoints_secrets
+        "url": display_url(url),
+        "method": method,
+        "expect_status": int(expect) if expect not in (None, "") else None,
+        "samples": int(item["samples"]) if item.get("samples") not in (None, "") else None,
+        "from": source,
+        "connect_to": str(item["connect_to"]) if item.get("connect_to") else None,
+        "ca_file": str(item["ca_file"]) if item.get("ca_file") else None,
+        "json_fields": [str(field) for field in item.get("json_fields") or []],
+        # header names only: their values may be credentials (endpoints_secrets)
+        "header_names": sorted(str(header) for header in (item.get("headers") or {})),
+    }
+
+
+def endpoints_request(params):
+    """The endpoints area's request, or None when no endpoint is configured. Header values and
+    URL credentials are not in it (endpoints_secrets): the request is stored and may be shown."""
+    endpoints = params["drift_endpoints"]
+    if not endpoints:
+        return None
+    names = set()
+    request = {"endpoints": [_endpoint(item, index, names) for index, item in enumerate(endpoints)]}
+    for field in ("samples", "timeout", "area_timeout", "max_body_bytes", "max_redirects", "concurrency"):
+        request[field] = int(params["drift_endpoints_" + field])
+        if request[field] < (0 if field == "max_redirects" else 1):
+            raise RequestError("drift_endpoints_%s must be a positive number" % field)
+    for field in ("slower_ms", "slower_percent", "expiry_high_days", "expiry_critical_days"):
+        request[field] = int(params["drift_endpoints_" + field])
+    return request
+
+
+def endpoints_secrets(params):
+    """{name: {"url": the URL with its credentials, "headers": {...}}} of the endpoints that have
+    either: a no_log option of the module, never in the request."""
+    secrets = {}
+    for item in params.get("drift_endpoints") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            continue
+        entry = {}
+        url = str(item.get("url") or "")
+        if display_url(url) != url:
+            entry["url"] = url
+        if item.get("headers"):
+            entry["headers"] = {str(key): str(value) for key, value in item["headers"].items()}
+        if entry:
+            secrets[str(item["name"])] = entry
+    return secrets

@@ -1,0 +1,98 @@
+"""Collect the endpoints area: probe every requested endpoint concurrently, bounded in number of
+probes at once and in time for the whole area.
+
+Standard library only: this file runs on the audited host (endpoints `from: host`, inside the
+host's one module execution) and on the controller (endpoints `from: controller`, inside the
+drift_facts action of the host whose environment they belong to).
+"""
+
+import concurrent.futures
+import threading
+import time
+
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import display_url, probe
+
+# The request's settings when a field is missing; the same as the endpoints role's argument
+# specs (a test holds them equal).
+DEFAULTS = {
+    "samples": 5,
+    "timeout": 5,
+    "area_timeout": 60,
+    "max_body_bytes": 65536,
+    "max_redirects": 5,
+    "concurrency": 8,
+}
+# The diff's tolerances and thresholds, passed through with the facts (the diff sees only facts).
+POLICY_DEFAULTS = {"slower_ms": 250, "slower_percent": 50, "expiry_high_days": 21, "expiry_critical_days": 7}
+
+
+def _settings(request):
+    return {field: int(request.get(field) or default) for field, default in DEFAULTS.items()}
+
+
+def probe_all(endpoints, settings, hmac_key, secrets=None):
+    """{name: record} of every endpoint; one that has not finished when the area's time runs out
+    is reported as such (its thread ends by its own per-request timeouts, never waited for)."""
+    secrets = secrets or {}
+    if not endpoints:
+        return {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(settings["concurrency"], len(endpoints))))
+    futures = {
+        item["name"]: pool.submit(probe, item, settings, hmac_key, secrets.get(item["name"])) for item in endpoints
+    }
+    done, _pending = concurrent.futures.wait(futures.values(), timeout=settings["area_timeout"])
+    pool.shutdown(wait=False)
+    results = {}
+    for item in endpoints:
+        future = futures[item["name"]]
+        if future in done:
+            try:
+                results[item["name"]] = future.result()
+            except Exception as exc:  # a probe's bug must not hide the other endpoints
+                results[item["name"]] = _failed(item, "failed", "%s while probing" % type(exc).__name__)
+        else:
+            future.cancel()
+            results[item["name"]] = _failed(
+                item,
+                "timeout",
+                "not finished within the area's %d s (drift_endpoints_area_timeout)" % settings["area_timeout"],
+            )
+    return results
+
+
+def _failed(item, status, reason):
+    return {"status": status, "reason": reason, "url": display_url(item["url"]), "from": item["from"]}
+
+
+def collect_area(request, hmac_key, secrets=None):
+    """The registry's entry: the endpoints request (see the request builder) to {"endpoints": {...}}."""
+    started = time.monotonic()
+    endpoints = [item for item in request.get("endpoints") or [] if item.get("from", "host") == "host"]
+    results = probe_all(endpoints, _settings(request), hmac_key, secrets)
+    policy = {field: int(request.get(field) or default) for field, default in POLICY_DEFAULTS.items()}
+    return {"endpoints": results, "policy": policy, "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1)}
+
+
+def collect_controller_side(request, hmac_key, secrets=None):
+    """The endpoints `from: controller` of one host's request, probed here, on the controller."""
+    endpoints = [item for item in request.get("endpoints") or [] if item.get("from") == "controller"]
+    return probe_all(endpoints, _settings(request), hmac_key, secrets)
+
+
+class ControllerProbes:
+    """Controller-side probes run in a thread while the host's module executes, so that they cost
+    no time of their own when the host takes longer (a drift_facts action's helper)."""
+
+    def __init__(self, request, hmac_key, secrets):
+        self._result = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(request, hmac_key, secrets), name="envparity-endpoints", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, request, hmac_key, secrets):
+        self._result = collect_controller_side(request, hmac_key, secrets)
+
+    def results(self):
+        self._thread.join()
+        return self._result
