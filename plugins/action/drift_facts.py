@@ -75,6 +75,8 @@ class ActionModule(ActionBase):
         }
         # endpoints `from: controller`: probed here while the host collects (see endpoints_controller)
         probes = endpoints_controller.start(areas.get("endpoints"), module_args["run_key"], secrets.get("endpoints"))
+        if "endpoints" in secrets:
+            secrets["endpoints"] = endpoints_controller.host_secrets(areas.get("endpoints"), secrets["endpoints"])
         try:
             module_result = self._execute_module(
                 module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars

@@ -363,7 +363,7 @@ def _response_facts(summary, hops, final, hmac_key, selected):
         "size_truncated": summary["truncated"],
         "content_length": content_length[:20] if content_length else None,
         "headers": {
-            name: redact_text(_header(headers, name))[:MAX_HEADER_CHARS]
+            name: redact_text(_header(headers, name).strip())[:MAX_HEADER_CHARS]
             for name in SECURITY_HEADERS + VERSION_HEADERS
             if _header(headers, name) is not None
         },

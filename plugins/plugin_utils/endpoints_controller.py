@@ -19,6 +19,12 @@ def start(request, run_key_hex, secrets):
     return ControllerProbes(request, bytes.fromhex(run_key_hex), secrets or {})
 
 
+def host_secrets(request, secrets):
+    """The secrets of the endpoints probed on the host: those probed here never travel to it."""
+    on_host = {item["name"] for item in (request or {}).get("endpoints") or [] if item.get("from") == "host"}
+    return {name: value for name, value in (secrets or {}).items() if name in on_host}
+
+
 def merged_blob(blob, results):
     """The host's packed facts with the controller's probes added to its endpoints area; the blob
     as it came when it cannot be read (storing it then says why) or the host's area failed."""
