@@ -6,7 +6,6 @@ host's one module execution) and on the controller (endpoints `from: controller`
 drift_facts action of the host whose environment they belong to).
 """
 
-import concurrent.futures
 import threading
 import time
 
@@ -32,32 +31,37 @@ def _settings(request):
 
 def probe_all(endpoints, settings, hmac_key, secrets=None):
     """{name: record} of every endpoint; one that has not finished when the area's time runs out
-    is reported as such (its thread ends by its own per-request timeouts, never waited for)."""
+    is reported as such. The workers are daemon threads, never waited for past that time (a
+    thread pool's workers would hold the module's exit until their own timeouts ran out)."""
     secrets = secrets or {}
-    if not endpoints:
-        return {}
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(settings["concurrency"], len(endpoints))))
-    futures = {
-        item["name"]: pool.submit(probe, item, settings, hmac_key, secrets.get(item["name"])) for item in endpoints
-    }
-    done, _pending = concurrent.futures.wait(futures.values(), timeout=settings["area_timeout"])
-    pool.shutdown(wait=False)
+    pending = list(endpoints)
     results = {}
-    for item in endpoints:
-        future = futures[item["name"]]
-        if future in done:
+    lock = threading.Condition()
+
+    def work():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                item = pending.pop(0)
             try:
-                results[item["name"]] = future.result()
+                record = probe(item, settings, hmac_key, secrets.get(item["name"]))
             except Exception as exc:  # a probe's bug must not hide the other endpoints
-                results[item["name"]] = _failed(item, "failed", "%s while probing" % type(exc).__name__)
-        else:
-            future.cancel()
-            results[item["name"]] = _failed(
-                item,
-                "timeout",
-                "not finished within the area's %d s (drift_endpoints_area_timeout)" % settings["area_timeout"],
-            )
-    return results
+                record = _failed(item, "failed", "%s while probing" % type(exc).__name__)
+            with lock:
+                results[item["name"]] = record
+                lock.notify_all()
+
+    for _ in range(max(1, min(settings["concurrency"], len(endpoints)))):
+        threading.Thread(target=work, name="envparity-probe", daemon=True).start()
+    deadline = time.monotonic() + settings["area_timeout"]
+    with lock:
+        while len(results) < len(endpoints) and time.monotonic() < deadline:
+            lock.wait(deadline - time.monotonic())
+        finished = dict(results)
+        del pending[:]
+    late = "not finished within the area's %d s (drift_endpoints_area_timeout)" % settings["area_timeout"]
+    return {item["name"]: finished.get(item["name"]) or _failed(item, "timeout", late) for item in endpoints}
 
 
 def _failed(item, status, reason):
