@@ -279,16 +279,20 @@ def _resolve_redirect(target, location, connect_to):
     return {"scheme": scheme, "host": host, "port": port, "path": path, "address": address}, None
 
 
-def follow(target, method, headers, settings, context):
-    """The first response after following redirects: (summary, handshake, hops, final target)."""
+def follow(target, method, session, settings):
+    """The first response after following redirects: (summary, handshake, hops, final target);
+    the handshake is the final origin's (None when it is plain http)."""
     hops = []
     seen = set()
-    handshake = None
     while True:
-        summary, shake, _elapsed = request_once(
-            target, method, headers, settings["timeout"], settings["max_body_bytes"], context
+        summary, handshake, _elapsed = request_once(
+            target,
+            method,
+            session.headers(target),
+            settings["timeout"],
+            settings["max_body_bytes"],
+            session.context(target),
         )
-        handshake = handshake or shake
         location = _header(summary["headers"], "location")
         if summary["status"] not in REDIRECT_STATUSES or not location:
             return summary, handshake, hops, target
@@ -315,14 +319,19 @@ def percentile(values, share):
     return ordered[rank - 1]
 
 
-def timing(target, method, headers, settings, context):
+def timing(target, method, session, settings):
     """Response times of the first response (redirects not followed) over `samples` requests after
     one warm-up request whose time is not counted; milliseconds."""
     times, failures = [], 0
     for index in range(settings["samples"] + 1):
         try:
             _summary, _shake, elapsed = request_once(
-                target, method, headers, settings["timeout"], settings["max_body_bytes"], context
+                target,
+                method,
+                session.headers(target),
+                settings["timeout"],
+                settings["max_body_bytes"],
+                session.context(target),
             )
         except ProbeError:
             failures += index > 0
@@ -400,32 +409,65 @@ def probe(endpoint, settings, hmac_key, secret=None):
         return dict(record, status="failed", reason=str(exc))
     settings = dict(settings, samples=int(endpoint.get("samples") or settings["samples"]), connect_to=connect_to)
     target = {"scheme": scheme, "host": host, "port": port, "path": path, "address": connect_to}
-    headers = {"User-Agent": "envparity-audit", "Accept": "application/json, */*;q=0.5", "Connection": "close"}
     credentials = dict(secret.get("headers") or {})
     basic = basic_credentials(secret.get("url") or endpoint["url"])
     if basic and "Authorization" not in credentials:
         credentials["Authorization"] = basic
-    context = None
-    verified, verify_error = None, None
-    if scheme == "https":
-        try:
-            context, verified, verify_error = _trusted_context(target, endpoint.get("ca_file"), settings["timeout"])
-        except ProbeError as exc:
-            return dict(record, status=exc.status, reason=exc.reason)
-        if not verified and credentials:
-            # Credentials are never sent over a connection whose certificate did not verify.
-            credentials = {}
-            record["credentials_withheld"] = True
-    headers.update(credentials)
+    session = _Session(target, credentials, endpoint.get("ca_file"), settings["timeout"])
     try:
-        summary, handshake, hops, final = follow(target, method, headers, settings, context)
+        summary, handshake, hops, final = follow(target, method, session, settings)
+        record["http"] = _response_facts(summary, hops, final, hmac_key, endpoint.get("json_fields") or [])
+        record["timing"] = timing(target, method, session, settings)
     except ProbeError as exc:
         return dict(record, status=exc.status, reason=exc.reason)
-    record["http"] = _response_facts(summary, hops, final, hmac_key, endpoint.get("json_fields") or [])
-    record["timing"] = timing(target, method, headers, settings, context)
     if handshake is not None:
-        record["tls"] = _tls_facts(handshake, verified, verify_error)
+        record["tls"] = _tls_facts(handshake, *session.verification(final))
+    if session.withheld:
+        record["credentials_withheld"] = True
     return record
+
+
+class _Session:
+    """What one probe's requests share: the TLS context of each https origin it reaches (with
+    whether its certificate verified), and the headers each request sends. Credentials go only
+    to the configured URL's own origin, and never over a connection whose certificate did not
+    verify."""
+
+    BASE_HEADERS = {"User-Agent": "envparity-audit", "Accept": "application/json, */*;q=0.5", "Connection": "close"}
+
+    def __init__(self, target, credentials, ca_file, timeout):
+        self.origin = (target["scheme"], target["host"], target["port"])
+        self.credentials = credentials
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self.origins = {}
+        self.withheld = False
+
+    def _key(self, target):
+        return (target["host"], target["port"], target.get("address"))
+
+    def context(self, target):
+        if target["scheme"] != "https":
+            return None
+        key = self._key(target)
+        if key not in self.origins:
+            self.origins[key] = _trusted_context(target, self.ca_file, self.timeout)
+        return self.origins[key][0]
+
+    def verification(self, target):
+        """(verified, verification error) of an https origin (reached first if need be)."""
+        self.context(target)
+        return self.origins[self._key(target)][1:]
+
+    def headers(self, target):
+        headers = dict(self.BASE_HEADERS)
+        if not self.credentials or (target["scheme"], target["host"], target["port"]) != self.origin:
+            return headers
+        if target["scheme"] == "https" and not self.verification(target)[0]:
+            self.withheld = True
+            return headers
+        headers.update(self.credentials)
+        return headers
 
 
 def _trusted_context(target, ca_file, timeout):
