@@ -6,8 +6,9 @@ by pid (the config's path is on its command line, so the lab recognises its own 
     endpoints_server.py CONFIG      # {"sites": [{"port", "tls": {"cert", "key"} | null, "routes"}]}
 
 A route: {"status", "headers": {name: value | [values]}, "server", "json" | "text", "delay",
-"uptime"}; "delay" seconds are slept before answering (a slow endpoint), "uptime" adds a field
-that changes on every call (volatile: the audit must not call it drift).
+"uptime", "auth"}; "delay" seconds are slept before answering (a slow endpoint), "uptime" adds a field
+that changes on every call (volatile: the audit must not call it drift), "auth" is the
+Authorization header the route requires (401 without it: proves the probe sent its credentials).
 """
 
 import http.server
@@ -35,6 +36,8 @@ def handler_for(routes):
 
         def do_GET(self):
             route = self._route()
+            if route.get("auth") and self.headers.get("Authorization") != route["auth"]:
+                route = {"status": 401, "text": "credentials required"}
             time.sleep(route.get("delay", 0))
             if "json" in route:
                 document = dict(route["json"])
