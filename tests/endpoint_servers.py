@@ -184,3 +184,33 @@ def free_port():
 
 def json_body(document):
     return json.dumps(document).encode()
+
+
+@contextlib.contextmanager
+def trickle_server(head):
+    """Answers every connection with `head`, then one byte every 0.2 s, forever (slowloris)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def drip(conn):
+        with contextlib.suppress(OSError), conn:
+            conn.sendall(head)
+            while not stop.wait(0.2):
+                conn.sendall(b"x")
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                threading.Thread(target=drip, args=(listener.accept()[0],), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

@@ -10,10 +10,12 @@ are fingerprinted or left out. Reasons are fixed sentences and OS error texts, n
 """
 
 import base64
+import contextlib
 import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 
@@ -41,6 +43,7 @@ VOLATILE_NAMES = frozenset(
     ("uptime", "uptime_seconds", "timestamp", "time", "now", "date", "datetime", "server_time", "started_at", "ts")
 )
 _READ_CHUNK = 16384
+TIMED_OUT = ("timeout", "no complete answer within the timeout")
 
 
 class ProbeError(Exception):
@@ -90,6 +93,38 @@ def display_url(url):
     return redact_text(str(url))[:MAX_HEADER_CHARS]
 
 
+class _Deadline:
+    """Shuts a connection's socket down when its time is up: a server that sends one byte at a
+    time stays within each read's timeout, never within the request's."""
+
+    def __init__(self, seconds):
+        self.expired = False
+        self._sock = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _shutdown(self):
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def watch(self, sock):
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def cancel(self):
+        self._timer.cancel()
+
+
 class _Connection(http.client.HTTPConnection):
     """One connection to `address` (connect_to, or the URL's own host and port), with TLS for
     https: the URL's host stays the SNI name and the Host header, as curl's --connect-to."""
@@ -100,12 +135,16 @@ class _Connection(http.client.HTTPConnection):
         self._address = address
         self._tls = tls_context
         self.handshake = None
+        self.deadline = _Deadline(timeout)
 
     def connect(self):
         sock = socket.create_connection(self._address, self.timeout)
+        self.deadline.watch(sock)
         if self._tls is not None:
             try:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+                self.deadline.watch(sock)
+                sock.do_handshake()
             except BaseException:
                 sock.close()
                 raise
@@ -132,7 +171,7 @@ def _os_reason(exc):
     if isinstance(exc, ConnectionRefusedError):
         return "refused", "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timeout", "no answer within the timeout"
+        return TIMED_OUT
     if isinstance(exc, socket.gaierror):
         return "dns_failed", "the host name does not resolve"
     if isinstance(exc, http.client.HTTPException):
@@ -142,12 +181,10 @@ def _os_reason(exc):
     return "failed", "%s while probing" % type(exc).__name__
 
 
-def _read_body(response, limit, deadline):
+def _read_body(response, limit):
     """Up to limit bytes of the body and whether there was more; never reads past limit + 1."""
     data = bytearray()
     while len(data) <= limit:
-        if time.monotonic() > deadline:
-            raise ProbeError("timeout", "the body did not arrive within the timeout")
         chunk = response.read(min(_READ_CHUNK, limit + 1 - len(data)))
         if not chunk:
             break
@@ -160,12 +197,13 @@ def request_once(target, method, headers, timeout, max_body_bytes, context):
     scheme, host, port, path = target["scheme"], target["host"], target["port"], target["path"]
     address = target.get("address") or (host, port)
     started = time.monotonic()
-    deadline = started + timeout
     connection = _Connection(host, port, timeout, address, context if scheme == "https" else None)
     try:
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
-        body, truncated = (b"", False) if method == "HEAD" else _read_body(response, max_body_bytes, deadline)
+        body, truncated = (b"", False) if method == "HEAD" else _read_body(response, max_body_bytes)
+        if connection.deadline.expired:  # the socket was shut down: what was read is cut short
+            raise ProbeError(*TIMED_OUT)
         elapsed = time.monotonic() - started
         summary = {
             "status": response.status,
@@ -174,12 +212,13 @@ def request_once(target, method, headers, timeout, max_body_bytes, context):
             "truncated": truncated,
         }
         return summary, connection.handshake, elapsed
-    except ProbeError:
-        raise
     except Exception as exc:  # every network failure is a reason, never a traceback
+        if connection.deadline.expired:
+            raise ProbeError(*TIMED_OUT) from None
         status, reason = _os_reason(exc)
         raise ProbeError(status, reason) from None
     finally:
+        connection.deadline.cancel()
         connection.close()
 
 
@@ -480,15 +519,19 @@ def _trusted_context(target, ca_file, timeout):
         raise ProbeError("failed", "ca_file cannot be used (%s)" % reason) from None
     address = target.get("address") or (target["host"], target["port"])
     sock = None
+    deadline = _Deadline(timeout)
     try:
         sock = socket.create_connection(address, timeout)
-        with verifying.wrap_socket(sock, server_hostname=target["host"]):
-            pass
+        deadline.watch(sock)
+        sock = verifying.wrap_socket(sock, server_hostname=target["host"], do_handshake_on_connect=False)
+        deadline.watch(sock)
+        sock.do_handshake()
         return verifying, True, None
     except ssl.SSLCertVerificationError as exc:
         return tls_context(ca_file, verify=False), False, exc.verify_message or "certificate verification failed"
     except (OSError, ssl.SSLError) as exc:
-        raise ProbeError(*_os_reason(exc)) from None
+        raise ProbeError(*(TIMED_OUT if deadline.expired else _os_reason(exc))) from None
     finally:
+        deadline.cancel()
         if sock is not None:
             sock.close()

@@ -69,7 +69,7 @@ def test_every_failure_is_a_bounded_reason(audit, lab):
     }
     assert reasons == {
         "refused": "refused: connection refused",
-        "silent": "timeout: no answer within the timeout",
+        "silent": "timeout: no complete answer within the timeout",
         "not-a-url": "failed: the URL must be http:// or https:// with a host",
     }
     facts = readable(unpack(next(result.report_dir.glob(".runs/*/facts/prod-vm.b64gz")).read_text()))

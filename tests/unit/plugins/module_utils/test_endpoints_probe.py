@@ -21,6 +21,7 @@ from tests.endpoint_servers import (
     make_cert,
     serve,
     silent_server,
+    trickle_server,
     write_pem,
 )
 
@@ -242,3 +243,20 @@ def test_percentile_and_cookie_names_only():
     assert cookie_flags([("set-cookie", "sid=%s; Secure" % CANARY)]) == {
         "sid": {"secure": True, "httponly": False, "samesite": None}
     }
+
+
+@pytest.mark.parametrize(
+    ("head", "scheme"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", "http"),  # a body one byte at a time
+        (b"HTTP/1.1 200 OK\r\nX-Slow: ", "http"),  # a header line that never ends
+        (b"", "https"),  # a TLS handshake that never completes
+    ],
+)
+def test_a_server_that_trickles_is_cut_at_the_request_deadline(head, scheme):
+    with trickle_server(head) as port:
+        started = time.monotonic()
+        record = probe(endpoint("%s://127.0.0.1:%d/" % (scheme, port)), dict(SETTINGS, timeout=1), KEY)
+        elapsed = time.monotonic() - started
+    assert (record["status"], record["reason"]) == ("timeout", "no complete answer within the timeout")
+    assert elapsed < 2.5
