@@ -8,7 +8,8 @@ but loopback is ever contacted), probed from the prod host (`from: host`); dev f
 
 - dev's certificate is self-signed for localhost and www.localhost (expected by the lab's rules);
   prod's comes from the lab CA, for ianleblanc.ca only (www missing), and expires in 10 days (it
-  is made again when fewer than 8 are left, so the plant holds on any day).
+  is made again when fewer than 8 are left, so the plant holds on any day); prod still accepts
+  TLS 1.0 and 1.1.
 - /api/health (JSON): prod reports another version and commit, has a field dev lacks
   (legacy_mode), sends no HSTS, tells its version in Server, sets its session cookie without
   Secure; each health body carries a canary token (fingerprinted, never shown); `uptime` changes
@@ -77,6 +78,9 @@ PLANTED = [
     _finding(HEALTH, "tls.san.www.{host}", "missing", "endpoints.cert_names_changed"),
     _finding(HEALTH, "tls.issuer", "changed", "endpoints.cert_issuer_changed", expected=True),
     _finding(HEALTH, "tls.trust", "changed", "endpoints.cert_trust_changed", expected=True),
+    # prod still accepts TLS 1.0 and 1.1.
+    _finding(HEALTH, "tls.legacy", "changed", "endpoints.tls_changed"),
+    _finding(HEALTH, "tls.legacy", "policy", "endpoints.legacy_tls"),
     # prod sends no HSTS, tells its version, and its session cookie lacks Secure.
     _finding(HEALTH, "headers.strict-transport-security", "missing", "endpoints.header_changed"),
     _finding(HEALTH, "headers.strict-transport-security", "policy", "endpoints.hsts_missing"),
@@ -227,7 +231,7 @@ def _sites(tokens: dict[str, str]) -> dict:
             },
             {
                 "port": PORTS["prod_https"],
-                "tls": {"cert": str(DIR / "prod.pem"), "key": str(DIR / "prod.key")},
+                "tls": {"cert": str(DIR / "prod.pem"), "key": str(DIR / "prod.key"), "legacy": True},
                 "routes": {
                     "/api/health": _health("prod", tokens["prod"], "Bearer " + tokens["prod_bearer"]),
                     "/": page,

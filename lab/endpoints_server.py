@@ -67,6 +67,9 @@ def serve(site):
     if site.get("tls"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(site["tls"]["cert"], site["tls"]["key"])
+        if site["tls"].get("legacy"):  # TLS 1.0 and 1.1 accepted too (an old server's setting)
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion(0x0301)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     return server
 

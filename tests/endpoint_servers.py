@@ -132,13 +132,17 @@ def _handler(routes):
 
 
 @contextlib.contextmanager
-def serve(routes, cert_key=None):
-    """A threading server on 127.0.0.1 (TLS when cert_key=(cert path, key path)); yields its port."""
+def serve(routes, cert_key=None, legacy=False):
+    """A threading server on 127.0.0.1 (TLS when cert_key=(cert path, key path), accepting TLS 1.0
+    and 1.1 too when legacy); yields its port."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(routes))
     server.daemon_threads = True
     if cert_key:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert_key[0]), str(cert_key[1]))
+        if legacy:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion(0x0301)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import warnings
 
 from ansible_collections.envparity.audit.plugins.module_utils.redact import describe_value, redact_text
 
@@ -44,6 +45,13 @@ VOLATILE_NAMES = frozenset(
 )
 _READ_CHUNK = 16384
 TIMED_OUT = ("timeout", "no complete answer within the timeout")
+
+
+# TLS 1.0 and 1.1, offered or not: tried with a context of their own (protocol versions as
+# numbers, OpenSSL's security level 0 so that this side can offer them at all).
+LEGACY_PROTOCOLS = (("TLSv1", 0x0301), ("TLSv1.1", 0x0302))
+# Setting those versions warns (deprecated protocols): here they are asked for on purpose.
+warnings.filterwarnings("ignore", message=r"ssl\.TLSVersion\.TLSv1", category=DeprecationWarning)
 
 
 class ProbeError(Exception):
@@ -388,6 +396,42 @@ def timing(target, method, session, settings):
     }
 
 
+def _offers(target, version, timeout):
+    """Whether the server completes a handshake at this protocol version only: True, False, or
+    None when this side cannot offer it (its OpenSSL was built without it)."""
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.minimum_version = context.maximum_version = ssl.TLSVersion(version)
+    except (ValueError, ssl.SSLError):
+        return None
+    address = target.get("address") or (target["host"], target["port"])
+    deadline = _Deadline(timeout)
+    sock = None
+    try:
+        sock = socket.create_connection(address, timeout)
+        deadline.watch(sock)
+        sock = context.wrap_socket(sock, server_hostname=target["host"], do_handshake_on_connect=False)
+        deadline.watch(sock)
+        sock.do_handshake()
+        return True
+    except ssl.SSLError as exc:
+        return None if "NO_PROTOCOLS_AVAILABLE" in str(exc.reason) else False
+    except OSError:
+        return False
+    finally:
+        deadline.cancel()
+        if sock is not None:
+            sock.close()
+
+
+def legacy_offered(target, timeout):
+    """{protocol: True | False | None} of TLS 1.0 and 1.1 (None: not testable from here)."""
+    return {name: _offers(target, version, timeout) for name, version in LEGACY_PROTOCOLS}
+
+
 def _tls_facts(handshake, verified, verify_error):
     der = handshake.get("der") or b""
     return {
@@ -461,6 +505,7 @@ def probe(endpoint, settings, hmac_key, secret=None):
         return dict(record, status=exc.status, reason=exc.reason)
     if handshake is not None:
         record["tls"] = _tls_facts(handshake, *session.verification(final))
+        record["tls"]["legacy"] = legacy_offered(final, settings["timeout"])
     if session.withheld:
         record["credentials_withheld"] = True
     return record

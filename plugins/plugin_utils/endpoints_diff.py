@@ -37,6 +37,7 @@ KEY_CHECKS = {
     "content_type": ("endpoints.content_type_changed", "low", "answers a different content type"),
     "body": ("endpoints.body_kind_changed", "medium", "answers a different kind of body"),
     "tls.protocol": ("endpoints.tls_changed", "medium", "negotiates a different TLS protocol"),
+    "tls.legacy": ("endpoints.tls_changed", "medium", "offers different legacy TLS protocols"),
     "tls.cipher": ("endpoints.tls_changed", "low", "negotiates a different cipher"),
     "tls.issuer": ("endpoints.cert_issuer_changed", "medium", "has a certificate from a different issuer"),
     "tls.key": ("endpoints.cert_key_changed", "low", "has a certificate with a different key type or size"),
@@ -72,12 +73,26 @@ def _redirects(http):
     return "; ".join(parts) or "none"
 
 
+NONE_OFFERED = "none offered"
+
+
+def _legacy_text(legacy):
+    """'TLSv1, TLSv1.1 offered', 'none offered', or 'not testable from the prober'."""
+    offered = [name for name in sorted(legacy) if legacy[name] is True]
+    if offered:
+        return "%s offered" % ", ".join(offered)
+    if any(legacy.get(name) is None for name in ("TLSv1", "TLSv1.1")):
+        return "not testable from the prober"
+    return NONE_OFFERED
+
+
 def _tls_view(tls, hostname):
     """{key: text} of the TLS facts that are compared, and the certificate read (or None)."""
     cert = read_certificate(tls.get("cert_der"))
     verified = tls.get("verified")
     error = _text(tls.get("verify_error"), 120)
     view = {
+        "tls.legacy": _legacy_text(_dict(tls.get("legacy"))),
         "tls.protocol": _text(tls.get("protocol")) or "unknown",
         "tls.cipher": _text(tls.get("cipher")) or "unknown",
         "tls.trust": "trusted" if verified else "not trusted (%s)" % (error or "unverified"),
@@ -329,16 +344,18 @@ def _tls_policies(subject, label, view, cert):
                 "Issue the certificate for the host the URL names (subjectAltName).",
             )
         )
-    if view.get("tls.protocol") in LEGACY_PROTOCOLS:
+    offered = view["tls.legacy"].endswith(" offered") and view["tls.legacy"] != NONE_OFFERED
+    if view.get("tls.protocol") in LEGACY_PROTOCOLS or offered:
+        legacy = view["tls.legacy"] if offered else view["tls.protocol"]
         findings.append(
             _policy_finding(
                 subject,
-                "tls.protocol",
+                "tls.legacy",
                 "endpoints.legacy_tls",
                 "high",
                 [label],
-                {label: view["tls.protocol"]},
-                "Endpoint %s on %s negotiates %s." % (subject.name, label, view["tls.protocol"]),
+                {label: legacy},
+                "Endpoint %s on %s accepts a legacy TLS protocol (%s)." % (subject.name, label, legacy),
                 "Turn TLS 1.0 and 1.1 off in production; offer TLS 1.2 and 1.3 only.",
             )
         )

@@ -100,6 +100,7 @@ def test_json_fields_select_keys():
     assert sorted(record["http"]["body"]["fields"]) == ["db.api_token", "db.ok"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_https_through_connect_to_keeps_the_url_host_for_sni_and_host(pki):
     routes = Routes({"/": (200, {"Strict-Transport-Security": "max-age=60"}, b"{}", 0)})
     with serve(routes, pki["good"]) as port:
@@ -113,10 +114,12 @@ def test_https_through_connect_to_keeps_the_url_host_for_sni_and_host(pki):
     tls = record["tls"]
     assert tls["verified"] is True and tls["verify_error"] is None
     assert tls["protocol"] in ("TLSv1.2", "TLSv1.3") and tls["cipher"]
+    assert tls["legacy"] == {"TLSv1": False, "TLSv1.1": False}
     cert = read_certificate(tls["cert_der"])
     assert cert["sans"] == ["app.example.test"] and cert["issuer"] == "CN=Test CA" and cert["key"] == "EC secp256r1"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_an_untrusted_certificate_is_read_and_credentials_are_withheld(pki):
     routes = Routes({"/": (200, {}, b"{}", 0)})
     with serve(routes, pki["self"]) as port:
@@ -260,3 +263,11 @@ def test_a_server_that_trickles_is_cut_at_the_request_deadline(head, scheme):
         elapsed = time.monotonic() - started
     assert (record["status"], record["reason"]) == ("timeout", "no complete answer within the timeout")
     assert elapsed < 2.5
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_legacy_protocols_offered_are_seen(pki):
+    with serve(Routes({"/": (200, {}, b"{}", 0)}), pki["good"], legacy=True) as port:
+        record = probe(endpoint("https://127.0.0.1:%d/" % port, samples=1), SETTINGS, KEY)
+    assert record["tls"]["legacy"] == {"TLSv1": True, "TLSv1.1": True}
+    assert record["tls"]["protocol"] == "TLSv1.3"  # what a modern client negotiates

@@ -53,6 +53,7 @@ def record(url="https://app.example.test/api/health", cert=None, **changes):
             "verified": True,
             "verify_error": None,
             "cert_der": der_b64(cert),
+            "legacy": {"TLSv1": False, "TLSv1.1": False},
         }
     result.update(changes)
     return result
@@ -197,3 +198,14 @@ def test_certificate_names():
     assert not hostname_matches("a.b.example.test", cert["sans"], cert["subject"])
     assert relative_names("example.test", cert["sans"]) == ["*.{host}", "{host}"]
     assert read_certificate("") is None and read_certificate("AAAA") is None
+
+
+def test_legacy_tls_offered_in_production():
+    prod = record()
+    prod["tls"]["legacy"] = {"TLSv1": True, "TLSv1.1": False}
+    found = run(record(), prod)
+    assert found[("tls.legacy", "endpoints.legacy_tls")]["values"] == {"dev": None, "prod": "TLSv1 offered"}
+    assert found[("tls.legacy", "endpoints.tls_changed")]["values"] == {"dev": "none offered", "prod": "TLSv1 offered"}
+    untestable = record()
+    untestable["tls"]["legacy"] = {"TLSv1": None, "TLSv1.1": None}
+    assert list(run(record(), untestable)) == [("tls.legacy", "endpoints.tls_changed")]
