@@ -10,7 +10,12 @@ but loopback is ever contacted), probed from the prod host (`from: host`); dev f
   prod's comes from the lab CA, for ianleblanc.ca only (www missing), and expires in 10 days (it
   is made again when fewer than 8 are left, so the plant holds on any day); prod still accepts
   TLS 1.0 and 1.1.
-- /api/health (JSON): prod reports another version and commit, has a field dev lacks
+- /api/health (JSON): dev reports its checkout's HEAD, prod the v1.0.0 tag's commit while its
+  checkout is at its hot-fix (the code that runs is not the code on disk: found when the endpoint
+  names its repository with `git_repo` and the git area runs too, as
+  tests/integration/test_endpoints_audit.py does; the lab's inventory does not, so that the
+  area's recall stands alone); prod reports another
+  version, has a field dev lacks
   (legacy_mode), sends no HSTS, tells its version in Server, sets its session cookie without
   Secure; each health body carries a canary token (fingerprinted, never shown); `uptime` changes
   on every call (volatile, never drift).
@@ -33,6 +38,7 @@ import time
 from pathlib import Path
 
 from labcore import (
+    DEV,
     STATE_DIR,
     Ctx,
     LabError,
@@ -63,6 +69,7 @@ PROD_HOST = "ianleblanc.ca"
 PROD_DAYS = 10
 PROD_RENEW_BELOW_DAYS = 8
 SLOW_SECONDS = 0.6
+RELEASE_TAG = "v1.0.0"  # the git area's tag of the shared commit
 HEALTH = "api-health"
 SEARCH = "api-search"
 SITE = "site-http"
@@ -183,7 +190,13 @@ SECURITY = {
 }
 
 
-def _health(env: str, token: str, auth: str | None = None) -> dict:
+def _commit(revision: str) -> str:
+    """The short id of a revision of dev's checkout (read-only; the git area built it already)."""
+    cmd = ["git", "--no-optional-locks", "-C", str(DEV.project_dir), "rev-parse", "--short=7", revision]
+    return run(cmd, env={"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}).stdout.strip()
+
+
+def _health(env: str, token: str, commit: str, auth: str | None = None) -> dict:
     dev = env == "dev"
     headers = dict(SECURITY)
     if dev:
@@ -192,7 +205,7 @@ def _health(env: str, token: str, auth: str | None = None) -> dict:
     body = {
         "status": "ok",
         "version": "1.5.0" if dev else "1.4.2",
-        "commit": "3f9c2a1" if dev else "9e8d7c6",
+        "commit": commit,
         "database": {"ok": True, "migrations": 12},
         "cache_token": token,
     }
@@ -206,7 +219,7 @@ def _health(env: str, token: str, auth: str | None = None) -> dict:
     return route
 
 
-def _sites(tokens: dict[str, str]) -> dict:
+def _sites(tokens: dict[str, str], commits: dict[str, str]) -> dict:
     search = {"json": {"results": []}, "headers": dict(SECURITY)}
     basic = base64.b64encode(("monitor:%s" % tokens["dev_password"]).encode()).decode()
     page = {"text": "<html><body>lab</body></html>", "headers": dict(SECURITY)}
@@ -215,7 +228,7 @@ def _sites(tokens: dict[str, str]) -> dict:
             {
                 "port": PORTS["dev_https"],
                 "tls": {"cert": str(DIR / "dev.pem"), "key": str(DIR / "dev.key")},
-                "routes": {"/api/health": _health("dev", tokens["dev"]), "/": page},
+                "routes": {"/api/health": _health("dev", tokens["dev"], commits["dev"]), "/": page},
             },
             {
                 "port": PORTS["dev_http"],
@@ -233,7 +246,7 @@ def _sites(tokens: dict[str, str]) -> dict:
                 "port": PORTS["prod_https"],
                 "tls": {"cert": str(DIR / "prod.pem"), "key": str(DIR / "prod.key"), "legacy": True},
                 "routes": {
-                    "/api/health": _health("prod", tokens["prod"], "Bearer " + tokens["prod_bearer"]),
+                    "/api/health": _health("prod", tokens["prod"], commits["prod"], "Bearer " + tokens["prod_bearer"]),
                     "/": page,
                 },
             },
@@ -255,7 +268,9 @@ def build(ctx: Ctx) -> None:
     _certificates(ctx)
     write_file(ctx, DEV_PASSWORD, tokens["dev_password"], 0o600)
     write_file(ctx, PROD_TOKEN, tokens["prod_bearer"], 0o600)
-    changed = write_file(ctx, CONFIG, json.dumps(_sites(tokens), indent=2, sort_keys=True) + "\n", 0o600)
+    # dev runs its checkout's HEAD; prod still runs the release tag, not its hot-fixed checkout
+    commits = {"dev": _commit("HEAD"), "prod": _commit(RELEASE_TAG)}
+    changed = write_file(ctx, CONFIG, json.dumps(_sites(tokens, commits), indent=2, sort_keys=True) + "\n", 0o600)
     changed |= write_file(ctx, SERVER, SOURCE.read_text(), 0o755)
     if changed:
         ctx.flags.add("endpoints_restart")

@@ -481,6 +481,7 @@ def probe(endpoint, settings, hmac_key, secret=None):
         "url": display_url(endpoint["url"]),
         "from": endpoint["from"],
         "expect_status": endpoint.get("expect_status"),
+        "git_repo": endpoint.get("git_repo"),
     }
     method = str(endpoint.get("method") or "GET").upper()
     if method not in SAFE_METHODS:

@@ -283,7 +283,13 @@ def build_audit(
             configured = configured_subjects(area, columns, requests)
             findings += unknown_findings(area, columns, cells, configured)
             findings += not_configured_findings(area, columns, cells, configured)
-            findings += diff_rules(area).diff(labels, cells, {"baseline": labels[0], "production": production})
+            context = {
+                "baseline": labels[0],
+                "production": production,
+                # another area's cells of the same columns (the endpoints area reads git's HEADs)
+                "area_cells": lambda other: area_cells(other, columns, states, requests),
+            }
+            findings += diff_rules(area).diff(labels, cells, context)
             compared[area] = compared_environments(area, columns, cells)
             if len(compared[area]) < 2 <= len(environments):
                 findings.append(not_compared_finding(area, environments, compared[area], labels))

@@ -493,6 +493,63 @@ def _timing_findings(subject, production):
     ]
 
 
+COMMIT_FIELDS = ("commit", "sha", "git_sha", "revision")
+HEX = frozenset("0123456789abcdef")
+
+
+def _running_commits(view):
+    """{body key: value} of the body's commit fields that hold a commit id (7 to 40 hex digits)."""
+    return {
+        key: value.lower()
+        for key, value in view.items()
+        if key.startswith("body.")
+        and key.rsplit(".", 1)[-1].lower() in COMMIT_FIELDS
+        and 7 <= len(value) <= 40
+        and set(value.lower()) <= HEX
+    }
+
+
+def _checkout_heads(context, repo):
+    """{label: HEAD commit} of the git area's repository `repo` in the columns where it was read."""
+    cells_of = context.get("area_cells")
+    git_cells = cells_of("git") if cells_of is not None else {}
+    heads = {}
+    for label, cell in git_cells.items():
+        record = (_dict(cell).get("repos") or {}).get(repo) if isinstance(cell, dict) else None
+        if isinstance(record, dict) and record.get("status") == "ok" and isinstance(record.get("head"), str):
+            heads[label] = record["head"].lower()
+    return heads
+
+
+def _checkout_findings(subject):
+    """A commit the endpoint says it runs that is not the HEAD of the environment's checkout."""
+    repos = {label: subject.records[label].get("git_repo") for label in subject.views}
+    findings = []
+    for repo in sorted({name for name in repos.values() if isinstance(name, str) and name}):
+        heads = _checkout_heads(subject.context, repo)
+        for label in subject.columns:
+            if repos.get(label) != repo or label not in heads:
+                continue
+            for key, value in sorted(_running_commits(subject.views[label]["view"]).items()):
+                if heads[label].startswith(value):
+                    continue
+                findings.append(
+                    _policy_finding(
+                        subject,
+                        key,
+                        "endpoints.commit_not_checkout",
+                        "high" if subject.production([label]) else "medium",
+                        [label],
+                        {label: "%s (checkout %s at %s)" % (value, repo, heads[label][:10])},
+                        "%s's %s says %s, %s's checkout %s is at %s: the code that runs is not the code on disk."
+                        % (label, subject.name, value, label, repo, heads[label][:10]),
+                        "Deploy %s's checkout %s (or check out what runs) on %s, then audit again."
+                        % (label, repo, label),
+                    )
+                )
+    return findings
+
+
 def diff(labels, cells, context):
     findings = []
     for name in subject_names(cells, "endpoints"):
@@ -507,4 +564,5 @@ def diff(labels, cells, context):
             if "tls.trust" in entry["view"]:
                 findings += _tls_policies(subject, label, entry["view"], entry["cert"])
         findings += _timing_findings(subject, production)
+        findings += _checkout_findings(subject)
     return findings

@@ -178,6 +178,7 @@ def _endpoint(item, index, names):
         "connect_to": str(item["connect_to"]) if item.get("connect_to") else None,
         "ca_file": str(item["ca_file"]) if item.get("ca_file") else None,
         "json_fields": [str(field) for field in item.get("json_fields") or []],
+        "git_repo": str(item["git_repo"]) if item.get("git_repo") else None,
         # header names only: their values may be credentials (endpoints_secrets)
         "header_names": sorted(str(header) for header in (item.get("headers") or {})),
     }

@@ -3,10 +3,12 @@
 
 import json
 import pathlib
+import shutil
 import time
 
 import jsonschema
 import pytest
+import yaml
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
 from tests.endpoint_servers import Routes, free_port, serve, silent_server
@@ -15,6 +17,7 @@ from tests.readable import readable
 from .test_env_audit import SCHEMA, identities, planted
 
 LAB_CANARIES = pathlib.Path("/var/lib/envparity-lab/canaries.json")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_endpoints_recall_and_precision_against_the_manifest(audit, lab):
@@ -102,3 +105,23 @@ def test_no_probe_credential_or_body_secret_in_any_output(audit, lab, verbosity)
     assert any("cache_token" in text for place, text in places.items() if place.endswith(".b64gz"))
     if verbosity:
         assert "ESTABLISH SSH CONNECTION" in result.stdout
+
+
+def test_the_commit_a_health_endpoint_runs_is_its_checkouts_head(audit, lab, tmp_path):
+    """With git_repo, the body's commit is compared with the git area's HEAD of the same host: the
+    lab's prod answers the v1.0.0 commit while its checkout is at its hot-fix; dev runs its HEAD."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(ROOT / "inventory" / "lab", inventory)
+    for name in ("dev", "prod"):
+        path = inventory / "group_vars" / ("%s.yml" % name)
+        variables = yaml.safe_load(path.read_text())
+        for endpoint in variables["drift_endpoints"]:
+            endpoint["git_repo"] = "app"
+        path.write_text(yaml.safe_dump(variables))
+    result = audit(cmdline="-i %s --tags endpoints,git" % inventory)
+    assert result.rc == 0, result.stdout
+    extra = set(identities(result.report["findings"], "endpoints")) - set(planted(lab["manifest"], "endpoints"))
+    assert extra == {("endpoints", "api-health", "body.commit", "policy", "endpoints.commit_not_checkout", False)}
+    finding = next(f for f in result.report["findings"] if f["check"] == "endpoints.commit_not_checkout")
+    assert finding["environments"] == ["prod"] and finding["severity"] == "high"
+    assert "the code that runs is not the code on disk" in finding["message"]

@@ -209,3 +209,18 @@ def test_legacy_tls_offered_in_production():
     untestable = record()
     untestable["tls"]["legacy"] = {"TLSv1": None, "TLSv1.1": None}
     assert list(run(record(), untestable)) == [("tls.legacy", "endpoints.tls_changed")]
+
+
+def test_the_commit_an_endpoint_runs_is_its_checkouts_head():
+    dev, prod = record(git_repo="app"), record(git_repo="app")
+    for rec, commit in ((dev, "1a2b3c4"), (prod, "9f8e7d6")):
+        rec["http"]["body"]["fields"]["commit"] = {"type": "str", "secret": False, "value": commit, "fp": None}
+    heads = {"dev": "1a2b3c4d5e6f" + "0" * 28, "prod": "abcdef0123" + "0" * 30}
+    git = {label: {"repos": {"app": {"status": "ok", "head": head}}} for label, head in heads.items()}
+    context = dict(CONTEXT, area_cells=lambda area: git if area == "git" else {})
+    found = {(f["key"], f["check"]): f for f in diff(["dev", "prod"], cells(dev, prod), context)}
+    mismatch = found[("body.commit", "endpoints.commit_not_checkout")]
+    assert mismatch["environments"] == ["prod"] and mismatch["severity"] == "high"
+    assert mismatch["message"].startswith("prod's api says 9f8e7d6, prod's checkout app is at abcdef0123")
+    # without the git area's facts (not in this run) nothing is said
+    assert ("body.commit", "endpoints.commit_not_checkout") not in run(dev, prod)
