@@ -153,33 +153,6 @@ def serve(routes, cert_key=None, legacy=False):
         server.server_close()
 
 
-@contextlib.contextmanager
-def silent_server():
-    """Accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
-
-
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -191,8 +164,9 @@ def json_body(document):
 
 
 @contextlib.contextmanager
-def trickle_server(head):
-    """Answers every connection with `head`, then one byte every 0.2 s, forever (slowloris)."""
+def trickle_server(head=None):
+    """Answers every connection with `head`, then one byte every 0.2 s, forever (slowloris); with
+    no head, accepts connections and never sends anything (a silent server)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -200,6 +174,9 @@ def trickle_server(head):
 
     def drip(conn):
         with contextlib.suppress(OSError), conn:
+            if head is None:
+                stop.wait()
+                return
             conn.sendall(head)
             while not stop.wait(0.2):
                 conn.sendall(b"x")

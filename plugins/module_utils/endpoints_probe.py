@@ -332,14 +332,7 @@ def follow(target, method, session, settings):
     hops = []
     seen = set()
     while True:
-        summary, handshake, _elapsed = request_once(
-            target,
-            method,
-            session.headers(target),
-            settings["timeout"],
-            settings["max_body_bytes"],
-            session.context(target),
-        )
+        summary, handshake, _elapsed = session.request(target, method, settings)
         location = _header(summary["headers"], "location")
         if summary["status"] not in REDIRECT_STATUSES or not location:
             return summary, handshake, hops, target
@@ -372,14 +365,7 @@ def timing(target, method, session, settings):
     times, failures = [], 0
     for index in range(settings["samples"] + 1):
         try:
-            _summary, _shake, elapsed = request_once(
-                target,
-                method,
-                session.headers(target),
-                settings["timeout"],
-                settings["max_body_bytes"],
-                session.context(target),
-            )
+            _summary, _shake, elapsed = session.request(target, method, settings)
         except ProbeError:
             failures += index > 0
             continue
@@ -407,24 +393,15 @@ def _offers(target, version, timeout):
         context.minimum_version = context.maximum_version = ssl.TLSVersion(version)
     except (ValueError, ssl.SSLError):
         return None
-    address = target.get("address") or (target["host"], target["port"])
-    deadline = _Deadline(timeout)
-    sock = None
     try:
-        sock = socket.create_connection(address, timeout)
-        deadline.watch(sock)
-        sock = context.wrap_socket(sock, server_hostname=target["host"], do_handshake_on_connect=False)
-        deadline.watch(sock)
-        sock.do_handshake()
+        tls_handshake(context, target, timeout)
         return True
+    except ProbeError:
+        return False
     except ssl.SSLError as exc:
         return None if "NO_PROTOCOLS_AVAILABLE" in str(exc.reason) else False
     except OSError:
         return False
-    finally:
-        deadline.cancel()
-        if sock is not None:
-            sock.close()
 
 
 def legacy_offered(target, timeout):
@@ -544,6 +521,17 @@ class _Session:
         self.context(target)
         return self.origins[self._key(target)][1:]
 
+    def request(self, target, method, settings):
+        """request_once with this probe's headers and TLS context for the target."""
+        return request_once(
+            target,
+            method,
+            self.headers(target),
+            settings["timeout"],
+            settings["max_body_bytes"],
+            self.context(target),
+        )
+
     def headers(self, target):
         headers = dict(self.BASE_HEADERS)
         if not self.credentials or (target["scheme"], target["host"], target["port"]) != self.origin:
@@ -563,20 +551,32 @@ def _trusted_context(target, ca_file, timeout):
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ProbeError("failed", "ca_file cannot be used (%s)" % reason) from None
-    address = target.get("address") or (target["host"], target["port"])
-    sock = None
-    deadline = _Deadline(timeout)
     try:
-        sock = socket.create_connection(address, timeout)
-        deadline.watch(sock)
-        sock = verifying.wrap_socket(sock, server_hostname=target["host"], do_handshake_on_connect=False)
-        deadline.watch(sock)
-        sock.do_handshake()
+        tls_handshake(verifying, target, timeout)
         return verifying, True, None
     except ssl.SSLCertVerificationError as exc:
         return tls_context(ca_file, verify=False), False, exc.verify_message or "certificate verification failed"
     except (OSError, ssl.SSLError) as exc:
-        raise ProbeError(*(TIMED_OUT if deadline.expired else _os_reason(exc))) from None
+        raise ProbeError(*_os_reason(exc)) from None
+
+
+def tls_handshake(context, target, timeout):
+    """One TLS handshake with the target (its connect_to address, the URL's host as SNI) within one
+    deadline; the connection is closed after it. Raises ProbeError on the deadline, else what the
+    socket or TLS layer raised."""
+    address = target.get("address") or (target["host"], target["port"])
+    deadline = _Deadline(timeout)
+    sock = None
+    try:
+        sock = socket.create_connection(address, timeout)
+        deadline.watch(sock)
+        sock = context.wrap_socket(sock, server_hostname=target["host"], do_handshake_on_connect=False)
+        deadline.watch(sock)
+        sock.do_handshake()
+    except (OSError, ssl.SSLError):
+        if deadline.expired:
+            raise ProbeError(*TIMED_OUT) from None
+        raise
     finally:
         deadline.cancel()
         if sock is not None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
-from tests.endpoint_servers import Routes, free_port, serve, silent_server
+from tests.endpoint_servers import Routes, free_port, serve, trickle_server
 from tests.readable import readable
 
 from .test_env_audit import SCHEMA, identities, planted
@@ -51,7 +51,7 @@ def test_every_failure_is_a_bounded_reason(audit, lab):
             "/huge": (200, {}, lambda stream: [stream.write(b"x" * 65536) for _ in range(1600)], 0),
         }
     )
-    with serve(routes) as port, silent_server() as silent:
+    with serve(routes) as port, trickle_server() as silent:
         endpoints = [
             {"name": "refused", "url": "http://127.0.0.1:%d/" % free_port()},
             {"name": "silent", "url": "http://127.0.0.1:%d/" % silent, "from": "host"},

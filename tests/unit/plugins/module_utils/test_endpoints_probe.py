@@ -20,7 +20,6 @@ from tests.endpoint_servers import (
     make_ca,
     make_cert,
     serve,
-    silent_server,
     trickle_server,
     write_pem,
 )
@@ -150,7 +149,7 @@ def test_url_credentials_are_sent_and_never_shown():
 def test_refused_timeout_and_bad_urls_are_reasons():
     refused = probe(endpoint("http://127.0.0.1:%d/" % free_port()), SETTINGS, KEY)
     assert (refused["status"], refused["reason"]) == ("refused", "connection refused")
-    with silent_server() as port:
+    with trickle_server() as port:
         started = time.monotonic()
         silent = probe(endpoint("http://127.0.0.1:%d/" % port), dict(SETTINGS, timeout=1), KEY)
         assert time.monotonic() - started < 3
