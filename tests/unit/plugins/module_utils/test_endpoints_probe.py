@@ -1,6 +1,9 @@
 """The endpoints probe against real servers on 127.0.0.1, with certificates made in the test."""
 
 import json
+import pathlib
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -25,6 +28,7 @@ from tests.endpoint_servers import (
 )
 
 KEY = b"k" * 32
+COLLECTIONS = pathlib.Path(__file__).resolve().parents[4] / "collections"
 CANARY = "sk-live-CANARYx9Qw7Zt3Lm5Vb8Nc2Rd4"
 SETTINGS = dict(DEFAULTS, samples=2, timeout=2)
 
@@ -270,3 +274,43 @@ def test_legacy_protocols_offered_are_seen(pki):
         record = probe(endpoint("https://127.0.0.1:%d/" % port, samples=1), SETTINGS, KEY)
     assert record["tls"]["legacy"] == {"TLSv1": True, "TLSv1.1": True}
     assert record["tls"]["protocol"] == "TLSv1.3"  # what a modern client negotiates
+
+
+def python38():
+    """A Python 3.8 that runs (PATH's python3.8, or a pyenv-installed one whose shim is inactive)."""
+    candidates = [shutil.which("python3.8")] + sorted(
+        str(p) for p in pathlib.Path.home().glob(".pyenv/versions/3.8*/bin/python")
+    )
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON38 = python38()
+RUN_ON_38 = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import collect_area
+request = {"endpoints": [{"name": "a", "url": sys.argv[2], "from": "host", "json_fields": []}], "samples": 1}
+print(json.dumps(collect_area(request, b"k" * 32)))
+"""
+
+
+@pytest.mark.skipif(PYTHON38 is None, reason="no python3.8 on this machine")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_probe_runs_on_a_python_38_host(pki):
+    """Host code must run on Python 3.8 (vermin checks the syntax; this runs it)."""
+    routes = Routes({"/": (200, {"Content-Type": "application/json"}, json_body({"version": "1"}), 0)})
+    with serve(routes, pki["good"]) as port:
+        proc = subprocess.run(
+            [PYTHON38, "-c", RUN_ON_38, str(COLLECTIONS), "https://127.0.0.1:%d/" % port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)["endpoints"]["a"]
+    assert record["http"]["body"]["fields"]["version"]["value"] == "1"
+    assert record["tls"]["verified"] is False and read_certificate(record["tls"]["cert_der"])["sans"]
