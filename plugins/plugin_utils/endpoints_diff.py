@@ -405,7 +405,7 @@ def _http_policies(subject, label, entry, expect):
                 "endpoints.hsts_missing",
                 "high",
                 [label],
-                {label: None},
+                {label: "absent"},
                 "Endpoint %s sends no Strict-Transport-Security header on %s." % (subject.name, label),
                 "Send Strict-Transport-Security (e.g. max-age=31536000) on %s." % label,
             )

@@ -75,7 +75,7 @@ def read_certificate(der_b64, now=None):
         not_after=not_after.strftime("%Y-%m-%d"),
         days_left=int((not_after - now).total_seconds() // 86400),
         not_yet_valid=now < not_before,
-        lifetime_left=max(0, round(100 * (not_after - now).total_seconds() / lifetime)) if lifetime > 0 else 0,
+        lifetime_left=max(0, int(100 * (not_after - now).total_seconds() // lifetime)) if lifetime > 0 else 0,
     )
     return facts
 
