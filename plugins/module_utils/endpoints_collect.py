@@ -70,11 +70,10 @@ def _failed(item, status, reason):
 
 def collect_area(request, hmac_key, secrets=None):
     """The registry's entry: the endpoints request (see the request builder) to {"endpoints": {...}}."""
-    started = time.monotonic()
     endpoints = [item for item in request.get("endpoints") or [] if item.get("from", "host") == "host"]
     results = probe_all(endpoints, _settings(request), hmac_key, secrets)
     policy = {field: int(request.get(field) or default) for field, default in POLICY_DEFAULTS.items()}
-    return {"endpoints": results, "policy": policy, "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1)}
+    return {"endpoints": results, "policy": policy}
 
 
 def collect_controller_side(request, hmac_key, secrets=None):

@@ -220,6 +220,27 @@ def _probe_findings(subject):
     ]
 
 
+def _withheld_findings(subject):
+    """Credentials configured but not sent (the certificate did not verify): the answer compared
+    may not be the one the endpoint gives an authenticated client."""
+    withheld = [label for label in subject.views if subject.records[label].get("credentials_withheld") is True]
+    if not withheld:
+        return []
+    return [
+        subject.finding(
+            "credentials",
+            "unknown",
+            "endpoints.credentials_withheld",
+            "medium",
+            {label: "not sent (certificate not verified)" for label in withheld},
+            withheld,
+            "Endpoint %s on %s: the configured credentials were not sent, since its certificate did not verify; "
+            "its answer may not be the one an authenticated client gets." % (subject.name, join_names(withheld)),
+            "Give the probe the CA that signs %s's certificate (ca_file), or fix the certificate." % subject.name,
+        )
+    ]
+
+
 def _compare_findings(subject):
     labels = [label for label in subject.columns if label in subject.views]
     if len(labels) < 2:
@@ -555,6 +576,7 @@ def diff(labels, cells, context):
     for name in subject_names(cells, "endpoints"):
         subject = _Subject(name, labels, cells, context)
         findings += _probe_findings(subject)
+        findings += _withheld_findings(subject)
         findings += _compare_findings(subject)
         production = subject.production(list(subject.views))
         for label in production:

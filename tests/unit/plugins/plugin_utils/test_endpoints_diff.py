@@ -224,3 +224,8 @@ def test_the_commit_an_endpoint_runs_is_its_checkouts_head():
     assert mismatch["message"].startswith("prod's api says 9f8e7d6, prod's checkout app is at abcdef0123")
     # without the git area's facts (not in this run) nothing is said
     assert ("body.commit", "endpoints.commit_not_checkout") not in run(dev, prod)
+
+
+def test_credentials_withheld_are_said():
+    found = run(record(), record(credentials_withheld=True))
+    assert found[("credentials", "endpoints.credentials_withheld")]["values"]["prod"].startswith("not sent")
