@@ -173,7 +173,7 @@ def _endpoint(item, index, names):
         "url": display_url(url),
         "method": method,
         "expect_status": int(expect) if expect not in (None, "") else None,
-        "samples": int(item["samples"]) if item.get("samples") not in (None, "") else None,
+        "samples": _samples(item.get("samples"), "drift_endpoints %s: samples" % name),
         "from": source,
         "connect_to": str(item["connect_to"]) if item.get("connect_to") else None,
         "ca_file": str(item["ca_file"]) if item.get("ca_file") else None,
@@ -184,6 +184,18 @@ def _endpoint(item, index, names):
     }
 
 
+MAX_SAMPLES = 100
+
+
+def _samples(value, what):
+    """A sample count within 1..MAX_SAMPLES (each sample is one request to the endpoint), or None."""
+    if value in (None, ""):
+        return None
+    if not 1 <= int(value) <= MAX_SAMPLES:
+        raise RequestError("%s must be between 1 and %d" % (what, MAX_SAMPLES))
+    return int(value)
+
+
 def endpoints_request(params):
     """The endpoints area's request, or None when no endpoint is configured. Header values and
     URL credentials are not in it (endpoints_secrets): the request is stored and may be shown."""
@@ -192,6 +204,7 @@ def endpoints_request(params):
         return None
     names = set()
     request = {"endpoints": [_endpoint(item, index, names) for index, item in enumerate(endpoints)]}
+    _samples(params["drift_endpoints_samples"], "drift_endpoints_samples")
     for field in ("samples", "timeout", "area_timeout", "max_body_bytes", "max_redirects", "concurrency"):
         request[field] = int(params["drift_endpoints_" + field])
         if request[field] < (0 if field == "max_redirects" else 1):

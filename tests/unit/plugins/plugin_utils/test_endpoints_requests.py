@@ -46,6 +46,8 @@ def test_credentials_and_header_values_stay_out_of_the_request():
         ({"name": "a"}, "needs a name and a url"),
         ({"name": "a", "url": "http://x/", "method": "POST"}, "read-only"),
         ({"name": "a", "url": "http://x/", "from": "elsewhere"}, "controller or host"),
+        ({"name": "a", "url": "http://x/", "samples": 0}, "between 1 and 100"),
+        ({"name": "a", "url": "http://x/", "samples": 1000}, "between 1 and 100"),
     ],
 )
 def test_bad_endpoints_are_refused(endpoint, message):
