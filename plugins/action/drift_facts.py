@@ -81,6 +81,7 @@ class ActionModule(ActionBase):
             module_result = self._execute_module(
                 module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
             )
+            probed = probes.results() if probes is not None else None  # within the same timeout
         except TaskTimeoutError as exc:
             # The task's `timeout:` ran out: the host is not collectable (rc 4, report written), not a failed task.
             result.update(unreachable=True, msg="no answer within %d s (drift_host_timeout)" % exc.timeout)
@@ -89,8 +90,8 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
         blob = module_result.get("facts_blob") or ""
-        if probes is not None:
-            blob = endpoints_controller.merged_blob(blob, probes.results())
+        if probed is not None:
+            blob = endpoints_controller.merged_blob(blob, probed)
         unusable = rundir.store_facts(run_directory, host, blob)
         if unusable:
             result.update(failed=True, msg=unusable)
