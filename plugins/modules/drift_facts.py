@@ -7,12 +7,14 @@ module: drift_facts
 short_description: Collect envparity drift facts of every area of the run in one execution per host
 description:
   - Reads, on the host, every area the run audits (env files, git, Docker Compose and the engine,
-    PostgreSQL) in one module execution; the areas run concurrently.
+    PostgreSQL, HTTP(S) endpoints probed from the host) in one module execution; the areas run
+    concurrently. Endpoints probed from the controller run in the action plugin meanwhile and
+    join the host's facts.
   - Secret values never leave the host in clear; they are replaced by keyed fingerprints.
   - Read-only; returns C(changed=false) and supports check mode.
   - The task takes the run directory only. Its action plugin (same name) reads the host's
     variables of each area (C(drift_env_files), C(drift_git_repos), C(drift_compose),
-    C(drift_postgres) ...), checks them against each area role's argument specs, records the
+    C(drift_postgres), C(drift_endpoints) ...), checks them against each area role's argument specs, records the
     host's request in the run directory, and calls the module with the requests, the run's
     fingerprint key and the database passwords, on stdin of a pipelined module only (it refuses a
     connection without pipelining). It stores the packed facts in the run directory and returns
