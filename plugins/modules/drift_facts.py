@@ -15,9 +15,9 @@ description:
   - The task takes the run directory only. Its action plugin (same name) reads the host's
     variables of each area (C(drift_env_files), C(drift_git_repos), C(drift_compose),
     C(drift_postgres), C(drift_endpoints) ...), checks them against each area role's argument
-    specs, records the host's request in the run directory, and calls the module with the requests, the run's
-    fingerprint key and the database passwords, on stdin of a pipelined module only (it refuses a
-    connection without pipelining). It stores the packed facts in the run directory and returns
+    specs, records the host's request in the run directory, and calls the module with the
+    requests, the run's fingerprint key and the secrets (database passwords, probe credentials),
+    on stdin of a pipelined module only (it refuses a connection without pipelining). It stores the packed facts in the run directory and returns
     only each area's status.
 version_added: 0.1.0
 author:
