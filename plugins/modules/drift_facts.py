@@ -17,8 +17,8 @@ description:
     C(drift_postgres), C(drift_endpoints) ...), checks them against each area role's argument
     specs, records the host's request in the run directory, and calls the module with the
     requests, the run's fingerprint key and the secrets (database passwords, probe credentials),
-    on stdin of a pipelined module only (it refuses a connection without pipelining). It stores the packed facts in the run directory and returns
-    only each area's status.
+    on stdin of a pipelined module only (it refuses a connection without pipelining). It stores
+    the packed facts in the run directory and returns only each area's status.
 version_added: 0.1.0
 author:
   - envparity developers
