@@ -2,7 +2,7 @@
 """Benchmark the endpoints area. Not a test: it measures and prints figures.
 
     .venv/bin/python scripts/benchmark_endpoints.py [--endpoints 20] [--environments 3]
-                                                    [--samples 5] [--runs 3]
+                                                    [--samples 5] [--runs 3] [--concurrency 8]
                                                     [--output reports/benchmark_endpoints.json]
 
 It starts its OWN web servers on 127.0.0.1 (one threading HTTP server per environment, free
@@ -133,9 +133,10 @@ def main(argv=None):
     parser.add_argument("--environments", type=int, default=3)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"])
     parser.add_argument("--output", default=str(ROOT / "reports" / "benchmark_endpoints.json"))
     args = parser.parse_args(argv)
-    settings = dict(DEFAULTS, samples=args.samples)
+    settings = dict(DEFAULTS, samples=args.samples, concurrency=args.concurrency)
     with servers(args.environments) as ports:
         slowest = [endpoints_of(ports[0], args.endpoints)[-1]]
         own = measure(args.runs, lambda: timed(lambda: probe_all(slowest, settings, KEY)))
