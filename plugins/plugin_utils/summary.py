@@ -79,20 +79,15 @@ def summary_lines(report):
             "there (a gate other than never fails)." % ", ".join(summary["not_compared"])
         )
     lines += history_lines(report.get("history"))
-    if gate["fail_on"] == "never" and gate.get("fail_on_new", "never") == "never":
-        lines.append("envparity: gate off (drift_fail_on=never).")
+    gates = []
+    if gate["fail_on"] != "never":
+        gates.append("%d finding(s) at or above %s" % (gate["count"], gate["fail_on"]))
+    if gate.get("fail_on_new", "never") != "never":
+        gates.append("%d new at or above %s" % (gate["new_count"], gate["fail_on_new"]))
+    if gates:
+        lines.append("envparity: gate %s: %s." % ("FAILED" if gate["tripped"] else "passed", "; ".join(gates)))
     else:
-        lines.append(
-            "envparity: gate %s: %s."
-            % (
-                "FAILED" if gate["tripped"] else "passed",
-                "; ".join(
-                    ["%d finding(s) at or above %s" % (gate["count"], gate["fail_on"])] * (gate["fail_on"] != "never")
-                    + ["%d new at or above %s" % (gate["new_count"], gate["fail_on_new"])]
-                    * (gate.get("fail_on_new", "never") != "never")
-                ),
-            )
-        )
+        lines.append("envparity: gate off (drift_fail_on=never).")
     return lines
 
 
