@@ -92,7 +92,8 @@ def not_seen(findings):
 
 
 def compare_with(findings, audited_areas, previous, generated_at, now):
-    """Set each finding's state, first_seen and age_days; return {resolved, carried, counts, warnings}.
+    """Set each finding's state, first_seen and age_days; return {resolved, carried, counts, warnings}:
+    resolved are the earlier unexpected findings gone now, counts are of unexpected findings.
 
     With no earlier run, every finding is new (nothing is known of it). Only the areas both runs
     audited are compared: a finding of an area the earlier run did not audit is new, and one of an
@@ -121,9 +122,10 @@ def compare_with(findings, audited_areas, previous, generated_at, now):
             continue
         if row["area"] in blind_areas or (row["area"], row["subject"]) in blind_subjects:
             carried.append(dict(row, state=CARRIED))
-        else:
+        elif not row["expected"]:
             resolved.append(dict(row, state=RESOLVED, age_days=age_days(row.get("first_seen"), now)))
-    counts = {state: sum(1 for f in findings if f["state"] == state) for state in STATES}
+    # What changed in the drift that counts: unexpected findings (an expected one gone is a stale rule).
+    counts = {state: sum(1 for f in findings if f["state"] == state and not f["expected"]) for state in STATES}
     counts[RESOLVED] = len(resolved)
     return {"resolved": resolved, "carried": carried, "counts": counts, "warnings": warnings}
 
