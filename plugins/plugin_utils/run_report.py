@@ -68,11 +68,21 @@ def earlier_run(settings, audited_areas):
     return found, source, None
 
 
+def partial_run(settings, audit):
+    """Whether some host of the compared environments took no part in the run (--limit)."""
+    taking_part = {column["host"] for column in audit["columns"]}
+    return any(
+        host not in taking_part for name in settings["environments"] for host in settings["groups"].get(name, ())
+    )
+
+
 def history_section(settings, audit, run_id, generated_at, now):
     """Compare the findings with the earlier run (setting their state and age); the report's
     history section, and the rows to record."""
     previous, source, error = earlier_run(settings, audit["audited_areas"])
-    outcome = timeline.compare_with(audit["findings"], audit["audited_areas"], previous, generated_at, now)
+    outcome = timeline.compare_with(
+        audit["findings"], audit["audited_areas"], previous, generated_at, now, partial=partial_run(settings, audit)
+    )
     unexpected = [f for f in audit["findings"] if not f["expected"]]
     current = {"generated_at": generated_at, "unexpected": timeline.severity_counts(unexpected)}
     trend = ((previous or {}).get("trend") or []) + [current]

@@ -91,13 +91,14 @@ def not_seen(findings):
     return subjects, areas
 
 
-def compare_with(findings, audited_areas, previous, generated_at, now):
+def compare_with(findings, audited_areas, previous, generated_at, now, partial=False):
     """Set each finding's state, first_seen and age_days; return {resolved, carried, counts, warnings}:
     resolved are the earlier unexpected findings gone now, counts are of unexpected findings.
 
     With no earlier run, every finding is new (nothing is known of it). Only the areas both runs
     audited are compared: a finding of an area the earlier run did not audit is new, and one of an
-    area this run did not audit is neither resolved nor carried."""
+    area this run did not audit is neither resolved nor carried. A `partial` run (some hosts of the
+    environments left out, e.g. by --limit) resolves nothing: what it did not see is carried."""
     earlier = (previous or {}).get("states") or {}
     warnings = []
     if previous and previous.get("recorded_at") is not None and now < previous["recorded_at"]:
@@ -120,7 +121,7 @@ def compare_with(findings, audited_areas, previous, generated_at, now):
     for identity, row in sorted(earlier.items()):
         if identity in current or row["area"] not in audited:
             continue
-        if row["area"] in blind_areas or (row["area"], row["subject"]) in blind_subjects:
+        if partial or row["area"] in blind_areas or (row["area"], row["subject"]) in blind_subjects:
             carried.append(dict(row, state=CARRIED))
         elif not row["expected"]:
             resolved.append(dict(row, state=RESOLVED, age_days=age_days(row.get("first_seen"), now)))

@@ -87,6 +87,19 @@ def test_an_area_not_compared_resolves_nothing_and_an_area_not_audited_is_left_a
     assert outcome["resolved"] == [] and [r["key"] for r in outcome["carried"]] == ["DEBUG"]
 
 
+def test_a_run_limited_to_some_hosts_resolves_nothing_and_a_host_gone_changes_values():
+    _, kept = audit_run([finding("DEBUG"), finding("LOG_LEVEL")], T0, None)
+    limited = [finding("DEBUG")]
+    with_ids(limited)
+    outcome = timeline.compare_with(limited, ["env"], kept, stamp(T0 + DAY), T0 + DAY, partial=True)
+    assert outcome["resolved"] == [] and [r["key"] for r in outcome["carried"]] == ["LOG_LEVEL"]
+    # a host of the earlier run that no longer exists: same id, its column gone, so "changed"
+    fewer = finding("DEBUG")
+    fewer["values"] = {"dev": "a"}
+    audit_run([fewer, finding("LOG_LEVEL")], T0 + 2 * DAY, kept)
+    assert (fewer["state"], fewer["first_seen"]) == ("changed", stamp(T0))
+
+
 def test_a_clock_that_went_back_gives_age_zero_and_says_so():
     _, kept = audit_run([finding("DEBUG")], T0, None)
     again = [finding("DEBUG")]
