@@ -196,8 +196,17 @@ def since_view(document):
     history = document["history"]
     unexpected = [f for f in document["findings"] if not f["expected"]]
     compared = history["compared_with"]
+    if history["source"] is None:
+        alone = "History is off (drift_history: false): every finding is new."
+    elif history["error"]:
+        alone = "The %s could not be read: every finding is new." % history["source"]
+    else:
+        alone = "No earlier run of this inventory and these environments yet (%s): every finding is new." % (
+            history["source"]
+        )
     return {
-        "source": markdown_text.text(history["source"] or "none (drift_history is off)"),
+        "alone": markdown_text.text(alone),
+        "source": markdown_text.text(history["source"] or ""),
         "compared_with": markdown_text.text(compared["generated_at"]) if compared else None,
         "error": markdown_text.text(history["error"]) if history["error"] else None,
         "warnings": [markdown_text.text(warning) for warning in history["warnings"]],

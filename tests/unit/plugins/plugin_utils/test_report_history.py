@@ -141,3 +141,21 @@ def test_age_text():
     assert age_text({"state": "changed", "age_days": 1, "first_seen": "2025-12-06T08:00:00Z"}) == (
         "for 1 day, since 2025-12-06; values changed"
     )
+
+
+def test_a_run_compared_with_nothing_says_why():
+    audit = sample_audit()
+    _, markdown = render(audit)  # no history at all: the store is off
+    assert "History is off (drift_history: false): every finding is new." in markdown
+    audit = sample_audit()
+    audit["history"] = dict(
+        without_history(audit["findings"], "2025-12-07T08:00:00Z", "r"),
+        source="previous run",
+        error="/r/history.sqlite is not an SQLite database (a corrupt or foreign file); it is left as it is",
+    )
+    _, markdown = render(audit)
+    assert "The previous run could not be read: every finding is new." in markdown
+    assert "**History not read: /r/history.sqlite is not an SQLite database" in markdown
+    audit["history"]["error"] = None
+    _, markdown = render(audit)
+    assert "No earlier run of this inventory and these environments yet (previous run)" in markdown
