@@ -201,8 +201,9 @@ def since_view(document):
     elif history["error"]:
         alone = "The %s could not be read: every finding is new." % history["source"]
     else:
-        alone = "No earlier run of this inventory and these environments yet (%s): every finding is new." % (
-            history["source"]
+        alone = (
+            "No earlier run of this inventory and these environments yet (%s): every finding is new."
+            % (history["source"])
         )
     return {
         "alone": markdown_text.text(alone),

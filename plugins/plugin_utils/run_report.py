@@ -100,7 +100,7 @@ def history_section(settings, audit, run_id, generated_at, now):
         "store": settings["history_file"] if settings.get("history") else None,
         "baseline_saved": settings.get("baseline_save"),
     }
-    rows = [timeline.state_row(f) for f in audit["findings"]] + outcome["carried"]
+    rows = timeline.state_rows(audit["findings"], outcome["carried"])
     return section, rows
 
 

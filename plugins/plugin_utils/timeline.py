@@ -63,6 +63,18 @@ def resolved_record(row):
     return {field: row.get(field) for field in fields}
 
 
+def state_rows(findings, carried):
+    """The rows a run keeps: one per finding, one per check merged into a finding (so that the
+    fact keeps its history whichever check leads next time), and the carried ones."""
+    rows = []
+    for finding in findings:
+        rows.append(state_row(finding))
+        for other in finding.get("also") or ():
+            merged = dict(finding, check=other["check"], kind=other["kind"], severity=other["severity"])
+            rows.append(state_row(dict(merged, id=finding_id(merged))))
+    return rows + list(carried)
+
+
 def parse_stamp(text):
     """POSIX seconds of a report stamp (2026-11-14T08:00:00Z), or None."""
     try:
@@ -91,6 +103,22 @@ def not_seen(findings):
     return subjects, areas
 
 
+def own_ids(finding):
+    """The finding's id, then those of the checks merged into it (one finding per fact): the lead
+    of a merged finding may change from run to run while the fact stays."""
+    merged = [finding_id(dict(finding, check=other["check"])) for other in finding.get("also") or ()]
+    return [finding["id"]] + merged
+
+
+def _earlier_of(finding, earlier):
+    """The earlier state of this finding: by its id, else by a check merged into it."""
+    for identity in own_ids(finding):
+        before = earlier.get(identity)
+        if before is not None and before.get("state") != RESOLVED:
+            return before
+    return None
+
+
 def compare_with(findings, audited_areas, previous, generated_at, now, partial=False):
     """Set each finding's state, first_seen and age_days; return {resolved, carried, counts, warnings}:
     resolved are the earlier unexpected findings gone now, counts are of unexpected findings.
@@ -107,14 +135,14 @@ def compare_with(findings, audited_areas, previous, generated_at, now, partial=F
             % time.strftime(STAMP, time.gmtime(previous["recorded_at"]))
         )
     for finding in findings:
-        before = earlier.get(finding["id"])
-        if before is None or before.get("state") == RESOLVED:
+        before = _earlier_of(finding, earlier)
+        if before is None:
             finding["state"], finding["first_seen"] = NEW, generated_at
         else:
             finding["state"] = PERSISTING if before["digest"] == value_digest(finding) else CHANGED
             finding["first_seen"] = before.get("first_seen") or generated_at
         finding["age_days"] = age_days(finding["first_seen"], now)
-    current = {finding["id"] for finding in findings}
+    current = {identity for finding in findings for identity in own_ids(finding)}
     blind_subjects, blind_areas = not_seen(findings)
     audited = set(audited_areas)
     resolved, carried = [], []
@@ -187,13 +215,15 @@ def read_previous_report(path, newest_schema):
             "upgrade envparity" % (path, version, newest_schema)
         )
     generated_at = document.get("generated_at")
-    states = {}
     try:
+        findings = []
         for earlier in document["findings"]:
             finding = dict(earlier)
             finding.setdefault("id", finding_id(finding))
             finding.setdefault("first_seen", generated_at)
-            states[finding["id"]] = state_row(finding, state=finding.get("state") or NEW)
+            finding.setdefault("state", NEW)
+            findings.append(finding)
+        states = {row["id"]: row for row in state_rows(findings, ())}
     except (KeyError, TypeError, AttributeError):
         raise PreviousReportError("the previous report %s has findings of an unknown shape" % path) from None
     trend = (document.get("history") or {}).get("trend") or [

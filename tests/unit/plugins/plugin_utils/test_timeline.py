@@ -100,6 +100,29 @@ def test_a_run_limited_to_some_hosts_resolves_nothing_and_a_host_gone_changes_va
     assert (fewer["state"], fewer["first_seen"]) == ("changed", stamp(T0))
 
 
+def test_a_merged_finding_whose_lead_changes_keeps_its_history():
+    change = finding("privileged", severity="low")
+    _, kept = audit_run([change], T0, None)
+    # next run: a policy check on the same fact leads, the change is merged under `also`
+    policy = finding("privileged", severity="high", kind="policy", check="docker.privileged")
+    policy["also"] = [{field: change[field] for field in ("kind", "check", "severity", "message", "recommendation")}]
+    with_ids([policy])
+    outcome = timeline.compare_with([policy], ["env"], kept, stamp(T0 + 3 * DAY), T0 + 3 * DAY)
+    assert (policy["state"], policy["first_seen"], policy["age_days"]) == ("persisting", stamp(T0), 3)
+    assert outcome["resolved"] == []
+    rows = timeline.state_rows([policy], outcome["carried"])
+    assert [(row["check"], row["first_seen"]) for row in rows] == [
+        ("docker.privileged", stamp(T0)),
+        ("env.value_changed", stamp(T0)),
+    ]
+    # and back: the change leads alone again, the policy is gone (resolved), the change persists
+    kept = {"areas": ["env"], "recorded_at": T0 + 3 * DAY, "states": {row["id"]: row for row in rows}}
+    back = [finding("privileged", severity="low")]
+    outcome, _ = audit_run(back, T0 + 4 * DAY, kept)
+    assert (back[0]["state"], back[0]["first_seen"]) == ("persisting", stamp(T0))
+    assert [row["check"] for row in outcome["resolved"]] == ["docker.privileged"]
+
+
 def test_a_clock_that_went_back_gives_age_zero_and_says_so():
     _, kept = audit_run([finding("DEBUG")], T0, None)
     again = [finding("DEBUG")]
