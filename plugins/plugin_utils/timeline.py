@@ -17,6 +17,7 @@ import time
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     GATE_NEVER,
     SEVERITIES,
+    SEVERITY_RANK,
     at_or_above,
     finding_id,
     with_ids,
@@ -119,6 +120,21 @@ def _earlier_of(finding, earlier):
     return None
 
 
+def one_per_fact(rows):
+    """Resolved rows of one fact (a finding and the checks merged into it) as one, led as
+    one_finding_per_fact leads: the most severe, then a change before a policy, then by check."""
+
+    def lead_order(row):
+        return (-SEVERITY_RANK[row["severity"]], row["kind"] == "policy", row["check"])
+
+    leads = {}
+    for row in rows:
+        fact = (row["area"], row["subject"], row["key"])
+        if fact not in leads or lead_order(row) < lead_order(leads[fact]):
+            leads[fact] = row
+    return sorted(leads.values(), key=lambda row: (row["area"], row["subject"], row["key"], row["check"]))
+
+
 def compare_with(findings, audited_areas, previous, generated_at, now, partial=False):
     """Set each finding's state, first_seen and age_days; return {resolved, carried, counts, warnings}:
     resolved are the earlier unexpected findings gone now, counts are of unexpected findings.
@@ -153,6 +169,7 @@ def compare_with(findings, audited_areas, previous, generated_at, now, partial=F
             carried.append(dict(row, state=CARRIED))
         elif not row["expected"]:
             resolved.append(dict(row, state=RESOLVED, age_days=age_days(row.get("first_seen"), now)))
+    resolved = one_per_fact(resolved)
     # What changed in the drift that counts: unexpected findings (an expected one gone is a stale rule).
     counts = {state: sum(1 for f in findings if f["state"] == state and not f["expected"]) for state in STATES}
     counts[RESOLVED] = len(resolved)

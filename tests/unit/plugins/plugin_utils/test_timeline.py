@@ -121,6 +121,9 @@ def test_a_merged_finding_whose_lead_changes_keeps_its_history():
     outcome, _ = audit_run(back, T0 + 4 * DAY, kept)
     assert (back[0]["state"], back[0]["first_seen"]) == ("persisting", stamp(T0))
     assert [row["check"] for row in outcome["resolved"]] == ["docker.privileged"]
+    # a fact resolved whole is one resolved entry, led by its most severe check
+    outcome, _ = audit_run([], T0 + 5 * DAY, kept)
+    assert [(row["check"], row["severity"]) for row in outcome["resolved"]] == [("docker.privileged", "high")]
 
 
 def test_a_clock_that_went_back_gives_age_zero_and_says_so():
