@@ -4,25 +4,14 @@ addition and value change; through the real env diff rules."""
 import random
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import finding_id, make_finding, with_ids
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import finding_id, with_ids
 from tests.unit.plugins.plugin_utils.test_env_diff import env_file, plain, secret
+from tests.unit.plugins.plugin_utils.test_timeline import finding as timeline_finding
 
 
 def finding(**changes):
-    fields = dict(
-        area="env",
-        subject="app",
-        key="DEBUG",
-        kind="changed",
-        check="env.value_changed",
-        severity="low",
-        values={"dev": "true", "prod": "false"},
-        environments=["prod"],
-        message="m",
-        recommendation="r",
-    )
-    fields.update(changes)
-    return make_finding(**fields)
+    """An env.value_changed finding about DEBUG, with the fields given changed."""
+    return dict(timeline_finding("DEBUG", severity="low"), **changes)
 
 
 def test_the_id_depends_on_area_subject_key_and_check_only():
@@ -31,6 +20,7 @@ def test_the_id_depends_on_area_subject_key_and_check_only():
     same = [
         finding(values={"dev": "1", "prod": "2"}),
         finding(severity="high", kind="policy"),
+        finding(expected=True, reason="r"),
         finding(environments=["prod/web1", "prod/web2"], message="other", recommendation="other"),
     ]
     assert {finding_id(f) for f in same} == {base}

@@ -6,13 +6,13 @@ import datetime
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import (
     RulesError,
     apply_rules,
     parse_expiry,
     parse_rules,
 )
+from tests.unit.plugins.plugin_utils.test_timeline import finding
 
 
 def at(text):
@@ -20,18 +20,7 @@ def at(text):
 
 
 def debug():
-    return make_finding(
-        area="env",
-        subject="app",
-        key="DEBUG",
-        kind="policy",
-        check="env.debug_enabled",
-        severity="high",
-        values={"prod": "true"},
-        environments=["prod"],
-        message="m",
-        recommendation="r",
-    )
+    return finding("DEBUG", kind="policy", check="env.debug_enabled")
 
 
 WAIVER = """\
