@@ -156,3 +156,26 @@ def test_a_corrupt_store_gives_a_report_that_says_so_and_is_left_alone(audit, tm
     assert "History not read" in result.markdown and "HISTORY:" in result.stdout
     assert store.read_bytes() == b"not a database" * 64
     assert yaml.safe_load(pathlib.Path(inventory).read_text())
+
+
+def test_a_store_locked_by_another_audit_costs_the_record_not_the_report(audit, tmp_path):
+    import sqlite3
+
+    dev, prod, inventory = local_pair(tmp_path)
+    write_env(dev, ["A=1"])
+    write_env(prod, ["A=2"])
+    first = audit("-i %s --tags env" % inventory)
+    assert first.rc == 0, first.stdout
+    store = first.report_dir / "history.sqlite"
+    other = sqlite3.connect(str(store), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another audit writing, for longer than the bounded wait
+    try:
+        second = audit("-i %s --tags env" % inventory, extravars={"drift_history_busy_timeout": 1})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert second.rc == 0, second.stdout
+    assert second.report["history"]["counts"]["persisting"] == 1  # read before the lock was needed
+    said = " ".join(second.stdout.split())
+    assert "stayed locked by another audit for 1 s (drift_history_busy_timeout); this run was not recorded" in said
+    assert sqlite3.connect(str(store)).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
