@@ -218,7 +218,12 @@ def since_view(document):
             if f["state"] == "new"
         ],
         "changed": [
-            {"severity": f["severity"], "about": _about(f), "id": markdown_text.code(f["id"]), "age": age_text(f)}
+            {
+                "severity": f["severity"],
+                "about": _about(f),
+                "id": markdown_text.code(f["id"]),
+                "age": markdown_text.text(age_text(f)),
+            }
             for f in sorted(unexpected, key=action_order)
             if f["state"] == "changed"
         ],
@@ -227,7 +232,9 @@ def since_view(document):
                 "severity": r["severity"],
                 "about": _about(r),
                 "id": markdown_text.code(r["id"]),
-                "age": "present for %s, since %s" % (days(r["age_days"]), (r["first_seen"] or "?")[:10]),
+                "age": markdown_text.text(
+                    "present for %s, since %s" % (days(r["age_days"]), (r["first_seen"] or "?")[:10])
+                ),
             }
             for r in history["resolved"]
         ],

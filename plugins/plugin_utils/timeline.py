@@ -156,7 +156,9 @@ def compare_with(findings, audited_areas, previous, generated_at, now, partial=F
             finding["state"], finding["first_seen"] = NEW, generated_at
         else:
             finding["state"] = PERSISTING if before["digest"] == value_digest(finding) else CHANGED
-            finding["first_seen"] = before.get("first_seen") or generated_at
+            # a date that is not one (a hand-edited previous report) is not carried on
+            known = before.get("first_seen")
+            finding["first_seen"] = known if parse_stamp(known) is not None else generated_at
         finding["age_days"] = age_days(finding["first_seen"], now)
     current = {identity for finding in findings for identity in own_ids(finding)}
     blind_subjects, blind_areas = not_seen(findings)
@@ -208,6 +210,16 @@ def new_gate(gate, findings, fail_on_new):
     return dict(gate, fail_on_new=fail_on_new, new_count=len(new), tripped=gate["tripped"] or tripped_new)
 
 
+def trend_point(point):
+    """Whether a trend point read from a previous report has the shape this report writes."""
+    return (
+        isinstance(point, dict)
+        and isinstance(point.get("generated_at"), str)
+        and isinstance(point.get("unexpected"), dict)
+        and all(severity in SEVERITIES and isinstance(count, int) for severity, count in point["unexpected"].items())
+    )
+
+
 def read_previous_report(path, newest_schema):
     """The earlier run from a previous report's JSON (the last CI run's artifact).
 
@@ -243,7 +255,7 @@ def read_previous_report(path, newest_schema):
         states = {row["id"]: row for row in state_rows(findings, ())}
     except (KeyError, TypeError, AttributeError):
         raise PreviousReportError("the previous report %s has findings of an unknown shape" % path) from None
-    trend = (document.get("history") or {}).get("trend") or [
+    trend = [point for point in ((document.get("history") or {}).get("trend") or ()) if trend_point(point)] or [
         {"generated_at": generated_at, "unexpected": (document.get("summary") or {}).get("by_severity", {})}
     ]
     return {

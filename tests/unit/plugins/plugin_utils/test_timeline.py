@@ -178,6 +178,23 @@ def test_a_previous_report_of_schema_version_1_is_read_with_ids_computed(tmp_pat
     assert previous["trend"] == [{"generated_at": stamp(T0), "unexpected": {"high": 1}}]
 
 
+def test_a_first_seen_that_is_not_a_date_is_not_carried_on(tmp_path):
+    old = [finding("DEBUG")]
+    with_ids(old)
+    old[0]["first_seen"] = "<b>yesterday</b>"
+    previous = timeline.read_previous_report(write_report(tmp_path / "r.json", old, stamp(T0)), 2)
+    now = [finding("DEBUG")]
+    audit_run(now, T0 + DAY, previous)
+    assert (now[0]["state"], now[0]["first_seen"]) == ("persisting", stamp(T0 + DAY))
+
+
+def test_a_previous_reports_trend_keeps_only_points_of_the_right_shape(tmp_path):
+    good = {"generated_at": stamp(T0), "unexpected": {"high": 2}}
+    bad = [None, {"generated_at": 5, "unexpected": {}}, {"generated_at": "x", "unexpected": {"high": "2"}}]
+    path = write_report(tmp_path / "r.json", [], stamp(T0 + DAY), history={"trend": [*bad, good]})
+    assert timeline.read_previous_report(path, 2)["trend"] == [good]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
