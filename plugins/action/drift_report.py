@@ -29,11 +29,19 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("cannot write the report: %s: %s" % (exc.filename, exc.strerror)) from None
         result.update(changed=False, **written)
         gate = written["gate"]
+        if written["history"]["error"]:
+            result.setdefault("warnings", []).append("history: %s" % written["history"]["error"])
         if gate["tripped"]:
             result.update(
                 failed=True,
-                msg="%d unexpected finding(s) at or above %s; see %s"
-                % (gate["count"], gate["fail_on"], written["report"]["markdown"]),
+                msg="%d unexpected finding(s) at or above %s, %d new at or above %s; see %s"
+                % (
+                    gate["count"],
+                    gate["fail_on"],
+                    gate["new_count"],
+                    gate["fail_on_new"],
+                    written["report"]["markdown"],
+                ),
             )
         else:
             result["msg"] = "report written to %s" % written["report"]["markdown"]

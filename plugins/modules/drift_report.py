@@ -11,7 +11,11 @@ description:
     area, applies the rules of expected differences, writes C(<drift_report_dir>/<stamp>-<run id>/report.md)
     and C(report.json) and switches C(latest) to them, then deletes the run directory (unless
     C(drift_keep_run_dir); the fingerprint key is deleted either way).
-  - Fails when the gate (C(drift_fail_on)) trips, naming the count and the report.
+  - Compares the findings with the earlier run (the history store, C(drift_previous_report) or
+    C(drift_baseline)), giving new, persisting, changed, resolved, first seen and age; then, after the
+    report, records the run in the store in one transaction (a store that cannot be used is a
+    warning and a line of the report, never a lost report).
+  - Fails when the gate (C(drift_fail_on), C(drift_fail_on_new)) trips, naming the count and the report.
 version_added: 0.1.0
 author:
   - envparity developers
@@ -42,8 +46,12 @@ summary:
   description: Counts by severity, area, expected, unknown, stale rules and errors.
   returned: success
   type: dict
+history:
+  description: The history store, its error if any, and the counts of new, persisting, changed and resolved findings.
+  returned: success
+  type: dict
 gate:
-  description: The gate (fail_on, tripped, count).
+  description: The gate (fail_on, fail_on_new, tripped, count, new_count).
   returned: always
   type: dict
 """

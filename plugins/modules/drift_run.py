@@ -10,8 +10,9 @@ description:
   - Reads the audit-wide variables (C(drift_environments), C(drift_production_environments),
     C(drift_areas), C(drift_rules_files), C(drift_fail_on), C(drift_report_dir),
     C(drift_report_template), C(drift_keep_run_dir), C(drift_host_timeout),
-    C(drift_allow_unsafe_debug)) and checks them against the argument specs of the role
-    C(envparity.audit.audit), before any host is contacted.
+    C(drift_allow_unsafe_debug), C(drift_fail_on_new), the history settings C(drift_history*),
+    C(drift_previous_report), C(drift_baseline), C(drift_baseline_save)) and checks them against
+    the argument specs of the role C(envparity.audit.audit), before any host is contacted.
   - Chooses the areas of the run from C(--tags) / C(--skip-tags) (C(ansible_run_tags),
     C(ansible_skip_tags)) or C(drift_areas).
   - Refuses to run with C(ANSIBLE_DEBUG) or C(ANSIBLE_KEEP_REMOTE_FILES) on unless

@@ -18,6 +18,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     make_finding,
     sort_key,
     unknown_cell,
+    with_ids,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.one_finding import one_finding_per_fact
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import apply_rules, load_rules
@@ -38,8 +39,24 @@ def check_settings(settings):
     unknown = [name for name in environments if name not in settings["groups"]]
     if unknown:
         raise AuditConfigError("drift_environments names %s, which is not an inventory group" % join_names(unknown))
-    if settings.get("fail_on") not in SEVERITIES + (GATE_NEVER,):
-        raise AuditConfigError("drift_fail_on must be one of %s" % ", ".join(SEVERITIES + (GATE_NEVER,)))
+    for name in ("fail_on", "fail_on_new"):
+        if settings.get(name, GATE_NEVER) not in SEVERITIES + (GATE_NEVER,):
+            raise AuditConfigError("drift_%s must be one of %s" % (name, ", ".join(SEVERITIES + (GATE_NEVER,))))
+    check_history_settings(settings)
+
+
+def check_history_settings(settings):
+    """The history settings that cannot work together, refused before any host is contacted."""
+    if settings.get("baseline") and settings.get("previous_report"):
+        raise AuditConfigError(
+            "drift_baseline and drift_previous_report both name the run to compare with: set one of them"
+        )
+    if not settings.get("history", True) and (settings.get("baseline") or settings.get("baseline_save")):
+        raise AuditConfigError("drift_baseline and drift_baseline_save need the history store (drift_history: true)")
+    if settings.get("history_retention_days", 1) < 1:
+        raise AuditConfigError("drift_history_retention_days must be at least 1")
+    if settings.get("history_busy_timeout", 0) < 0 or settings.get("history_trend_runs", 1) < 1:
+        raise AuditConfigError("drift_history_busy_timeout must be 0 or more, drift_history_trend_runs 1 or more")
 
 
 def build_columns(environments, groups, participating):
@@ -258,8 +275,10 @@ def build_audit(
     rules_files,
     fail_on,
     selected_areas=None,
+    now=None,
 ):
-    """Every finding of the run, with the context the report needs."""
+    """Every finding of the run, with the context the report needs. `now` (POSIX time, default the
+    current one) decides which waivers have expired."""
     columns = build_columns(environments, groups, set(requests))
     with without_gc():
         states = {
@@ -296,9 +315,15 @@ def build_audit(
     rules, rule_errors = load_rules(rules_files)
     errors += [{"host": None, "area": None, "message": message} for message in rule_errors]
     environment_of = {column["label"]: column["environment"] for column in columns}
-    stale = _stale_candidates(apply_rules(findings, rules, environment_of), audited, findings, len(columns))
+    stale = _stale_candidates(
+        apply_rules(findings, rules, environment_of, now),
+        audited,
+        findings,
+        len(columns),
+    )
     findings = one_finding_per_fact(findings)
     findings.sort(key=sort_key)
+    with_ids(findings)
     for column in columns:
         state = states[column["host"]]
         if state["status"] != "ok":

@@ -1,7 +1,9 @@
-"""The finding model shared by every area: vocabulary, constructor, ordering, cell markers.
+"""The finding model shared by every area: vocabulary, constructor, identity, ordering, cell markers.
 
 Pure Python; no Ansible imports. See docs/findings.md for the user-facing description.
 """
+
+import hashlib
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
@@ -37,6 +39,28 @@ def make_finding(*, area, subject, key, kind, check, severity, values, environme
         "message": message,
         "recommendation": recommendation,
     }
+
+
+ID_LENGTH = 16  # hex digits: 64 bits, no collision among the findings of any real run
+
+
+def finding_id(finding):
+    """A finding's identity, from what it is about (area, subject, key, check) and nothing else:
+    not its values, severity, environments, position or run, so that one drift keeps its id from
+    run to run, when hosts are added and whatever the order of the findings."""
+    about = "\0".join((finding["area"], finding["subject"], finding["key"], finding["check"]))
+    return hashlib.sha256(about.encode("utf-8", "surrogatepass")).hexdigest()[:ID_LENGTH]
+
+
+def with_ids(findings):
+    """Set each finding's `id`; the same identity twice in one run (two findings of one check about
+    one key, e.g. expected on some hosts and not on others) gets `-2`, `-3`… in the findings' order."""
+    seen = {}
+    for finding in findings:
+        base = finding_id(finding)
+        seen[base] = seen.get(base, 0) + 1
+        finding["id"] = base if seen[base] == 1 else "%s-%d" % (base, seen[base])
+    return findings
 
 
 def sort_key(finding):

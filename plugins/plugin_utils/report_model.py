@@ -12,8 +12,9 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.fleet import environment_groups, group_cell, value_groups
+from ansible_collections.envparity.audit.plugins.plugin_utils.timeline import new_gate, without_history
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NOT_COMPARED = "audit.not_compared"
 
 
@@ -33,6 +34,9 @@ def build_document(audit, generated_at, inventory):
     ]
     findings = audit["findings"]
     unexpected = [f for f in findings if not f["expected"]]
+    # An audit built without history (a test, a benchmark): every finding new, no gate on new.
+    history = audit.get("history") or without_history(findings, generated_at)
+    gate = audit["gate"] if "fail_on_new" in audit["gate"] else new_gate(audit["gate"], findings, "never")
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": "envparity",
@@ -55,8 +59,11 @@ def build_document(audit, generated_at, inventory):
             "not_compared": sorted({f["area"] for f in findings if f["check"] == NOT_COMPARED}),
             "stale_rules": len(audit["stale_rules"]),
             "errors": len(audit["errors"]),
+            "expired_waivers": sum(1 for f in findings if (f.get("waiver") or {}).get("state") == "expired"),
+            "expiring_waivers": sum(1 for f in findings if (f.get("waiver") or {}).get("state") == "expiring"),
         },
-        "gate": dict(audit["gate"]),
+        "gate": dict(gate),
+        "history": dict(history),
         "findings": findings,
         "stale_rules": [
             {"path": r["path"], "reason": r["reason"], "source": r["source"]} for r in audit["stale_rules"]
@@ -124,9 +131,30 @@ def _host_rows(document, groups):
     return rows
 
 
+def days(count):
+    return "less than a day" if count < 1 else "%d day%s" % (count, "" if count == 1 else "s")
+
+
+def age_text(finding):
+    """'new', or 'for 23 days, since 2026-11-14' (and 'values changed' when they did)."""
+    if finding.get("state") in (None, "new"):
+        return "new"
+    since = "for %s, since %s" % (days(finding["age_days"]), (finding["first_seen"] or "?")[:10])
+    return since + ("; values changed" if finding["state"] == "changed" else "")
+
+
+def waiver_text(waiver):
+    """The waiver as the report names it: expiry (UTC), owner, approver, ticket, where."""
+    parts = ["expires %s" % waiver["expires"], "owner %s" % waiver["owner"]]
+    parts += ["%s %s" % (name, waiver[name]) for name in ("approver", "ticket") if waiver.get(name)]
+    return markdown_text.text("%s (%s)" % (", ".join(parts), waiver["source"]))
+
+
 def _row(finding, groups, table=True):
     """A finding as the template prints it: every field escaped for a table cell or a list item."""
     row = {
+        "id": markdown_text.code(finding["id"], table),
+        "age": markdown_text.text(age_text(finding)),
         "key": md_value(finding["key"], table),
         "kind": markdown_text.text(finding["kind"]),
         "check": markdown_text.code(finding["check"], table),
@@ -151,6 +179,114 @@ def _detail(finding):
         "summary_key": markdown_text.html_text(finding["key"]),
         "detail": markdown_text.fenced_block(finding["detail"], "diff"),
     }
+
+
+def _about(record, table=False):
+    """area · subject · key of a finding or a resolved record, escaped."""
+    return "%s · %s · %s" % (
+        markdown_text.text(record["area"]),
+        markdown_text.text(record["subject"]),
+        md_value(record["key"], table),
+    )
+
+
+def since_view(document):
+    """The 'Since the last audit' section: new, changed and resolved findings, and what the run
+    was compared with (or why it could not be)."""
+    history = document["history"]
+    unexpected = [f for f in document["findings"] if not f["expected"]]
+    compared = history["compared_with"]
+    if history["source"] is None:
+        alone = "History is off (drift_history: false): every finding is new."
+    elif history["error"]:
+        alone = "The %s could not be read: every finding is new." % history["source"]
+    else:
+        alone = (
+            "No earlier run of this inventory and these environments yet (%s): every finding is new."
+            % (history["source"])
+        )
+    return {
+        "alone": markdown_text.text(alone),
+        "source": markdown_text.text(history["source"] or ""),
+        "compared_with": markdown_text.text(compared["generated_at"]) if compared else None,
+        "error": markdown_text.text(history["error"]) if history["error"] else None,
+        "warnings": [markdown_text.text(warning) for warning in history["warnings"]],
+        "counts": history["counts"],
+        "new": [
+            {"severity": f["severity"], "about": _about(f), "id": markdown_text.code(f["id"])}
+            for f in sorted(unexpected, key=action_order)
+            if f["state"] == "new"
+        ],
+        "changed": [
+            {
+                "severity": f["severity"],
+                "about": _about(f),
+                "id": markdown_text.code(f["id"]),
+                "age": markdown_text.text(age_text(f)),
+            }
+            for f in sorted(unexpected, key=action_order)
+            if f["state"] == "changed"
+        ],
+        "resolved": [
+            {
+                "severity": r["severity"],
+                "about": _about(r),
+                "id": markdown_text.code(r["id"]),
+                "age": markdown_text.text(
+                    "present for %s, since %s" % (days(r["age_days"]), (r["first_seen"] or "?")[:10])
+                ),
+            }
+            for r in history["resolved"]
+        ],
+    }
+
+
+def trend_view(trend):
+    """Unexpected findings by severity over the last runs: a Mermaid chart (one line per severity,
+    in the order of the table's columns) and the same figures as a table."""
+    rows = [
+        {
+            "when": markdown_text.text((point["generated_at"] or "?")[:16].replace("T", " ")),
+            "counts": [point["unexpected"].get(severity, 0) for severity in SEVERITIES],
+            "total": sum(point["unexpected"].get(severity, 0) for severity in SEVERITIES),
+        }
+        for point in trend
+    ]
+    if len(rows) < 2:
+        return {"rows": rows, "mermaid": None}
+    top = max(row["total"] for row in rows) or 1
+    lines = [
+        "xychart-beta",
+        '    title "Unexpected findings by severity, last %d runs"' % len(rows),
+        "    x-axis [%s]" % ", ".join(str(index + 1) for index in range(len(rows))),
+        '    y-axis "findings" 0 --> %d' % top,
+        "    bar [%s]" % ", ".join(str(row["total"]) for row in rows),
+    ]
+    lines += [
+        "    line [%s]" % ", ".join(str(row["counts"][index]) for row in rows)
+        for index, severity in enumerate(SEVERITIES)
+        if any(row["counts"][index] for row in rows)
+    ]
+    shown = [severity for index, severity in enumerate(SEVERITIES) if any(row["counts"][index] for row in rows)]
+    return {"rows": rows, "mermaid": "\n".join(lines), "lines": ", ".join(shown)}
+
+
+def waivers_view(findings):
+    """Expired waivers (their findings count again) and waivers expiring within 14 days."""
+    view = {"expired": [], "expiring": []}
+    for finding in sorted(findings, key=action_order):
+        waiver = finding.get("waiver")
+        if waiver and waiver["state"] in view:
+            view[waiver["state"]].append(
+                {
+                    "severity": finding["severity"],
+                    "about": _about(finding),
+                    "id": markdown_text.code(finding["id"]),
+                    "waiver": waiver_text(waiver),
+                    "reason": markdown_text.text(waiver["reason"]),
+                }
+            )
+    return view
 
 
 def build_view(document):
@@ -190,10 +326,15 @@ def build_view(document):
         "not_compared": ", ".join(markdown_text.text(area) for area in summary["not_compared"]),
         "gate": {
             "fail_on": markdown_text.code(document["gate"]["fail_on"]),
+            "fail_on_new": markdown_text.code(document["gate"]["fail_on_new"]),
+            "new_count": document["gate"]["new_count"],
             "tripped": document["gate"]["tripped"],
             "count": document["gate"]["count"],
         },
         "plan": [dict(_row(f, groups, table=False), number=index + 1) for index, f in enumerate(plan)],
+        "since": since_view(document),
+        "trend": trend_view(document["history"]["trend"]),
+        "waivers": waivers_view(findings),
         "areas": areas,
         "stale_rules": [
             {

@@ -5,13 +5,18 @@ the report step (every host unreachable), so that a report is written whenever a
 Pure Python; no Ansible imports.
 """
 
+import json
 import os
 import shutil
 import time
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import history, run_dir, timeline
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
-from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (
+    SCHEMA_VERSION,
+    build_document,
+    build_view,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import (
     render_markdown,
     report_name,
@@ -31,6 +36,103 @@ SETTINGS = (
 )
 
 
+def history_scope(settings):
+    """Runs compare with runs of the same scope: the same inventory (by its name, so that CI
+    checkouts in other directories still match) and the same environments."""
+    sources = [os.path.basename(os.path.normpath(part.strip())) for part in settings["inventory"].split(",")]
+    return json.dumps({"inventory": sources, "environments": settings["environments"]}, sort_keys=True)
+
+
+def earlier_run(settings, audited_areas):
+    """(the earlier run to compare with or None, where it comes from, error message or None)."""
+    if settings.get("previous_report"):
+        source = "previous report %s" % settings["previous_report"]
+        try:
+            return timeline.read_previous_report(settings["previous_report"], SCHEMA_VERSION), source, None
+        except timeline.PreviousReportError as exc:
+            return None, source, str(exc)
+    if not settings.get("history", False):
+        return None, None, None
+    source = "baseline %s" % settings["baseline"] if settings.get("baseline") else "previous run"
+    try:
+        found = history.read_history(
+            settings["history_file"],
+            history_scope(settings),
+            audited_areas,
+            settings["history_trend_runs"],
+            settings["history_busy_timeout"],
+            baseline=settings.get("baseline"),
+        )
+    except history.HistoryError as exc:
+        return None, source, str(exc)
+    return found, source, None
+
+
+def partial_run(settings, audit):
+    """Whether some host of the compared environments took no part in the run (--limit)."""
+    taking_part = {column["host"] for column in audit["columns"]}
+    return any(
+        host not in taking_part for name in settings["environments"] for host in settings["groups"].get(name, ())
+    )
+
+
+def history_section(settings, audit, run_id, generated_at, now):
+    """Compare the findings with the earlier run (setting their state and age); the report's
+    history section, and the rows to record."""
+    previous, source, error = earlier_run(settings, audit["audited_areas"])
+    outcome = timeline.compare_with(
+        audit["findings"], audit["audited_areas"], previous, generated_at, now, partial=partial_run(settings, audit)
+    )
+    unexpected = [f for f in audit["findings"] if not f["expected"]]
+    current = {"generated_at": generated_at, "unexpected": timeline.severity_counts(unexpected)}
+    trend = ((previous or {}).get("trend") or []) + [current]
+    section = {
+        "run_id": run_id,
+        "source": source,
+        "compared_with": None
+        if previous is None or previous.get("generated_at") is None
+        else {"generated_at": previous["generated_at"], "run_id": previous.get("run_id")},
+        "error": error,
+        "warnings": outcome["warnings"],
+        "counts": outcome["counts"],
+        "resolved": [timeline.resolved_record(row) for row in outcome["resolved"]],
+        "trend": trend[-settings.get("history_trend_runs", 10) :],
+        "store": settings["history_file"] if settings.get("history") else None,
+        "baseline_saved": settings.get("baseline_save"),
+    }
+    rows = timeline.state_rows(audit["findings"], outcome["carried"])
+    return section, rows
+
+
+def record_history(settings, section, rows, now, areas):
+    """Record the run in the store, after the report; returns an error message or None. A store
+    that could not be read (corrupt, foreign, newer) is not written either: it is left as it is."""
+    if not settings.get("history"):
+        return None
+    if section["error"] and not settings.get("previous_report"):
+        return section["error"]
+    run = {
+        "run_id": section["run_id"],
+        "scope": history_scope(settings),
+        "generated_at": section["trend"][-1]["generated_at"],
+        "recorded_at": now,
+        "areas": areas,
+        "unexpected": section["trend"][-1]["unexpected"],
+    }
+    try:
+        history.record_run(
+            settings["history_file"],
+            run,
+            rows,
+            settings["history_busy_timeout"],
+            settings["history_retention_days"],
+            baseline_name=settings.get("baseline_save"),
+        )
+    except history.HistoryError as exc:
+        return str(exc)
+    return None
+
+
 def write_run_report(run_directory, now=None):
     """Diff, render and write; returns {report: paths, summary, gate}.
 
@@ -38,6 +140,7 @@ def write_run_report(run_directory, now=None):
     # Collection is over: the key goes first, whatever happens next, and even if the facts stay.
     run_dir.discard_key(run_directory)
     settings = run_dir.load_settings(run_directory)
+    now = time.time() if now is None else now
     audit = build_audit(
         run_directory,
         settings["environments"],
@@ -47,12 +150,22 @@ def write_run_report(run_directory, now=None):
         settings["rules_files"],
         settings["fail_on"],
         settings.get("areas"),
+        now=now,
     )
-    now = time.time() if now is None else now
-    document = build_document(audit, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), settings["inventory"])
+    generated_at = time.strftime(timeline.STAMP, time.gmtime(now))
+    run_id = os.path.basename(os.path.normpath(run_directory))
+    audit["history"], rows = history_section(settings, audit, run_id, generated_at, now)
+    audit["gate"] = timeline.new_gate(audit["gate"], audit["findings"], settings.get("fail_on_new", "never"))
+    document = build_document(audit, generated_at, settings["inventory"])
     markdown = render_markdown(settings["template"], build_view(document))
-    name = report_name(now, os.path.basename(os.path.normpath(run_directory)))
-    paths = write_report(settings["report_dir"], name, markdown, document)
+    paths = write_report(settings["report_dir"], report_name(now, run_id), markdown, document)
+    # After the report: a store that cannot be written never costs the report.
+    history_error = record_history(settings, audit["history"], rows, now, audit["audited_areas"])
     if not settings["keep_run_dir"]:
         shutil.rmtree(run_directory, ignore_errors=True)
-    return {"report": paths, "summary": document["summary"], "gate": document["gate"]}
+    return {
+        "report": paths,
+        "summary": document["summary"],
+        "gate": document["gate"],
+        "history": {"store": audit["history"]["store"], "error": history_error, "counts": audit["history"]["counts"]},
+    }

@@ -78,11 +78,28 @@ def summary_lines(report):
             "envparity: NOT COMPARED: %s: fewer than two environments were collected, no drift could be seen "
             "there (a gate other than never fails)." % ", ".join(summary["not_compared"])
         )
-    if gate["fail_on"] == "never":
-        lines.append("envparity: gate off (drift_fail_on=never).")
+    lines += history_lines(report.get("history"))
+    gates = []
+    if gate["fail_on"] != "never":
+        gates.append("%d finding(s) at or above %s" % (gate["count"], gate["fail_on"]))
+    if gate.get("fail_on_new", "never") != "never":
+        gates.append("%d new at or above %s" % (gate["new_count"], gate["fail_on_new"]))
+    if gates:
+        lines.append("envparity: gate %s: %s." % ("FAILED" if gate["tripped"] else "passed", "; ".join(gates)))
     else:
-        lines.append(
-            "envparity: gate %s: %d finding(s) at or above %s."
-            % ("FAILED" if gate["tripped"] else "passed", gate["count"], gate["fail_on"])
-        )
+        lines.append("envparity: gate off (drift_fail_on=never).")
+    return lines
+
+
+def history_lines(history):
+    """Since the last audit, and a store that could not be read or written."""
+    if not history:
+        return []
+    counts = history["counts"]
+    lines = [
+        "envparity: since the last audit: %d new, %d changed, %d persisting, %d resolved."
+        % (counts["new"], counts["changed"], counts["persisting"], counts["resolved"])
+    ]
+    if history.get("error"):
+        lines.append("envparity: HISTORY: %s" % history["error"])
     return lines

@@ -195,7 +195,10 @@ def test_expected_rules_errors_and_plan_read_as_they_are():
     assert "env/%s/`x` (rules|%s.yml): matched nothing. %s" % (LINK, TICKS, SCRIPT) in page.text
     assert "host dev|vm, area env: %s\\n# not a heading" % IMAGE in page.text
     assert "**low** · env" not in page.text  # the plan's markup is the template's, data is not markup
-    assert "app%s|<b> · %s: %s differs %s" % (SCRIPT, visible(audit["findings"][0]["key"]), SCRIPT, LINK) in page.text
+    assert (
+        "app%s|<b> · %s (new): %s differs %s" % (SCRIPT, visible(audit["findings"][0]["key"]), SCRIPT, LINK)
+        in page.text
+    )
 
 
 def test_a_diff_detail_stays_in_its_block_and_its_summary_is_text():

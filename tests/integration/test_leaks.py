@@ -102,6 +102,8 @@ def test_no_canary_in_any_output(audit, canaries, monkeypatch, tmp_path, verbosi
         except FileNotFoundError:
             continue  # removed since it was listed (another process's temporary file): not left behind
 
+    # the history store (reports/history.sqlite) is among the files scanned
+    assert str(result.report_dir / "history.sqlite") in places
     assert scan(places, needles) == {}, "canary leaked"
     # The per-run fingerprint key was seen while the run lasted, and is nowhere now: not kept with
     # the facts of the kept run directory, not in stdout, runner events or temporary files.

@@ -28,11 +28,21 @@ def test_plugin_documentation_is_valid_yaml(path):
             assert document.get("short_description"), path
 
 
-@pytest.mark.parametrize("name", ["drift_run", "drift_facts", "drift_report"])
+@pytest.mark.parametrize("name", ["drift_run", "drift_facts", "drift_report", "drift_lint_rules"])
 def test_each_task_documents_exactly_the_arguments_its_action_takes(name):
     """ansible-doc shows the module file's options; the task's arguments are its action's."""
-    from ansible_collections.envparity.audit.plugins.action import drift_facts, drift_report, drift_run
+    from ansible_collections.envparity.audit.plugins.action import (
+        drift_facts,
+        drift_lint_rules,
+        drift_report,
+        drift_run,
+    )
 
-    action = {"drift_run": drift_run, "drift_facts": drift_facts, "drift_report": drift_report}[name]
+    action = {
+        "drift_run": drift_run,
+        "drift_facts": drift_facts,
+        "drift_report": drift_report,
+        "drift_lint_rules": drift_lint_rules,
+    }[name]
     documented = yaml.safe_load(dict(doc_strings(PLUGINS / "modules" / ("%s.py" % name)))["DOCUMENTATION"])
     assert set(documented.get("options") or {}) == set(action.ActionModule._VALID_ARGS)

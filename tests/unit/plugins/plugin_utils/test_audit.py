@@ -231,3 +231,22 @@ def test_hosts_whose_variables_did_not_validate_still_audit_every_selected_area(
         ("git", "audit.not_compared"),
     ]
     assert audit["gate"]["tripped"] is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"fail_on_new": "severe"}, "drift_fail_on_new must be one of"),
+        ({"baseline": "release", "previous_report": "last.json"}, "set one of them"),
+        ({"history": False, "baseline_save": "release"}, "need the history store"),
+        ({"history_retention_days": 0}, "at least 1"),
+        ({"history_trend_runs": 0}, "drift_history_trend_runs 1 or more"),
+    ],
+)
+def test_history_settings_that_cannot_work_are_refused_before_any_host(changes, message):
+    from ansible_collections.envparity.audit.plugins.plugin_utils.audit import check_settings
+
+    settings = {"environments": ["dev", "prod"], "groups": GROUPS, "fail_on": "never", "history": True}
+    check_settings(settings)
+    with pytest.raises(AuditConfigError, match=message):
+        check_settings(dict(settings, **changes))
