@@ -152,13 +152,21 @@ def endpoint_view(record):
     return {"view": view, "http": http, "cert": cert, "timing": _dict(record.get("timing")), "scheme": scheme}
 
 
-def _shown(key, text):
-    """A compared value as shown: a secret body field says only that it is a secret and differs."""
-    if text is None:
-        return None
-    if text.startswith("secret hmac-sha256:") and key.startswith("body."):
-        return "secret (fingerprint %s)" % text.split(":", 1)[1][:8]
-    return text
+SECRET_PREFIX = "secret hmac-sha256:"
+
+
+def _shown_values(key, records, labels):
+    """{label: value as shown}: a secret body field is named A, B, … in column order (as the other
+    areas name secrets, secret_text.secret_letters), never by its per-run fingerprint."""
+    letters = {}
+    for label in labels:
+        text = records[label]
+        if key.startswith("body.") and text is not None and text.startswith(SECRET_PREFIX) and text not in letters:
+            letters[text] = chr(ord("A") + len(letters) % 26)
+    return {
+        label: ("‹secret %s›" % letters[records[label]] if records[label] in letters else records[label])
+        for label in labels
+    }
 
 
 def _key_check(key):
@@ -261,7 +269,7 @@ def _compare_findings(subject):
             continue
         kind, about = outcome
         check, severity, what = _key_check(key)
-        values = {label: _shown(key, records[label]) for label in among}
+        values = _shown_values(key, records, among)
         if kind == "changed":
             message = "Endpoint %s %s on %s: %s." % (
                 subject.name,
@@ -293,8 +301,8 @@ def _compare_findings(subject):
     return findings
 
 
-def _policy_finding(subject, key, check, severity, labels, values, message, recommendation):
-    return subject.finding(key, "policy", check, severity, values, labels, message, recommendation)
+def _policy_finding(subject, key, check, severity, labels, values, message, recommendation, measured=False):
+    return subject.finding(key, "policy", check, severity, values, labels, message, recommendation, measured=measured)
 
 
 def _expiry_findings(subject, label, cert):
@@ -510,6 +518,7 @@ def _timing_findings(subject, production):
             % (subject.name, join_names(slow), baseline, by_value(((label, values[label]) for label in values), ": ")),
             "Find what slows %s on %s (tolerances: drift_endpoints_slower_ms and drift_endpoints_slower_percent)."
             % (subject.name, join_names(slow)),
+            measured=True,
         )
     ]
 

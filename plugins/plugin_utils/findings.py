@@ -20,12 +20,16 @@ def is_unknown(cell):
     return isinstance(cell, dict) and "unknown" in cell
 
 
-def make_finding(*, area, subject, key, kind, check, severity, values, environments, message, recommendation):
+def make_finding(
+    *, area, subject, key, kind, check, severity, values, environments, message, recommendation, measured=False
+):
+    """A finding. `measured`: its values are measurements (times, loads) held against a tolerance,
+    so that their run-to-run noise never makes the finding "changed" (timeline.value_digest)."""
     if kind not in KINDS:
         raise ValueError("unknown finding kind %r" % kind)
     if severity not in SEVERITY_RANK:
         raise ValueError("unknown severity %r" % severity)
-    return {
+    finding = {
         "area": area,
         "subject": subject,
         "key": key,
@@ -39,6 +43,9 @@ def make_finding(*, area, subject, key, kind, check, severity, values, environme
         "message": message,
         "recommendation": recommendation,
     }
+    if measured:
+        finding["measured"] = True
+    return finding
 
 
 ID_LENGTH = 16  # hex digits: 64 bits, no collision among the findings of any real run
@@ -144,7 +151,9 @@ class SubjectColumns:
         """{label: unknown cell} of columns that have the subject but whose record cannot be compared."""
         return {}
 
-    def finding(self, key, kind, check, severity, values, environments, message, recommendation, detail=None):
+    def finding(
+        self, key, kind, check, severity, values, environments, message, recommendation, detail=None, measured=False
+    ):
         """A finding with a cell for every configured column (None unless values or unknown say otherwise)."""
         full = {label: None for label in self.configured()}
         full.update(self.unknown)
@@ -161,6 +170,7 @@ class SubjectColumns:
             environments=environments,
             message=message,
             recommendation=recommendation,
+            measured=measured,
         )
         if detail is not None:
             finding["detail"] = detail

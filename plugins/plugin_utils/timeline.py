@@ -39,8 +39,10 @@ class PreviousReportError(ValueError):
 
 def value_digest(finding):
     """A fingerprint of what a finding says per column (already redacted values): equal digests,
-    same values. Only this digest is kept, never the values."""
-    text = json.dumps(finding["values"], sort_keys=True, ensure_ascii=False, default=str)
+    same values. Only this digest is kept, never the values. A measured finding's values are noise
+    from run to run: it stays "persisting" while it holds."""
+    values = None if finding.get("measured") else finding["values"]
+    text = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -18,7 +18,7 @@ def stamp(when):
     return time.strftime(timeline.STAMP, time.gmtime(when))
 
 
-def finding(key, value="x", severity="high", subject="app", area="env", kind="changed", check=None):
+def finding(key, value="x", severity="high", subject="app", area="env", kind="changed", check=None, measured=False):
     return make_finding(
         area=area,
         subject=subject,
@@ -30,6 +30,7 @@ def finding(key, value="x", severity="high", subject="app", area="env", kind="ch
         environments=["prod"],
         message="m",
         recommendation="r",
+        measured=measured,
     )
 
 
@@ -68,6 +69,13 @@ def test_state_transitions_across_three_runs():
     # OLD came back: a new drift, its age counted again from now
     assert states == {"LOG_LEVEL": ("persisting", stamp(T0)), "OLD": ("new", stamp(T0 + 30 * DAY))}
     assert sorted(r["key"] for r in third["resolved"]) == ["DEBUG", "FRESH"]
+
+
+def test_a_measured_finding_stays_persisting_while_its_figures_vary_and_another_does_not():
+    _, kept = audit_run([finding("timing", "610 ms", measured=True), finding("DEBUG", "1")], T0, None)
+    later = [finding("timing", "655 ms", measured=True), finding("DEBUG", "2")]
+    audit_run(later, T0 + DAY, kept)
+    assert [(f["key"], f["state"]) for f in later] == [("timing", "persisting"), ("DEBUG", "changed")]
 
 
 def test_a_subject_not_collected_now_is_carried_not_resolved_and_keeps_its_age():
