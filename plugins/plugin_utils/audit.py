@@ -274,6 +274,7 @@ def build_audit(
     errors = []
     findings = []
     compared = {}
+    tables = {}
     with without_gc():
         for area in audited:
             if area not in AREA_NAMES:
@@ -284,6 +285,10 @@ def build_audit(
             findings += unknown_findings(area, columns, cells, configured)
             findings += not_configured_findings(area, columns, cells, configured)
             findings += diff_rules(area).diff(labels, cells, {"baseline": labels[0], "production": production})
+            # An area may also give tables (and charts) of figures for its report section.
+            tables_of = getattr(diff_rules(area), "tables", None)
+            if tables_of is not None:
+                tables[area] = tables_of(labels, cells, {"baseline": labels[0], "production": production})
             compared[area] = compared_environments(area, columns, cells)
             if len(compared[area]) < 2 <= len(environments):
                 findings.append(not_compared_finding(area, environments, compared[area], labels))
@@ -311,6 +316,7 @@ def build_audit(
         "production": sorted(production),
         "audited_areas": audited,
         "findings": findings,
+        "tables": tables,
         "stale_rules": stale,
         "errors": errors,
         "rules_files": list(rules_files),
