@@ -83,7 +83,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 SHARED_ERROR = "2026-12-07T03:00:00Z ERROR db connection reset by peer (pool 3/10, conn 7)"
 DEV_ONLY_ERROR = "2026-12-07T03:05:00Z ERROR cache stampede on key user:42 (118 waiters)"
-API_SHARED = 'ERROR upstream timeout after 30s calling 10.0.0.7:8443 (request $i)'
+API_SHARED = "ERROR upstream timeout after 30s calling 10.0.0.7:8443 (request $i)"
 API_PROD_ONLY = "ERROR payment $i declined for alice@example.com: card_declined"
 
 
@@ -208,9 +208,11 @@ def _wait_for_planted_states() -> None:
     while time.monotonic() < deadline:
         batch = docker_area._get("/containers/%s-batch-1/json" % PROJECTS[PROD.name]) or {}
         flaky = docker_area._get("/containers/%s-flaky-1/json" % PROJECTS[PROD.name]) or {}
-        if (batch.get("State") or {}).get("OOMKilled") and flaky.get("RestartCount") == 2 and not (
-            flaky.get("State") or {}
-        ).get("Running"):
+        if (
+            (batch.get("State") or {}).get("OOMKilled")
+            and flaky.get("RestartCount") == 2
+            and not (flaky.get("State") or {}).get("Running")
+        ):
             return
         time.sleep(0.5)
     raise LabError("prod's batch was not OOM-killed, or flaky not restarted twice, within 60 s")
@@ -278,11 +280,14 @@ def planted() -> list[dict]:
         _finding(stack, "services.worker.memory", "policy", "health.memory_near_limit"),
         _finding(stack, "services.batch.oom_killed", "policy", "health.oom_killed"),
         _finding(stack, "services.flaky.restarts", "policy", "health.restarts"),
-        _finding(stack, "services.api.errors." + _tid(API_PROD_ONLY.replace("$i", "1")), "extra", "health.error_template_new"),
+        _finding(
+            stack, "services.api.errors." + _tid(API_PROD_ONLY.replace("$i", "1")), "extra", "health.error_template_new"
+        ),
         _finding("log:app", "errors." + _tid(DEV_ONLY_ERROR), "missing", "health.error_template_gone"),
     ]
     found += [
-        _finding("log:app", "errors." + _tid(line), "extra", "health.error_template_new") for line in _prod_only_errors(fake)
+        _finding("log:app", "errors." + _tid(line), "extra", "health.error_template_new")
+        for line in _prod_only_errors(fake)
     ]
     return found
 
@@ -352,4 +357,3 @@ def status() -> list[tuple[str, bool, str]]:
             states.append("%s %s" % (container_name(spec), (info.get("State") or {}).get("Status", "missing")))
         checks.append(("health stacks", all(not s.endswith("missing") for s in states), "; ".join(states)))
     return checks
-

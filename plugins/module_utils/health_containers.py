@@ -103,11 +103,14 @@ def health_log(state):
     """The last probe results: [{exit_code, output}] with the output redacted and cut."""
     results = []
     log = _dict(state.get("Health")).get("Log")
-    for probe in (log if isinstance(log, list) else [])[-HEALTH_LOG_RESULTS:]:
-        probe = _dict(probe)
+    for item in (log if isinstance(log, list) else [])[-HEALTH_LOG_RESULTS:]:
+        probe = _dict(item)
         output = probe.get("Output") if isinstance(probe.get("Output"), str) else ""
         results.append(
-            {"exit_code": _int(probe.get("ExitCode")), "output": redact_text(" ".join(output.split()))[:HEALTH_OUTPUT_CHARS]}
+            {
+                "exit_code": _int(probe.get("ExitCode")),
+                "output": redact_text(" ".join(output.split()))[:HEALTH_OUTPUT_CHARS],
+            }
         )
     return results
 
@@ -123,7 +126,9 @@ def container_record(inspect, stats, now):
         "status": "ok",
         "reason": None,
         "state": state.get("Status") if isinstance(state.get("Status"), str) else None,
-        "health": _dict(state.get("Health")).get("Status") if isinstance(_dict(state.get("Health")).get("Status"), str) else None,
+        "health": _dict(state.get("Health")).get("Status")
+        if isinstance(_dict(state.get("Health")).get("Status"), str)
+        else None,
         "restart_count": _int(inspect.get("RestartCount")) or 0,
         "oom_killed": state.get("OOMKilled") is True,
         "exit_code": _int(state.get("ExitCode")),
@@ -196,8 +201,8 @@ def _service_key(summary, taken):
 
 def _stack_members(summaries, project):
     members = []
-    for summary in summaries:
-        summary = _dict(summary)
+    for item in summaries:
+        summary = _dict(item)
         labels = _dict(summary.get("Labels"))
         ident = summary.get("Id")
         if labels.get(COMPOSE_PROJECT_LABEL) == project and isinstance(ident, str) and _ID.match(ident):
@@ -213,8 +218,8 @@ def failed_stack(status, reason, project=None):
 def _published(summary):
     """Host ports a container publishes (from the list's Ports), as "port/proto"."""
     ports = set()
-    for port in summary.get("Ports") or []:
-        port = _dict(port)
+    for item in summary.get("Ports") or []:
+        port = _dict(item)
         public = _int(port.get("PublicPort"))
         if public:
             ports.add("%d/%s" % (public, port.get("Type") if port.get("Type") in ("tcp", "udp", "sctp") else "tcp"))
@@ -271,4 +276,3 @@ def collect_stacks(request):
         record["services"] = dict(sorted(record["services"].items()))
         record["logs"] = dict(sorted(record["logs"].items()))
     return result
-

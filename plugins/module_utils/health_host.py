@@ -118,10 +118,7 @@ def _compress_ipv6(groups):
         if run_start is not None and index - run_start > best_len:
             best, best_len = run_start, index - run_start
         run_start = None
-    if best is None:
-        text = ":".join(groups)
-    else:
-        text = ":".join(groups[:best]) + "::" + ":".join(groups[best + best_len :])
+    text = ":".join(groups) if best is None else ":".join(groups[:best]) + "::" + ":".join(groups[best + best_len :])
     if text.startswith("::ffff:") and text.count(":") == 3:  # an IPv4-mapped address
         low = text.split(":")[-2:]
         return "::ffff:%d.%d.%d.%d" % (
@@ -189,8 +186,8 @@ def parse_crontab(text, has_user_field):
     skipped; /etc/crontab and /etc/cron.d files name a user after the schedule, users' own
     crontabs (/var/spool/cron/...) do not."""
     entries = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
@@ -431,8 +428,8 @@ def cron_facts(paths):
     A path that does not exist contributes nothing; one that cannot be read is named in
     unreadable (its entries are then unknown, never "absent")."""
     entries, unreadable = set(), []
-    for path in paths:
-        path = os.path.expanduser(path)
+    for given in paths:
+        path = os.path.expanduser(given)
         if not os.path.lexists(path):
             continue
         try:

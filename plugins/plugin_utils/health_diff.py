@@ -73,8 +73,12 @@ def _not_read(subject, key, records, what):
     if not broken:
         return []
     values = {label: "ok" for label in records if label not in broken}
-    values.update({label: {"unknown": record.get("reason") or record.get("status")} for label, record in broken.items()})
-    reasons = by_value(((label, record.get("reason") or record.get("status")) for label, record in broken.items()), ": ")
+    values.update(
+        {label: {"unknown": record.get("reason") or record.get("status")} for label, record in broken.items()}
+    )
+    reasons = by_value(
+        ((label, record.get("reason") or record.get("status")) for label, record in broken.items()), ": "
+    )
     where = sorted(broken, key=subject.columns.index)
     return [
         subject.finding(
@@ -163,7 +167,8 @@ def _host_policy_findings(host, ok):
                 "high",
                 hits,
                 "The filesystem holding %s is nearly full on %%s." % name,
-                "Free space or grow the filesystem before the next deploy (the threshold is drift_health_thresholds.disk_percent).",
+                "Free space or grow the filesystem before the next deploy "
+                "(the threshold is drift_health_thresholds.disk_percent).",
             )
         )
     for name, hits in sorted(inodes.items()):
@@ -266,7 +271,8 @@ def _port_findings(host, ok, published):
             "high",
             values,
             "Port %s listens on %%s, and no compose stack publishes it." % key.split(".", 1)[1],
-            "Stop what listens there (a debug server?) or declare it; list deliberate ports in drift_health_expected_ports.",
+            "Stop what listens there (a debug server?) or declare it; "
+            "list deliberate ports in drift_health_expected_ports.",
         )
         for key, values in sorted(hits.items())
     ]
@@ -306,7 +312,10 @@ def _schedule_findings(host, ok):
     findings = []
     readable = [label for label in ok if not (host.records[label].get("cron") or {}).get("unreadable")]
     unreadable = {
-        label: {"status": "unreadable", "reason": "unreadable: %s" % ", ".join(host.records[label]["cron"]["unreadable"])}
+        label: {
+            "status": "unreadable",
+            "reason": "unreadable: %s" % ", ".join(host.records[label]["cron"]["unreadable"]),
+        }
         for label in ok
         if label not in readable
     }
@@ -350,7 +359,10 @@ def _container_policy_findings(stack, ok):
             if percent is not None and percent >= stack.threshold(label, "memory_percent"):
                 memory.setdefault(svc, {})[label] = "%s%% of %s MiB" % (percent, record["memory_limit"] // 1048576)
             if record.get("restart_count", 0) >= stack.threshold(label, "restarts"):
-                restarts.setdefault(svc, {})[label] = "%d restarts (%s)" % (record["restart_count"], record.get("state"))
+                restarts.setdefault(svc, {})[label] = "%d restarts (%s)" % (
+                    record["restart_count"],
+                    record.get("state"),
+                )
             if record.get("oom_killed"):
                 oom.setdefault(svc, {})[label] = "OOM-killed (exit %s)" % record.get("exit_code")
     for svc, hits in sorted(memory.items()):
@@ -419,7 +431,8 @@ def _template_findings(subject, ok, sources, key_prefix, what):
                     records,
                     new_in,
                     "An error %s logs on %s only: %s" % (what, join_names(new_in), text),
-                    "Look at this error on %s before the next release: it is not seen on %s." % (join_names(new_in), have[0]),
+                    "Look at this error on %s before the next release: it is not seen on %s."
+                    % (join_names(new_in), have[0]),
                 )
             )
         else:
@@ -444,7 +457,9 @@ def _stack_findings(name, columns, cells, context):
     findings = _not_read(stack, "*", stack.records, "Stack %s's containers" % name)
     ok = stack.ok()
     for svc in union_keys([stack.records[label].get("services") or {} for label in ok]):
-        records = {label: stack.records[label]["services"][svc] for label in ok if svc in stack.records[label]["services"]}
+        records = {
+            label: stack.records[label]["services"][svc] for label in ok if svc in stack.records[label]["services"]
+        }
         findings += _not_read(stack, "services.%s" % svc, records, "Container %s" % svc)
         logs = {label: stack.records[label].get("logs", {}).get(svc) for label in ok}
         findings += _template_findings(stack, ok, logs, "services.%s.errors." % svc, "service %s" % svc)
@@ -456,7 +471,9 @@ def _log_file_findings(name, columns, cells, context):
     log = _Subject(name, "log_files", LOG_PREFIX, columns, cells, context)
     findings = _not_read(log, "*", log.records, "Log file %s" % name)
     ok = log.ok()
-    findings += _template_findings(log, ok, {label: log.records[label] for label in ok}, "errors.", "log file %s" % name)
+    findings += _template_findings(
+        log, ok, {label: log.records[label] for label in ok}, "errors.", "log file %s" % name
+    )
     return findings
 
 
@@ -510,8 +527,10 @@ def _rate(source):
     if not source or source.get("status") != "ok":
         return "could not collect"
     errors = source["levels"]["error"]
-    if source.get("span_seconds"):
-        text = "%.1f/h (%d in %d min)" % (errors * 3600.0 / source["span_seconds"], errors, source["span_seconds"] // 60)
+    span = source.get("span_seconds")
+    if span:
+        covered = "%d min" % (span // 60) if span >= 120 else "%d s" % span
+        text = "%.1f/h (%d in %s)" % (errors * 3600.0 / span, errors, covered)
     else:
         text = "%d in the last %d lines" % (errors, source["lines"])
     return text + (", truncated" if source.get("truncated") else "")
@@ -551,12 +570,60 @@ def _chart(label, rows):
     )
 
 
+def _template_sources(columns, cells):
+    """[(source name, {label: templates})] of every stack service and log file read somewhere."""
+    sources = []
+    for name in subject_names(cells, "stacks"):
+        stacks = {label: _facts(cells, label, "stacks").get(name) or {} for label in columns}
+        for svc in union_keys([stack.get("logs") or {} for stack in stacks.values()]):
+            logs = {label: (stacks[label].get("logs") or {}).get(svc) for label in columns}
+            sources.append(("%s/%s" % (name, svc), logs))
+    for name in subject_names(cells, "log_files"):
+        sources.append(
+            ("log file %s" % name, {label: _facts(cells, label, "log_files").get(name) for label in columns})
+        )
+    return sources
+
+
+def template_rows(columns, cells, context):
+    """One row per error template and source with its count per column: those seen in production
+    only first (the errors a release brought), then those seen elsewhere too, then those gone
+    from production."""
+    production = [label for label in columns if label in context["production"]]
+    ranked = []
+    for source, logs in _template_sources(columns, cells):
+        read = {
+            label: (log or {}).get("templates") or {}
+            for label, log in logs.items()
+            if (log or {}).get("status") == "ok"
+        }
+        for ident in union_keys(read.values()):
+            having = [label for label in read if ident in read[label]]
+            in_production = any(label in having for label in production)
+            elsewhere = any(label not in production for label in having)
+            rank = 0 if in_production and not elsewhere else (1 if in_production else 2)
+            text = read[having[0]][ident]["template"]
+            counts = [str(read[label][ident]["count"]) if ident in read.get(label, {}) else "—" for label in columns]
+            ranked.append((rank, source, text, [source, text] + counts))
+    return [row for _, _, _, row in sorted(ranked, key=lambda item: item[:3])]
+
+
 def tables(columns, cells, context):
     """The area's tables for the report: plain text cells (the report model escapes them)."""
     found = [
         {
             "title": "Resources per host",
-            "header": ["column", "system", "CPUs", "load 1/5/15", "memory used", "swap used", "fullest disk", "time zone", "clock synced"],
+            "header": [
+                "column",
+                "system",
+                "CPUs",
+                "load 1/5/15",
+                "memory used",
+                "swap used",
+                "fullest disk",
+                "time zone",
+                "clock synced",
+            ],
             "rows": [_host_row(label, _facts(cells, label, "host").get("host")) for label in columns],
         }
     ]
@@ -564,14 +631,42 @@ def tables(columns, cells, context):
     for name in subject_names(cells, "stacks"):
         stacks = {label: _facts(cells, label, "stacks").get(name) or {} for label in columns}
         for svc in union_keys([stack.get("services") or {} for stack in stacks.values()]):
-            services.append(["%s/%s" % (name, svc)] + [_memory_cell((stacks[label].get("services") or {}).get(svc)) for label in columns])
-            sources.append(["%s/%s" % (name, svc)] + [_rate((stacks[label].get("logs") or {}).get(svc)) for label in columns])
+            services.append(
+                ["%s/%s" % (name, svc)]
+                + [_memory_cell((stacks[label].get("services") or {}).get(svc)) for label in columns]
+            )
+            sources.append(
+                ["%s/%s" % (name, svc)] + [_rate((stacks[label].get("logs") or {}).get(svc)) for label in columns]
+            )
     for name in subject_names(cells, "log_files"):
-        sources.append(["log file %s" % name] + [_rate(_facts(cells, label, "log_files").get(name)) for label in columns])
+        sources.append(
+            ["log file %s" % name] + [_rate(_facts(cells, label, "log_files").get(name)) for label in columns]
+        )
+    templates = template_rows(columns, cells, context)
     if services:
-        found.append({"title": "Containers: memory use vs limit, restarts", "header": ["service"] + list(columns), "rows": services})
+        found.append(
+            {
+                "title": "Containers: memory use vs limit, restarts",
+                "header": ["service"] + list(columns),
+                "rows": services,
+            }
+        )
     if sources:
-        found.append({"title": "Errors per hour (containers: the last window; log files: their tail)", "header": ["source"] + list(columns), "rows": sources})
+        found.append(
+            {
+                "title": "Errors per hour (containers: the last window; log files: their tail)",
+                "header": ["source"] + list(columns),
+                "rows": sources,
+            }
+        )
+    if templates:
+        found.append(
+            {
+                "title": "Error templates (seen in production only first, then in both, then gone from production)",
+                "header": ["source", "template"] + list(columns),
+                "rows": templates,
+            }
+        )
     for label in columns:
         rows = []
         for name, stack in sorted(_facts(cells, label, "stacks").items()):

@@ -143,7 +143,15 @@ def postgres_secrets(params):
 
 
 # The thresholds drift_health_thresholds may set (their defaults are in the health role's specs).
-HEALTH_THRESHOLDS = ("disk_percent", "inode_percent", "memory_percent", "swap_percent", "load_per_cpu", "restarts", "clock_sync")
+HEALTH_THRESHOLDS = (
+    "disk_percent",
+    "inode_percent",
+    "memory_percent",
+    "swap_percent",
+    "load_per_cpu",
+    "restarts",
+    "clock_sync",
+)
 
 
 def _health_items(items, variable, fields):
@@ -166,7 +174,7 @@ def health_request(params):
     if not paths and not stacks and not logs:
         return None
     log_files = _health_items(logs, "drift_log_files", ("path",))
-    for entry, item in zip(log_files, logs):
+    for entry, item in zip(log_files, logs, strict=True):
         entry["pattern"] = str(item["pattern"]) if item.get("pattern") else None
     port_range = str(params["drift_health_port_range"])
     low, _, high = port_range.partition("-")
