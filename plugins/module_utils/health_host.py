@@ -119,14 +119,9 @@ def _compress_ipv6(groups):
             best, best_len = run_start, index - run_start
         run_start = None
     text = ":".join(groups) if best is None else ":".join(groups[:best]) + "::" + ":".join(groups[best + best_len :])
-    if text.startswith("::ffff:") and text.count(":") == 3:  # an IPv4-mapped address
-        low = text.split(":")[-2:]
-        return "::ffff:%d.%d.%d.%d" % (
-            int(low[0], 16) >> 8,
-            int(low[0], 16) & 255,
-            int(low[1], 16) >> 8,
-            int(low[1], 16) & 255,
-        )
+    if groups[:5] == ["0"] * 5 and groups[5] == "ffff":  # an IPv4-mapped address
+        high, low = int(groups[6], 16), int(groups[7], 16)
+        return "::ffff:%d.%d.%d.%d" % (high >> 8, high & 255, low >> 8, low & 255)
     return text
 
 
@@ -155,11 +150,9 @@ def parse_systemctl_units(text):
     """`systemctl list-units --failed --plain --no-legend` -> sorted unit names."""
     units = set()
     for line in text.splitlines():
-        fields = line.split()
-        if fields and fields[0].lstrip("●*").strip():
-            name = fields[0].lstrip("●*").strip() or (fields[1] if len(fields) > 1 else "")
-            if "." in name:
-                units.add(name[:200])
+        fields = [field for field in line.split() if field not in ("●", "*")]
+        if fields and "." in fields[0]:
+            units.add(fields[0][:200])
     return sorted(units)
 
 

@@ -1,6 +1,7 @@
 """The health area end to end: the lab's hosts, its ops stacks and log files, through ansible-runner."""
 
 import json
+import pathlib
 import time
 import urllib.parse
 
@@ -12,6 +13,8 @@ from .test_docker_audit import engine_state
 from .test_env_audit import SCHEMA, identities, planted
 
 HEALTH_PROJECTS = ("personal_assistant_ops", "ai_assistant_ops")
+
+
 def engine_events(since, until, project):
     """The engine's events about a project's containers between two times (newline-separated JSON)."""
     filters = urllib.parse.quote(json.dumps({"label": ["com.docker.compose.project=%s" % project]}))
@@ -77,7 +80,7 @@ def test_log_canaries_never_leave_the_host(audit, canaries):
     leaks = {needle: [place for place, text in places.items() if needle in text] for needle in needles}
     assert {needle: where for needle, where in leaks.items() if where} == {}
     # Control: the lines are there on the host, and their templates in the report, masked.
-    log = open("/home/deploy/logs/app.log", encoding="utf-8").read()
+    log = pathlib.Path("/home/deploy/logs/app.log").read_text(encoding="utf-8")
     assert all(needle in log for needle in needles)
     assert "password=<secret>" in result.markdown and "Bearer <secret>" in result.markdown
 

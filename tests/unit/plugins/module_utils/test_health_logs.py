@@ -130,8 +130,8 @@ def test_a_2_gb_file_is_read_from_its_tail_only(tmp_path):
     ("make", "status", "words"),
     [
         (lambda p: None, "not_found", "does not exist"),
-        (lambda p: os.mkfifo(p), "failed", "not a regular file"),
-        (lambda p: os.mkdir(p), "failed", "not a regular file"),
+        (os.mkfifo, "failed", "not a regular file"),
+        (os.mkdir, "failed", "not a regular file"),
     ],
 )
 def test_unusable_files_say_why(tmp_path, make, status, words):
