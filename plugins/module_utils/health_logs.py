@@ -81,7 +81,8 @@ _TIMESTAMP = re.compile(
 )
 # A word still holding a digit (user42, req-7f3a…) is data: masked whole.
 _WORD = re.compile(r"[A-Za-z0-9_.+/=-]+")
-_DIGITS = re.compile(r"[0-9]+")
+# Runs of hex digits holding a decimal digit (numbers, hex ids): what the shape of a line ignores.
+_NUMERIC_RUN = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]*[0-9][0-9a-fA-F]*")
 _PLACEHOLDER = re.compile(r"<(?:n|hex|uuid|str|ip|email|secret|id|time)>")
 _SPACES = re.compile(r"\s+")
 
@@ -181,8 +182,9 @@ class LogSummary:
         self.other_templates = 0
         self.lines = 0
         self.error_pattern = error_pattern
-        # Lines that differ only in their digits give one template (digits are always masked):
-        # templated once, so a log repeating one error with other numbers costs one masking.
+        # Lines that differ only in runs holding digits (numbers, hex ids: always masked, whatever
+        # they hold) give one template: templated once, so a log repeating one error with other
+        # numbers costs one masking. The template is the first line's: nothing of the others.
         self._known = {}
 
     def add(self, raw):
@@ -196,7 +198,7 @@ class LogSummary:
         self.levels[level] += 1
         if level != "error":
             return
-        shape = _DIGITS.sub("0", line)
+        shape = _NUMERIC_RUN.sub("0", line)
         known = self._known.get(shape)
         if known is None:
             template = template_of(line)
