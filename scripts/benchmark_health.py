@@ -97,6 +97,7 @@ def framed(lines):
 
 class Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 128  # dockerd's backlog is large; socketserver's default (5) refuses bursts
 
     def __init__(self, path, containers, lines, honour_tail):
         self.containers = containers
