@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import sys
 import time
 
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import CommandTimeout, run_bounded
@@ -291,6 +292,8 @@ def _mounts():
 
 
 def _mount_of(path, mounts):
+    if not mounts:
+        return None, None  # no mount table (macOS): not available
     best = ("/", None)
     for point, fstype in mounts:
         prefix = point.rstrip("/") + "/"
@@ -444,6 +447,8 @@ def cron_facts(paths):
 
 def collect_host(request):
     """Every host fact of the health area (docs/health-facts.md)."""
+    if sys.platform == "darwin":
+        return _collect_darwin(request)
     if not os.path.isdir("/proc"):
         return {"status": "unsupported", "reason": "The host has no /proc (not Linux): host facts are not available."}
     facts = {"status": "ok", "reason": None}
@@ -458,4 +463,19 @@ def collect_host(request):
     facts["sockets"] = listening_sockets()
     facts.update(systemd_facts())
     facts["cron"] = cron_facts(request.get("cron_paths") or [])
+    return facts
+
+
+def _collect_darwin(request):
+    """macOS: what the standard library gives, the rest from health_darwin's fixed tools."""
+    from ansible_collections.envparity.audit.plugins.module_utils.health_darwin import collect_darwin
+
+    facts = {"status": "ok", "reason": None}
+    facts.update(os_facts())
+    facts.update(cpu_facts())
+    facts["time_zone"] = time_zone()
+    facts.update(file_limits())
+    facts["filesystems"] = filesystem_facts(request.get("paths") or [])
+    facts["cron"] = cron_facts(request.get("cron_paths") or [])
+    facts.update(collect_darwin())
     return facts
