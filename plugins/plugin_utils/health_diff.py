@@ -12,6 +12,7 @@ every comparison, never a difference. Pure Python; no Ansible imports.
 
 import re
 
+from ansible_collections.envparity.audit.plugins.module_utils.health_collect import DEFAULT_THRESHOLDS
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
@@ -59,7 +60,9 @@ class _Subject(SubjectColumns):
         return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
 
     def threshold(self, label, name):
-        return (self.settings.get(label, {}).get("thresholds") or {}).get(name)
+        """The host's threshold (its inventory's), else the documented default."""
+        value = (self.settings.get(label, {}).get("thresholds") or {}).get(name)
+        return DEFAULT_THRESHOLDS[name] if value is None else value
 
     def per_host(self, key, check, severity, hits, message, recommendation):
         """A policy finding about the columns in hits ({label: shown value})."""
