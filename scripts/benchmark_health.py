@@ -6,8 +6,9 @@
 
 A fake Docker engine (a threaded HTTP server on a unix socket under /tmp, in this process) serves
 --containers containers of one compose project, each with --lines log lines (90% INFO, 8% WARN,
-2% ERROR from 20 error shapes with varying numbers, IPs and ids), a stats sample and an
-inspection. The collector runs as the module would, in a child process (collect_health: the host
+2% ERROR from 20 error shapes with varying numbers, IPs and ids), a stats sample (answered at
+the next whole second, as dockerd's once-a-second stats collector answers a one-shot request) and
+an inspection. The collector runs as the module would, in a child process (collect_health: the host
 part from this machine's /proc, the containers, and 10 log files of --lines lines each on disk),
 and the child's wall time and peak memory (ru_maxrss) are taken; 1 warm-up, median of --runs.
 
@@ -150,6 +151,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 server.tails[tail] = framed(server.lines[-tail:])
             return self.answer(server.tails[tail], "application/vnd.docker.raw-stream")
         if "/stats?" in path:
+            # dockerd samples every container's stats once a second; a one-shot answer waits for
+            # the next sample (20.10's collector, seen on the lab's engine: 0 to 1 s per call).
+            time.sleep(1.0 - time.time() % 1.0)
             return self.answer(
                 {
                     "memory_stats": {"usage": 50 << 20, "stats": {"total_inactive_file": 1 << 20}},

@@ -36,8 +36,11 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
 from ansible_collections.envparity.audit.plugins.module_utils.health_logs import failed_source, summarize_lines
 from ansible_collections.envparity.audit.plugins.module_utils.redact import redact_text
 
-# Seconds one container's three calls may take at most (the area's deadline may leave less).
+# Seconds one container's state calls (inspection, stats), or its log call, may take at most (the
+# area's deadline may leave less).
 CALL_TIMEOUT = 5
+# State calls in flight at once: they wait on the engine, not on this host.
+STATE_CONCURRENCY = 64
 MAX_STATS_BYTES = 1024 * 1024
 # Health probe results kept per container, and the characters kept of each probe's output.
 HEALTH_LOG_RESULTS = 3
@@ -141,37 +144,23 @@ def container_record(inspect, stats, now):
     }
 
 
-def _logs(session, ident, inspect, request, now):
-    window = request["log_window"]
-    since = int(now - window)
-    query = urllib.parse.urlencode(
-        {"stdout": 1, "stderr": 1, "timestamps": 0, "since": since, "tail": request["log_max_lines"]}
-    )
-    data = session.get_bytes(
-        "/containers/%s/logs?%s" % (ident, query), "GET /containers/{id}/logs", request["log_max_bytes"], cut=True
-    )
-    lines = demux(data)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    created = parse_time(inspect.get("Created"))
-    span = int(min(window, now - created)) if created is not None else window
-    return summarize_lines(
-        lines[-request["log_max_lines"] :],
-        truncated=len(data) >= request["log_max_bytes"] or len(lines) >= request["log_max_lines"],
-        span_seconds=max(span, 1),
-    )
-
-
-def read_container(path, ident, request, deadline):
-    """(record, logs) of one container; raises Gone when it was removed meanwhile."""
+def _session(path, request, deadline):
+    """A connection of its own for one container's calls, bounded by CALL_TIMEOUT and the area's deadline."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise EngineError("failed", "The area's time ran out before this container was read.")
     session = Session(path, min(CALL_TIMEOUT, left))
+    session.prefix = request["api_prefix"]
+    return session
+
+
+def read_state(path, ident, request, deadline):
+    """One container's record from its inspection and one stats sample; raises Gone when it was
+    removed meanwhile. dockerd samples stats once a second: a one-shot answer waits for the next
+    sample (up to 1 s), which is why these calls run in a pool of their own, all at once."""
+    session = _session(path, request, deadline)
     try:
-        session.prefix = request["api_prefix"]
-        inspect = session.get_json("/containers/%s/json" % ident, "GET /containers/{id}/json", MAX_INSPECT_BYTES)
-        inspect = _dict(inspect)
+        inspect = _dict(session.get_json("/containers/%s/json" % ident, "GET /containers/{id}/json", MAX_INSPECT_BYTES))
         now = time.time()
         stats = {}
         if _dict(inspect.get("State")).get("Running") is True:
@@ -185,10 +174,35 @@ def read_container(path, ident, request, deadline):
                 )
             except Gone:
                 stats = {}  # stopped meanwhile: its state says so
-        logs = _logs(session, ident, inspect, request, now) if request["log_max_lines"] > 0 else None
-        return container_record(inspect, stats, now), logs
+        return container_record(inspect, stats, now)
     finally:
         session.close()
+
+
+def read_logs(path, ident, created, request, deadline):
+    """The counts and error templates of one container's last window of logs (created: its
+    creation time from the container list, so the window's length is known without an inspection)."""
+    session = _session(path, request, deadline)
+    try:
+        now = time.time()
+        window = request["log_window"]
+        query = urllib.parse.urlencode(
+            {"stdout": 1, "stderr": 1, "timestamps": 0, "since": int(now - window), "tail": request["log_max_lines"]}
+        )
+        data = session.get_bytes(
+            "/containers/%s/logs?%s" % (ident, query), "GET /containers/{id}/logs", request["log_max_bytes"], cut=True
+        )
+    finally:
+        session.close()
+    lines = demux(data)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    span = int(min(window, now - created)) if created is not None else window
+    return summarize_lines(
+        lines[-request["log_max_lines"] :],
+        truncated=len(data) >= request["log_max_bytes"] or len(lines) >= request["log_max_lines"],
+        span_seconds=max(span, 1),
+    )
 
 
 def _service_key(summary, taken):
@@ -226,6 +240,32 @@ def _published(summary):
     return ports
 
 
+def _failure_of(future):
+    """(None, the exception's status record) of a finished job, or (its result, None)."""
+    try:
+        return future.result(), None
+    except Gone:
+        return None, {"status": "gone"}
+    except EngineError as problem:
+        return None, {"status": problem.status, "reason": problem.reason}
+    except Exception as exc:  # one odd answer must not hide the other containers
+        return None, {"status": "failed", "reason": "%s while reading this container." % type(exc).__name__}
+
+
+def _gather(record, key, state, log):
+    value, problem = _failure_of(state)
+    if problem is not None and problem["status"] == "gone":
+        del record["services"][key]  # removed since the list was taken: not there any more
+        return
+    record["services"][key] = value if problem is None else problem
+    if log is not None:
+        summary, log_problem = _failure_of(log)
+        if log_problem is None:
+            record["logs"][key] = summary
+        elif log_problem["status"] != "gone":
+            record["logs"][key] = failed_source(log_problem["status"], log_problem["reason"])
+
+
 def collect_stacks(request):
     """{stack name: {status, project, services: {service: record}, logs: {service: summary},
     published: ["8080/tcp"]}} for the configured stacks; an engine that cannot be read gives every
@@ -247,31 +287,36 @@ def collect_stacks(request):
             raise EngineError("failed", "The Docker engine answered GET /containers/json in an unexpected shape.")
     except EngineError as problem:
         return {item["name"]: failed_stack(problem.status, problem.reason, item.get("project")) for item in stacks}
-    jobs = {}
     result = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, request["concurrency"])) as pool:
-        for item in stacks:
-            record = failed_stack("ok", None, item["project"])
-            for summary in _stack_members(summaries, item["project"]):
-                key = _service_key(summary, record["services"])
-                record["services"][key] = None
-                record["published"] = sorted(set(record["published"]) | _published(summary))
-                jobs[(item["name"], key)] = pool.submit(read_container, path, summary["Id"], request, deadline)
-            result[item["name"]] = record
-        for (stack, key), future in jobs.items():
-            record = result[stack]
-            try:
-                record["services"][key], logs = future.result()
-                if logs is not None:
-                    record["logs"][key] = logs
-            except Gone:
-                del record["services"][key]
-            except EngineError as problem:
-                record["services"][key] = {"status": problem.status, "reason": problem.reason}
-                record["logs"][key] = failed_source(problem.status, problem.reason)
-            except Exception as exc:  # one odd answer must not hide the other containers
-                reason = "%s while reading this container." % type(exc).__name__
-                record["services"][key] = {"status": "failed", "reason": reason}
+    members = []
+    for item in stacks:
+        record = failed_stack("ok", None, item["project"])
+        for summary in _stack_members(summaries, item["project"]):
+            key = _service_key(summary, record["services"])
+            record["services"][key] = None
+            record["published"] = sorted(set(record["published"]) | _published(summary))
+            created = summary.get("Created") if isinstance(summary.get("Created"), int) else None
+            members.append((item["name"], key, summary["Id"], created))
+        result[item["name"]] = record
+    # Two pools at once: the state calls mostly wait for the engine's next stats sample (all of them
+    # together, STATE_CONCURRENCY at most); the log windows are read and reduced `concurrency` at a
+    # time (the work is the host's CPU, and each holds up to log_max_bytes).
+    states = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(STATE_CONCURRENCY, len(members))))
+    logs = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, request["concurrency"]))
+    with states, logs:  # (not a parenthesised pair: the host side runs on Python 3.8)
+        jobs = [
+            (
+                stack,
+                key,
+                states.submit(read_state, path, ident, request, deadline),
+                logs.submit(read_logs, path, ident, created, request, deadline)
+                if request["log_max_lines"] > 0
+                else None,
+            )
+            for stack, key, ident, created in members
+        ]
+        for stack, key, state, log in jobs:
+            _gather(result[stack], key, state, log)
     for record in result.values():
         record["services"] = dict(sorted(record["services"].items()))
         record["logs"] = dict(sorted(record["logs"].items()))

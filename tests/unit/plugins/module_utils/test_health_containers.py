@@ -28,6 +28,7 @@ def frame(stream, text):
 def summary(ident, service, project="shop"):
     return {
         "Id": ident,
+        "Created": 1767225600,  # 2026-01-01, as the list gives it
         "Names": ["/%s-%s-1" % (project, service)],
         "Labels": {"com.docker.compose.project": project, "com.docker.compose.service": service},
         "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}] if service == "api" else [],
