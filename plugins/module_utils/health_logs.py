@@ -66,6 +66,11 @@ _SECRET_PAIR = re.compile(
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([^\s\"',;]+)")
+# "password is hunter2", "secret: x", "passphrase x": the word after a secret noun is its value.
+_SECRET_NOUN = re.compile(
+    r"(?i)(?<![<\w])(passwords?|passwd|passphrase|secrets?|api[_-]?keys?|private[_-]?keys?)(?![>\w])"
+    r"((?:\s+(?:is|was))?\s*[:=]?\s*)([^\s\"',;<=:][^\s\"',;<]*)"
+)
 _QUOTED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`""")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
@@ -150,6 +155,7 @@ def template_of(line):
     text = _TIMESTAMP.sub("<time>", text)
     text = redact_text(text).replace(MASK, "<secret>")
     text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + "<secret>", text)
+    text = _SECRET_NOUN.sub(lambda m: m.group(1) + m.group(2) + "<secret>", text)
     text = _mask_secret_pairs(text)
     text = _QUOTED.sub("<str>", text)
     text = _EMAIL.sub("<email>", text)

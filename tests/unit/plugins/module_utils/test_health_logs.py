@@ -36,6 +36,8 @@ SECRET = "Zq8vN3xR7tLm2Kp9Wd4Hs6Jb"  # random-looking, 24 characters
         ("ERROR api_key: abc123 rejected", "ERROR api_key: <secret> rejected"),
         ("ERROR call failed: Authorization: Bearer abc.def", "ERROR call failed: Authorization: Bearer <secret>"),
         ("ERROR got Bearer shorttok", "ERROR got Bearer <secret>"),
+        ("ERROR user password is correcthorse", "ERROR user password is <secret>"),
+        ("ERROR secret: abc", "ERROR secret: <secret>"),
         ("ERROR db postgres://app:pw@db:5432/x down", "ERROR db postgres://app:<secret>@db:<n>/x down"),
         ("ERROR token sk-abcdefghijklmnopqrstuvwxyz012345", "ERROR token <secret>"),
         ("ERROR key %s leaked" % SECRET, "ERROR key <secret> leaked"),
