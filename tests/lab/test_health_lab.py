@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,3 +119,23 @@ def test_the_collector_reads_the_planted_state():
     assert services["worker"]["memory_percent"] >= 90
     assert len(facts["log_files"]["app"]["templates"]) == 4
     assert Path(health_area.LOG_FILES["prod"]).stat().st_size > 0
+
+
+def test_another_users_socket_owner_is_not_visible_to_deploy():
+    """Prod's audit runs as deploy: the owner of root's sshd socket cannot be seen (None), the debug
+    server deploy runs can."""
+    code = (
+        "import json, sys; sys.path.insert(0, %r); "
+        "from ansible_collections.envparity.audit.plugins.module_utils.health_host import listening_sockets; "
+        "print(json.dumps(listening_sockets()))" % str(REPO / "collections")
+    )
+    proc = subprocess.run(
+        ["runuser", "-u", "deploy", "--", "/usr/bin/python3", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    sockets = {item["port"]: item["process"] for item in json.loads(proc.stdout)}
+    assert sockets[health_area.DEBUG_PORT] == "python3"
+    assert sockets[2222] is None  # the lab's sshd, root's
