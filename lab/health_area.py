@@ -119,6 +119,8 @@ def render_cron(env_name: str) -> str:
 # ---------------------------------------------------------------- containers
 
 IDLE = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"
+# How the command of every long-running planted service ends (api's loop, worker's idle loop).
+IDLE_LOOP_END = "& wait; done"
 
 
 def _api_loop(errors: list[str]) -> str:
@@ -193,7 +195,12 @@ def _ensure_container(ctx: Ctx, spec: dict) -> None:
     body = create_body(spec)
     current = docker_area._get("/containers/%s/json" % name)
     if current and ((current.get("Config") or {}).get("Labels") or {}).get(SPEC_LABEL) == body["Labels"][SPEC_LABEL]:
-        return  # as planted: running, or exited as it should (batch, flaky), never restarted by the lab
+        # As planted. A long-running service is started again after the engine was (labctl down and
+        # up); batch and flaky keep the state they ended in (OOM-killed, restarted twice).
+        if spec["cmd"].endswith(IDLE_LOOP_END) and not (current.get("State") or {}).get("Running"):
+            docker_area._call("POST", "/containers/%s/start" % name)
+            ctx.changed("started container %s" % name)
+        return
     if current:
         docker_area._call("DELETE", "/containers/%s?force=1" % name)
     docker_area._call("POST", "/containers/create?name=%s" % urllib.parse.quote(name), body)
