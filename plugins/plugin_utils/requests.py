@@ -186,6 +186,11 @@ def health_request(params):
         raise RequestError(
             "drift_health_thresholds names %s; known: %s" % (", ".join(unknown), ", ".join(HEALTH_THRESHOLDS))
         )
+    not_numbers = sorted(name for name, value in thresholds.items() if not isinstance(value, (int, float)))
+    if not_numbers:
+        raise RequestError(
+            "drift_health_thresholds: %s must be numbers (clock_sync: true or false)" % ", ".join(not_numbers)
+        )
     return {
         "project_dir": params.get("drift_project_dir") or None,
         "paths": _health_items(paths, "drift_health_paths", ("path",)),

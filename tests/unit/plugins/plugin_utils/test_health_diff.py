@@ -270,3 +270,31 @@ def test_tables_and_chart_with_hostile_names_escaped():
     shown = repr(view["tables"])
     assert "<script>" not in shown and "api\\\\|" in shown
     assert view["charts"][0].startswith("```mermaid\nxychart-beta")
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"drift_health_thresholds": {"disk": 80}}, "names disk"),
+        ({"drift_health_thresholds": {"disk_percent": "85%"}}, "must be numbers"),
+        ({"drift_health_port_range": "80-20"}, "range of ports"),
+        ({"drift_log_files": [{"name": "a"}]}, "needs a name and path"),
+        ({"drift_health_stacks": [{"name": "a", "project": "p"}, {"name": "a", "project": "q"}]}, "unique"),
+    ],
+)
+def test_bad_inputs_are_refused_with_a_clear_message(params, words):
+    from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+    from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
+
+    base = {"drift_health_paths": [{"name": "project", "path": "."}]}
+    with pytest.raises(RequestError, match=words):
+        build_request("health", dict(base, **params))
+
+
+def test_partial_thresholds_are_accepted():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+
+    request = build_request(
+        "health", {"drift_health_paths": [{"name": "p", "path": "."}], "drift_health_thresholds": {"disk_percent": 90}}
+    )
+    assert request["thresholds"] == {"disk_percent": 90}
