@@ -11,14 +11,11 @@ fixed absolute path (never one found on PATH) with a fixed argument list, LC_ALL
 times out makes its facts "not available" (None), never a difference.
 """
 
-import os
 import platform
 import re
 
-from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import CommandTimeout, run_bounded
+from ansible_collections.envparity.audit.plugins.module_utils.health_host import run_fixed
 
-TOOL_TIMEOUT = 5
-MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 _PAGE_SIZE = re.compile(r"page size of ([0-9]+) bytes")
 _SWAP = re.compile(r"total = ([0-9.]+)([KMG])\s+used = ([0-9.]+)([KMG])\s+free = ([0-9.]+)([KMG])")
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
@@ -94,25 +91,13 @@ def parse_launchctl_list(text):
 # ---------------------------------------------------------------- readers
 
 
-def _tool(path, arguments):
-    """The text a fixed system tool prints, or None."""
-    if not os.access(path, os.X_OK):
-        return None
-    env = {"LC_ALL": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
-    try:
-        code, out, _ = run_bounded([path, *arguments], env, TOOL_TIMEOUT)
-    except (OSError, CommandTimeout):
-        return None
-    return out[:MAX_OUTPUT_BYTES].decode("utf-8", "replace") if code == 0 else None
-
-
 def collect_darwin():
     """The host facts health_host gives on Linux, as far as macOS gives them (the rest None)."""
-    memsize = _tool("/usr/sbin/sysctl", ["-n", "hw.memsize"])
-    vm_stat = _tool("/usr/bin/vm_stat", [])
-    swap = _tool("/usr/sbin/sysctl", ["vm.swapusage"])
-    lsof = _tool("/usr/sbin/lsof", ["-nP", "-iTCP", "-sTCP:LISTEN"])
-    launchctl = _tool("/bin/launchctl", ["list"])
+    memsize = run_fixed(("/usr/sbin/sysctl",), ["-n", "hw.memsize"])
+    vm_stat = run_fixed(("/usr/bin/vm_stat",), [])
+    swap = run_fixed(("/usr/sbin/sysctl",), ["vm.swapusage"])
+    lsof = run_fixed(("/usr/sbin/lsof",), ["-nP", "-iTCP", "-sTCP:LISTEN"])
+    launchctl = run_fixed(("/bin/launchctl",), ["list"])
     swap_total, swap_free = parse_swapusage(swap) if swap else (None, None)
     version = platform.mac_ver()[0]
     return {

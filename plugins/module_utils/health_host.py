@@ -34,7 +34,7 @@ MAX_CRON_FILE_BYTES = 256 * 1024
 MAX_CRON_ENTRIES = 1000
 MAX_CRON_COMMAND_CHARS = 300
 SYSTEMCTL_PATHS = ("/usr/bin/systemctl", "/bin/systemctl")
-SYSTEMCTL_TIMEOUT = 5
+FIXED_TOOL_TIMEOUT = 5
 NOT_AVAILABLE = None
 
 # /proc/net/tcp states: 0A is LISTEN; an unconnected UDP socket is 07 (CLOSE).
@@ -385,19 +385,26 @@ def listening_sockets(owner_seconds=2.0):
     return [found[key] for key in sorted(found)]
 
 
+def run_fixed(paths, arguments):
+    """The text a system tool prints, run from the first of its fixed absolute paths that exists
+    (never one found on PATH) with a fixed argument list, LC_ALL=C and a bound; None when it is
+    missing, fails or times out."""
+    binary = next((path for path in paths if os.access(path, os.X_OK)), None)
+    if binary is None:
+        return None
+    env = {"LC_ALL": "C", "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": "", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    try:
+        code, out, _ = run_bounded([binary, *arguments], env, FIXED_TOOL_TIMEOUT)
+    except (OSError, CommandTimeout):
+        return None
+    return out[:MAX_PROC_FILE_BYTES].decode("utf-8", "replace") if code == 0 else None
+
+
 def _systemctl(arguments):
     """The output of a fixed systemctl call, or None when systemd does not run or the call fails."""
     if not os.path.isdir("/run/systemd/system"):
         return None
-    binary = next((path for path in SYSTEMCTL_PATHS if os.access(path, os.X_OK)), None)
-    if binary is None:
-        return None
-    env = {"LC_ALL": "C", "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": "", "PATH": "/usr/bin:/bin"}
-    try:
-        code, out, _ = run_bounded([binary, *arguments], env, SYSTEMCTL_TIMEOUT)
-    except (OSError, CommandTimeout):
-        return None
-    return out[:MAX_PROC_FILE_BYTES].decode("utf-8", "replace") if code == 0 else None
+    return run_fixed(SYSTEMCTL_PATHS, arguments)
 
 
 def systemd_facts():

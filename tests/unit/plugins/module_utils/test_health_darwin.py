@@ -2,8 +2,6 @@
 on real Macs (tests/unit/fixtures/health/macos/README.md says where each comes from), and the
 collector's path on macOS with its tools faked (this machine is Linux)."""
 
-import pathlib
-
 from ansible_collections.envparity.audit.plugins.module_utils import health_darwin, health_host
 from ansible_collections.envparity.audit.plugins.module_utils.health_darwin import (
     parse_launchctl_list,
@@ -11,12 +9,11 @@ from ansible_collections.envparity.audit.plugins.module_utils.health_darwin impo
     parse_swapusage,
     parse_vm_stat,
 )
-
-FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "unit" / "fixtures" / "health" / "macos"
+from tests.unit.plugins.module_utils.test_health_host import fixture as recorded
 
 
 def fixture(name):
-    return (FIXTURES / name).read_text()
+    return recorded(name, "macos")
 
 
 def test_vm_stat_available_pages_times_the_page_size():
@@ -59,12 +56,12 @@ def test_the_macos_path_runs_fixed_tools_only(monkeypatch):
 
     def fake_run(argv, env, timeout):
         ran.append(tuple(argv))
-        assert env["LC_ALL"] == "C" and timeout == health_darwin.TOOL_TIMEOUT
+        assert env["LC_ALL"] == "C" and timeout == health_host.FIXED_TOOL_TIMEOUT
         return 0, outputs[tuple(argv)].encode(), ""
 
     monkeypatch.setattr(health_host.sys, "platform", "darwin")
-    monkeypatch.setattr(health_darwin.os, "access", lambda path, mode: True)
-    monkeypatch.setattr(health_darwin, "run_bounded", fake_run)
+    monkeypatch.setattr(health_host.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(health_host, "run_bounded", fake_run)
     monkeypatch.setattr(health_darwin.platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
     facts = health_host.collect_host({"paths": [{"name": "root", "path": "/"}], "cron_paths": []})
     assert sorted(ran) == sorted(outputs)
@@ -76,7 +73,7 @@ def test_the_macos_path_runs_fixed_tools_only(monkeypatch):
 
 
 def test_a_missing_tool_is_not_available(monkeypatch):
-    monkeypatch.setattr(health_darwin.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(health_host.os, "access", lambda path, mode: False)
     monkeypatch.setattr(health_darwin.platform, "mac_ver", lambda: ("", ("", "", ""), ""))
     facts = health_darwin.collect_darwin()
     assert facts["memory_total"] is None and facts["sockets"] is None and facts["failed_units"] is None

@@ -23,11 +23,12 @@ from ansible_collections.envparity.audit.plugins.module_utils.health_host import
     parse_systemctl_units,
 )
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "unit" / "fixtures" / "health" / "linux"
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "unit" / "fixtures" / "health"
 
 
-def fixture(name):
-    return (FIXTURES / name).read_text()
+def fixture(name, system="linux"):
+    """A recorded output (tests/unit/fixtures/health/<system>/README.md says where it comes from)."""
+    return (FIXTURES / system / name).read_text()
 
 
 def test_os_release():
