@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import time
 import urllib.parse
 
@@ -86,20 +87,22 @@ def test_the_report_shows_the_tables_and_the_new_errors_first(audit, lab):
 
 
 def test_log_canaries_never_leave_the_host(audit, canaries):
-    """Prod's log file has canary secrets in its error lines: only masked templates travel."""
+    """Prod's log file has canary secrets in its error lines: only masked templates travel. The
+    needles are the canaries in the file as the audit reads it (other lab runs on this machine may
+    replant meanwhile: what matters is what the host holds)."""
     result = audit(cmdline="--tags health", extravars={"drift_keep_run_dir": True}, verbosity=3)
     assert result.rc == 0, result.stdout
-    needles = [canaries[name] for name in LOG_CANARIES]
+    log = pathlib.Path("/home/deploy/logs/app.log").read_text(encoding="utf-8")
+    needles = sorted(set(re.findall(r"CANARY0[A-Za-z0-9]{24}", log)))
+    assert len(needles) == len(LOG_CANARIES)  # control: the lines are there, on the host
     places = {"stdout": result.stdout, "markdown": result.markdown, "json": json.dumps(result.report)}
     for path in result.private_dir.rglob("*"):
         if path.is_file() and not (path.name == "command" and path.parent.parent.name == "artifacts"):
             places[str(path)] = path.read_bytes().decode("utf-8", "replace")
     leaks = {needle: [place for place, text in places.items() if needle in text] for needle in needles}
     assert {needle: where for needle, where in leaks.items() if where} == {}
-    # Control: the lines are there on the host, and their templates in the report, masked.
-    log = pathlib.Path("/home/deploy/logs/app.log").read_text(encoding="utf-8")
-    assert all(needle in log for needle in needles)
-    assert "password=<secret>" in result.markdown and "Bearer <secret>" in result.markdown
+    # their templates are in the report, masked
+    assert "password=<secret>" in places["json"] and "Bearer <secret>" in places["json"]
 
 
 def test_the_audit_starts_stops_and_execs_nothing(audit):
