@@ -172,11 +172,15 @@ WEB_CMD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"]
 IDLE_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
 
 
+APPLETS = ("sh", "httpd", "wget", "sleep")
+
+
 @dataclasses.dataclass(frozen=True)
 class Image:
     ref: str
     cmd: list
     files: dict  # path in the image -> content
+    applets: tuple = APPLETS  # busybox applets linked in /bin (other areas' images may need more)
 
 
 def _web_files(version: str, health: bool) -> dict:
@@ -196,7 +200,6 @@ IMAGES = [
     Image("lab/web:1.1", WEB_CMD, _web_files("1.1", health=True)),
     Image("lab/worker:1.0", IDLE_CMD, {"VERSION": "worker 1.0\n", "www/index.html": "worker 1.0\n"}),
 ]
-APPLETS = ("sh", "httpd", "wget", "sleep")
 
 
 def _rootfs_tar(image: Image) -> bytes:
@@ -213,7 +216,7 @@ def _rootfs_tar(image: Image) -> bytes:
             add(directory, tarfile.DIRTYPE, 0o755)
         add("tmp", tarfile.DIRTYPE, 0o1777)
         add("bin/busybox", tarfile.REGTYPE, 0o755, BUSYBOX.read_bytes())
-        for applet in APPLETS:
+        for applet in image.applets:
             add("bin/" + applet, tarfile.SYMTYPE, 0o777, link="busybox")
         for path, content in sorted(image.files.items()):
             add(path, tarfile.REGTYPE, 0o644, content.encode())

@@ -27,8 +27,12 @@ docker load below, which it removes again.
                           psql's stdin, psql on the host or `docker exec -i` in the database's container, with
                           the collector's PG* variables; the password, read from the file the lab's group_vars
                           look up, is only in the environment of a subshell (the script travels on stdin)
+                 health   cat the /proc files the collector reads, tail -c the log files, cat the crontabs;
+                          python3 -c (stdlib): for each container of the stacks' projects, at once (a
+                          thread and a connection each), GET its inspection, one one-shot stats sample
+                          (running ones) and its log tail
                Wall time of all sections (1 warm-up, median of --runs), and of each area's sections alone
-               (env; git = git + deploy; docker = engine + compose; postgres = psql) for the per-area
+               (env; git = git + deploy; docker = engine + compose; postgres = psql; health) for the per-area
                ratios. Each section is also timed inside the script (`date +%s%N`): that excludes ssh and
                sh start-up.
   ratio        audit / floor (medians): all the floor's areas, and per area
@@ -118,7 +122,7 @@ COMMAND_TIMEOUT = 300
 
 # The areas the floor does; an area of the engine that is not here is audited and timed, with no
 # floor to compare with.
-AREAS = ("env", "git", "docker", "postgres")
+AREAS = ("env", "git", "docker", "postgres", "health")
 FLOOR_ALL = "+".join(AREAS)
 # The floor script's sections, in order, and the audit area each belongs to.
 SECTIONS = {
@@ -128,6 +132,7 @@ SECTIONS = {
     "engine": "docker",
     "compose": "docker",
     "psql": "postgres",
+    "health": "health",
 }
 # How the lab's group_vars give a database password: read from a file on the controller.
 PASSWORD_LOOKUP = re.compile(
@@ -264,6 +269,12 @@ def host_inputs(group):
         "docker_socket": docker_host[len("unix://") :] or "/var/run/docker.sock",
         "stacks": stacks,
         "databases": postgres_databases(group, data),
+        # health: the /proc files and crontabs read, the log files' tails, the stacks' projects
+        "health_files": [path(item["path"]) for item in data.get("drift_log_files") or []],
+        "health_cron": [path(item) for item in data.get("drift_health_cron_paths") or []],
+        "health_projects": [item["project"] for item in data.get("drift_health_stacks") or []],
+        "health_max_bytes": int(data.get("drift_health_log_max_bytes", 1048576)),
+        "health_max_lines": int(data.get("drift_health_log_max_lines", 1000)),
     }
 
 
@@ -354,6 +365,56 @@ for name in sys.argv[2:]:
 out.flush()
 """
 
+# The health section: the /proc files the collector reads (socket owners aside), and for each
+# container of the stacks' projects its inspection, one one-shot stats sample and its log tail, the
+# containers at once (threads, one connection each), as plugins/module_utils/health_containers.py.
+HEALTH_PROC_FILES = (
+    "/etc/os-release",
+    "/proc/loadavg",
+    "/proc/meminfo",
+    "/proc/uptime",
+    "/proc/self/mountinfo",
+    "/proc/net/tcp",
+    "/proc/net/tcp6",
+    "/proc/net/udp",
+    "/proc/net/udp6",
+)
+HEALTH_PY = """\
+import http.client, json, socket, sys, threading, urllib.parse
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(sys.argv[1])
+def get(path):
+    c = C("localhost", timeout=30)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return body
+api = "/v" + json.loads(get("/version"))["ApiVersion"]
+wanted = set(sys.argv[3:])
+ids = [i["Id"] for i in json.loads(get(api + "/containers/json?all=1"))
+       if (i.get("Labels") or {}).get("com.docker.compose.project") in wanted]
+out, lock = [], threading.Lock()
+def one(ident, what):
+    if what == "state":
+        body = get(api + "/containers/%s/json" % ident)
+        if json.loads(body).get("State", {}).get("Running"):
+            body += get(api + "/containers/%s/stats?stream=false&one-shot=true" % ident)
+    else:
+        body = get(api + "/containers/%s/logs?stdout=1&stderr=1&tail=%s" % (ident, sys.argv[2]))
+    with lock:
+        out.append(body)
+threads = [threading.Thread(target=one, args=(i, w)) for i in ids for w in ("state", "logs")]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sys.stdout.buffer.write(b"".join(out))
+"""
+
 GIT_LOG_FORMAT = "--format=%x00%H%x00%P%x00%cI%x00%s"
 
 
@@ -422,6 +483,24 @@ def floor_script(inputs, python, sections, nonce):
                 env_file = sh_path(stack["env_file"]) if stack["env_file"] else "''"
                 files = " ".join(sh_path(name) for name in stack["files"])
                 lines.append("%s -c %s %s %s </dev/null || fail compose" % (q(python), q(COMPOSE_PY), env_file, files))
+        elif section == "health":
+            if inputs["health_files"] or inputs["health_cron"] or inputs["health_projects"]:
+                lines.append("cat -- %s </dev/null >/dev/null || fail health" % " ".join(HEALTH_PROC_FILES))
+            for path in inputs["health_files"]:
+                lines.append("tail -c %d -- %s </dev/null || fail health" % (inputs["health_max_bytes"], sh_path(path)))
+            for path in inputs["health_cron"]:
+                lines.append("{ cat -- %s/* %s 2>/dev/null || true; } </dev/null" % (sh_path(path), sh_path(path)))
+            if inputs["health_projects"]:
+                lines.append(
+                    "%s -c %s %s %d %s </dev/null || fail health"
+                    % (
+                        q(python),
+                        q(HEALTH_PY),
+                        sh_path(inputs["docker_socket"]),
+                        inputs["health_max_lines"],
+                        " ".join(q(project) for project in inputs["health_projects"]),
+                    )
+                )
         elif section == "psql":
             # One psql session per database, the collector's script on its stdin (a here-document);
             # the password only in the subshell's environment, never on a command line.

@@ -47,12 +47,19 @@ def _endpoints():
     return endpoints_collect
 
 
+def _health():
+    from ansible_collections.envparity.audit.plugins.module_utils import health_collect
+
+    return health_collect
+
+
 AREAS = (
     Area(name="env", load=_env, diff_module="env_diff"),
     Area(name="git", load=_git, diff_module="git_diff"),
     Area(name="docker", load=_docker, diff_module="docker_diff"),
     Area(name="postgres", load=_postgres, diff_module="pg_diff"),
     Area(name="endpoints", load=_endpoints, diff_module="endpoints_diff"),
+    Area(name="health", load=_health, diff_module="health_diff"),
 )
 
 AREA_NAMES = tuple(area.name for area in AREAS)

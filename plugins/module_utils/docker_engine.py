@@ -79,7 +79,7 @@ class EngineError(CollectError):
     """The engine could not be audited; carries a status and a reason sentence."""
 
 
-class _Gone(Exception):
+class Gone(Exception):
     """The object asked for no longer exists (HTTP 404)."""
 
 
@@ -198,8 +198,9 @@ def _group_hint(path):
         return "access to it, e.g. membership of its group"
 
 
-class _Session:
-    """GET requests on one keep-alive connection, all within one deadline."""
+class Session:
+    """GET requests on one keep-alive connection, all within one deadline (the health area opens
+    several, one per worker thread, for its concurrent stats and logs)."""
 
     def __init__(self, path, timeout):
         self.path = path
@@ -246,12 +247,24 @@ class _Session:
             self.conn.sock.settimeout(remaining)
 
     def get_json(self, path, what, max_bytes):
-        """GET prefix+path and decode the JSON answer; raise EngineError or _Gone."""
+        """GET prefix+path and decode the JSON answer; raise EngineError or Gone."""
+        body = self.get_bytes(path, what, max_bytes)
         try:
-            return self._get_json(path, what, max_bytes)
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # The error text quotes the answer: not passed on.
+            raise EngineError(
+                "failed", "The Docker engine at %s answered %s with malformed JSON." % (self.path, what)
+            ) from None
+
+    def get_bytes(self, path, what, max_bytes, cut=False):
+        """GET prefix+path and return the answer's bytes (a log stream is no JSON); raise EngineError
+        or Gone. With cut, an answer larger than max_bytes is cut there instead of refused."""
+        try:
+            return self._get_body(path, what, max_bytes, cut)
         except EngineError:
             raise
-        except _Gone:
+        except Gone:
             raise
         except _TIMEOUTS:
             raise self._timeout_error() from None
@@ -269,7 +282,7 @@ class _Session:
                 % (self.path, what),
             ) from None
 
-    def _get_json(self, path, what, max_bytes):
+    def _get_body(self, path, what, max_bytes, cut=False):
         self._set_timeout()
         self.conn.request(
             "GET",
@@ -277,9 +290,9 @@ class _Session:
             headers={"Accept": "application/json", "User-Agent": "envparity-audit"},
         )
         response = self.conn.getresponse()
-        body = self._read(response, what, max_bytes)
+        body = self._read(response, what, max_bytes, cut)
         if response.status == 404:
-            raise _Gone()
+            raise Gone()
         if response.status in (401, 403):
             raise EngineError(
                 "permission_denied",
@@ -291,17 +304,11 @@ class _Session:
                 "failed",
                 "The Docker engine at %s answered %s with HTTP status %d." % (self.path, what, response.status),
             )
-        try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            # The error text quotes the answer: not passed on.
-            raise EngineError(
-                "failed", "The Docker engine at %s answered %s with malformed JSON." % (self.path, what)
-            ) from None
+        return body
 
-    def _read(self, response, what, max_bytes):
+    def _read(self, response, what, max_bytes, cut=False):
         length = response.getheader("Content-Length")
-        if length and length.strip().isdigit() and int(length) > max_bytes:
+        if not cut and length and length.strip().isdigit() and int(length) > max_bytes:
             self.conn.close()
             raise self._too_large(what, max_bytes)
         chunks = []
@@ -314,7 +321,10 @@ class _Session:
             total += len(chunk)
             if total > max_bytes:
                 self.conn.close()
-                raise self._too_large(what, max_bytes)
+                if not cut:
+                    raise self._too_large(what, max_bytes)
+                chunks.append(chunk[: len(chunk) - (total - max_bytes)])
+                break
             chunks.append(chunk)
         if self.expired:
             # The watchdog cut the answer short.
@@ -533,18 +543,24 @@ def select_containers(summaries, limit=None):
 # ---------------------------------------------------------------- collection
 
 
-def _collect(session, hmac_key, result):
+def negotiate(session):
+    """GET /version and speak the engine's own API version from then on (the paths then mean what
+    it documents); returns (engine version, API version), either None when not given."""
     version = session.get_json("/version", "GET /version", MAX_LIST_BYTES)
     if not isinstance(version, dict):
         raise EngineError(
             "failed", "The Docker engine at %s answered GET /version in an unexpected shape." % session.path
         )
-    result["version"] = _str(version.get("Version"))
     api_version = _str(version.get("ApiVersion"))
     if api_version and _API_VERSION.match(api_version):
-        result["api_version"] = api_version
-        # The engine's own API version: the paths then mean what it documents.
         session.prefix = "/v" + api_version
+    else:
+        api_version = None
+    return _str(version.get("Version")), api_version
+
+
+def _collect(session, hmac_key, result):
+    result["version"], result["api_version"] = negotiate(session)
 
     summaries = session.get_json("/containers/json?all=1", "GET /containers/json", MAX_LIST_BYTES)
     if not isinstance(summaries, list):
@@ -565,7 +581,7 @@ def _collect(session, hmac_key, result):
     for ident in idents:
         try:
             inspect = session.get_json("/containers/%s/json" % ident, "GET /containers/{id}/json", MAX_INSPECT_BYTES)
-        except _Gone:
+        except Gone:
             continue  # removed since the list was taken: not there any more
         if not isinstance(inspect, dict):
             raise EngineError(
@@ -595,7 +611,7 @@ def collect_engine(docker_host, hmac_key, timeout=DEFAULT_TIMEOUT):
         timeout = DEFAULT_TIMEOUT
     result = empty_engine("ok")
     try:
-        session = _Session(path, timeout)
+        session = Session(path, timeout)
     except Exception as exc:  # a thread that cannot start: never a traceback
         return empty_engine("failed", "%s when preparing the Docker engine collector." % type(exc).__name__)
     try:

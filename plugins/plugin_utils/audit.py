@@ -293,6 +293,7 @@ def build_audit(
     errors = []
     findings = []
     compared = {}
+    tables = {}
     with without_gc():
         for area in audited:
             if area not in AREA_NAMES:
@@ -309,6 +310,10 @@ def build_audit(
                 "area_cells": lambda other: area_cells(other, columns, states, requests),
             }
             findings += diff_rules(area).diff(labels, cells, context)
+            # An area may also give tables (and charts) of figures for its report section.
+            tables_of = getattr(diff_rules(area), "tables", None)
+            if tables_of is not None:
+                tables[area] = tables_of(labels, cells, context)
             compared[area] = compared_environments(area, columns, cells)
             if len(compared[area]) < 2 <= len(environments):
                 findings.append(not_compared_finding(area, environments, compared[area], labels))
@@ -342,6 +347,7 @@ def build_audit(
         "production": sorted(production),
         "audited_areas": audited,
         "findings": findings,
+        "tables": tables,
         "stale_rules": stale,
         "errors": errors,
         "rules_files": list(rules_files),

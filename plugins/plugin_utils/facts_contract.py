@@ -11,6 +11,8 @@ import binascii
 import json
 import zlib
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.health_contract import health_problem
+
 # Inflated size allowed per host: 4 times the facts of an 8,000-table catalog (about 15 MB of
 # JSON, from the 3.7 MB measured at 2,000); a gzip bomb stops here, not in the controller's memory.
 MAX_FACTS_BYTES = 64 * 1024 * 1024
@@ -32,6 +34,7 @@ SECTIONS = {
     "env": ("files",),
     "git": ("repos", "deploy_dirs"),
     "postgres": ("databases",),
+    "health": ("host", "stacks", "log_files"),
 }
 
 
@@ -163,6 +166,7 @@ def _docker_problem(data):
 AREA_CHECKS = {
     "docker": _docker_problem,
     "env": _env_problem,
+    "health": health_problem,
 }
 
 

@@ -65,6 +65,8 @@ def build_document(audit, generated_at, inventory):
         "gate": dict(gate),
         "history": dict(history),
         "findings": findings,
+        # Figures some areas show beside their findings (health: resources, memory, error rates).
+        "tables": dict(audit.get("tables") or {}),
         "stale_rules": [
             {"path": r["path"], "reason": r["reason"], "source": r["source"]} for r in audit["stale_rules"]
         ],
@@ -289,6 +291,23 @@ def waivers_view(findings):
     return view
 
 
+def _area_tables(given):
+    """An area's tables with every cell escaped, and its Mermaid charts fenced (their text is
+    made of safe characters by the area: names reduced to letters, digits, _ . -)."""
+    return {
+        "tables": [
+            {
+                "title": markdown_text.text(table["title"]),
+                "header": [markdown_text.text(cell) for cell in table["header"]],
+                "rule": "|".join("---" for _ in table["header"]),
+                "rows": [[markdown_text.text(str(cell)) for cell in row] for row in table["rows"]],
+            }
+            for table in given.get("tables") or []
+        ],
+        "charts": [markdown_text.fenced_block(chart, "mermaid") for chart in given.get("charts") or []],
+    }
+
+
 def build_view(document):
     """What the Markdown template prints, in order; every text from a host or inventory escaped."""
     groups = environment_groups(document["columns"])
@@ -313,6 +332,7 @@ def build_view(document):
                 "clean": not any(not f["expected"] for f in own),
             }
         )
+        areas[-1].update(_area_tables((document.get("tables") or {}).get(area) or {}))
     plan = sorted((f for f in findings if not f["expected"]), key=action_order)
     return {
         "generated_at": markdown_text.text(document["generated_at"]),

@@ -230,3 +230,71 @@ def endpoints_secrets(params):
         if entry:
             secrets[str(item["name"])] = entry
     return secrets
+
+
+# The thresholds drift_health_thresholds may set (their defaults are in the health role's specs).
+HEALTH_THRESHOLDS = (
+    "disk_percent",
+    "inode_percent",
+    "memory_percent",
+    "swap_percent",
+    "load_per_cpu",
+    "restarts",
+    "clock_sync",
+)
+
+
+def _health_items(items, variable, fields):
+    """{name, ...fields} items of a health list, names unique."""
+    names = set()
+    normalised = []
+    for index, item in enumerate(items or []):
+        if not isinstance(item, dict) or not item.get("name") or not all(item.get(field) for field in fields):
+            raise RequestError("%s item %d needs a name and %s" % (variable, index + 1, " and ".join(fields)))
+        if item["name"] in names:
+            raise RequestError("%s names must be unique: %s appears twice" % (variable, item["name"]))
+        names.add(item["name"])
+        normalised.append({"name": str(item["name"]), **{field: str(item[field]) for field in fields}})
+    return normalised
+
+
+def health_request(params):
+    """The health area's request, or None when the host lists no filesystem, stack or log file."""
+    paths, stacks, logs = params["drift_health_paths"], params["drift_health_stacks"], params["drift_log_files"]
+    if not paths and not stacks and not logs:
+        return None
+    log_files = _health_items(logs, "drift_log_files", ("path",))
+    for entry, item in zip(log_files, logs, strict=True):
+        entry["pattern"] = str(item["pattern"]) if item.get("pattern") else None
+    port_range = str(params["drift_health_port_range"])
+    low, _, high = port_range.partition("-")
+    if not (low.isdigit() and (high or low).isdigit() and 1 <= int(low) <= int(high or low) <= 65535):
+        raise RequestError("drift_health_port_range must be a range of ports such as 1-65535 or 8000-8999")
+    thresholds = dict(params["drift_health_thresholds"] or {})
+    unknown = sorted(set(thresholds) - set(HEALTH_THRESHOLDS))
+    if unknown:
+        raise RequestError(
+            "drift_health_thresholds names %s; known: %s" % (", ".join(unknown), ", ".join(HEALTH_THRESHOLDS))
+        )
+    not_numbers = sorted(name for name, value in thresholds.items() if not isinstance(value, (int, float)))
+    if not_numbers:
+        raise RequestError(
+            "drift_health_thresholds: %s must be numbers (clock_sync: true or false)" % ", ".join(not_numbers)
+        )
+    return {
+        "project_dir": params.get("drift_project_dir") or None,
+        "paths": _health_items(paths, "drift_health_paths", ("path",)),
+        "stacks": _health_items(stacks, "drift_health_stacks", ("project",)),
+        "log_files": log_files,
+        "cron_paths": [str(path) for path in params["drift_health_cron_paths"]],
+        "docker_host": _docker_host(params),
+        "timeout": int(params["drift_health_timeout"]),
+        "concurrency": int(params["drift_health_concurrency"]),
+        "log_window": int(params["drift_health_log_window"]),
+        "log_max_lines": int(params["drift_health_log_max_lines"]),
+        "log_max_bytes": int(params["drift_health_log_max_bytes"]),
+        "thresholds": thresholds,
+        "expected_ports": [int(port) for port in params["drift_health_expected_ports"]],
+        "port_loopback": bool(params["drift_health_port_loopback"]),
+        "port_range": port_range,
+    }

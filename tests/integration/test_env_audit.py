@@ -118,6 +118,9 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
+        ("health", "host", "*", ["prod"]),
+        ("health", "log:app", "*", ["prod"]),
+        ("health", "stack:ops", "*", ["prod"]),
         ("postgres", "analytics", "*", ["prod"]),
         ("postgres", "app", "*", ["prod"]),
     ]
@@ -125,7 +128,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     # dev was compared with nothing: every area says so, critical (any gate but never fails)
     alone = [f for f in report["findings"] if f["check"] == "audit.not_compared"]
     assert [(f["area"], f["severity"]) for f in alone] == [
-        (a, "critical") for a in ("docker", "env", "git", "postgres")
+        (a, "critical") for a in ("docker", "env", "git", "health", "postgres")
     ]
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
     assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
@@ -207,10 +210,13 @@ def test_every_host_unreachable_still_writes_a_report(audit):
             ("env", "app", "unknown", "collect.failed"),
             ("git", "app", "unknown", "collect.failed"),
             ("git", "site", "unknown", "collect.failed"),
+            ("health", "host", "unknown", "collect.failed"),
+            ("health", "log:app", "unknown", "collect.failed"),
+            ("health", "stack:ops", "unknown", "collect.failed"),
             ("postgres", "analytics", "unknown", "collect.failed"),
             ("postgres", "app", "unknown", "collect.failed"),
         ]
-        + [(area, "*", "unknown", "audit.not_compared") for area in ("docker", "env", "git", "postgres")]
+        + [(area, "*", "unknown", "audit.not_compared") for area in ("docker", "env", "git", "health", "postgres")]
     )
 
 
