@@ -31,6 +31,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolat
     _displayed,
     _Interpolator,
     _Tainted,
+    _tainted,
+    bind_env_file,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import (
     DEFAULT_MAX_BYTES,
@@ -125,6 +127,13 @@ def _resources(service):
             "cpus": _first(reservations.get("cpus")),
         },
     )
+
+
+def _networks(service):
+    """The networks a service joins: Compose's "default" when it names none and has no network_mode."""
+    if service.get("networks") is None and service.get("network_mode") is None:
+        return ["default"]
+    return _names(service.get("networks"))
 
 
 def _names(value):
@@ -297,7 +306,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "environment": environment,
         "env_file": env_files,
         "volumes": masked_list(sorted(volumes)),
-        "networks": masked_list(_names(service.get("networks"))),
+        "networks": masked_list(_networks(service)),
         "depends_on": masked_list(_names(service.get("depends_on"))),
         "healthcheck": _healthcheck(service.get("healthcheck"), redactor),
         "restart": masked(service.get("restart")),
@@ -323,13 +332,28 @@ def normalize_project_name(name):
     return _PROJECT_CHARS.sub("", name.lower()).lstrip("_-") or None
 
 
+def _resolved(service, interpolator):
+    """The service with each environment entry that has no value (``KEY`` or ``KEY:``) given the
+    value of the variable of that name, as Compose resolves it from the project's interpolation
+    environment (its env file); an entry no variable names stays without a value."""
+    environment = _dict(service.get("environment"))
+    if not any(value is None and key in interpolator.values for key, value in environment.items()):
+        return service
+    resolved = {}
+    for key, value in environment.items():
+        resolved[key] = _tainted(*interpolator.variable(key)) if value is None and key in interpolator.values else value
+    return dict(service, environment=resolved)
+
+
 def _services(merged, interpolators, base_dir, hmac_key, project_root, project):
-    """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
-    redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolators))
+    """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked;
+    interpolators[0] is the stack's own."""
+    services = {name: _resolved(_dict(real), interpolators[0]) for name, real in _dict(merged.get("services")).items()}
+    redactor = _Redactor(hmac_key, _echoes(services, interpolators))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
     return {
-        redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root, named_volumes)
-        for name, real in sorted(_dict(merged.get("services")).items())
+        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes)
+        for name, real in sorted(services.items())
     }
 
 
@@ -346,7 +370,7 @@ def _prepare_files(files, documents, interpolator, extended_files, includes):
             problems.append(malformed if why == "malformed" else why)
             continue
         ready, unresolved = _resolve_extends(ready, record["path"], extended_files)
-        ready, included = includes.apply(ready, record["path"], (record["path"],))
+        ready, included = includes.apply(ready, record["path"], (record["path"],), interpolator)
         problems += unresolved + included
         prepared.append(ready)
     return prepared, problems
@@ -367,20 +391,23 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
         if record["status"] != "ok":
             problems.append("The compose file %s is not usable (%s)." % (path, record["status"]))
     env_record = None
-    variables = {}
+    interpolator = _Interpolator({}, hmac_key)
     if item.get("env_file"):
-        env_record, variables = _read_env_file(_resolve(item["env_file"], project_dir), max_bytes)
+        env_record, entries = _read_env_file(_resolve(item["env_file"], project_dir), max_bytes)
         if env_record["status"] != "ok":
             problems.append("The env file %s is not usable (%s)." % (env_record["path"], env_record["status"]))
+        else:
+            problem = bind_env_file(interpolator, env_record, entries)
+            if problem:
+                problems.append(problem)
     if not paths:
         problems.append("No compose files are configured for this stack.")
     if parse is None:
         problems.insert(0, PYYAML_MISSING)
 
     merged = None
-    interpolator = _Interpolator(variables, hmac_key)
     extended_files = _ExtendedFiles(interpolator, max_bytes, parse, files)
-    includes = _Includes(hmac_key, max_bytes, parse, files)
+    includes = _Includes(max_bytes, parse, files)
     if not problems:
         prepared, problems = _prepare_files(files, documents, interpolator, extended_files, includes)
         if not problems:
@@ -392,8 +419,13 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
     if merged is not None:
         shown = _displayed(merged.get("name"))
         name = shown if isinstance(shown, str) and MASK not in shown else None
+    # As Compose: the stack's own setting (-p), COMPOSE_PROJECT_NAME in its env file, name:, the directory.
+    from_env_file = interpolator.values.get("COMPOSE_PROJECT_NAME")
+    if "COMPOSE_PROJECT_NAME" in interpolator.shown:
+        from_env_file = None
     project = None
-    for candidate in (item.get("project"), name, os.path.basename(posixpath.normpath(base_dir)) if base_dir else None):
+    directory = os.path.basename(posixpath.normpath(base_dir)) if base_dir else None
+    for candidate in (item.get("project"), from_env_file, name, directory):
         project = normalize_project_name(candidate)
         if project:
             break

@@ -18,15 +18,16 @@ import os
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _interpolate,
-    _Interpolator,
     _Required,
     _required_reason,
     _safe_path,
     _Tainted,
     _tainted,
+    bind_env_file,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import (
     _RESET,
+    _Documents,
     _Malformed,
     _Override,
     _read_compose,
@@ -126,6 +127,8 @@ def _prepare_service(name, service):
     """One service of one file with its list forms turned into mappings, ready to merge."""
     if service is None:
         return {}
+    if service is _RESET:
+        return service
     if isinstance(service, _Override):
         return _Override(_prepare_service(name, service.value))
     if not isinstance(service, dict):
@@ -345,6 +348,9 @@ def _prepared(record, document, interpolator):
     """(the document interpolated and prepared, None), or (None, why not): "malformed" (the
     file's record then says so too) or the reason a required variable gives."""
     try:
+        if isinstance(document, _Documents):
+            # Several documents in one file: each is read as a file of its own, merged in order.
+            return _merge_prepared([_prepare_document(_interpolate(item, interpolator)) for item in document]), None
         return _prepare_document(_interpolate(document, interpolator)), None
     except _Malformed as problem:
         record.update(status="malformed", reason="%s" % problem)
@@ -467,8 +473,9 @@ def _rebased_volume(item, directory):
             return _host_path(source, directory) + ":" + rest
         return item
     if isinstance(item, dict) and _text(item.get("type")) == "bind":
+        # The long syntax's source is a path even without "./".
         source = item.get("source")
-        if isinstance(source, str) and source.startswith("."):
+        if isinstance(source, str) and source and not source.startswith(("/", "~")):
             return dict(item, source=_host_path(source, directory))
     return item
 
@@ -511,29 +518,31 @@ class _Includes:
     the .env of its project directory, relative bind sources resolved from that directory), whose
     services join the including file's; a service defined on both sides is an error in Compose."""
 
-    def __init__(self, hmac_key, max_bytes, parse, records):
-        self.hmac_key = hmac_key
+    def __init__(self, max_bytes, parse, records):
         self.max_bytes = max_bytes
         self.parse = parse
         self.records = records
         self.interpolators = []  # every included project's, for the secrets they echo
 
-    def _variables(self, project_directory, env_files):
-        """{name: value} of an included project's env files; raises _NotResolved."""
-        variables = {}
+    def _interpolator(self, project_directory, env_files, including):
+        """The included project's interpolator: its env files bound over the including project's
+        variables, which take precedence; raises _NotResolved."""
+        interpolator = including.child()
         default = env_files is None
         for path in [os.path.join(project_directory, ".env")] if default else env_files:
-            record, values = _read_env_file(path, self.max_bytes)
+            record, entries = _read_env_file(path, self.max_bytes)
             if record["status"] == "missing" and default:
                 continue
             if record["status"] != "ok":
                 raise _NotResolved("with the env file %s, which is %s" % (path, record["status"]))
-            variables.update(values)
-        return variables
+            problem = bind_env_file(interpolator, record, entries)
+            if problem:
+                raise _NotResolved("with the env file %s, which is not usable" % path)
+        return interpolator
 
-    def _project(self, paths, project_directory, env_files, chain):
+    def _project(self, paths, project_directory, env_files, chain, including):
         """(services of one include entry, problems); raises _NotResolved."""
-        interpolator = _Interpolator(self._variables(project_directory, env_files), self.hmac_key)
+        interpolator = self._interpolator(project_directory, env_files, including)
         self.interpolators.append(interpolator)
         extended_files = _ExtendedFiles(interpolator, self.max_bytes, self.parse, self.records)
         prepared, problems = [], []
@@ -548,14 +557,15 @@ class _Includes:
             if ready is None:
                 raise _NotResolved("%s, %s %s" % (path, "which is" if why == "malformed" else "in which", why))
             ready, unresolved = _resolve_extends(ready, path, extended_files)
-            ready, nested = self.apply(ready, path, chain + (path,))
+            ready, nested = self.apply(ready, path, chain + (path,), interpolator)
             problems += unresolved + nested
             prepared.append(ready)
         services = _merge_prepared(prepared).get("services") or {}
         return {name: _rebased_service(service, project_directory) for name, service in services.items()}, problems
 
-    def apply(self, document, path, chain):
-        """(the document with the services its include entries bring in, problems)."""
+    def apply(self, document, path, chain, interpolator):
+        """(the document with the services its include entries bring in, problems); interpolator
+        is the including project's."""
         entries = document.get("include")
         if entries is None:
             return document, []
@@ -578,7 +588,7 @@ class _Includes:
                 )
                 continue
             try:
-                included, nested = self._project(*parsed, chain)
+                included, nested = self._project(*parsed, chain, interpolator)
             except _NotResolved as why:
                 problems.append(
                     "The compose file %s includes %s: the stack's declared state is not compared." % (path, why)

