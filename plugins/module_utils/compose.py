@@ -42,6 +42,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_load impor
     make_loader,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_merge import (
+    _REMOTE_CONTEXTS,
     _as_list,
     _ExtendedFiles,
     _Includes,
@@ -49,7 +50,15 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_merge impo
     _prepared,
     _resolve_extends,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.compose_values import (
+    command_words,
+    cpus_text,
+    duration_text,
+    flag_text,
+    memory_text,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import (
+    _host_path,
     _text,
     canonical_port,
     canonical_volume,
@@ -90,16 +99,20 @@ def parse_image(value):
     return {"ref": ref, "repository": name, "tag": tag or None, "digest": digest or None}
 
 
-def _build(value):
+def _build(value, base_dir, project_root):
+    """Compose's build: the context a path from the compose file's directory (shown inside the
+    project as <project>/...), unless it is remote; the Dockerfile "Dockerfile" unless set."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        return {"context": _text(value), "dockerfile": None, "target": None}
-    return {
-        "context": _text(value.get("context")),
-        "dockerfile": _text(value.get("dockerfile")),
-        "target": _text(value.get("target")),
-    }
+        value = {"context": value}
+    context = _text(value.get("context")) or "."
+    if base_dir is not None and not context.startswith(_REMOTE_CONTEXTS):
+        context = project_relative(_host_path(context, base_dir), project_root)
+    dockerfile = _text(value.get("dockerfile"))
+    if dockerfile is None and value.get("dockerfile_inline") is None:
+        dockerfile = "Dockerfile"
+    return {"context": context, "dockerfile": dockerfile, "target": _text(value.get("target"))}
 
 
 def _dict(value):
@@ -119,12 +132,12 @@ def _resources(service):
     reservations = _dict(resources.get("reservations"))
     return (
         {
-            "memory": _first(limits.get("memory"), service.get("mem_limit")),
-            "cpus": _first(limits.get("cpus"), service.get("cpus")),
+            "memory": memory_text(_first(limits.get("memory"), service.get("mem_limit"))),
+            "cpus": cpus_text(_first(limits.get("cpus"), service.get("cpus"))),
         },
         {
-            "memory": _first(reservations.get("memory"), service.get("mem_reservation")),
-            "cpus": _first(reservations.get("cpus")),
+            "memory": memory_text(_first(reservations.get("memory"), service.get("mem_reservation"))),
+            "cpus": cpus_text(_first(reservations.get("cpus"))),
         },
     )
 
@@ -243,13 +256,20 @@ def _healthcheck(value, redactor):
     if value is None:
         return None
     value = _dict(value)
+    test = value.get("test")
+    if isinstance(test, str):
+        # Compose runs a test written as a string with the container's shell.
+        test = ["CMD-SHELL", test]
+    retries = _text(value.get("retries"))
+    if retries is not None and retries.isdigit():
+        retries = "%d" % int(retries)
     return {
-        "test": redactor.free_text(value.get("test")),
-        "interval": redactor.mask(_text(value.get("interval"))),
-        "timeout": redactor.mask(_text(value.get("timeout"))),
-        "retries": redactor.mask(_text(value.get("retries"))),
-        "start_period": redactor.mask(_text(value.get("start_period"))),
-        "disable": redactor.mask(_text(value.get("disable"))),
+        "test": redactor.free_text(test),
+        "interval": redactor.mask(duration_text(_text(value.get("interval")))),
+        "timeout": redactor.mask(duration_text(_text(value.get("timeout")))),
+        "retries": redactor.mask(retries),
+        "start_period": redactor.mask(duration_text(_text(value.get("start_period")))),
+        "disable": redactor.mask(flag_text(_text(value.get("disable")))),
     }
 
 
@@ -278,7 +298,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     image = parse_image(service.get("image"))
     if image is not None:
         image = {key: masked(value) for key, value in image.items()}
-    build = _build(service.get("build"))
+    build = _build(service.get("build"), base_dir, project_root)
     if build is not None:
         build = {key: masked(value) for key, value in build.items()}
     ports = port_list(canonical_port(item) or _text(item) for item in service.get("ports") or [] if item is not None)
@@ -289,7 +309,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     }
     env_files = []
     for item in _as_list(service.get("env_file")) or []:
-        text = masked(item)
+        text = masked(item.get("path") if isinstance(item, dict) else item)
         if text is not None and text not in env_files:
             env_files.append(text)
     labels = {
@@ -300,8 +320,8 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     return {
         "image": image,
         "build": build,
-        "command": redactor.free_text(service.get("command")),
-        "entrypoint": redactor.free_text(service.get("entrypoint")),
+        "command": redactor.free_text(command_words(service.get("command"))),
+        "entrypoint": redactor.free_text(command_words(service.get("entrypoint"))),
         "ports": masked_list(ports),
         "environment": environment,
         "env_file": env_files,
@@ -315,8 +335,8 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "logging": _logging(real.get("logging"), redactor),
         "labels": dict(sorted(labels.items())),
         "user": masked(service.get("user")),
-        "privileged": masked(service.get("privileged")),
-        "read_only": masked(service.get("read_only")),
+        "privileged": masked(flag_text(_text(service.get("privileged")))),
+        "read_only": masked(flag_text(_text(service.get("read_only")))),
         "cap_add": masked_list(_names(_as_list(service.get("cap_add")))),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
     }
@@ -332,29 +352,62 @@ def normalize_project_name(name):
     return _PROJECT_CHARS.sub("", name.lower()).lstrip("_-") or None
 
 
-def _resolved(service, interpolator):
-    """The service with each environment entry that has no value (``KEY`` or ``KEY:``) given the
-    value of the variable of that name, as Compose resolves it from the project's interpolation
-    environment (its env file); an entry no variable names stays without a value."""
+def _env_file_variables(service, interpolator, base_dir, max_bytes):
+    """({name: value} the service's env_file entries give its container, problem or None).
+
+    As Compose reads them: in order, each value interpolated from the variables the files above
+    gave and then the stack's own; a bare ``KEY`` takes the stack's variable; a file that is not
+    required may be missing."""
+    local = interpolator.child(precedence=False)
+    given = {}
+    for entry in service.get("env_file") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            continue
+        record, entries = _read_env_file(_host_path(entry["path"], base_dir), max_bytes)
+        if record["status"] == "missing" and flag_text(_text(entry.get("required"))) is None:
+            continue
+        problem = None
+        if record["status"] != "ok":
+            problem = "The env file %s is not usable (%s)." % (record["path"], record["status"])
+        problem = problem or bind_env_file(local, record, [item for item in entries if item["value"] is not None])
+        if problem:
+            return {}, problem
+        for item in entries:
+            if item["key"] in local.values:
+                given[item["key"]] = _tainted(*local.variable(item["key"]))
+    return given, None
+
+
+def _resolved(service, interpolator, defining, base_dir, max_bytes):
+    """(the service with the environment Compose gives its container, problem or None): its
+    env_file entries' variables (read with the variables of defining, the interpolator of the
+    project that defines the service), under its own environment entries, where an entry without a
+    value (``KEY`` or ``KEY:``) takes the stack's variable of that name (from its env file) if any."""
+    given, problem = _env_file_variables(service, defining, base_dir, max_bytes)
     environment = _dict(service.get("environment"))
-    if not any(value is None and key in interpolator.values for key, value in environment.items()):
-        return service
-    resolved = {}
+    if not given and not any(value is None and key in interpolator.values for key, value in environment.items()):
+        return service, problem
     for key, value in environment.items():
-        resolved[key] = _tainted(*interpolator.variable(key)) if value is None and key in interpolator.values else value
-    return dict(service, environment=resolved)
+        given[key] = _tainted(*interpolator.variable(key)) if value is None and key in interpolator.values else value
+    return dict(service, environment=given), problem
 
 
-def _services(merged, interpolators, base_dir, hmac_key, project_root, project):
-    """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked;
-    interpolators[0] is the stack's own."""
-    services = {name: _resolved(_dict(real), interpolators[0]) for name, real in _dict(merged.get("services")).items()}
-    redactor = _Redactor(hmac_key, _echoes(services, interpolators))
+def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes):
+    """(every merged service in the SERVICE shape, secrets fingerprinted and echoes masked,
+    problems); interpolator is the stack's own, includes the _Includes that read its files."""
+    services, problems = {}, []
+    for name, real in _dict(merged.get("services")).items():
+        defining = includes.projects.get(name, interpolator)
+        services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
+        if problem:
+            problems.append(problem)
+    redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
-    return {
+    shaped = {
         redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes)
         for name, real in sorted(services.items())
     }
+    return shaped, problems
 
 
 def _prepare_files(files, documents, interpolator, extended_files, includes):
@@ -431,7 +484,7 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
             break
     services = {}
     if merged is not None:
-        services = _services(merged, [interpolator, *includes.interpolators], base_dir, hmac_key, root, project)
+        services, problems = _services(merged, includes, interpolator, base_dir, hmac_key, root, project, max_bytes)
     return {
         "project": project,
         "status": "failed" if problems else "ok",

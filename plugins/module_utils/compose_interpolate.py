@@ -87,13 +87,14 @@ class _Interpolator:
             elif secrets:
                 self.shown[name] = display
 
-    def child(self):
-        """The interpolator an included project starts from: these variables, which take
-        precedence over its own env files (as compose-go's include merges them)."""
+    def child(self, precedence=True):
+        """An interpolator that starts from these variables: an included project's, where they
+        take precedence over its own env files (as compose-go's include merges them), or (not
+        precedence) a service's env files', which they only stand behind."""
         child = _Interpolator({}, self.hmac_key)
         child.values = dict(self.values)
         child.shown = dict(self.shown)
-        child.outer = frozenset(self.values)
+        child.outer = frozenset(self.values) if precedence else frozenset()
         return child
 
     def bind_env_file(self, entries):

@@ -41,6 +41,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_forms impor
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import MASK
 
+# Build contexts Compose does not resolve as paths (compose-go's remote contexts).
+_REMOTE_CONTEXTS = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 # Files included by included files, and so on: deeper than this is refused as a likely loop.
 MAX_INCLUDE_DEPTH = 10
 
@@ -117,9 +119,16 @@ def _wrapped(value, function):
 
 
 def _prepare_env_files(value):
+    """env_file entries as {"path", "required"} (a string is a required file)."""
     value = _as_list(value)
     if isinstance(value, list):
-        return [item.get("path") if isinstance(item, dict) else item for item in value]
+        return [
+            {"path": item.get("path"), "required": item.get("required", "true")}
+            if isinstance(item, dict)
+            else {"path": item, "required": "true"}
+            for item in value
+            if item is not None
+        ]
     return value
 
 
@@ -474,17 +483,33 @@ def _rebased_volume(item, directory):
         return item
     if isinstance(item, dict) and _text(item.get("type")) == "bind":
         # The long syntax's source is a path even without "./".
-        source = item.get("source")
-        if isinstance(source, str) and source and not source.startswith(("/", "~")):
-            return dict(item, source=_host_path(source, directory))
+        return dict(item, source=_rebased_path(item.get("source"), directory))
     return item
 
 
+def _rebased_path(path, directory):
+    if isinstance(path, str) and path and not path.startswith(("/", "~")):
+        return _host_path(path, directory)
+    return path
+
+
 def _rebased_service(service, directory):
-    volumes = service.get("volumes") if isinstance(service, dict) else None
-    if not isinstance(volumes, list):
+    """An included service with its relative paths (bind sources, env files, build context)
+    made absolute from directory, the included project's own, as Compose resolves them."""
+    if not isinstance(service, dict):
         return service
-    return dict(service, volumes=[_rebased_volume(item, directory) for item in volumes])
+    rebased = dict(service)
+    if isinstance(service.get("volumes"), list):
+        rebased["volumes"] = [_rebased_volume(item, directory) for item in service["volumes"]]
+    if isinstance(service.get("env_file"), list):
+        rebased["env_file"] = [
+            dict(item, path=_rebased_path(item.get("path"), directory)) if isinstance(item, dict) else item
+            for item in service["env_file"]
+        ]
+    build = service.get("build")
+    if isinstance(build, dict) and not _text(build.get("context") or "").startswith(_REMOTE_CONTEXTS):
+        rebased["build"] = dict(build, context=_rebased_path(_text(build.get("context")) or ".", directory))
+    return rebased
 
 
 def _include_entry(entry, directory):
@@ -523,6 +548,9 @@ class _Includes:
         self.parse = parse
         self.records = records
         self.interpolators = []  # every included project's, for the secrets they echo
+        # Service name -> the interpolator of the included project that defines it, which reads
+        # its env_file entries (their variables come from that project, as in Compose).
+        self.projects = {}
 
     def _interpolator(self, project_directory, env_files, including):
         """The included project's interpolator: its env files bound over the including project's
@@ -561,6 +589,8 @@ class _Includes:
             problems += unresolved + nested
             prepared.append(ready)
         services = _merge_prepared(prepared).get("services") or {}
+        for name in services:
+            self.projects.setdefault(name, interpolator)
         return {name: _rebased_service(service, project_directory) for name, service in services.items()}, problems
 
     def apply(self, document, path, chain, interpolator):

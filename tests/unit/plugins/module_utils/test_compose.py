@@ -20,6 +20,7 @@ from tests.unit.plugins.module_utils.compose_helpers import (
     service,
     stack,
     web,
+    write,
 )
 
 IMAGES = [
@@ -51,19 +52,19 @@ LIMITS = [
                 }
             }
         },
-        {"memory": "512M", "cpus": "0.50"},
-        {"memory": "256M", "cpus": "0.25"},
+        {"memory": "536870912", "cpus": "0.5"},
+        {"memory": "268435456", "cpus": "0.25"},
     ),
     (
         "short keys",
         {"mem_limit": "1g", "cpus": "1.5", "mem_reservation": "128m"},
-        {"memory": "1g", "cpus": "1.5"},
-        {"memory": "128m", "cpus": None},
+        {"memory": "1073741824", "cpus": "1.5"},
+        {"memory": "134217728", "cpus": None},
     ),
     (
         "deploy wins over short keys",
         {"mem_limit": "1g", "cpus": "2", "deploy": {"resources": {"limits": {"memory": "2g"}}}},
-        {"memory": "2g", "cpus": "2"},
+        {"memory": "2147483648", "cpus": "2"},
         {"memory": None, "cpus": None},
     ),
     ("none", {}, {"memory": None, "cpus": None}, {"memory": None, "cpus": None}),
@@ -78,12 +79,14 @@ def test_limits_and_reservations(tmp_path, attributes, limits, reservations):
     assert (result["limits"], result["reservations"]) == (limits, reservations)
 
 
-def test_limits_as_written_in_yaml(tmp_path):
-    result = service(tmp_path, "services:\n  web:\n    mem_limit: 512M\n    cpus: 0.5\n")
-    assert result["limits"] == {"memory": "512M", "cpus": "0.5"}
+def test_limits_as_compose_prints_them(tmp_path):
+    # Memory in bytes (binary units), CPUs as the float32 Compose keeps.
+    result = service(tmp_path, "services:\n  web:\n    mem_limit: 512M\n    cpus: 0.50\n")
+    assert result["limits"] == {"memory": "536870912", "cpus": "0.5"}
 
 
 def test_other_attributes(tmp_path):
+    write(tmp_path / "proj" / "config" / "production.env", "TIER=web\n")
     result = service(
         tmp_path,
         web(
@@ -92,6 +95,8 @@ def test_other_attributes(tmp_path):
                 "command": "gunicorn app:wsgi -w 4",
                 "entrypoint": ["/entry.sh"],
                 "env_file": ["../config/production.env", {"path": "extra.env", "required": "false"}],
+                "privileged": "false",
+                "read_only": "yes",
                 "healthcheck": {
                     "test": "curl -f http://localhost/health",
                     "interval": "30s",
@@ -109,12 +114,13 @@ def test_other_attributes(tmp_path):
             }
         ),
     )
-    assert result["build"] == {"context": "./app", "dockerfile": "Dockerfile", "target": "prod"}
-    assert result["command"] == "gunicorn app:wsgi -w 4"
+    assert result["build"] == {"context": "<project>/docker/app", "dockerfile": "Dockerfile", "target": "prod"}
+    assert result["command"] == ["gunicorn", "app:wsgi", "-w", "4"]
     assert result["entrypoint"] == ["/entry.sh"]
     assert result["env_file"] == ["../config/production.env", "extra.env"]
+    assert (result["privileged"], result["read_only"]) == (None, "true")
     assert result["healthcheck"] == {
-        "test": "curl -f http://localhost/health",
+        "test": ["CMD-SHELL", "curl -f http://localhost/health"],
         "interval": "30s",
         "timeout": "5s",
         "retries": "3",
@@ -132,7 +138,7 @@ def test_other_attributes(tmp_path):
 
 def test_build_string_is_the_context(tmp_path):
     result = service(tmp_path, web({"build": "."}))
-    assert result["build"] == {"context": ".", "dockerfile": None, "target": None}
+    assert result["build"] == {"context": "<project>/docker", "dockerfile": "Dockerfile", "target": None}
     assert result["image"] is None
 
 

@@ -29,6 +29,13 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
 from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import ATTRIBUTES, attribute_text
 
+# Attributes where envparity knowingly differs from Compose's model, with the reason.
+EXCEPTIONS = {
+    # Compose reads each service's env_file entries into its environment (compared here) and
+    # drops the list; envparity keeps the list of paths too, so that adding or removing a file
+    # is seen even when the variables happen to agree.
+    "env_file": "Compose drops the list after reading the files into environment",
+}
 CORPUS = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "compose_corpus"
 PROJECTS = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
 KEY = b"d" * 32
@@ -95,11 +102,16 @@ def oracle_stack(project_dir, item, profiles, tmp_path):
 
 
 def facts(stack):
-    """{(service, attribute): compared text} plus the environment records, per service."""
+    """{(service, what): value}: each attribute as the docker area compares it (attribute_text)
+    and as the facts hold it (a command's words, not only their text), each environment record."""
     found = {}
     for name, service in stack["services"].items():
         for attribute in ATTRIBUTES:
-            found[(name, attribute)] = attribute_text(service, attribute)
+            if attribute not in EXCEPTIONS:
+                found[(name, attribute)] = attribute_text(service, attribute)
+        for field, value in service.items():
+            if field not in EXCEPTIONS and field != "environment":
+                found[(name, "facts." + field)] = value
         for key, record in service["environment"].items():
             found[(name, "environment." + key)] = record
         found[(name, "environment")] = sorted(service["environment"])

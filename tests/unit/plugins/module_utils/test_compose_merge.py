@@ -28,7 +28,7 @@ MERGE_RULES = [
     ("restart replaced", {"restart": "always"}, {"restart": "no"}, "restart", "no"),
     # Exception "shell commands": command is overridden, not appended.
     ("command replaced", {"command": ["echo", "foo"]}, {"command": ["echo", "bar"]}, "command", ["echo", "bar"]),
-    ("entrypoint replaced", {"entrypoint": ["sh", "-c"]}, {"entrypoint": "/init"}, "entrypoint", "/init"),
+    ("entrypoint replaced", {"entrypoint": ["sh", "-c"]}, {"entrypoint": "/init"}, "entrypoint", ["/init"]),
     # Exception "shell commands": healthcheck.test is overridden; the rest of healthcheck merges as a mapping.
     (
         "healthcheck.test replaced",
@@ -94,14 +94,21 @@ MERGE_RULES = [
         ["NET_ADMIN", "SYS_TIME"],
     ),
     ("profiles appended", {"profiles": ["debug"]}, {"profiles": ["ops"]}, "profiles", ["debug", "ops"]),
-    ("env_file appended", {"env_file": "a.env"}, {"env_file": ["b.env", "a.env"]}, "env_file", ["a.env", "b.env"]),
+    # (Optional files, so that the missing files are not an error.)
+    (
+        "env_file appended",
+        {"env_file": [{"path": "a.env", "required": "false"}]},
+        {"env_file": [{"path": "b.env", "required": "false"}, {"path": "a.env", "required": "false"}]},
+        "env_file",
+        ["a.env", "b.env"],
+    ),
     # Mapping rule, recursively: deploy.resources.limits.memory replaced, cpus kept.
     (
         "deploy merged recursively",
         {"deploy": {"resources": {"limits": {"memory": "512M", "cpus": "0.5"}}}},
         {"deploy": {"resources": {"limits": {"memory": "1G"}}}},
         "limits",
-        {"memory": "1G", "cpus": "0.5"},
+        {"memory": "1073741824", "cpus": "0.5"},
     ),
     # logging: same driver, options merge as a mapping.
     (
