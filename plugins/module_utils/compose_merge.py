@@ -79,10 +79,15 @@ def _split(text, separators):
     return key, value
 
 
+class _ListForm(dict):
+    """A mapping written as a list ("- KEY=VAL"): compose-go keeps the list until the end, so a
+    later ``KEY: !reset`` finds no key to remove there (Compose v2.40 keeps the entry)."""
+
+
 def _as_mapping(value, separators="=", bare=None):
-    """A mapping, or a list of "KEY=VAL" / "KEY" converted to one."""
+    """A mapping, or a list of "KEY=VAL" / "KEY" converted to one (a _ListForm)."""
     if isinstance(value, list):
-        mapping = {}
+        mapping = _ListForm()
         for item in value:
             if isinstance(item, str):
                 key, found = _split(item, separators)
@@ -169,7 +174,7 @@ def _prepare_service(name, service):
 
 def _list_to_mapping(value, default):
     if isinstance(value, list):
-        return {_text(item): default for item in value if item is not None}
+        return _ListForm((_text(item), default) for item in value if item is not None)
     return value
 
 
@@ -224,10 +229,11 @@ def _merge_unique(old, new, key):
 
 
 def _merge_mapping(old, new, replaced=()):
-    result = dict(old)
+    result = _ListForm(old) if isinstance(old, _ListForm) else dict(old)
     for key, value in new.items():
         if value is _RESET:
-            result.pop(key, None)
+            if not isinstance(old, _ListForm):
+                result.pop(key, None)
         elif key in result and key not in replaced:
             result[key] = _merge_value(result[key], value)
         else:
@@ -284,7 +290,8 @@ def _unwrap(node):
     if isinstance(node, _Override):
         return _unwrap(node.value)
     if isinstance(node, dict):
-        return {key: _unwrap(value) for key, value in node.items() if value is not _RESET}
+        unwrapped = ((key, _unwrap(value)) for key, value in node.items() if value is not _RESET)
+        return _ListForm(unwrapped) if isinstance(node, _ListForm) else dict(unwrapped)
     if isinstance(node, list):
         return [_unwrap(value) for value in node if value is not _RESET]
     return node

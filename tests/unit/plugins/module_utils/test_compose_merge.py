@@ -217,6 +217,23 @@ def test_reset_and_override_tags(tmp_path):
     assert result["user"] is None
 
 
+def test_reset_of_one_entry_and_of_a_whole_service(tmp_path):
+    base = (
+        "services:\n  web:\n    image: app:1\n    environment: {A: '1', B: '2'}\n    labels: [a=1, b=2]\n"
+        "  debug:\n    image: busybox\n"
+    )
+    override = (
+        "services:\n  web:\n    environment:\n      A: !reset null\n    labels:\n      a: !reset\n  debug: !reset\n"
+    )
+    result = stack(tmp_path, base, override)
+    assert result["status"] == "ok", result["reason"]
+    assert list(result["services"]) == ["web"]
+    web_service = result["services"]["web"]
+    assert displays(web_service["environment"]) == {"B": "2"}
+    # Written as a list first, the labels keep the entry: compose-go (v2.40) finds no key to reset.
+    assert web_service["labels"] == {"a": "1", "b": "2"}
+
+
 def test_merge_of_three_files_in_order(tmp_path):
     result = service(tmp_path, web({"image": "a:1"}), web({"image": "a:2"}), web({"image": "a:3"}))
     assert result["image"]["tag"] == "3"
