@@ -34,7 +34,7 @@ import math
 import re
 from decimal import Decimal
 
-from ansible_collections.envparity.audit.plugins.module_utils.dotenv_parser import parse_dotenv
+from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _load
 
 DEFAULT_MAX_BYTES = 1048576
@@ -444,7 +444,14 @@ def _read_compose(path, max_bytes, parse):
 
 
 def _read_env_file(path, max_bytes):
-    """(record, [parse_dotenv entry]): the file's bindings in order (see bind_env_file)."""
+    """(record, bindings): the file's bindings in order as Compose reads them (parse_compose_env;
+    see bind_env_file); a file Compose would refuse is "malformed", with the line."""
     loaded, text = _load(path, max_bytes)
-    entries = parse_dotenv(text)["entries"] if text is not None else []
-    return _file_record(path, loaded), entries
+    record = _file_record(path, loaded)
+    if text is None:
+        return record, []
+    try:
+        return record, parse_compose_env(text)
+    except _EnvSyntax as problem:
+        record.update(status="malformed", reason="The env file is not valid for Compose (line %d)." % problem.line)
+        return record, []

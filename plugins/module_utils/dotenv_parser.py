@@ -129,9 +129,8 @@ def _unquoted_value(text, pos):
 def _statement(text, pos, finders):
     """Parse one statement at ``pos`` (not blank).
 
-    Returns ``(ok, end, key, value, literal)`` (literal: the value was
-    single-quoted); when not ok, ``end`` is where python-dotenv stops and skips
-    the rest of the line.
+    Returns ``(ok, end, key, value)``; when not ok, ``end`` is where python-dotenv
+    stops and skips the rest of the line.
     """
     double, single, single_key = finders
     export = _EXPORT.match(text, pos)
@@ -140,23 +139,22 @@ def _statement(text, pos, finders):
     char = text[pos : pos + 1]
     if char == "#":
         # A comment (possibly after "export "): no binding, never an error.
-        return True, _LINE_END.match(text, _COMMENT.match(text, pos).end()).end(), None, None, False
+        return True, _LINE_END.match(text, _COMMENT.match(text, pos).end()).end(), None, None
     if char == "'":
         close = single_key.find(pos + 1)
         if close <= pos + 1:
-            return False, pos, None, None, False
+            return False, pos, None, None
         key = text[pos + 1 : close]
         pos = close + 1
     else:
         match = _UNQUOTED_KEY.match(text, pos)
         if not match:
-            return False, pos, None, None, False
+            return False, pos, None, None
         key = match.group()
         pos = match.end()
     pos = _INLINE_SPACE.match(text, pos).end()
 
     value = None
-    literal = False
     if text.startswith("=", pos):
         equals = _EQUALS.match(text, pos)
         pos = equals.end()
@@ -167,10 +165,9 @@ def _statement(text, pos, finders):
             finder = double if char == '"' else single
             close = finder.find(pos + 1)
             if close == -1:
-                return False, pos, None, None, False
+                return False, pos, None, None
             raw = text[pos + 1 : close]
             value = _decode_double(raw) if char == '"' else _decode_single(raw)
-            literal = char == "'"
             pos = close + 1
         elif char in ("", "\n"):
             value = ""
@@ -182,8 +179,8 @@ def _statement(text, pos, finders):
         pos = comment.end()
     end = _LINE_END.match(text, pos)
     if not end:
-        return False, pos, None, None, False
-    return True, end.end(), key, value, literal
+        return False, pos, None, None
+    return True, end.end(), key, value
 
 
 def _decode_double(raw):
@@ -223,11 +220,9 @@ def _normalise_line_endings(text):
 def parse_dotenv(text):
     """Parse .env text.
 
-    Returns ``{"entries": [{"key", "value", "line", "literal"}], "errors":
-    [line, ...]}``: every binding in file order (duplicates included, ``value``
-    None for a bare ``KEY``, ``literal`` true for a single-quoted value, which
-    Compose does not interpolate) and the 1-based start lines of unparsable
-    statements.
+    Returns ``{"entries": [{"key", "value", "line"}], "errors": [line, ...]}``:
+    every binding in file order (duplicates included, ``value`` None for a bare
+    ``KEY``) and the 1-based start lines of unparsable statements.
     """
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -256,7 +251,7 @@ def parse_dotenv(text):
                 line += blank.count("\n")
             if key is not None:
                 value = _fast_value(equals, double, single, unquoted)
-                entries.append({"key": key, "value": value, "line": line, "literal": single is not None})
+                entries.append({"key": key, "value": value, "line": line})
             pos = line_pos = match.end()
             if newline:
                 line += 1
@@ -266,10 +261,10 @@ def parse_dotenv(text):
             break
         line += text.count("\n", pos, start)
         line_pos = start
-        ok, end, key, value, literal = _statement(text, start, finders)
+        ok, end, key, value = _statement(text, start, finders)
         if ok:
             if key is not None:
-                entries.append({"key": key, "value": value, "line": line, "literal": literal})
+                entries.append({"key": key, "value": value, "line": line})
             pos = end
         else:
             errors.append(line)
