@@ -241,6 +241,48 @@ def test_no_secret_leaks(tmp_path):
     assert result["services"]["db"]["environment"]["POSTGRES_PASSWORD"]["fp"] == fingerprint(KEY, in_env_file)
 
 
+def test_no_secret_leaks_through_the_rules_compose_follows(tmp_path):
+    # Env file values built from a secret (B=${A}), bare environment keys, service env_file
+    # entries and included projects' variables: each secret stays a fingerprint.
+    in_env_file = canary("Env")
+    in_service_file = canary("Svc")
+    in_included = canary("Inc")
+    write(tmp_path / "proj" / "docker" / "app.env", "API_KEY=%s\nBUILT=${DB_PASSWORD}\nPLAIN=on\n" % in_service_file)
+    write(tmp_path / "proj" / "docker" / "lib" / ".env", "LIB_SECRET=%s\n" % in_included)
+    write(
+        tmp_path / "proj" / "docker" / "lib" / "compose.yml",
+        json.dumps({"services": {"lib": {"image": "x", "environment": {"TOKEN": "${LIB_SECRET}", "DERIVED": "${URL}"}}}}),
+    )
+    compose_file = {
+        "include": ["lib/compose.yml"],
+        "services": {
+            "web": {
+                "image": "x",
+                "env_file": ["app.env"],
+                "environment": ["DB_PASSWORD", "URL", "INNOCENT"],
+                "command": "serve --password $DB_PASSWORD --url ${URL}",
+            }
+        },
+    }
+    env = "DB_PASSWORD=%s\nURL=postgresql://app:${DB_PASSWORD}@db/app\nINNOCENT=${DB_PASSWORD}\n" % in_env_file
+    result = stack(tmp_path, compose_file, env=env)
+    assert result["status"] == "ok", result["reason"]
+    text = json.dumps(result)
+    for secret in (in_env_file, in_service_file, in_included):
+        assert secret not in text
+    web_env = result["services"]["web"]["environment"]
+    assert web_env["DB_PASSWORD"]["fp"] == fingerprint(KEY, in_env_file)
+    assert web_env["URL"]["display"] == "postgresql://app:***@db/app"
+    assert (web_env["INNOCENT"]["secret"], web_env["INNOCENT"]["display"]) == (True, None)
+    assert web_env["BUILT"]["secret"] is True
+    assert web_env["API_KEY"]["fp"] == fingerprint(KEY, in_service_file)
+    assert web_env["PLAIN"]["display"] == "on"
+    assert result["services"]["web"]["command"][:3] == ["serve", "--password", "***"]
+    lib_env = result["services"]["lib"]["environment"]
+    assert lib_env["TOKEN"]["fp"] == fingerprint(KEY, in_included)
+    assert lib_env["DERIVED"]["display"] == "postgresql://app:***@db/app"
+
+
 def test_ordinary_passwords_do_not_mask_other_fields(tmp_path):
     # A dev password "postgres" must not turn the image "postgres:15" into "***:15".
     result = stack(
