@@ -251,7 +251,7 @@ def test_no_secret_leaks_through_the_rules_compose_follows(tmp_path):
     write(tmp_path / "proj" / "docker" / "lib" / ".env", "LIB_SECRET=%s\n" % in_included)
     write(
         tmp_path / "proj" / "docker" / "lib" / "compose.yml",
-        json.dumps({"services": {"lib": {"image": "x", "environment": {"TOKEN": "${LIB_SECRET}", "DERIVED": "${URL}"}}}}),
+        json.dumps({"services": {"lib": {"environment": {"TOKEN": "${LIB_SECRET}", "DERIVED": "${URL}"}}}}),
     )
     compose_file = {
         "include": ["lib/compose.yml"],
