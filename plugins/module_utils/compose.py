@@ -7,10 +7,13 @@ saying so, and the rest of the docker area (the engine) still reports.
 A stack is a list of compose files merged in order, with variables taken
 from the stack's env file (never from the process environment).  The result
 is the STACK of docs/docker-facts.md.  The work is split as compose-go
-splits it: compose_load reads the files (bounded, strings-only YAML),
-compose_interpolate substitutes variables, compose_merge applies override
-files, extends and include, docker_forms gives ports and volumes their
-canonical form; this module shapes the merged services and the stack.
+splits it: compose_load reads the files (bounded, strings-only YAML; env
+files with compose_dotenv), compose_interpolate substitutes variables,
+compose_merge applies override files, extends and include, docker_forms
+gives ports and volumes their canonical form, compose_values the other
+scalars the form Compose prints; this module shapes the merged services
+(their environment as Compose resolves it: service env_file entries, bare
+keys) and the stack (its project name as Compose chooses it).
 
 Secrets.  ``environment`` values become describe_value records.  A string
 that received a secret variable's value carries that value only into

@@ -547,8 +547,9 @@ def _include_entry(entry, directory):
 class _Includes:
     """The compose files top-level include entries bring in, as Compose loads them: each entry a
     project of its own (its files merged in order, interpolated from its own env file, by default
-    the .env of its project directory, relative bind sources resolved from that directory), whose
-    services join the including file's; a service defined on both sides is an error in Compose."""
+    the .env of its project directory, under the including project's variables, which take
+    precedence; relative paths resolved from that directory), whose services join the including
+    file's; a service defined on both sides is an error in Compose."""
 
     def __init__(self, max_bytes, parse, records):
         self.max_bytes = max_bytes
