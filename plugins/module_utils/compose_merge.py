@@ -414,15 +414,13 @@ def _resolve_extends(document, path, extended_files):
     directory, a file that cannot be read).
 
     The service is merged over its base with the rules of merging compose files, within the file
-    that declares it (before the files are merged), as Compose does.  A base in another file of
-    the same directory is read from that file (extends there are followed in turn); a file in
-    another directory is not, because Compose rebases the relative paths of its services, which
-    envparity does not.
+    that declares it (before the files are merged), as Compose does.  A base in another file is
+    read from that file (extends there are followed in turn); the relative paths of a base in
+    another directory are resolved from that directory, as Compose resolves them.
     """
     services = document["services"]
     problems = []
     resolved = {}
-    directory = os.path.dirname(path)
 
     def services_of(file_path):
         return services if file_path == path else extended_files.of(file_path)
@@ -441,15 +439,14 @@ def _resolve_extends(document, path, extended_files):
             if not isinstance(base_file, str) or not base_file:
                 raise _NotResolved("a file it does not name")
             base_path = os.path.normpath(os.path.join(os.path.dirname(file_path), base_file))
-            if os.path.dirname(base_path) != directory:
-                raise _NotResolved(
-                    "a service of %s, in another directory (its relative paths would be rebased)" % base_path
-                )
         if base_name is None or base_name not in services_of(base_path):
             raise _NotResolved("a service that is not in %s" % ("the same file" if base_path == path else base_path))
         if (base_path, base_name) in chain or (base_path, base_name) == key:
             raise _NotResolved("itself through a loop of extends")
         base = resolve(base_path, base_name, chain + (key,))
+        if os.path.dirname(base_path) != os.path.dirname(file_path):
+            # Relative paths of a base in another directory are its file's (Compose rebases them).
+            base = _rebased_service(base, os.path.dirname(base_path))
         if _depends_on_another(base):
             raise _NotResolved("%s, which depends on other services" % _safe_path((base_name,)))
         own = {item: value for item, value in body.items() if item != "extends"}
