@@ -362,6 +362,14 @@ def _same_image(declared_ref, running_ref):
     return normal(declared_ref) == normal(running_ref)
 
 
+def _failing(container):
+    """Unhealthy, restarting (a crash loop: never "running" between two attempts) or exited with an
+    error code."""
+    if container["state"] == "restarting" or container.get("health") == "unhealthy":
+        return True
+    return container["state"] == "exited" and bool(container.get("exit_code"))
+
+
 def _container_text(container):
     text = container["state"]
     if container.get("health"):
@@ -399,7 +407,18 @@ def _runtime_findings(stack, claimed_unlabelled):
                 continue
             containers = [c for c in mine if c.get("service") == svc]
             running = [c for c in containers if c["state"] == "running"]
-            if not running:
+            failing = [c for c in containers if _failing(c)]
+            if failing:
+                hit(
+                    "services.%s.health" % svc,
+                    "docker.unhealthy",
+                    "high",
+                    label,
+                    "; ".join(_container_text(c) for c in failing),
+                    "A container of %s is unhealthy, restarting or exited with an error on %%s." % svc,
+                    "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
+                )
+            if not running and not failing:
                 text = "; ".join(_container_text(c) for c in containers) or "no container"
                 hit(
                     "services.%s" % svc,
@@ -423,16 +442,6 @@ def _runtime_findings(stack, claimed_unlabelled):
                         "A container of %s runs another image than its compose file declares on %%s." % svc,
                         "Redeploy %s with `docker compose up -d` so the declared image runs (or fix the compose file)."
                         % svc,
-                    )
-                if container.get("health") == "unhealthy" or container["state"] == "restarting":
-                    hit(
-                        "services.%s.health" % svc,
-                        "docker.unhealthy",
-                        "high",
-                        label,
-                        _container_text(container),
-                        "A container of %s is unhealthy or restarting on %%s." % svc,
-                        "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
                     )
                 _limit_findings(hit, svc, service, container, label)
         for container in mine:

@@ -184,6 +184,26 @@ def test_runtime_against_declaration_on_prod():
     assert mismatch["values"] == {"dev": None, "prod": "declared lab/web:1.0, running lab/web:0.9"}
 
 
+@pytest.mark.parametrize(
+    ("state", "exit_code", "check"),
+    [
+        ("restarting", 1, "docker.unhealthy"),
+        ("exited", 137, "docker.unhealthy"),
+        ("exited", 0, "docker.not_running"),
+        ("created", 0, "docker.not_running"),
+    ],
+)
+def test_a_crash_loop_or_an_error_exit_is_unhealthy_not_only_not_running(state, exit_code, check):
+    # "restarting" is never "running": a crash-looping container must still be called unhealthy.
+    prod = facts({"web": service()}, [container("web", state=state, health=None, exit_code=exit_code)])
+    dev = facts({"web": service()}, [container("web")])
+    found = run(dev, prod)
+    assert [(f["key"], f["check"]) for f in found] == [
+        ("services.web.health" if check == "docker.unhealthy" else "services.web", check)
+    ]
+    assert found[0]["values"]["prod"] == "%s (exit %d)" % (state, exit_code)
+
+
 def test_runtime_limits_and_ports_that_differ_from_the_file():
     prod = facts({"web": service()}, [container("web", memory=128 * 1024 * 1024, nano_cpus=None, ports=[])])
     assert checks(run(CLEAN, prod)) == [
