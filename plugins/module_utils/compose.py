@@ -340,6 +340,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "user": masked(service.get("user")),
         "privileged": masked(flag_text(_text(service.get("privileged")))),
         "read_only": masked(flag_text(_text(service.get("read_only")))),
+        "replicas": masked(_first(_dict(service.get("deploy")).get("replicas"), service.get("scale"))),
         "cap_add": masked_list(_names(_as_list(service.get("cap_add")))),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
     }

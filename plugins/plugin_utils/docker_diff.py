@@ -362,6 +362,15 @@ def _same_image(declared_ref, running_ref):
     return normal(declared_ref) == normal(running_ref)
 
 
+def _replicas(service):
+    """How many containers of the service Compose runs (deploy.replicas or scale; 1 when unset);
+    None when the number is not one."""
+    text = service.get("replicas")
+    if text is None:
+        return 1
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
 def _failing(container):
     """Unhealthy, restarting (a crash loop: never "running" between two attempts) or exited with an
     error code."""
@@ -418,7 +427,19 @@ def _runtime_findings(stack, claimed_unlabelled):
                     "A container of %s is unhealthy, restarting or exited with an error on %%s." % svc,
                     "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
                 )
-            if not running and not failing:
+            expected = _replicas(service)
+            if running and expected is not None and len(running) != expected:
+                hit(
+                    "services.%s.replicas" % svc,
+                    "docker.replicas_differ",
+                    "medium",
+                    label,
+                    "declared %d, running %d" % (expected, len(running)),
+                    "The number of running containers of %s differs from its compose file on %%s." % svc,
+                    "Run `docker compose up -d` so that %s runs as many containers as declared "
+                    "(or fix deploy.replicas / scale)." % svc,
+                )
+            if not running and not failing and expected != 0:
                 text = "; ".join(_container_text(c) for c in containers) or "no container"
                 hit(
                     "services.%s" % svc,

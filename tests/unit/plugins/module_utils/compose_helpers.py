@@ -33,6 +33,7 @@ SERVICE_FIELDS = {
     "read_only",
     "cap_add",
     "profiles",
+    "replicas",
 }
 STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
 

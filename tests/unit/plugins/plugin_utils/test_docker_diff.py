@@ -49,6 +49,7 @@ def service(**overrides):
         "read_only": None,
         "cap_add": [],
         "profiles": [],
+        "replicas": None,
     }
     base.update(overrides)
     return base
@@ -202,6 +203,26 @@ def test_a_crash_loop_or_an_error_exit_is_unhealthy_not_only_not_running(state, 
         ("services.web.health" if check == "docker.unhealthy" else "services.web", check)
     ]
     assert found[0]["values"]["prod"] == "%s (exit %d)" % (state, exit_code)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "running", "found"),
+    [
+        (None, 2, [("services.web.replicas", "docker.replicas_differ", "declared 1, running 2")]),
+        ("3", 1, [("services.web.replicas", "docker.replicas_differ", "declared 3, running 1")]),
+        ("3", 3, []),
+        ("0", 0, []),
+        (None, 0, [("services.web", "docker.not_running", "no container")]),
+    ],
+)
+def test_replicas_against_the_running_containers(replicas, running, found):
+    containers = [container("web", name="app-web-%d" % (index + 1)) for index in range(running)]
+    prod = facts({"web": service(replicas=replicas)}, containers)
+    declared = int(replicas or 1)
+    dev = facts({"web": service(replicas=replicas)}, [container("web", name="app-web-%d" % n) for n in range(declared)])
+    result = run(dev, prod)
+    assert [(f["key"], f["check"], f["values"]["prod"]) for f in result] == found
+    assert all(f["environments"] == ["prod"] for f in result)
 
 
 def test_runtime_limits_and_ports_that_differ_from_the_file():
