@@ -430,6 +430,7 @@ def test_ok_stack_shape(tmp_path):
         "read_only": None,
         "cap_add": [],
         "profiles": [],
+        "replicas": None,
     }
 
 
