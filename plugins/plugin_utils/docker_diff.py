@@ -362,6 +362,18 @@ def _same_image(declared_ref, running_ref):
     return normal(declared_ref) == normal(running_ref)
 
 
+def _image_healthcheck(stack, label, svc):
+    """Whether a container of the service on label runs a healthcheck (its image's, when the
+    compose files set none)."""
+    engine = stack.engines.get(label) or {}
+    project = stack.records[label]["project"]
+    return any(
+        c.get("healthcheck") is True
+        for c in engine.get("containers") or []
+        if c.get("project") == project and c.get("service") == svc
+    )
+
+
 def _replicas(service):
     """How many containers of the service Compose runs (deploy.replicas or scale; 1 when unset);
     None when the number is not one."""
@@ -569,7 +581,9 @@ def _production_findings(stack):
                 )
             health = service.get("healthcheck") or {}
             test = health.get("test")
-            if not health or str(health.get("disable")).lower() in TRUE_WORDS or test in (["NONE"], "NONE"):
+            declared_none = not health or str(health.get("disable")).lower() in TRUE_WORDS or test in (["NONE"], "NONE")
+            # Without a healthcheck in the compose files, the image's applies (the container reports it).
+            if declared_none and not (not health and _image_healthcheck(stack, label, svc)):
                 checks.append(
                     (
                         "healthcheck",

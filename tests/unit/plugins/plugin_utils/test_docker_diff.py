@@ -77,6 +77,7 @@ def container(svc, project="app", **overrides):
         "privileged": False,
         "user": None,
         "networks": [],
+        "healthcheck": True,
     }
     base.update(overrides)
     return base
@@ -225,6 +226,33 @@ def test_replicas_against_the_running_containers(replicas, running, found):
     assert all(f["environments"] == ["prod"] for f in result)
 
 
+@pytest.mark.parametrize(
+    ("declared", "image_has_one", "reported"),
+    [
+        (None, True, False),
+        (None, False, True),
+        (
+            {
+                "test": ["NONE"],
+                "interval": None,
+                "timeout": None,
+                "retries": None,
+                "start_period": None,
+                "disable": None,
+            },
+            True,
+            True,
+        ),
+    ],
+    ids=["image-healthcheck", "none-at-all", "disabled-in-compose"],
+)
+def test_no_healthcheck_counts_the_image_healthcheck(declared, image_has_one, reported):
+    prod = facts({"web": service(healthcheck=declared)}, [container("web", healthcheck=image_has_one)])
+    dev = facts({"web": service(healthcheck=declared)}, [container("web", healthcheck=image_has_one)])
+    found = [f for f in run(dev, prod) if f["check"] == "docker.no_healthcheck"]
+    assert bool(found) is reported
+
+
 def test_runtime_limits_and_ports_that_differ_from_the_file():
     prod = facts({"web": service()}, [container("web", memory=128 * 1024 * 1024, nano_cpus=None, ports=[])])
     assert checks(run(CLEAN, prod)) == [
@@ -242,7 +270,8 @@ def test_production_policies():
         limits={"memory": None, "cpus": None},
         ports=[],
     )
-    dev = facts({"worker": bare}, [container("worker", image="lab/worker", memory=None, nano_cpus=None, ports=[])])
+    worker = container("worker", image="lab/worker", memory=None, nano_cpus=None, ports=[], healthcheck=False)
+    dev = facts({"worker": bare}, [worker])
     prod = copy.deepcopy(dev)
     assert checks(run(dev, prod)) == [
         ("services.worker.healthcheck", "policy", "docker.no_healthcheck"),
