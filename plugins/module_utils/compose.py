@@ -312,7 +312,11 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     }
     env_files = []
     for item in _as_list(service.get("env_file")) or []:
-        text = masked(item.get("path") if isinstance(item, dict) else item)
+        path = _text(item.get("path") if isinstance(item, dict) else item)
+        if path is not None and base_dir is not None:
+            # Resolved as Compose resolves it, and shown as volumes are ("<project>/…" inside it).
+            path = project_relative(_host_path(path, base_dir), project_root)
+        text = masked(path)
         if text is not None and text not in env_files:
             env_files.append(text)
     labels = {

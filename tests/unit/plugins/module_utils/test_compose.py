@@ -117,7 +117,7 @@ def test_other_attributes(tmp_path):
     assert result["build"] == {"context": "<project>/docker/app", "dockerfile": "Dockerfile", "target": "prod"}
     assert result["command"] == ["gunicorn", "app:wsgi", "-w", "4"]
     assert result["entrypoint"] == ["/entry.sh"]
-    assert result["env_file"] == ["../config/production.env", "extra.env"]
+    assert result["env_file"] == ["<project>/config/production.env", "<project>/docker/extra.env"]
     assert (result["privileged"], result["read_only"]) == (None, "true")
     assert result["healthcheck"] == {
         "test": ["CMD-SHELL", "curl -f http://localhost/health"],

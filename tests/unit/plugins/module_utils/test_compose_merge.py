@@ -100,7 +100,7 @@ MERGE_RULES = [
         {"env_file": [{"path": "a.env", "required": "false"}]},
         {"env_file": [{"path": "b.env", "required": "false"}, {"path": "a.env", "required": "false"}]},
         "env_file",
-        ["a.env", "b.env"],
+        ["<project>/docker/a.env", "<project>/docker/b.env"],
     ),
     # Mapping rule, recursively: deploy.resources.limits.memory replaced, cpus kept.
     (
