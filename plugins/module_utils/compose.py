@@ -196,6 +196,11 @@ class _Redactor:
                 shown.append(MASK)
                 hide_next = False
                 continue
+            if _WORDS.search(word):
+                # A shell line as one item ("CMD-SHELL", "sh -c ..."): its words are checked too.
+                shown.append(self.free_text(word))
+                hide_next = False
+                continue
             shown.append(self.mask(redact_text(word)))
             option = _OPTION.match(word)
             hide_next = bool(option and is_secret_name(option.group(1)))

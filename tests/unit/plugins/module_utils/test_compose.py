@@ -283,6 +283,24 @@ def test_no_secret_leaks_through_the_rules_compose_follows(tmp_path):
     assert lib_env["DERIVED"]["display"] == "postgresql://app:***@db/app"
 
 
+def test_secret_options_inside_shell_lines_are_masked(tmp_path):
+    # A string healthcheck test becomes ["CMD-SHELL", line]; "sh -c" lines carry whole commands.
+    password = "pw-%s" % canary("Opt")[:6]
+    result = service(
+        tmp_path,
+        web(
+            {
+                "image": "x",
+                "healthcheck": {"test": "mysqladmin ping --password %s -h localhost" % password},
+                "command": ["sh", "-c", "exec app --token %s --verbose" % password],
+            }
+        ),
+    )
+    assert result["healthcheck"]["test"] == ["CMD-SHELL", "mysqladmin ping --password *** -h localhost"]
+    assert result["command"] == ["sh", "-c", "exec app --token *** --verbose"]
+    assert password not in json.dumps(result)
+
+
 def test_ordinary_passwords_do_not_mask_other_fields(tmp_path):
     # A dev password "postgres" must not turn the image "postgres:15" into "***:15".
     result = stack(
