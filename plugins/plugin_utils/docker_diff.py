@@ -477,6 +477,7 @@ def _runtime_findings(stack, claimed_unlabelled):
                         % svc,
                     )
                 _limit_findings(hit, svc, service, container, label)
+                _setting_findings(hit, svc, service, container, label)
         for container in mine:
             if container.get("service") not in declared:
                 hit(
@@ -517,6 +518,54 @@ def _runtime_findings(stack, claimed_unlabelled):
             )
         )
     return findings
+
+
+def _setting_findings(hit, svc, service, container, label):
+    """The restart policy, the user and each declared environment value of a running container
+    against its declaration (a value as its fingerprint: a secret is never shown)."""
+    recreate = "Recreate %s (docker compose up -d) so the compose file applies." % svc
+    declared_restart = (service.get("restart") or "no").split(":")[0]
+    running_restart = container.get("restart_policy")
+    if running_restart is not None and declared_restart != running_restart:
+        hit(
+            "services.%s.restart" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (declared_restart, running_restart),
+            "The restart policy of the running %s differs from its compose file on %%s." % svc,
+            recreate,
+        )
+    # Without a user in the compose files the image's applies: nothing to compare.
+    if service.get("user") is not None and service["user"] != container.get("user"):
+        hit(
+            "services.%s.user" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (service["user"], container.get("user") or "the image's"),
+            "The user of the running %s differs from its compose file on %%s." % svc,
+            recreate,
+        )
+    running_env = container.get("environment") or {}
+    for key, declared in sorted((service.get("environment") or {}).items()):
+        # An unset or empty entry: Compose may pass nothing.
+        if not isinstance(declared, dict) or declared.get("empty"):
+            continue
+        running = running_env.get(key)
+        if running is not None and running.get("fp") == declared.get("fp"):
+            continue
+        letters = secret_letters([declared, running])
+        shown = record_text(running, letters) if running is not None else "not set"
+        hit(
+            "services.%s.environment.%s" % (svc, key),
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (record_text(declared, letters), shown),
+            "The environment of the running %s differs from its compose file on %%s (%s)." % (svc, key),
+            recreate,
+        )
 
 
 def _limit_findings(hit, svc, service, container, label):

@@ -70,7 +70,7 @@ def container(svc, project="app", **overrides):
         "oom_killed": False,
         "ports": ["127.0.0.1:8080:80/tcp"],
         "mounts": [],
-        "environment": {},
+        "environment": {"LOG_LEVEL": record("info")},
         "memory": 256 * 1024 * 1024,
         "nano_cpus": 500000000,
         "restart_policy": "unless-stopped",
@@ -149,9 +149,15 @@ def test_identical_and_healthy_gives_nothing():
 )
 def test_declared_attribute_differences(change, expected):
     prod_service = service(**change)
-    prod = facts(
-        {"web": prod_service}, [container("web", image=prod_service["image"]["ref"], ports=prod_service["ports"])]
+    # prod's container runs prod's declaration: only the declared difference shows.
+    running = container(
+        "web",
+        image=prod_service["image"]["ref"],
+        ports=prod_service["ports"],
+        restart_policy=prod_service["restart"],
+        environment=prod_service["environment"],
     )
+    prod = facts({"web": prod_service}, [running])
     assert checks(run(CLEAN, prod)) == expected
 
 
@@ -253,6 +259,34 @@ def test_no_healthcheck_counts_the_image_healthcheck(declared, image_has_one, re
     assert bool(found) is reported
 
 
+def test_runtime_restart_user_and_environment_that_differ_from_the_file():
+    secret = record("declared-secret-value-1234", secret=True)
+    declared = service(user="app", environment={"LOG_LEVEL": record("info"), "API_KEY": secret, "EMPTY": record("")})
+    same = container("web", user="app", environment={"LOG_LEVEL": record("info"), "API_KEY": secret})
+    dev = facts({"web": declared}, [same])
+    drifted = container(
+        "web",
+        user="root",
+        restart_policy="always",
+        environment={"LOG_LEVEL": record("debug"), "API_KEY": record("other-secret-value-12345", secret=True)},
+    )
+    found = run(dev, facts({"web": copy.deepcopy(declared)}, [drifted]))
+    values = {f["key"]: f["values"]["prod"] for f in found if f["check"] == "docker.runtime_differs"}
+    assert values == {
+        "services.web.restart": "declared unless-stopped, running always",
+        "services.web.user": "declared app, running root",
+        "services.web.environment.LOG_LEVEL": "declared info, running debug",
+        "services.web.environment.API_KEY": "declared ‹secret A, 16-31 chars›, running ‹secret B, 16-31 chars›",
+    }
+    assert all(f["environments"] == ["prod"] for f in found if f["check"] == "docker.runtime_differs")
+    # A declared value missing from the container; the empty entry is not compared.
+    found = run(dev, facts({"web": copy.deepcopy(declared)}, [container("web", user="app", environment={})]))
+    assert sorted(f["values"]["prod"] for f in found if f["check"] == "docker.runtime_differs") == [
+        "declared info, running not set",
+        "declared ‹secret A, 16-31 chars›, running not set",
+    ]
+
+
 def test_runtime_limits_and_ports_that_differ_from_the_file():
     prod = facts({"web": service()}, [container("web", memory=128 * 1024 * 1024, nano_cpus=None, ports=[])])
     assert checks(run(CLEAN, prod)) == [
@@ -270,7 +304,9 @@ def test_production_policies():
         limits={"memory": None, "cpus": None},
         ports=[],
     )
-    worker = container("worker", image="lab/worker", memory=None, nano_cpus=None, ports=[], healthcheck=False)
+    worker = container(
+        "worker", image="lab/worker", memory=None, nano_cpus=None, ports=[], healthcheck=False, restart_policy="no"
+    )
     dev = facts({"worker": bare}, [worker])
     prod = copy.deepcopy(dev)
     assert checks(run(dev, prod)) == [
@@ -283,7 +319,7 @@ def test_production_policies():
 
 def test_secret_reused_across_environments():
     secret = {"LOG_LEVEL": record("info"), "API_KEY": record("same-secret-value-123456", secret=True)}
-    dev = facts({"web": service(environment=secret)}, [container("web")])
+    dev = facts({"web": service(environment=secret)}, [container("web", environment=secret)])
     found = run(dev, copy.deepcopy(dev))
     assert checks(found) == [("services.web.environment.API_KEY", "policy", "docker.secret_reused")]
     assert found[0]["values"] == {"dev": "‹secret A, 16-31 chars›", "prod": "‹secret A, 16-31 chars›"}
