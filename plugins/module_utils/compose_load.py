@@ -121,7 +121,9 @@ def _go_int(text):
     else:
         if len(digits) > 1 and digits.startswith("0"):
             base = 8
-    if not digits or not digits.isascii() or not digits.isalnum():
+    # 64 digits hold any 64-bit integer in any base; longer text is never one (and int() of a long
+    # decimal string is quadratic on Python before 3.11).
+    if not digits or len(digits) > 64 or not digits.isascii() or not digits.isalnum():
         return None
     try:
         value = int(digits, base)

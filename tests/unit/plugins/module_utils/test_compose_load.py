@@ -125,6 +125,13 @@ def test_numbers_as_compose_prints_them(written, expected):
     assert compose_load.compose_scalar(written) == expected
 
 
+def test_long_numbers_are_not_integers():
+    # Beyond 64 bits: a float when Go reads one, else the text (never a slow int() of it).
+    assert compose_load.compose_scalar("9" * 400) == "9" * 400
+    assert compose_load.compose_scalar("1" + "0" * 30) == "1e+30"
+    assert compose_load.compose_scalar("0x" + "f" * 17) == "0x" + "f" * 17
+
+
 def test_keys_stay_as_written(parse):
     assert parse("labels:\n  1.10: a\n  true: b\n") == {"labels": {"1.10": "a", "true": "b"}}
 
