@@ -15,6 +15,16 @@ A project's directory holds its compose files and, optionally, ``stack.json``: t
 
 Compose runs with a clean environment (only PATH): what it reads is the project, never this
 shell's variables, as the audit reads it.
+
+Known divergences, outside the corpus on purpose (each gives a stack Compose refuses or one that
+depends on the machine, never a wrong value on a stack both read):
+- an invalid COMPOSE_PROJECT_NAME (or stack ``project``): Compose refuses the project, envparity
+  normalises the name as it normalises ``name:``;
+- a value Compose refuses (an invalid boolean, a command line go-shellwords rejects, a user written
+  as a number): Compose fails, envparity keeps the value as written;
+- ``~`` in a path: Compose expands the HOME of its own process, envparity the audit user's;
+- remote ``include`` and ``extends`` (git, OCI): Compose fetches them, envparity reads no network
+  resource (the stack is reported as not read).
 """
 
 import json
