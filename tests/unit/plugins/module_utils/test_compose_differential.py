@@ -30,11 +30,13 @@ depends on the machine, never a wrong value on a stack both read):
 import json
 import os
 import pathlib
+import random
 import subprocess
 
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.module_utils.compose_load import make_loader
 from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import ATTRIBUTES, attribute_text
 from tests.unit.plugins.module_utils.compose_helpers import compose_binary
 
@@ -142,3 +144,40 @@ def test_builtin_reader_agrees_with_compose(tmp_path, name):
     oracle = oracle_stack(project_dir, item, profiles, tmp_path)
     assert oracle["status"] == "ok", oracle["reason"]
     assert differences(builtin, oracle) == []
+
+
+def _number_like(count, seed=7):
+    """Plain YAML scalars made of what numbers are made of (signs, digits, dots, exponents, bases,
+    underscores), each a plain scalar of a mapping (never a sequence or a null)."""
+    rng = random.Random(seed)
+    parse = make_loader()
+    found = set()
+    while len(found) < count:
+        text = "".join(rng.choice("0123456789._-+eExXoObB") for _ in range(rng.randint(1, 8)))
+        if text[0] not in "-+.0123456789":
+            continue
+        try:
+            value = parse("k: %s\n" % text)["k"]
+        except Exception:  # not a plain scalar there (YAML refuses it): not a case
+            continue
+        if isinstance(value, str):
+            found.add(text)
+    return sorted(found)
+
+
+@needs_compose
+def test_yaml_numbers_as_compose_renders_them(tmp_path):
+    # Environment values Compose re-renders (yaml.v3 types, Go prints): 600 generated spellings.
+    cases = _number_like(600)
+    lines = ["services:", "  s:", "    image: x", "    environment:"]
+    lines += ["      K%d: %s" % (index, text) for index, text in enumerate(cases)]
+    (tmp_path / "compose.yml").write_text("\n".join(lines) + "\n")
+    item = {"name": "s", "files": ["compose.yml"], "env_file": None, "project": None}
+    theirs = compose_config(tmp_path, item, ["*"])["services"]["s"]["environment"]
+    ours = builtin_stack(tmp_path, item)["services"]["s"]["environment"]
+    different = [
+        (text, ours["K%d" % index]["display"], theirs.get("K%d" % index))
+        for index, text in enumerate(cases)
+        if ours["K%d" % index]["display"] != theirs.get("K%d" % index)
+    ]
+    assert different == []
