@@ -36,7 +36,9 @@ import subprocess
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import make_loader
+from ansible_collections.envparity.audit.plugins.module_utils.compose_values import command_words
 from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import ATTRIBUTES, attribute_text
 from tests.unit.plugins.module_utils.compose_helpers import compose_binary
 
@@ -180,4 +182,76 @@ def test_yaml_numbers_as_compose_renders_them(tmp_path):
         for index, text in enumerate(cases)
         if ours["K%d" % index]["display"] != theirs.get("K%d" % index)
     ]
+    assert different == []
+
+
+def _generated(rng, pieces, count, most, accept):
+    found = []
+    while len(found) < count:
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, most)))
+        if text not in found and accept(text):
+            found.append(text)
+    return found
+
+
+@needs_compose
+def test_command_lines_as_compose_splits_them(tmp_path):
+    # 300 generated command strings (quotes, escapes, operators, backticks, $(...)) that the reader
+    # splits: Compose must accept each and split it the same way.
+    pieces = ["a", "b", " ", "\t", "'", '"', "\\", ";", "&", "|", "<", ">", "2", "`", "$$", "(", ")", "#", "\n"]
+    cases = _generated(random.Random(11), pieces, 300, 10, lambda text: isinstance(command_words(text), list))
+    services = {"s%d" % index: {"image": "x", "command": text} for index, text in enumerate(cases)}
+    (tmp_path / "compose.yml").write_text(json.dumps({"services": services}))
+    item = {"name": "s", "files": ["compose.yml"], "env_file": None, "project": None}
+    theirs = compose_config(tmp_path, item, ["*"])["services"]
+    ours = builtin_stack(tmp_path, item)["services"]
+    different = [
+        (text, ours["s%d" % index]["command"], theirs["s%d" % index].get("command"))
+        for index, text in enumerate(cases)
+        if [word.replace("$", "$$") for word in ours["s%d" % index]["command"]] != theirs["s%d" % index].get("command")
+    ]
+    assert different == []
+
+
+@needs_compose
+def test_env_files_as_compose_reads_them(tmp_path):
+    # 60 generated service env files (quotes, escapes, comments, ":" and "=", interpolation between
+    # lines) that the reader accepts: Compose must give each service the same environment.
+    rng = random.Random(5)
+    pieces = ["v", " ", "'", '"', "\\", "#", " #", "$A", "${B}", "${C_1:-d}", "\\n", "\\$", "$$", "=", ":", "\t"]
+    keys = ["A", "B", "C_1", "D.x", "E-y"]
+
+    def env_file():
+        lines = []
+        for _ in range(rng.randint(1, 5)):
+            value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+            lines.append(rng.choice(keys) + rng.choice(["=", "=", ": ", " = "]) + value)
+        return "\n".join(lines) + "\n"
+
+    texts = []
+    while len(texts) < 60:
+        text = env_file()
+        try:
+            parse_compose_env(text)
+        except _EnvSyntax:
+            continue
+        texts.append(text)
+    services = {}
+    for index, text in enumerate(texts):
+        (tmp_path / ("f%d.env" % index)).write_text(text)
+        services["s%d" % index] = {"image": "x", "env_file": ["f%d.env" % index]}
+    (tmp_path / "compose.yml").write_text(json.dumps({"services": services}))
+    item = {"name": "s", "files": ["compose.yml"], "env_file": None, "project": None}
+    theirs = compose_config(tmp_path, item, ["*"])["services"]
+    ours = builtin_stack(tmp_path, item)
+    assert ours["status"] == "ok", ours["reason"]
+    different = []
+    for index, text in enumerate(texts):
+        mine = {key: record["display"] for key, record in ours["services"]["s%d" % index]["environment"].items()}
+        compose = {
+            key: None if value is None else value.replace("$$", "$")
+            for key, value in (theirs["s%d" % index].get("environment") or {}).items()
+        }
+        if mine != compose:
+            different.append((text, mine, compose))
     assert different == []
