@@ -9,6 +9,10 @@ compares) and every environment value (its describe_value record), the same valu
 difference in loading, interpolation, merging, extends, include or canonical forms shows here,
 while the two sides share only the last shaping step.
 
+Generated cases complete the corpus where the spellings are many: YAML numbers (600), command
+lines (300), env files (60) and interpolation templates (400), each batch one project for one
+Compose run, from fixed seeds.
+
 A project's directory holds its compose files and, optionally, ``stack.json``: the stack item's
 ``files`` (default ``["compose.yml"]``), ``env_file`` (default ``.env`` when it exists) and
 ``project``, and ``profiles`` Compose is asked to enable (default every one: ``*``).
@@ -37,6 +41,11 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
 from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
+from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
+    _BadTemplate,
+    _Required,
+    interpolate,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import make_loader
 from ansible_collections.envparity.audit.plugins.module_utils.compose_values import command_words
 from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import ATTRIBUTES, attribute_text
@@ -254,4 +263,32 @@ def test_env_files_as_compose_reads_them(tmp_path):
         }
         if mine != compose:
             different.append((text, mine, compose))
+    assert different == []
+
+
+def _interpolates(text):
+    try:
+        interpolate(text, {"SET": "v", "EMPTY": ""})
+    except (_Required, _BadTemplate):
+        return False
+    return True
+
+
+@needs_compose
+def test_interpolation_as_compose_substitutes(tmp_path):
+    # 400 generated templates (defaults, alternatives, nesting, "$$", a bare "$") that the reader
+    # substitutes: Compose must give the same values.
+    pieces = ["$", "$$", "{", "}", "SET", "EMPTY", "UNSET", ":-", "-", ":+", "+", "x", " ", "${SET}", "$SET", "${"]
+    cases = _generated(random.Random(3), pieces, 400, 7, _interpolates)
+    environment = {"V%d" % index: text for index, text in enumerate(cases)}
+    (tmp_path / "compose.yml").write_text(json.dumps({"services": {"s": {"image": "x", "environment": environment}}}))
+    (tmp_path / ".env").write_text("SET=v\nEMPTY=\n")
+    item = {"name": "s", "files": ["compose.yml"], "env_file": ".env", "project": None}
+    theirs = compose_config(tmp_path, item, ["*"])["services"]["s"]["environment"]
+    ours = builtin_stack(tmp_path, item)["services"]["s"]["environment"]
+    different = [
+        (text, ours[key]["display"], theirs.get(key))
+        for key, text in environment.items()
+        if (ours[key]["display"] or "").replace("$", "$$") != (theirs.get(key) or "")
+    ]
     assert different == []
