@@ -376,7 +376,8 @@ def _env_file_variables(service, interpolator, base_dir, max_bytes):
     for entry in service.get("env_file") or []:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             continue
-        record, entries = _read_env_file(_host_path(entry["path"], base_dir), max_bytes)
+        raw = _text(entry.get("format")) == "raw"
+        record, entries = _read_env_file(_host_path(entry["path"], base_dir), max_bytes, raw)
         if record["status"] == "missing" and flag_text(_text(entry.get("required"))) is None:
             continue
         problem = None

@@ -15,6 +15,10 @@ grammar, which differs from python-dotenv's (the env area's parser) in a few pla
 * in single quotes only ``\\'`` is an escape; the value is taken literally (no interpolation);
 * text after a closing quote is read as the next statement.
 
+A service's ``env_file`` entry with ``format: raw`` is read by parse_raw_env instead: one
+``KEY=VALUE`` a line (leading blanks, blank lines and ``#`` comments skipped), the value exactly as
+written, never interpolated.
+
 parse_compose_env gives the bindings in order as ``{"key", "value", "literal"}``: ``value`` None
 for a key alone, else the text to interpolate (``literal``: to take as it is).  A statement
 Compose refuses raises _EnvSyntax with its line.  The scan is linear: every position is looked at
@@ -138,3 +142,22 @@ def parse_compose_env(text):
             literal = False
             pos = end
         entries.append({"key": key, "value": value, "literal": literal})
+
+
+def parse_raw_env(text):
+    """[{"key", "value", "literal"}] of an env file in Compose's ``raw`` format; raises _EnvSyntax
+    for a key that is empty or holds a blank."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    entries = []
+    for number, written in enumerate(text.split("\n"), 1):
+        statement = (written[:-1] if written.endswith("\r") else written).lstrip()
+        if not statement or statement.startswith("#"):
+            continue
+        key, separator, value = statement.partition("=")
+        if not separator:
+            continue
+        if not key or any(char.isspace() for char in key):
+            raise _EnvSyntax(number)
+        entries.append({"key": key, "value": value, "literal": True})
+    return entries

@@ -34,7 +34,11 @@ import math
 import re
 from decimal import Decimal
 
-from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
+from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import (
+    _EnvSyntax,
+    parse_compose_env,
+    parse_raw_env,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _load
 
 DEFAULT_MAX_BYTES = 1048576
@@ -445,15 +449,16 @@ def _read_compose(path, max_bytes, parse):
     return record, None
 
 
-def _read_env_file(path, max_bytes):
-    """(record, bindings): the file's bindings in order as Compose reads them (parse_compose_env;
-    see bind_env_file); a file Compose would refuse is "malformed", with the line."""
+def _read_env_file(path, max_bytes, raw=False):
+    """(record, bindings): the file's bindings in order as Compose reads them (parse_compose_env,
+    or parse_raw_env for ``format: raw``; see bind_env_file); a file Compose would refuse is
+    "malformed", with the line."""
     loaded, text = _load(path, max_bytes)
     record = _file_record(path, loaded)
     if text is None:
         return record, []
     try:
-        return record, parse_compose_env(text)
+        return record, (parse_raw_env if raw else parse_compose_env)(text)
     except _EnvSyntax as problem:
         record.update(status="malformed", reason="The env file is not valid for Compose (line %d)." % problem.line)
         return record, []

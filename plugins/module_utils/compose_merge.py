@@ -124,11 +124,11 @@ def _wrapped(value, function):
 
 
 def _prepare_env_files(value):
-    """env_file entries as {"path", "required"} (a string is a required file)."""
+    """env_file entries as {"path", "required", "format"} (a string is a required file)."""
     value = _as_list(value)
     if isinstance(value, list):
         return [
-            {"path": item.get("path"), "required": item.get("required", "true")}
+            {"path": item.get("path"), "required": item.get("required", "true"), "format": item.get("format")}
             if isinstance(item, dict)
             else {"path": item, "required": "true"}
             for item in value

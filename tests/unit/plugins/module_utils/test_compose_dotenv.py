@@ -3,7 +3,11 @@ the same against the real Compose (test_compose_differential.py)."""
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
+from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import (
+    _EnvSyntax,
+    parse_compose_env,
+    parse_raw_env,
+)
 from tests.unit.plugins.module_utils.compose_helpers import collect_paths, write
 
 
@@ -62,3 +66,22 @@ def test_long_hostile_lines_are_read_in_one_pass():
     text = 'A="' + "\\x" * 200000 + '"\n' + "B=" + " #" * 200000 + "\n" + "#" * 400000
     entries = parse_compose_env(text)
     assert [(entry["key"], len(entry["value"])) for entry in entries] == [("A", 400000), ("B", 1)]
+
+
+def test_raw_format_takes_values_as_written():
+    # What Compose v2.40 gave for `format: raw` (the corpus project service_env_files checks it too).
+    text = '# c\n\nK=a b  \n  K2=x\n\tK3="q $X"\nK4=\nNOEQ\nK5=a=b # no comment\r\n'
+    assert [(entry["key"], entry["value"], entry["literal"]) for entry in parse_raw_env(text)] == [
+        ("K", "a b  ", True),
+        ("K2", "x", True),
+        ("K3", '"q $X"', True),
+        ("K4", "", True),
+        ("K5", "a=b # no comment", True),
+    ]
+
+
+@pytest.mark.parametrize(("text", "line"), [("A=1\n =v\n", 2), ("export E=1\n", 1), ("SP =x\n", 1)])
+def test_raw_format_refuses_what_compose_refuses(text, line):
+    with pytest.raises(_EnvSyntax) as caught:
+        parse_raw_env(text)
+    assert caught.value.line == line
