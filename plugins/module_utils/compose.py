@@ -7,10 +7,13 @@ saying so, and the rest of the docker area (the engine) still reports.
 A stack is a list of compose files merged in order, with variables taken
 from the stack's env file (never from the process environment).  The result
 is the STACK of docs/docker-facts.md.  The work is split as compose-go
-splits it: compose_load reads the files (bounded, strings-only YAML),
-compose_interpolate substitutes variables, compose_merge applies override
-files, extends and include, docker_forms gives ports and volumes their
-canonical form; this module shapes the merged services and the stack.
+splits it: compose_load reads the files (bounded, strings-only YAML; env
+files with compose_dotenv), compose_interpolate substitutes variables,
+compose_merge applies override files, extends and include, docker_forms
+gives ports and volumes their canonical form, compose_values the other
+scalars the form Compose prints; this module shapes the merged services
+(their environment as Compose resolves it: service env_file entries, bare
+keys) and the stack (its project name as Compose chooses it).
 
 Secrets.  ``environment`` values become describe_value records.  A string
 that received a secret variable's value carries that value only into
@@ -31,6 +34,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolat
     _displayed,
     _Interpolator,
     _Tainted,
+    _tainted,
+    bind_env_file,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import (
     DEFAULT_MAX_BYTES,
@@ -40,6 +45,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_load impor
     make_loader,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_merge import (
+    _REMOTE_CONTEXTS,
     _as_list,
     _ExtendedFiles,
     _Includes,
@@ -47,7 +53,15 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_merge impo
     _prepared,
     _resolve_extends,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.compose_values import (
+    command_words,
+    cpus_text,
+    duration_text,
+    flag_text,
+    memory_text,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import (
+    _host_path,
     _text,
     canonical_port,
     canonical_volume,
@@ -88,16 +102,20 @@ def parse_image(value):
     return {"ref": ref, "repository": name, "tag": tag or None, "digest": digest or None}
 
 
-def _build(value):
+def _build(value, base_dir, project_root):
+    """Compose's build: the context a path from the compose file's directory (shown inside the
+    project as <project>/...), unless it is remote; the Dockerfile "Dockerfile" unless set."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        return {"context": _text(value), "dockerfile": None, "target": None}
-    return {
-        "context": _text(value.get("context")),
-        "dockerfile": _text(value.get("dockerfile")),
-        "target": _text(value.get("target")),
-    }
+        value = {"context": value}
+    context = _text(value.get("context")) or "."
+    if base_dir is not None and not context.startswith(_REMOTE_CONTEXTS):
+        context = project_relative(_host_path(context, base_dir), project_root)
+    dockerfile = _text(value.get("dockerfile"))
+    if dockerfile is None and value.get("dockerfile_inline") is None:
+        dockerfile = "Dockerfile"
+    return {"context": context, "dockerfile": dockerfile, "target": _text(value.get("target"))}
 
 
 def _dict(value):
@@ -117,14 +135,21 @@ def _resources(service):
     reservations = _dict(resources.get("reservations"))
     return (
         {
-            "memory": _first(limits.get("memory"), service.get("mem_limit")),
-            "cpus": _first(limits.get("cpus"), service.get("cpus")),
+            "memory": memory_text(_first(limits.get("memory"), service.get("mem_limit"))),
+            "cpus": cpus_text(_first(limits.get("cpus"), service.get("cpus"))),
         },
         {
-            "memory": _first(reservations.get("memory"), service.get("mem_reservation")),
-            "cpus": _first(reservations.get("cpus")),
+            "memory": memory_text(_first(reservations.get("memory"), service.get("mem_reservation"))),
+            "cpus": cpus_text(_first(reservations.get("cpus"))),
         },
     )
+
+
+def _networks(service):
+    """The networks a service joins: Compose's "default" when it names none and has no network_mode."""
+    if service.get("networks") is None and service.get("network_mode") is None:
+        return ["default"]
+    return _names(service.get("networks"))
 
 
 def _names(value):
@@ -169,6 +194,11 @@ class _Redactor:
         for word in words:
             if hide_next and word and not word.startswith("-"):
                 shown.append(MASK)
+                hide_next = False
+                continue
+            if _WORDS.search(word):
+                # A shell line as one item ("CMD-SHELL", "sh -c ..."): its words are checked too.
+                shown.append(self.free_text(word))
                 hide_next = False
                 continue
             shown.append(self.mask(redact_text(word)))
@@ -234,13 +264,20 @@ def _healthcheck(value, redactor):
     if value is None:
         return None
     value = _dict(value)
+    test = value.get("test")
+    if isinstance(test, str):
+        # Compose runs a test written as a string with the container's shell.
+        test = ["CMD-SHELL", test]
+    retries = _text(value.get("retries"))
+    if retries is not None and retries.isdigit():
+        retries = "%d" % int(retries)
     return {
-        "test": redactor.free_text(value.get("test")),
-        "interval": redactor.mask(_text(value.get("interval"))),
-        "timeout": redactor.mask(_text(value.get("timeout"))),
-        "retries": redactor.mask(_text(value.get("retries"))),
-        "start_period": redactor.mask(_text(value.get("start_period"))),
-        "disable": redactor.mask(_text(value.get("disable"))),
+        "test": redactor.free_text(test),
+        "interval": redactor.mask(duration_text(_text(value.get("interval")))),
+        "timeout": redactor.mask(duration_text(_text(value.get("timeout")))),
+        "retries": redactor.mask(retries),
+        "start_period": redactor.mask(duration_text(_text(value.get("start_period")))),
+        "disable": redactor.mask(flag_text(_text(value.get("disable")))),
     }
 
 
@@ -269,7 +306,7 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     image = parse_image(service.get("image"))
     if image is not None:
         image = {key: masked(value) for key, value in image.items()}
-    build = _build(service.get("build"))
+    build = _build(service.get("build"), base_dir, project_root)
     if build is not None:
         build = {key: masked(value) for key, value in build.items()}
     ports = port_list(canonical_port(item) or _text(item) for item in service.get("ports") or [] if item is not None)
@@ -280,7 +317,11 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     }
     env_files = []
     for item in _as_list(service.get("env_file")) or []:
-        text = masked(item)
+        path = _text(item.get("path") if isinstance(item, dict) else item)
+        if path is not None and base_dir is not None:
+            # Resolved as Compose resolves it, and shown as volumes are ("<project>/…" inside it).
+            path = project_relative(_host_path(path, base_dir), project_root)
+        text = masked(path)
         if text is not None and text not in env_files:
             env_files.append(text)
     labels = {
@@ -291,13 +332,13 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
     return {
         "image": image,
         "build": build,
-        "command": redactor.free_text(service.get("command")),
-        "entrypoint": redactor.free_text(service.get("entrypoint")),
+        "command": redactor.free_text(command_words(service.get("command"))),
+        "entrypoint": redactor.free_text(command_words(service.get("entrypoint"))),
         "ports": masked_list(ports),
         "environment": environment,
         "env_file": env_files,
         "volumes": masked_list(sorted(volumes)),
-        "networks": masked_list(_names(service.get("networks"))),
+        "networks": masked_list(_networks(service)),
         "depends_on": masked_list(_names(service.get("depends_on"))),
         "healthcheck": _healthcheck(service.get("healthcheck"), redactor),
         "restart": masked(service.get("restart")),
@@ -306,8 +347,9 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "logging": _logging(real.get("logging"), redactor),
         "labels": dict(sorted(labels.items())),
         "user": masked(service.get("user")),
-        "privileged": masked(service.get("privileged")),
-        "read_only": masked(service.get("read_only")),
+        "privileged": masked(flag_text(_text(service.get("privileged")))),
+        "read_only": masked(flag_text(_text(service.get("read_only")))),
+        "replicas": masked(_first(_dict(service.get("deploy")).get("replicas"), service.get("scale"))),
         "cap_add": masked_list(_names(_as_list(service.get("cap_add")))),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
     }
@@ -323,14 +365,63 @@ def normalize_project_name(name):
     return _PROJECT_CHARS.sub("", name.lower()).lstrip("_-") or None
 
 
-def _services(merged, interpolators, base_dir, hmac_key, project_root, project):
-    """Every merged service in the SERVICE shape, secrets fingerprinted and echoes masked."""
-    redactor = _Redactor(hmac_key, _echoes(merged.get("services") or {}, interpolators))
+def _env_file_variables(service, interpolator, base_dir, max_bytes):
+    """({name: value} the service's env_file entries give its container, problem or None).
+
+    As Compose reads them: in order, each value interpolated from the variables the files above
+    gave and then the stack's own; a bare ``KEY`` takes the stack's variable; a file that is not
+    required may be missing."""
+    local = interpolator.child(precedence=False)
+    given = {}
+    for entry in service.get("env_file") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            continue
+        raw = _text(entry.get("format")) == "raw"
+        record, entries = _read_env_file(_host_path(entry["path"], base_dir), max_bytes, raw)
+        if record["status"] == "missing" and flag_text(_text(entry.get("required"))) is None:
+            continue
+        problem = None
+        if record["status"] != "ok":
+            problem = "The env file %s is not usable (%s)." % (record["path"], record["status"])
+        problem = problem or bind_env_file(local, record, [item for item in entries if item["value"] is not None])
+        if problem:
+            return {}, problem
+        for item in entries:
+            if item["key"] in local.values:
+                given[item["key"]] = _tainted(*local.variable(item["key"]))
+    return given, None
+
+
+def _resolved(service, interpolator, defining, base_dir, max_bytes):
+    """(the service with the environment Compose gives its container, problem or None): its
+    env_file entries' variables (read with the variables of defining, the interpolator of the
+    project that defines the service), under its own environment entries, where an entry without a
+    value (``KEY`` or ``KEY:``) takes the stack's variable of that name (from its env file) if any."""
+    given, problem = _env_file_variables(service, defining, base_dir, max_bytes)
+    environment = _dict(service.get("environment"))
+    if not given and not any(value is None and key in interpolator.values for key, value in environment.items()):
+        return service, problem
+    for key, value in environment.items():
+        given[key] = _tainted(*interpolator.variable(key)) if value is None and key in interpolator.values else value
+    return dict(service, environment=given), problem
+
+
+def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes):
+    """(every merged service in the SERVICE shape, secrets fingerprinted and echoes masked,
+    problems); interpolator is the stack's own, includes the _Includes that read its files."""
+    services, problems = {}, []
+    for name, real in _dict(merged.get("services")).items():
+        defining = includes.projects.get(name, interpolator)
+        services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
+        if problem:
+            problems.append(problem)
+    redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
-    return {
-        redactor.key(name): _service(_dict(real), base_dir, hmac_key, redactor, project_root, named_volumes)
-        for name, real in sorted(_dict(merged.get("services")).items())
+    shaped = {
+        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes)
+        for name, real in sorted(services.items())
     }
+    return shaped, problems
 
 
 def _prepare_files(files, documents, interpolator, extended_files, includes):
@@ -346,7 +437,7 @@ def _prepare_files(files, documents, interpolator, extended_files, includes):
             problems.append(malformed if why == "malformed" else why)
             continue
         ready, unresolved = _resolve_extends(ready, record["path"], extended_files)
-        ready, included = includes.apply(ready, record["path"], (record["path"],))
+        ready, included = includes.apply(ready, record["path"], (record["path"],), interpolator)
         problems += unresolved + included
         prepared.append(ready)
     return prepared, problems
@@ -367,20 +458,23 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
         if record["status"] != "ok":
             problems.append("The compose file %s is not usable (%s)." % (path, record["status"]))
     env_record = None
-    variables = {}
+    interpolator = _Interpolator({}, hmac_key)
     if item.get("env_file"):
-        env_record, variables = _read_env_file(_resolve(item["env_file"], project_dir), max_bytes)
+        env_record, entries = _read_env_file(_resolve(item["env_file"], project_dir), max_bytes)
         if env_record["status"] != "ok":
             problems.append("The env file %s is not usable (%s)." % (env_record["path"], env_record["status"]))
+        else:
+            problem = bind_env_file(interpolator, env_record, entries)
+            if problem:
+                problems.append(problem)
     if not paths:
         problems.append("No compose files are configured for this stack.")
     if parse is None:
         problems.insert(0, PYYAML_MISSING)
 
     merged = None
-    interpolator = _Interpolator(variables, hmac_key)
     extended_files = _ExtendedFiles(interpolator, max_bytes, parse, files)
-    includes = _Includes(hmac_key, max_bytes, parse, files)
+    includes = _Includes(max_bytes, parse, files)
     if not problems:
         prepared, problems = _prepare_files(files, documents, interpolator, extended_files, includes)
         if not problems:
@@ -392,14 +486,19 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
     if merged is not None:
         shown = _displayed(merged.get("name"))
         name = shown if isinstance(shown, str) and MASK not in shown else None
+    # As Compose: the stack's own setting (-p), COMPOSE_PROJECT_NAME in its env file, name:, the directory.
+    from_env_file = interpolator.values.get("COMPOSE_PROJECT_NAME")
+    if "COMPOSE_PROJECT_NAME" in interpolator.shown:
+        from_env_file = None
     project = None
-    for candidate in (item.get("project"), name, os.path.basename(posixpath.normpath(base_dir)) if base_dir else None):
+    directory = os.path.basename(posixpath.normpath(base_dir)) if base_dir else None
+    for candidate in (item.get("project"), from_env_file, name, directory):
         project = normalize_project_name(candidate)
         if project:
             break
     services = {}
     if merged is not None:
-        services = _services(merged, [interpolator, *includes.interpolators], base_dir, hmac_key, root, project)
+        services, problems = _services(merged, includes, interpolator, base_dir, hmac_key, root, project, max_bytes)
     return {
         "project": project,
         "status": "failed" if problems else "ok",

@@ -10,8 +10,9 @@ keys) before the files are merged.  An unset variable becomes "" (Compose
 warns); a required one makes the stack "failed", naming the variable (never
 a value or the error text); a malformed ``${...}`` makes the file
 "malformed".  A bare ``KEY`` line in the env file leaves KEY unset.  Values
-in the env file are used as parse_dotenv returns them (Compose would also
-interpolate unquoted and double-quoted values inside the env file itself).
+in the env file (unquoted and double-quoted ones) are themselves interpolated
+from the lines above them, as Compose reads the file (bind_env_file); a value
+built from a secret variable is secret too.
 
 A string that received a secret variable's value (a variable describe_value
 calls secret) is a _Tainted string: it carries that value only towards
@@ -65,19 +66,55 @@ class _Interpolator:
     """Compose's variable substitution from one env file's variables."""
 
     def __init__(self, variables, hmac_key):
-        self.values = variables
+        self.values = {}
         self.hmac_key = hmac_key
         # Display of each secret variable's value ("***", or a URL with its
-        # password masked).
+        # password masked), and of each value built from one.
         self.shown = {}
+        # Names bound by an including project: its own env files do not rebind them.
+        self.outer = frozenset()
         for name, value in variables.items():
-            if value:
-                record = describe_value(name, value, hmac_key)
-                if record["secret"]:
-                    display = record["display"]
-                    self.shown[name] = display if display and value not in display else MASK
+            self._bind(name, value, value, ())
 
-    def _value(self, name):
+    def _bind(self, name, value, display, secrets):
+        self.values[name] = value
+        self.shown.pop(name, None)
+        if value:
+            record = describe_value(name, value, self.hmac_key)
+            if record["secret"]:
+                shown = record["display"]
+                self.shown[name] = shown if shown and value not in shown else MASK
+            elif secrets:
+                self.shown[name] = display
+
+    def child(self, precedence=True):
+        """An interpolator that starts from these variables: an included project's, where they
+        take precedence over its own env files (as compose-go's include merges them), or (not
+        precedence) a service's env files', which they only stand behind."""
+        child = _Interpolator({}, self.hmac_key)
+        child.values = dict(self.values)
+        child.shown = dict(self.shown)
+        child.outer = frozenset(self.values) if precedence else frozenset()
+        return child
+
+    def bind_env_file(self, entries):
+        """Bind an env file's entries in order, as Compose reads the file: a value (unless
+        single-quoted) is interpolated from the variables bound so far; a bare ``KEY`` leaves KEY
+        unset.  Raises _Required and _BadTemplate."""
+        for entry in entries:
+            name, value = entry["key"], entry["value"]
+            if name in self.outer:
+                continue
+            if value is None:
+                self.values.pop(name, None)
+                self.shown.pop(name, None)
+            elif entry.get("literal"):
+                self._bind(name, value, value, ())
+            else:
+                self._bind(name, *self.expand(value))
+
+    def variable(self, name):
+        """(value, display, secrets) of a variable that is set."""
         value = self.values[name]
         if name in self.shown:
             return value, self.shown[name], (value,)
@@ -116,7 +153,7 @@ class _Interpolator:
                 match = _NAME.match(text, dollar + 1)
                 if match:
                     name = match.group()
-                    piece = self._value(name) if name in self.values else ("", "", ())
+                    piece = self.variable(name) if name in self.values else ("", "", ())
                     pos = match.end()
                 else:
                     # Not a variable: the "$" stays as written.
@@ -135,14 +172,14 @@ class _Interpolator:
         is_set = name in self.values
         non_empty = is_set and self.values[name] != ""
         if operator is None:
-            return self._value(name) if is_set else ("", "", ())
+            return self.variable(name) if is_set else ("", "", ())
         present = non_empty if operator.startswith(":") else is_set
         kind = operator[-1]
         if kind == "-":
-            return self._value(name) if present else self.expand(operand, depth + 1)
+            return self.variable(name) if present else self.expand(operand, depth + 1)
         if kind == "?":
             if present:
-                return self._value(name)
+                return self.variable(name)
             raise _Required(name, empty=is_set)
         return self.expand(operand, depth + 1) if present else ("", "", ())
 
@@ -219,3 +256,21 @@ def _required_reason(problem):
     if problem.empty:
         return "required variable %s is empty" % name
     return "required variable %s is not set" % name
+
+
+def bind_env_file(interpolator, record, entries):
+    """Bind an env file's entries (bind_env_file); the reason the file is not usable, or None.
+
+    A malformed ``${...}`` makes the file's record "malformed"; a required variable is named."""
+    try:
+        interpolator.bind_env_file(entries)
+    except _BadTemplate:
+        record.update(
+            status="malformed",
+            reason='Invalid interpolation syntax (a "${" without a valid variable '
+            "name or closing brace) in the env file.",
+        )
+        return "The env file %s is not usable (malformed)." % record["path"]
+    except _Required as problem:
+        return "The env file %s is not usable (%s)." % (record["path"], _required_reason(problem))
+    return None

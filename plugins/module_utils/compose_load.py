@@ -7,9 +7,13 @@ Files are examined and read with env_collect's helpers (stat first, FIFOs
 and devices never opened, size capped, UTF-8 only).  YAML is loaded with a
 loader built from PyYAML's pure-Python parts and BaseLoader's semantics:
 
-* every scalar stays the string it was written as (``NO``, ``on``, ``0755``,
-  ``1.10``, ``true``): nothing is converted to a boolean or a number, and tags
-  never create Python objects (``!!python/...`` is just text);
+* every scalar is a string and tags never create Python objects
+  (``!!python/...`` is just text); a plain (unquoted) value that Compose's YAML
+  library (yaml.v3) reads as a number or a boolean is the text Compose
+  renders from it (compose_scalar: ``1.10`` is ``1.1``, ``0755`` is ``493``,
+  ``True`` is ``true``, ``1_000`` is ``1000``), which is what reaches the
+  container; ``yes``, ``on``, ``NO`` and dates stay as written, as in Compose;
+  mapping keys always stay as written;
 * a plain (unquoted) empty value, ``~``, ``null``, ``Null`` and ``NULL`` are
   None, as in Compose's YAML 1.2 core schema, so ``KEY:`` in ``environment``
   means "no value" while ``KEY: ""`` is the empty string;
@@ -26,9 +30,15 @@ scalar text after expansion.  Such a file is "unsafe"; a YAML error makes it
 "malformed" with the line number.  Reasons never quote the file's content.
 """
 
+import math
 import re
+from decimal import Decimal
 
-from ansible_collections.envparity.audit.plugins.module_utils.dotenv_parser import parse_dotenv
+from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import (
+    _EnvSyntax,
+    parse_compose_env,
+    parse_raw_env,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _load
 
 DEFAULT_MAX_BYTES = 1048576
@@ -42,6 +52,34 @@ PYYAML_MISSING = "PyYAML (python3-yaml) is needed on the host to read compose fi
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# Plain scalars that may be a YAML 1.2 number or boolean (compose_scalar decides).
+_TYPED_TAG = "tag:envparity,2026:typed"
+_TYPED_FIRST = list("-+.0123456789tTfF")
+_TYPED = re.compile(r"^(?:[-+.0-9].*|true|True|TRUE|false|False|FALSE)$")
+_WORDS = {
+    "true": "true",
+    "True": "true",
+    "TRUE": "true",
+    "false": "false",
+    "False": "false",
+    "FALSE": "false",
+    ".inf": "+Inf",
+    ".Inf": "+Inf",
+    ".INF": "+Inf",
+    "+.inf": "+Inf",
+    "+.Inf": "+Inf",
+    "+.INF": "+Inf",
+    "-.inf": "-Inf",
+    "-.Inf": "-Inf",
+    "-.INF": "-Inf",
+    ".nan": "NaN",
+    ".NaN": "NaN",
+    ".NAN": "NaN",
+}
+_YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_INT_BASES = (("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2))
+_INT64 = 1 << 63
+_UINT64 = 1 << 64
 
 
 class _Unsafe(Exception):
@@ -72,6 +110,87 @@ class _Override:
         return "!override %r" % (self.value,)
 
 
+# ---------------------------------------------------- numbers and booleans
+
+
+def _go_int(text):
+    """Go's strconv.ParseInt(text, 0, 64), then ParseUint: the integer, or None."""
+    sign = text[:1] if text[:1] in "+-" else ""
+    digits = text[len(sign) :]
+    base = 10
+    for prefix, prefix_base in _INT_BASES:
+        if digits.startswith(prefix):
+            digits, base = digits[2:], prefix_base
+            break
+    else:
+        if len(digits) > 1 and digits.startswith("0"):
+            base = 8
+    # 64 digits hold any 64-bit integer in any base; longer text is never one (and int() of a long
+    # decimal string is quadratic on Python before 3.11).
+    if not digits or len(digits) > 64 or not digits.isascii() or not digits.isalnum():
+        return None
+    try:
+        value = int(digits, base)
+    except ValueError:
+        return None
+    value = -value if sign == "-" else value
+    if -_INT64 <= value < _INT64 or (not sign and value < _UINT64):
+        return value
+    return None
+
+
+def go_float_text(value):
+    """A float as Go's fmt prints it (%v: shortest digits, an exponent below 1e-4 or from 1e+06)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    sign, written, exponent = Decimal(repr(value)).as_tuple()
+    # Where the decimal point falls after the first digit written (repr gives the shortest digits).
+    point = len(written) + exponent
+    digits = "".join("%d" % digit for digit in written).rstrip("0")
+    if not digits:
+        digits, point = "0", 1
+    minus = "-" if sign else ""
+    power = point - 1
+    if power < -4 or power >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return "%s%se%s%02d" % (minus, mantissa, "-" if power < 0 else "+", abs(power))
+    if point <= 0:
+        return "%s0.%s%s" % (minus, "0" * -point, digits)
+    if point >= len(digits):
+        return minus + digits + "0" * (point - len(digits))
+    return "%s%s.%s" % (minus, digits[:point], digits[point:])
+
+
+def compose_scalar(text):
+    """The text Compose gives a plain YAML scalar: a number or a boolean as yaml.v3 reads it and
+    Go prints it (``1.10`` is ``1.1``, ``0755`` is ``493``, ``0x1F`` is ``31``, ``True`` is
+    ``true``); anything else as written."""
+    if text in _WORDS:
+        return _WORDS[text]
+    if text[:1] == ".":
+        try:
+            return go_float_text(float(text))
+        except ValueError:
+            return text
+    plain = text.replace("_", "")
+    number = _go_int(plain)
+    if number is not None:
+        return "%d" % number
+    if _YAML_FLOAT.match(plain):
+        value = float(plain)
+        # Go refuses a float out of range: the text stays a string.
+        if not math.isinf(value):
+            return go_float_text(value)
+    return text
+
+
+class _Documents(list):
+    """The documents of a file holding more than one (``---``): merged in order, as compose-go
+    merges them."""
+
+
 # --------------------------------------------------------------------- YAML
 
 
@@ -82,10 +201,12 @@ def _line_of(mark):
 def make_loader(pure=False):
     """Return ``parse(text)`` for compose YAML; raises ImportError without PyYAML.
 
-    ``parse`` returns the document (None when empty) or raises _Unsafe or
-    _Malformed.  Events come from libyaml when PyYAML has it (about thirty
-    times faster), else (or with ``pure``) from PyYAML's Python parser; the
-    composer, with its caps, is always the Python one below.
+    ``parse`` returns the document (None when empty; _Documents when the
+    file holds several non-empty ones) or raises _Unsafe or _Malformed.
+    Events come from libyaml when PyYAML has it (about thirty times faster),
+    else (or with ``pure``) from PyYAML's Python parser; the composer, with
+    its caps (counted over all the documents of a file), is always the
+    Python one below.
     """
     import yaml
     from yaml.composer import Composer
@@ -110,6 +231,11 @@ def make_loader(pure=False):
             self._deepest = 0
             # anchor -> (expanded nodes, expanded characters, height)
             self._sizes = {}
+
+        def compose_document(self):
+            # Anchors are per document.
+            self._sizes = {}
+            return Composer.compose_document(self)
 
         def _grow(self, nodes, chars):
             self._nodes += nodes
@@ -157,6 +283,7 @@ def make_loader(pure=False):
 
     Resolver.add_implicit_resolver(_NULL_TAG, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
     Resolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
+    Resolver.add_implicit_resolver(_TYPED_TAG, _TYPED, _TYPED_FIRST)
 
     class Constructor(BaseConstructor):
         """BaseConstructor: strings, lists and dicts only, whatever the tags say."""
@@ -182,7 +309,8 @@ def make_loader(pure=False):
                     for source in reversed(sources):
                         merged.update(self.construct_mapping(source))
                     continue
-                key = self.construct_object(key_node, deep=deep)
+                # A key stays as written ("0755:" is "0755"), as yaml.v3 decodes a key into a string.
+                key = key_node.value if key_node.tag == _TYPED_TAG else self.construct_object(key_node, deep=deep)
                 if key is None:
                     key = "null"
                 if not isinstance(key, str):
@@ -199,17 +327,12 @@ def make_loader(pure=False):
             merged.update(own)
             return merged
 
-    def construct_null(loader, node):
-        return None
-
-    def construct_reset(loader, node):
-        return _RESET
-
     def construct_override(loader, node):
         return _Override(loader._plain(node))
 
-    Constructor.add_constructor(_NULL_TAG, construct_null)
-    Constructor.add_constructor("!reset", construct_reset)
+    Constructor.add_constructor(_NULL_TAG, _construct_null)
+    Constructor.add_constructor(_TYPED_TAG, _construct_typed)
+    Constructor.add_constructor("!reset", _construct_reset)
     Constructor.add_constructor("!override", construct_override)
 
     c_parser = None
@@ -251,7 +374,7 @@ def make_loader(pure=False):
         except ReaderError as exc:
             raise _Malformed(_reader_reason(text, exc, Loader.byte_offsets)) from None
         try:
-            return loader.get_single_data()
+            return _documents(loader)
         except ReaderError as exc:
             raise _Malformed(_reader_reason(text, exc, Loader.byte_offsets)) from None
         except yaml.MarkedYAMLError as exc:
@@ -266,6 +389,30 @@ def make_loader(pure=False):
             loader.dispose()
 
     return parse
+
+
+def _documents(loader):
+    """The document a loader reads, or _Documents when it holds several non-empty ones."""
+    documents = []
+    while loader.check_data():
+        document = loader.get_data()
+        if document is not None:
+            documents.append(document)
+    if len(documents) > 1:
+        return _Documents(documents)
+    return documents[0] if documents else None
+
+
+def _construct_null(loader, node):
+    return None
+
+
+def _construct_reset(loader, node):
+    return _RESET
+
+
+def _construct_typed(loader, node):
+    return compose_scalar(node.value)
 
 
 def _reader_reason(text, exc, byte_offsets):
@@ -302,14 +449,16 @@ def _read_compose(path, max_bytes, parse):
     return record, None
 
 
-def _read_env_file(path, max_bytes):
-    """(record, {name: value}); a bare "KEY" leaves KEY unset; the last binding wins."""
+def _read_env_file(path, max_bytes, raw=False):
+    """(record, bindings): the file's bindings in order as Compose reads them (parse_compose_env,
+    or parse_raw_env for ``format: raw``; see bind_env_file); a file Compose would refuse is
+    "malformed", with the line."""
     loaded, text = _load(path, max_bytes)
-    variables = {}
-    if text is not None:
-        for entry in parse_dotenv(text)["entries"]:
-            if entry["value"] is None:
-                variables.pop(entry["key"], None)
-            else:
-                variables[entry["key"]] = entry["value"]
-    return _file_record(path, loaded), variables
+    record = _file_record(path, loaded)
+    if text is None:
+        return record, []
+    try:
+        return record, (parse_raw_env if raw else parse_compose_env)(text)
+    except _EnvSyntax as problem:
+        record.update(status="malformed", reason="The env file is not valid for Compose (line %d)." % problem.line)
+        return record, []

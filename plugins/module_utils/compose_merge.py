@@ -18,15 +18,16 @@ import os
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _interpolate,
-    _Interpolator,
     _Required,
     _required_reason,
     _safe_path,
     _Tainted,
     _tainted,
+    bind_env_file,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import (
     _RESET,
+    _Documents,
     _Malformed,
     _Override,
     _read_compose,
@@ -40,6 +41,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_forms impor
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import MASK
 
+# Build contexts Compose does not resolve as paths (compose-go's remote contexts).
+_REMOTE_CONTEXTS = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 # Files included by included files, and so on: deeper than this is refused as a likely loop.
 MAX_INCLUDE_DEPTH = 10
 
@@ -76,10 +79,15 @@ def _split(text, separators):
     return key, value
 
 
+class _ListForm(dict):
+    """A mapping written as a list ("- KEY=VAL"): compose-go keeps the list until the end, so a
+    later ``KEY: !reset`` finds no key to remove there (Compose v2.40 keeps the entry)."""
+
+
 def _as_mapping(value, separators="=", bare=None):
-    """A mapping, or a list of "KEY=VAL" / "KEY" converted to one."""
+    """A mapping, or a list of "KEY=VAL" / "KEY" converted to one (a _ListForm)."""
     if isinstance(value, list):
-        mapping = {}
+        mapping = _ListForm()
         for item in value:
             if isinstance(item, str):
                 key, found = _split(item, separators)
@@ -116,9 +124,16 @@ def _wrapped(value, function):
 
 
 def _prepare_env_files(value):
+    """env_file entries as {"path", "required", "format"} (a string is a required file)."""
     value = _as_list(value)
     if isinstance(value, list):
-        return [item.get("path") if isinstance(item, dict) else item for item in value]
+        return [
+            {"path": item.get("path"), "required": item.get("required", "true"), "format": item.get("format")}
+            if isinstance(item, dict)
+            else {"path": item, "required": "true"}
+            for item in value
+            if item is not None
+        ]
     return value
 
 
@@ -126,6 +141,8 @@ def _prepare_service(name, service):
     """One service of one file with its list forms turned into mappings, ready to merge."""
     if service is None:
         return {}
+    if service is _RESET:
+        return service
     if isinstance(service, _Override):
         return _Override(_prepare_service(name, service.value))
     if not isinstance(service, dict):
@@ -157,7 +174,7 @@ def _prepare_service(name, service):
 
 def _list_to_mapping(value, default):
     if isinstance(value, list):
-        return {_text(item): default for item in value if item is not None}
+        return _ListForm((_text(item), default) for item in value if item is not None)
     return value
 
 
@@ -212,10 +229,11 @@ def _merge_unique(old, new, key):
 
 
 def _merge_mapping(old, new, replaced=()):
-    result = dict(old)
+    result = _ListForm(old) if isinstance(old, _ListForm) else dict(old)
     for key, value in new.items():
         if value is _RESET:
-            result.pop(key, None)
+            if not isinstance(old, _ListForm):
+                result.pop(key, None)
         elif key in result and key not in replaced:
             result[key] = _merge_value(result[key], value)
         else:
@@ -272,7 +290,8 @@ def _unwrap(node):
     if isinstance(node, _Override):
         return _unwrap(node.value)
     if isinstance(node, dict):
-        return {key: _unwrap(value) for key, value in node.items() if value is not _RESET}
+        unwrapped = ((key, _unwrap(value)) for key, value in node.items() if value is not _RESET)
+        return _ListForm(unwrapped) if isinstance(node, _ListForm) else dict(unwrapped)
     if isinstance(node, list):
         return [_unwrap(value) for value in node if value is not _RESET]
     return node
@@ -345,6 +364,9 @@ def _prepared(record, document, interpolator):
     """(the document interpolated and prepared, None), or (None, why not): "malformed" (the
     file's record then says so too) or the reason a required variable gives."""
     try:
+        if isinstance(document, _Documents):
+            # Several documents in one file: each is read as a file of its own, merged in order.
+            return _merge_prepared([_prepare_document(_interpolate(item, interpolator)) for item in document]), None
         return _prepare_document(_interpolate(document, interpolator)), None
     except _Malformed as problem:
         record.update(status="malformed", reason="%s" % problem)
@@ -392,15 +414,13 @@ def _resolve_extends(document, path, extended_files):
     directory, a file that cannot be read).
 
     The service is merged over its base with the rules of merging compose files, within the file
-    that declares it (before the files are merged), as Compose does.  A base in another file of
-    the same directory is read from that file (extends there are followed in turn); a file in
-    another directory is not, because Compose rebases the relative paths of its services, which
-    envparity does not.
+    that declares it (before the files are merged), as Compose does.  A base in another file is
+    read from that file (extends there are followed in turn); the relative paths of a base in
+    another directory are resolved from that directory, as Compose resolves them.
     """
     services = document["services"]
     problems = []
     resolved = {}
-    directory = os.path.dirname(path)
 
     def services_of(file_path):
         return services if file_path == path else extended_files.of(file_path)
@@ -419,15 +439,14 @@ def _resolve_extends(document, path, extended_files):
             if not isinstance(base_file, str) or not base_file:
                 raise _NotResolved("a file it does not name")
             base_path = os.path.normpath(os.path.join(os.path.dirname(file_path), base_file))
-            if os.path.dirname(base_path) != directory:
-                raise _NotResolved(
-                    "a service of %s, in another directory (its relative paths would be rebased)" % base_path
-                )
         if base_name is None or base_name not in services_of(base_path):
             raise _NotResolved("a service that is not in %s" % ("the same file" if base_path == path else base_path))
         if (base_path, base_name) in chain or (base_path, base_name) == key:
             raise _NotResolved("itself through a loop of extends")
         base = resolve(base_path, base_name, chain + (key,))
+        if os.path.dirname(base_path) != os.path.dirname(file_path):
+            # Relative paths of a base in another directory are its file's (Compose rebases them).
+            base = _rebased_service(base, os.path.dirname(base_path))
         if _depends_on_another(base):
             raise _NotResolved("%s, which depends on other services" % _safe_path((base_name,)))
         own = {item: value for item, value in body.items() if item != "extends"}
@@ -467,17 +486,34 @@ def _rebased_volume(item, directory):
             return _host_path(source, directory) + ":" + rest
         return item
     if isinstance(item, dict) and _text(item.get("type")) == "bind":
-        source = item.get("source")
-        if isinstance(source, str) and source.startswith("."):
-            return dict(item, source=_host_path(source, directory))
+        # The long syntax's source is a path even without "./".
+        return dict(item, source=_rebased_path(item.get("source"), directory))
     return item
 
 
+def _rebased_path(path, directory):
+    if isinstance(path, str) and path and not path.startswith(("/", "~")):
+        return _host_path(path, directory)
+    return path
+
+
 def _rebased_service(service, directory):
-    volumes = service.get("volumes") if isinstance(service, dict) else None
-    if not isinstance(volumes, list):
+    """An included service with its relative paths (bind sources, env files, build context)
+    made absolute from directory, the included project's own, as Compose resolves them."""
+    if not isinstance(service, dict):
         return service
-    return dict(service, volumes=[_rebased_volume(item, directory) for item in volumes])
+    rebased = dict(service)
+    if isinstance(service.get("volumes"), list):
+        rebased["volumes"] = [_rebased_volume(item, directory) for item in service["volumes"]]
+    if isinstance(service.get("env_file"), list):
+        rebased["env_file"] = [
+            dict(item, path=_rebased_path(item.get("path"), directory)) if isinstance(item, dict) else item
+            for item in service["env_file"]
+        ]
+    build = service.get("build")
+    if isinstance(build, dict) and not _text(build.get("context") or "").startswith(_REMOTE_CONTEXTS):
+        rebased["build"] = dict(build, context=_rebased_path(_text(build.get("context")) or ".", directory))
+    return rebased
 
 
 def _include_entry(entry, directory):
@@ -508,32 +544,38 @@ def _include_entry(entry, directory):
 class _Includes:
     """The compose files top-level include entries bring in, as Compose loads them: each entry a
     project of its own (its files merged in order, interpolated from its own env file, by default
-    the .env of its project directory, relative bind sources resolved from that directory), whose
-    services join the including file's; a service defined on both sides is an error in Compose."""
+    the .env of its project directory, under the including project's variables, which take
+    precedence; relative paths resolved from that directory), whose services join the including
+    file's; a service defined on both sides is an error in Compose."""
 
-    def __init__(self, hmac_key, max_bytes, parse, records):
-        self.hmac_key = hmac_key
+    def __init__(self, max_bytes, parse, records):
         self.max_bytes = max_bytes
         self.parse = parse
         self.records = records
         self.interpolators = []  # every included project's, for the secrets they echo
+        # Service name -> the interpolator of the included project that defines it, which reads
+        # its env_file entries (their variables come from that project, as in Compose).
+        self.projects = {}
 
-    def _variables(self, project_directory, env_files):
-        """{name: value} of an included project's env files; raises _NotResolved."""
-        variables = {}
+    def _interpolator(self, project_directory, env_files, including):
+        """The included project's interpolator: its env files bound over the including project's
+        variables, which take precedence; raises _NotResolved."""
+        interpolator = including.child()
         default = env_files is None
         for path in [os.path.join(project_directory, ".env")] if default else env_files:
-            record, values = _read_env_file(path, self.max_bytes)
+            record, entries = _read_env_file(path, self.max_bytes)
             if record["status"] == "missing" and default:
                 continue
             if record["status"] != "ok":
                 raise _NotResolved("with the env file %s, which is %s" % (path, record["status"]))
-            variables.update(values)
-        return variables
+            problem = bind_env_file(interpolator, record, entries)
+            if problem:
+                raise _NotResolved("with the env file %s, which is not usable" % path)
+        return interpolator
 
-    def _project(self, paths, project_directory, env_files, chain):
+    def _project(self, paths, project_directory, env_files, chain, including):
         """(services of one include entry, problems); raises _NotResolved."""
-        interpolator = _Interpolator(self._variables(project_directory, env_files), self.hmac_key)
+        interpolator = self._interpolator(project_directory, env_files, including)
         self.interpolators.append(interpolator)
         extended_files = _ExtendedFiles(interpolator, self.max_bytes, self.parse, self.records)
         prepared, problems = [], []
@@ -548,14 +590,17 @@ class _Includes:
             if ready is None:
                 raise _NotResolved("%s, %s %s" % (path, "which is" if why == "malformed" else "in which", why))
             ready, unresolved = _resolve_extends(ready, path, extended_files)
-            ready, nested = self.apply(ready, path, chain + (path,))
+            ready, nested = self.apply(ready, path, chain + (path,), interpolator)
             problems += unresolved + nested
             prepared.append(ready)
         services = _merge_prepared(prepared).get("services") or {}
+        for name in services:
+            self.projects.setdefault(name, interpolator)
         return {name: _rebased_service(service, project_directory) for name, service in services.items()}, problems
 
-    def apply(self, document, path, chain):
-        """(the document with the services its include entries bring in, problems)."""
+    def apply(self, document, path, chain, interpolator):
+        """(the document with the services its include entries bring in, problems); interpolator
+        is the including project's."""
         entries = document.get("include")
         if entries is None:
             return document, []
@@ -578,7 +623,7 @@ class _Includes:
                 )
                 continue
             try:
-                included, nested = self._project(*parsed, chain)
+                included, nested = self._project(*parsed, chain, interpolator)
             except _NotResolved as why:
                 problems.append(
                     "The compose file %s includes %s: the stack's declared state is not compared." % (path, why)

@@ -462,6 +462,13 @@ def describe_environment(env, hmac_key):
     return dict(sorted(described.items()))
 
 
+def _has_healthcheck(healthcheck):
+    """Whether the container runs a healthcheck: Config.Healthcheck is the effective one (the
+    image's unless the container's own replaces it); ["NONE"] disables it."""
+    test = _list(_dict(healthcheck).get("Test"))
+    return bool(test) and test[0] != "NONE"
+
+
 def normalize_container(inspect, hmac_key, repo_digests=None):
     """One CONTAINER from GET /containers/{id}/json (docs/docker-facts.md).
 
@@ -499,6 +506,7 @@ def normalize_container(inspect, hmac_key, repo_digests=None):
         "nano_cpus": _positive(host_config.get("NanoCpus")),
         "restart_policy": restart_policy,
         "privileged": _bool(host_config.get("Privileged")),
+        "healthcheck": _has_healthcheck(config.get("Healthcheck")),
         "user": _str(config.get("User")),
         "networks": sorted(key for key in _dict(_dict(inspect.get("NetworkSettings")).get("Networks")) if key),
     }

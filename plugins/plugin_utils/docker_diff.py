@@ -362,6 +362,35 @@ def _same_image(declared_ref, running_ref):
     return normal(declared_ref) == normal(running_ref)
 
 
+def _image_healthcheck(stack, label, svc):
+    """Whether a container of the service on label runs a healthcheck (its image's, when the
+    compose files set none)."""
+    engine = stack.engines.get(label) or {}
+    project = stack.records[label]["project"]
+    return any(
+        c.get("healthcheck") is True
+        for c in engine.get("containers") or []
+        if c.get("project") == project and c.get("service") == svc
+    )
+
+
+def _replicas(service):
+    """How many containers of the service Compose runs (deploy.replicas or scale; 1 when unset);
+    None when the number is not one."""
+    text = service.get("replicas")
+    if text is None:
+        return 1
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
+def _failing(container):
+    """Unhealthy, restarting (a crash loop: never "running" between two attempts) or exited with an
+    error code."""
+    if container["state"] == "restarting" or container.get("health") == "unhealthy":
+        return True
+    return container["state"] == "exited" and bool(container.get("exit_code"))
+
+
 def _container_text(container):
     text = container["state"]
     if container.get("health"):
@@ -399,7 +428,30 @@ def _runtime_findings(stack, claimed_unlabelled):
                 continue
             containers = [c for c in mine if c.get("service") == svc]
             running = [c for c in containers if c["state"] == "running"]
-            if not running:
+            failing = [c for c in containers if _failing(c)]
+            if failing:
+                hit(
+                    "services.%s.health" % svc,
+                    "docker.unhealthy",
+                    "high",
+                    label,
+                    "; ".join(_container_text(c) for c in failing),
+                    "A container of %s is unhealthy, restarting or exited with an error on %%s." % svc,
+                    "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
+                )
+            expected = _replicas(service)
+            if running and expected is not None and len(running) != expected:
+                hit(
+                    "services.%s.replicas" % svc,
+                    "docker.replicas_differ",
+                    "medium",
+                    label,
+                    "declared %d, running %d" % (expected, len(running)),
+                    "The number of running containers of %s differs from its compose file on %%s." % svc,
+                    "Run `docker compose up -d` so that %s runs as many containers as declared "
+                    "(or fix deploy.replicas / scale)." % svc,
+                )
+            if not running and not failing and expected != 0:
                 text = "; ".join(_container_text(c) for c in containers) or "no container"
                 hit(
                     "services.%s" % svc,
@@ -424,17 +476,8 @@ def _runtime_findings(stack, claimed_unlabelled):
                         "Redeploy %s with `docker compose up -d` so the declared image runs (or fix the compose file)."
                         % svc,
                     )
-                if container.get("health") == "unhealthy" or container["state"] == "restarting":
-                    hit(
-                        "services.%s.health" % svc,
-                        "docker.unhealthy",
-                        "high",
-                        label,
-                        _container_text(container),
-                        "A container of %s is unhealthy or restarting on %%s." % svc,
-                        "Read the container's logs and healthcheck output of %s; fix before deploying on top." % svc,
-                    )
                 _limit_findings(hit, svc, service, container, label)
+                _setting_findings(hit, svc, service, container, label)
         for container in mine:
             if container.get("service") not in declared:
                 hit(
@@ -475,6 +518,54 @@ def _runtime_findings(stack, claimed_unlabelled):
             )
         )
     return findings
+
+
+def _setting_findings(hit, svc, service, container, label):
+    """The restart policy, the user and each declared environment value of a running container
+    against its declaration (a value as its fingerprint: a secret is never shown)."""
+    recreate = "Recreate %s (docker compose up -d) so the compose file applies." % svc
+    declared_restart = (service.get("restart") or "no").split(":")[0]
+    running_restart = container.get("restart_policy")
+    if running_restart is not None and declared_restart != running_restart:
+        hit(
+            "services.%s.restart" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (declared_restart, running_restart),
+            "The restart policy of the running %s differs from its compose file on %%s." % svc,
+            recreate,
+        )
+    # Without a user in the compose files the image's applies: nothing to compare.
+    if service.get("user") is not None and service["user"] != container.get("user"):
+        hit(
+            "services.%s.user" % svc,
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (service["user"], container.get("user") or "the image's"),
+            "The user of the running %s differs from its compose file on %%s." % svc,
+            recreate,
+        )
+    running_env = container.get("environment") or {}
+    for key, declared in sorted((service.get("environment") or {}).items()):
+        # An unset or empty entry: Compose may pass nothing.
+        if not isinstance(declared, dict) or declared.get("empty"):
+            continue
+        running = running_env.get(key)
+        if running is not None and running.get("fp") == declared.get("fp"):
+            continue
+        letters = secret_letters([declared, running])
+        shown = record_text(running, letters) if running is not None else "not set"
+        hit(
+            "services.%s.environment.%s" % (svc, key),
+            "docker.runtime_differs",
+            "medium",
+            label,
+            "declared %s, running %s" % (record_text(declared, letters), shown),
+            "The environment of the running %s differs from its compose file on %%s (%s)." % (svc, key),
+            recreate,
+        )
 
 
 def _limit_findings(hit, svc, service, container, label):
@@ -539,7 +630,9 @@ def _production_findings(stack):
                 )
             health = service.get("healthcheck") or {}
             test = health.get("test")
-            if not health or str(health.get("disable")).lower() in TRUE_WORDS or test in (["NONE"], "NONE"):
+            declared_none = not health or str(health.get("disable")).lower() in TRUE_WORDS or test in (["NONE"], "NONE")
+            # Without a healthcheck in the compose files, the image's applies (the container reports it).
+            if declared_none and not (not health and _image_healthcheck(stack, label, svc)):
                 checks.append(
                     (
                         "healthcheck",

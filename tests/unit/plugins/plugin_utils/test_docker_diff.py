@@ -49,6 +49,7 @@ def service(**overrides):
         "read_only": None,
         "cap_add": [],
         "profiles": [],
+        "replicas": None,
     }
     base.update(overrides)
     return base
@@ -69,13 +70,14 @@ def container(svc, project="app", **overrides):
         "oom_killed": False,
         "ports": ["127.0.0.1:8080:80/tcp"],
         "mounts": [],
-        "environment": {},
+        "environment": {"LOG_LEVEL": record("info")},
         "memory": 256 * 1024 * 1024,
         "nano_cpus": 500000000,
         "restart_policy": "unless-stopped",
         "privileged": False,
         "user": None,
         "networks": [],
+        "healthcheck": True,
     }
     base.update(overrides)
     return base
@@ -147,9 +149,15 @@ def test_identical_and_healthy_gives_nothing():
 )
 def test_declared_attribute_differences(change, expected):
     prod_service = service(**change)
-    prod = facts(
-        {"web": prod_service}, [container("web", image=prod_service["image"]["ref"], ports=prod_service["ports"])]
+    # prod's container runs prod's declaration: only the declared difference shows.
+    running = container(
+        "web",
+        image=prod_service["image"]["ref"],
+        ports=prod_service["ports"],
+        restart_policy=prod_service["restart"],
+        environment=prod_service["environment"],
     )
+    prod = facts({"web": prod_service}, [running])
     assert checks(run(CLEAN, prod)) == expected
 
 
@@ -184,6 +192,101 @@ def test_runtime_against_declaration_on_prod():
     assert mismatch["values"] == {"dev": None, "prod": "declared lab/web:1.0, running lab/web:0.9"}
 
 
+@pytest.mark.parametrize(
+    ("state", "exit_code", "check"),
+    [
+        ("restarting", 1, "docker.unhealthy"),
+        ("exited", 137, "docker.unhealthy"),
+        ("exited", 0, "docker.not_running"),
+        ("created", 0, "docker.not_running"),
+    ],
+)
+def test_a_crash_loop_or_an_error_exit_is_unhealthy_not_only_not_running(state, exit_code, check):
+    # "restarting" is never "running": a crash-looping container must still be called unhealthy.
+    prod = facts({"web": service()}, [container("web", state=state, health=None, exit_code=exit_code)])
+    dev = facts({"web": service()}, [container("web")])
+    found = run(dev, prod)
+    assert [(f["key"], f["check"]) for f in found] == [
+        ("services.web.health" if check == "docker.unhealthy" else "services.web", check)
+    ]
+    assert found[0]["values"]["prod"] == "%s (exit %d)" % (state, exit_code)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "running", "found"),
+    [
+        (None, 2, [("services.web.replicas", "docker.replicas_differ", "declared 1, running 2")]),
+        ("3", 1, [("services.web.replicas", "docker.replicas_differ", "declared 3, running 1")]),
+        ("3", 3, []),
+        ("0", 0, []),
+        (None, 0, [("services.web", "docker.not_running", "no container")]),
+    ],
+)
+def test_replicas_against_the_running_containers(replicas, running, found):
+    containers = [container("web", name="app-web-%d" % (index + 1)) for index in range(running)]
+    prod = facts({"web": service(replicas=replicas)}, containers)
+    declared = int(replicas or 1)
+    dev = facts({"web": service(replicas=replicas)}, [container("web", name="app-web-%d" % n) for n in range(declared)])
+    result = run(dev, prod)
+    assert [(f["key"], f["check"], f["values"]["prod"]) for f in result] == found
+    assert all(f["environments"] == ["prod"] for f in result)
+
+
+@pytest.mark.parametrize(
+    ("declared", "image_has_one", "reported"),
+    [
+        (None, True, False),
+        (None, False, True),
+        (
+            {
+                "test": ["NONE"],
+                "interval": None,
+                "timeout": None,
+                "retries": None,
+                "start_period": None,
+                "disable": None,
+            },
+            True,
+            True,
+        ),
+    ],
+    ids=["image-healthcheck", "none-at-all", "disabled-in-compose"],
+)
+def test_no_healthcheck_counts_the_image_healthcheck(declared, image_has_one, reported):
+    prod = facts({"web": service(healthcheck=declared)}, [container("web", healthcheck=image_has_one)])
+    dev = facts({"web": service(healthcheck=declared)}, [container("web", healthcheck=image_has_one)])
+    found = [f for f in run(dev, prod) if f["check"] == "docker.no_healthcheck"]
+    assert bool(found) is reported
+
+
+def test_runtime_restart_user_and_environment_that_differ_from_the_file():
+    secret = record("declared-secret-value-1234", secret=True)
+    declared = service(user="app", environment={"LOG_LEVEL": record("info"), "API_KEY": secret, "EMPTY": record("")})
+    same = container("web", user="app", environment={"LOG_LEVEL": record("info"), "API_KEY": secret})
+    dev = facts({"web": declared}, [same])
+    drifted = container(
+        "web",
+        user="root",
+        restart_policy="always",
+        environment={"LOG_LEVEL": record("debug"), "API_KEY": record("other-secret-value-12345", secret=True)},
+    )
+    found = run(dev, facts({"web": copy.deepcopy(declared)}, [drifted]))
+    values = {f["key"]: f["values"]["prod"] for f in found if f["check"] == "docker.runtime_differs"}
+    assert values == {
+        "services.web.restart": "declared unless-stopped, running always",
+        "services.web.user": "declared app, running root",
+        "services.web.environment.LOG_LEVEL": "declared info, running debug",
+        "services.web.environment.API_KEY": "declared ‹secret A, 16-31 chars›, running ‹secret B, 16-31 chars›",
+    }
+    assert all(f["environments"] == ["prod"] for f in found if f["check"] == "docker.runtime_differs")
+    # A declared value missing from the container; the empty entry is not compared.
+    found = run(dev, facts({"web": copy.deepcopy(declared)}, [container("web", user="app", environment={})]))
+    assert sorted(f["values"]["prod"] for f in found if f["check"] == "docker.runtime_differs") == [
+        "declared info, running not set",
+        "declared ‹secret A, 16-31 chars›, running not set",
+    ]
+
+
 def test_runtime_limits_and_ports_that_differ_from_the_file():
     prod = facts({"web": service()}, [container("web", memory=128 * 1024 * 1024, nano_cpus=None, ports=[])])
     assert checks(run(CLEAN, prod)) == [
@@ -201,7 +304,10 @@ def test_production_policies():
         limits={"memory": None, "cpus": None},
         ports=[],
     )
-    dev = facts({"worker": bare}, [container("worker", image="lab/worker", memory=None, nano_cpus=None, ports=[])])
+    worker = container(
+        "worker", image="lab/worker", memory=None, nano_cpus=None, ports=[], healthcheck=False, restart_policy="no"
+    )
+    dev = facts({"worker": bare}, [worker])
     prod = copy.deepcopy(dev)
     assert checks(run(dev, prod)) == [
         ("services.worker.healthcheck", "policy", "docker.no_healthcheck"),
@@ -213,7 +319,7 @@ def test_production_policies():
 
 def test_secret_reused_across_environments():
     secret = {"LOG_LEVEL": record("info"), "API_KEY": record("same-secret-value-123456", secret=True)}
-    dev = facts({"web": service(environment=secret)}, [container("web")])
+    dev = facts({"web": service(environment=secret)}, [container("web", environment=secret)])
     found = run(dev, copy.deepcopy(dev))
     assert checks(found) == [("services.web.environment.API_KEY", "policy", "docker.secret_reused")]
     assert found[0]["values"] == {"dev": "‹secret A, 16-31 chars›", "prod": "‹secret A, 16-31 chars›"}
