@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import endpoints_controller, requests
+from ansible_collections.envparity.audit.plugins.plugin_utils import controller_side, requests
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
@@ -73,15 +73,13 @@ class ActionModule(ActionBase):
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
-        # endpoints `from: controller`: probed here while the host collects (see endpoints_controller)
-        probes = endpoints_controller.start(areas.get("endpoints"), module_args["run_key"], secrets.get("endpoints"))
-        if "endpoints" in secrets:
-            secrets["endpoints"] = endpoints_controller.host_secrets(areas.get("endpoints"), secrets["endpoints"])
+        # parts of areas collected from here while the host collects (e.g. endpoints `from: controller`)
+        running = controller_side.start(areas, module_args["run_key"], secrets)
         try:
             module_result = self._execute_module(
                 module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
             )
-            probed = probes.results() if probes is not None else None  # within the same timeout
+            finished = controller_side.finish(running)  # within the same timeout
         except TaskTimeoutError as exc:
             # The task's `timeout:` ran out: the host is not collectable (rc 4, report written), not a failed task.
             result.update(unreachable=True, msg="no answer within %d s (drift_host_timeout)" % exc.timeout)
@@ -89,9 +87,7 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        blob = module_result.get("facts_blob") or ""
-        if probed is not None:
-            blob = endpoints_controller.merged_blob(blob, probed)
+        blob = controller_side.merged_blob(module_result.get("facts_blob") or "", finished)
         unusable = rundir.store_facts(run_directory, host, blob)
         if unusable:
             result.update(failed=True, msg=unusable)

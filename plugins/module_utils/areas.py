@@ -14,7 +14,9 @@ functions too.
 
 import collections
 
-Area = collections.namedtuple("Area", ("name", "load", "diff_module"))
+# controller_module: the plugin_utils module of an area's part collected from the controller while
+# its host collects (start, host_secrets, merge: see plugin_utils/controller_side.py), or None.
+Area = collections.namedtuple("Area", ("name", "load", "diff_module", "controller_module"), defaults=(None,))
 
 
 def _env():
@@ -58,7 +60,7 @@ AREAS = (
     Area(name="git", load=_git, diff_module="git_diff"),
     Area(name="docker", load=_docker, diff_module="docker_diff"),
     Area(name="postgres", load=_postgres, diff_module="pg_diff"),
-    Area(name="endpoints", load=_endpoints, diff_module="endpoints_diff"),
+    Area(name="endpoints", load=_endpoints, diff_module="endpoints_diff", controller_module="endpoints_controller"),
     Area(name="health", load=_health, diff_module="health_diff"),
 )
 

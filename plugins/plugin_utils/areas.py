@@ -29,6 +29,12 @@ def diff_rules(area):
     return importlib.import_module("%s.%s" % (PACKAGE, BY_NAME[area].diff_module))
 
 
+def controller_part(area):
+    """The area's part collected from the controller (start, host_secrets, merge), or None."""
+    name = BY_NAME[area].controller_module
+    return importlib.import_module("%s.%s" % (PACKAGE, name)) if name else None
+
+
 def request_builder(area):
     return getattr(requests, "%s_request" % area)
 

@@ -1,15 +1,9 @@
-"""Endpoints probed from the controller (`from: controller`), for one host's environment.
-
-They run inside that host's drift_facts action, in a thread started before the host's module
-and joined after it: they overlap the host's own collection (no task of their own, which would
-cost every host ~0.3 s), run in the host's fork like every host's work (forks bound them), and
-their facts join the host's in the one facts file the diff reads. An unreachable host is still
-"could not collect" for its environment. Pure Python; no Ansible imports.
+"""Endpoints probed from the controller (`from: controller`), for one host's environment: the
+endpoints area's controller-side part (plugin_utils/controller_side.py says how such parts run).
+An unreachable host is still "could not collect" for its environment. Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.module_utils.collect import pack
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import ControllerProbes
-from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import FactsError, unpack
 
 
 def start(request, run_key_hex, secrets):
@@ -25,18 +19,8 @@ def host_secrets(request, secrets):
     return {name: value for name, value in (secrets or {}).items() if name in on_host}
 
 
-def merged_blob(blob, results):
-    """The host's packed facts with the controller's probes added to its endpoints area; the blob
-    as it came when it cannot be read (storing it then says why) or the host's area failed."""
-    try:
-        facts = unpack(blob)
-    except FactsError:
-        return blob
-    area = facts["areas"].get("endpoints")
-    if not isinstance(area, dict) or area.get("status") != "ok" or not isinstance(area.get("data"), dict):
-        return blob
-    endpoints = area["data"].setdefault("endpoints", {})
-    if not isinstance(endpoints, dict):
-        return blob
-    endpoints.update(results)
-    return pack(facts)
+def merge(data, results):
+    """The controller's probes added to the host's endpoints data (in place)."""
+    endpoints = data.setdefault("endpoints", {})
+    if isinstance(endpoints, dict):
+        endpoints.update(results)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.collect import pack
-from ansible_collections.envparity.audit.plugins.plugin_utils import endpoints_controller
+from ansible_collections.envparity.audit.plugins.plugin_utils import controller_side, endpoints_controller
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
@@ -79,11 +79,20 @@ def test_controller_probes_join_the_hosts_facts():
                 {"name": "h", "url": "http://127.0.0.1:1/", "from": "host"},
             ),
         )
-        probes = endpoints_controller.start(request, KEY_HEX, {})
+        secrets = {"endpoints": {"c": {"headers": {"X": "1"}}}}
+        running = controller_side.start({"endpoints": request}, KEY_HEX, secrets)
+        assert secrets == {"endpoints": {}}  # the controller's own never travel to the host
         host_facts = {"areas": {"endpoints": {"status": "ok", "data": {"endpoints": {"h": {"status": "refused"}}}}}}
-        merged = unpack(endpoints_controller.merged_blob(pack(host_facts), probes.results()))
+        finished = controller_side.finish(running)
+        merged = unpack(controller_side.merged_blob(pack(host_facts), finished))
     records = merged["areas"]["endpoints"]["data"]["endpoints"]
     assert records["h"]["status"] == "refused" and records["c"]["http"]["status"] == 200
     failed = pack({"areas": {"endpoints": {"status": "failed", "reason": "x"}}})
-    assert endpoints_controller.merged_blob(failed, {"c": {}}) == failed
-    assert endpoints_controller.merged_blob("not a blob", {"c": {}}) == "not a blob"
+    assert controller_side.merged_blob(failed, finished) == failed
+    assert controller_side.merged_blob("not a blob", finished) == "not a blob"
+
+
+def test_areas_without_a_controller_side_part_start_nothing():
+    secrets = {"env": {"x": "1"}}
+    assert controller_side.start({"env": {"files": []}, "git": {"repos": []}}, KEY_HEX, secrets) == {}
+    assert secrets == {"env": {"x": "1"}}
