@@ -8,7 +8,12 @@ Pure Python; no Ansible imports.
 
 import re
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
+    always_same,
+    compare_key,
+    union_keys,
+    value_outcome,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
@@ -266,26 +271,18 @@ def _declared_findings(stack):
     return findings
 
 
-def _presence_kind(values, ok):
-    baseline = values[ok[0]]
-    if baseline is not None and any(values[label] is None for label in ok):
-        return "missing"
-    if baseline is None:
-        return "extra"
-    return "changed"
-
-
 def _attribute_findings(stack, svc, ok, declared):
     findings = []
     for attribute in ATTRIBUTES:
         values = {label: attribute_text(declared[label], attribute) for label in ok}
-        if len({values[label] for label in ok}) == 1:
+        outcome = value_outcome(values, ok)
+        if outcome is None:
             continue
-        differing = [label for label in ok if values[label] != values[ok[0]]]
+        kind, differing = outcome
         findings.append(
             stack.finding(
                 "services.%s.%s" % (svc, attribute),
-                _presence_kind(values, ok),
+                kind,
                 "docker.declared_changed",
                 "medium" if attribute in MEDIUM_ATTRIBUTES else "low",
                 values,
@@ -299,6 +296,10 @@ def _attribute_findings(stack, svc, ok, declared):
     return findings
 
 
+def _fingerprint(record):
+    return record["fp"] if record else None
+
+
 def _environment_findings(stack, svc, ok, declared):
     findings = []
     environments = {label: declared[label].get("environment") or {} for label in ok}
@@ -308,13 +309,13 @@ def _environment_findings(stack, svc, ok, declared):
         letters = secret_letters(records[label] for label in ok)
         values = {label: record_text(records[label], letters) for label in ok}
         secret = any(record and record["secret"] for record in records.values())
-        fingerprints = {record["fp"] if record else None for record in records.values()}
-        if len(fingerprints) > 1:
-            differing = [label for label in ok if (records[label] or {}).get("fp") != (records[ok[0]] or {}).get("fp")]
+        outcome = value_outcome(records, ok, key=_fingerprint)
+        if outcome:
+            kind, differing = outcome
             findings.append(
                 stack.finding(
                     "services.%s.environment.%s" % (svc, key),
-                    _presence_kind(values, ok),
+                    kind,
                     "docker.secret_changed" if secret else "docker.env_changed",
                     "info" if secret else "low",
                     values,

@@ -12,13 +12,15 @@ in another, has everything compared under its own name, as if it had its server 
 Pure Python; no Ansible imports.
 """
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import union_keys, value_outcome
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
     join_names,
     unknown_cell,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import ObjectType, get, high_if, keyed
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import get, high_if
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import CatalogType, keyed
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
 
 # Settings whose difference changes what queries do (not only how fast): medium, the rest low.
@@ -87,7 +89,7 @@ def _role_text(role):
     return "; ".join(parts)
 
 
-ROLE = ObjectType(
+ROLE = CatalogType(
     noun="role",
     check="postgres.role",
     text=_role_text,
@@ -179,21 +181,16 @@ def setting_findings(db, only=None):
 
 def _role_config_findings(db, role, configs, ok):
     """The role's own settings (ALTER ROLE … SET), keyed by setting, secrets by fingerprint."""
-    baseline = ok[0]
-    names = set()
-    for label in ok:
-        names.update(configs[label])
     findings = []
-    for name in sorted(names):
+    for name in union_keys(configs[label] for label in ok):
         records = {label: configs[label].get(name) for label in ok}
-        keys = {label: _record_key(records[label]) for label in ok}
-        if len(set(keys.values())) == 1:
+        outcome = value_outcome(records, ok, key=_record_key)
+        if outcome is None:
             continue
+        kind, differing = outcome
         letters = secret_letters(records[label] for label in ok)
         values = {label: record_text(records[label], letters) for label in ok}
         secret = any(record and record.get("secret") for record in records.values())
-        differing = [label for label in ok if keys[label] != keys[baseline]]
-        kind = "extra" if records[baseline] is None else ("missing" if None in keys.values() else "changed")
         findings.append(
             db.finding(
                 "roles.%s.config.%s" % (role, name),
