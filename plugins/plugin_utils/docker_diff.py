@@ -20,7 +20,12 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    any_secret,
+    record_cells,
+    record_identity,
+    reused_secret,
+)
 
 AREA = "docker"
 LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "profiles")
@@ -296,20 +301,15 @@ def _attribute_findings(stack, svc, ok, declared):
     return findings
 
 
-def _fingerprint(record):
-    return record["fp"] if record else None
-
-
 def _environment_findings(stack, svc, ok, declared):
     findings = []
     environments = {label: declared[label].get("environment") or {} for label in ok}
     production = set(stack.production(ok))
-    for key in sorted(set().union(*environments.values())):
+    for key in union_keys(environments.values()):
         records = {label: environments[label].get(key) for label in ok}
-        letters = secret_letters(records[label] for label in ok)
-        values = {label: record_text(records[label], letters) for label in ok}
-        secret = any(record and record["secret"] for record in records.values())
-        outcome = value_outcome(records, ok, key=_fingerprint)
+        values = record_cells(records, ok)
+        secret = any_secret(records.values())
+        outcome = value_outcome(records, ok, key=record_identity)
         if outcome:
             kind, differing = outcome
             findings.append(
@@ -327,25 +327,20 @@ def _environment_findings(stack, svc, ok, declared):
                     else "Align %s of %s with %s, or record the difference as expected." % (key, svc, ok[0]),
                 )
             )
-        shared = {}
-        for label, record in records.items():
-            if record and record["secret"] and not record["empty"] and record.get("secret_fp"):
-                shared.setdefault(record["secret_fp"], []).append(label)
-        for labels in shared.values():
-            if set(labels) & production and set(labels) - production:
-                findings.append(
-                    stack.finding(
-                        "services.%s.environment.%s" % (svc, key),
-                        "policy",
-                        "docker.secret_reused",
-                        "high",
-                        values,
-                        labels,
-                        "%s of service %s holds the same secret in %s." % (key, svc, join_names(labels)),
-                        "Rotate %s in production so that no other environment shares it." % key,
-                    )
+        labels = reused_secret(records, production)
+        if labels:
+            findings.append(
+                stack.finding(
+                    "services.%s.environment.%s" % (svc, key),
+                    "policy",
+                    "docker.secret_reused",
+                    "high",
+                    values,
+                    labels,
+                    "%s of service %s holds the same secret in %s." % (key, svc, join_names(labels)),
+                    "Rotate %s in production so that no other environment shares it." % key,
                 )
-                break
+            )
     return findings
 
 

@@ -16,7 +16,10 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    record_cells,
+    reused_secret,
+)
 
 AREA = "env"
 FILE_KEY = "@file"
@@ -103,8 +106,7 @@ def _key_findings(subject):
             continue
         kind, about = outcome
         present = [label for label in readable if records[label] is not None]
-        letters = secret_letters(records[label] for label in readable)
-        values = {label: record_text(records[label], letters) for label in readable}
+        values = record_cells(records, readable)
         if kind == "missing":
             findings.append(
                 subject.finding(
@@ -175,9 +177,9 @@ def _per_key_policy(subject, labels, check, severity_for, predicate, message, re
                 hits.setdefault(key, []).append(label)
     findings = []
     for key in sorted(hits):
-        records = [subject.records[label]["keys"].get(key) for label in subject.readable()]
-        letters = secret_letters(records)
-        values = {label: record_text(subject.records[label]["keys"].get(key), letters) for label in subject.readable()}
+        values = record_cells(
+            {label: subject.records[label]["keys"].get(key) for label in subject.readable()}, subject.readable()
+        )
         findings.append(
             subject.finding(
                 key,
@@ -312,28 +314,21 @@ def _reuse_findings(subject, readable):
     findings = []
     for key in sorted(keys):
         records = {label: subject.records[label]["keys"].get(key) for label in readable}
-        shared = {}
-        for label, record in records.items():
-            if record and record["secret"] and not record["empty"] and record["secret_fp"]:
-                shared.setdefault(record["secret_fp"], []).append(label)
-        for labels in shared.values():
-            if set(labels) & production and set(labels) - production:
-                letters = secret_letters(records[label] for label in readable)
-                values = {label: record_text(records[label], letters) for label in readable}
-                findings.append(
-                    subject.finding(
-                        key,
-                        "policy",
-                        "env.secret_reused",
-                        "high",
-                        values,
-                        labels,
-                        "%s holds the same secret in %s." % (key, join_names(labels)),
-                        "Rotate %s in production: a secret shared with %s is only as safe as the least "
-                        "protected environment." % (key, join_names(sorted(set(labels) - production))),
-                    )
+        labels = reused_secret(records, production)
+        if labels:
+            findings.append(
+                subject.finding(
+                    key,
+                    "policy",
+                    "env.secret_reused",
+                    "high",
+                    record_cells(records, readable),
+                    labels,
+                    "%s holds the same secret in %s." % (key, join_names(labels)),
+                    "Rotate %s in production: a secret shared with %s is only as safe as the least "
+                    "protected environment." % (key, join_names(sorted(set(labels) - production))),
                 )
-                break
+            )
     return findings
 
 

@@ -21,7 +21,13 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import get, high_if
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import CatalogType, keyed
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    any_secret,
+    record_cells,
+    record_identity,
+    record_text,
+    secret_letters,
+)
 
 # Settings whose difference changes what queries do (not only how fast): medium, the rest low.
 BEHAVIOUR_SETTINGS = frozenset(
@@ -73,10 +79,6 @@ IGNORED_SETTINGS = frozenset(
 DATABASE_SOURCES = frozenset(("database", "database user", "user"))
 CLUSTER_PREFIX = "cluster:"
 ROLE_FLAGS = ("superuser", "createdb", "createrole", "login", "replication", "bypassrls")
-
-
-def _record_key(record):
-    return None if record is None else (record.get("fp"), bool(record.get("secret")))
 
 
 def _role_text(role):
@@ -143,7 +145,7 @@ def setting_findings(db, only=None):
         keys = {
             label: None
             if settings[label] is None
-            else (_record_key(settings[label].get("value")), settings[label].get("unit"))
+            else (record_identity(settings[label].get("value")), settings[label].get("unit"))
             for label in ok
         }
         if len(set(keys.values())) == 1:
@@ -155,7 +157,7 @@ def setting_findings(db, only=None):
             for label in ok
         }
         differing = [label for label in ok if keys[label] != keys[baseline]]
-        secret = any(record and record.get("secret") for record in records)
+        secret = any_secret(records)
         severity = "info" if secret else ("medium" if name in BEHAVIOUR_SETTINGS else "low")
         findings.append(
             db.finding(
@@ -184,13 +186,12 @@ def _role_config_findings(db, role, configs, ok):
     findings = []
     for name in union_keys(configs[label] for label in ok):
         records = {label: configs[label].get(name) for label in ok}
-        outcome = value_outcome(records, ok, key=_record_key)
+        outcome = value_outcome(records, ok, key=record_identity)
         if outcome is None:
             continue
         kind, differing = outcome
-        letters = secret_letters(records[label] for label in ok)
-        values = {label: record_text(records[label], letters) for label in ok}
-        secret = any(record and record.get("secret") for record in records.values())
+        values = record_cells(records, ok)
+        secret = any_secret(records.values())
         findings.append(
             db.finding(
                 "roles.%s.config.%s" % (role, name),
