@@ -20,6 +20,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, presence_finding
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
     any_secret,
     record_cells,
@@ -79,6 +80,25 @@ STATUS_TEXT = {
     "unsafe": "unsafe YAML (bomb)",
     "failed": "could not be read",
 }
+
+
+# A service that one environment's compose files do not declare.
+SERVICE = ObjectType(
+    noun="service",
+    check="docker.service",
+    text=lambda service: "declared",
+    missing="medium",
+    extra="low",
+    namespace="services.",
+    messages={
+        "missing": "Service %(object)s is declared in %(present)s but not in %(where)s.",
+        "extra": "Service %(object)s is declared in %(where)s but not in the baseline %(baseline)s.",
+    },
+    advice={
+        "missing": "Add %(object)s to the compose files of %(where)s, or remove it where it is no longer used.",
+        "extra": "Declare %(object)s in %(baseline)s too, or remove it.",
+    },
+)
 
 
 def subjects(request):
@@ -234,42 +254,14 @@ def _declared_findings(stack):
     ok = stack.declared()
     if len(ok) < 2:
         return []
-    baseline = ok[0]
     services = {label: stack.records[label]["services"] for label in ok}
     findings = []
     for svc in union_keys(services.values()):
-        outcome = compare_key({label: services[label].get(svc) for label in ok}, ok, same=always_same)
-        present = [label for label in ok if svc in services[label]]
-        values = {label: ("declared" if label in present else None) for label in ok}
-        if outcome and outcome[0] == "missing":
-            absent = outcome[1]
-            findings.append(
-                stack.finding(
-                    "services.%s" % svc,
-                    "missing",
-                    "docker.service_missing",
-                    "medium",
-                    values,
-                    absent,
-                    "Service %s is declared in %s but not in %s." % (svc, join_names(present), join_names(absent)),
-                    "Add %s to the compose files of %s, or remove it where it is no longer used."
-                    % (svc, join_names(absent)),
-                )
-            )
-            continue
+        declared = {label: services[label].get(svc) for label in ok}
+        outcome = compare_key(declared, ok, same=always_same)
         if outcome:
-            findings.append(
-                stack.finding(
-                    "services.%s" % svc,
-                    "extra",
-                    "docker.service_extra",
-                    "low",
-                    values,
-                    present,
-                    "Service %s is declared in %s but not in the baseline %s." % (svc, join_names(present), baseline),
-                    "Declare %s in %s too, or remove it." % (svc, baseline),
-                )
-            )
+            values = SERVICE.cells(declared, ok)
+            findings.append(presence_finding(stack, SERVICE, svc, outcome, objects=declared, labels=ok, values=values))
             continue
         findings += _attribute_findings(stack, svc, ok, {label: services[label][svc] for label in ok})
         findings += _environment_findings(stack, svc, ok, {label: services[label][svc] for label in ok})

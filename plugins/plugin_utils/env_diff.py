@@ -16,12 +16,29 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, presence_finding
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
     record_cells,
     reused_secret,
 )
 
 AREA = "env"
+# A key that one environment's file lacks.
+ENV_KEY = ObjectType(
+    noun="key",
+    check="env.key",
+    missing="medium",
+    extra="low",
+    messages={
+        "missing": "%(object)s is set in %(present)s but missing in %(where)s.",
+        "extra": "%(object)s is set in %(where)s but not in the baseline %(baseline)s.",
+    },
+    advice={
+        "missing": "Add %(object)s to env file %(file)s on %(where)s before deploying code that reads it, "
+        "or record the difference as expected.",
+        "extra": "Add %(object)s to %(baseline)s too, or remove it where it is no longer used.",
+    },
+)
 FILE_KEY = "@file"
 MODE_KEY = "@file.mode"
 SYNTAX_KEY = "@syntax"
@@ -105,34 +122,19 @@ def _key_findings(subject):
         if outcome is None:
             continue
         kind, about = outcome
-        present = [label for label in readable if records[label] is not None]
         values = record_cells(records, readable)
-        if kind == "missing":
+        if kind in ("missing", "extra"):
             findings.append(
-                subject.finding(
+                presence_finding(
+                    subject,
+                    ENV_KEY,
                     key,
-                    "missing",
-                    "env.key_missing",
-                    "high" if subject.production(about) else "medium",
-                    values,
-                    about,
-                    "%s is set in %s but missing in %s." % (key, join_names(present), join_names(about)),
-                    "Add %s to env file %s on %s before deploying code that reads it, "
-                    "or record the difference as expected." % (key, subject.name, join_names(about)),
-                )
-            )
-            continue
-        if kind == "extra":
-            findings.append(
-                subject.finding(
-                    key,
-                    "extra",
-                    "env.key_extra",
-                    "low",
-                    values,
-                    about,
-                    "%s is set in %s but not in the baseline %s." % (key, join_names(about), baseline),
-                    "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
+                    outcome,
+                    objects=records,
+                    labels=readable,
+                    values=values,
+                    severity="high" if kind == "missing" and subject.production(about) else None,
+                    file=subject.name,
                 )
             )
             continue

@@ -10,6 +10,7 @@ import dataclasses
 import typing
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import join_names
 
 
 def get(field, default=None):
@@ -48,6 +49,7 @@ class ObjectType:
     extra: object = "low"
     changed: object = "medium"
     namespace: str = ""
+    messages: dict = dataclasses.field(default_factory=dict)
     advice: dict = dataclasses.field(default_factory=dict)
     checks: dict = dataclasses.field(default_factory=dict)
 
@@ -68,6 +70,10 @@ class ObjectType:
         baseline's object (missing), the extra object (extra) or the differing attribute names
         (changed)."""
         return _rule(getattr(self, kind), argument)
+
+    def say(self, kind, default, **fields):
+        """The type's own message for this kind, or the area's default, filled with fields."""
+        return (self.messages.get(kind) or default) % fields
 
     def recommend(self, kind, default, **fields):
         """The type's own advice for this kind, or the area's default, filled with fields."""
@@ -100,3 +106,34 @@ def keyed_outcomes(spec, maps, labels):
                 outcomes.append(("changed", changed))
         if outcomes:
             yield name, objects, outcomes
+
+
+def presence_finding(subject, spec, shown, outcome, *, objects, labels, values, defaults=None, severity=None, **fields):
+    """The missing or extra finding of one keyed object, worded from the spec.
+
+    outcome: compare_key's ("missing", the columns lacking it) or ("extra", the columns having it);
+    objects: {label: object or None} over labels (the baseline first); values: the cells shown;
+    defaults: {"messages": {kind: template}, "advice": {kind: template}} for what the spec does not
+    word itself; severity: overrides the spec's rule. Templates get object (shown), noun, Noun,
+    where (the finding's columns), present (the columns having it), baseline, and the given fields.
+    """
+    kind, where = outcome
+    defaults = defaults or {}
+    fields.update(
+        object=shown,
+        noun=spec.noun,
+        Noun=spec.noun.capitalize(),
+        where=join_names(where),
+        present=join_names(label for label in labels if objects[label] is not None),
+        baseline=labels[0],
+    )
+    return subject.finding(
+        spec.namespace + shown,
+        kind,
+        spec.check_for(kind),
+        severity or spec.severity(kind, objects[labels[0]] if kind == "missing" else objects[where[0]]),
+        values,
+        where,
+        spec.say(kind, (defaults.get("messages") or {}).get(kind), **fields),
+        spec.recommend(kind, (defaults.get("advice") or {}).get(kind), **fields),
+    )

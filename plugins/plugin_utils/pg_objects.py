@@ -24,6 +24,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import
     get,
     high_if,
     keyed_outcomes,
+    presence_finding,
 )
 
 DETAIL_LINES = 200
@@ -267,50 +268,37 @@ def _fields(db, spec, shown, where):
     }
 
 
+# How a catalog object that one environment lacks is worded, unless its type says otherwise.
+PRESENCE_WORDING = {
+    "messages": {
+        "missing": "%(where)s lacks %(noun)s %(object)s, which %(baseline)s has.",
+        "extra": "%(Noun)s %(object)s exists in %(where)s but not in the baseline %(baseline)s.",
+    },
+    "advice": {
+        "missing": "%(where)s lacks %(noun)s %(object)s: %(migrate)s.",
+        "extra": "Check where %(noun)s %(object)s on %(where)s comes from: add it to the migrations so that "
+        "%(baseline)s has it too, or drop it where it is no longer used.",
+    },
+}
+
+
 def _presence_findings(db, spec, shown, objs, ok, outcome):
     """missing / extra findings for one object (shown: its name as written in messages; outcome:
     compare_key's for its presence)."""
-    baseline = ok[0]
-    key = spec.namespace + shown
     if outcome is None:
         return []
-    kind, about = outcome
-    values = spec.cells(objs, ok)
-    if kind == "extra":
-        present = about
-        return [
-            db.finding(
-                key,
-                "extra",
-                spec.check_for("extra"),
-                spec.severity("extra", objs[present[0]]),
-                values,
-                present,
-                "%s %s exists in %s but not in the baseline %s."
-                % (spec.noun.capitalize(), shown, join_names(present), baseline),
-                spec.recommend(
-                    "extra",
-                    "Check where %(noun)s %(object)s on %(where)s comes from: add it to the migrations so that "
-                    "%(baseline)s has it too, or drop it where it is no longer used.",
-                    **_fields(db, spec, shown, join_names(present)),
-                ),
-            )
-        ]
-    absent = about
     return [
-        db.finding(
-            key,
-            "missing",
-            spec.check_for("missing"),
-            spec.severity("missing", objs[baseline]),
-            values,
-            absent,
-            "%s lacks %s %s, which %s has." % (join_names(absent), spec.noun, shown, baseline),
-            spec.recommend(
-                "missing",
-                "%(where)s lacks %(noun)s %(object)s: %(migrate)s.",
-                **_fields(db, spec, shown, join_names(absent)),
-            ),
+        presence_finding(
+            db,
+            spec,
+            shown,
+            outcome,
+            objects=objs,
+            labels=ok,
+            values=spec.cells(objs, ok),
+            defaults=PRESENCE_WORDING,
+            upgrade=db.upgrade,
+            migrate=MIGRATE % (spec.verb + " it", db.upgrade, "uses it"),
         )
     ]
 
