@@ -22,7 +22,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, presence_finding
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
-    any_secret,
+    change_rating,
     record_cells,
     record_identity,
     reused_secret,
@@ -300,7 +300,7 @@ def _environment_findings(stack, svc, ok, declared):
     for key in union_keys(environments.values()):
         records = {label: environments[label].get(key) for label in ok}
         values = record_cells(records, ok)
-        secret = any_secret(records.values())
+        severity, note = change_rating(records.values())
         outcome = value_outcome(records, ok, key=record_identity)
         if outcome:
             kind, differing = outcome
@@ -308,14 +308,13 @@ def _environment_findings(stack, svc, ok, declared):
                 stack.finding(
                     "services.%s.environment.%s" % (svc, key),
                     kind,
-                    "docker.secret_changed" if secret else "docker.env_changed",
-                    "info" if secret else "low",
+                    "docker.secret_changed" if note else "docker.env_changed",
+                    severity,
                     values,
                     differing,
-                    "%s of service %s differs in %s%s."
-                    % (key, svc, join_names(differing), " (compared by fingerprint only)" if secret else ""),
+                    "%s of service %s differs in %s%s." % (key, svc, join_names(differing), note),
                     "Nothing to do if each environment must have its own secret."
-                    if secret
+                    if note
                     else "Align %s of %s with %s, or record the difference as expected." % (key, svc, ok[0]),
                 )
             )
@@ -359,17 +358,16 @@ def _container_text(container):
     return text
 
 
-def _per_host(stack, key, check, severity, hits, values, message, recommendation):
-    where = sorted(hits, key=stack.columns.index)
-    return stack.finding(key, "policy", check, severity, values, where, message % join_names(where), recommendation)
+class _PerHost:
+    """Policy findings gathered host by host: one per (key, check), naming every host it hit."""
 
+    def __init__(self, stack):
+        self.stack = stack
+        self.found = {}
 
-def _runtime_findings(stack, claimed_unlabelled):
-    """Each host's running containers against its own declaration."""
-    found = {}
-
-    def hit(key, check, severity, label, text, message, recommendation):
-        entry = found.setdefault(
+    def hit(self, key, check, severity, label, text, message, recommendation):
+        """message has one %s left for the hosts' names."""
+        entry = self.found.setdefault(
             (key, check),
             {"severity": severity, "hits": [], "values": {}, "message": message, "recommendation": recommendation},
         )
@@ -377,6 +375,29 @@ def _runtime_findings(stack, claimed_unlabelled):
             entry["hits"].append(label)
         entry["values"][label] = text
 
+    def findings(self):
+        findings = []
+        for (key, check), entry in sorted(self.found.items()):
+            where = sorted(entry["hits"], key=self.stack.columns.index)
+            findings.append(
+                self.stack.finding(
+                    key,
+                    "policy",
+                    check,
+                    entry["severity"],
+                    entry["values"],
+                    where,
+                    entry["message"] % join_names(where),
+                    entry["recommendation"],
+                )
+            )
+        return findings
+
+
+def _runtime_findings(stack, claimed_unlabelled):
+    """Each host's running containers against its own declaration."""
+    per_host = _PerHost(stack)
+    hit = per_host.hit
     for label in stack.running():
         record, engine = stack.records[label], stack.engines[label]
         project = record["project"]
@@ -448,21 +469,7 @@ def _runtime_findings(stack, claimed_unlabelled):
                         "Container %s runs outside any compose project on %%s." % container["name"],
                         "Declare it in a compose file or remove it.",
                     )
-    findings = []
-    for (key, check), entry in sorted(found.items()):
-        findings.append(
-            _per_host(
-                stack,
-                key,
-                check,
-                entry["severity"],
-                entry["hits"],
-                entry["values"],
-                entry["message"],
-                entry["recommendation"],
-            )
-        )
-    return findings
+    return per_host.findings()
 
 
 def _limit_findings(hit, svc, service, container, label):
@@ -508,7 +515,7 @@ def _limit_findings(hit, svc, service, container, label):
 
 
 def _production_findings(stack):
-    found = {}
+    per_host = _PerHost(stack)
     for label in stack.production(stack.declared()):
         for svc, service in sorted(stack.records[label]["services"].items()):
             if not _enabled(service):
@@ -573,31 +580,8 @@ def _production_findings(stack):
                     )
                 )
             for attribute, check, severity, text, message, recommendation in checks:
-                entry = found.setdefault(
-                    ("services.%s.%s" % (svc, attribute), check),
-                    {
-                        "severity": severity,
-                        "hits": [],
-                        "values": {},
-                        "message": message,
-                        "recommendation": recommendation,
-                    },
-                )
-                entry["hits"].append(label)
-                entry["values"][label] = text
-    return [
-        _per_host(
-            stack,
-            key,
-            check,
-            entry["severity"],
-            entry["hits"],
-            entry["values"],
-            entry["message"],
-            entry["recommendation"],
-        )
-        for (key, check), entry in sorted(found.items())
-    ]
+                per_host.hit("services.%s.%s" % (svc, attribute), check, severity, label, text, message, recommendation)
+    return per_host.findings()
 
 
 def diff(columns, cells, context):

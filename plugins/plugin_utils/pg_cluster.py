@@ -22,7 +22,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
 from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import get, high_if
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import CatalogType, keyed
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
-    any_secret,
+    change_rating,
     record_cells,
     record_identity,
     record_text,
@@ -157,8 +157,7 @@ def setting_findings(db, only=None):
             for label in ok
         }
         differing = [label for label in ok if keys[label] != keys[baseline]]
-        secret = any_secret(records)
-        severity = "info" if secret else ("medium" if name in BEHAVIOUR_SETTINGS else "low")
+        severity, note = change_rating(records, "medium" if name in BEHAVIOUR_SETTINGS else "low")
         findings.append(
             db.finding(
                 "settings.%s" % name,
@@ -170,7 +169,7 @@ def setting_findings(db, only=None):
                 "Setting %s differs%s: %s."
                 % (
                     name,
-                    " (compared by fingerprint only)" if secret else "",
+                    note,
                     by_value((label, values[label]) for label in ok),
                 ),
                 "Set %s on %s as on %s (postgresql.conf, ALTER SYSTEM or ALTER DATABASE, or the container's "
@@ -191,20 +190,19 @@ def _role_config_findings(db, role, configs, ok):
             continue
         kind, differing = outcome
         values = record_cells(records, ok)
-        secret = any_secret(records.values())
+        severity, note = change_rating(records.values())
         findings.append(
             db.finding(
                 "roles.%s.config.%s" % (role, name),
                 kind,
                 "postgres.role_changed",
-                "info" if secret else "low",
+                severity,
                 values,
                 differing,
-                "Setting %s of role %s differs in %s%s."
-                % (name, role, join_names(differing), " (compared by fingerprint only)" if secret else ""),
+                "Setting %s of role %s differs in %s%s." % (name, role, join_names(differing), note),
                 "Nothing to do if each environment must have its own secret; otherwise align it with "
                 "ALTER ROLE %s SET %s." % (role, name)
-                if secret
+                if note
                 else "Align it with ALTER ROLE %s SET %s = … on %s (or RESET), or record the difference as expected."
                 % (role, name, join_names(differing)),
             )

@@ -52,3 +52,10 @@ def reused_secret(records, production):
         if set(labels) & production and set(labels) - production:
             return labels
     return None
+
+
+def change_rating(records, otherwise="low"):
+    """(severity, note) of a row whose value differs: a secret is info (each environment may need
+    its own) and its message notes that only fingerprints were compared; otherwise `otherwise`
+    and no note."""
+    return ("info", " (compared by fingerprint only)") if any_secret(records) else (otherwise, "")

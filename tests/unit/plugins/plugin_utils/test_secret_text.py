@@ -4,6 +4,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
     any_secret,
+    change_rating,
     record_cells,
     record_identity,
     record_text,
@@ -72,3 +73,8 @@ def shared(fp, empty=False):
 )
 def test_reused_secret_spans_production_and_another_environment(records, reused):
     assert reused_secret(records, {"prod", "prod/web2"}) == reused
+
+
+def test_change_rating_of_a_secret_row_is_info_with_a_note():
+    assert change_rating([None, record("x")]) == ("info", " (compared by fingerprint only)")
+    assert change_rating([record("x", secret=False, display="v")], "medium") == ("medium", "")
