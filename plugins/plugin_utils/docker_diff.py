@@ -15,6 +15,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
     value_outcome,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    FILE_STATUS_TEXT,
     SubjectColumns,
     by_value,
     join_names,
@@ -71,11 +72,7 @@ TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y"))
 MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 STATUS_TEXT = {
-    "missing": "file missing",
-    "unreadable": "file unreadable",
-    "not_regular": "not a regular file",
-    "too_large": "file too large",
-    "undecodable": "not UTF-8 text",
+    **FILE_STATUS_TEXT,
     "malformed": "malformed YAML",
     "unsafe": "unsafe YAML (bomb)",
     "failed": "could not be read",

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    FILE_STATUS_TEXT,
     SubjectColumns,
     by_value,
     join_names,
@@ -50,11 +51,7 @@ TRUTHY = frozenset(("1", "true", "yes", "on", "y", "t"))
 DEBUG_LEVELS = frozenset(("debug", "trace", "verbose", "all", "notset"))
 LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1", "0.0.0.0"))
 STATUS_TEXT = {
-    "missing": "file missing",
-    "unreadable": "file unreadable",
-    "not_regular": "not a regular file",
-    "too_large": "file too large",
-    "undecodable": "not UTF-8 text",
+    **FILE_STATUS_TEXT,
     "outside_project": "symlink leads outside the project, not read",
 }
 
