@@ -15,10 +15,6 @@ description:
     is read-only, full, or not a directory), after saying so; nothing of the report is left behind.
   - Records only the failure message Ansible gives, cut to a bounded length; it never records
     task arguments or results.
-  - When the playbook runs C(envparity.audit.drift_facts), starts building that module's payload
-    (AnsiballZ) into Ansible's module cache of this run in a child process at the playbook's
-    start, while the run opens, instead of in the collect task's first worker; the child is
-    reaped at the end of the run. If the build fails there, the collect task builds it as usual.
 version_added: 0.1.0
 author:
   - envparity developers
@@ -26,17 +22,9 @@ requirements:
   - enabled in ansible.cfg (callbacks_enabled = envparity.audit.drift_summary)
 """
 
-import os
-import signal
 import sys
 
-from ansible import constants as C
-from ansible.executor import module_common
-from ansible.parsing.dataloader import DataLoader
-from ansible.playbook.block import Block
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import module_loader
-from ansible.template import Templar
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import load_specs
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError
@@ -53,74 +41,6 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.summary import (
 
 RUN_ACTIONS = frozenset(("envparity.audit.drift_run", "drift_run"))
 REPORT_ACTIONS = frozenset(("envparity.audit.drift_report", "drift_report"))
-FACTS_MODULE = "envparity.audit.drift_facts"
-FACTS_ACTIONS = frozenset((FACTS_MODULE, "drift_facts"))
-
-
-def runs_action(playbook, actions):
-    """True when a task of the playbook's plays (blocks, rescue and always included) runs one of actions."""
-
-    def tasks(items):
-        for item in items or []:
-            if isinstance(item, Block):
-                for part in (item.block, item.rescue, item.always):
-                    yield from tasks(part)
-            else:
-                yield item
-
-    return any(
-        getattr(task, "action", None) in actions
-        for play in playbook.get_plays()
-        for section in (play.pre_tasks, play.tasks, play.post_tasks)
-        for task in tasks(section)
-    )
-
-
-def prebuild_module(name):
-    """Build the module's payload into Ansible's module cache of this run (C.DEFAULT_LOCAL_TMP, which
-    the workers share) in a child process; returns its pid, or None when it could not start.
-
-    Ansible builds a module once per run, in the first worker that needs it, while the others wait:
-    for drift_facts that is the collect task's critical path (the payload carries every area's
-    collector: ~3x the CPU of building ansible.builtin.ping's). Started at the playbook's start, it
-    overlaps the run's opening. Forked while the main process has one thread; the child takes
-    the default signal handlers, so that Ctrl-C ends it without running the run's cleanup, and
-    leaves by os._exit (no atexit handler: Ansible's removes the directory the cache is in).
-    """
-    fork = getattr(os, "fork", None)
-    path = module_loader.find_plugin(name)
-    if fork is None or not path:
-        return None
-    compression = C.DEFAULT_MODULE_COMPRESSION
-    pid = fork()
-    if pid:
-        return pid
-    try:
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(number, signal.SIG_DFL)
-        module_common.modify_module(
-            module_name=name,
-            module_path=path,
-            module_args={},
-            templar=Templar(loader=DataLoader()),
-            task_vars={"ansible_python_interpreter": "python3"},  # the cached payload holds no interpreter
-            module_compression=compression,
-        )
-    finally:
-        os._exit(0)
-
-
-def reap(pid):
-    """Wait for the prebuild child (the collect task needed its result long before); stop one still running."""
-    if pid is None:
-        return
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if not done:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    except (ChildProcessError, ProcessLookupError):
-        pass
 
 
 class CallbackModule(CallbackBase):
@@ -134,13 +54,10 @@ class CallbackModule(CallbackBase):
         self._run_dir = None
         self._report = None
         self._report_failure = None
-        self._prebuild = None
 
     def v2_playbook_on_start(self, playbook):
         # Read once here, in the main process: the workers forked per host inherit the specs read.
         load_specs()
-        if runs_action(playbook, FACTS_ACTIONS):
-            self._prebuild = prebuild_module(FACTS_MODULE)
         # The per-run key must not outlive the run, however it ends (nor the run directory, unless kept).
         close_run_on_exit(lambda: self._run_dir)
 
@@ -188,8 +105,6 @@ class CallbackModule(CallbackBase):
         self._display.display("envparity: no host remained in the play; the report was written by the callback.")
 
     def v2_playbook_on_stats(self, stats):
-        reap(self._prebuild)
-        self._prebuild = None
         if self._run_dir is None and self._report is None:
             return  # not an audit run (no run was opened): nothing to say
         if self._report is None:
