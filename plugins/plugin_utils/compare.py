@@ -37,3 +37,19 @@ def compare_key(records, labels, same=operator.eq):
         return "missing", absent
     differing = [label for label in labels if not same(records[label], baseline)]
     return ("changed", differing) if differing else None
+
+
+def value_outcome(values, labels, key=None):
+    """How one value (None where it is unset) stands across the columns; labels[0] is the baseline.
+
+    Returns (kind, every column whose value differs from the baseline's) or None when all agree;
+    kind as compare_key gives it (missing when the baseline has it and a column lacks it, extra
+    when the baseline lacks it, changed otherwise). key(value): what is compared (default: the
+    value itself), e.g. a fingerprint for a secret.
+    """
+    compared = {label: values[label] if key is None else key(values[label]) for label in labels}
+    differing = [label for label in labels if compared[label] != compared[labels[0]]]
+    if not differing:
+        return None
+    presence = compare_key(values, labels, same=always_same)
+    return (presence[0] if presence else "changed"), differing

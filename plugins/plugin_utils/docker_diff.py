@@ -8,14 +8,26 @@ Pure Python; no Ansible imports.
 
 import re
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
+    always_same,
+    compare_key,
+    union_keys,
+    value_outcome,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    FILE_STATUS_TEXT,
     SubjectColumns,
     by_value,
     join_names,
     subject_names,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, presence_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    change_rating,
+    record_cells,
+    record_identity,
+    reused_secret,
+)
 
 AREA = "docker"
 LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "profiles")
@@ -60,15 +72,30 @@ TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y"))
 MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 STATUS_TEXT = {
-    "missing": "file missing",
-    "unreadable": "file unreadable",
-    "not_regular": "not a regular file",
-    "too_large": "file too large",
-    "undecodable": "not UTF-8 text",
+    **FILE_STATUS_TEXT,
     "malformed": "malformed YAML",
     "unsafe": "unsafe YAML (bomb)",
     "failed": "could not be read",
 }
+
+
+# A service that one environment's compose files do not declare.
+SERVICE = ObjectType(
+    noun="service",
+    check="docker.service",
+    text=lambda service: "declared",
+    missing="medium",
+    extra="low",
+    namespace="services.",
+    messages={
+        "missing": "Service %(object)s is declared in %(present)s but not in %(where)s.",
+        "extra": "Service %(object)s is declared in %(where)s but not in the baseline %(baseline)s.",
+    },
+    advice={
+        "missing": "Add %(object)s to the compose files of %(where)s, or remove it where it is no longer used.",
+        "extra": "Declare %(object)s in %(baseline)s too, or remove it.",
+    },
+)
 
 
 def subjects(request):
@@ -224,68 +251,32 @@ def _declared_findings(stack):
     ok = stack.declared()
     if len(ok) < 2:
         return []
-    baseline = ok[0]
     services = {label: stack.records[label]["services"] for label in ok}
     findings = []
     for svc in union_keys(services.values()):
-        outcome = compare_key({label: services[label].get(svc) for label in ok}, ok, same=always_same)
-        present = [label for label in ok if svc in services[label]]
-        values = {label: ("declared" if label in present else None) for label in ok}
-        if outcome and outcome[0] == "missing":
-            absent = outcome[1]
-            findings.append(
-                stack.finding(
-                    "services.%s" % svc,
-                    "missing",
-                    "docker.service_missing",
-                    "medium",
-                    values,
-                    absent,
-                    "Service %s is declared in %s but not in %s." % (svc, join_names(present), join_names(absent)),
-                    "Add %s to the compose files of %s, or remove it where it is no longer used."
-                    % (svc, join_names(absent)),
-                )
-            )
-            continue
+        declared = {label: services[label].get(svc) for label in ok}
+        outcome = compare_key(declared, ok, same=always_same)
         if outcome:
-            findings.append(
-                stack.finding(
-                    "services.%s" % svc,
-                    "extra",
-                    "docker.service_extra",
-                    "low",
-                    values,
-                    present,
-                    "Service %s is declared in %s but not in the baseline %s." % (svc, join_names(present), baseline),
-                    "Declare %s in %s too, or remove it." % (svc, baseline),
-                )
-            )
+            values = SERVICE.cells(declared, ok)
+            findings.append(presence_finding(stack, SERVICE, svc, outcome, objects=declared, labels=ok, values=values))
             continue
         findings += _attribute_findings(stack, svc, ok, {label: services[label][svc] for label in ok})
         findings += _environment_findings(stack, svc, ok, {label: services[label][svc] for label in ok})
     return findings
 
 
-def _presence_kind(values, ok):
-    baseline = values[ok[0]]
-    if baseline is not None and any(values[label] is None for label in ok):
-        return "missing"
-    if baseline is None:
-        return "extra"
-    return "changed"
-
-
 def _attribute_findings(stack, svc, ok, declared):
     findings = []
     for attribute in ATTRIBUTES:
         values = {label: attribute_text(declared[label], attribute) for label in ok}
-        if len({values[label] for label in ok}) == 1:
+        outcome = value_outcome(values, ok)
+        if outcome is None:
             continue
-        differing = [label for label in ok if values[label] != values[ok[0]]]
+        kind, differing = outcome
         findings.append(
             stack.finding(
                 "services.%s.%s" % (svc, attribute),
-                _presence_kind(values, ok),
+                kind,
                 "docker.declared_changed",
                 "medium" if attribute in MEDIUM_ATTRIBUTES else "low",
                 values,
@@ -303,48 +294,41 @@ def _environment_findings(stack, svc, ok, declared):
     findings = []
     environments = {label: declared[label].get("environment") or {} for label in ok}
     production = set(stack.production(ok))
-    for key in sorted(set().union(*environments.values())):
+    for key in union_keys(environments.values()):
         records = {label: environments[label].get(key) for label in ok}
-        letters = secret_letters(records[label] for label in ok)
-        values = {label: record_text(records[label], letters) for label in ok}
-        secret = any(record and record["secret"] for record in records.values())
-        fingerprints = {record["fp"] if record else None for record in records.values()}
-        if len(fingerprints) > 1:
-            differing = [label for label in ok if (records[label] or {}).get("fp") != (records[ok[0]] or {}).get("fp")]
+        values = record_cells(records, ok)
+        severity, note = change_rating(records.values())
+        outcome = value_outcome(records, ok, key=record_identity)
+        if outcome:
+            kind, differing = outcome
             findings.append(
                 stack.finding(
                     "services.%s.environment.%s" % (svc, key),
-                    _presence_kind(values, ok),
-                    "docker.secret_changed" if secret else "docker.env_changed",
-                    "info" if secret else "low",
+                    kind,
+                    "docker.secret_changed" if note else "docker.env_changed",
+                    severity,
                     values,
                     differing,
-                    "%s of service %s differs in %s%s."
-                    % (key, svc, join_names(differing), " (compared by fingerprint only)" if secret else ""),
+                    "%s of service %s differs in %s%s." % (key, svc, join_names(differing), note),
                     "Nothing to do if each environment must have its own secret."
-                    if secret
+                    if note
                     else "Align %s of %s with %s, or record the difference as expected." % (key, svc, ok[0]),
                 )
             )
-        shared = {}
-        for label, record in records.items():
-            if record and record["secret"] and not record["empty"] and record.get("secret_fp"):
-                shared.setdefault(record["secret_fp"], []).append(label)
-        for labels in shared.values():
-            if set(labels) & production and set(labels) - production:
-                findings.append(
-                    stack.finding(
-                        "services.%s.environment.%s" % (svc, key),
-                        "policy",
-                        "docker.secret_reused",
-                        "high",
-                        values,
-                        labels,
-                        "%s of service %s holds the same secret in %s." % (key, svc, join_names(labels)),
-                        "Rotate %s in production so that no other environment shares it." % key,
-                    )
+        labels = reused_secret(records, production)
+        if labels:
+            findings.append(
+                stack.finding(
+                    "services.%s.environment.%s" % (svc, key),
+                    "policy",
+                    "docker.secret_reused",
+                    "high",
+                    values,
+                    labels,
+                    "%s of service %s holds the same secret in %s." % (key, svc, join_names(labels)),
+                    "Rotate %s in production so that no other environment shares it." % key,
                 )
-                break
+            )
     return findings
 
 
@@ -400,17 +384,16 @@ def _container_text(container):
     return text
 
 
-def _per_host(stack, key, check, severity, hits, values, message, recommendation):
-    where = sorted(hits, key=stack.columns.index)
-    return stack.finding(key, "policy", check, severity, values, where, message % join_names(where), recommendation)
+class _PerHost:
+    """Policy findings gathered host by host: one per (key, check), naming every host it hit."""
 
+    def __init__(self, stack):
+        self.stack = stack
+        self.found = {}
 
-def _runtime_findings(stack, claimed_unlabelled):
-    """Each host's running containers against its own declaration."""
-    found = {}
-
-    def hit(key, check, severity, label, text, message, recommendation):
-        entry = found.setdefault(
+    def hit(self, key, check, severity, label, text, message, recommendation):
+        """message has one %s left for the hosts' names."""
+        entry = self.found.setdefault(
             (key, check),
             {"severity": severity, "hits": [], "values": {}, "message": message, "recommendation": recommendation},
         )
@@ -418,6 +401,29 @@ def _runtime_findings(stack, claimed_unlabelled):
             entry["hits"].append(label)
         entry["values"][label] = text
 
+    def findings(self):
+        findings = []
+        for (key, check), entry in sorted(self.found.items()):
+            where = sorted(entry["hits"], key=self.stack.columns.index)
+            findings.append(
+                self.stack.finding(
+                    key,
+                    "policy",
+                    check,
+                    entry["severity"],
+                    entry["values"],
+                    where,
+                    entry["message"] % join_names(where),
+                    entry["recommendation"],
+                )
+            )
+        return findings
+
+
+def _runtime_findings(stack, claimed_unlabelled):
+    """Each host's running containers against its own declaration."""
+    per_host = _PerHost(stack)
+    hit = per_host.hit
     for label in stack.running():
         record, engine = stack.records[label], stack.engines[label]
         project = record["project"]
@@ -503,21 +509,7 @@ def _runtime_findings(stack, claimed_unlabelled):
                         "Container %s runs outside any compose project on %%s." % container["name"],
                         "Declare it in a compose file or remove it.",
                     )
-    findings = []
-    for (key, check), entry in sorted(found.items()):
-        findings.append(
-            _per_host(
-                stack,
-                key,
-                check,
-                entry["severity"],
-                entry["hits"],
-                entry["values"],
-                entry["message"],
-                entry["recommendation"],
-            )
-        )
-    return findings
+    return per_host.findings()
 
 
 def _setting_findings(hit, svc, service, container, label):
@@ -611,7 +603,7 @@ def _limit_findings(hit, svc, service, container, label):
 
 
 def _production_findings(stack):
-    found = {}
+    per_host = _PerHost(stack)
     for label in stack.production(stack.declared()):
         for svc, service in sorted(stack.records[label]["services"].items()):
             if not _enabled(service):
@@ -678,31 +670,8 @@ def _production_findings(stack):
                     )
                 )
             for attribute, check, severity, text, message, recommendation in checks:
-                entry = found.setdefault(
-                    ("services.%s.%s" % (svc, attribute), check),
-                    {
-                        "severity": severity,
-                        "hits": [],
-                        "values": {},
-                        "message": message,
-                        "recommendation": recommendation,
-                    },
-                )
-                entry["hits"].append(label)
-                entry["values"][label] = text
-    return [
-        _per_host(
-            stack,
-            key,
-            check,
-            entry["severity"],
-            entry["hits"],
-            entry["values"],
-            entry["message"],
-            entry["recommendation"],
-        )
-        for (key, check), entry in sorted(found.items())
-    ]
+                per_host.hit("services.%s.%s" % (svc, attribute), check, severity, label, text, message, recommendation)
+    return per_host.findings()
 
 
 def diff(columns, cells, context):

@@ -11,14 +11,35 @@ from urllib.parse import urlsplit
 from ansible_collections.envparity.audit.plugins.module_utils.redact import LENGTH_CLASSES
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
+    FILE_STATUS_TEXT,
     SubjectColumns,
     by_value,
     join_names,
     subject_names,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, presence_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    record_cells,
+    reused_secret,
+)
 
 AREA = "env"
+# A key that one environment's file lacks.
+ENV_KEY = ObjectType(
+    noun="key",
+    check="env.key",
+    missing="medium",
+    extra="low",
+    messages={
+        "missing": "%(object)s is set in %(present)s but missing in %(where)s.",
+        "extra": "%(object)s is set in %(where)s but not in the baseline %(baseline)s.",
+    },
+    advice={
+        "missing": "Add %(object)s to env file %(file)s on %(where)s before deploying code that reads it, "
+        "or record the difference as expected.",
+        "extra": "Add %(object)s to %(baseline)s too, or remove it where it is no longer used.",
+    },
+)
 FILE_KEY = "@file"
 MODE_KEY = "@file.mode"
 SYNTAX_KEY = "@syntax"
@@ -30,11 +51,7 @@ TRUTHY = frozenset(("1", "true", "yes", "on", "y", "t"))
 DEBUG_LEVELS = frozenset(("debug", "trace", "verbose", "all", "notset"))
 LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1", "0.0.0.0"))
 STATUS_TEXT = {
-    "missing": "file missing",
-    "unreadable": "file unreadable",
-    "not_regular": "not a regular file",
-    "too_large": "file too large",
-    "undecodable": "not UTF-8 text",
+    **FILE_STATUS_TEXT,
     "outside_project": "symlink leads outside the project, not read",
 }
 
@@ -102,35 +119,19 @@ def _key_findings(subject):
         if outcome is None:
             continue
         kind, about = outcome
-        present = [label for label in readable if records[label] is not None]
-        letters = secret_letters(records[label] for label in readable)
-        values = {label: record_text(records[label], letters) for label in readable}
-        if kind == "missing":
+        values = record_cells(records, readable)
+        if kind in ("missing", "extra"):
             findings.append(
-                subject.finding(
+                presence_finding(
+                    subject,
+                    ENV_KEY,
                     key,
-                    "missing",
-                    "env.key_missing",
-                    "high" if subject.production(about) else "medium",
-                    values,
-                    about,
-                    "%s is set in %s but missing in %s." % (key, join_names(present), join_names(about)),
-                    "Add %s to env file %s on %s before deploying code that reads it, "
-                    "or record the difference as expected." % (key, subject.name, join_names(about)),
-                )
-            )
-            continue
-        if kind == "extra":
-            findings.append(
-                subject.finding(
-                    key,
-                    "extra",
-                    "env.key_extra",
-                    "low",
-                    values,
-                    about,
-                    "%s is set in %s but not in the baseline %s." % (key, join_names(about), baseline),
-                    "Add %s to %s too, or remove it where it is no longer used." % (key, baseline),
+                    outcome,
+                    objects=records,
+                    labels=readable,
+                    values=values,
+                    severity="high" if kind == "missing" and subject.production(about) else None,
+                    file=subject.name,
                 )
             )
             continue
@@ -175,9 +176,9 @@ def _per_key_policy(subject, labels, check, severity_for, predicate, message, re
                 hits.setdefault(key, []).append(label)
     findings = []
     for key in sorted(hits):
-        records = [subject.records[label]["keys"].get(key) for label in subject.readable()]
-        letters = secret_letters(records)
-        values = {label: record_text(subject.records[label]["keys"].get(key), letters) for label in subject.readable()}
+        values = record_cells(
+            {label: subject.records[label]["keys"].get(key) for label in subject.readable()}, subject.readable()
+        )
         findings.append(
             subject.finding(
                 key,
@@ -312,28 +313,21 @@ def _reuse_findings(subject, readable):
     findings = []
     for key in sorted(keys):
         records = {label: subject.records[label]["keys"].get(key) for label in readable}
-        shared = {}
-        for label, record in records.items():
-            if record and record["secret"] and not record["empty"] and record["secret_fp"]:
-                shared.setdefault(record["secret_fp"], []).append(label)
-        for labels in shared.values():
-            if set(labels) & production and set(labels) - production:
-                letters = secret_letters(records[label] for label in readable)
-                values = {label: record_text(records[label], letters) for label in readable}
-                findings.append(
-                    subject.finding(
-                        key,
-                        "policy",
-                        "env.secret_reused",
-                        "high",
-                        values,
-                        labels,
-                        "%s holds the same secret in %s." % (key, join_names(labels)),
-                        "Rotate %s in production: a secret shared with %s is only as safe as the least "
-                        "protected environment." % (key, join_names(sorted(set(labels) - production))),
-                    )
+        labels = reused_secret(records, production)
+        if labels:
+            findings.append(
+                subject.finding(
+                    key,
+                    "policy",
+                    "env.secret_reused",
+                    "high",
+                    record_cells(records, readable),
+                    labels,
+                    "%s holds the same secret in %s." % (key, join_names(labels)),
+                    "Rotate %s in production: a secret shared with %s is only as safe as the least "
+                    "protected environment." % (key, join_names(sorted(set(labels) - production))),
                 )
-                break
+            )
     return findings
 
 

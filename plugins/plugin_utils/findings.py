@@ -86,6 +86,15 @@ def at_or_above(severity, threshold):
     return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
 
 
+# How a file the host's bounded reader could not read is described (areas add their own statuses).
+FILE_STATUS_TEXT = {
+    "missing": "file missing",
+    "unreadable": "file unreadable",
+    "not_regular": "not a regular file",
+    "too_large": "file too large",
+    "undecodable": "not UTF-8 text",
+}
+
 # Names listed in a sentence before the rest are counted (a fleet of 50 hosts is not 50 names).
 SHOWN_NAMES = 3
 

@@ -6,13 +6,13 @@ module_utils/git_collect.py), an unknown marker, or None (not configured there).
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
     join_names,
     subject_names,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import ObjectType, get, keyed_outcomes
 
 AREA = "git"
 LISTED_COMMITS = 20
@@ -427,36 +427,78 @@ def _worktree_findings(subject):
     return findings
 
 
-def _keyed_findings(subject, key_prefix, field, check, severity, noun):
-    """Missing / extra / changed entries of a {name: value} field across the ok columns."""
+REMOTE = ObjectType(
+    noun="remote",
+    check="git.remote_changed",
+    attributes=(("url", str),),
+    missing="low",
+    extra="low",
+    changed="low",
+    namespace="remotes.",
+    checks=dict.fromkeys(("missing", "extra", "changed"), "git.remote_changed"),
+)
+SUBMODULE = ObjectType(
+    noun="submodule",
+    check="git.submodule_changed",
+    attributes=(("commit", str),),
+    namespace="submodules.",
+    missing="medium",
+    extra="medium",
+    changed="medium",
+    checks=dict.fromkeys(("missing", "extra", "changed"), "git.submodule_changed"),
+)
+# A deployed file: compared by content fingerprint, then by mode.
+DEPLOYED_FILE = ObjectType(
+    noun="file",
+    check="git.file",
+    text=lambda entry: "%d bytes, mode %s" % (entry["size"], entry["mode"]),
+    attributes=(("content", get("fp")), ("mode", get("mode"))),
+    missing="medium",
+    extra="medium",
+    changed="medium",
+    checks={
+        "missing": "git.file_missing",
+        "extra": "git.file_extra",
+        "changed": lambda differing: "git.file_changed" if "content" in differing else "git.file_mode",
+    },
+)
+FILE_MESSAGES = {
+    "git.file_missing": "%(path)s is deployed in %(baseline)s but missing in %(where)s.",
+    "git.file_extra": "%(path)s is in %(where)s but not in %(baseline)s.",
+    "git.file_changed": "%(path)s differs from %(baseline)s in %(where)s (content compared by fingerprint).",
+    "git.file_mode": "%(path)s has another mode in %(where)s than in %(baseline)s.",
+}
+FILE_ADVICE = {
+    "git.file_missing": "Redeploy %(name)s to %(where)s.",
+    "git.file_extra": "Remove it from %(where)s, or add it to the repository.",
+    "git.file_changed": "Someone edited %(path)s on %(where)s: commit the change to the repository or redeploy.",
+    "git.file_mode": "Align the file mode with %(baseline)s.",
+}
+
+
+def _keyed_findings(subject, spec, field):
+    """One finding per entry of a {name: value} field that differs across the ok columns."""
     ok = subject.ok()
     if len(ok) < 2:
         return []
     baseline = ok[0]
     maps = {label: subject.records[label].get(field) or {} for label in ok}
     findings = []
-    for name in sorted(set().union(*maps.values())):
-        values = {label: maps[label].get(name) for label in ok}
-        if len({values[label] for label in ok}) == 1:
-            continue
-        absent = [label for label in ok if values[label] is None]
-        differing = [label for label in ok if values[label] != values[baseline]]
-        kind = (
-            "missing"
-            if values[baseline] is not None and absent
-            else ("extra" if values[baseline] is None else "changed")
-        )
+    for name, objects, outcomes in keyed_outcomes(spec, maps, ok):
+        kind = outcomes[0][0]
+        about = {label for _, labels in outcomes for label in labels}
+        values = spec.cells(objects, ok)
         findings.append(
             subject.finding(
-                "%s.%s" % (key_prefix, name),
+                spec.namespace + name,
                 kind,
-                check,
-                severity,
+                spec.check_for(kind),
+                spec.severity(kind),
                 values,
-                differing,
+                [label for label in ok if label in about],
                 "%s %s differs across environments: %s."
-                % (noun, name, by_value((lbl, values[lbl] or "—") for lbl in ok)),
-                "Align %s %s with %s." % (noun, name, baseline),
+                % (spec.noun.capitalize(), name, by_value((lbl, values[lbl] or "—") for lbl in ok)),
+                "Align %s %s with %s." % (spec.noun, name, baseline),
             )
         )
     return findings
@@ -531,8 +573,8 @@ def _repo_findings(subject):
         )
     findings += _worktree_findings(subject)
     findings += _stash_findings(subject)
-    findings += _keyed_findings(subject, "remotes", "remotes", "git.remote_changed", "low", "Remote")
-    findings += _keyed_findings(subject, "submodules", "submodules", "git.submodule_changed", "medium", "Submodule")
+    findings += _keyed_findings(subject, REMOTE, "remotes")
+    findings += _keyed_findings(subject, SUBMODULE, "submodules")
     return findings
 
 
@@ -558,59 +600,35 @@ def _file_findings(subject):
         return findings
     baseline = ok[0]
     manifests = {label: subject.records[label]["files"] for label in ok}
-    checks = {"missing": "git.file_missing", "extra": "git.file_extra", "changed": "git.file_changed"}
-    for path in union_keys(manifests.values()):
-        entries = {label: manifests[label].get(path) for label in ok}
-        outcome = compare_key(entries, ok, same=lambda entry, base: entry["fp"] == base["fp"])
-        if outcome:
-            kind, where = outcome
-            check = checks[kind]
-        elif len({entries[label]["mode"] for label in ok}) > 1:
-            kind, check, where = (
-                "changed",
-                "git.file_mode",
-                [label for label in ok if entries[label]["mode"] != entries[baseline]["mode"]],
+    for path, entries, outcomes in keyed_outcomes(DEPLOYED_FILE, manifests, ok):
+        for kind, where in outcomes:
+            check = (
+                DEPLOYED_FILE.check_for(
+                    kind, DEPLOYED_FILE.differing(entries[baseline], *(entries[label] for label in where))
+                )
+                if kind == "changed"
+                else DEPLOYED_FILE.check_for(kind)
             )
-        else:
-            continue
-        values = {
-            label: (
-                None
-                if entries[label] is None
-                else "%d bytes, mode %s" % (entries[label]["size"], entries[label]["mode"])
+            values = DEPLOYED_FILE.cells(entries, ok)
+            if check == "git.file_changed":
+                letters = {}
+                for label in ok:
+                    if entries[label] is not None:
+                        letters.setdefault(entries[label]["fp"], chr(ord("A") + len(letters)))
+                        values[label] += ", content %s" % letters[entries[label]["fp"]]
+            findings.append(
+                subject.finding(
+                    path,
+                    kind,
+                    check,
+                    DEPLOYED_FILE.severity(kind),
+                    values,
+                    where,
+                    FILE_MESSAGES[check] % {"path": path, "baseline": baseline, "where": join_names(where)},
+                    FILE_ADVICE[check]
+                    % {"path": path, "name": subject.name, "baseline": baseline, "where": join_names(where)},
+                )
             )
-            for label in ok
-        }
-        if check == "git.file_changed":
-            letters = {}
-            for label in ok:
-                if entries[label] is not None:
-                    letters.setdefault(entries[label]["fp"], chr(ord("A") + len(letters)))
-                    values[label] += ", content %s" % letters[entries[label]["fp"]]
-        findings.append(
-            subject.finding(
-                path,
-                kind,
-                check,
-                "medium",
-                values,
-                where,
-                {
-                    "git.file_missing": "%s is deployed in %s but missing in %s." % (path, baseline, join_names(where)),
-                    "git.file_extra": "%s is in %s but not in %s." % (path, join_names(where), baseline),
-                    "git.file_changed": "%s differs from %s in %s (content compared by fingerprint)."
-                    % (path, baseline, join_names(where)),
-                    "git.file_mode": "%s has another mode in %s than in %s." % (path, join_names(where), baseline),
-                }[check],
-                {
-                    "git.file_missing": "Redeploy %s to %s." % (subject.name, join_names(where)),
-                    "git.file_extra": "Remove it from %s, or add it to the repository." % join_names(where),
-                    "git.file_changed": "Someone edited %s on %s: commit the change to the repository or redeploy."
-                    % (path, join_names(where)),
-                    "git.file_mode": "Align the file mode with %s." % baseline,
-                }[check],
-            )
-        )
     return findings
 
 

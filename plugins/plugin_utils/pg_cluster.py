@@ -12,14 +12,22 @@ in another, has everything compared under its own name, as if it had its server 
 Pure Python; no Ansible imports.
 """
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import union_keys, value_outcome
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
     join_names,
     unknown_cell,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import ObjectType, get, high_if, keyed
-from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_text, secret_letters
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import get, high_if
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import CatalogType, keyed
+from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
+    change_rating,
+    record_cells,
+    record_identity,
+    record_text,
+    secret_letters,
+)
 
 # Settings whose difference changes what queries do (not only how fast): medium, the rest low.
 BEHAVIOUR_SETTINGS = frozenset(
@@ -73,10 +81,6 @@ CLUSTER_PREFIX = "cluster:"
 ROLE_FLAGS = ("superuser", "createdb", "createrole", "login", "replication", "bypassrls")
 
 
-def _record_key(record):
-    return None if record is None else (record.get("fp"), bool(record.get("secret")))
-
-
 def _role_text(role):
     flags = [flag for flag in ROLE_FLAGS if role.get(flag)]
     parts = [", ".join(flags) if flags else "no attributes"]
@@ -87,7 +91,7 @@ def _role_text(role):
     return "; ".join(parts)
 
 
-ROLE = ObjectType(
+ROLE = CatalogType(
     noun="role",
     check="postgres.role",
     text=_role_text,
@@ -141,7 +145,7 @@ def setting_findings(db, only=None):
         keys = {
             label: None
             if settings[label] is None
-            else (_record_key(settings[label].get("value")), settings[label].get("unit"))
+            else (record_identity(settings[label].get("value")), settings[label].get("unit"))
             for label in ok
         }
         if len(set(keys.values())) == 1:
@@ -153,8 +157,7 @@ def setting_findings(db, only=None):
             for label in ok
         }
         differing = [label for label in ok if keys[label] != keys[baseline]]
-        secret = any(record and record.get("secret") for record in records)
-        severity = "info" if secret else ("medium" if name in BEHAVIOUR_SETTINGS else "low")
+        severity, note = change_rating(records, "medium" if name in BEHAVIOUR_SETTINGS else "low")
         findings.append(
             db.finding(
                 "settings.%s" % name,
@@ -166,7 +169,7 @@ def setting_findings(db, only=None):
                 "Setting %s differs%s: %s."
                 % (
                     name,
-                    " (compared by fingerprint only)" if secret else "",
+                    note,
                     by_value((label, values[label]) for label in ok),
                 ),
                 "Set %s on %s as on %s (postgresql.conf, ALTER SYSTEM or ALTER DATABASE, or the container's "
@@ -179,34 +182,27 @@ def setting_findings(db, only=None):
 
 def _role_config_findings(db, role, configs, ok):
     """The role's own settings (ALTER ROLE … SET), keyed by setting, secrets by fingerprint."""
-    baseline = ok[0]
-    names = set()
-    for label in ok:
-        names.update(configs[label])
     findings = []
-    for name in sorted(names):
+    for name in union_keys(configs[label] for label in ok):
         records = {label: configs[label].get(name) for label in ok}
-        keys = {label: _record_key(records[label]) for label in ok}
-        if len(set(keys.values())) == 1:
+        outcome = value_outcome(records, ok, key=record_identity)
+        if outcome is None:
             continue
-        letters = secret_letters(records[label] for label in ok)
-        values = {label: record_text(records[label], letters) for label in ok}
-        secret = any(record and record.get("secret") for record in records.values())
-        differing = [label for label in ok if keys[label] != keys[baseline]]
-        kind = "extra" if records[baseline] is None else ("missing" if None in keys.values() else "changed")
+        kind, differing = outcome
+        values = record_cells(records, ok)
+        severity, note = change_rating(records.values())
         findings.append(
             db.finding(
                 "roles.%s.config.%s" % (role, name),
                 kind,
                 "postgres.role_changed",
-                "info" if secret else "low",
+                severity,
                 values,
                 differing,
-                "Setting %s of role %s differs in %s%s."
-                % (name, role, join_names(differing), " (compared by fingerprint only)" if secret else ""),
+                "Setting %s of role %s differs in %s%s." % (name, role, join_names(differing), note),
                 "Nothing to do if each environment must have its own secret; otherwise align it with "
                 "ALTER ROLE %s SET %s." % (role, name)
-                if secret
+                if note
                 else "Align it with ALTER ROLE %s SET %s = … on %s (or RESET), or record the difference as expected."
                 % (role, name, join_names(differing)),
             )

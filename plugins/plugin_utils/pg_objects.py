@@ -8,18 +8,24 @@ string equality first (its canonical text, pg_tables) and only decoded and desce
 differs. difflib only explains the few view and function bodies that differ. Row estimates, sizes
 and owners are never compared.
 
-The keyed comparison (ObjectType, keyed) serves the cluster-wide roles too (pg_cluster): a subject
-passed in as `db` has `ok` (the readable columns, the baseline first), `catalogs`, `upgrade` and
-`finding`. Pure Python; no Ansible imports.
+The keyed comparison (CatalogType, the shared ObjectType with a body and a verb, and keyed) serves
+the cluster-wide roles too (pg_cluster): a subject passed in as `db` has `ok` (the readable
+columns, the baseline first), `catalogs`, `upgrade` and `finding`. Pure Python; no Ansible imports.
 """
 
 import dataclasses
 import difflib
-import typing
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_table
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value, join_names
+from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import (
+    ObjectType,
+    get,
+    high_if,
+    keyed_outcomes,
+    presence_finding,
+)
 
 DETAIL_LINES = 200
 TRIGGER_STATE = {
@@ -46,49 +52,13 @@ def _lines(text):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ObjectType:
-    """How one kind of catalog object is compared, shown and explained: a record built with
-    keywords, one per kind, so that the table of kinds reads as what it is.
+class CatalogType(ObjectType):
+    """A kind of catalog object: the shared type spec, plus body (the field whose unified diff goes
+    into the finding's detail when the attribute "definition" differs) and verb (what the migration
+    that brings it does: creates, adds). Its advice may also use the fields upgrade and migrate."""
 
-    attributes: (name, getter) pairs compared one by one; text: the value shown in a column;
-    missing/extra: default severity (or a function of the baseline's / the extra object);
-    changed: a function of the set of differing attribute names; body: the field whose unified
-    diff goes into the finding's detail when the attribute "definition" differs; namespace: the
-    key's prefix for objects whose names are not schema-qualified (`extensions.`, `roles.`);
-    advice: recommendations that replace the generic ones (fields: object, noun, where, baseline,
-    upgrade, migrate); changed_check: the check of a changed object when not `<check>_changed`.
-    """
-
-    noun: str
-    check: str
-    text: typing.Callable
-    attributes: tuple
-    missing: object
-    extra: object
-    changed: typing.Callable
     body: str = None
-    advice: dict = dataclasses.field(default_factory=dict)
-    namespace: str = ""
     verb: str = "creates"
-    changed_check: str = None
-
-    def __post_init__(self):
-        if self.changed_check is None:
-            object.__setattr__(self, "changed_check", self.check + "_changed")
-
-    def differing(self, base, other):
-        return [name for name, getter in self.attributes if getter(base) != getter(other)]
-
-    def same(self, base, other):
-        return all(getter(base) == getter(other) for _, getter in self.attributes)
-
-
-def _severity(rule, value):
-    return rule(value) if callable(rule) else rule
-
-
-def get(field, default=None):
-    return lambda obj: obj.get(field, default)
 
 
 def column_text(column):
@@ -155,13 +125,8 @@ def _extension_text(extension):
     return "%s (schema %s)" % (extension.get("version"), extension.get("schema"))
 
 
-def high_if(names, high, otherwise="medium"):
-    names = frozenset(names)
-    return lambda differing: high if names & set(differing) else otherwise
-
-
 MIGRATE = "apply the migration that %s (%s) before deploying the code that %s"
-COLUMN = ObjectType(
+COLUMN = CatalogType(
     noun="column",
     check="postgres.column",
     text=column_text,
@@ -178,7 +143,7 @@ COLUMN = ObjectType(
     changed=high_if(("type", "nullability"), "high"),
     verb="adds",
 )
-CONSTRAINT = ObjectType(
+CONSTRAINT = CatalogType(
     noun="constraint",
     check="postgres.constraint",
     text=lambda c: c.get("definition") or c.get("type") or "?",
@@ -188,7 +153,7 @@ CONSTRAINT = ObjectType(
     changed=lambda differing: "high",
     verb="adds",
 )
-INDEX = ObjectType(
+INDEX = CatalogType(
     noun="index",
     check="postgres.index",
     text=lambda i: i.get("definition") or "?",
@@ -197,7 +162,7 @@ INDEX = ObjectType(
     extra=lambda index: "medium" if index.get("unique") or index.get("primary") else "low",
     changed=high_if(("uniqueness", "primary key"), "high"),
 )
-TRIGGER = ObjectType(
+TRIGGER = CatalogType(
     noun="trigger",
     check="postgres.trigger",
     text=_trigger_text,
@@ -206,7 +171,7 @@ TRIGGER = ObjectType(
     extra="medium",
     changed=lambda differing: "high",
 )
-VIEW = ObjectType(
+VIEW = CatalogType(
     noun="view",
     check="postgres.view",
     text=_view_text,
@@ -216,7 +181,7 @@ VIEW = ObjectType(
     changed=lambda differing: "medium",
     body="definition",
 )
-FUNCTION = ObjectType(
+FUNCTION = CatalogType(
     noun="function",
     check="postgres.function",
     text=_function_text,
@@ -233,7 +198,7 @@ FUNCTION = ObjectType(
     changed=high_if(("return type", "security definer"), "high"),
     body="body",
 )
-SEQUENCE = ObjectType(
+SEQUENCE = CatalogType(
     noun="sequence",
     check="postgres.sequence",
     text=_sequence_text,
@@ -242,7 +207,7 @@ SEQUENCE = ObjectType(
     extra="low",
     changed=lambda differing: "medium",
 )
-DOMAIN = ObjectType(
+DOMAIN = CatalogType(
     noun="domain",
     check="postgres.domain",
     text=_domain_text,
@@ -256,7 +221,7 @@ DOMAIN = ObjectType(
     extra="low",
     changed=high_if(("base type", "nullability", "constraints"), "high"),
 )
-SCHEMA = ObjectType(
+SCHEMA = CatalogType(
     noun="schema",
     check="postgres.schema",
     text=lambda s: "schema",
@@ -269,7 +234,7 @@ SCHEMA = ObjectType(
         "missing": "Create schema %(object)s on %(where)s: %(migrate)s.",
     },
 )
-EXTENSION = ObjectType(
+EXTENSION = CatalogType(
     noun="extension",
     check="postgres.extension",
     text=_extension_text,
@@ -286,14 +251,10 @@ EXTENSION = ObjectType(
         "changed": "Update extension %(object)s on %(where)s to what %(baseline)s runs (ALTER EXTENSION %(object)s "
         "UPDATE; the server needs that version's package), or record the difference as expected.",
     },
-    changed_check="postgres.extension_version",
+    checks={"changed": "postgres.extension_version"},
 )
 
 # --- keyed comparison ------------------------------------------------------------------------------
-
-
-def _advice(spec, which, default, **fields):
-    return (spec.advice.get(which) or default) % fields
 
 
 def _fields(db, spec, shown, where):
@@ -307,52 +268,37 @@ def _fields(db, spec, shown, where):
     }
 
 
-def _presence_findings(db, spec, shown, objs, ok):
-    """missing / extra findings for one object (shown: its name as written in messages)."""
-    baseline = ok[0]
-    key = spec.namespace + shown
-    outcome = compare_key(objs, ok, same=always_same)
+# How a catalog object that one environment lacks is worded, unless its type says otherwise.
+PRESENCE_WORDING = {
+    "messages": {
+        "missing": "%(where)s lacks %(noun)s %(object)s, which %(baseline)s has.",
+        "extra": "%(Noun)s %(object)s exists in %(where)s but not in the baseline %(baseline)s.",
+    },
+    "advice": {
+        "missing": "%(where)s lacks %(noun)s %(object)s: %(migrate)s.",
+        "extra": "Check where %(noun)s %(object)s on %(where)s comes from: add it to the migrations so that "
+        "%(baseline)s has it too, or drop it where it is no longer used.",
+    },
+}
+
+
+def _presence_findings(db, spec, shown, objs, ok, outcome):
+    """missing / extra findings for one object (shown: its name as written in messages; outcome:
+    compare_key's for its presence)."""
     if outcome is None:
         return []
-    kind, about = outcome
-    values = {label: (spec.text(objs[label]) if objs[label] is not None else None) for label in ok}
-    if kind == "extra":
-        present = about
-        return [
-            db.finding(
-                key,
-                "extra",
-                spec.check + "_extra",
-                _severity(spec.extra, objs[present[0]]),
-                values,
-                present,
-                "%s %s exists in %s but not in the baseline %s."
-                % (spec.noun.capitalize(), shown, join_names(present), baseline),
-                _advice(
-                    spec,
-                    "extra",
-                    "Check where %(noun)s %(object)s on %(where)s comes from: add it to the migrations so that "
-                    "%(baseline)s has it too, or drop it where it is no longer used.",
-                    **_fields(db, spec, shown, join_names(present)),
-                ),
-            )
-        ]
-    absent = about
     return [
-        db.finding(
-            key,
-            "missing",
-            spec.check + "_missing",
-            _severity(spec.missing, objs[baseline]),
-            values,
-            absent,
-            "%s lacks %s %s, which %s has." % (join_names(absent), spec.noun, shown, baseline),
-            _advice(
-                spec,
-                "missing",
-                "%(where)s lacks %(noun)s %(object)s: %(migrate)s.",
-                **_fields(db, spec, shown, join_names(absent)),
-            ),
+        presence_finding(
+            db,
+            spec,
+            shown,
+            outcome,
+            objects=objs,
+            labels=ok,
+            values=spec.cells(objs, ok),
+            defaults=PRESENCE_WORDING,
+            upgrade=db.upgrade,
+            migrate=MIGRATE % (spec.verb + " it", db.upgrade, "uses it"),
         )
     ]
 
@@ -393,18 +339,14 @@ def _body_detail(spec, shown, objs, ok, changed):
 
 def _changed_finding(db, spec, shown, objs, ok, changed):
     baseline = ok[0]
-    base = objs[baseline]
-    differing = set()
-    for label in changed:
-        differing.update(spec.differing(base, objs[label]))
-    ordered = [name for name, _ in spec.attributes if name in differing]
-    values = {label: (spec.text(objs[label]) if objs[label] is not None else None) for label in ok}
+    ordered = spec.differing(objs[baseline], *(objs[label] for label in changed))
+    values = spec.cells(objs, ok)
     detail = _body_detail(spec, shown, objs, ok, changed) if spec.body and "definition" in ordered else None
     return db.finding(
         spec.namespace + shown,
         "changed",
-        spec.changed_check,
-        spec.changed(ordered),
+        spec.check_for("changed", ordered),
+        spec.severity("changed", ordered),
         values,
         changed,
         "%s %s differs in %s: %s."
@@ -414,8 +356,7 @@ def _changed_finding(db, spec, shown, objs, ok, changed):
             join_names(ordered),
             by_value((label, values[label]) for label in ok if values[label] is not None),
         ),
-        _advice(
-            spec,
+        spec.recommend(
             "changed",
             "Align %(noun)s %(object)s on %(where)s with %(baseline)s through a migration (%(upgrade)s), "
             "or record the difference as expected.",
@@ -433,24 +374,13 @@ def keyed(db, spec, maps, ok, parent=""):
     """
     if len(ok) < 2:
         return []
-    baseline = ok[0]
-    base = maps[baseline]
-    others = ok[1:]
-    names = set(base)
-    for label in others:
-        names.update(maps[label])
     findings = []
-    for name in sorted(names):
-        objs = {label: maps[label].get(name) for label in ok}
-        found = objs[baseline]
-        if found is not None and all(objs[label] is not None and spec.same(found, objs[label]) for label in others):
-            continue
-        findings += _presence_findings(db, spec, parent + name, objs, ok)
-        if found is None:
-            continue
-        changed = [label for label in others if objs[label] is not None and not spec.same(found, objs[label])]
-        if changed:
-            findings.append(_changed_finding(db, spec, parent + name, objs, ok, changed))
+    for name, objs, outcomes in keyed_outcomes(spec, maps, ok):
+        for kind, labels in outcomes:
+            if kind == "changed":
+                findings.append(_changed_finding(db, spec, parent + name, objs, ok, labels))
+            else:
+                findings += _presence_findings(db, spec, parent + name, objs, ok, (kind, labels))
     return findings
 
 
@@ -479,7 +409,7 @@ def _partitioning_text(table):
     return ", ".join(parts)
 
 
-TABLE = ObjectType(
+TABLE = CatalogType(
     noun="table",
     check="postgres.table",
     text=_table_text,
@@ -488,7 +418,7 @@ TABLE = ObjectType(
     extra="medium",
     changed=lambda differing: "high",
 )
-RLS = ObjectType(
+RLS = CatalogType(
     noun="table",
     check="postgres.rls",
     text=_rls_text,
@@ -502,7 +432,7 @@ RLS = ObjectType(
         "each role sees."
     },
 )
-PARTITIONING = ObjectType(
+PARTITIONING = CatalogType(
     noun="table",
     check="postgres.partitioning",
     text=_partitioning_text,
@@ -535,7 +465,7 @@ def _table_findings(db):
         wire = {label: maps[label].get(name) for label in ok}
         objs = {label: None if wire[label] is None else decode_table(wire[label]) for label in ok}
         found = objs[baseline]
-        findings += _presence_findings(db, TABLE, name, objs, ok)
+        findings += _presence_findings(db, TABLE, name, objs, ok, compare_key(objs, ok, same=always_same))
         if found is None:
             continue
         having = [label for label in ok if objs[label] is not None]
@@ -610,7 +540,7 @@ def _table_parts(db, name, tables, ok, inherited):
 # --- enums, settings, role configuration --------------------------------------------------------------
 
 
-ENUM = ObjectType(
+ENUM = CatalogType(
     noun="enum",
     check="postgres.enum",
     text=lambda e: ", ".join(e.get("labels") or []),

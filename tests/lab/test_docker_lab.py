@@ -25,6 +25,7 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
+from tests.lab import docker_oracle  # noqa: E402
 from tests.lab.labtest import (  # noqa: E402
     CANARIES,
     DOCKER_SOCKET,
@@ -74,32 +75,6 @@ PLANTED_CONTAINERS = {
     "ai_assistant-db-1": ("running", "healthy", "lab/postgres:15"),  # prod's PostgreSQL (postgres area)
 }
 IMAGES = ["lab/web:0.9", "lab/web:1.0", "lab/web:1.1", "lab/worker:1.0"]
-
-# The planted docker findings: (key, kind, check, expected).
-EXPECTED_DOCKER_FINDINGS = {
-    ("services.mailhog", "missing", "docker.service_missing", False),
-    ("services.web.image", "changed", "docker.declared_changed", False),
-    ("services.web.ports", "changed", "docker.declared_changed", True),
-    ("services.web.volumes", "changed", "docker.declared_changed", False),
-    ("services.web.healthcheck", "changed", "docker.declared_changed", False),
-    ("services.web.restart", "changed", "docker.declared_changed", False),
-    ("services.web.limits.memory", "extra", "docker.declared_changed", True),
-    ("services.web.limits.cpus", "extra", "docker.declared_changed", True),
-    ("services.worker.limits.cpus", "extra", "docker.declared_changed", True),
-    ("services.scheduler.limits.memory", "extra", "docker.declared_changed", True),
-    ("services.worker.privileged", "extra", "docker.declared_changed", False),
-    ("services.web.environment.LOG_LEVEL", "changed", "docker.env_changed", False),
-    ("services.web.environment.API_KEY", "changed", "docker.secret_changed", False),
-    ("services.worker.limits.memory", "policy", "docker.no_memory_limit", False),
-    ("services.worker.healthcheck", "policy", "docker.no_healthcheck", False),
-    ("services.worker.privileged", "policy", "docker.privileged", False),
-    ("services.web.image", "policy", "docker.image_mismatch", False),
-    ("services.web.health", "policy", "docker.unhealthy", False),
-    ("services.scheduler", "policy", "docker.not_running", False),
-    ("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan", False),
-    ("services.db", "extra", "docker.service_extra", True),  # dev runs PostgreSQL natively: rule
-}
-
 
 # ---------------------------------------------------------------- the Engine API, read-only
 
@@ -382,21 +357,68 @@ def test_canaries_are_in_the_env_files_and_the_containers_only():
     assert [name for name, value in secrets.items() if value in manifest] == []
 
 
-def test_manifest_lists_exactly_the_planted_docker_drift():
-    planted = [e for e in json.loads(MANIFEST.read_text())["planted"] if e["area"] == "docker"]
-    assert {(e["key"], e["kind"], e["check"], e["expected"]) for e in planted} == EXPECTED_DOCKER_FINDINGS
-    assert len(planted) == len(EXPECTED_DOCKER_FINDINGS)
-    assert {e["subject"] for e in planted} == {"app"}
+def _manifest() -> list[dict]:
+    return [e for e in json.loads(MANIFEST.read_text())["planted"] if e["area"] == "docker"]
+
+
+def test_the_manifest_lists_what_compose_and_the_engine_show():
+    """The lab's manifest against an oracle from real Compose v2 (the declared side) and the
+    Engine API (the running side), both ways."""
+    wait_for_health()
+    listed = {(e["subject"], e["key"], e["kind"], e["check"]) for e in _manifest()}
+    shown = docker_oracle.lab_findings()
+    assert sorted(listed - shown) == [], "planted, but compose and the engine do not show it"
+    assert sorted(shown - listed) == [], "compose or the engine shows it, but it is not planted"
+    assert len(_manifest()) == len(listed)
+    assert {check for _, _, _, check in shown} >= {
+        "docker.service_missing",
+        "docker.service_extra",
+        "docker.declared_changed",
+        "docker.env_changed",
+        "docker.secret_changed",
+        "docker.image_mismatch",
+        "docker.unhealthy",
+        "docker.not_running",
+        "docker.orphan",
+        "docker.no_memory_limit",
+        "docker.no_healthcheck",
+        "docker.privileged",
+    }
+
+
+def test_the_audit_finds_what_compose_and_the_engine_show():
+    """The real collector (compose reader and engine reader, on this host) and the real diff,
+    without Ansible, against the oracle both ways."""
+    from ansible_collections.envparity.audit.plugins.module_utils.docker_collect import collect_docker
+    from ansible_collections.envparity.audit.plugins.plugin_utils.docker_diff import diff
+
+    wait_for_health()
+    key = os.urandom(32)
+    cells = {}
+    for env, (project_dir, files, env_file, _, _) in STACKS.items():
+        request = {
+            "project_dir": str(project_dir),
+            "stacks": [{"name": "app", "files": files, "env_file": env_file, "project": None}],
+            "docker_host": "unix://%s" % DOCKER_SOCKET,
+        }
+        cells[env] = collect_docker(request, key)
+    findings = diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
+    found = {(f["subject"], f["key"], f["kind"], f["check"]) for f in findings}
+    shown = docker_oracle.lab_findings()
+    assert sorted(shown - found) == [], "compose or the engine shows it, the audit misses it (recall)"
+    assert sorted(found - shown) == [], "the audit reports what compose and the engine do not show (precision)"
+    text = json.dumps(cells) + json.dumps(findings)
+    assert [name for name, value in canaries().items() if value in text] == []
 
 
 def test_lab_rules_mark_exactly_the_expected_entries():
     from ansible_collections.envparity.audit.plugins.plugin_utils.rules import parse_rules, rule_matches
 
     rules = parse_rules(RULES.read_text(), str(RULES))
-    for key, kind, check, expected in EXPECTED_DOCKER_FINDINGS:
-        finding = {"area": "docker", "subject": "app", "key": key, "kind": kind, "check": check}
+    for entry in _manifest():
+        finding = {key: entry[key] for key in ("area", "subject", "key", "kind", "check")}
         finding["environments"] = ["prod"]
-        assert any(rule_matches(rule, finding, {}) for rule in rules) == expected, key
+        assert any(rule_matches(rule, finding, {}) for rule in rules) == entry["expected"], entry["key"]
 
 
 # ---------------------------------------------------------------- idempotency, replant, down

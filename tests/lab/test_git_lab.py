@@ -21,18 +21,16 @@ import pytest
 if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
+from tests.lab import git_oracle  # noqa: E402
+from tests.lab.git_oracle import DEV_DIR, PROD_DIR, STATIC_DIR  # noqa: E402
 from tests.lab.labtest import (  # noqa: E402
     CANARIES,
     MANIFEST,
     REPO,
-    STATE,
     SYSTEM_PYTHON,
     labctl,
 )
 
-DEV_DIR = STATE / "dev" / "personal_assistant"
-PROD_DIR = Path("/home/deploy/ai_assistant")
-STATIC_DIR = Path("/home/deploy/ai_assistant_static")
 COLLECTIONS = REPO / "collections"
 
 INITIAL = "Initial commit"
@@ -44,36 +42,13 @@ DEV_ONLY = [
 ]
 PROD_ONLY = ["Hotfix: give the worker more time per task"]
 
-# The planted git findings: (subject, key, kind, check, expected).
-EXPECTED_GIT_FINDINGS = {
-    ("app", "head", "changed", "git.diverged", False),
-    ("app", "worktree.modified", "policy", "git.uncommitted_production", False),
-    ("app", "worktree.untracked", "policy", "git.untracked_production", False),
-    ("app", "worktree.dev", "policy", "git.uncommitted_dev", False),
-    ("app", "stash", "changed", "git.stash", False),
-    ("app", "remotes.origin", "changed", "git.remote_changed", False),
-    ("site", "app.js", "changed", "git.file_changed", False),
-}
-
-
-def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    """Read-only git as the checkout's owner (root must not leave files in deploy's .git)."""
-    owner = pwd.getpwuid(repo.stat().st_uid).pw_name
-    cmd = ["git", "--no-optional-locks", "-C", str(repo), *args]
-    if owner != "root":
-        cmd = ["runuser", "-u", owner, "--", *cmd]
-    env = {**os.environ, "HOME": str(Path("~" + owner).expanduser()), "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
-
 
 def git(repo: Path, *args: str) -> str:
-    proc = run_git(repo, *args)
-    assert proc.returncode == 0, "git %s: %s" % (" ".join(args), proc.stderr)
-    return proc.stdout
+    return git_oracle.git(repo, *args)
 
 
 def has_commit(repo: Path, sha: str) -> bool:
-    return run_git(repo, "cat-file", "-e", sha + "^{commit}").returncode == 0
+    return git_oracle.run_git(repo, "cat-file", "-e", sha + "^{commit}").returncode == 0
 
 
 def subjects(repo: Path) -> list[str]:
@@ -209,11 +184,25 @@ def test_static_deploy_is_dev_site_with_one_file_edited():
 # ---------------------------------------------------------------- manifest and canaries
 
 
-def test_manifest_lists_exactly_the_planted_git_drift():
-    planted = json.loads(MANIFEST.read_text())["planted"]
-    found = {(e["subject"], e["key"], e["kind"], e["check"], e["expected"]) for e in planted if e["area"] == "git"}
-    assert found == EXPECTED_GIT_FINDINGS
-    assert len([e for e in planted if e["area"] == "git"]) == len(EXPECTED_GIT_FINDINGS)
+def test_the_manifest_lists_what_git_itself_shows():
+    """The lab's manifest against an oracle computed with git (rev-list, patch-id, status, stash,
+    remote, ls-tree) and file hashes, both ways: no planted entry the repositories do not bear
+    out, no difference they show that is not planted."""
+    planted = [e for e in json.loads(MANIFEST.read_text())["planted"] if e["area"] == "git"]
+    listed = {(e["subject"], e["key"], e["kind"], e["check"]) for e in planted}
+    shown = git_oracle.lab_findings()
+    assert sorted(listed - shown) == [], "planted, but git does not show it"
+    assert sorted(shown - listed) == [], "git shows it, but it is not planted"
+    assert len(planted) == len(listed)
+    # the oracle sees every kind of drift the lab is there to plant
+    assert {check for _, _, _, check in shown} >= {
+        "git.diverged",
+        "git.uncommitted_production",
+        "git.untracked_production",
+        "git.stash",
+        "git.remote_changed",
+        "git.file_changed",
+    }
 
 
 def test_canary_is_recorded_and_not_in_the_manifest():
@@ -273,6 +262,120 @@ def test_collector_reads_the_planted_state_read_only():
     dev_files, prod_files = dev["deploy_dirs"]["site"]["files"], prod["deploy_dirs"]["site"]["files"]
     assert sorted(dev_files) == sorted(prod_files) == ["app.js", "index.html", "style.css"]
     assert [name for name in dev_files if dev_files[name] != prod_files[name]] == ["app.js"]
+
+
+def _audit(dev: dict, prod: dict, prod_user: str = "deploy") -> set[tuple]:
+    """The real collector on each side and the real diff (dev the baseline, prod production)."""
+    from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import diff
+
+    cells = {"dev": _collect("root", dev), "prod": _collect(prod_user, prod)}
+    findings = diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
+    return {(f["subject"], f["key"], f["kind"], f["check"]) for f in findings}
+
+
+def test_the_audit_finds_what_git_itself_shows():
+    found = _audit(
+        {
+            "project_dir": str(DEV_DIR),
+            "repos": [{"name": "app", "path": "."}],
+            "deploy_dirs": [{"name": "site", "path": "site"}],
+        },
+        {
+            "project_dir": str(PROD_DIR),
+            "repos": [{"name": "app", "path": "."}],
+            "deploy_dirs": [{"name": "site", "path": str(STATIC_DIR)}],
+        },
+    )
+    shown = git_oracle.lab_findings()
+    assert sorted(shown - found) == [], "git shows it, the audit misses it (recall)"
+    assert sorted(found - shown) == [], "the audit reports what git does not show (precision)"
+
+
+def _commit(repo: Path, path: str, text: str, message: str) -> None:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+    _git_write(repo, "add", path)
+    _git_write(repo, "commit", "-q", "-m", message)
+
+
+def _git_write(repo: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, timeout=60)
+
+
+def _behind(base: Path, other: Path) -> None:
+    _git_write(other, "reset", "-q", "--hard", "HEAD~1")
+
+
+def _ahead(base: Path, other: Path) -> None:
+    _commit(other, "app/extra.py", "x = 1\n", "Only on prod")
+
+
+def _diverged(base: Path, other: Path) -> None:
+    _git_write(other, "reset", "-q", "--hard", "HEAD~1")
+    _commit(other, "config/settings.py", "TIMEOUT = 300\n", "Hot-fix on prod")
+
+
+def _cherry_picked(base: Path, other: Path) -> None:
+    _commit(base, "app/later.py", "y = 2\n", "Later on dev")
+    _git_write(other, "reset", "-q", "--hard", "HEAD~1")
+    _git_write(other, "cherry-pick", base_sha(base, "HEAD~1"))
+
+
+def base_sha(repo: Path, rev: str) -> str:
+    return git(repo, "rev-parse", rev).strip()
+
+
+def _worktrees_stash_remote_branch(base: Path, other: Path) -> None:
+    (other / "app" / "main.py").write_text("patched\n")
+    (other / "leftover.txt").write_text("x\n")
+    (base / "app" / "main.py").write_text("in progress\n")
+    _git_write(base, "stash", "push", "-q", "-m", "aside")
+    (base / "new.txt").write_text("new\n")
+    _git_write(base, "add", "new.txt")
+    _git_write(other, "remote", "set-url", "origin", "https://git.example.invalid/other.git")
+    _git_write(other, "checkout", "-q", "-b", "release")
+
+
+def _same(base: Path, other: Path) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_same, _behind, _ahead, _diverged, _cherry_picked, _worktrees_stash_remote_branch],
+    ids=lambda change: change.__name__.strip("_"),
+)
+def test_the_audit_agrees_with_git_on_repositories_built_here(tmp_path, change):
+    """The same oracle and audit on repositories made for each relation: each case gives a
+    different expected set, so a wrong placement, status or remote rule on either side fails it."""
+    base, other = tmp_path / "base", tmp_path / "other"
+    base.mkdir()
+    _git_write(base, "init", "-q", "-b", "main")
+    _git_write(base, "remote", "add", "origin", "git@git.example.invalid:team/app.git")
+    _commit(base, "app/main.py", "v1\n", "First")
+    _commit(base, "migrations/0001.py", "m\n", "Migration")
+    _git_write(tmp_path, "clone", "-q", "--no-local", str(base), str(other))
+    _git_write(other, "remote", "set-url", "origin", "git@git.example.invalid:team/app.git")
+    change(base, other)
+    os.chmod(tmp_path, 0o755)
+    found = _audit(
+        {"project_dir": str(base), "repos": [{"name": "app", "path": "."}]},
+        {"project_dir": str(other), "repos": [{"name": "app", "path": "."}]},
+        prod_user="root",
+    )
+    shown = git_oracle.repo_findings("app", base, other)
+    assert sorted(shown - found) == [], "git shows it, the audit misses it (recall)"
+    assert sorted(found - shown) == [], "the audit reports what git does not show (precision)"
+    if change is not _same:
+        assert shown, "the case changes nothing git can see"
 
 
 # ---------------------------------------------------------------- idempotency and replant

@@ -2,7 +2,12 @@
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
+    always_same,
+    compare_key,
+    union_keys,
+    value_outcome,
+)
 
 LABELS = ["dev", "prod/web1", "prod/web2"]
 
@@ -35,3 +40,29 @@ def test_a_comparison_of_presence_only_and_a_custom_equality():
 def test_union_keys_is_sorted_and_whole():
     assert union_keys([{"b": 1, "a": 2}, {}, {"c": 3, "a": 4}]) == ["a", "b", "c"]
     assert union_keys([]) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "outcome"),
+    [
+        ({"dev": "a", "prod/web1": "a", "prod/web2": "a"}, None),
+        ({"dev": "a", "prod/web1": None, "prod/web2": "a"}, ("missing", ["prod/web1"])),
+        # every column that differs is named, the kind is the presence's
+        ({"dev": "a", "prod/web1": None, "prod/web2": "b"}, ("missing", ["prod/web1", "prod/web2"])),
+        ({"dev": None, "prod/web1": "a", "prod/web2": None}, ("extra", ["prod/web1"])),
+        ({"dev": "a", "prod/web1": "b", "prod/web2": "a"}, ("changed", ["prod/web1"])),
+        ({"dev": None, "prod/web1": None, "prod/web2": None}, None),
+    ],
+)
+def test_value_outcome(values, outcome):
+    assert value_outcome(values, LABELS) == outcome
+
+
+def test_value_outcome_compares_by_key():
+    def fingerprint(record):
+        return record["fp"] if record else None
+
+    records = {"dev": {"fp": "1", "line": 1}, "prod/web1": {"fp": "1", "line": 7}, "prod/web2": None}
+    assert value_outcome(records, LABELS, key=fingerprint) == ("missing", ["prod/web2"])
+    assert value_outcome(records, LABELS[:2], key=fingerprint) is None
+    assert value_outcome(records, LABELS[:2]) == ("changed", ["prod/web1"])

@@ -302,3 +302,19 @@ def test_declared_programs_become_a_policy_finding(histories):
     git(prod, "config", "--unset", "filter.crypt.clean")
     only_dev = [f for f in run_diff(base, prod) if f["check"] == "git.runs_programs"]
     assert [(f["environments"], f["severity"]) for f in only_dev] == [(["dev"], "medium")]
+
+
+def test_deployed_files_of_a_fleet_report_each_way_a_host_differs():
+    """One host lacks the file, another has it edited: both are said (the shared keyed walk)."""
+    cells = {
+        "dev": {"repos": {}, "deploy_dirs": {"site": manifest({"a": ("1", "0644")})}},
+        "prod/web1": {"repos": {}, "deploy_dirs": {"site": manifest({})}},
+        "prod/web2": {"repos": {}, "deploy_dirs": {"site": manifest({"a": ("2", "0644")})}},
+    }
+    findings = git_diff.diff(
+        ["dev", "prod/web1", "prod/web2"], cells, {"baseline": "dev", "production": {"prod/web1", "prod/web2"}}
+    )
+    assert [(f["key"], f["kind"], f["check"], f["environments"]) for f in findings] == [
+        ("a", "missing", "git.file_missing", ["prod/web1"]),
+        ("a", "changed", "git.file_changed", ["prod/web2"]),
+    ]
