@@ -547,14 +547,13 @@ def _setting_findings(hit, svc, service, container, label):
         running = running_env.get(key)
         if running is not None and running.get("fp") == declared.get("fp"):
             continue
-        letters = secret_letters([declared, running])
-        shown = record_text(running, letters) if running is not None else "not set"
+        shown = record_cells({"declared": declared, "running": running}, ("declared", "running"))
         hit(
             "services.%s.environment.%s" % (svc, key),
             "docker.runtime_differs",
             "medium",
             label,
-            "declared %s, running %s" % (record_text(declared, letters), shown),
+            "declared %s, running %s" % (shown["declared"], shown["running"] if running is not None else "not set"),
             "The environment of the running %s differs from its compose file on %%s (%s)." % (svc, key),
             recreate,
         )
