@@ -249,6 +249,17 @@ PLANTED = [
     _finding(APP, "migrations.django", "changed", "postgres.migrations_behind"),  # prod lacks one
     # ianleblanc and prod_user own the application's databases (analytics' audit role only reads).
     _finding(APP, "@audit_role", "policy", "postgres.audit_role_can_write"),
+    # Who may do what (_security_ddl).
+    _finding(APP, "privileges.table public.notes to reporting", "extra", "postgres.privilege_extra"),
+    _finding(APP, "privileges.table public.tasks to reporting", "changed", "postgres.privilege_changed"),
+    _finding(APP, "privileges.column public.tasks.title to reporting", "extra", "postgres.privilege_extra"),
+    _finding(APP, "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra",
+             "postgres.privilege_extra"),
+    _finding(APP, "default_privileges.tables created by reporting in schema public to analytics_owner", "missing",
+             "postgres.default_privilege_missing"),
+    _finding(APP, "public.notes", "changed", "postgres.rls_changed"),  # on in dev only
+    _finding(APP, "public.notes.notes_own", "changed", "postgres.policy_changed"),  # roles and USING
+    _finding(APP, "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     *_cluster_wide(SERVER),
 ]
@@ -339,7 +350,17 @@ def _app_ddl(dev: bool) -> str:
         "alembic_head": pick("0002", "0001"),
         "django_rows": ",\n    ".join("('%s', '%s', '%s')" % row for row in django),
     }
-    return APP_DDL % values
+    return APP_DDL % values + _security_ddl(dev)
+
+
+def _security_ddl(dev: bool) -> str:
+    """Who may do what (privileges, default privileges, row level security), planted apart from
+    the schema. The DDL runs as the database's owner; the default privileges are reporting's
+    (a role both sides have), set as the superuser."""
+    owner = "ianleblanc" if dev else "prod_user"
+    if dev:
+        return SECURITY_DDL_COMMON + SECURITY_DDL_DEV % {"owner": owner}
+    return SECURITY_DDL_COMMON + SECURITY_DDL_PROD
 
 
 # The application's schema, as its migrations left it; %(…)s: the planted differences.
@@ -421,6 +442,28 @@ INSERT INTO public.tasks (user_id, title, status, due_at) VALUES
     (1, 'File taxes', 'doing', NULL),
     (2, 'Renew passport', 'done', NULL);
 INSERT INTO public.notes (user_id, body) VALUES (1, 'Prefers mornings.');
+"""
+
+# Privileges and row level security on both sides (the same), then each side's own.
+SECURITY_DDL_COMMON = """
+GRANT USAGE ON SCHEMA public TO reporting;
+GRANT SELECT ON public.users TO reporting;
+"""
+SECURITY_DDL_DEV = """
+GRANT SELECT ON public.tasks TO reporting;
+REVOKE EXECUTE ON FUNCTION public.user_task_count(bigint) FROM PUBLIC;
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notes_own ON public.notes FOR SELECT TO reporting USING (user_id = 1);
+CREATE POLICY tasks_keep_done ON public.tasks AS RESTRICTIVE FOR DELETE TO PUBLIC USING (status <> 'done');
+RESET ROLE;
+ALTER DEFAULT PRIVILEGES FOR ROLE reporting IN SCHEMA public GRANT SELECT ON TABLES TO analytics_owner;
+SET ROLE %(owner)s;
+"""
+SECURITY_DDL_PROD = """
+GRANT SELECT ON public.tasks TO reporting WITH GRANT OPTION;
+GRANT SELECT, INSERT ON public.notes TO reporting;
+GRANT UPDATE (title) ON public.tasks TO reporting;
+CREATE POLICY notes_own ON public.notes FOR SELECT TO reporting, analytics_owner USING (true);
 """
 
 # dev only: migrations/versions/0002_add_reminders.py (git area) has run there.

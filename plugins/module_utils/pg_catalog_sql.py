@@ -227,7 +227,7 @@ att AS (
   FROM tbl t
   CROSS JOIN LATERAL (
     SELECT pa.attrelid, pa.attnum, pa.attname, pa.atttypid, pa.atttypmod, pa.attnotnull, pa.attidentity,
-           pa.attgenerated, pa.attcollation
+           pa.attgenerated, pa.attcollation, pa.attacl
     FROM pg_attribute pa WHERE pa.attrelid = t.oid AND pa.attnum > 0 AND NOT pa.attisdropped OFFSET 0
   ) AS a
 ),
@@ -452,7 +452,7 @@ seqs AS (
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i')
 ),
 typ AS (
-  SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin,
+  SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin, t.typowner, t.typacl,
          n.nspname || '.' || t.typname AS ident
   FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
   WHERE t.typtype IN ('e', 'd')
@@ -555,6 +555,114 @@ audit AS (
 schemas AS (
   SELECT json_object_agg(nspname, json_build_object('owner', owner)) AS j FROM nsp
 )
+,
+-- Privileges: the objects with an explicit ACL (NULL is the kind's default, privilege_defaults
+-- below, as acldefault prints it), exploded by aclexplode into grantee -> privileges; a
+-- privilege held with the grant option reads "SELECT WITH GRANT OPTION" (whoever granted it:
+-- grantors are not compared).  The object's owner is "(owner)", so that an owner named
+-- differently in each environment is not a difference; grantee 0 is PUBLIC.  Identity
+-- sequences are part of their column (not listed, like in sequences).
+acl_obj AS (
+  SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'f' THEN 'foreign table'
+                        WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind,
+         n.nspname || '.' || c.relname AS ident, c.relowner AS owner, c.relacl AS acl
+  FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
+  WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype IN ('e', 'i'))
+  UNION ALL
+  SELECT 'column', t.ident || '.' || a.attname, t.relowner, a.attacl
+  FROM att a JOIN tbl t ON t.oid = a.attrelid WHERE a.attacl IS NOT NULL
+  UNION ALL
+  SELECT 'function', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         p.proowner, p.proacl
+  FROM pg_proc p JOIN nsp n ON n.oid = p.pronamespace
+  WHERE p.proacl IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+  UNION ALL
+  SELECT 'schema', n.nspname, n.nspowner, n.nspacl
+  FROM pg_namespace n JOIN nsp ON nsp.oid = n.oid WHERE n.nspacl IS NOT NULL
+  UNION ALL
+  SELECT 'database', NULL, d.datdba, d.datacl
+  FROM pg_database d WHERE d.datname = current_database() AND d.datacl IS NOT NULL
+  UNION ALL
+  SELECT 'type', ty.ident, ty.typowner, ty.typacl FROM typ ty WHERE ty.typacl IS NOT NULL
+),
+-- grantee -> sorted privileges, for an ACL whose owner is given (the grant option once per
+-- privilege: granted by two grantors, with and without it, counts as with it).
+acl_grants AS (
+  SELECT o.kind, o.ident, json_object_agg(g.grantee, g.privileges) AS grants
+  FROM acl_obj o
+  CROSS JOIN LATERAL (
+    SELECT x.grantee, json_agg(x.privilege ORDER BY x.privilege COLLATE "C") AS privileges
+    FROM (
+      SELECT CASE WHEN e.grantee = o.owner THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
+                  ELSE pg_get_userbyid(e.grantee)::text END AS grantee,
+             e.privilege_type || CASE WHEN bool_or(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END AS privilege
+      FROM aclexplode(o.acl) AS e
+      GROUP BY 1, e.privilege_type
+    ) AS x
+    GROUP BY x.grantee
+  ) AS g
+  GROUP BY o.kind, o.ident
+),
+privs AS (
+  SELECT json_object_agg(concat_ws(' ', g.kind, g.ident), g.grants) AS j FROM acl_grants g
+),
+-- What a NULL ACL means, per kind (acldefault for an owner; columns have none).
+acl_defaults AS (
+  SELECT json_object_agg(k.kind, (
+           SELECT coalesce(json_object_agg(x.grantee, x.privileges), '{}'::json)
+           FROM (
+             SELECT CASE WHEN e.grantee = 10 THEN '(owner)' ELSE 'PUBLIC' END AS grantee,
+                    json_agg(e.privilege_type ORDER BY e.privilege_type COLLATE "C") AS privileges
+             FROM aclexplode(acldefault(k.code::"char", 10::oid)) AS e
+             GROUP BY 1
+           ) AS x)) AS j
+  FROM (VALUES ('table', 'r'), ('foreign table', 'r'), ('view', 'r'), ('materialized view', 'r'),
+               ('sequence', 's'), ('function', 'f'), ('schema', 'n'), ('database', 'd'), ('type', 'T'))
+       AS k(kind, code)
+),
+-- ALTER DEFAULT PRIVILEGES: per creating role, schema (none: every schema) and kind of object;
+-- grantees as for privileges, the creating role (the future objects' owner) being "(owner)".
+defacl AS (
+  SELECT json_object_agg(
+           concat_ws(' ', pg_get_userbyid(d.defaclrole), 'in schema ' || n.nspname, 'on ' || k.objects),
+           json_build_object('role', pg_get_userbyid(d.defaclrole), 'schema', n.nspname, 'on', k.objects,
+             'grants', (
+               SELECT coalesce(json_object_agg(x.grantee, x.privileges), '{}'::json)
+               FROM (
+                 SELECT y.grantee, json_agg(y.privilege ORDER BY y.privilege COLLATE "C") AS privileges
+                 FROM (
+                   SELECT CASE WHEN e.grantee = d.defaclrole THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
+                               ELSE pg_get_userbyid(e.grantee)::text END AS grantee,
+                          e.privilege_type
+                            || CASE WHEN bool_or(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END AS privilege
+                   FROM aclexplode(d.defaclacl) AS e
+                   GROUP BY 1, e.privilege_type
+                 ) AS y
+                 GROUP BY y.grantee
+               ) AS x))) AS j
+  FROM pg_default_acl d
+  JOIN (VALUES ('r', 'tables'), ('S', 'sequences'), ('f', 'functions'), ('T', 'types'), ('n', 'schemas'))
+       AS k(code, objects) ON k.code = d.defaclobjtype
+  LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+),
+-- Row level security policies, by table and name; roles sorted (0 is PUBLIC), expressions as
+-- pg_get_expr prints them.
+pols AS (
+  SELECT json_object_agg(t.ident || '.' || p.polname, json_build_object(
+           'table', t.ident,
+           'command', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                    WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+           'permissive', p.polpermissive,
+           'roles', (SELECT json_agg(r.name ORDER BY r.name COLLATE "C")
+                     FROM (SELECT CASE WHEN u.oid = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(u.oid)::text END AS name
+                           FROM unnest(p.polroles) AS u(oid)) AS r),
+           'using', pg_get_expr(p.polqual, p.polrelid),
+           'with_check', pg_get_expr(p.polwithcheck, p.polrelid))) AS j
+  FROM pg_policy p JOIN tbl t ON t.oid = p.polrelid
+)
 SELECT json_build_object(
   'server_version', current_setting('server_version'),
   'server_version_num', current_setting('server_version_num')::int,
@@ -577,9 +685,13 @@ SELECT json_build_object(
     'domains', coalesce(domains.j, '{}'::json),
     'extensions', coalesce(exts.j, '{}'::json),
     'settings', coalesce(sets.j, '{}'::json),
-    'roles', coalesce(roles.j, '{}'::json)))
+    'roles', coalesce(roles.j, '{}'::json),
+    'privileges', coalesce(privs.j, '{}'::json),
+    'privilege_defaults', coalesce(acl_defaults.j, '{}'::json),
+    'default_privileges', coalesce(defacl.j, '{}'::json),
+    'policies', coalesce(pols.j, '{}'::json)))
 FROM audit, schemas, tables,
-     views, funcs, seqs, enums, domains, exts, sets, roles;
+     views, funcs, seqs, enums, domains, exts, sets, roles, privs, acl_defaults, defacl, pols;
 """.replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
     "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
 )

@@ -179,6 +179,26 @@ def _tables(raw, literals):
     return tables
 
 
+def _grants(grants):
+    """{grantee: [privileges, sorted]} (the query sorts too, in byte order; this keeps it so)."""
+    return {grantee: sorted(privileges or []) for grantee, privileges in (grants or {}).items()}
+
+
+def _policies(raw, literals):
+    """{"schema.table.policy": {"table", "command", "permissive", "roles": [sorted], "using", "with_check"}}."""
+    return {
+        key: {
+            "table": policy.get("table"),
+            "command": policy.get("command"),
+            "permissive": bool(policy.get("permissive")),
+            "roles": sorted(policy.get("roles") or []),
+            "using": literals(policy.get("using")),
+            "with_check": literals(policy.get("with_check")),
+        }
+        for key, policy in (raw or {}).items()
+    }
+
+
 def shape_catalog(raw, hmac_key):
     """The CATALOG of the contract from the catalog query's JSON (redacted, normalised, hashed)."""
     literals = _LiteralRedactor()
@@ -228,6 +248,13 @@ def shape_catalog(raw, hmac_key):
         "extensions": raw.get("extensions") or {},
         "settings": settings,
         "roles": roles,
+        "privileges": {key: _grants(grants) for key, grants in (raw.get("privileges") or {}).items()},
+        "privilege_defaults": {kind: _grants(grants) for kind, grants in (raw.get("privilege_defaults") or {}).items()},
+        "default_privileges": {
+            key: dict(entry, grants=_grants(entry.get("grants")))
+            for key, entry in (raw.get("default_privileges") or {}).items()
+        },
+        "policies": _policies(raw.get("policies"), literals),
     }
 
 

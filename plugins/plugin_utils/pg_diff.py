@@ -27,6 +27,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.pg_cluster import 
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE, migration_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import audit_role_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_security import security_findings
 
 AREA = "postgres"
 DATABASE_KEY = "@database"
@@ -147,6 +148,7 @@ def diff(columns, cells, context):
         findings += _status_findings(db)
         findings += _server_findings(db)
         findings += catalog_findings(db)
+        findings += security_findings(db)
         if name in sharing:
             findings += database_own_findings(db)
         else:
