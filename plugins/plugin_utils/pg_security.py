@@ -252,7 +252,7 @@ def default_privilege_findings(db):
             "IN SCHEMA %s " % sample["schema"] if sample.get("schema") else "",
         )
         findings += _grant_findings(
-            db, "default_privileges", what, (prefix, (sample.get("on") or "").upper()), grants, ok
+            db, "default_privileges", what, (prefix, (sample.get("on") or "").upper(), None), grants, ok
         )
     return findings
 
