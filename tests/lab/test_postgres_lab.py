@@ -87,6 +87,20 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "migrations.alembic", "changed", "postgres.migrations_heads"),
     ("app", "migrations.django", "changed", "postgres.migrations_behind"),
     ("app", "@audit_role", "policy", "postgres.audit_role_can_write"),
+    # Who may do what: privileges, default privileges, row level security.
+    ("app", "privileges.table public.notes to reporting", "extra", "postgres.privilege_extra"),
+    ("app", "privileges.table public.tasks to reporting", "changed", "postgres.privilege_changed"),
+    ("app", "privileges.column public.tasks.title to reporting", "extra", "postgres.privilege_extra"),
+    ("app", "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra", "postgres.privilege_extra"),
+    (
+        "app",
+        "default_privileges.tables created by reporting in schema public to analytics_owner",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),
+    ("app", "public.notes", "changed", "postgres.rls_changed"),
+    ("app", "public.notes.notes_own", "changed", "postgres.policy_changed"),
+    ("app", "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -320,6 +334,27 @@ def test_planted_schema_differences():
     )
     assert both("SELECT string_agg(version_num, ',') FROM public.alembic_version") == ("0002", "0001")
     assert both("SELECT count(*) FROM public.django_migrations") == ("5", "4")
+
+
+def test_planted_privileges_and_row_level_security():
+    def both(sql: str) -> tuple[str, str]:
+        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+
+    def acl(relation: str) -> str:
+        return "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
+
+    dev, prod = both(acl("public.notes"))
+    assert "reporting=" not in dev and "reporting=ar/prod_user" in prod.split(",")
+    dev, prod = both(acl("public.tasks"))
+    assert "reporting=r/ianleblanc" in dev.split(",") and "reporting=r*/prod_user" in prod.split(",")
+    assert both("SELECT coalesce(array_to_string(attacl, ','), 'none') FROM pg_attribute"
+                " WHERE attrelid = 'public.tasks'::regclass AND attname = 'title'") == ("none", "reporting=w/prod_user")  # fmt: skip
+    assert both("SELECT has_function_privilege('public', 'public.user_task_count(bigint)', 'EXECUTE')") == ("f", "t")
+    assert both("SELECT count(*) FROM pg_default_acl") == ("1", "0")
+    assert both("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass") == ("t", "f")
+    assert both("SELECT string_agg(polname || ':' || pg_get_expr(polqual, polrelid), ',' ORDER BY polname)"
+                " FROM pg_policy") == ("notes_own:(user_id = 1),tasks_keep_done:(status <> 'done'::task_status)",
+                                       "notes_own:true")  # fmt: skip
 
 
 def test_planted_settings():
