@@ -253,10 +253,15 @@ PLANTED = [
     _finding(APP, "privileges.table public.notes to reporting", "extra", "postgres.privilege_extra"),
     _finding(APP, "privileges.table public.tasks to reporting", "changed", "postgres.privilege_changed"),
     _finding(APP, "privileges.column public.tasks.title to reporting", "extra", "postgres.privilege_extra"),
-    _finding(APP, "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra",
-             "postgres.privilege_extra"),
-    _finding(APP, "default_privileges.tables created by reporting in schema public to analytics_owner", "missing",
-             "postgres.default_privilege_missing"),
+    _finding(
+        APP, "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra", "postgres.privilege_extra"
+    ),
+    _finding(
+        APP,
+        "default_privileges.tables created by reporting in schema public to analytics_owner",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),
     _finding(APP, "public.notes", "changed", "postgres.rls_changed"),  # on in dev only
     _finding(APP, "public.notes.notes_own", "changed", "postgres.policy_changed"),  # roles and USING
     _finding(APP, "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),

@@ -341,7 +341,9 @@ def test_planted_privileges_and_row_level_security():
         return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
 
     def acl(relation: str) -> str:
-        return "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
+        return (
+            "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
+        )
 
     dev, prod = both(acl("public.notes"))
     assert "reporting=" not in dev and "reporting=ar/prod_user" in prod.split(",")

@@ -578,6 +578,10 @@ def test_status_version_and_shape(app):
         "extensions",
         "settings",
         "roles",
+        "privileges",
+        "privilege_defaults",
+        "default_privileges",
+        "policies",
     }
 
 
@@ -1705,3 +1709,173 @@ def test_a_column_added_to_a_partitioned_table_is_one_finding(cluster):
     findings = pg_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
     schema = [(f["key"], f["check"]) for f in findings if f["key"].startswith("public.")]
     assert schema == [("public.events.source", "postgres.column_extra")]  # not one more per partition
+
+
+# ---------------------------------------------------------------- privileges and row level security
+
+# Roles are the cluster's: made once, for both databases.  The two databases hold the same objects;
+# SECURITY_SQL[side] grants and sets policies, with ordering traps that must not be findings (ACL
+# items and policy roles written in another order, an ACL written out equal to its default) and
+# one real difference of each kind.
+SECURITY_ROLES = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sec_a') THEN
+    CREATE ROLE sec_a NOLOGIN; CREATE ROLE sec_b NOLOGIN; CREATE ROLE sec_owner NOLOGIN;
+  END IF;
+END $$;
+"""
+SECURITY_SCHEMA = """
+CREATE SCHEMA app AUTHORIZATION sec_owner;
+SET ROLE sec_owner;
+CREATE TABLE app.accounts (id integer PRIMARY KEY, owner_name text, secret_note text);
+CREATE TABLE app.ledger (id integer, amount numeric);
+CREATE SEQUENCE app.ticket_seq;
+CREATE TYPE app.tier AS ENUM ('free', 'paid');
+CREATE FUNCTION app.balance(integer) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric';
+CREATE FUNCTION app.audit_hook() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+ALTER TABLE app.accounts ENABLE ROW LEVEL SECURITY;
+RESET ROLE;
+"""
+SECURITY_SQL = {
+    "dev": """
+SET ROLE sec_owner;
+GRANT SELECT ON app.accounts TO sec_a;
+GRANT SELECT ON app.accounts TO sec_b;
+GRANT UPDATE (owner_name) ON app.accounts TO sec_a;
+GRANT USAGE ON SEQUENCE app.ticket_seq TO sec_a;
+GRANT USAGE ON SCHEMA app TO sec_a, sec_b;
+REVOKE ALL ON app.ledger FROM sec_owner;
+GRANT ALL ON app.ledger TO sec_owner;
+GRANT EXECUTE ON FUNCTION app.audit_hook() TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION app.balance(integer) FROM PUBLIC;
+CREATE POLICY own_rows ON app.accounts FOR SELECT TO sec_a, sec_b USING (owner_name = current_user);
+CREATE POLICY no_delete ON app.accounts AS RESTRICTIVE FOR DELETE USING (false);
+CREATE POLICY writes ON app.accounts FOR INSERT TO sec_a WITH CHECK (id > 0);
+ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO sec_a;
+RESET ROLE;
+GRANT CONNECT ON DATABASE secdev TO sec_a;
+""",
+    "prod": """
+SET ROLE sec_owner;
+GRANT SELECT ON app.accounts TO sec_b;
+GRANT SELECT ON app.accounts TO sec_a WITH GRANT OPTION;
+GRANT USAGE ON SEQUENCE app.ticket_seq TO sec_a;
+GRANT USAGE ON SCHEMA app TO sec_b, sec_a;
+GRANT SELECT, DELETE ON app.ledger TO sec_b;
+GRANT USAGE ON TYPE app.tier TO sec_b;
+REVOKE EXECUTE ON FUNCTION app.balance(integer) FROM PUBLIC;
+CREATE POLICY own_rows ON app.accounts FOR SELECT TO sec_b, sec_a USING (owner_name = current_user);
+CREATE POLICY no_delete ON app.accounts AS PERMISSIVE FOR DELETE USING (false);
+CREATE POLICY writes ON app.accounts FOR INSERT TO sec_a WITH CHECK (id >= 0);
+CREATE POLICY backdoor ON app.accounts FOR ALL TO sec_b USING (true);
+RESET ROLE;
+GRANT CONNECT ON DATABASE secprod TO sec_a;
+""",
+}
+# What the diff must find with dev as the baseline (and, swapped, with prod as the baseline).
+SECURITY_FINDINGS = {
+    ("privileges.table app.accounts to sec_a", "changed", "postgres.privilege_changed"),  # grant option
+    ("privileges.column app.accounts.owner_name to sec_a", "missing", "postgres.privilege_missing"),
+    ("privileges.table app.ledger to sec_b", "extra", "postgres.privilege_extra"),
+    ("privileges.type app.tier to sec_b", "extra", "postgres.privilege_extra"),
+    (
+        "default_privileges.tables created by sec_owner in schema app to sec_a",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),  # fmt: skip
+    ("app.accounts.no_delete", "changed", "postgres.policy_changed"),  # restrictive vs permissive
+    ("app.accounts.writes", "changed", "postgres.policy_changed"),  # WITH CHECK
+    ("app.accounts.backdoor", "extra", "postgres.policy_extra"),
+}
+SWAPPED = {"missing": "extra", "extra": "missing", "changed": "changed"}
+
+
+@pytest.fixture(scope="module")
+def secured(cluster):
+    cluster.sql(SECURITY_ROLES)
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = "sec" + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(SECURITY_SCHEMA + SECURITY_SQL[side], dbname=dbname)
+        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
+def test_privileges_are_read_per_grantee_with_the_grant_option(cluster, secured):
+    catalog = secured["prod"]["databases"]["app"]["catalog"]
+    privileges = catalog["privileges"]
+    assert privileges["table app.accounts"] == {
+        "(owner)": ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE", "UPDATE"],
+        "sec_a": ["SELECT WITH GRANT OPTION"],
+        "sec_b": ["SELECT"],
+    }
+    assert privileges["table app.ledger"]["sec_b"] == ["DELETE", "SELECT"]
+    assert privileges["sequence app.ticket_seq"]["sec_a"] == ["USAGE"]
+    assert privileges["schema app"] == {"(owner)": ["CREATE", "USAGE"], "sec_a": ["USAGE"], "sec_b": ["USAGE"]}
+    assert privileges["function app.balance(integer)"] == {"(owner)": ["EXECUTE"]}
+    assert privileges["type app.tier"] == {"(owner)": ["USAGE"], "PUBLIC": ["USAGE"], "sec_b": ["USAGE"]}
+    assert privileges["database"]["sec_a"] == ["CONNECT"]
+    assert "function app.audit_hook()" not in privileges  # never granted nor revoked: the default
+    dev = secured["dev"]["databases"]["app"]["catalog"]
+    assert dev["privileges"]["column app.accounts.owner_name"] == {"sec_a": ["UPDATE"]}
+    assert dev["default_privileges"] == {
+        "sec_owner in schema app on tables": {
+            "role": "sec_owner",
+            "schema": "app",
+            "on": "tables",
+            "grants": {"sec_a": ["SELECT"]},
+        }
+    }
+    # The oracle: PostgreSQL's own privilege checks agree with what was read.
+    checks = pg_text(
+        cluster,
+        "SELECT has_table_privilege('sec_a', 'app.accounts', 'SELECT WITH GRANT OPTION'),"
+        " has_column_privilege('sec_a', 'app.accounts', 'owner_name', 'UPDATE'),"
+        " has_function_privilege('sec_b', 'app.balance(integer)', 'EXECUTE')",
+        dbname="secprod",
+    )
+    assert checks == "t|f|f"
+
+
+def test_privilege_defaults_are_the_servers(secured):
+    defaults = secured["dev"]["databases"]["app"]["catalog"]["privilege_defaults"]
+    assert defaults["function"] == {"(owner)": ["EXECUTE"], "PUBLIC": ["EXECUTE"]}
+    assert defaults["database"] == {"(owner)": ["CONNECT", "CREATE", "TEMPORARY"], "PUBLIC": ["CONNECT", "TEMPORARY"]}
+    assert defaults["sequence"] == {"(owner)": ["SELECT", "UPDATE", "USAGE"]}
+
+
+def test_policies_are_read_with_pg_get_expr(cluster, secured):
+    policies = secured["dev"]["databases"]["app"]["catalog"]["policies"]
+    assert policies["app.accounts.own_rows"] == {
+        "table": "app.accounts",
+        "command": "SELECT",
+        "permissive": True,
+        "roles": ["sec_a", "sec_b"],
+        "using": pg_text(
+            cluster, "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polname = 'own_rows'", "secdev"
+        ),
+        "with_check": None,
+    }
+    assert policies["app.accounts.no_delete"]["permissive"] is False
+    assert policies["app.accounts.no_delete"]["roles"] == ["PUBLIC"]
+    assert policies["app.accounts.writes"]["with_check"] == "(id > 0)"
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_security_drift_is_found_both_ways_and_nothing_else(secured, baseline):
+    """Recall and precision: every planted difference, none of the ordering traps."""
+    other = "prod" if baseline == "dev" else "dev"
+    findings = pg_diff.diff([baseline, other], secured, {"baseline": baseline, "production": {"prod"}})
+    found = {
+        (f["key"], f["kind"], f["check"])
+        for f in findings
+        if f["check"].startswith(("postgres.privilege", "postgres.default_privilege", "postgres.policy"))
+    }
+    expected = SECURITY_FINDINGS
+    if baseline == "prod":
+        expected = {(key, SWAPPED[kind], check.replace(kind, SWAPPED[kind])) for key, kind, check in expected}
+    assert found == expected
+    others = [f["check"] for f in findings if (f["key"], f["kind"], f["check"]) not in found]
+    assert others == ["postgres.audit_role_can_write"]  # the superuser
