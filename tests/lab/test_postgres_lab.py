@@ -349,8 +349,11 @@ def test_planted_privileges_and_row_level_security():
     assert "reporting=" not in dev and "reporting=ar/prod_user" in prod.split(",")
     dev, prod = both(acl("public.tasks"))
     assert "reporting=r/ianleblanc" in dev.split(",") and "reporting=r*/prod_user" in prod.split(",")
-    assert both("SELECT coalesce(array_to_string(attacl, ','), 'none') FROM pg_attribute"
-                " WHERE attrelid = 'public.tasks'::regclass AND attname = 'title'") == ("none", "reporting=w/prod_user")  # fmt: skip
+    column_acl = (
+        "SELECT coalesce(array_to_string(attacl, ','), 'none') FROM pg_attribute"
+        " WHERE attrelid = 'public.tasks'::regclass AND attname = 'title'"
+    )
+    assert both(column_acl) == ("none", "reporting=w/prod_user")
     assert both("SELECT has_function_privilege('public', 'public.user_task_count(bigint)', 'EXECUTE')") == ("f", "t")
     assert both("SELECT count(*) FROM pg_default_acl") == ("1", "0")
     assert both("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass") == ("t", "f")
