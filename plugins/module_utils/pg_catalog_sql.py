@@ -201,13 +201,14 @@ nsp AS (
 -- keeps the planner's row estimate for them right (a filter on a CTE's output is a guess).
 tbl AS (
   SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
-         c.relispartition, c.reltuples, c.relpages, c.reltoastrelid, n.nspname, n.nspname || '.' || c.relname AS ident
+         c.relispartition, c.reltuples, c.relpages, c.reltoastrelid, c.relpersistence, c.relreplident, c.reloptions,
+         c.relam, c.reltablespace, c.relpartbound, n.nspname, n.nspname || '.' || c.relname AS ident
   FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'f')
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
 rel AS (
-  SELECT c.oid, c.relkind, n.nspname || '.' || c.relname AS ident
+  SELECT c.oid, c.relkind, c.relpersistence, n.nspname || '.' || c.relname AS ident
   FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('v', 'm', 'S')
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
@@ -395,6 +396,15 @@ trg_rows AS (
   ) AS s
   GROUP BY s.tgrelid
 ),
+-- Parents of tables that inherit (INHERITS, not partitions: partition_of says those), in order.
+inh AS (
+  SELECT h.inhrelid AS oid, json_agg(pn.nspname || '.' || pc.relname ORDER BY h.inhseqno) AS parents
+  FROM pg_inherits h
+  JOIN tbl t ON t.oid = h.inhrelid AND NOT t.relispartition
+  JOIN pg_class pc ON pc.oid = h.inhparent
+  JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+  GROUP BY h.inhrelid
+),
 -- Row estimates and sizes are pg_class statistics (as of the last VACUUM, ANALYZE or CREATE
 -- INDEX): pg_total_relation_size would lock every table to the end of the transaction, in the way
 -- of any DDL a deployment runs meanwhile, and stat its files.
@@ -410,11 +420,24 @@ tables AS (
               FROM pg_inherits h
               JOIN pg_class pc ON pc.oid = h.inhparent
               JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-              WHERE t.relispartition AND h.inhrelid = t.oid))::text
+              WHERE t.relispartition AND h.inhrelid = t.oid),
+             CASE WHEN t.relpersistence = 'u' THEN 'unlogged' ELSE 'logged' END,
+             CASE WHEN t.reloptions IS NOT NULL
+                  THEN (SELECT json_agg(o.opt ORDER BY o.opt COLLATE "C") FROM unnest(t.reloptions) AS o(opt)) END,
+             CASE t.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
+               ELSE 'index ' || (SELECT ri.relname FROM pg_index ix JOIN pg_class ri ON ri.oid = ix.indexrelid
+                                 WHERE ix.indrelid = t.oid AND ix.indisreplident) END,
+             ih.parents,
+             pb.bound,
+             (SELECT am.amname FROM pg_am am WHERE am.oid = t.relam),
+             (SELECT sp.spcname FROM pg_tablespace sp WHERE sp.oid = t.reltablespace))::text
            || ', [' || coalesce(c.j, '') || '], [' || coalesce(k.j, '') || '], [' || coalesce(i.j, '')
            || '], [' || coalesce(g.j, '') || ']]',
-           c.lits || k.lits || i.lits || g.lits)) AS j
+           c.lits || k.lits || i.lits || g.lits
+             || CASE WHEN strpos(pb.bound, '''') > 0 THEN ARRAY[pb.bound] END)) AS j
   FROM tbl t
+  CROSS JOIN LATERAL (SELECT CASE WHEN t.relispartition THEN pg_get_expr(t.relpartbound, t.oid) END AS bound) AS pb
+  LEFT JOIN inh ih ON ih.oid = t.oid
   LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
   LEFT JOIN col_rows c ON c.oid = t.oid
   LEFT JOIN con_rows k ON k.oid = t.oid
@@ -442,10 +465,20 @@ funcs AS (
   JOIN pg_language l ON l.oid = p.prolang
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
 ),
+-- A sequence's OWNED BY column: its automatic (deptype 'a') dependency on a table column.
 seqs AS (
   SELECT json_object_agg(r.ident, json_build_object(
            'type', format_type(s.seqtypid, NULL), 'increment', s.seqincrement::text,
-           'min', s.seqmin::text, 'max', s.seqmax::text, 'cycle', s.seqcycle)) AS j
+           'min', s.seqmin::text, 'max', s.seqmax::text, 'cycle', s.seqcycle,
+           'start', s.seqstart::text, 'cache', s.seqcache::text,
+           'unlogged', r.relpersistence = 'u',
+           'owned_by', (SELECT on_.nspname || '.' || oc.relname || '.' || oa.attname
+                        FROM pg_depend d
+                        JOIN pg_class oc ON oc.oid = d.refobjid
+                        JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+                        JOIN pg_attribute oa ON oa.attrelid = d.refobjid AND oa.attnum = d.refobjsubid
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a'
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0))) AS j
   FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
   WHERE r.relkind = 'S'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d

@@ -19,6 +19,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import (
     COLUMN_FIELDS,
     CONSTRAINT_FIELDS,
     INDEX_FIELDS,
+    TABLE_FIELDS,
     TRIGGER_FIELDS,
     encode_shape,
     encode_text,
@@ -143,6 +144,8 @@ def shape_migrations(document):
 def _redacted_shape(text, literals):
     """A table's shape from its JSON text, string literals redacted (defaults and definitions)."""
     table, columns, constraints, indexes, triggers = json.loads(text)
+    bound = TABLE_FIELDS.index("partition_bound")
+    table[bound] = literals(table[bound])
     # Each row is [name, *FIELDS] (pg_tables): the positions of the texts that can hold a literal.
     for rows, fields, names in (
         (columns, COLUMN_FIELDS, ("default", "generated")),

@@ -899,7 +899,12 @@ def test_sequences(catalog):
         "min": "100",
         "max": "100000",
         "cycle": True,
+        "start": "100",
+        "cache": "1",
+        "unlogged": False,
+        "owned_by": None,
     }
+    assert sequences["public.orders_id_seq"]["owned_by"] == "public.orders.id"  # serial: OWNED BY its column
     # serial sequences are listed; identity columns' sequences belong to their column.
     assert set(sequences) == {
         "public.invoice_seq",
@@ -1879,3 +1884,96 @@ def test_security_drift_is_found_both_ways_and_nothing_else(secured, baseline):
     assert found == expected
     others = [f["check"] for f in findings if (f["key"], f["kind"], f["check"]) not in found]
     assert others == ["postgres.audit_role_can_write"]  # the superuser
+
+
+# ---------------------------------------------------------------- tables' storage, inheritance, sequences
+
+STORAGE_SQL = {
+    "dev": """
+CREATE TABLE public.jobs (id integer PRIMARY KEY, note text) WITH (fillfactor = 70, autovacuum_enabled = false);
+CREATE TABLE public.cache (k text PRIMARY KEY, v text);
+CREATE TABLE public.base (id integer, at date);
+CREATE TABLE public.child (extra text) INHERITS (public.base);
+CREATE TABLE public.other_base (id integer, at date);
+CREATE TABLE public.moved (extra text) INHERITS (public.base);
+CREATE TABLE public.log (id integer PRIMARY KEY, body text);
+ALTER TABLE public.log REPLICA IDENTITY FULL;
+CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.span_2024 PARTITION OF public.span FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE SEQUENCE public.ticket_seq START 1000 CACHE 1 OWNED BY public.jobs.id;
+CREATE SEQUENCE public.same_seq START 5 OWNED BY public.cache.k;
+""",
+    "prod": """
+CREATE TABLE public.jobs (id integer PRIMARY KEY, note text) WITH (autovacuum_enabled = false, fillfactor = 70);
+CREATE UNLOGGED TABLE public.cache (k text PRIMARY KEY, v text);
+CREATE TABLE public.base (id integer, at date);
+CREATE TABLE public.child (extra text) INHERITS (public.base);
+CREATE TABLE public.other_base (id integer, at date);
+CREATE TABLE public.moved (extra text) INHERITS (public.other_base);
+CREATE TABLE public.log (id integer PRIMARY KEY, body text);
+ALTER TABLE public.log REPLICA IDENTITY USING INDEX log_pkey;
+CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.span_2024 PARTITION OF public.span FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+CREATE SEQUENCE public.ticket_seq START 1 CACHE 20 OWNED BY public.log.id;
+CREATE SEQUENCE public.same_seq START 5 OWNED BY public.cache.k;
+ALTER TABLE public.base ADD COLUMN source text;
+""",
+}
+STORAGE_FINDINGS = {
+    ("public.cache", "changed", "postgres.table_changed"),  # unlogged in prod
+    ("public.log", "changed", "postgres.table_changed"),  # replica identity
+    ("public.moved", "changed", "postgres.partitioning_changed"),  # inherits another parent
+    ("public.span_2024", "changed", "postgres.partitioning_changed"),  # bound
+    ("public.ticket_seq", "changed", "postgres.sequence_changed"),  # start, cache, owned by
+    ("public.base.source", "extra", "postgres.column_extra"),  # once, not once more for public.child
+}
+
+
+@pytest.fixture(scope="module")
+def stored(cluster):
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = "store" + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(STORAGE_SQL[side], dbname=dbname)
+        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
+def test_table_storage_inheritance_and_bounds_are_read(cluster, stored):
+    dev = tables_of(stored["dev"]["databases"]["app"]["catalog"])
+    prod = tables_of(stored["prod"]["databases"]["app"]["catalog"])
+    assert (
+        dev["public.jobs"]["options"] == prod["public.jobs"]["options"] == ["autovacuum_enabled=false", "fillfactor=70"]
+    )
+    assert (dev["public.cache"]["persistence"], prod["public.cache"]["persistence"]) == ("logged", "unlogged")
+    assert (dev["public.log"]["replica_identity"], prod["public.log"]["replica_identity"]) == ("full", "index log_pkey")
+    assert dev["public.jobs"]["replica_identity"] == "default"
+    assert (dev["public.moved"]["inherits"], prod["public.moved"]["inherits"]) == (
+        ["public.base"],
+        ["public.other_base"],
+    )
+    assert dev["public.base"]["inherits"] is None and dev["public.span_2024"]["inherits"] is None
+    assert dev["public.span_2024"]["partition_bound"] == pg_text(
+        cluster, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'span_2024'", "storedev"
+    )
+    assert dev["public.jobs"]["access_method"] == "heap" and dev["public.span"]["access_method"] is None
+    assert dev["public.jobs"]["tablespace"] is None
+    sequences = stored["prod"]["databases"]["app"]["catalog"]["sequences"]
+    assert sequences["public.ticket_seq"]["owned_by"] == "public.log.id"
+    assert (sequences["public.ticket_seq"]["start"], sequences["public.ticket_seq"]["cache"]) == ("1", "20")
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_storage_drift_is_found_both_ways_and_nothing_else(stored, baseline):
+    other = "prod" if baseline == "dev" else "dev"
+    findings = pg_diff.diff([baseline, other], stored, {"baseline": baseline, "production": {"prod"}})
+    found = {(f["key"], f["kind"], f["check"]) for f in findings if f["check"] != "postgres.audit_role_can_write"}
+    expected = STORAGE_FINDINGS
+    if baseline == "prod":
+        expected = {(key, SWAPPED[kind], check.replace(kind, SWAPPED[kind])) for key, kind, check in expected}
+    assert found == expected
+    messages = {f["key"]: f["message"] for f in findings}
+    assert "persistence" in messages["public.cache"] and "replica identity" in messages["public.log"]
+    assert "start, cache and owned by" in messages["public.ticket_seq"]
