@@ -444,9 +444,21 @@ tables AS (
   LEFT JOIN idx_rows i ON i.oid = t.oid
   LEFT JOIN trg_rows g ON g.oid = t.oid
 ),
+-- Views with their triggers (INSTEAD OF …) and materialized views with their indexes, by name.
 views AS (
   SELECT json_object_agg(r.ident, json_build_object(
-           'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true))) AS j
+           'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true),
+           'triggers', (SELECT json_object_agg(tg.tgname, json_build_object(
+                                 'definition', pg_get_triggerdef(tg.oid, true),
+                                 'enabled', CASE tg.tgenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled'
+                                                              WHEN 'R' THEN 'replica' WHEN 'A' THEN 'always' END))
+                        FROM pg_trigger tg WHERE tg.tgrelid = r.oid AND NOT tg.tgisinternal),
+           'indexes', CASE WHEN r.relkind = 'm' THEN
+                        (SELECT json_object_agg(ic.relname, json_build_object(
+                                  'definition', pg_get_indexdef(i.indexrelid), 'unique', i.indisunique,
+                                  'primary', i.indisprimary))
+                         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = r.oid)
+                      END)) AS j
   FROM rel r WHERE r.relkind IN ('v', 'm')
 ),
 funcs AS (
@@ -484,12 +496,134 @@ seqs AS (
     AND NOT EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i')
 ),
+-- Enums, domains, ranges and composite types of their own (CREATE TYPE … AS (…)): not the row
+-- type every table, view and sequence has.
 typ AS (
   SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin, t.typowner, t.typacl,
-         n.nspname || '.' || t.typname AS ident
+         t.typrelid, n.nspname || '.' || t.typname AS ident
   FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
-  WHERE t.typtype IN ('e', 'd')
+  WHERE (t.typtype IN ('e', 'd', 'r')
+         OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class tc WHERE tc.oid = t.typrelid AND tc.relkind = 'c')))
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+),
+composites AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'attributes', (SELECT coalesce(json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod))
+                                                   ORDER BY a.attnum), '[]'::json)
+                          FROM pg_attribute a WHERE a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped)))
+           AS j
+  FROM typ ty WHERE ty.typtype = 'c'
+),
+ranges AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'subtype', format_type(rg.rngsubtype, NULL),
+           'collation', (SELECT cn.nspname || '.' || co.collname FROM pg_collation co
+                         JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = rg.rngcollation),
+           'opclass', (SELECT oc.opcname FROM pg_opclass oc WHERE oc.oid = rg.rngsubopc),
+           'canonical', CASE WHEN rg.rngcanonical <> 0 THEN rg.rngcanonical::regproc::text END,
+           'subdiff', CASE WHEN rg.rngsubdiff <> 0 THEN rg.rngsubdiff::regproc::text END)) AS j
+  FROM typ ty JOIN pg_range rg ON rg.rngtypid = ty.oid
+),
+-- The locale column is colliculocale in 15 and 16, colllocale from 17 (read by name from the row).
+colls AS (
+  SELECT json_object_agg(n.nspname || '.' || co.collname, json_build_object(
+           'provider', CASE co.collprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin'
+                                            ELSE 'default' END,
+           'locale', coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale'),
+           'collate', co.collcollate, 'ctype', co.collctype, 'deterministic', co.collisdeterministic)) AS j
+  FROM pg_collation co JOIN nsp n ON n.oid = co.collnamespace
+  WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_collation'::regclass AND ext.objid = co.oid)
+),
+-- Rules (CREATE RULE; not the _RETURN rule that makes a view) as pg_get_ruledef prints them.
+rules AS (
+  SELECT json_object_agg(n.nspname || '.' || c.relname || '.' || rw.rulename, json_build_object(
+           'relation', n.nspname || '.' || c.relname, 'definition', pg_get_ruledef(rw.oid, true))) AS j
+  FROM pg_rewrite rw JOIN pg_class c ON c.oid = rw.ev_class JOIN nsp n ON n.oid = c.relnamespace
+  WHERE rw.rulename <> '_RETURN'
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+),
+evts AS (
+  SELECT json_object_agg(e.evtname, json_build_object(
+           'event', e.evtevent,
+           'function', pn.nspname || '.' || p.proname,
+           'enabled', CASE e.evtenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica'
+                                        WHEN 'A' THEN 'always' END,
+           'tags', (SELECT json_agg(x.tag ORDER BY x.tag COLLATE "C") FROM unnest(e.evttags) AS x(tag)))) AS j
+  FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+  WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_event_trigger'::regclass AND ext.objid = e.oid)
+),
+-- Publications (pubviaroot from 13: read by name from the row) and this database's subscriptions,
+-- column by column: never subconninfo, the connection string.
+pubs AS (
+  SELECT json_object_agg(p.pubname, json_build_object(
+           'all_tables', p.puballtables, 'insert', p.pubinsert, 'update', p.pubupdate, 'delete', p.pubdelete,
+           'truncate', p.pubtruncate, 'via_root', (to_jsonb(p) ->> 'pubviaroot')::boolean,
+           'tables', (SELECT coalesce(json_agg(t.ident ORDER BY t.ident COLLATE "C"), '[]'::json)
+                      FROM pg_publication_rel pr JOIN tbl t ON t.oid = pr.prrelid WHERE pr.prpubid = p.oid))) AS j
+  FROM pg_publication p
+),
+subs AS (
+  SELECT json_object_agg(s.subname, json_build_object(
+           'enabled', s.subenabled, 'slot', s.subslotname,
+           'publications', (SELECT json_agg(x.pub ORDER BY x.pub COLLATE "C")
+                            FROM unnest(s.subpublications) AS x(pub)))) AS j
+  FROM pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+),
+-- Comments (COMMENT ON) of the database's own objects (oids from FirstNormalObjectId, 16384),
+-- keyed "<kind> <object>"; columns, indexes, constraints, triggers and policies under their table.
+descr AS (
+  SELECT d.objoid, d.classoid, d.objsubid, d.description FROM pg_description d WHERE d.objoid >= 16384
+),
+comments AS (
+  SELECT json_object_agg(x.k, x.description) AS j
+  FROM (
+    SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                          WHEN 'S' THEN 'sequence' ELSE 'table' END || ' ' || n.nspname || '.' || c.relname AS k,
+           d.description
+    FROM descr d JOIN pg_class c ON c.oid = d.objoid JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname, d.description
+    FROM descr d JOIN pg_class c ON c.oid = d.objoid JOIN nsp n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid > 0
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'index ' || n.nspname || '.' || c.relname || '.' || ic.relname, d.description
+    FROM descr d JOIN pg_index i ON i.indexrelid = d.objoid JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_class c ON c.oid = i.indrelid JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+    UNION ALL
+    SELECT 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           d.description
+    FROM descr d JOIN pg_proc p ON p.oid = d.objoid JOIN nsp n ON n.oid = p.pronamespace
+    WHERE d.classoid = 'pg_proc'::regclass
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+    UNION ALL
+    SELECT 'type ' || ty.ident, d.description FROM descr d JOIN typ ty ON ty.oid = d.objoid
+    WHERE d.classoid = 'pg_type'::regclass
+    UNION ALL
+    SELECT 'schema ' || n.nspname, d.description FROM descr d JOIN nsp n ON n.oid = d.objoid
+    WHERE d.classoid = 'pg_namespace'::regclass
+    UNION ALL
+    SELECT 'constraint ' || t.ident || '.' || co.conname, d.description
+    FROM descr d JOIN pg_constraint co ON co.oid = d.objoid JOIN tbl t ON t.oid = co.conrelid
+    WHERE d.classoid = 'pg_constraint'::regclass
+    UNION ALL
+    SELECT 'trigger ' || n.nspname || '.' || c.relname || '.' || tg.tgname, d.description
+    FROM descr d JOIN pg_trigger tg ON tg.oid = d.objoid JOIN pg_class c ON c.oid = tg.tgrelid
+    JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_trigger'::regclass
+    UNION ALL
+    SELECT 'policy ' || t.ident || '.' || po.polname, d.description
+    FROM descr d JOIN pg_policy po ON po.oid = d.objoid JOIN tbl t ON t.oid = po.polrelid
+    WHERE d.classoid = 'pg_policy'::regclass
+    UNION ALL
+    SELECT 'collation ' || n.nspname || '.' || co.collname, d.description
+    FROM descr d JOIN pg_collation co ON co.oid = d.objoid JOIN nsp n ON n.oid = co.collnamespace
+    WHERE d.classoid = 'pg_collation'::regclass
+  ) AS x
 ),
 enums AS (
   SELECT json_object_agg(ty.ident, json_build_object(
@@ -722,9 +856,18 @@ SELECT json_build_object(
     'privileges', coalesce(privs.j, '{}'::json),
     'privilege_defaults', coalesce(acl_defaults.j, '{}'::json),
     'default_privileges', coalesce(defacl.j, '{}'::json),
-    'policies', coalesce(pols.j, '{}'::json)))
+    'policies', coalesce(pols.j, '{}'::json),
+    'composites', coalesce(composites.j, '{}'::json),
+    'ranges', coalesce(ranges.j, '{}'::json),
+    'collations', coalesce(colls.j, '{}'::json),
+    'rules', coalesce(rules.j, '{}'::json),
+    'event_triggers', coalesce(evts.j, '{}'::json),
+    'publications', coalesce(pubs.j, '{}'::json),
+    'subscriptions', coalesce(subs.j, '{}'::json),
+    'comments', coalesce(comments.j, '{}'::json)))
 FROM audit, schemas, tables,
-     views, funcs, seqs, enums, domains, exts, sets, roles, privs, acl_defaults, defacl, pols;
+     views, funcs, seqs, enums, domains, exts, sets, roles, privs, acl_defaults, defacl, pols,
+     composites, ranges, colls, rules, evts, pubs, subs, comments;
 """.replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
     "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
 )

@@ -202,6 +202,15 @@ def _policies(raw, literals):
     }
 
 
+def _comments(raw, hmac_key):
+    """{"<kind> <object>": {"text": redacted, "hash"}}: a comment is free text, redacted like a body."""
+    comments = {}
+    for key, text in (raw or {}).items():
+        shown, digest = redacted_and_hash(text, hmac_key)
+        comments[key] = {"text": shown, "hash": digest}
+    return comments
+
+
 def shape_catalog(raw, hmac_key):
     """The CATALOG of the contract from the catalog query's JSON (redacted, normalised, hashed)."""
     literals = _LiteralRedactor()
@@ -209,7 +218,19 @@ def shape_catalog(raw, hmac_key):
     views = {}
     for ident, view in (raw.get("views") or {}).items():
         definition, digest = redacted_and_hash(view.get("definition"), hmac_key)
-        views[ident] = {"materialized": bool(view.get("materialized")), "definition": definition, "hash": digest}
+        views[ident] = {
+            "materialized": bool(view.get("materialized")),
+            "definition": definition,
+            "hash": digest,
+            "triggers": {
+                name: dict(trigger, definition=literals(trigger.get("definition")))
+                for name, trigger in (view.get("triggers") or {}).items()
+            },
+            "indexes": {
+                name: dict(index, definition=literals(index.get("definition")))
+                for name, index in (view.get("indexes") or {}).items()
+            },
+        }
     functions = {}
     for ident, function in (raw.get("functions") or {}).items():
         body, digest = redacted_and_hash(function.get("body"), hmac_key)
@@ -258,6 +279,17 @@ def shape_catalog(raw, hmac_key):
             for key, entry in (raw.get("default_privileges") or {}).items()
         },
         "policies": _policies(raw.get("policies"), literals),
+        "composites": raw.get("composites") or {},
+        "ranges": raw.get("ranges") or {},
+        "collations": raw.get("collations") or {},
+        "rules": {
+            key: dict(rule, definition=literals(rule.get("definition")))
+            for key, rule in (raw.get("rules") or {}).items()
+        },
+        "event_triggers": raw.get("event_triggers") or {},
+        "publications": raw.get("publications") or {},
+        "subscriptions": raw.get("subscriptions") or {},
+        "comments": _comments(raw.get("comments"), hmac_key),
     }
 
 

@@ -18,7 +18,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import ObjectType, get, keyed
 
 GRANT_OPTION = " WITH GRANT OPTION"
-# Where an object of each kind of the privileges section is listed in the catalog.
+# Where an object of each kind of the privileges and comments sections is listed in the catalog.
 KIND_SECTIONS = {
     "table": ("tables",),
     "foreign table": ("tables",),
@@ -27,10 +27,13 @@ KIND_SECTIONS = {
     "sequence": ("sequences",),
     "function": ("functions",),
     "schema": ("schemas",),
-    "type": ("enums", "domains"),
+    "type": ("enums", "domains", "composites", "ranges"),
+    "collation": ("collations",),
 }
-# Every kind a privileges key starts with, the two-word ones first.
-KINDS = ("materialized view", "foreign table", *KIND_SECTIONS, "column", "database")
+# Kinds whose objects belong to a table (or a view): "<kind> schema.table.name".
+TABLE_PARTS = {"column": "columns", "index": "indexes", "constraint": "constraints", "trigger": "triggers"}
+# Every kind a privileges or comments key starts with, the two-word ones first.
+KINDS = ("materialized view", "foreign table", *KIND_SECTIONS, *TABLE_PARTS, "policy", "database")
 # The kind of object each ALTER DEFAULT PRIVILEGES entry is about (its defaults when global).
 DEFAULT_PRIVILEGE_KINDS = {
     "tables": "table",
@@ -42,21 +45,27 @@ DEFAULT_PRIVILEGE_KINDS = {
 
 
 def split_key(name):
-    """(kind, object) from a privileges key: "table public.notes", "column public.t.c", "database"."""
+    """(kind, object) from a privileges or comments key: "table public.notes", "column public.t.c", "database"."""
     for kind in KINDS:
         if name == kind or name.startswith(kind + " "):
             return kind, name[len(kind) + 1 :]
     return None, name
 
 
-def _exists(catalog, kind, name):
-    """Whether the object a privileges key names is in the catalog (the database always is)."""
+def object_exists(catalog, kind, name):
+    """Whether the object a privileges or comments key names is in the catalog (the database always is)."""
     if kind == "database":
         return True
-    if kind == "column":
-        table, _, column = name.rpartition(".")
+    if kind == "policy":
+        return name in (catalog.get("policies") or {})
+    if kind in TABLE_PARTS:
+        table, _, item = name.rpartition(".")
         wire = (catalog.get("tables") or {}).get(table)
-        return wire is not None and column in (decode_shape(wire["shape"]).get("columns") or {})
+        if wire is not None:
+            return item in (decode_shape(wire["shape"]).get(TABLE_PARTS[kind]) or {})
+        view = (catalog.get("views") or {}).get(table)
+        # A view's columns are not in the facts: a view that exists has them.
+        return view is not None and (kind == "column" or item in (view.get(TABLE_PARTS[kind]) or {}))
     return any(name in (catalog.get(section) or {}) for section in KIND_SECTIONS.get(kind, ()))
 
 
@@ -208,7 +217,7 @@ def privilege_findings(db):
     findings = []
     for name in union_keys(sections.values()):
         kind, ident = split_key(name)
-        if kind is None or not all(_exists(db.catalogs[label], kind, ident) for label in ok):
+        if kind is None or not all(object_exists(db.catalogs[label], kind, ident) for label in ok):
             continue
         grants = {label: sections[label].get(name, defaults[label].get(kind) or {}) for label in ok}
         findings += _grant_findings(db, "privileges", name, _statement(kind, ident), grants, ok)
