@@ -444,7 +444,7 @@ tables AS (
   LEFT JOIN idx_rows i ON i.oid = t.oid
   LEFT JOIN trg_rows g ON g.oid = t.oid
 ),
--- Views with their triggers (INSTEAD OF …) and materialized views with their indexes, by name.
+-- Views with their triggers (INSTEAD OF ...) and materialized views with their indexes, by name.
 views AS (
   SELECT json_object_agg(r.ident, json_build_object(
            'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true),
@@ -496,7 +496,7 @@ seqs AS (
     AND NOT EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i')
 ),
--- Enums, domains, ranges and composite types of their own (CREATE TYPE … AS (…)): not the row
+-- Enums, domains, ranges and composite types of their own (CREATE TYPE ... AS (...)): not the row
 -- type every table, view and sequence has.
 typ AS (
   SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin, t.typowner, t.typacl,

@@ -582,6 +582,14 @@ def test_status_version_and_shape(app):
         "privilege_defaults",
         "default_privileges",
         "policies",
+        "composites",
+        "ranges",
+        "collations",
+        "rules",
+        "event_triggers",
+        "publications",
+        "subscriptions",
+        "comments",
     }
 
 
@@ -1977,3 +1985,127 @@ def test_storage_drift_is_found_both_ways_and_nothing_else(stored, baseline):
     messages = {f["key"]: f["message"] for f in findings}
     assert "persistence" in messages["public.cache"] and "replica identity" in messages["public.log"]
     assert "start, cache and owned by" in messages["public.ticket_seq"]
+
+
+# ---------------------------------------------------------------- the other kinds: view triggers, matview
+# indexes, collations, composite and range types, rules, event triggers, publications, comments
+
+KINDS_COMMON = """
+CREATE TABLE public.items (id integer PRIMARY KEY, label text, price numeric);
+CREATE VIEW public.items_view AS SELECT id, label FROM public.items;
+CREATE FUNCTION public.items_view_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.items (id, label) VALUES (NEW.id, NEW.label); RETURN NEW; END $$;
+CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE MATERIALIZED VIEW public.item_totals AS SELECT label, count(*) AS n FROM public.items GROUP BY label;
+CREATE FUNCTION public.float_diff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2';
+"""
+KINDS_SQL = {
+    "dev": KINDS_COMMON
+    + """
+CREATE TRIGGER items_view_insert INSTEAD OF INSERT ON public.items_view
+  FOR EACH ROW EXECUTE FUNCTION public.items_view_write();
+CREATE UNIQUE INDEX item_totals_label ON public.item_totals (label);
+CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE COLLATION public.plain (locale = 'C');
+CREATE TYPE public.money_pair AS (amount numeric, currency text);
+CREATE TYPE public.float_range AS RANGE (subtype = float8, subtype_diff = public.float_diff);
+CREATE RULE items_no_delete AS ON DELETE TO public.items DO INSTEAD NOTHING;
+CREATE EVENT TRIGGER guard_ddl ON ddl_command_start WHEN TAG IN ('DROP TABLE', 'ALTER TABLE')
+  EXECUTE FUNCTION public.on_ddl();
+CREATE PUBLICATION items_pub FOR TABLE public.items WITH (publish = 'insert, update');
+COMMENT ON TABLE public.items IS 'Things we sell';
+COMMENT ON COLUMN public.items.price IS 'In cents';
+COMMENT ON VIEW public.items_view IS 'Same text';
+COMMENT ON INDEX public.items_pkey IS 'The key';
+""",
+    "prod": KINDS_COMMON
+    + """
+CREATE TRIGGER items_view_insert INSTEAD OF INSERT OR UPDATE ON public.items_view
+  FOR EACH ROW EXECUTE FUNCTION public.items_view_write();
+CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level1', deterministic = false);
+CREATE COLLATION public.plain (locale = 'C');
+CREATE TYPE public.money_pair AS (amount numeric(12,2), currency text);
+CREATE TYPE public.float_range AS RANGE (subtype = float8);
+CREATE EVENT TRIGGER guard_ddl ON ddl_command_start WHEN TAG IN ('ALTER TABLE', 'DROP TABLE')
+  EXECUTE FUNCTION public.on_ddl();
+CREATE PUBLICATION items_pub FOR TABLE public.items;
+COMMENT ON TABLE public.items IS 'Things we sell, in euros';
+COMMENT ON VIEW public.items_view IS 'Same text';
+COMMENT ON INDEX public.items_pkey IS 'The key';
+COMMENT ON FUNCTION public.on_ddl() IS 'Guards DDL';
+""",
+}
+KINDS_FINDINGS = {
+    ("public.items_view.items_view_insert", "changed", "postgres.trigger_changed"),  # INSERT OR UPDATE
+    ("public.item_totals.item_totals_label", "missing", "postgres.index_missing"),
+    ("public.nocase", "changed", "postgres.collation_changed"),
+    ("public.money_pair", "changed", "postgres.composite_changed"),
+    ("public.float_range", "changed", "postgres.range_changed"),
+    ("public.items.items_no_delete", "missing", "postgres.rule_missing"),
+    ("publications.items_pub", "changed", "postgres.publication_changed"),
+    ("comments.table public.items", "changed", "postgres.comment_changed"),
+    ("comments.column public.items.price", "missing", "postgres.comment_missing"),
+    ("comments.function public.on_ddl()", "extra", "postgres.comment_extra"),
+}
+
+
+@pytest.fixture(scope="module")
+def kinds(cluster):
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = "kinds" + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(KINDS_SQL[side], dbname=dbname)
+        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
+def test_the_other_kinds_are_read_as_postgresql_prints_them(cluster, kinds):
+    catalog = kinds["dev"]["databases"]["app"]["catalog"]
+    trigger = catalog["views"]["public.items_view"]["triggers"]["items_view_insert"]
+    assert trigger["definition"] == pg_text(
+        cluster, "SELECT pg_get_triggerdef(oid, true) FROM pg_trigger WHERE tgname = 'items_view_insert'", "kindsdev"
+    )
+    assert "INSTEAD OF INSERT" in trigger["definition"]
+    assert catalog["views"]["public.item_totals"]["indexes"]["item_totals_label"]["unique"] is True
+    assert catalog["views"]["public.items_view"]["indexes"] == {}
+    assert catalog["collations"]["public.nocase"] == {
+        "provider": "icu",
+        "locale": "und-u-ks-level2",
+        "collate": None,
+        "ctype": None,
+        "deterministic": False,
+    }
+    assert catalog["composites"] == {"public.money_pair": {"attributes": [["amount", "numeric"], ["currency", "text"]]}}
+    assert catalog["ranges"]["public.float_range"]["subdiff"] == "public.float_diff"
+    assert catalog["rules"]["public.items.items_no_delete"]["definition"] == pg_text(
+        cluster, "SELECT pg_get_ruledef(oid, true) FROM pg_rewrite WHERE rulename = 'items_no_delete'", "kindsdev"
+    )
+    assert catalog["event_triggers"]["guard_ddl"] == {
+        "event": "ddl_command_start",
+        "function": "public.on_ddl",
+        "enabled": "origin",
+        "tags": ["ALTER TABLE", "DROP TABLE"],
+    }
+    assert catalog["publications"]["items_pub"]["tables"] == ["public.items"]
+    assert catalog["publications"]["items_pub"]["delete"] is False
+    assert catalog["comments"]["column public.items.price"]["text"] == "In cents"
+    assert set(catalog["comments"]) == {
+        "table public.items",
+        "column public.items.price",
+        "view public.items_view",
+        "index public.items.items_pkey",
+    }
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_other_kinds_drift_is_found_both_ways_and_nothing_else(kinds, baseline):
+    """Tag order of an event trigger, an identical comment and collation: no finding."""
+    other = "prod" if baseline == "dev" else "dev"
+    findings = pg_diff.diff([baseline, other], kinds, {"baseline": baseline, "production": {"prod"}})
+    found = {(f["key"], f["kind"], f["check"]) for f in findings if f["check"] != "postgres.audit_role_can_write"}
+    expected = KINDS_FINDINGS
+    if baseline == "prod":
+        expected = {(key, SWAPPED[kind], check.replace(kind, SWAPPED[kind])) for key, kind, check in expected}
+    assert found == expected
