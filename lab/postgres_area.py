@@ -265,6 +265,12 @@ PLANTED = [
     _finding(APP, "public.notes", "changed", "postgres.rls_changed"),  # on in dev only
     _finding(APP, "public.notes.notes_own", "changed", "postgres.policy_changed"),  # roles and USING
     _finding(APP, "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
+    # Storage, sequence ownership, comments, a view's trigger, a materialized view's index.
+    _finding(APP, "public.sessions", "changed", "postgres.table_changed"),  # unlogged in prod
+    _finding(APP, "public.ticket_seq", "changed", "postgres.sequence_changed"),  # owned by another column
+    _finding(APP, "comments.table public.tasks", "changed", "postgres.comment_changed"),
+    _finding(APP, "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
+    _finding(APP, "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     *_cluster_wide(SERVER),
 ]
@@ -359,13 +365,14 @@ def _app_ddl(dev: bool) -> str:
 
 
 def _security_ddl(dev: bool) -> str:
-    """Who may do what (privileges, default privileges, row level security), planted apart from
-    the schema. The DDL runs as the database's owner; the default privileges are reporting's
+    """Who may do what (privileges, default privileges, row level security), then storage,
+    sequence ownership, comments, a view's trigger and a materialized view's index, planted apart
+    from the schema. The DDL runs as the database's owner; the default privileges are reporting's
     (a role both sides have), set as the superuser."""
     owner = "ianleblanc" if dev else "prod_user"
     if dev:
-        return SECURITY_DDL_COMMON + SECURITY_DDL_DEV % {"owner": owner}
-    return SECURITY_DDL_COMMON + SECURITY_DDL_PROD
+        return SECURITY_DDL_COMMON + SECURITY_DDL_DEV % {"owner": owner} + KINDS_DDL_COMMON + KINDS_DDL_DEV
+    return SECURITY_DDL_COMMON + SECURITY_DDL_PROD + KINDS_DDL_COMMON + KINDS_DDL_PROD
 
 
 # The application's schema, as its migrations left it; %(…)s: the planted differences.
@@ -469,6 +476,31 @@ GRANT SELECT ON public.tasks TO reporting WITH GRANT OPTION;
 GRANT SELECT, INSERT ON public.notes TO reporting;
 GRANT UPDATE (title) ON public.tasks TO reporting;
 CREATE POLICY notes_own ON public.notes FOR SELECT TO reporting, analytics_owner USING (true);
+"""
+
+# Storage, sequence ownership, comments, a view's trigger, a materialized view's index.
+KINDS_DDL_COMMON = """
+CREATE FUNCTION public.open_tasks_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.tasks (user_id, title) VALUES (NEW.user_id, NEW.title);
+    RETURN NEW;
+END
+$$;
+CREATE MATERIALIZED VIEW public.task_counts AS
+    SELECT user_id, count(*) AS tasks FROM public.tasks GROUP BY user_id;
+"""
+KINDS_DDL_DEV = """
+CREATE TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
+CREATE SEQUENCE public.ticket_seq OWNED BY public.sessions.id;
+COMMENT ON TABLE public.tasks IS 'A user''s to-do items';
+CREATE TRIGGER open_tasks_insert INSTEAD OF INSERT ON public.open_tasks
+    FOR EACH ROW EXECUTE FUNCTION public.open_tasks_insert();
+CREATE UNIQUE INDEX task_counts_user ON public.task_counts (user_id);
+"""
+KINDS_DDL_PROD = """
+CREATE UNLOGGED TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
+CREATE SEQUENCE public.ticket_seq OWNED BY public.notes.user_id;
+COMMENT ON TABLE public.tasks IS 'To-do items';
 """
 
 # dev only: migrations/versions/0002_add_reminders.py (git area) has run there.

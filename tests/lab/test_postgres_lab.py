@@ -101,6 +101,11 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "public.notes", "changed", "postgres.rls_changed"),
     ("app", "public.notes.notes_own", "changed", "postgres.policy_changed"),
     ("app", "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
+    ("app", "public.sessions", "changed", "postgres.table_changed"),
+    ("app", "public.ticket_seq", "changed", "postgres.sequence_changed"),
+    ("app", "comments.table public.tasks", "changed", "postgres.comment_changed"),
+    ("app", "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
+    ("app", "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -360,6 +365,25 @@ def test_planted_privileges_and_row_level_security():
     assert both("SELECT string_agg(polname || ':' || pg_get_expr(polqual, polrelid), ',' ORDER BY polname)"
                 " FROM pg_policy") == ("notes_own:(user_id = 1),tasks_keep_done:(status <> 'done'::task_status)",
                                        "notes_own:true")  # fmt: skip
+
+
+def test_planted_storage_sequences_comments_and_view_parts():
+    def both(sql: str) -> tuple[str, str]:
+        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+
+    assert both("SELECT relpersistence FROM pg_class WHERE oid = 'public.sessions'::regclass") == ("p", "u")
+    owned = (
+        "SELECT c.relname || '.' || a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid"
+        " JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+        " WHERE d.objid = 'public.ticket_seq'::regclass AND d.deptype = 'a'"
+    )
+    assert both(owned) == ("sessions.id", "notes.user_id")
+    assert both("SELECT obj_description('public.tasks'::regclass, 'pg_class')") == (
+        "A user's to-do items",
+        "To-do items",
+    )
+    assert both("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.open_tasks'::regclass") == ("1", "0")
+    assert both("SELECT count(*) FROM pg_index WHERE indrelid = 'public.task_counts'::regclass") == ("1", "0")
 
 
 def test_planted_settings():
