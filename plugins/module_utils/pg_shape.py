@@ -14,6 +14,7 @@ import json
 import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_catalog_sql import WRITE_PRIVILEGE_LIMIT
+from ansible_collections.envparity.audit.plugins.module_utils.pg_data import shape_data
 from ansible_collections.envparity.audit.plugins.module_utils.pg_psql import PgError, describe
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import (
     COLUMN_FIELDS,
@@ -341,6 +342,7 @@ def empty_database(status, reason):
         "audit_role": None,
         "catalog": None,
         "migrations": None,
+        "data": None,
     }
 
 
@@ -383,4 +385,5 @@ def parse_output(stdout, db, request, hmac_key):
         "audit_role": _audit_role(document.get("audit_role")),
         "catalog": shape_catalog(document.get("catalog") or {}, hmac_key),
         "migrations": migrations,
+        "data": shape_data(sections.get("data"), request, db, hmac_key) if db.get("data_parity") else None,
     }

@@ -24,6 +24,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.pg_cluster import 
     setting_findings,
     shared_servers,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_data_parity import data_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_kinds import kind_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE, migration_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
@@ -151,6 +152,7 @@ def diff(columns, cells, context):
         findings += catalog_findings(db)
         findings += security_findings(db)
         findings += kind_findings(db)
+        findings += data_findings(db)
         if name in sharing:
             findings += database_own_findings(db)
         else:
