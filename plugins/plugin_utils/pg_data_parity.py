@@ -86,7 +86,7 @@ def row_count_findings(db, data, labels):
 
 def _keys_text(keys, shown):
     if not shown:
-        return "%d keys (the key column looks secret)" % len(keys)
+        return "%d %s (the key column looks secret)" % (len(keys), "key" if len(keys) == 1 else "keys")
     listed = ", ".join(keys[:SHOWN_KEYS])
     more = " and %d more" % (len(keys) - SHOWN_KEYS) if len(keys) > SHOWN_KEYS else ""
     return "%s %s%s" % ("key" if len(keys) == 1 else "keys", listed, more)

@@ -38,6 +38,7 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils import (
     pg_catalog_sql,
     pg_collect,
+    pg_data,
     pg_psql,
     pg_shape,
     pg_tables,
@@ -562,8 +563,10 @@ def test_status_version_and_shape(app):
         "audit_role",
         "catalog",
         "migrations",
+        "data",
     }
     assert app["reason"] is None
+    assert app["data"] is None  # data parity is opt-in
     assert app["dbname"]
     assert app["server_version"].startswith("15.") and " " not in app["server_version"]
     assert 150000 <= app["server_version_num"] < 160000
@@ -1339,7 +1342,11 @@ def test_an_audit_changes_neither_the_wal_nor_any_table(cluster):
     # Settle first: vacuum and one audit, so that page pruning of dead catalog rows left by the
     # fixture's DDL (a read may prune, and pruning is WAL-logged) is not charged to the audit.
     cluster.sql("VACUUM;", dbname="appdb")
-    databases = [cluster.database("app", "appdb"), cluster.database("audit", "appdb", user="auditor")]
+    # Data parity on: its counts, sequences and reference rows are reads too.
+    databases = [
+        cluster.database("app", "appdb", data_parity=True, reference_tables=["public.customers"]),
+        cluster.database("audit", "appdb", user="auditor", data_parity=True),
+    ]
     passwords = {"app": SUPERUSER_PASSWORD, "audit": AUDITOR_PASSWORD}
     collect_postgres(request(*databases), KEY, passwords)
     _wait_for_audit_sessions_to_end(cluster)
@@ -1348,6 +1355,7 @@ def test_an_audit_changes_neither_the_wal_nor_any_table(cluster):
     assert before[1]["public.orders"][0] == 2  # the counters are live
     result = collect_postgres(request(*databases), KEY, passwords)
     assert {db["status"] for db in result["databases"].values()} == {"ok"}
+    assert result["databases"]["app"]["data"]["reference"]["public.customers"]["rows"]  # it did read rows
     _wait_for_audit_sessions_to_end(cluster)
     time.sleep(1.2)  # past PostgreSQL's 1 s stats flush interval
     after = _write_state(cluster, "appdb")
@@ -2109,3 +2117,117 @@ def test_other_kinds_drift_is_found_both_ways_and_nothing_else(kinds, baseline):
     if baseline == "prod":
         expected = {(key, SWAPPED[kind], check.replace(kind, SWAPPED[kind])) for key, kind, check in expected}
     assert found == expected
+
+
+# ---------------------------------------------------------------- data parity
+
+DATA_COMMON = """
+CREATE TABLE public.plans (id integer PRIMARY KEY, name text NOT NULL, price_cents integer,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE public.api_keys (api_key text PRIMARY KEY, label text);
+CREATE TABLE public.accounts (id serial PRIMARY KEY, plan_id integer REFERENCES public.plans,
+  key_ref text REFERENCES public.api_keys);
+CREATE TABLE public.countries (code text PRIMARY KEY, name text);
+INSERT INTO public.countries VALUES ('CA', 'Canada'), ('FR', 'France');
+CREATE TABLE public.audit_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text);
+CREATE TABLE public.big (id integer, pad text);
+INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) AS g;
+CREATE INDEX big_id ON public.big (id);
+ANALYZE public.big;
+"""
+DATA_SQL = {
+    "dev": DATA_COMMON
+    + """
+INSERT INTO public.plans (id, name, price_cents) VALUES (1, 'free', 0), (2, 'pro', 900), (3, 'team', 2900);
+INSERT INTO public.api_keys VALUES ('ak_live_one', 'one'), ('ak_live_two', 'two');
+INSERT INTO public.accounts (plan_id) VALUES (1), (2);
+INSERT INTO public.audit_events (what) VALUES ('signup'), ('login');
+""",
+    "prod": DATA_COMMON
+    + """
+INSERT INTO public.plans (id, name, price_cents) VALUES (1, 'free', 0), (2, 'pro', 1200), (4, 'legacy', 100);
+INSERT INTO public.api_keys VALUES ('ak_live_one', 'one'), ('ak_live_two', 'second');
+INSERT INTO public.accounts (plan_id) VALUES (1), (2);
+INSERT INTO public.accounts (id, plan_id) VALUES (50, 1);
+CREATE INDEX accounts_plan_once ON public.accounts (plan_id);
+""",
+}
+DATA_FINDINGS = {
+    ("data.public.plans", "changed", "postgres.data_reference_rows"),
+    ("data.public.api_keys", "changed", "postgres.data_reference_rows"),
+    ("data.public.audit_events.rows", "changed", "postgres.data_row_count"),
+    ("data.public.accounts_id_seq", "policy", "postgres.data_sequence_behind"),
+    ("data.public.accounts.accounts_plan_once", "policy", "postgres.data_invalid_index"),
+    ("data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
+    ("data.@skipped", "unknown", "postgres.data_skipped"),
+}
+
+
+@pytest.fixture(scope="module")
+def parity(cluster):
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = "data" + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(DATA_SQL[side], dbname=dbname)
+        if side == "prod":  # what a failed CREATE INDEX CONCURRENTLY leaves
+            cluster.sql(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.accounts_plan_once'::regclass;",
+                dbname=dbname,
+            )
+        entry = cluster.database(
+            "app", dbname, data_parity=True, reference_tables=["public.countries", "public.nothing"]
+        )
+        cells[side] = collect_postgres(request(entry, data_exact_count_max_mb=1), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
+def test_data_is_read_as_counts_hashes_and_sequences(cluster, parity):
+    data = parity["prod"]["databases"]["app"]["data"]
+    assert data["tables"]["public.accounts"]["exact"] == 3
+    big = data["tables"]["public.big"]
+    assert big["exact"] is None and big["estimate"] == 20000  # over the exact-count size: the estimate
+    plans = data["reference"]["public.plans"]
+    assert plans["key"] == ["id"] and plans["columns"] == ["name", "price_cents"]  # no timestamp column
+    assert sorted(plans["rows"]) == ["1", "2", "4"]
+    assert data["reference"]["public.countries"]["configured"] is True
+    # The hash is sha256 of the run's salt and the value's text: PostgreSQL's own, recomputed here.
+    salt = pg_data.salt(KEY)
+    assert plans["rows"]["4"][0] == hashlib.sha256((salt + "legacy").encode()).hexdigest()[:16]
+    keys = data["reference"]["public.api_keys"]
+    assert keys["key_shown"] is False and "ak_live_one" not in json.dumps(data)
+    assert data["sequences"]["public.accounts_id_seq"] == {
+        "column": "public.accounts.id",
+        "increment": 1,
+        "last_value": "2",
+        "max": "50",
+    }
+    assert data["invalid_indexes"] == ["public.accounts.accounts_plan_once"]
+    assert data["skipped"] == [{"what": "public.nothing", "reason": "not_found"}]
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_data_drift_is_found_and_nothing_else(parity, baseline):
+    other = "prod" if baseline == "dev" else "dev"
+    findings = pg_diff.diff([baseline, other], parity, {"baseline": baseline, "production": {"prod"}})
+    found = {(f["key"], f["kind"], f["check"]) for f in findings if f["key"].startswith("data.")}
+    assert found == DATA_FINDINGS
+    messages = {f["key"]: f["message"] for f in findings}
+    if baseline == "dev":
+        assert "prod lacks key 3; adds key 4; changes key 2 (columns price_cents)" in messages["data.public.plans"]
+        assert (
+            "1 keys" not in messages["data.public.api_keys"]
+            and "key column looks secret" in messages["data.public.api_keys"]
+        )
+    assert "max(public.accounts.id) is 50" in messages["data.public.accounts_id_seq"]
+
+
+def test_a_spent_budget_skips_the_reads_and_says_so(cluster, parity):
+    entry = cluster.database("app", "dataprod", data_parity=True)
+    result = collect_postgres(request(entry, data_budget_ms=1), KEY, {"app": SUPERUSER_PASSWORD})
+    data = result["databases"]["app"]["data"]
+    assert result["databases"]["app"]["status"] == "ok"
+    assert {item["reason"] for item in data["skipped"]} == {"budget"}
+    assert all(table["exact"] is None for table in data["tables"].values())
+    assert data["reference"] == {}
