@@ -271,6 +271,14 @@ PLANTED = [
     _finding(APP, "comments.table public.tasks", "changed", "postgres.comment_changed"),
     _finding(APP, "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
     _finding(APP, "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
+    # Data parity (DATA_DDL_*); users is a reference table too (users' FKs): its timezone differs
+    # row by row, the planted default's doing.
+    _finding(APP, "data.public.plans", "changed", "postgres.data_reference_rows"),
+    _finding(APP, "data.public.users", "changed", "postgres.data_reference_rows"),
+    _finding(APP, "data.public.sessions.rows", "changed", "postgres.data_row_count"),  # empty in prod
+    _finding(APP, "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
+    _finding(APP, "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
+    _finding(APP, "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),  # the lab's tables are tiny
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     *_cluster_wide(SERVER),
 ]
@@ -371,8 +379,22 @@ def _security_ddl(dev: bool) -> str:
     (a role both sides have), set as the superuser."""
     owner = "ianleblanc" if dev else "prod_user"
     if dev:
-        return SECURITY_DDL_COMMON + SECURITY_DDL_DEV % {"owner": owner} + KINDS_DDL_COMMON + KINDS_DDL_DEV
-    return SECURITY_DDL_COMMON + SECURITY_DDL_PROD + KINDS_DDL_COMMON + KINDS_DDL_PROD
+        return (
+            SECURITY_DDL_COMMON
+            + SECURITY_DDL_DEV % {"owner": owner}
+            + KINDS_DDL_COMMON
+            + KINDS_DDL_DEV
+            + DATA_DDL_COMMON
+            + DATA_DDL_DEV
+        )
+    return (
+        SECURITY_DDL_COMMON
+        + SECURITY_DDL_PROD
+        + KINDS_DDL_COMMON
+        + KINDS_DDL_PROD
+        + DATA_DDL_COMMON
+        + DATA_DDL_PROD % {"owner": owner}
+    )
 
 
 # The application's schema, as its migrations left it; %(…)s: the planted differences.
@@ -501,6 +523,28 @@ KINDS_DDL_PROD = """
 CREATE UNLOGGED TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
 CREATE SEQUENCE public.ticket_seq OWNED BY public.notes.user_id;
 COMMENT ON TABLE public.tasks IS 'To-do items';
+"""
+
+# Data parity (app has data_parity: true in the lab inventory): a reference table (plans, which
+# user_plans references) with a row missing and a row changed in prod, sessions empty in prod, a
+# note imported into prod with an explicit id (its identity sequence is behind), and an index left
+# invalid in prod (what a failed CREATE INDEX CONCURRENTLY leaves; set as the superuser).
+DATA_DDL_COMMON = """
+CREATE TABLE public.plans (id integer PRIMARY KEY, name text NOT NULL, price_cents integer NOT NULL);
+CREATE TABLE public.user_plans (user_id bigint NOT NULL REFERENCES public.users (id),
+    plan_id integer NOT NULL REFERENCES public.plans (id));
+CREATE INDEX notes_body_idx ON public.notes (body);
+"""
+DATA_DDL_DEV = """
+INSERT INTO public.plans VALUES (1, 'free', 0), (2, 'pro', 900), (3, 'team', 2900);
+INSERT INTO public.sessions (id, user_id, data) VALUES (1, 1, 'web'), (2, 2, 'mobile');
+"""
+DATA_DDL_PROD = """
+INSERT INTO public.plans VALUES (1, 'free', 0), (2, 'pro', 1200);
+INSERT INTO public.notes (id, user_id, body) OVERRIDING SYSTEM VALUE VALUES (50, 2, 'Imported.');
+RESET ROLE;
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.notes_body_idx'::regclass;
+SET ROLE %(owner)s;
 """
 
 # dev only: migrations/versions/0002_add_reminders.py (git area) has run there.

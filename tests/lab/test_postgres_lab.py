@@ -106,6 +106,12 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "comments.table public.tasks", "changed", "postgres.comment_changed"),
     ("app", "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
     ("app", "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
+    ("app", "data.public.plans", "changed", "postgres.data_reference_rows"),
+    ("app", "data.public.users", "changed", "postgres.data_reference_rows"),
+    ("app", "data.public.sessions.rows", "changed", "postgres.data_row_count"),
+    ("app", "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
+    ("app", "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
+    ("app", "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -428,7 +434,8 @@ def test_the_audit_of_the_lab_finds_exactly_the_manifest():
 
     def database(name, dbname, user, port=None, container_name=None):
         host = None if container_name else "127.0.0.1"
-        return {"name": name, "dbname": dbname, "user": user, "host": host, "port": port, "container": container_name}
+        entry = {"name": name, "dbname": dbname, "user": user, "host": host, "port": port, "container": container_name}
+        return dict(entry, data_parity=name == "app")  # as the lab inventory has it
 
     requests = {
         "dev": {
