@@ -757,13 +757,18 @@ acl_obj AS (
   FROM pg_database d WHERE d.datname = current_database() AND d.datacl IS NOT NULL
   UNION ALL
   SELECT 'type', ty.ident, ty.typowner, ty.typacl FROM typ ty WHERE ty.typacl IS NOT NULL
+  UNION ALL
+  -- ALTER DEFAULT PRIVILEGES (defacl below): the creating role owns the future objects.
+  SELECT 'default privileges', d.oid::text, d.defaclrole, d.defaclacl FROM pg_default_acl d
 ),
 -- grantee -> sorted privileges, for an ACL whose owner is given (the grant option once per
 -- privilege: granted by two grantors, with and without it, counts as with it).
 acl_grants AS (
-  SELECT o.kind, o.ident, json_object_agg(g.grantee, g.privileges) AS grants
+  SELECT o.kind, o.ident,
+         -- An ACL with nothing left in it (all revoked, even from the owner) is {}, not the default.
+         coalesce(json_object_agg(g.grantee, g.privileges) FILTER (WHERE g.grantee IS NOT NULL), '{}'::json) AS grants
   FROM acl_obj o
-  CROSS JOIN LATERAL (
+  LEFT JOIN LATERAL (
     SELECT x.grantee, json_agg(x.privilege ORDER BY x.privilege COLLATE "C") AS privileges
     FROM (
       SELECT CASE WHEN e.grantee = o.owner THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
@@ -773,11 +778,12 @@ acl_grants AS (
       GROUP BY 1, e.privilege_type
     ) AS x
     GROUP BY x.grantee
-  ) AS g
+  ) AS g ON true
   GROUP BY o.kind, o.ident
 ),
 privs AS (
-  SELECT json_object_agg(concat_ws(' ', g.kind, g.ident), g.grants) AS j FROM acl_grants g
+  SELECT json_object_agg(concat_ws(' ', g.kind, g.ident), g.grants) AS j
+  FROM acl_grants g WHERE g.kind <> 'default privileges'
 ),
 -- What a NULL ACL means, per kind (acldefault for an owner; columns have none).
 acl_defaults AS (
@@ -799,21 +805,9 @@ defacl AS (
   SELECT json_object_agg(
            concat_ws(' ', pg_get_userbyid(d.defaclrole), 'in schema ' || n.nspname, 'on ' || k.objects),
            json_build_object('role', pg_get_userbyid(d.defaclrole), 'schema', n.nspname, 'on', k.objects,
-             'grants', (
-               SELECT coalesce(json_object_agg(x.grantee, x.privileges), '{}'::json)
-               FROM (
-                 SELECT y.grantee, json_agg(y.privilege ORDER BY y.privilege COLLATE "C") AS privileges
-                 FROM (
-                   SELECT CASE WHEN e.grantee = d.defaclrole THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
-                               ELSE pg_get_userbyid(e.grantee)::text END AS grantee,
-                          e.privilege_type
-                            || CASE WHEN bool_or(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END AS privilege
-                   FROM aclexplode(d.defaclacl) AS e
-                   GROUP BY 1, e.privilege_type
-                 ) AS y
-                 GROUP BY y.grantee
-               ) AS x))) AS j
+                             'grants', g.grants)) AS j
   FROM pg_default_acl d
+  JOIN acl_grants g ON g.kind = 'default privileges' AND g.ident = d.oid::text
   JOIN (VALUES ('r', 'tables'), ('S', 'sequences'), ('f', 'functions'), ('T', 'types'), ('n', 'schemas'))
        AS k(code, objects) ON k.code = d.defaclobjtype
   LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace

@@ -1732,6 +1732,22 @@ def test_a_column_added_to_a_partitioned_table_is_one_finding(cluster):
     assert schema == [("public.events.source", "postgres.column_extra")]  # not one more per partition
 
 
+def collected_pair(cluster, prefix, sql, prepare=None, entry=None, **options):
+    """{"dev", "prod"}: databases <prefix>dev and <prefix>prod built from sql[side] (then
+    prepare(side, dbname), as the superuser), each collected as "app"."""
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = prefix + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(sql[side], dbname=dbname)
+        if prepare:
+            prepare(side, dbname)
+        database = cluster.database("app", dbname, **(entry or {}))
+        cells[side] = collect_postgres(request(database, **options), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
 # ---------------------------------------------------------------- privileges and row level security
 
 # Roles are the cluster's: made once, for both databases.  The two databases hold the same objects;
@@ -1789,6 +1805,7 @@ CREATE POLICY own_rows ON app.accounts FOR SELECT TO sec_b, sec_a USING (owner_n
 CREATE POLICY no_delete ON app.accounts AS PERMISSIVE FOR DELETE USING (false);
 CREATE POLICY writes ON app.accounts FOR INSERT TO sec_a WITH CHECK (id >= 0);
 CREATE POLICY backdoor ON app.accounts FOR ALL TO sec_b USING (true);
+REVOKE ALL ON FUNCTION app.audit_hook() FROM PUBLIC, sec_owner;
 RESET ROLE;
 GRANT CONNECT ON DATABASE secprod TO sec_a;
 """,
@@ -1807,6 +1824,9 @@ SECURITY_FINDINGS = {
     ("app.accounts.no_delete", "changed", "postgres.policy_changed"),  # restrictive vs permissive
     ("app.accounts.writes", "changed", "postgres.policy_changed"),  # WITH CHECK
     ("app.accounts.backdoor", "extra", "postgres.policy_extra"),
+    # an ACL with nothing left in it is not the default
+    ("privileges.function app.audit_hook() to (owner)", "missing", "postgres.privilege_missing"),
+    ("privileges.function app.audit_hook() to PUBLIC", "missing", "postgres.privilege_missing"),
 }
 SWAPPED = {"missing": "extra", "extra": "missing", "changed": "changed"}
 
@@ -1814,14 +1834,7 @@ SWAPPED = {"missing": "extra", "extra": "missing", "changed": "changed"}
 @pytest.fixture(scope="module")
 def secured(cluster):
     cluster.sql(SECURITY_ROLES)
-    cells = {}
-    for side in ("dev", "prod"):
-        dbname = "sec" + side
-        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
-        cluster.sql(SECURITY_SCHEMA + SECURITY_SQL[side], dbname=dbname)
-        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
-        assert cells[side]["databases"]["app"]["status"] == "ok"
-    return cells
+    return collected_pair(cluster, "sec", {side: SECURITY_SCHEMA + SECURITY_SQL[side] for side in SECURITY_SQL})
 
 
 def test_privileges_are_read_per_grantee_with_the_grant_option(cluster, secured):
@@ -1838,7 +1851,9 @@ def test_privileges_are_read_per_grantee_with_the_grant_option(cluster, secured)
     assert privileges["function app.balance(integer)"] == {"(owner)": ["EXECUTE"]}
     assert privileges["type app.tier"] == {"(owner)": ["USAGE"], "PUBLIC": ["USAGE"], "sec_b": ["USAGE"]}
     assert privileges["database"]["sec_a"] == ["CONNECT"]
-    assert "function app.audit_hook()" not in privileges  # never granted nor revoked: the default
+    assert privileges["function app.audit_hook()"] == {}  # all revoked: not the default
+    dev_privileges = secured["dev"]["databases"]["app"]["catalog"]["privileges"]
+    assert dev_privileges["function app.audit_hook()"] == {"(owner)": ["EXECUTE"], "PUBLIC": ["EXECUTE"]}
     dev = secured["dev"]["databases"]["app"]["catalog"]
     assert dev["privileges"]["column app.accounts.owner_name"] == {"sec_a": ["UPDATE"]}
     assert dev["default_privileges"] == {
@@ -1947,14 +1962,7 @@ STORAGE_FINDINGS = {
 
 @pytest.fixture(scope="module")
 def stored(cluster):
-    cells = {}
-    for side in ("dev", "prod"):
-        dbname = "store" + side
-        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
-        cluster.sql(STORAGE_SQL[side], dbname=dbname)
-        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
-        assert cells[side]["databases"]["app"]["status"] == "ok"
-    return cells
+    return collected_pair(cluster, "store", STORAGE_SQL)
 
 
 def test_table_storage_inheritance_and_bounds_are_read(cluster, stored):
@@ -2059,14 +2067,7 @@ KINDS_FINDINGS = {
 
 @pytest.fixture(scope="module")
 def kinds(cluster):
-    cells = {}
-    for side in ("dev", "prod"):
-        dbname = "kinds" + side
-        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
-        cluster.sql(KINDS_SQL[side], dbname=dbname)
-        cells[side] = collect_postgres(request(cluster.database("app", dbname)), KEY, {"app": SUPERUSER_PASSWORD})
-        assert cells[side]["databases"]["app"]["status"] == "ok"
-    return cells
+    return collected_pair(cluster, "kinds", KINDS_SQL)
 
 
 def test_the_other_kinds_are_read_as_postgresql_prints_them(cluster, kinds):
@@ -2165,22 +2166,15 @@ DATA_FINDINGS = {
 
 @pytest.fixture(scope="module")
 def parity(cluster):
-    cells = {}
-    for side in ("dev", "prod"):
-        dbname = "data" + side
-        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
-        cluster.sql(DATA_SQL[side], dbname=dbname)
+    def invalidate(side, dbname):
         if side == "prod":  # what a failed CREATE INDEX CONCURRENTLY leaves
             cluster.sql(
                 "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.accounts_plan_once'::regclass;",
                 dbname=dbname,
             )
-        entry = cluster.database(
-            "app", dbname, data_parity=True, reference_tables=["public.countries", "public.nothing"]
-        )
-        cells[side] = collect_postgres(request(entry, data_exact_count_max_mb=1), KEY, {"app": SUPERUSER_PASSWORD})
-        assert cells[side]["databases"]["app"]["status"] == "ok"
-    return cells
+
+    entry = {"data_parity": True, "reference_tables": ["public.countries", "public.nothing"]}
+    return collected_pair(cluster, "data", DATA_SQL, invalidate, entry, data_exact_count_max_mb=1)
 
 
 def test_data_is_read_as_counts_hashes_and_sequences(cluster, parity):
