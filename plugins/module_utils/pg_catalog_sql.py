@@ -427,8 +427,8 @@ tables AS (
              CASE t.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
                ELSE 'index ' || (SELECT ri.relname FROM pg_index ix JOIN pg_class ri ON ri.oid = ix.indexrelid
                                  WHERE ix.indrelid = t.oid AND ix.indisreplident) END,
-             ih.parents,
-             pb.bound,
+             (SELECT ih.parents FROM inh ih WHERE ih.oid = t.oid),
+             CASE WHEN t.relispartition THEN pg_get_expr(t.relpartbound, t.oid) END,
              -- heap is access method 2 (HEAP_TABLE_AM_OID, fixed): named without a lookup.
              CASE t.relam WHEN 0 THEN NULL WHEN 2 THEN 'heap'
                           ELSE (SELECT am.amname FROM pg_am am WHERE am.oid = t.relam)::text END,
@@ -437,10 +437,11 @@ tables AS (
            || ', [' || coalesce(c.j, '') || '], [' || coalesce(k.j, '') || '], [' || coalesce(i.j, '')
            || '], [' || coalesce(g.j, '') || ']]',
            c.lits || k.lits || i.lits || g.lits
-             || CASE WHEN strpos(pb.bound, '''') > 0 THEN ARRAY[pb.bound] END)) AS j
+             || CASE WHEN t.relispartition AND strpos(pg_get_expr(t.relpartbound, t.oid), '''') > 0
+                     THEN ARRAY[pg_get_expr(t.relpartbound, t.oid)] END)) AS j
+  -- No more relations in this FROM than before (each one more widens the planner's join search):
+  -- parents and bounds are read in the select list.
   FROM tbl t
-  CROSS JOIN LATERAL (SELECT CASE WHEN t.relispartition THEN pg_get_expr(t.relpartbound, t.oid) END AS bound) AS pb
-  LEFT JOIN inh ih ON ih.oid = t.oid
   LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
   LEFT JOIN col_rows c ON c.oid = t.oid
   LEFT JOIN con_rows k ON k.oid = t.oid
