@@ -192,7 +192,7 @@ def _grant_findings(db, key, what, statement, grants, ok):
             db.finding(
                 "%s.%s to %s" % (key, what, grantee),
                 kind,
-                "%s_%s" % (key_check(key), kind),
+                "%s_%s" % (_check(key), kind),
                 "high" if widened else "medium",
                 values,
                 about,
@@ -203,7 +203,7 @@ def _grant_findings(db, key, what, statement, grants, ok):
     return findings
 
 
-def key_check(key):
+def _check(key):
     return "postgres.privilege" if key == "privileges" else "postgres.default_privilege"
 
 

@@ -2006,7 +2006,8 @@ def test_storage_drift_is_found_both_ways_and_nothing_else(stored, baseline):
 # ---------------------------------------------------------------- the other kinds: view triggers, matview
 # indexes, collations, composite and range types, rules, event triggers, publications, comments
 
-KINDS_COMMON = """
+KINDS_COMMON = (
+    """
 CREATE TABLE public.items (id integer PRIMARY KEY, label text, price numeric);
 CREATE VIEW public.items_view AS SELECT id, label FROM public.items;
 CREATE FUNCTION public.items_view_write() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -2014,7 +2015,10 @@ BEGIN INSERT INTO public.items (id, label) VALUES (NEW.id, NEW.label); RETURN NE
 CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
 CREATE MATERIALIZED VIEW public.item_totals AS SELECT label, count(*) AS n FROM public.items GROUP BY label;
 CREATE FUNCTION public.float_diff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2';
+COMMENT ON COLUMN public.items.label IS 'shown as is; the deploy token is %s';
 """
+    % FUNCTION_CANARY
+)
 KINDS_SQL = {
     "dev": KINDS_COMMON
     + """
@@ -2103,9 +2107,14 @@ def test_the_other_kinds_are_read_as_postgresql_prints_them(cluster, kinds):
     assert set(catalog["comments"]) == {
         "table public.items",
         "column public.items.price",
+        "column public.items.label",
         "view public.items_view",
         "index public.items.items_pkey",
     }
+    # A comment is free text: redacted on the host, hashed with a key.
+    assert (
+        FUNCTION_CANARY not in json.dumps(kinds) and "***" in catalog["comments"]["column public.items.label"]["text"]
+    )
 
 
 @pytest.mark.parametrize("baseline", ["dev", "prod"])
