@@ -513,7 +513,7 @@ CREATE MATERIALIZED VIEW public.task_counts AS
 """
 KINDS_DDL_DEV = """
 CREATE TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
-CREATE SEQUENCE public.ticket_seq OWNED BY public.sessions.id;
+CREATE SEQUENCE public.ticket_seq START 1000 OWNED BY public.sessions.id;
 COMMENT ON TABLE public.tasks IS 'A user''s to-do items';
 CREATE TRIGGER open_tasks_insert INSTEAD OF INSERT ON public.open_tasks
     FOR EACH ROW EXECUTE FUNCTION public.open_tasks_insert();
@@ -521,7 +521,7 @@ CREATE UNIQUE INDEX task_counts_user ON public.task_counts (user_id);
 """
 KINDS_DDL_PROD = """
 CREATE UNLOGGED TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
-CREATE SEQUENCE public.ticket_seq OWNED BY public.notes.user_id;
+CREATE SEQUENCE public.ticket_seq START 1000 OWNED BY public.notes.user_id;
 COMMENT ON TABLE public.tasks IS 'To-do items';
 """
 

@@ -132,7 +132,10 @@ def shape_data(text, request, db, hmac_key):
             sequences[what] = {
                 "column": record.get("column"),
                 "increment": record.get("increment"),
+                # None: never used (its next value is start) when readable, else unknown
                 "last_value": record.get("last_value"),
+                "start": record.get("start"),
+                "readable": bool(record.get("readable")),
                 "max": record.get("max"),
             }
         elif kind == "reference":

@@ -91,7 +91,10 @@ reads AS (
            THEN format('SELECT json_build_object(''kind'', ''sequence'', ''sequence'', %L, ''skipped'', '
                        '''no_select_privilege'')', sn.nspname || '.' || sc.relname)
            ELSE format('SELECT json_build_object(''kind'', ''sequence'', ''sequence'', %L, ''column'', %L, '
-                       '''increment'', s.increment_by, ''last_value'', s.last_value::text, ''max'', '
+                       '''increment'', s.increment_by, ''last_value'', s.last_value::text, '
+                       '''start'', s.start_value::text, ''readable'', has_sequence_privilege('
+                       'quote_ident(s.schemaname) || ''.'' || quote_ident(s.sequencename), ''SELECT, USAGE''), '
+                       '''max'', '
                        'CASE WHEN clock_timestamp() < %L::timestamptz THEN (SELECT max(%I)::text FROM %I.%I) END) '
                        'FROM pg_sequences s WHERE s.schemaname = %L AND s.sequencename = %L',
                        sn.nspname || '.' || sc.relname, o.ident || '.' || a.attname, l.deadline, a.attname,

@@ -167,21 +167,26 @@ def sequence_findings(db, data):
     for label in sorted(data, key=db.ok.index):
         for name, sequence in sorted((data[label].get("sequences") or {}).items()):
             last, top = _int(sequence.get("last_value")), _int(sequence.get("max"))
-            if last is None or top is None or (sequence.get("increment") or 1) < 0 or last >= top:
+            start = _int(sequence.get("start"))
+            # Never used (no last value, but readable): its next value is its start.
+            unused = last is None and sequence.get("readable") and start is not None
+            if top is None or (sequence.get("increment") or 1) < 0:
+                continue
+            if not (unused and start <= top) and (last is None or last >= top):
                 continue
             column = sequence.get("column") or "?"
             table, _, column_name = column.rpartition(".")
+            state = "last value %s" % last if last is not None else "never used, next value %s" % start
             findings.append(
                 db.finding(
                     "data.%s" % name,
                     "policy",
                     "postgres.data_sequence_behind",
                     "high",
-                    {label: "last value %s, max(%s) %s" % (last, column_name, top)},
+                    {label: "%s, max(%s) %s" % (state, column_name, top)},
                     [label],
-                    "Sequence %s is behind its data on %s: its last value is %s while max(%s) is %s: the next "
-                    "insert that takes a value from it fails with a duplicate key (or reuses an id)."
-                    % (name, label, last, column, top),
+                    "Sequence %s is behind its data on %s (%s) while max(%s) is %s: the next insert that takes "
+                    "a value from it fails with a duplicate key (or reuses an id)." % (name, label, state, column, top),
                     "On %s: SELECT setval('%s', (SELECT max(%s) FROM %s)); (a restore or a bulk load with explicit "
                     "ids leaves the sequence where it was)." % (label, name, column_name, table),
                 )

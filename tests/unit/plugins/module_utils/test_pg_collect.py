@@ -2204,6 +2204,8 @@ def test_data_is_read_as_counts_hashes_and_sequences(cluster, parity):
         "column": "public.accounts.id",
         "increment": 1,
         "last_value": "2",
+        "start": "1",
+        "readable": True,
         "max": "50",
     }
     assert data["invalid_indexes"] == ["public.accounts.accounts_plan_once"]

@@ -115,9 +115,22 @@ def test_a_sequence_behind_its_data_is_high_on_that_side_only():
     assert "SELECT setval('public.notes_id_seq', (SELECT max(id) FROM public.notes))" in findings[0]["recommendation"]
 
 
+def test_a_sequence_never_used_under_a_loaded_column_is_behind_too():
+    sequence = dict(SEQUENCE, last_value=None, start="1", readable=True)
+    findings = only_data(pair(data(), data(sequences={"public.notes_id_seq": sequence})))
+    assert "never used, next value 1" in findings[0]["message"]
+
+
 @pytest.mark.parametrize(
     "change",
-    [{"last_value": "50"}, {"last_value": None}, {"max": None}, {"increment": -1}, {"last_value": "60"}],
+    [
+        {"last_value": "50"},
+        {"last_value": None},  # and not readable: unknown
+        {"last_value": None, "readable": True, "start": "1000"},  # starts past the data
+        {"max": None},
+        {"increment": -1},
+        {"last_value": "60"},
+    ],
 )
 def test_sequences_that_are_not_behind(change):
     sequence = dict(SEQUENCE, **change)
