@@ -27,7 +27,9 @@ def record(value, secret=False, fp=None):
     }
 
 
-def column(position, type_="integer", nullable=True, default=None, identity=None, generated=None, collation=None):
+def column(
+    position, type_="integer", nullable=True, default=None, identity=None, generated=None, collation=None, local=None
+):
     return {
         "position": position,
         "type": type_,
@@ -36,6 +38,7 @@ def column(position, type_="integer", nullable=True, default=None, identity=None
         "identity": identity,
         "generated": generated,
         "collation": collation,
+        "local": local,
     }
 
 

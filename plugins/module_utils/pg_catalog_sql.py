@@ -228,7 +228,7 @@ att AS (
   FROM tbl t
   CROSS JOIN LATERAL (
     SELECT pa.attrelid, pa.attnum, pa.attname, pa.atttypid, pa.atttypmod, pa.attnotnull, pa.attidentity,
-           pa.attgenerated, pa.attcollation, pa.attacl
+           pa.attgenerated, pa.attcollation, pa.attacl, pa.attinhcount, pa.attislocal
     FROM pg_attribute pa WHERE pa.attrelid = t.oid AND pa.attnum > 0 AND NOT pa.attisdropped OFFSET 0
   ) AS a
 ),
@@ -239,7 +239,9 @@ col_rows AS (
            CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END, d.gen,
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN
              CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
-           END)::text, ', ' ORDER BY a.attnum) AS j,
+           END,
+           -- an inherited column: whether the table declares it too (null: not inherited)
+           CASE WHEN a.attinhcount > 0 THEN a.attislocal END)::text, ', ' ORDER BY a.attnum) AS j,
          array_agg(coalesce(d.def, d.gen)) FILTER (WHERE strpos(coalesce(d.def, d.gen), '''') > 0) AS lits
   FROM att a
   JOIN pg_type ty ON ty.oid = a.atttypid

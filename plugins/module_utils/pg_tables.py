@@ -23,7 +23,8 @@ import base64
 import json
 
 # Positional rows inside the text (the name first; columns in their table's order).
-COLUMN_FIELDS = ("type", "nullable", "default", "identity", "generated", "collation")
+# local: for an inherited column, whether the table declares it too; None when not inherited.
+COLUMN_FIELDS = ("type", "nullable", "default", "identity", "generated", "collation", "local")
 CONSTRAINT_FIELDS = ("type", "definition")
 INDEX_FIELDS = ("definition", "unique", "primary")
 TRIGGER_FIELDS = ("definition", "enabled")

@@ -167,6 +167,9 @@ def high_if(names, high, otherwise="medium"):
 
 
 MIGRATE = "apply the migration that %s (%s) before deploying the code that %s"
+# An inherited column declared by the table too (local) or only inherited: a difference of its own,
+# never between a child's column and its parent's (which is never inherited).
+DECLARED = "declared by the table (not only inherited)"
 COLUMN = ObjectType(
     noun="column",
     check="postgres.column",
@@ -178,6 +181,7 @@ COLUMN = ObjectType(
         ("identity", get("identity")),
         ("generated expression", get("generated")),
         ("collation", get("collation")),
+        (DECLARED, get("local")),
     ),
     missing="high",
     extra="low",
@@ -603,9 +607,10 @@ def _table_findings(db):
 
 
 def _same_column(column, other):
+    """A child's column and its parent's: the same but for being inherited."""
     if column is None or other is None:
         return column is other
-    return COLUMN.same(column, other)
+    return all(getter(column) == getter(other) for name, getter in COLUMN.attributes if name != DECLARED)
 
 
 def _single_parent(table):
@@ -615,8 +620,8 @@ def _single_parent(table):
 
 def _inherited_columns(tables, maps, ok):
     """The columns of a partition, or of a table that inherits from one parent, that are its
-    parent's in every column (a column added to a parent reaches each child): the parent's
-    findings speak for them."""
+    parent's in every column (a column added to a parent reaches each child) and inherited alike
+    everywhere: the parent's findings speak for them."""
     parents = {_single_parent(tables[label]) for label in ok}
     if len(parents) != 1 or None in parents:
         return frozenset()
@@ -633,6 +638,7 @@ def _inherited_columns(tables, maps, ok):
         name
         for name in names
         if all(_same_column(columns[label].get(name), parent_columns[label].get(name)) for label in ok)
+        and len({columns[label][name].get("local") for label in ok if name in columns[label]}) == 1
     )
 
 

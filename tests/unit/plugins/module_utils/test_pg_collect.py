@@ -1927,6 +1927,7 @@ CREATE TABLE public.base (id integer, at date);
 CREATE TABLE public.child (extra text) INHERITS (public.base);
 CREATE TABLE public.other_base (id integer, at date);
 CREATE TABLE public.moved (extra text) INHERITS (public.base);
+CREATE TABLE public.child2 (extra text) INHERITS (public.base);
 CREATE TABLE public.log (id integer PRIMARY KEY, body text);
 ALTER TABLE public.log REPLICA IDENTITY FULL;
 CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
@@ -1941,6 +1942,7 @@ CREATE TABLE public.base (id integer, at date);
 CREATE TABLE public.child (extra text) INHERITS (public.base);
 CREATE TABLE public.other_base (id integer, at date);
 CREATE TABLE public.moved (extra text) INHERITS (public.other_base);
+CREATE TABLE public.child2 (id integer, extra text) INHERITS (public.base);
 CREATE TABLE public.log (id integer PRIMARY KEY, body text);
 ALTER TABLE public.log REPLICA IDENTITY USING INDEX log_pkey;
 CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
@@ -1957,6 +1959,7 @@ STORAGE_FINDINGS = {
     ("public.span_2024", "changed", "postgres.partitioning_changed"),  # bound
     ("public.ticket_seq", "changed", "postgres.sequence_changed"),  # start, cache, owned by
     ("public.base.source", "extra", "postgres.column_extra"),  # once, not once more for public.child
+    ("public.child2.id", "changed", "postgres.column_changed"),  # declared by child2 too in prod
 }
 
 
@@ -1979,6 +1982,8 @@ def test_table_storage_inheritance_and_bounds_are_read(cluster, stored):
         ["public.other_base"],
     )
     assert dev["public.base"]["inherits"] is None and dev["public.span_2024"]["inherits"] is None
+    local = [prod[name]["columns"]["id"]["local"] for name in ("public.base", "public.child", "public.child2")]
+    assert local == [None, False, True]  # not inherited; inherited only; inherited and declared
     assert dev["public.span_2024"]["partition_bound"] == pg_text(
         cluster, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'span_2024'", "storedev"
     )

@@ -7,8 +7,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import d
 
 TABLE = ["table", True, False, None, None, "unlogged", ["fillfactor=70"], "full", None, None, "heap", None]
 COLUMNS = [
-    ["id", "bigint", False, None, "always", None, None],
-    ["na\u00efve", "text", True, "'d\u00e9j\u00e0'::text", None, None, "C"],
+    ["id", "bigint", False, None, "always", None, None, None],
+    ["na\u00efve", "text", True, "'d\u00e9j\u00e0'::text", None, None, "C", False],
 ]
 CONSTRAINTS = [
     ["t_pkey", "primary key", "PRIMARY KEY (id)"],
@@ -42,6 +42,7 @@ def test_round_trip_gives_the_contract_record():
                 "identity": "always",
                 "generated": None,
                 "collation": None,
+                "local": None,
             },
             "na\u00efve": {
                 "position": 2,
@@ -51,6 +52,7 @@ def test_round_trip_gives_the_contract_record():
                 "identity": None,
                 "generated": None,
                 "collation": "C",
+                "local": False,
             },
         },
         "constraints": {
