@@ -249,6 +249,36 @@ PLANTED = [
     _finding(APP, "migrations.django", "changed", "postgres.migrations_behind"),  # prod lacks one
     # ianleblanc and prod_user own the application's databases (analytics' audit role only reads).
     _finding(APP, "@audit_role", "policy", "postgres.audit_role_can_write"),
+    # Who may do what (_security_ddl).
+    _finding(APP, "privileges.table public.notes to reporting", "extra", "postgres.privilege_extra"),
+    _finding(APP, "privileges.table public.tasks to reporting", "changed", "postgres.privilege_changed"),
+    _finding(APP, "privileges.column public.tasks.title to reporting", "extra", "postgres.privilege_extra"),
+    _finding(
+        APP, "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra", "postgres.privilege_extra"
+    ),
+    _finding(
+        APP,
+        "default_privileges.tables created by reporting in schema public to analytics_owner",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),
+    _finding(APP, "public.notes", "changed", "postgres.rls_changed"),  # on in dev only
+    _finding(APP, "public.notes.notes_own", "changed", "postgres.policy_changed"),  # roles and USING
+    _finding(APP, "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
+    # Storage, sequence ownership, comments, a view's trigger, a materialized view's index.
+    _finding(APP, "public.sessions", "changed", "postgres.table_changed"),  # unlogged in prod
+    _finding(APP, "public.ticket_seq", "changed", "postgres.sequence_changed"),  # owned by another column
+    _finding(APP, "comments.table public.tasks", "changed", "postgres.comment_changed"),
+    _finding(APP, "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
+    _finding(APP, "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
+    # Data parity (DATA_DDL_*); users is a reference table too (users' FKs): its timezone differs
+    # row by row, the planted default's doing.
+    _finding(APP, "data.public.plans", "changed", "postgres.data_reference_rows"),
+    _finding(APP, "data.public.users", "changed", "postgres.data_reference_rows"),
+    _finding(APP, "data.public.sessions.rows", "changed", "postgres.data_row_count"),  # empty in prod
+    _finding(APP, "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
+    _finding(APP, "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
+    _finding(APP, "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),  # the lab's tables are tiny
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     *_cluster_wide(SERVER),
 ]
@@ -339,7 +369,32 @@ def _app_ddl(dev: bool) -> str:
         "alembic_head": pick("0002", "0001"),
         "django_rows": ",\n    ".join("('%s', '%s', '%s')" % row for row in django),
     }
-    return APP_DDL % values
+    return APP_DDL % values + _security_ddl(dev)
+
+
+def _security_ddl(dev: bool) -> str:
+    """Who may do what (privileges, default privileges, row level security), then storage,
+    sequence ownership, comments, a view's trigger and a materialized view's index, planted apart
+    from the schema. The DDL runs as the database's owner; the default privileges are reporting's
+    (a role both sides have), set as the superuser."""
+    owner = "ianleblanc" if dev else "prod_user"
+    if dev:
+        return (
+            SECURITY_DDL_COMMON
+            + SECURITY_DDL_DEV % {"owner": owner}
+            + KINDS_DDL_COMMON
+            + KINDS_DDL_DEV
+            + DATA_DDL_COMMON
+            + DATA_DDL_DEV
+        )
+    return (
+        SECURITY_DDL_COMMON
+        + SECURITY_DDL_PROD
+        + KINDS_DDL_COMMON
+        + KINDS_DDL_PROD
+        + DATA_DDL_COMMON
+        + DATA_DDL_PROD % {"owner": owner}
+    )
 
 
 # The application's schema, as its migrations left it; %(…)s: the planted differences.
@@ -421,6 +476,75 @@ INSERT INTO public.tasks (user_id, title, status, due_at) VALUES
     (1, 'File taxes', 'doing', NULL),
     (2, 'Renew passport', 'done', NULL);
 INSERT INTO public.notes (user_id, body) VALUES (1, 'Prefers mornings.');
+"""
+
+# Privileges and row level security on both sides (the same), then each side's own.
+SECURITY_DDL_COMMON = """
+GRANT USAGE ON SCHEMA public TO reporting;
+GRANT SELECT ON public.users TO reporting;
+"""
+SECURITY_DDL_DEV = """
+GRANT SELECT ON public.tasks TO reporting;
+REVOKE EXECUTE ON FUNCTION public.user_task_count(bigint) FROM PUBLIC;
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notes_own ON public.notes FOR SELECT TO reporting USING (user_id = 1);
+CREATE POLICY tasks_keep_done ON public.tasks AS RESTRICTIVE FOR DELETE TO PUBLIC USING (status <> 'done');
+RESET ROLE;
+ALTER DEFAULT PRIVILEGES FOR ROLE reporting IN SCHEMA public GRANT SELECT ON TABLES TO analytics_owner;
+SET ROLE %(owner)s;
+"""
+SECURITY_DDL_PROD = """
+GRANT SELECT ON public.tasks TO reporting WITH GRANT OPTION;
+GRANT SELECT, INSERT ON public.notes TO reporting;
+GRANT UPDATE (title) ON public.tasks TO reporting;
+CREATE POLICY notes_own ON public.notes FOR SELECT TO reporting, analytics_owner USING (true);
+"""
+
+# Storage, sequence ownership, comments, a view's trigger, a materialized view's index.
+KINDS_DDL_COMMON = """
+CREATE FUNCTION public.open_tasks_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.tasks (user_id, title) VALUES (NEW.user_id, NEW.title);
+    RETURN NEW;
+END
+$$;
+CREATE MATERIALIZED VIEW public.task_counts AS
+    SELECT user_id, count(*) AS tasks FROM public.tasks GROUP BY user_id;
+"""
+KINDS_DDL_DEV = """
+CREATE TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
+CREATE SEQUENCE public.ticket_seq START 1000 OWNED BY public.sessions.id;
+COMMENT ON TABLE public.tasks IS 'A user''s to-do items';
+CREATE TRIGGER open_tasks_insert INSTEAD OF INSERT ON public.open_tasks
+    FOR EACH ROW EXECUTE FUNCTION public.open_tasks_insert();
+CREATE UNIQUE INDEX task_counts_user ON public.task_counts (user_id);
+"""
+KINDS_DDL_PROD = """
+CREATE UNLOGGED TABLE public.sessions (id bigint PRIMARY KEY, user_id bigint NOT NULL, data text);
+CREATE SEQUENCE public.ticket_seq START 1000 OWNED BY public.notes.user_id;
+COMMENT ON TABLE public.tasks IS 'To-do items';
+"""
+
+# Data parity (app has data_parity: true in the lab inventory): a reference table (plans, which
+# user_plans references) with a row missing and a row changed in prod, sessions empty in prod, a
+# note imported into prod with an explicit id (its identity sequence is behind), and an index left
+# invalid in prod (what a failed CREATE INDEX CONCURRENTLY leaves; set as the superuser).
+DATA_DDL_COMMON = """
+CREATE TABLE public.plans (id integer PRIMARY KEY, name text NOT NULL, price_cents integer NOT NULL);
+CREATE TABLE public.user_plans (user_id bigint NOT NULL REFERENCES public.users (id),
+    plan_id integer NOT NULL REFERENCES public.plans (id));
+CREATE INDEX notes_body_idx ON public.notes (body);
+"""
+DATA_DDL_DEV = """
+INSERT INTO public.plans VALUES (1, 'free', 0), (2, 'pro', 900), (3, 'team', 2900);
+INSERT INTO public.sessions (id, user_id, data) VALUES (1, 1, 'web'), (2, 2, 'mobile');
+"""
+DATA_DDL_PROD = """
+INSERT INTO public.plans VALUES (1, 'free', 0), (2, 'pro', 1200);
+INSERT INTO public.notes (id, user_id, body) OVERRIDING SYSTEM VALUE VALUES (50, 2, 'Imported.');
+RESET ROLE;
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.notes_body_idx'::regclass;
+SET ROLE %(owner)s;
 """
 
 # dev only: migrations/versions/0002_add_reminders.py (git area) has run there.

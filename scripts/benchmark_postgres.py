@@ -381,8 +381,15 @@ def build_databases(cluster, tables):
 def request_for(cluster, dbname):
     """The request the postgres role builds (postgres_request, its defaults) for one database."""
     return postgres_request(
-        [{"name": SUBJECT, "dbname": dbname, "user": "postgres", "host": "127.0.0.1", "port": cluster.port}],
-        limits={"timeout": 60, "statement_timeout_ms": 30000, "lock_timeout_ms": 5000},
+        {
+            "drift_postgres": [
+                {"name": SUBJECT, "dbname": dbname, "user": "postgres", "host": "127.0.0.1", "port": cluster.port}
+            ],
+            "drift_docker_host": "unix:///var/run/docker.sock",
+            "drift_postgres_timeout": 60,
+            "drift_postgres_statement_timeout_ms": 30000,
+            "drift_postgres_lock_timeout_ms": 5000,
+        }
     )
 
 

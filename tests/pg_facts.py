@@ -27,7 +27,9 @@ def record(value, secret=False, fp=None):
     }
 
 
-def column(position, type_="integer", nullable=True, default=None, identity=None, generated=None, collation=None):
+def column(
+    position, type_="integer", nullable=True, default=None, identity=None, generated=None, collation=None, local=None
+):
     return {
         "position": position,
         "type": type_,
@@ -36,6 +38,7 @@ def column(position, type_="integer", nullable=True, default=None, identity=None
         "identity": identity,
         "generated": generated,
         "collation": collation,
+        "local": local,
     }
 
 
@@ -47,6 +50,13 @@ def table(columns, constraints=None, indexes=None, triggers=None, **overrides):
         "rls_forced": False,
         "partition_key": None,
         "partition_of": None,
+        "persistence": "logged",
+        "options": None,
+        "replica_identity": "default",
+        "inherits": None,
+        "partition_bound": None,
+        "access_method": "heap",
+        "tablespace": None,
         "row_estimate": 1000,
         "size_estimate_bytes": 65536,
         "columns": columns,
@@ -202,6 +212,10 @@ def catalog():
                 "min": "1",
                 "max": "9223372036854775807",
                 "cycle": False,
+                "start": "1",
+                "cache": "1",
+                "unlogged": False,
+                "owned_by": "public.orders.id",
             }
         },
         "enums": {"public.order_status": {"labels": ["new", "paid", "shipped"]}},

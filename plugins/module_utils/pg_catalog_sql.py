@@ -201,13 +201,14 @@ nsp AS (
 -- keeps the planner's row estimate for them right (a filter on a CTE's output is a guess).
 tbl AS (
   SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
-         c.relispartition, c.reltuples, c.relpages, c.reltoastrelid, n.nspname, n.nspname || '.' || c.relname AS ident
+         c.relispartition, c.reltuples, c.relpages, c.reltoastrelid, c.relpersistence, c.relreplident, c.reloptions,
+         c.relam, c.reltablespace, c.relpartbound, n.nspname, n.nspname || '.' || c.relname AS ident
   FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'f')
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
 rel AS (
-  SELECT c.oid, c.relkind, n.nspname || '.' || c.relname AS ident
+  SELECT c.oid, c.relkind, c.relpersistence, n.nspname || '.' || c.relname AS ident
   FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('v', 'm', 'S')
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
@@ -227,7 +228,7 @@ att AS (
   FROM tbl t
   CROSS JOIN LATERAL (
     SELECT pa.attrelid, pa.attnum, pa.attname, pa.atttypid, pa.atttypmod, pa.attnotnull, pa.attidentity,
-           pa.attgenerated, pa.attcollation
+           pa.attgenerated, pa.attcollation, pa.attacl, pa.attinhcount, pa.attislocal
     FROM pg_attribute pa WHERE pa.attrelid = t.oid AND pa.attnum > 0 AND NOT pa.attisdropped OFFSET 0
   ) AS a
 ),
@@ -238,7 +239,9 @@ col_rows AS (
            CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END, d.gen,
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation THEN
              CASE WHEN cn.nspname = 'pg_catalog' THEN co.collname::text ELSE cn.nspname || '.' || co.collname END
-           END)::text, ', ' ORDER BY a.attnum) AS j,
+           END,
+           -- an inherited column: whether the table declares it too (null: not inherited)
+           CASE WHEN a.attinhcount > 0 THEN a.attislocal END)::text, ', ' ORDER BY a.attnum) AS j,
          array_agg(coalesce(d.def, d.gen)) FILTER (WHERE strpos(coalesce(d.def, d.gen), '''') > 0) AS lits
   FROM att a
   JOIN pg_type ty ON ty.oid = a.atttypid
@@ -395,6 +398,15 @@ trg_rows AS (
   ) AS s
   GROUP BY s.tgrelid
 ),
+-- Parents of tables that inherit (INHERITS, not partitions: partition_of says those), in order.
+inh AS (
+  SELECT h.inhrelid AS oid, json_agg(pn.nspname || '.' || pc.relname ORDER BY h.inhseqno) AS parents
+  FROM pg_inherits h
+  JOIN tbl t ON t.oid = h.inhrelid AND NOT t.relispartition
+  JOIN pg_class pc ON pc.oid = h.inhparent
+  JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+  GROUP BY h.inhrelid
+),
 -- Row estimates and sizes are pg_class statistics (as of the last VACUUM, ANALYZE or CREATE
 -- INDEX): pg_total_relation_size would lock every table to the end of the transaction, in the way
 -- of any DDL a deployment runs meanwhile, and stat its files.
@@ -410,10 +422,27 @@ tables AS (
               FROM pg_inherits h
               JOIN pg_class pc ON pc.oid = h.inhparent
               JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-              WHERE t.relispartition AND h.inhrelid = t.oid))::text
+              WHERE t.relispartition AND h.inhrelid = t.oid),
+             CASE WHEN t.relpersistence = 'u' THEN 'unlogged' ELSE 'logged' END,
+             CASE WHEN t.reloptions IS NOT NULL
+                  THEN (SELECT json_agg(o.opt ORDER BY o.opt COLLATE "C") FROM unnest(t.reloptions) AS o(opt)) END,
+             CASE t.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
+               ELSE 'index ' || (SELECT ri.relname FROM pg_index ix JOIN pg_class ri ON ri.oid = ix.indexrelid
+                                 WHERE ix.indrelid = t.oid AND ix.indisreplident) END,
+             (SELECT ih.parents FROM inh ih WHERE ih.oid = t.oid),
+             CASE WHEN t.relispartition THEN pg_get_expr(t.relpartbound, t.oid) END,
+             -- heap is access method 2 (HEAP_TABLE_AM_OID, fixed): named without a lookup.
+             CASE t.relam WHEN 0 THEN NULL WHEN 2 THEN 'heap'
+                          ELSE (SELECT am.amname FROM pg_am am WHERE am.oid = t.relam)::text END,
+             CASE WHEN t.reltablespace <> 0
+                  THEN (SELECT sp.spcname FROM pg_tablespace sp WHERE sp.oid = t.reltablespace) END)::text
            || ', [' || coalesce(c.j, '') || '], [' || coalesce(k.j, '') || '], [' || coalesce(i.j, '')
            || '], [' || coalesce(g.j, '') || ']]',
-           c.lits || k.lits || i.lits || g.lits)) AS j
+           c.lits || k.lits || i.lits || g.lits
+             || CASE WHEN t.relispartition AND strpos(pg_get_expr(t.relpartbound, t.oid), '''') > 0
+                     THEN ARRAY[pg_get_expr(t.relpartbound, t.oid)] END)) AS j
+  -- No more relations in this FROM than before (each one more widens the planner's join search):
+  -- parents and bounds are read in the select list.
   FROM tbl t
   LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
   LEFT JOIN col_rows c ON c.oid = t.oid
@@ -421,9 +450,21 @@ tables AS (
   LEFT JOIN idx_rows i ON i.oid = t.oid
   LEFT JOIN trg_rows g ON g.oid = t.oid
 ),
+-- Views with their triggers (INSTEAD OF ...) and materialized views with their indexes, by name.
 views AS (
   SELECT json_object_agg(r.ident, json_build_object(
-           'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true))) AS j
+           'materialized', r.relkind = 'm', 'definition', pg_get_viewdef(r.oid, true),
+           'triggers', (SELECT json_object_agg(tg.tgname, json_build_object(
+                                 'definition', pg_get_triggerdef(tg.oid, true),
+                                 'enabled', CASE tg.tgenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled'
+                                                              WHEN 'R' THEN 'replica' WHEN 'A' THEN 'always' END))
+                        FROM pg_trigger tg WHERE tg.tgrelid = r.oid AND NOT tg.tgisinternal),
+           'indexes', CASE WHEN r.relkind = 'm' THEN
+                        (SELECT json_object_agg(ic.relname, json_build_object(
+                                  'definition', pg_get_indexdef(i.indexrelid), 'unique', i.indisunique,
+                                  'primary', i.indisprimary))
+                         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = r.oid)
+                      END)) AS j
   FROM rel r WHERE r.relkind IN ('v', 'm')
 ),
 funcs AS (
@@ -442,21 +483,153 @@ funcs AS (
   JOIN pg_language l ON l.oid = p.prolang
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
 ),
+-- A sequence's OWNED BY column: its automatic (deptype 'a') dependency on a table column.
 seqs AS (
   SELECT json_object_agg(r.ident, json_build_object(
            'type', format_type(s.seqtypid, NULL), 'increment', s.seqincrement::text,
-           'min', s.seqmin::text, 'max', s.seqmax::text, 'cycle', s.seqcycle)) AS j
+           'min', s.seqmin::text, 'max', s.seqmax::text, 'cycle', s.seqcycle,
+           'start', s.seqstart::text, 'cache', s.seqcache::text,
+           'unlogged', r.relpersistence = 'u',
+           'owned_by', (SELECT on_.nspname || '.' || oc.relname || '.' || oa.attname
+                        FROM pg_depend d
+                        JOIN pg_class oc ON oc.oid = d.refobjid
+                        JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+                        JOIN pg_attribute oa ON oa.attrelid = d.refobjid AND oa.attnum = d.refobjsubid
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a'
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0))) AS j
   FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
   WHERE r.relkind = 'S'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i')
 ),
+-- Enums, domains, ranges and composite types of their own (CREATE TYPE ... AS (...)): not the row
+-- type every table, view and sequence has.
 typ AS (
-  SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin,
-         n.nspname || '.' || t.typname AS ident
+  SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefaultbin, t.typowner, t.typacl,
+         t.typrelid, n.nspname || '.' || t.typname AS ident
   FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
-  WHERE t.typtype IN ('e', 'd')
+  WHERE (t.typtype IN ('e', 'd', 'r')
+         OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class tc WHERE tc.oid = t.typrelid AND tc.relkind = 'c')))
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+),
+composites AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'attributes', (SELECT coalesce(json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod))
+                                                   ORDER BY a.attnum), '[]'::json)
+                          FROM pg_attribute a WHERE a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped)))
+           AS j
+  FROM typ ty WHERE ty.typtype = 'c'
+),
+ranges AS (
+  SELECT json_object_agg(ty.ident, json_build_object(
+           'subtype', format_type(rg.rngsubtype, NULL),
+           'collation', (SELECT cn.nspname || '.' || co.collname FROM pg_collation co
+                         JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = rg.rngcollation),
+           'opclass', (SELECT oc.opcname FROM pg_opclass oc WHERE oc.oid = rg.rngsubopc),
+           'canonical', CASE WHEN rg.rngcanonical <> 0 THEN rg.rngcanonical::regproc::text END,
+           'subdiff', CASE WHEN rg.rngsubdiff <> 0 THEN rg.rngsubdiff::regproc::text END)) AS j
+  FROM typ ty JOIN pg_range rg ON rg.rngtypid = ty.oid
+),
+-- The locale column is colliculocale in 15 and 16, colllocale from 17 (read by name from the row).
+colls AS (
+  SELECT json_object_agg(n.nspname || '.' || co.collname, json_build_object(
+           'provider', CASE co.collprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin'
+                                            ELSE 'default' END,
+           'locale', coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale'),
+           'collate', co.collcollate, 'ctype', co.collctype, 'deterministic', co.collisdeterministic)) AS j
+  FROM pg_collation co JOIN nsp n ON n.oid = co.collnamespace
+  WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_collation'::regclass AND ext.objid = co.oid)
+),
+-- Rules (CREATE RULE; not the _RETURN rule that makes a view) as pg_get_ruledef prints them.
+rules AS (
+  SELECT json_object_agg(n.nspname || '.' || c.relname || '.' || rw.rulename, json_build_object(
+           'relation', n.nspname || '.' || c.relname, 'definition', pg_get_ruledef(rw.oid, true))) AS j
+  FROM pg_rewrite rw JOIN pg_class c ON c.oid = rw.ev_class JOIN nsp n ON n.oid = c.relnamespace
+  WHERE rw.rulename <> '_RETURN'
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+),
+evts AS (
+  SELECT json_object_agg(e.evtname, json_build_object(
+           'event', e.evtevent,
+           'function', pn.nspname || '.' || p.proname,
+           'enabled', CASE e.evtenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica'
+                                        WHEN 'A' THEN 'always' END,
+           'tags', (SELECT json_agg(x.tag ORDER BY x.tag COLLATE "C") FROM unnest(e.evttags) AS x(tag)))) AS j
+  FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+  WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_event_trigger'::regclass AND ext.objid = e.oid)
+),
+-- Publications (pubviaroot from 13: read by name from the row) and this database's subscriptions,
+-- column by column: never subconninfo, the connection string.
+pubs AS (
+  SELECT json_object_agg(p.pubname, json_build_object(
+           'all_tables', p.puballtables, 'insert', p.pubinsert, 'update', p.pubupdate, 'delete', p.pubdelete,
+           'truncate', p.pubtruncate, 'via_root', (to_jsonb(p) ->> 'pubviaroot')::boolean,
+           'tables', (SELECT coalesce(json_agg(t.ident ORDER BY t.ident COLLATE "C"), '[]'::json)
+                      FROM pg_publication_rel pr JOIN tbl t ON t.oid = pr.prrelid WHERE pr.prpubid = p.oid))) AS j
+  FROM pg_publication p
+),
+subs AS (
+  SELECT json_object_agg(s.subname, json_build_object(
+           'enabled', s.subenabled, 'slot', s.subslotname,
+           'publications', (SELECT json_agg(x.pub ORDER BY x.pub COLLATE "C")
+                            FROM unnest(s.subpublications) AS x(pub)))) AS j
+  FROM pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+),
+-- Comments (COMMENT ON) of the database's own objects (oids from FirstNormalObjectId, 16384),
+-- keyed "<kind> <object>"; columns, indexes, constraints, triggers and policies under their table.
+descr AS (
+  SELECT d.objoid, d.classoid, d.objsubid, d.description FROM pg_description d WHERE d.objoid >= 16384
+),
+comments AS (
+  SELECT json_object_agg(x.k, x.description) AS j
+  FROM (
+    SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                          WHEN 'S' THEN 'sequence' ELSE 'table' END || ' ' || n.nspname || '.' || c.relname AS k,
+           d.description
+    FROM descr d JOIN pg_class c ON c.oid = d.objoid JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname, d.description
+    FROM descr d JOIN pg_class c ON c.oid = d.objoid JOIN nsp n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid > 0
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'index ' || n.nspname || '.' || c.relname || '.' || ic.relname, d.description
+    FROM descr d JOIN pg_index i ON i.indexrelid = d.objoid JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_class c ON c.oid = i.indrelid JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+    UNION ALL
+    SELECT 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           d.description
+    FROM descr d JOIN pg_proc p ON p.oid = d.objoid JOIN nsp n ON n.oid = p.pronamespace
+    WHERE d.classoid = 'pg_proc'::regclass
+      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+    UNION ALL
+    SELECT 'type ' || ty.ident, d.description FROM descr d JOIN typ ty ON ty.oid = d.objoid
+    WHERE d.classoid = 'pg_type'::regclass
+    UNION ALL
+    SELECT 'schema ' || n.nspname, d.description FROM descr d JOIN nsp n ON n.oid = d.objoid
+    WHERE d.classoid = 'pg_namespace'::regclass
+    UNION ALL
+    SELECT 'constraint ' || t.ident || '.' || co.conname, d.description
+    FROM descr d JOIN pg_constraint co ON co.oid = d.objoid JOIN tbl t ON t.oid = co.conrelid
+    WHERE d.classoid = 'pg_constraint'::regclass
+    UNION ALL
+    SELECT 'trigger ' || n.nspname || '.' || c.relname || '.' || tg.tgname, d.description
+    FROM descr d JOIN pg_trigger tg ON tg.oid = d.objoid JOIN pg_class c ON c.oid = tg.tgrelid
+    JOIN nsp n ON n.oid = c.relnamespace
+    WHERE d.classoid = 'pg_trigger'::regclass
+    UNION ALL
+    SELECT 'policy ' || t.ident || '.' || po.polname, d.description
+    FROM descr d JOIN pg_policy po ON po.oid = d.objoid JOIN tbl t ON t.oid = po.polrelid
+    WHERE d.classoid = 'pg_policy'::regclass
+    UNION ALL
+    SELECT 'collation ' || n.nspname || '.' || co.collname, d.description
+    FROM descr d JOIN pg_collation co ON co.oid = d.objoid JOIN nsp n ON n.oid = co.collnamespace
+    WHERE d.classoid = 'pg_collation'::regclass
+  ) AS x
 ),
 enums AS (
   SELECT json_object_agg(ty.ident, json_build_object(
@@ -555,6 +728,108 @@ audit AS (
 schemas AS (
   SELECT json_object_agg(nspname, json_build_object('owner', owner)) AS j FROM nsp
 )
+,
+-- Privileges: the objects with an explicit ACL (NULL is the kind's default, privilege_defaults
+-- below, as acldefault prints it), exploded by aclexplode into grantee -> privileges; a
+-- privilege held with the grant option reads "SELECT WITH GRANT OPTION" (whoever granted it:
+-- grantors are not compared).  The object's owner is "(owner)", so that an owner named
+-- differently in each environment is not a difference; grantee 0 is PUBLIC.  Identity
+-- sequences are part of their column (not listed, like in sequences).
+acl_obj AS (
+  SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'f' THEN 'foreign table'
+                        WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind,
+         n.nspname || '.' || c.relname AS ident, c.relowner AS owner, c.relacl AS acl
+  FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
+  WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype IN ('e', 'i'))
+  UNION ALL
+  SELECT 'column', t.ident || '.' || a.attname, t.relowner, a.attacl
+  FROM att a JOIN tbl t ON t.oid = a.attrelid WHERE a.attacl IS NOT NULL
+  UNION ALL
+  SELECT 'function', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         p.proowner, p.proacl
+  FROM pg_proc p JOIN nsp n ON n.oid = p.pronamespace
+  WHERE p.proacl IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+  UNION ALL
+  SELECT 'schema', n.nspname, n.nspowner, n.nspacl
+  FROM pg_namespace n JOIN nsp ON nsp.oid = n.oid WHERE n.nspacl IS NOT NULL
+  UNION ALL
+  SELECT 'database', NULL, d.datdba, d.datacl
+  FROM pg_database d WHERE d.datname = current_database() AND d.datacl IS NOT NULL
+  UNION ALL
+  SELECT 'type', ty.ident, ty.typowner, ty.typacl FROM typ ty WHERE ty.typacl IS NOT NULL
+  UNION ALL
+  -- ALTER DEFAULT PRIVILEGES (defacl below): the creating role owns the future objects.
+  SELECT 'default privileges', d.oid::text, d.defaclrole, d.defaclacl FROM pg_default_acl d
+),
+-- grantee -> sorted privileges, for an ACL whose owner is given (the grant option once per
+-- privilege: granted by two grantors, with and without it, counts as with it).
+acl_grants AS (
+  SELECT o.kind, o.ident,
+         -- An ACL with nothing left in it (all revoked, even from the owner) is {}, not the default.
+         coalesce(json_object_agg(g.grantee, g.privileges) FILTER (WHERE g.grantee IS NOT NULL), '{}'::json) AS grants
+  FROM acl_obj o
+  LEFT JOIN LATERAL (
+    SELECT x.grantee, json_agg(x.privilege ORDER BY x.privilege COLLATE "C") AS privileges
+    FROM (
+      SELECT CASE WHEN e.grantee = o.owner THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
+                  ELSE pg_get_userbyid(e.grantee)::text END AS grantee,
+             e.privilege_type || CASE WHEN bool_or(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END AS privilege
+      FROM aclexplode(o.acl) AS e
+      GROUP BY 1, e.privilege_type
+    ) AS x
+    GROUP BY x.grantee
+  ) AS g ON true
+  GROUP BY o.kind, o.ident
+),
+privs AS (
+  SELECT json_object_agg(concat_ws(' ', g.kind, g.ident), g.grants) AS j
+  FROM acl_grants g WHERE g.kind <> 'default privileges'
+),
+-- What a NULL ACL means, per kind (acldefault for an owner; columns have none).
+acl_defaults AS (
+  SELECT json_object_agg(k.kind, (
+           SELECT coalesce(json_object_agg(x.grantee, x.privileges), '{}'::json)
+           FROM (
+             SELECT CASE WHEN e.grantee = 10 THEN '(owner)' ELSE 'PUBLIC' END AS grantee,
+                    json_agg(e.privilege_type ORDER BY e.privilege_type COLLATE "C") AS privileges
+             FROM aclexplode(acldefault(k.code::"char", 10::oid)) AS e
+             GROUP BY 1
+           ) AS x)) AS j
+  FROM (VALUES ('table', 'r'), ('foreign table', 'r'), ('view', 'r'), ('materialized view', 'r'),
+               ('sequence', 's'), ('function', 'f'), ('schema', 'n'), ('database', 'd'), ('type', 'T'))
+       AS k(kind, code)
+),
+-- ALTER DEFAULT PRIVILEGES: per creating role, schema (none: every schema) and kind of object;
+-- grantees as for privileges, the creating role (the future objects' owner) being "(owner)".
+defacl AS (
+  SELECT json_object_agg(
+           concat_ws(' ', pg_get_userbyid(d.defaclrole), 'in schema ' || n.nspname, 'on ' || k.objects),
+           json_build_object('role', pg_get_userbyid(d.defaclrole), 'schema', n.nspname, 'on', k.objects,
+                             'grants', g.grants)) AS j
+  FROM pg_default_acl d
+  JOIN acl_grants g ON g.kind = 'default privileges' AND g.ident = d.oid::text
+  JOIN (VALUES ('r', 'tables'), ('S', 'sequences'), ('f', 'functions'), ('T', 'types'), ('n', 'schemas'))
+       AS k(code, objects) ON k.code = d.defaclobjtype
+  LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+),
+-- Row level security policies, by table and name; roles sorted (0 is PUBLIC), expressions as
+-- pg_get_expr prints them.
+pols AS (
+  SELECT json_object_agg(t.ident || '.' || p.polname, json_build_object(
+           'table', t.ident,
+           'command', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                    WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+           'permissive', p.polpermissive,
+           'roles', (SELECT json_agg(r.name ORDER BY r.name COLLATE "C")
+                     FROM (SELECT CASE WHEN u.oid = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(u.oid)::text END AS name
+                           FROM unnest(p.polroles) AS u(oid)) AS r),
+           'using', pg_get_expr(p.polqual, p.polrelid),
+           'with_check', pg_get_expr(p.polwithcheck, p.polrelid))) AS j
+  FROM pg_policy p JOIN tbl t ON t.oid = p.polrelid
+)
 SELECT json_build_object(
   'server_version', current_setting('server_version'),
   'server_version_num', current_setting('server_version_num')::int,
@@ -577,7 +852,21 @@ SELECT json_build_object(
     'domains', coalesce(domains.j, '{}'::json),
     'extensions', coalesce(exts.j, '{}'::json),
     'settings', coalesce(sets.j, '{}'::json),
-    'roles', coalesce(roles.j, '{}'::json)))
+    'roles', coalesce(roles.j, '{}'::json),
+    -- The sections below are scalar subqueries, not items of FROM: past 12 items of FROM (the
+    -- geqo_threshold) the planner would search their join order (measured: planning 2-3x longer).
+    'privileges', coalesce((SELECT j FROM privs), '{}'::json),
+    'privilege_defaults', coalesce((SELECT j FROM acl_defaults), '{}'::json),
+    'default_privileges', coalesce((SELECT j FROM defacl), '{}'::json),
+    'policies', coalesce((SELECT j FROM pols), '{}'::json),
+    'composites', coalesce((SELECT j FROM composites), '{}'::json),
+    'ranges', coalesce((SELECT j FROM ranges), '{}'::json),
+    'collations', coalesce((SELECT j FROM colls), '{}'::json),
+    'rules', coalesce((SELECT j FROM rules), '{}'::json),
+    'event_triggers', coalesce((SELECT j FROM evts), '{}'::json),
+    'publications', coalesce((SELECT j FROM pubs), '{}'::json),
+    'subscriptions', coalesce((SELECT j FROM subs), '{}'::json),
+    'comments', coalesce((SELECT j FROM comments), '{}'::json)))
 FROM audit, schemas, tables,
      views, funcs, seqs, enums, domains, exts, sets, roles;
 """.replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(

@@ -8,7 +8,9 @@ Each configured database costs one psql run: one session, one READ ONLY transact
 statement, lock and idle-in-transaction timeouts, ended by ROLLBACK.  In it: a probe (migration
 tables and server version, psql ``\\gset``), one catalog query over pg_catalog returning JSON,
 and one statement reading the migration tables the probe found (written by a query and run by
-psql's ``\\gexec``).
+psql's ``\\gexec``); for a database whose entry asks for data parity, then the bounded data reads
+of pg_data (statistics, exact counts of small tables, sequences against their column, reference
+tables as salted hashes), each in a savepoint with its own timeout.
 
 Databases are collected concurrently (a small thread pool); one failure never hides another.
 
@@ -26,6 +28,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.pg_catalog_sql imp
     migration_probe,
     migrations_generator,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.pg_data import script_lines as data_script
 from ansible_collections.envparity.audit.plugins.module_utils.pg_psql import (  # noqa: F401 (DEFAULTS: the registry's)
     DEFAULTS,
     PgError,
@@ -67,8 +70,9 @@ def preamble(request):
     )
 
 
-def build_script(request):
-    """The whole psql script for one database (the same for every database of a request).
+def build_script(request, db=None, hmac_key=None):
+    """The whole psql script for one database (the same for every database of a request, but for
+    the data part of a database whose entry asks for data parity: pg_data).
 
     After the probe, the search path is pg_catalog alone (nothing a database user created can
     shadow a built-in, and every user-defined name is printed schema-qualified whatever the
@@ -98,6 +102,7 @@ def build_script(request):
         CATALOG_QUERY.strip(),
         "\\echo %smigrations" % MARKER,
         migrations_generator().strip(),
+        *(data_script(request, db, hmac_key, MARKER) if db and db.get("data_parity") else ()),
         "\\else",
         "\\echo %sunsupported" % MARKER,
         "SELECT current_setting('server_version');",
@@ -117,7 +122,7 @@ def collect_database(db, request, hmac_key, password=None):
     try:
         timeout = run_timeout(request)
         argv, env = command(db, request, pg_environment(db, password, timeout))
-        returncode, stdout, stderr = run_psql(argv, env, build_script(request), timeout, what)
+        returncode, stdout, stderr = run_psql(argv, env, build_script(request, db, hmac_key), timeout, what)
         if returncode != 0:
             raise classify(returncode, stderr, db, request)
         return parse_output(stdout, db, request, hmac_key)

@@ -32,6 +32,11 @@ DEFAULTS = {
     "timeout": 60,
     "statement_timeout_ms": 30000,
     "lock_timeout_ms": 5000,
+    # Data parity (for the databases whose entry has data_parity: true).
+    "data_exact_count_max_mb": 64,
+    "data_row_cap": 10000,
+    "data_table_timeout_ms": 2000,
+    "data_budget_ms": 10000,
 }
 # Seconds libpq may spend connecting (capped by the whole run's timeout).
 CONNECT_TIMEOUT = 10

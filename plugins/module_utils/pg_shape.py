@@ -14,11 +14,13 @@ import json
 import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_catalog_sql import WRITE_PRIVILEGE_LIMIT
+from ansible_collections.envparity.audit.plugins.module_utils.pg_data import shape_data
 from ansible_collections.envparity.audit.plugins.module_utils.pg_psql import PgError, describe
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import (
     COLUMN_FIELDS,
     CONSTRAINT_FIELDS,
     INDEX_FIELDS,
+    TABLE_FIELDS,
     TRIGGER_FIELDS,
     encode_shape,
     encode_text,
@@ -143,6 +145,8 @@ def shape_migrations(document):
 def _redacted_shape(text, literals):
     """A table's shape from its JSON text, string literals redacted (defaults and definitions)."""
     table, columns, constraints, indexes, triggers = json.loads(text)
+    bound = TABLE_FIELDS.index("partition_bound")
+    table[bound] = literals(table[bound])
     # Each row is [name, *FIELDS] (pg_tables): the positions of the texts that can hold a literal.
     for rows, fields, names in (
         (columns, COLUMN_FIELDS, ("default", "generated")),
@@ -179,6 +183,35 @@ def _tables(raw, literals):
     return tables
 
 
+def _grants(grants):
+    """{grantee: [privileges, sorted]} (the query sorts too, in byte order; this keeps it so)."""
+    return {grantee: sorted(privileges or []) for grantee, privileges in (grants or {}).items()}
+
+
+def _policies(raw, literals):
+    """{"schema.table.policy": {"table", "command", "permissive", "roles": [sorted], "using", "with_check"}}."""
+    return {
+        key: {
+            "table": policy.get("table"),
+            "command": policy.get("command"),
+            "permissive": bool(policy.get("permissive")),
+            "roles": sorted(policy.get("roles") or []),
+            "using": literals(policy.get("using")),
+            "with_check": literals(policy.get("with_check")),
+        }
+        for key, policy in (raw or {}).items()
+    }
+
+
+def _comments(raw, hmac_key):
+    """{"<kind> <object>": {"text": redacted, "hash"}}: a comment is free text, redacted like a body."""
+    comments = {}
+    for key, text in (raw or {}).items():
+        shown, digest = redacted_and_hash(text, hmac_key)
+        comments[key] = {"text": shown, "hash": digest}
+    return comments
+
+
 def shape_catalog(raw, hmac_key):
     """The CATALOG of the contract from the catalog query's JSON (redacted, normalised, hashed)."""
     literals = _LiteralRedactor()
@@ -186,7 +219,19 @@ def shape_catalog(raw, hmac_key):
     views = {}
     for ident, view in (raw.get("views") or {}).items():
         definition, digest = redacted_and_hash(view.get("definition"), hmac_key)
-        views[ident] = {"materialized": bool(view.get("materialized")), "definition": definition, "hash": digest}
+        views[ident] = {
+            "materialized": bool(view.get("materialized")),
+            "definition": definition,
+            "hash": digest,
+            "triggers": {
+                name: dict(trigger, definition=literals(trigger.get("definition")))
+                for name, trigger in (view.get("triggers") or {}).items()
+            },
+            "indexes": {
+                name: dict(index, definition=literals(index.get("definition")))
+                for name, index in (view.get("indexes") or {}).items()
+            },
+        }
     functions = {}
     for ident, function in (raw.get("functions") or {}).items():
         body, digest = redacted_and_hash(function.get("body"), hmac_key)
@@ -228,6 +273,24 @@ def shape_catalog(raw, hmac_key):
         "extensions": raw.get("extensions") or {},
         "settings": settings,
         "roles": roles,
+        "privileges": {key: _grants(grants) for key, grants in (raw.get("privileges") or {}).items()},
+        "privilege_defaults": {kind: _grants(grants) for kind, grants in (raw.get("privilege_defaults") or {}).items()},
+        "default_privileges": {
+            key: dict(entry, grants=_grants(entry.get("grants")))
+            for key, entry in (raw.get("default_privileges") or {}).items()
+        },
+        "policies": _policies(raw.get("policies"), literals),
+        "composites": raw.get("composites") or {},
+        "ranges": raw.get("ranges") or {},
+        "collations": raw.get("collations") or {},
+        "rules": {
+            key: dict(rule, definition=literals(rule.get("definition")))
+            for key, rule in (raw.get("rules") or {}).items()
+        },
+        "event_triggers": raw.get("event_triggers") or {},
+        "publications": raw.get("publications") or {},
+        "subscriptions": raw.get("subscriptions") or {},
+        "comments": _comments(raw.get("comments"), hmac_key),
     }
 
 
@@ -279,6 +342,7 @@ def empty_database(status, reason):
         "audit_role": None,
         "catalog": None,
         "migrations": None,
+        "data": None,
     }
 
 
@@ -321,4 +385,5 @@ def parse_output(stdout, db, request, hmac_key):
         "audit_role": _audit_role(document.get("audit_role")),
         "catalog": shape_catalog(document.get("catalog") or {}, hmac_key),
         "migrations": migrations,
+        "data": shape_data(sections.get("data"), request, db, hmac_key) if db.get("data_parity") else None,
     }

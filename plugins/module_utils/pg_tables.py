@@ -23,11 +23,25 @@ import base64
 import json
 
 # Positional rows inside the text (the name first; columns in their table's order).
-COLUMN_FIELDS = ("type", "nullable", "default", "identity", "generated", "collation")
+# local: for an inherited column, whether the table declares it too; None when not inherited.
+COLUMN_FIELDS = ("type", "nullable", "default", "identity", "generated", "collation", "local")
 CONSTRAINT_FIELDS = ("type", "definition")
 INDEX_FIELDS = ("definition", "unique", "primary")
 TRIGGER_FIELDS = ("definition", "enabled")
-TABLE_FIELDS = ("kind", "rls", "rls_forced", "partition_key", "partition_of")
+TABLE_FIELDS = (
+    "kind",
+    "rls",
+    "rls_forced",
+    "partition_key",
+    "partition_of",
+    "persistence",  # "logged" | "unlogged"
+    "options",  # storage parameters (reloptions), sorted, or None
+    "replica_identity",  # "default" | "nothing" | "full" | "index <name>"
+    "inherits",  # parents (INHERITS, in order), or None
+    "partition_bound",  # pg_get_expr of a partition's bound, or None
+    "access_method",  # "heap" …, or None (partitioned and foreign tables)
+    "tablespace",  # None: the database's default
+)
 
 # The text json_build_array writes (pg_catalog_sql): ", " between items, UTF-8 as it is.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ":")).encode

@@ -24,9 +24,12 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.pg_cluster import 
     setting_findings,
     shared_servers,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_data_parity import data_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_kinds import kind_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE, migration_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import audit_role_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_security import security_findings
 
 AREA = "postgres"
 DATABASE_KEY = "@database"
@@ -147,6 +150,9 @@ def diff(columns, cells, context):
         findings += _status_findings(db)
         findings += _server_findings(db)
         findings += catalog_findings(db)
+        findings += security_findings(db)
+        findings += kind_findings(db)
+        findings += data_findings(db)
         if name in sharing:
             findings += database_own_findings(db)
         else:

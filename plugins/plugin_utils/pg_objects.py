@@ -102,13 +102,19 @@ def _function_text(function):
 
 
 def _sequence_text(sequence):
-    return "%s, increment %s, %s..%s%s" % (
-        sequence.get("type"),
-        sequence.get("increment"),
-        sequence.get("min"),
-        sequence.get("max"),
-        ", cycle" if sequence.get("cycle") else "",
-    )
+    parts = [
+        "%s%s" % ("unlogged " if sequence.get("unlogged") else "", sequence.get("type")),
+        "increment %s" % sequence.get("increment"),
+        "%s..%s" % (sequence.get("min"), sequence.get("max")),
+    ]
+    if sequence.get("start") is not None:
+        parts.append("start %s" % sequence["start"])
+    if sequence.get("cache") is not None:
+        parts.append("cache %s" % sequence["cache"])
+    if sequence.get("cycle"):
+        parts.append("cycle")
+    parts.append("owned by %s" % sequence["owned_by"] if sequence.get("owned_by") else "owned by none")
+    return ", ".join(parts)
 
 
 def _domain_text(domain):
@@ -126,6 +132,9 @@ def _extension_text(extension):
 
 
 MIGRATE = "apply the migration that %s (%s) before deploying the code that %s"
+# An inherited column declared by the table too (local) or only inherited: a difference of its own,
+# never between a child's column and its parent's (which is never inherited).
+DECLARED = "declared by the table (not only inherited)"
 COLUMN = CatalogType(
     noun="column",
     check="postgres.column",
@@ -137,6 +146,7 @@ COLUMN = CatalogType(
         ("identity", get("identity")),
         ("generated expression", get("generated")),
         ("collation", get("collation")),
+        (DECLARED, get("local")),
     ),
     missing="high",
     extra="low",
@@ -202,7 +212,11 @@ SEQUENCE = CatalogType(
     noun="sequence",
     check="postgres.sequence",
     text=_sequence_text,
-    attributes=tuple((name, get(name)) for name in ("type", "increment", "min", "max", "cycle")),
+    attributes=(
+        *((name, get(name)) for name in ("type", "increment", "min", "max", "cycle", "start", "cache")),
+        ("owned by", get("owned_by")),
+        ("persistence", get("unlogged")),
+    ),
     missing="medium",
     extra="low",
     changed=lambda differing: "medium",
@@ -406,6 +420,23 @@ def _partitioning_text(table):
         parts.append("partitioned by %s" % table["partition_key"])
     if table.get("partition_of"):
         parts.append("partition of %s" % table["partition_of"])
+    if table.get("partition_bound"):
+        parts.append(table["partition_bound"])
+    if table.get("inherits"):
+        parts.append("inherits %s" % ", ".join(table["inherits"]))
+    return ", ".join(parts)
+
+
+def _storage_text(table):
+    """`unlogged, heap, (fillfactor=70), replica identity full, tablespace fast`: what differs from a
+    plain table is named, the rest said as PostgreSQL's defaults."""
+    parts = [table.get("persistence") or "logged"]
+    if table.get("access_method"):
+        parts.append("access method %s" % table["access_method"])
+    if table.get("options"):
+        parts.append("with (%s)" % ", ".join(table["options"]))
+    parts.append("replica identity %s" % (table.get("replica_identity") or "default"))
+    parts.append("tablespace %s" % (table.get("tablespace") or "default"))
     return ", ".join(parts)
 
 
@@ -436,10 +467,38 @@ PARTITIONING = CatalogType(
     noun="table",
     check="postgres.partitioning",
     text=_partitioning_text,
-    attributes=(("kind", get("kind")), ("partition key", get("partition_key")), ("parent", get("partition_of"))),
+    attributes=(
+        ("kind", get("kind")),
+        ("partition key", get("partition_key")),
+        ("parent", get("partition_of")),
+        ("partition bound", get("partition_bound")),
+        ("inherited tables", lambda t: list(t.get("inherits") or [])),
+    ),
     missing="high",
     extra="high",
     changed=lambda differing: "high",
+)
+# Persistence, storage parameters, replica identity, access method, tablespace: an unlogged table
+# is emptied by a crash, and a replica identity decides what logical replication can update.
+STORAGE = CatalogType(
+    noun="table",
+    check="postgres.table",
+    text=_storage_text,
+    attributes=(
+        ("persistence", get("persistence")),
+        ("storage parameters", lambda t: list(t.get("options") or [])),
+        ("replica identity", get("replica_identity")),
+        ("access method", get("access_method")),
+        ("tablespace", get("tablespace")),
+    ),
+    missing="high",
+    extra="medium",
+    changed=high_if(("persistence", "replica identity"), "high", "low"),
+    advice={
+        "changed": "Align table %(object)s on %(where)s with %(baseline)s (ALTER TABLE … SET LOGGED / UNLOGGED, "
+        "SET (…) / RESET (…), REPLICA IDENTITY, SET ACCESS METHOD, SET TABLESPACE) through a migration, or record "
+        "the difference as expected: an unlogged table loses its rows in a crash."
+    },
 )
 
 
@@ -478,15 +537,22 @@ def _table_findings(db):
 
 
 def _same_column(column, other):
+    """A child's column and its parent's: the same but for being inherited."""
     if column is None or other is None:
         return column is other
-    return COLUMN.same(column, other)
+    return all(getter(column) == getter(other) for name, getter in COLUMN.attributes if name != DECLARED)
+
+
+def _single_parent(table):
+    inherits = table.get("inherits") or []
+    return table.get("partition_of") or (inherits[0] if len(inherits) == 1 else None)
 
 
 def _inherited_columns(tables, maps, ok):
-    """The columns of a partition that are its parent's in every column (a column added to a
-    partitioned table reaches each partition): the parent's findings speak for them."""
-    parents = {tables[label].get("partition_of") for label in ok}
+    """The columns of a partition, or of a table that inherits from one parent, that are its
+    parent's in every column (a column added to a parent reaches each child) and inherited alike
+    everywhere: the parent's findings speak for them."""
+    parents = {_single_parent(tables[label]) for label in ok}
     if len(parents) != 1 or None in parents:
         return frozenset()
     parent = parents.pop()
@@ -502,6 +568,7 @@ def _inherited_columns(tables, maps, ok):
         name
         for name in names
         if all(_same_column(columns[label].get(name), parent_columns[label].get(name)) for label in ok)
+        and len({columns[label][name].get("local") for label in ok if name in columns[label]}) == 1
     )
 
 
@@ -529,7 +596,7 @@ def _table_parts(db, name, tables, ok, inherited):
     }
     findings += keyed(db, INDEX, indexes, ok, prefix)
     findings += keyed(db, TRIGGER, {label: tables[label].get("triggers") or {} for label in ok}, ok, prefix)
-    for spec in (RLS, PARTITIONING):
+    for spec in (RLS, PARTITIONING, STORAGE):
         base = tables[ok[0]]
         changed = [label for label in ok[1:] if not spec.same(base, tables[label])]
         if changed:

@@ -10,6 +10,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe im
     SAFE_METHODS,
     display_url,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.pg_data import REFERENCE_NAME
 
 
 class RequestError(ValueError):
@@ -101,6 +102,17 @@ def _docker_host(params):
     return host
 
 
+def _reference_tables(item, index):
+    """A database entry's reference_tables: "schema.table" names of plain characters."""
+    names = item.get("reference_tables") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) and REFERENCE_NAME.match(name) for name in names):
+        raise RequestError(
+            "drift_postgres item %d: reference_tables must be a list of schema.table names (letters, digits, _ and $)"
+            % (index + 1)
+        )
+    return sorted(set(names))
+
+
 def postgres_request(params):
     """The postgres area's request without any password, or None when no database is configured.
 
@@ -127,6 +139,8 @@ def postgres_request(params):
                 "host": str(item["host"]) if item.get("host") else None,
                 "port": int(port) if port not in (None, "") else None,
                 "container": str(item["container"]) if item.get("container") else None,
+                "data_parity": bool(item.get("data_parity")),
+                "reference_tables": _reference_tables(item, index),
             }
         )
     return {
@@ -135,6 +149,10 @@ def postgres_request(params):
         "timeout": int(params["drift_postgres_timeout"]),
         "statement_timeout_ms": int(params["drift_postgres_statement_timeout_ms"]),
         "lock_timeout_ms": int(params["drift_postgres_lock_timeout_ms"]),
+        "data_exact_count_max_mb": int(params["drift_postgres_data_exact_count_max_mb"]),
+        "data_row_cap": int(params["drift_postgres_data_row_cap"]),
+        "data_table_timeout_ms": int(params["drift_postgres_data_table_timeout_ms"]),
+        "data_budget_ms": int(params["drift_postgres_data_budget_ms"]),
     }
 
 

@@ -87,6 +87,31 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "migrations.alembic", "changed", "postgres.migrations_heads"),
     ("app", "migrations.django", "changed", "postgres.migrations_behind"),
     ("app", "@audit_role", "policy", "postgres.audit_role_can_write"),
+    # Who may do what: privileges, default privileges, row level security.
+    ("app", "privileges.table public.notes to reporting", "extra", "postgres.privilege_extra"),
+    ("app", "privileges.table public.tasks to reporting", "changed", "postgres.privilege_changed"),
+    ("app", "privileges.column public.tasks.title to reporting", "extra", "postgres.privilege_extra"),
+    ("app", "privileges.function public.user_task_count(p_user bigint) to PUBLIC", "extra", "postgres.privilege_extra"),
+    (
+        "app",
+        "default_privileges.tables created by reporting in schema public to analytics_owner",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),
+    ("app", "public.notes", "changed", "postgres.rls_changed"),
+    ("app", "public.notes.notes_own", "changed", "postgres.policy_changed"),
+    ("app", "public.tasks.tasks_keep_done", "missing", "postgres.policy_missing"),
+    ("app", "public.sessions", "changed", "postgres.table_changed"),
+    ("app", "public.ticket_seq", "changed", "postgres.sequence_changed"),
+    ("app", "comments.table public.tasks", "changed", "postgres.comment_changed"),
+    ("app", "public.open_tasks.open_tasks_insert", "missing", "postgres.trigger_missing"),
+    ("app", "public.task_counts.task_counts_user", "missing", "postgres.index_missing"),
+    ("app", "data.public.plans", "changed", "postgres.data_reference_rows"),
+    ("app", "data.public.users", "changed", "postgres.data_reference_rows"),
+    ("app", "data.public.sessions.rows", "changed", "postgres.data_row_count"),
+    ("app", "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
+    ("app", "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
+    ("app", "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -322,6 +347,51 @@ def test_planted_schema_differences():
     assert both("SELECT count(*) FROM public.django_migrations") == ("5", "4")
 
 
+def test_planted_privileges_and_row_level_security():
+    def both(sql: str) -> tuple[str, str]:
+        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+
+    def acl(relation: str) -> str:
+        return (
+            "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
+        )
+
+    dev, prod = both(acl("public.notes"))
+    assert "reporting=" not in dev and "reporting=ar/prod_user" in prod.split(",")
+    dev, prod = both(acl("public.tasks"))
+    assert "reporting=r/ianleblanc" in dev.split(",") and "reporting=r*/prod_user" in prod.split(",")
+    column_acl = (
+        "SELECT coalesce(array_to_string(attacl, ','), 'none') FROM pg_attribute"
+        " WHERE attrelid = 'public.tasks'::regclass AND attname = 'title'"
+    )
+    assert both(column_acl) == ("none", "reporting=w/prod_user")
+    assert both("SELECT has_function_privilege('public', 'public.user_task_count(bigint)', 'EXECUTE')") == ("f", "t")
+    assert both("SELECT count(*) FROM pg_default_acl") == ("1", "0")
+    assert both("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass") == ("t", "f")
+    assert both("SELECT string_agg(polname || ':' || pg_get_expr(polqual, polrelid), ',' ORDER BY polname)"
+                " FROM pg_policy") == ("notes_own:(user_id = 1),tasks_keep_done:(status <> 'done'::task_status)",
+                                       "notes_own:true")  # fmt: skip
+
+
+def test_planted_storage_sequences_comments_and_view_parts():
+    def both(sql: str) -> tuple[str, str]:
+        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+
+    assert both("SELECT relpersistence FROM pg_class WHERE oid = 'public.sessions'::regclass") == ("p", "u")
+    owned = (
+        "SELECT c.relname || '.' || a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid"
+        " JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+        " WHERE d.objid = 'public.ticket_seq'::regclass AND d.deptype = 'a'"
+    )
+    assert both(owned) == ("sessions.id", "notes.user_id")
+    assert both("SELECT obj_description('public.tasks'::regclass, 'pg_class')") == (
+        "A user's to-do items",
+        "To-do items",
+    )
+    assert both("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.open_tasks'::regclass") == ("1", "0")
+    assert both("SELECT count(*) FROM pg_index WHERE indrelid = 'public.task_counts'::regclass") == ("1", "0")
+
+
 def test_planted_settings():
     assert (_one("dev", "SHOW max_connections", "postgres"), _one("prod", "SHOW max_connections", "postgres")) == (
         "100",
@@ -364,7 +434,8 @@ def test_the_audit_of_the_lab_finds_exactly_the_manifest():
 
     def database(name, dbname, user, port=None, container_name=None):
         host = None if container_name else "127.0.0.1"
-        return {"name": name, "dbname": dbname, "user": user, "host": host, "port": port, "container": container_name}
+        entry = {"name": name, "dbname": dbname, "user": user, "host": host, "port": port, "container": container_name}
+        return dict(entry, data_parity=name == "app")  # as the lab inventory has it
 
     requests = {
         "dev": {

@@ -38,6 +38,7 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils import (
     pg_catalog_sql,
     pg_collect,
+    pg_data,
     pg_psql,
     pg_shape,
     pg_tables,
@@ -562,8 +563,10 @@ def test_status_version_and_shape(app):
         "audit_role",
         "catalog",
         "migrations",
+        "data",
     }
     assert app["reason"] is None
+    assert app["data"] is None  # data parity is opt-in
     assert app["dbname"]
     assert app["server_version"].startswith("15.") and " " not in app["server_version"]
     assert 150000 <= app["server_version_num"] < 160000
@@ -578,6 +581,18 @@ def test_status_version_and_shape(app):
         "extensions",
         "settings",
         "roles",
+        "privileges",
+        "privilege_defaults",
+        "default_privileges",
+        "policies",
+        "composites",
+        "ranges",
+        "collations",
+        "rules",
+        "event_triggers",
+        "publications",
+        "subscriptions",
+        "comments",
     }
 
 
@@ -895,7 +910,12 @@ def test_sequences(catalog):
         "min": "100",
         "max": "100000",
         "cycle": True,
+        "start": "100",
+        "cache": "1",
+        "unlogged": False,
+        "owned_by": None,
     }
+    assert sequences["public.orders_id_seq"]["owned_by"] == "public.orders.id"  # serial: OWNED BY its column
     # serial sequences are listed; identity columns' sequences belong to their column.
     assert set(sequences) == {
         "public.invoice_seq",
@@ -1322,7 +1342,11 @@ def test_an_audit_changes_neither_the_wal_nor_any_table(cluster):
     # Settle first: vacuum and one audit, so that page pruning of dead catalog rows left by the
     # fixture's DDL (a read may prune, and pruning is WAL-logged) is not charged to the audit.
     cluster.sql("VACUUM;", dbname="appdb")
-    databases = [cluster.database("app", "appdb"), cluster.database("audit", "appdb", user="auditor")]
+    # Data parity on: its counts, sequences and reference rows are reads too.
+    databases = [
+        cluster.database("app", "appdb", data_parity=True, reference_tables=["public.customers"]),
+        cluster.database("audit", "appdb", user="auditor", data_parity=True),
+    ]
     passwords = {"app": SUPERUSER_PASSWORD, "audit": AUDITOR_PASSWORD}
     collect_postgres(request(*databases), KEY, passwords)
     _wait_for_audit_sessions_to_end(cluster)
@@ -1331,6 +1355,7 @@ def test_an_audit_changes_neither_the_wal_nor_any_table(cluster):
     assert before[1]["public.orders"][0] == 2  # the counters are live
     result = collect_postgres(request(*databases), KEY, passwords)
     assert {db["status"] for db in result["databases"].values()} == {"ok"}
+    assert result["databases"]["app"]["data"]["reference"]["public.customers"]["rows"]  # it did read rows
     _wait_for_audit_sessions_to_end(cluster)
     time.sleep(1.2)  # past PostgreSQL's 1 s stats flush interval
     after = _write_state(cluster, "appdb")
@@ -1705,3 +1730,502 @@ def test_a_column_added_to_a_partitioned_table_is_one_finding(cluster):
     findings = pg_diff.diff(["dev", "prod"], cells, {"baseline": "dev", "production": {"prod"}})
     schema = [(f["key"], f["check"]) for f in findings if f["key"].startswith("public.")]
     assert schema == [("public.events.source", "postgres.column_extra")]  # not one more per partition
+
+
+def collected_pair(cluster, prefix, sql, prepare=None, entry=None, **options):
+    """{"dev", "prod"}: databases <prefix>dev and <prefix>prod built from sql[side] (then
+    prepare(side, dbname), as the superuser), each collected as "app"."""
+    cells = {}
+    for side in ("dev", "prod"):
+        dbname = prefix + side
+        cluster.sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (dbname, dbname))
+        cluster.sql(sql[side], dbname=dbname)
+        if prepare:
+            prepare(side, dbname)
+        database = cluster.database("app", dbname, **(entry or {}))
+        cells[side] = collect_postgres(request(database, **options), KEY, {"app": SUPERUSER_PASSWORD})
+        assert cells[side]["databases"]["app"]["status"] == "ok"
+    return cells
+
+
+# ---------------------------------------------------------------- privileges and row level security
+
+# Roles are the cluster's: made once, for both databases.  The two databases hold the same objects;
+# SECURITY_SQL[side] grants and sets policies, with ordering traps that must not be findings (ACL
+# items and policy roles written in another order, an ACL written out equal to its default) and
+# one real difference of each kind.
+SECURITY_ROLES = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sec_a') THEN
+    CREATE ROLE sec_a NOLOGIN; CREATE ROLE sec_b NOLOGIN; CREATE ROLE sec_owner NOLOGIN;
+  END IF;
+END $$;
+"""
+SECURITY_SCHEMA = """
+CREATE SCHEMA app AUTHORIZATION sec_owner;
+SET ROLE sec_owner;
+CREATE TABLE app.accounts (id integer PRIMARY KEY, owner_name text, secret_note text);
+CREATE TABLE app.ledger (id integer, amount numeric);
+CREATE SEQUENCE app.ticket_seq;
+CREATE TYPE app.tier AS ENUM ('free', 'paid');
+CREATE FUNCTION app.balance(integer) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric';
+CREATE FUNCTION app.audit_hook() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+ALTER TABLE app.accounts ENABLE ROW LEVEL SECURITY;
+RESET ROLE;
+"""
+SECURITY_SQL = {
+    "dev": """
+SET ROLE sec_owner;
+GRANT SELECT ON app.accounts TO sec_a;
+GRANT SELECT ON app.accounts TO sec_b;
+GRANT UPDATE (owner_name) ON app.accounts TO sec_a;
+GRANT USAGE ON SEQUENCE app.ticket_seq TO sec_a;
+GRANT USAGE ON SCHEMA app TO sec_a, sec_b;
+REVOKE ALL ON app.ledger FROM sec_owner;
+GRANT ALL ON app.ledger TO sec_owner;
+GRANT EXECUTE ON FUNCTION app.audit_hook() TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION app.balance(integer) FROM PUBLIC;
+CREATE POLICY own_rows ON app.accounts FOR SELECT TO sec_a, sec_b USING (owner_name = current_user);
+CREATE POLICY no_delete ON app.accounts AS RESTRICTIVE FOR DELETE USING (false);
+CREATE POLICY writes ON app.accounts FOR INSERT TO sec_a WITH CHECK (id > 0);
+ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO sec_a;
+RESET ROLE;
+GRANT CONNECT ON DATABASE secdev TO sec_a;
+""",
+    "prod": """
+SET ROLE sec_owner;
+GRANT SELECT ON app.accounts TO sec_b;
+GRANT SELECT ON app.accounts TO sec_a WITH GRANT OPTION;
+GRANT USAGE ON SEQUENCE app.ticket_seq TO sec_a;
+GRANT USAGE ON SCHEMA app TO sec_b, sec_a;
+GRANT SELECT, DELETE ON app.ledger TO sec_b;
+GRANT USAGE ON TYPE app.tier TO sec_b;
+REVOKE EXECUTE ON FUNCTION app.balance(integer) FROM PUBLIC;
+CREATE POLICY own_rows ON app.accounts FOR SELECT TO sec_b, sec_a USING (owner_name = current_user);
+CREATE POLICY no_delete ON app.accounts AS PERMISSIVE FOR DELETE USING (false);
+CREATE POLICY writes ON app.accounts FOR INSERT TO sec_a WITH CHECK (id >= 0);
+CREATE POLICY backdoor ON app.accounts FOR ALL TO sec_b USING (true);
+REVOKE ALL ON FUNCTION app.audit_hook() FROM PUBLIC, sec_owner;
+RESET ROLE;
+GRANT CONNECT ON DATABASE secprod TO sec_a;
+""",
+}
+# What the diff must find with dev as the baseline (and, swapped, with prod as the baseline).
+SECURITY_FINDINGS = {
+    ("privileges.table app.accounts to sec_a", "changed", "postgres.privilege_changed"),  # grant option
+    ("privileges.column app.accounts.owner_name to sec_a", "missing", "postgres.privilege_missing"),
+    ("privileges.table app.ledger to sec_b", "extra", "postgres.privilege_extra"),
+    ("privileges.type app.tier to sec_b", "extra", "postgres.privilege_extra"),
+    (
+        "default_privileges.tables created by sec_owner in schema app to sec_a",
+        "missing",
+        "postgres.default_privilege_missing",
+    ),  # fmt: skip
+    ("app.accounts.no_delete", "changed", "postgres.policy_changed"),  # restrictive vs permissive
+    ("app.accounts.writes", "changed", "postgres.policy_changed"),  # WITH CHECK
+    ("app.accounts.backdoor", "extra", "postgres.policy_extra"),
+    # an ACL with nothing left in it is not the default
+    ("privileges.function app.audit_hook() to (owner)", "missing", "postgres.privilege_missing"),
+    ("privileges.function app.audit_hook() to PUBLIC", "missing", "postgres.privilege_missing"),
+}
+SWAPPED = {"missing": "extra", "extra": "missing", "changed": "changed", "policy": "policy", "unknown": "unknown"}
+
+
+@pytest.fixture(scope="module")
+def secured(cluster):
+    cluster.sql(SECURITY_ROLES)
+    return collected_pair(cluster, "sec", {side: SECURITY_SCHEMA + SECURITY_SQL[side] for side in SECURITY_SQL})
+
+
+def test_privileges_are_read_per_grantee_with_the_grant_option(cluster, secured):
+    catalog = secured["prod"]["databases"]["app"]["catalog"]
+    privileges = catalog["privileges"]
+    assert privileges["table app.accounts"] == {
+        "(owner)": ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE", "UPDATE"],
+        "sec_a": ["SELECT WITH GRANT OPTION"],
+        "sec_b": ["SELECT"],
+    }
+    assert privileges["table app.ledger"]["sec_b"] == ["DELETE", "SELECT"]
+    assert privileges["sequence app.ticket_seq"]["sec_a"] == ["USAGE"]
+    assert privileges["schema app"] == {"(owner)": ["CREATE", "USAGE"], "sec_a": ["USAGE"], "sec_b": ["USAGE"]}
+    assert privileges["function app.balance(integer)"] == {"(owner)": ["EXECUTE"]}
+    assert privileges["type app.tier"] == {"(owner)": ["USAGE"], "PUBLIC": ["USAGE"], "sec_b": ["USAGE"]}
+    assert privileges["database"]["sec_a"] == ["CONNECT"]
+    assert privileges["function app.audit_hook()"] == {}  # all revoked: not the default
+    dev_privileges = secured["dev"]["databases"]["app"]["catalog"]["privileges"]
+    assert dev_privileges["function app.audit_hook()"] == {"(owner)": ["EXECUTE"], "PUBLIC": ["EXECUTE"]}
+    dev = secured["dev"]["databases"]["app"]["catalog"]
+    assert dev["privileges"]["column app.accounts.owner_name"] == {"sec_a": ["UPDATE"]}
+    assert dev["default_privileges"] == {
+        "sec_owner in schema app on tables": {
+            "role": "sec_owner",
+            "schema": "app",
+            "on": "tables",
+            "grants": {"sec_a": ["SELECT"]},
+        }
+    }
+    # The oracle: PostgreSQL's own privilege checks agree with what was read.
+    checks = pg_text(
+        cluster,
+        "SELECT has_table_privilege('sec_a', 'app.accounts', 'SELECT WITH GRANT OPTION'),"
+        " has_column_privilege('sec_a', 'app.accounts', 'owner_name', 'UPDATE'),"
+        " has_function_privilege('sec_b', 'app.balance(integer)', 'EXECUTE')",
+        dbname="secprod",
+    )
+    assert checks == "t|f|f"
+
+
+def test_privilege_defaults_are_the_servers(secured):
+    defaults = secured["dev"]["databases"]["app"]["catalog"]["privilege_defaults"]
+    assert defaults["function"] == {"(owner)": ["EXECUTE"], "PUBLIC": ["EXECUTE"]}
+    assert defaults["database"] == {"(owner)": ["CONNECT", "CREATE", "TEMPORARY"], "PUBLIC": ["CONNECT", "TEMPORARY"]}
+    assert defaults["sequence"] == {"(owner)": ["SELECT", "UPDATE", "USAGE"]}
+
+
+def test_policies_are_read_with_pg_get_expr(cluster, secured):
+    policies = secured["dev"]["databases"]["app"]["catalog"]["policies"]
+    assert policies["app.accounts.own_rows"] == {
+        "table": "app.accounts",
+        "command": "SELECT",
+        "permissive": True,
+        "roles": ["sec_a", "sec_b"],
+        "using": pg_text(
+            cluster, "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polname = 'own_rows'", "secdev"
+        ),
+        "with_check": None,
+    }
+    assert policies["app.accounts.no_delete"]["permissive"] is False
+    assert policies["app.accounts.no_delete"]["roles"] == ["PUBLIC"]
+    assert policies["app.accounts.writes"]["with_check"] == "(id > 0)"
+
+
+def diffed(cells, baseline, planted):
+    """(findings, what was found but the superuser audit role's finding, what was planted as seen
+    from this baseline): with prod as the baseline, a missing object is an extra one."""
+    other = "prod" if baseline == "dev" else "dev"
+    findings = pg_diff.diff([baseline, other], cells, {"baseline": baseline, "production": {"prod"}})
+    found = {(f["key"], f["kind"], f["check"]) for f in findings if f["check"] != "postgres.audit_role_can_write"}
+    if baseline == "prod":
+        planted = {(key, SWAPPED[kind], check.replace(kind, SWAPPED[kind])) for key, kind, check in planted}
+    return findings, found, planted
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_security_drift_is_found_both_ways_and_nothing_else(secured, baseline):
+    """Recall and precision: every planted difference, none of the ordering traps."""
+    _, found, expected = diffed(secured, baseline, SECURITY_FINDINGS)
+    assert found == expected
+
+
+# ---------------------------------------------------------------- tables' storage, inheritance, sequences
+
+STORAGE_SQL = {
+    "dev": """
+CREATE TABLE public.jobs (id integer PRIMARY KEY, note text) WITH (fillfactor = 70, autovacuum_enabled = false);
+CREATE TABLE public.cache (k text PRIMARY KEY, v text);
+CREATE TABLE public.base (id integer, at date);
+CREATE TABLE public.child (extra text) INHERITS (public.base);
+CREATE TABLE public.other_base (id integer, at date);
+CREATE TABLE public.moved (extra text) INHERITS (public.base);
+CREATE TABLE public.child2 (extra text) INHERITS (public.base);
+CREATE TABLE public.log (id integer PRIMARY KEY, body text);
+ALTER TABLE public.log REPLICA IDENTITY FULL;
+CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.span_2024 PARTITION OF public.span FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE SEQUENCE public.ticket_seq START 1000 CACHE 1 OWNED BY public.jobs.id;
+CREATE SEQUENCE public.same_seq START 5 OWNED BY public.cache.k;
+""",
+    "prod": """
+CREATE TABLE public.jobs (id integer PRIMARY KEY, note text) WITH (autovacuum_enabled = false, fillfactor = 70);
+CREATE UNLOGGED TABLE public.cache (k text PRIMARY KEY, v text);
+CREATE TABLE public.base (id integer, at date);
+CREATE TABLE public.child (extra text) INHERITS (public.base);
+CREATE TABLE public.other_base (id integer, at date);
+CREATE TABLE public.moved (extra text) INHERITS (public.other_base);
+CREATE TABLE public.child2 (id integer, extra text) INHERITS (public.base);
+CREATE TABLE public.log (id integer PRIMARY KEY, body text);
+ALTER TABLE public.log REPLICA IDENTITY USING INDEX log_pkey;
+CREATE TABLE public.span (at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.span_2024 PARTITION OF public.span FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+CREATE SEQUENCE public.ticket_seq START 1 CACHE 20 OWNED BY public.log.id;
+CREATE SEQUENCE public.same_seq START 5 OWNED BY public.cache.k;
+ALTER TABLE public.base ADD COLUMN source text;
+""",
+}
+STORAGE_FINDINGS = {
+    ("public.cache", "changed", "postgres.table_changed"),  # unlogged in prod
+    ("public.log", "changed", "postgres.table_changed"),  # replica identity
+    ("public.moved", "changed", "postgres.partitioning_changed"),  # inherits another parent
+    ("public.span_2024", "changed", "postgres.partitioning_changed"),  # bound
+    ("public.ticket_seq", "changed", "postgres.sequence_changed"),  # start, cache, owned by
+    ("public.base.source", "extra", "postgres.column_extra"),  # once, not once more for public.child
+    ("public.child2.id", "changed", "postgres.column_changed"),  # declared by child2 too in prod
+}
+
+
+@pytest.fixture(scope="module")
+def stored(cluster):
+    return collected_pair(cluster, "store", STORAGE_SQL)
+
+
+def test_table_storage_inheritance_and_bounds_are_read(cluster, stored):
+    dev = tables_of(stored["dev"]["databases"]["app"]["catalog"])
+    prod = tables_of(stored["prod"]["databases"]["app"]["catalog"])
+    assert (
+        dev["public.jobs"]["options"] == prod["public.jobs"]["options"] == ["autovacuum_enabled=false", "fillfactor=70"]
+    )
+    assert (dev["public.cache"]["persistence"], prod["public.cache"]["persistence"]) == ("logged", "unlogged")
+    assert (dev["public.log"]["replica_identity"], prod["public.log"]["replica_identity"]) == ("full", "index log_pkey")
+    assert dev["public.jobs"]["replica_identity"] == "default"
+    assert (dev["public.moved"]["inherits"], prod["public.moved"]["inherits"]) == (
+        ["public.base"],
+        ["public.other_base"],
+    )
+    assert dev["public.base"]["inherits"] is None and dev["public.span_2024"]["inherits"] is None
+    local = [prod[name]["columns"]["id"]["local"] for name in ("public.base", "public.child", "public.child2")]
+    assert local == [None, False, True]  # not inherited; inherited only; inherited and declared
+    assert dev["public.span_2024"]["partition_bound"] == pg_text(
+        cluster, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'span_2024'", "storedev"
+    )
+    assert dev["public.jobs"]["access_method"] == "heap" and dev["public.span"]["access_method"] is None
+    assert dev["public.jobs"]["tablespace"] is None
+    sequences = stored["prod"]["databases"]["app"]["catalog"]["sequences"]
+    assert sequences["public.ticket_seq"]["owned_by"] == "public.log.id"
+    assert (sequences["public.ticket_seq"]["start"], sequences["public.ticket_seq"]["cache"]) == ("1", "20")
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_storage_drift_is_found_both_ways_and_nothing_else(stored, baseline):
+    findings, found, expected = diffed(stored, baseline, STORAGE_FINDINGS)
+    assert found == expected
+    messages = {f["key"]: f["message"] for f in findings}
+    assert "persistence" in messages["public.cache"] and "replica identity" in messages["public.log"]
+    assert "start, cache and owned by" in messages["public.ticket_seq"]
+
+
+# ---------------------------------------------------------------- the other kinds: view triggers, matview
+# indexes, collations, composite and range types, rules, event triggers, publications, comments
+
+KINDS_COMMON = (
+    """
+CREATE TABLE public.items (id integer PRIMARY KEY, label text, price numeric);
+CREATE VIEW public.items_view AS SELECT id, label FROM public.items;
+CREATE FUNCTION public.items_view_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.items (id, label) VALUES (NEW.id, NEW.label); RETURN NEW; END $$;
+CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE MATERIALIZED VIEW public.item_totals AS SELECT label, count(*) AS n FROM public.items GROUP BY label;
+CREATE FUNCTION public.float_diff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2';
+COMMENT ON COLUMN public.items.label IS 'shown as is; the deploy token is %s';
+"""
+    % FUNCTION_CANARY
+)
+KINDS_SQL = {
+    "dev": KINDS_COMMON
+    + """
+CREATE TRIGGER items_view_insert INSTEAD OF INSERT ON public.items_view
+  FOR EACH ROW EXECUTE FUNCTION public.items_view_write();
+CREATE UNIQUE INDEX item_totals_label ON public.item_totals (label);
+CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE COLLATION public.plain (locale = 'C');
+CREATE TYPE public.money_pair AS (amount numeric, currency text);
+CREATE TYPE public.float_range AS RANGE (subtype = float8, subtype_diff = public.float_diff);
+CREATE RULE items_no_delete AS ON DELETE TO public.items DO INSTEAD NOTHING;
+CREATE EVENT TRIGGER guard_ddl ON ddl_command_start WHEN TAG IN ('DROP TABLE', 'ALTER TABLE')
+  EXECUTE FUNCTION public.on_ddl();
+CREATE PUBLICATION items_pub FOR TABLE public.items WITH (publish = 'insert, update');
+COMMENT ON TABLE public.items IS 'Things we sell';
+COMMENT ON COLUMN public.items.price IS 'In cents';
+COMMENT ON VIEW public.items_view IS 'Same text';
+COMMENT ON INDEX public.items_pkey IS 'The key';
+""",
+    "prod": KINDS_COMMON
+    + """
+CREATE TRIGGER items_view_insert INSTEAD OF INSERT OR UPDATE ON public.items_view
+  FOR EACH ROW EXECUTE FUNCTION public.items_view_write();
+CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level1', deterministic = false);
+CREATE COLLATION public.plain (locale = 'C');
+CREATE TYPE public.money_pair AS (amount numeric(12,2), currency text);
+CREATE TYPE public.float_range AS RANGE (subtype = float8);
+CREATE EVENT TRIGGER guard_ddl ON ddl_command_start WHEN TAG IN ('ALTER TABLE', 'DROP TABLE')
+  EXECUTE FUNCTION public.on_ddl();
+CREATE PUBLICATION items_pub FOR TABLE public.items;
+COMMENT ON TABLE public.items IS 'Things we sell, in euros';
+COMMENT ON VIEW public.items_view IS 'Same text';
+COMMENT ON INDEX public.items_pkey IS 'The key';
+COMMENT ON FUNCTION public.on_ddl() IS 'Guards DDL';
+""",
+}
+KINDS_FINDINGS = {
+    ("public.items_view.items_view_insert", "changed", "postgres.trigger_changed"),  # INSERT OR UPDATE
+    ("public.item_totals.item_totals_label", "missing", "postgres.index_missing"),
+    ("public.nocase", "changed", "postgres.collation_changed"),
+    ("public.money_pair", "changed", "postgres.composite_changed"),
+    ("public.float_range", "changed", "postgres.range_changed"),
+    ("public.items.items_no_delete", "missing", "postgres.rule_missing"),
+    ("publications.items_pub", "changed", "postgres.publication_changed"),
+    ("comments.table public.items", "changed", "postgres.comment_changed"),
+    ("comments.column public.items.price", "missing", "postgres.comment_missing"),
+    ("comments.function public.on_ddl()", "extra", "postgres.comment_extra"),
+}
+
+
+@pytest.fixture(scope="module")
+def kinds(cluster):
+    return collected_pair(cluster, "kinds", KINDS_SQL)
+
+
+def test_the_other_kinds_are_read_as_postgresql_prints_them(cluster, kinds):
+    catalog = kinds["dev"]["databases"]["app"]["catalog"]
+    trigger = catalog["views"]["public.items_view"]["triggers"]["items_view_insert"]
+    assert trigger["definition"] == pg_text(
+        cluster, "SELECT pg_get_triggerdef(oid, true) FROM pg_trigger WHERE tgname = 'items_view_insert'", "kindsdev"
+    )
+    assert "INSTEAD OF INSERT" in trigger["definition"]
+    assert catalog["views"]["public.item_totals"]["indexes"]["item_totals_label"]["unique"] is True
+    assert catalog["views"]["public.items_view"]["indexes"] == {}
+    assert catalog["collations"]["public.nocase"] == {
+        "provider": "icu",
+        "locale": "und-u-ks-level2",
+        "collate": None,
+        "ctype": None,
+        "deterministic": False,
+    }
+    assert catalog["composites"] == {"public.money_pair": {"attributes": [["amount", "numeric"], ["currency", "text"]]}}
+    assert catalog["ranges"]["public.float_range"]["subdiff"] == "public.float_diff"
+    assert catalog["rules"]["public.items.items_no_delete"]["definition"] == pg_text(
+        cluster, "SELECT pg_get_ruledef(oid, true) FROM pg_rewrite WHERE rulename = 'items_no_delete'", "kindsdev"
+    )
+    assert catalog["event_triggers"]["guard_ddl"] == {
+        "event": "ddl_command_start",
+        "function": "public.on_ddl",
+        "enabled": "origin",
+        "tags": ["ALTER TABLE", "DROP TABLE"],
+    }
+    assert catalog["publications"]["items_pub"]["tables"] == ["public.items"]
+    assert catalog["publications"]["items_pub"]["delete"] is False
+    assert catalog["comments"]["column public.items.price"]["text"] == "In cents"
+    assert set(catalog["comments"]) == {
+        "table public.items",
+        "column public.items.price",
+        "column public.items.label",
+        "view public.items_view",
+        "index public.items.items_pkey",
+    }
+    # A comment is free text: redacted on the host, hashed with a key.
+    assert (
+        FUNCTION_CANARY not in json.dumps(kinds) and "***" in catalog["comments"]["column public.items.label"]["text"]
+    )
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_other_kinds_drift_is_found_both_ways_and_nothing_else(kinds, baseline):
+    """Tag order of an event trigger, an identical comment and collation: no finding."""
+    _, found, expected = diffed(kinds, baseline, KINDS_FINDINGS)
+    assert found == expected
+
+
+# ---------------------------------------------------------------- data parity
+
+DATA_COMMON = """
+CREATE TABLE public.plans (id integer PRIMARY KEY, name text NOT NULL, price_cents integer,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE public.api_keys (api_key text PRIMARY KEY, label text);
+CREATE TABLE public.accounts (id serial PRIMARY KEY, plan_id integer REFERENCES public.plans,
+  key_ref text REFERENCES public.api_keys);
+CREATE TABLE public.countries (code text PRIMARY KEY, name text);
+INSERT INTO public.countries VALUES ('CA', 'Canada'), ('FR', 'France');
+CREATE TABLE public.audit_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text);
+CREATE TABLE public.big (id integer, pad text);
+INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) AS g;
+CREATE INDEX big_id ON public.big (id);
+ANALYZE public.big;
+"""
+DATA_SQL = {
+    "dev": DATA_COMMON
+    + """
+INSERT INTO public.plans (id, name, price_cents) VALUES (1, 'free', 0), (2, 'pro', 900), (3, 'team', 2900);
+INSERT INTO public.api_keys VALUES ('ak_live_one', 'one'), ('ak_live_two', 'two');
+INSERT INTO public.accounts (plan_id) VALUES (1), (2);
+INSERT INTO public.audit_events (what) VALUES ('signup'), ('login');
+""",
+    "prod": DATA_COMMON
+    + """
+INSERT INTO public.plans (id, name, price_cents) VALUES (1, 'free', 0), (2, 'pro', 1200), (4, 'legacy', 100);
+INSERT INTO public.api_keys VALUES ('ak_live_one', 'one'), ('ak_live_two', 'second');
+INSERT INTO public.accounts (plan_id) VALUES (1), (2);
+INSERT INTO public.accounts (id, plan_id) VALUES (50, 1);
+CREATE INDEX accounts_plan_once ON public.accounts (plan_id);
+""",
+}
+DATA_FINDINGS = {
+    ("data.public.plans", "changed", "postgres.data_reference_rows"),
+    ("data.public.api_keys", "changed", "postgres.data_reference_rows"),
+    ("data.public.audit_events.rows", "changed", "postgres.data_row_count"),
+    ("data.public.accounts_id_seq", "policy", "postgres.data_sequence_behind"),
+    ("data.public.accounts.accounts_plan_once", "policy", "postgres.data_invalid_index"),
+    ("data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
+    ("data.@skipped", "unknown", "postgres.data_skipped"),
+}
+
+
+@pytest.fixture(scope="module")
+def parity(cluster):
+    def invalidate(side, dbname):
+        if side == "prod":  # what a failed CREATE INDEX CONCURRENTLY leaves
+            cluster.sql(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.accounts_plan_once'::regclass;",
+                dbname=dbname,
+            )
+
+    entry = {"data_parity": True, "reference_tables": ["public.countries", "public.nothing"]}
+    return collected_pair(cluster, "data", DATA_SQL, invalidate, entry, data_exact_count_max_mb=1)
+
+
+def test_data_is_read_as_counts_hashes_and_sequences(cluster, parity):
+    data = parity["prod"]["databases"]["app"]["data"]
+    assert data["tables"]["public.accounts"]["exact"] == 3
+    big = data["tables"]["public.big"]
+    assert big["exact"] is None and big["estimate"] == 20000  # over the exact-count size: the estimate
+    plans = data["reference"]["public.plans"]
+    assert plans["key"] == ["id"] and plans["columns"] == ["name", "price_cents"]  # no timestamp column
+    assert sorted(plans["rows"]) == ["1", "2", "4"]
+    assert data["reference"]["public.countries"]["configured"] is True
+    # The hash is sha256 of the run's salt and the value's text: PostgreSQL's own, recomputed here.
+    salt = pg_data.salt(KEY)
+    assert plans["rows"]["4"][0] == hashlib.sha256((salt + "legacy").encode()).hexdigest()[:16]
+    keys = data["reference"]["public.api_keys"]
+    assert keys["key_shown"] is False and "ak_live_one" not in json.dumps(data)
+    assert data["sequences"]["public.accounts_id_seq"] == {
+        "column": "public.accounts.id",
+        "increment": 1,
+        "last_value": "2",
+        "start": "1",
+        "readable": True,
+        "max": "50",
+    }
+    assert data["invalid_indexes"] == ["public.accounts.accounts_plan_once"]
+    assert data["skipped"] == [{"what": "public.nothing", "reason": "not_found"}]
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_data_drift_is_found_and_nothing_else(parity, baseline):
+    findings, found, _ = diffed(parity, baseline, DATA_FINDINGS)
+    assert {finding for finding in found if finding[0].startswith("data.")} == DATA_FINDINGS
+    messages = {f["key"]: f["message"] for f in findings}
+    if baseline == "dev":
+        assert "prod lacks key 3; adds key 4; changes key 2 (columns price_cents)" in messages["data.public.plans"]
+        assert (
+            "1 keys" not in messages["data.public.api_keys"]
+            and "key column looks secret" in messages["data.public.api_keys"]
+        )
+    assert "max(public.accounts.id) is 50" in messages["data.public.accounts_id_seq"]
+
+
+def test_a_spent_budget_skips_the_reads_and_says_so(cluster, parity):
+    entry = cluster.database("app", "dataprod", data_parity=True)
+    result = collect_postgres(request(entry, data_budget_ms=1), KEY, {"app": SUPERUSER_PASSWORD})
+    data = result["databases"]["app"]["data"]
+    assert result["databases"]["app"]["status"] == "ok"
+    assert {item["reason"] for item in data["skipped"]} == {"budget"}
+    assert all(table["exact"] is None for table in data["tables"].values())
+    assert data["reference"] == {}

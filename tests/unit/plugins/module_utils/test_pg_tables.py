@@ -5,10 +5,10 @@ import json
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_shape, decode_table, encode_shape
 
-TABLE = ["table", True, False, None, None]
+TABLE = ["table", True, False, None, None, "unlogged", ["fillfactor=70"], "full", None, None, "heap", None]
 COLUMNS = [
-    ["id", "bigint", False, None, "always", None, None],
-    ["na\u00efve", "text", True, "'d\u00e9j\u00e0'::text", None, None, "C"],
+    ["id", "bigint", False, None, "always", None, None, None],
+    ["na\u00efve", "text", True, "'d\u00e9j\u00e0'::text", None, None, "C", False],
 ]
 CONSTRAINTS = [
     ["t_pkey", "primary key", "PRIMARY KEY (id)"],
@@ -26,6 +26,13 @@ def test_round_trip_gives_the_contract_record():
         "rls_forced": False,
         "partition_key": None,
         "partition_of": None,
+        "persistence": "unlogged",
+        "options": ["fillfactor=70"],
+        "replica_identity": "full",
+        "inherits": None,
+        "partition_bound": None,
+        "access_method": "heap",
+        "tablespace": None,
         "columns": {
             "id": {
                 "position": 1,
@@ -35,6 +42,7 @@ def test_round_trip_gives_the_contract_record():
                 "identity": "always",
                 "generated": None,
                 "collation": None,
+                "local": None,
             },
             "na\u00efve": {
                 "position": 2,
@@ -44,6 +52,7 @@ def test_round_trip_gives_the_contract_record():
                 "identity": None,
                 "generated": None,
                 "collation": "C",
+                "local": False,
             },
         },
         "constraints": {
@@ -67,7 +76,10 @@ def test_the_same_table_gives_the_same_text_whatever_order_its_parts_came_in():
     assert one == other
     text = base64.b64decode(one)
     # The format json_build_array writes (the catalog query's own text): ", " between items, UTF-8.
-    assert text.startswith(b'[["table", true, false, null, null], [["id", "bigint", false, null, "always"')
+    assert text.startswith(
+        b'[["table", true, false, null, null, "unlogged", ["fillfactor=70"], "full", null, null, "heap", null],'
+        b' [["id", "bigint", false, null, "always"'
+    )
     assert '"na\u00efve"'.encode("utf-8") in text
     assert json.loads(text) == [TABLE, COLUMNS, sorted(CONSTRAINTS), INDEXES, TRIGGERS]
 
@@ -75,7 +87,10 @@ def test_the_same_table_gives_the_same_text_whatever_order_its_parts_came_in():
 def test_column_order_and_every_compared_field_change_the_text():
     base = encode_shape(TABLE, COLUMNS, CONSTRAINTS, INDEXES, TRIGGERS)
     assert encode_shape(TABLE, list(reversed(COLUMNS)), CONSTRAINTS, INDEXES, TRIGGERS) != base
-    assert encode_shape(["table", False, False, None, None], COLUMNS, CONSTRAINTS, INDEXES, TRIGGERS) != base
+    for position, value in enumerate([None, False, None, "x", "public.p", "logged", None, "default", ["public.p"]]):
+        table = list(TABLE)
+        table[position] = value
+        assert encode_shape(table, COLUMNS, CONSTRAINTS, INDEXES, TRIGGERS) != base
     changed = [list(row) for row in COLUMNS]
     changed[1][3] = None
     assert encode_shape(TABLE, changed, CONSTRAINTS, INDEXES, TRIGGERS) != base

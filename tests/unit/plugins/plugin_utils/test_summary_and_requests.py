@@ -92,12 +92,19 @@ def test_postgres_request_never_carries_a_password():
         "host": "127.0.0.1",
         "port": 55433,
         "container": None,
+        "data_parity": False,
+        "reference_tables": [],
     }
     assert request["timeout"] == 9 and request["docker_host"] == "unix:///run/d.sock"
     assert postgres_secrets(params) == {"app": "CANARYpw123"}
     assert build_request("postgres", {"drift_postgres": []}) is None
     with pytest.raises(RequestError, match="needs a name, a dbname and a user"):
         build_request("postgres", {"drift_postgres": [{"name": "x"}]})
+    with pytest.raises(RequestError, match="reference_tables must be a list of schema.table names"):
+        build_request(
+            "postgres",
+            {"drift_postgres": [{"name": "x", "dbname": "d", "user": "u", "reference_tables": ["plans'; --"]}]},
+        )
 
 
 def test_areas_not_compared_are_said_on_the_terminal():
