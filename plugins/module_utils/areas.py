@@ -41,11 +41,18 @@ def _postgres():
     return pg_collect
 
 
+def _deps():
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    return deps_collect
+
+
 AREAS = (
     Area(name="env", load=_env, diff_module="env_diff"),
     Area(name="git", load=_git, diff_module="git_diff"),
     Area(name="docker", load=_docker, diff_module="docker_diff"),
     Area(name="postgres", load=_postgres, diff_module="pg_diff"),
+    Area(name="deps", load=_deps, diff_module="deps_diff"),
 )
 
 AREA_NAMES = tuple(area.name for area in AREAS)

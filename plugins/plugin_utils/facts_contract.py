@@ -31,6 +31,7 @@ SECTIONS = {
     "env": ("files",),
     "git": ("repos", "deploy_dirs"),
     "postgres": ("databases",),
+    "deps": ("python", "node", "containers"),
 }
 
 
