@@ -174,7 +174,8 @@ def _write(directory, files):
 
 def _meta():
     return {
-        DIST + "/METADATA": "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\nRequires-Dist: labclient\\n" % (NAME, VERSION),
+        DIST + "/METADATA": "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (NAME, VERSION)
+        + "Requires-Dist: labclient\\n",
         DIST + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: lab\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
     }
 
@@ -190,7 +191,10 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
     files["__editable__.labapp.pth"] = os.path.abspath("src") + "\\n"
     return _write(wheel_directory, files)
 '''
-PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "labbackend"\nbackend-path = ["."]\n\n[project]\nname = "labapp"\nversion = "0.1.0"\n'
+PYPROJECT = (
+    '[build-system]\nrequires = []\nbuild-backend = "labbackend"\nbackend-path = ["."]\n\n'
+    '[project]\nname = "labapp"\nversion = "0.1.0"\n'
+)
 
 
 def _plan(env: Env, wheels: dict[str, bytes]) -> str:
@@ -271,8 +275,8 @@ DPKG = {
 
 def _dpkg_status(env: Env) -> str:
     stanzas = [
-        "Package: %s\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: %s\nDescription: lab\n a planted package\n"
-        % (name, version)
+        "Package: %s\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\n"
+        "Version: %s\nDescription: lab\n a planted package\n" % (name, version)
         for name, version in sorted(DPKG[env.name].items())
     ]
     return "\n".join(stanzas)

@@ -317,29 +317,34 @@ def _python_chain(subject):
 
 
 CHAIN = {
-    "deps.declared_not_installed": ("missing", "high", "declared but not installed", "Install it (deploy the lock)."),
+    "deps.declared_not_installed": (
+        "missing",
+        "high",
+        "is declared but not installed",
+        "Install it (deploy the lock).",
+    ),
     "deps.pin_violated": (
         "policy",
         "high",
-        "installed in a version its declaration excludes",
+        "is installed in a version its declaration excludes",
         "Install a version the declaration allows, or fix the pin.",
     ),
     "deps.lock_unsatisfied": (
         "policy",
         "medium",
-        "locked in a version its declaration excludes",
+        "is locked in a version its declaration excludes",
         "Re-lock (the lockfile does not satisfy the manifest).",
     ),
     "deps.lock_mismatch": (
         "changed",
         "medium",
-        "installed in another version than the lock says",
+        "is installed in another version than the lock says",
         "Install from the lock (pip install -r the lock / sync).",
     ),
     "deps.unlocked_installed": (
         "policy",
         "medium",
-        "installed in production but named by no lock",
+        "is installed in production but named by no lock",
         "Remove it, or add it to the manifest and re-lock.",
     ),
     "deps.requirement_unmet": (
@@ -362,7 +367,7 @@ def _chain_findings(subject, problems):
             severity,
             hits,
             lambda where, key=key, what=what, hits=hits: (
-                "%s is %s on %s (%s)." % (key, what, join_names(where), by_value(hits.items(), ": "))
+                "%s %s on %s (%s)." % (key, what, join_names(where), by_value(hits.items(), ": "))
             ),
             lambda where, recommendation=recommendation: recommendation,
         )
