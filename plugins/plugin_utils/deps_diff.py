@@ -48,11 +48,13 @@ STATUS_TEXT = {
 
 
 def subjects(request):
+    """The configured subjects (OS packages and runtimes come with any of them: not listed, so that
+    a host that could not be collected is not said five times)."""
     request = request or {}
     names = ["python %s" % item["name"] for item in request.get("python_envs") or []]
     names += ["node %s" % item["name"] for item in request.get("node_projects") or []]
     names += ["containers %s" % item["name"] for item in request.get("stacks") or []]
-    return sorted(names + [OS_SUBJECT, RUNTIMES_SUBJECT])
+    return sorted(names)
 
 
 def release(text):

@@ -32,9 +32,9 @@ def test_git_recall_and_precision_against_the_manifest(audit, lab):
 def test_every_area_in_one_run(audit, lab):
     result = audit()
     assert result.rc == 0, result.stdout
-    assert result.report["areas"] == ["docker", "env", "git", "postgres"]
+    assert result.report["areas"] == ["deps", "docker", "env", "git", "postgres"]
     found = identities(result.report["findings"])
-    areas = ("docker", "env", "git", "postgres")
+    areas = ("deps", "docker", "env", "git", "postgres")
     assert found == sorted(item for area in areas for item in planted(lab["manifest"], area))
     # one module execution per host gathers both areas
     collect = [t for t in result.task_results() if t[1].startswith("Collect drift facts")]

@@ -159,4 +159,4 @@ def test_a_hostile_package_name_is_escaped_in_the_report():
 
 def test_subjects_follow_the_request():
     request = {"python_envs": [{"name": "app"}], "node_projects": [{"name": "web"}], "stacks": [{"name": "s"}]}
-    assert deps_diff.subjects(request) == ["containers s", "node web", "os packages", "python app", "runtimes"]
+    assert deps_diff.subjects(request) == ["containers s", "node web", "python app"]
