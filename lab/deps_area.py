@@ -22,10 +22,13 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
+import postgres_area
 from labcore import DEV, PROD, STATE_DIR, Ctx, Env, LabError, canary_maker, ensure_dir, run, write_file
 
 NAME = "deps"
@@ -346,3 +349,63 @@ def purge(ctx: Ctx) -> None:
             raise LabError("refusing to delete %s" % path)
         shutil.rmtree(path)
         ctx.changed("deleted %s" % path)
+
+
+# ---------------------------------------------------------------- a Python image
+
+# lab/python:3.11, built like lab/postgres:15 from this machine's own interpreter, its libraries
+# and its standard library, with a few lab distributions installed by pip (--target) in its
+# site directory: tests and the benchmark run containers of it to read a real container's Python.
+PYTHON_IMAGE = "lab/python:3.11"
+PYTHON_BINARY = Path("/usr/bin/python3.11")
+STDLIB = Path("/usr/lib/python3.11")
+IMAGE_SITE = "usr/local/lib/python3.11/dist-packages"
+IMAGE_PACKAGES = {"labcore-utils": "1.4.0", "labhttp": "2.0.1", "labclient": "1.0.0"}
+SKIPPED_STDLIB = frozenset(
+    {"__pycache__", "config-3.11-x86_64-linux-gnu", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
+)
+
+
+def python_rootfs_tar() -> bytes:
+    root = postgres_area._RootFs()
+    for directory in ("dev", "proc", "sys", "etc", "root"):
+        root.directory(directory, 0o700 if directory == "root" else 0o755)
+    root.directory("tmp", 0o1777)
+    root.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    for path in postgres_area._shared_libraries([PYTHON_BINARY]):
+        root.host_path(path)
+    root.host_path(str(PYTHON_BINARY))
+    root.symlink("usr/bin/python3", "python3.11")
+    root._tree(STDLIB, skip=SKIPPED_STDLIB)
+    with tempfile.TemporaryDirectory() as staging:
+        specs = ["%s==%s" % item for item in sorted(IMAGE_PACKAGES.items())]
+        run(
+            [
+                PYTHON,
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "install",
+                "--no-index",
+                "--no-deps",
+                "--find-links",
+                str(WHEELS),
+                "--target",
+                staging,
+                *specs,
+            ],
+            timeout=300,
+        )
+        for dirpath, _, filenames in os.walk(staging):
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if "__pycache__" not in path.parts:
+                    root.file("%s/%s" % (IMAGE_SITE, path.relative_to(staging)), path.read_bytes())
+    return root.close()
+
+
+def docker_images() -> list[tuple]:
+    """Images this area contributes to the lab's engine (docker_area imports them when missing)."""
+    return [(PYTHON_IMAGE, ['CMD ["python3", "-c", "import time; time.sleep(1e9)"]'], python_rootfs_tar)]

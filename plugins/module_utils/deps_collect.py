@@ -3,7 +3,7 @@ running containers of the configured compose stacks, OS packages and runtime ver
 
 Standard library only, Python 3.8+: this module runs on the audited hosts. Read-only, and no
 program the host chooses runs: metadata files are read directly (deps_python, deps_node); the only
-command is one ``docker exec <container> python3 -I -S -`` per running service of a configured
+command is one ``docker exec <container> python3 -I -S -B -`` per running service of a configured
 stack (the first replica), which runs this collection's own reader (deps_python's source, on
 stdin) within ``timeout`` seconds, its output capped at ``max_output_bytes``.
 
@@ -48,6 +48,8 @@ DOCKER_FALLBACKS = ("/usr/bin/docker", "/usr/local/bin/docker", "/opt/homebrew/b
 _INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s+|=)(\S+)")
 _NO_EXECUTABLE = ("executable file not found", "no such file or directory", "not found")
 _NOT_RUNNING = ("is not running", "is paused", "is restarting", "no such container")
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{12,64}$")
+_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def _setting(request, name):
@@ -238,7 +240,9 @@ def _docker_env():
 
 def exec_python(docker, docker_host, container, script, timeout, max_output):
     """The Python facts of one running container through one docker exec, or a status record."""
-    argv = [docker, "-H", docker_host, "exec", "-i", container, "python3", "-I", "-S", "-"]
+    # -I: no environment variables, no user site; -S: no site (no .pth runs); -B: no bytecode
+    # written into the container's filesystem.
+    argv = [docker, "-H", docker_host, "exec", "-i", container, "python3", "-I", "-S", "-B", "-"]
     try:
         code, out, err = run_capped(argv, _docker_env(), timeout, max_output, stdin_bytes=script.encode("utf-8"))
     except CommandTimeout:
@@ -290,6 +294,7 @@ def _checked_container_facts(facts):
         "dists": cleaned,
         "broken": [clean(item) for item in (facts.get("broken") or [])[:50] if isinstance(item, str)],
         "truncated": facts.get("truncated") is True,
+        "site_paths": [clean(item, 400) for item in (facts.get("site_paths") or [])[:20] if isinstance(item, str)],
     }
 
 
@@ -301,17 +306,16 @@ def _stack_projects(stacks, request, hmac_key):
     return {name: stack.get("project") for name, stack in collected.items()}
 
 
-def _engine_view(docker_host, timeout):
-    """(engine version, running containers [{name, project, service, image, image_id}], images by id)."""
-    from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import (
-        COMPOSE_PROJECT_LABEL,
-        COMPOSE_SERVICE_LABEL,
-        _Session,
-        _summary_name,
-        socket_path,
-    )
+def _engine_api():
+    from ansible_collections.envparity.audit.plugins.module_utils import docker_engine
 
-    session = _Session(socket_path(docker_host), timeout)
+    return docker_engine
+
+
+def _engine_view(docker_host, timeout):
+    """(engine version, running containers [{id, name, project, service, image, image_id}], images by id)."""
+    engine_api = _engine_api()
+    session = engine_api._Session(engine_api.socket_path(docker_host), timeout)
     try:
         version = session.get_json("/version", "GET /version", 1048576)
         api = version.get("ApiVersion") if isinstance(version, dict) else None
@@ -320,14 +324,15 @@ def _engine_view(docker_host, timeout):
         summaries = session.get_json("/containers/json", "GET /containers/json", 64 * 1048576)
         running = []
         for summary in summaries if isinstance(summaries, list) else []:
-            if not isinstance(summary, dict):
+            if not isinstance(summary, dict) or not _CONTAINER_ID.match(str(summary.get("Id"))):
                 continue
             labels = summary.get("Labels") if isinstance(summary.get("Labels"), dict) else {}
             running.append(
                 {
-                    "name": _summary_name(summary),
-                    "project": labels.get(COMPOSE_PROJECT_LABEL),
-                    "service": labels.get(COMPOSE_SERVICE_LABEL),
+                    "id": summary["Id"],
+                    "name": engine_api._summary_name(summary),
+                    "project": labels.get(engine_api.COMPOSE_PROJECT_LABEL),
+                    "service": labels.get(engine_api.COMPOSE_SERVICE_LABEL),
                     "compose_version": labels.get("com.docker.compose.version"),
                     "image": summary.get("Image"),
                     "image_id": summary.get("ImageID"),
@@ -335,15 +340,48 @@ def _engine_view(docker_host, timeout):
             )
         images = {}
         for image_id in sorted({item["image_id"] for item in running if isinstance(item["image_id"], str)}):
-            if re.match(r"^sha256:[0-9a-f]{64}$", image_id):
+            if _IMAGE_ID.match(image_id):
                 answer = session.get_json("/images/%s/json" % image_id, "GET /images/{id}/json", 8 * 1048576)
                 images[image_id] = answer if isinstance(answer, dict) else {}
     finally:
         session.close()
     engine = (
-        clean(version.get("Version")) if isinstance(version, dict) and isinstance(version.get("Version"), str) else None
+        clean(version["Version"]) if isinstance(version, dict) and isinstance(version.get("Version"), str) else None
     )
     return engine, running, images
+
+
+def _changed_paths(docker_host, timeout, ident):
+    """The paths a container's filesystem changed against its image (GET /containers/{id}/changes),
+    or None when the engine could not say (that container is then exec'd)."""
+    engine_api = _engine_api()
+    try:
+        session = engine_api._Session(engine_api.socket_path(docker_host), timeout)
+    except Exception:
+        return None
+    try:
+        changes = session.get_json("/containers/%s/changes" % ident, "GET /containers/{id}/changes", 16 * 1048576)
+    except Exception:  # gone, or an engine error
+        return None
+    finally:
+        session.close()
+    return [item.get("Path") for item in changes or [] if isinstance(item, dict)]
+
+
+def _same_as_image(first, changes):
+    """Whether a container may take the facts read in another container of its image: none of its
+    changed paths is in a site directory read there, or is a python in a bin directory."""
+    if changes is None or first.get("status") not in ("ok", "no_python"):
+        return False
+    sites = tuple(path.rstrip("/") + "/" for path in first.get("site_paths") or [])
+    return not any(
+        isinstance(path, str)
+        and (
+            (sites and path.startswith(sites))
+            or (os.path.basename(path).startswith("python") and os.path.dirname(path).endswith("/bin"))
+        )
+        for path in changes
+    )
 
 
 def _platform(image):
@@ -351,13 +389,43 @@ def _platform(image):
     return "/".join(clean(part) for part in parts if isinstance(part, str) and part) or None
 
 
+def _services(stacks, projects, running, images):
+    """{stack: {service: (record, container)}}: the first running container of each service."""
+    chosen = {}
+    for item in stacks:
+        services = chosen.setdefault(item["name"], {})
+        for container in sorted(running, key=lambda c: c["name"]):
+            project = projects.get(item["name"])
+            if not project or container["project"] != project or not isinstance(container["service"], str):
+                continue
+            service = clean(container["service"])
+            if service in services:
+                continue  # the first replica speaks for its service
+            image = images.get(container["image_id"]) or {}
+            digests = image.get("RepoDigests") if isinstance(image.get("RepoDigests"), list) else []
+            record = {
+                "container": clean(container["name"]),
+                "image": clean(str(container["image"] or "")),
+                "digest": min((clean(d) for d in digests if isinstance(d, str)), default=None),
+                "platform": _platform(image),
+            }
+            services[service] = (record, container)
+    return chosen
+
+
 def collect_containers(request, hmac_key, runtimes):
-    """{stack name: {status, reason, services: {service: record}}} for the configured stacks."""
+    """{stack name: {status, reason, project, services: {service: record}}} for the configured stacks.
+
+    One docker exec per image: the first running container of each image is read; another
+    container of that image takes its facts when its filesystem changed nothing in the site
+    directories read there (GET /containers/{id}/changes), and is exec'd otherwise (someone ran pip
+    in it)."""
     stacks = request.get("stacks") or []
     if not stacks:
         return {}
     docker_host = str(_setting(request, "docker_host"))
     timeout = int(_setting(request, "timeout"))
+    max_output = int(_setting(request, "max_output_bytes"))
     try:
         projects = _stack_projects(stacks, request, hmac_key)
         engine, running, images = _engine_view(docker_host, timeout)
@@ -367,47 +435,50 @@ def collect_containers(request, hmac_key, runtimes):
     runtimes["docker_engine"] = engine
     compose_versions = sorted({item["compose_version"] for item in running if isinstance(item["compose_version"], str)})
     runtimes["compose"] = clean(", ".join(compose_versions)) if compose_versions else None
+    chosen = _services(stacks, projects, running, images)
+    selected = [pair for services in chosen.values() for pair in services.values()]
+    firsts, others = {}, []
+    for record, container in selected:
+        if container["image_id"] in firsts:
+            others.append((record, container))
+        else:
+            firsts[container["image_id"]] = (record, container)
     docker = find_executable("docker", DOCKER_FALLBACKS, os.environ.get("PATH") or os.defpath)
-    script = _reader_script(int(_setting(request, "max_dists")), int(_setting(request, "max_output_bytes")))
-    result, jobs = {}, {}
+    script = _reader_script(int(_setting(request, "max_dists")), max_output)
+
+    def read(container):
+        if docker is None:
+            return {"status": "failed", "reason": "docker is not installed on this host."}
+        return exec_python(docker, docker_host, container["name"], script, timeout, max_output)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=EXEC_WORKERS) as pool:
-        for item in stacks:
-            project = projects.get(item["name"])
-            services = {}
-            for container in sorted(running, key=lambda c: c["name"]):
-                if container["project"] != project or not isinstance(container["service"], str):
-                    continue
-                service = clean(container["service"])
-                if service in services:
-                    continue  # one exec per service: its first replica speaks for it
-                image = images.get(container["image_id"]) or {}
-                digests = image.get("RepoDigests") if isinstance(image.get("RepoDigests"), list) else []
-                services[service] = {
-                    "container": clean(container["name"]),
-                    "image": clean(str(container["image"] or "")),
-                    "digest": min((clean(d) for d in digests if isinstance(d, str)), default=None),
-                    "platform": _platform(image),
-                }
-                if docker is None:
-                    services[service]["python"] = {"status": "failed", "reason": "docker is not installed here."}
-                else:
-                    jobs[(item["name"], service)] = pool.submit(
-                        exec_python,
-                        docker,
-                        docker_host,
-                        container["name"],
-                        script,
-                        timeout,
-                        int(_setting(request, "max_output_bytes")),
-                    )
-            result[item["name"]] = {
-                "status": "ok" if project else "failed",
-                "reason": None if project else "The stack's compose project name could not be found.",
-                "project": project,
-                "services": services,
-            }
-        for (stack, service), future in jobs.items():
-            result[stack]["services"][service]["python"] = future.result()
+        first_facts = dict(zip(firsts, pool.map(read, [container for _, container in firsts.values()])))
+        for image_id, (record, _) in firsts.items():
+            record["python"] = first_facts[image_id]
+        changes = pool.map(lambda pair: _changed_paths(docker_host, timeout, pair[1]["id"]), others)
+        again = []
+        for (record, container), changed in zip(others, changes):
+            first = first_facts[container["image_id"]]
+            if _same_as_image(first, changed):
+                record["python"] = first
+            else:
+                again.append((record, container))
+        for (record, _), facts in zip(again, pool.map(read, [container for _, container in again])):
+            record["python"] = facts
+    result = {}
+    for item in stacks:
+        project = projects.get(item["name"])
+        services = {}
+        for service, (record, _) in chosen[item["name"]].items():
+            python = dict(record["python"])
+            python.pop("site_paths", None)
+            services[service] = dict(record, python=python)
+        result[item["name"]] = {
+            "status": "ok" if project else "failed",
+            "reason": None if project else "The stack's compose project name could not be found.",
+            "project": project,
+            "services": services,
+        }
     return result
 
 

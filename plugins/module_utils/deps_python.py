@@ -2,7 +2,7 @@
 
 Standard library only, Python 3.8+, and self-contained (no import from the collection): the deps
 collector runs it on the audited host for each configured virtualenv or interpreter, and sends
-this very file to the Python inside a container (``python3 -I -S -`` on stdin, one docker exec),
+this very file to the Python inside a container (``python3 -I -S -B -`` on stdin, one docker exec),
 where ``main()`` prints the same facts as JSON. Nothing is imported from the environment read and
 no ``.pth`` file is processed: the ``*.dist-info`` / ``*.egg-info`` / ``*.egg-link`` entries of
 each site directory are read as files (the data ``pip inspect`` prints, without pip).
@@ -328,6 +328,7 @@ def running_environment(max_dists):
             dirs.append(path)
     result = read_site_dirs(dirs, max_dists)
     result.update(
+        site_paths=[os.path.realpath(path) for path in dirs] + dirs,
         status="ok",
         kind="container",
         python="%d.%d.%d" % sys.version_info[:3],

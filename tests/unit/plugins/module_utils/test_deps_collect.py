@@ -223,3 +223,28 @@ def test_collect_area_reads_each_part_and_one_failure_hides_nothing(tmp_path):
     assert facts["node"]["web"]["status"] == "missing"
     assert facts["os"]["status"] == "none" and facts["containers"] == {}
     assert os.path.realpath(str(tmp_path)) != "/" and "kernel" not in facts["runtimes"]
+
+
+@pytest.mark.parametrize(
+    ("first", "changes", "same"),
+    [
+        ({"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]}, [], True),
+        # the container's own python wrote bytecode next to the standard library: still the image's packages
+        (
+            {"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]},
+            ["/usr/lib/python3.11/__pycache__/a.pyc"],
+            True,
+        ),
+        (
+            {"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]},
+            ["/usr/lib/python3/dist-packages/x.dist-info"],
+            False,
+        ),
+        ({"status": "no_python"}, ["/tmp/a"], True),
+        ({"status": "no_python"}, ["/usr/local/bin/python3"], False),
+        ({"status": "ok", "site_paths": []}, None, False),  # the engine could not say
+        ({"status": "timeout"}, [], False),
+    ],
+)
+def test_another_container_of_an_image_takes_its_facts_only_when_unchanged(first, changes, same):
+    assert deps_collect._same_as_image(first, changes) is same
