@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,83 @@ def test_node_lockfiles_and_prods_owner():
         lock = json.loads((base / "web" / "package-lock.json").read_text())
         assert lock["lockfileVersion"] == version, env
     assert Path("/home/deploy/deps/venv").stat().st_uid == Path("/home/deploy").stat().st_uid
+
+
+# ---------------------------------------------------------------- containers (real execs)
+
+DOCKER_HOST = "unix:///run/envparity-lab/docker.sock"
+PROJECT = "deps_labtest"
+PIP_BY_HAND = (
+    "import os, time; d = '/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info'; os.makedirs(d); "
+    "open(d + '/METADATA', 'w').write('Name: hotfix\\nVersion: 0.1\\n'); time.sleep(1e9)"
+)
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "-H", DOCKER_HOST, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def changed_files(service: str) -> set[str]:
+    """What `docker diff` says the container changed against its image (unordered)."""
+    return set(docker("diff", "%s-%s-1" % (PROJECT, service)).stdout.splitlines())
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Four services of one compose project: api and api2 of the lab's Python image (unchanged), patched
+    of the same image with a distribution installed by hand in it, cron of busybox (no python3)."""
+    services = {
+        "api": ("lab/python:3.11",),
+        "api2": ("lab/python:3.11",),
+        "patched": ("lab/python:3.11", "python3", "-c", PIP_BY_HAND),
+        "cron": ("lab/worker:1.0", "sleep", "1000000"),
+    }
+    for service, (image, *command) in services.items():
+        proc = docker(
+            "run", "-d", "--name", "%s-%s-1" % (PROJECT, service),
+            "--label", "com.docker.compose.project=%s" % PROJECT,
+            "--label", "com.docker.compose.service=%s" % service,
+            image, *command,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    compose = tmp_path / "compose.yml"
+    compose.write_text("name: %s\nservices: {}\n" % PROJECT)
+    time.sleep(1)  # the patched service writes its distribution as it starts
+    yield {"name": "lab", "files": [str(compose)], "project": PROJECT}
+    docker("rm", "-f", *("%s-%s-1" % (PROJECT, service) for service in services))
+
+
+def test_containers_are_read_once_per_image_and_again_where_pip_ran(stack):
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    diffs = {name: changed_files(name) for name in ("api", "api2", "patched")}
+    calls = []
+    real_exec = deps_collect.exec_python
+
+    def counted(*args):
+        calls.append(args[2])
+        return real_exec(*args)
+
+    deps_collect.exec_python = counted
+    try:
+        facts = deps_collect.collect_area({"stacks": [stack], "docker_host": DOCKER_HOST}, b"key")
+    finally:
+        deps_collect.exec_python = real_exec
+    services = facts["containers"]["lab"]["services"]
+    assert services["cron"]["python"]["status"] == "no_python"
+    api = services["api"]["python"]
+    assert api["status"] == "ok" and api["python"] == "3.11.2"
+    assert {name: dist["version"] for name, dist in api["dists"].items()} == {
+        "labclient": "1.0.0",
+        "labcore-utils": "1.4.0",
+        "labhttp": "2.0.1",
+    }
+    assert services["api2"]["python"] == api
+    assert services["patched"]["python"]["dists"]["hotfix"]["version"] == "0.1"
+    assert sorted(calls) == sorted(["%s-api-1" % PROJECT, "%s-patched-1" % PROJECT, "%s-cron-1" % PROJECT])
+    assert services["api"]["platform"] == "linux/amd64"
+    # read-only: the execs wrote nothing into any container (no bytecode, no file)
+    assert {name: changed_files(name) for name in diffs} == diffs
+    assert "site_paths" not in api
