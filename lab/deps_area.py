@@ -25,9 +25,11 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
+import docker_area
 import postgres_area
 from labcore import DEV, PROD, STATE_DIR, Ctx, Env, LabError, canary_maker, ensure_dir, run, write_file
 
@@ -61,6 +63,7 @@ PLANTED = [
     _finding("os packages", "libssl3", "changed", "deps.version_changed"),  # patch level
     _finding("os packages", "netcat-openbsd", "extra", "deps.package_extra"),
     _finding("containers app", "@no_python", "unknown", "deps.container_no_python"),  # busybox services
+    _finding("containers py", "api/hotfix", "extra", "deps.package_extra"),  # pip run inside prod's container
 ]
 
 
@@ -409,3 +412,100 @@ def python_rootfs_tar() -> bytes:
 def docker_images() -> list[tuple]:
     """Images this area contributes to the lab's engine (docker_area imports them when missing)."""
     return [(PYTHON_IMAGE, ['CMD ["python3", "-c", "import time; time.sleep(1e9)"]'], python_rootfs_tar)]
+
+
+# ---------------------------------------------------------------- a Python service in each environment
+
+# Stack `py` (drift_compose in inventory/lab): one service, api, of lab/python:3.11, declared the
+# same in dev and prod (compose files beside the venvs), so the docker area finds nothing on it.
+# In prod, someone ran pip inside the running container: a distribution (hotfix 0.1) that its
+# image lacks. Its containers carry no docker_area spec label (that area removes unknown ones).
+PY_SPEC_LABEL = "envparity-lab.deps-spec"
+PY_HEALTH = docker_area.Health("5s", test=("CMD", "python3", "-I", "-c", "pass"))
+PY_COMMAND = ("python3", "-I", "-c", "import time; time.sleep(1e9)")
+PY_STACKS = {
+    env.name: docker_area.Stack(
+        env, "pyservice_%s" % env.name, (str(BASE[env.name] / "compose.yml"),), "", "eplab-py%s" % env.name
+    )
+    for env in (DEV, PROD)
+}
+PY_CONTAINERS = {
+    name: docker_area.Container(stack, "api", PYTHON_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
+    for name, stack in PY_STACKS.items()
+}
+HOTFIX = "/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"
+PIP_BY_HAND = (
+    "import os; d = %r; os.makedirs(d, exist_ok=True); "
+    "open(d + '/METADATA', 'w').write('Metadata-Version: 2.1\\nName: hotfix\\nVersion: 0.1\\n'); "
+    "open(d + '/INSTALLER', 'w').write('pip\\n')" % HOTFIX
+)
+
+
+def _compose(stack) -> str:
+    return (
+        "# A Python service (lab/deps_area.py).\n"
+        "name: %s\n"
+        "services:\n"
+        "  api:\n"
+        "    image: %s\n"
+        "    command: %s\n"
+        "    healthcheck:\n"
+        "      test: %s\n"
+        "      interval: 5s\n"
+        "      timeout: 5s\n"
+        "      retries: 2\n"
+        "    restart: unless-stopped\n"
+        "    deploy:\n"
+        "      resources:\n"
+        "        limits:\n"
+        "          memory: 64M\n"
+    ) % (stack.project, PYTHON_IMAGE, json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH.test)))
+
+
+def _ensure_py_container(ctx: Ctx, c) -> None:
+    body = docker_area.create_body(c, lambda name: "")
+    spec = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["Labels"][PY_SPEC_LABEL] = spec
+    current = docker_area._get("/containers/%s/json" % c.name)
+    if current and ((current.get("Config") or {}).get("Labels") or {}).get(PY_SPEC_LABEL) == spec:
+        if not (current.get("State") or {}).get("Running"):
+            docker_area._call("POST", "/containers/%s/start" % c.name)
+            ctx.changed("started container %s" % c.name)
+        return
+    if current:
+        docker_area._call("DELETE", "/containers/%s?force=1" % c.name)
+    docker_area._call("POST", "/containers/create?name=%s" % c.name, body)
+    docker_area._call("POST", "/containers/%s/start" % c.name)
+    ctx.changed("%s container %s" % ("recreated" if current else "created", c.name))
+
+
+def _pip_by_hand(ctx: Ctx, c) -> None:
+    """prod's drift: a distribution written into the running container (as pip would), once."""
+    changes = docker_area._get("/containers/%s/changes" % c.name) or []
+    if any(item.get("Path") == HOTFIX for item in changes):
+        return
+    created = docker_area._call(
+        "POST", "/containers/%s/exec" % c.name, {"Cmd": ["python3", "-I", "-B", "-c", PIP_BY_HAND]}
+    )
+    docker_area._call("POST", "/exec/%s/start" % created["Id"], {"Detach": True})
+    deadline = time.monotonic() + 30
+    while (docker_area._get("/exec/%s/json" % created["Id"]) or {}).get("Running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ctx.changed("installed hotfix 0.1 by hand in %s" % c.name)
+
+
+def _wait_healthy(names) -> None:
+    deadline = time.monotonic() + 60
+    while any(docker_area.health(name) != "healthy" for name in names):
+        if time.monotonic() > deadline:
+            raise LabError("the Python service did not become healthy: %s" % ", ".join(names))
+        time.sleep(0.5)
+
+
+def start(ctx: Ctx) -> None:
+    for name, stack in PY_STACKS.items():
+        write_file(ctx, BASE[name] / "compose.yml", _compose(stack), 0o644, stack.env.owner)
+        docker_area._ensure_network(ctx, stack)
+        _ensure_py_container(ctx, PY_CONTAINERS[name])
+    _pip_by_hand(ctx, PY_CONTAINERS[PROD.name])
+    _wait_healthy([c.name for c in PY_CONTAINERS.values()])

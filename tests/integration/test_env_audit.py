@@ -109,9 +109,11 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     unknown = [f for f in report["findings"] if f["check"] == "collect.failed"]
     assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
         ("deps", "containers app", "*", ["prod"]),
+        ("deps", "containers py", "*", ["prod"]),
         ("deps", "node web", "*", ["prod"]),
         ("deps", "python app", "*", ["prod"]),
         ("docker", "app", "*", ["prod"]),
+        ("docker", "py", "*", ["prod"]),
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
@@ -201,9 +203,11 @@ def test_every_host_unreachable_still_writes_a_report(audit):
     assert sorted((f["area"], f["subject"], f["kind"], f["check"]) for f in report["findings"]) == sorted(
         [
             ("deps", "containers app", "unknown", "collect.failed"),
+            ("deps", "containers py", "unknown", "collect.failed"),
             ("deps", "node web", "unknown", "collect.failed"),
             ("deps", "python app", "unknown", "collect.failed"),
             ("docker", "app", "unknown", "collect.failed"),
+            ("docker", "py", "unknown", "collect.failed"),
             ("env", "app", "unknown", "collect.failed"),
             ("git", "app", "unknown", "collect.failed"),
             ("git", "site", "unknown", "collect.failed"),
