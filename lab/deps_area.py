@@ -141,21 +141,10 @@ INSTALLED = {
     },
 }
 REQUIREMENTS = "labcore-utils>=1.0\nlabhttp>=1.9\nlabpinned==3.1.0\nlabclient\nlabapp\n"
+# dev's lock is what dev runs; prod's is dev's previous lock (labcore-utils and labhttp behind).
 LOCKS = {
-    DEV.name: {
-        "labcore-utils": "1.4.0",
-        "labhttp": "2.0.1",
-        "labpinned": "3.1.0",
-        "labclient": "1.0.0",
-        "labapp": "0.1.0",
-    },
-    PROD.name: {
-        "labcore-utils": "1.2.0",
-        "labhttp": "1.9.0",
-        "labpinned": "3.1.0",
-        "labclient": "1.0.0",
-        "labapp": "0.1.0",
-    },
+    DEV.name: dict(INSTALLED[DEV.name]),
+    PROD.name: dict(INSTALLED[DEV.name], **{"labcore-utils": "1.2.0", "labhttp": "1.9.0"}),
 }
 
 # An in-tree PEP 517/660 backend: pip builds labapp's editable wheel with it, offline.

@@ -47,6 +47,20 @@ def _kill_group(proc):
             proc.kill()
 
 
+def _start(argv, env, with_stdin, cwd=None):
+    """The command in a session of its own (a timeout kills its whole process group), piped."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
 def run_bounded(argv, env, timeout, stdin_bytes=None, cwd=None):
     """Return (returncode, stdout bytes, stderr text).
 
@@ -54,16 +68,7 @@ def run_bounded(argv, env, timeout, stdin_bytes=None, cwd=None):
     what they mean for its area; a command past its timeout is killed with its whole process group
     (a hook or helper it started too) and raises CommandTimeout.
     """
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        close_fds=True,
-        start_new_session=True,
-    )
+    proc = _start(argv, env, stdin_bytes is not None, cwd)
     try:
         out, err = proc.communicate(stdin_bytes, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -87,15 +92,7 @@ def run_capped(argv, env, timeout, max_output, stdin_bytes=None):
     """run_bounded, with stdout read up to max_output bytes: a command that writes more is killed
     (OutputTooLarge) instead of filling the collector's memory. Returns (returncode, stdout bytes,
     stderr text, at most 64 KiB of it)."""
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        close_fds=True,
-        start_new_session=True,
-    )
+    proc = _start(argv, env, stdin_bytes is not None)
     chunks, errors, state = [], [], {"size": 0, "too_large": False}
 
     def read_out():

@@ -439,6 +439,22 @@ def _python_findings(subject):
     return findings
 
 
+def _truncated(subject, hits, recommendation):
+    """The finding for columns whose package list was cut at a limit: the rest was not compared."""
+    return subject.per_column(
+        "@truncated",
+        "unknown",
+        "deps.truncated",
+        "medium",
+        hits,
+        lambda where: (
+            "The package list of %s was cut at the limit on %s; the rest was not compared."
+            % (subject.name, join_names(where))
+        ),
+        lambda where: recommendation % join_names(where),
+    )
+
+
 def _limits(subject, ok):
     findings = []
     truncated = {
@@ -446,18 +462,7 @@ def _limits(subject, ok):
         for label in ok
         if subject.records[label].get("truncated")
     }
-    findings += subject.per_column(
-        "@truncated",
-        "unknown",
-        "deps.truncated",
-        "medium",
-        truncated,
-        lambda where: (
-            "The package list of %s was cut at the limit on %s; the rest was not compared."
-            % (subject.name, join_names(where))
-        ),
-        lambda where: "Raise drift_deps_max_dists for %s." % join_names(where),
-    )
+    findings += _truncated(subject, truncated, "Raise drift_deps_max_dists for %s.")
     broken = {
         label: ", ".join(subject.records[label]["broken"][:10]) for label in ok if subject.records[label].get("broken")
     }
@@ -642,15 +647,7 @@ def _os_findings(subject):
     ok = subject.ok()
     packages = {label: subject.records[label].get("packages") or {} for label in ok}
     truncated = {label: "cut at the limit" for label in ok if subject.records[label].get("truncated")}
-    findings += subject.per_column(
-        "@truncated",
-        "unknown",
-        "deps.truncated",
-        "medium",
-        truncated,
-        lambda where: "The OS package list was cut at the limit on %s; the rest was not compared." % join_names(where),
-        lambda where: "Nothing to do, or audit the OS packages with a tool made for it.",
-    )
+    findings += _truncated(subject, truncated, "Nothing to do on %s, or audit its OS packages with a tool made for it.")
     if len(ok) > 1:
         findings += _package_findings(subject, packages, ok, "OS package")
     return findings
