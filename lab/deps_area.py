@@ -62,7 +62,7 @@ PLANTED = [
     _finding("node web", "debug-lab", "policy", "deps.unlocked_installed"),
     _finding("os packages", "libssl3", "changed", "deps.version_changed"),  # patch level
     _finding("os packages", "netcat-openbsd", "extra", "deps.package_extra"),
-    _finding("containers app", "@no_python", "unknown", "deps.container_no_python"),  # busybox services
+    _finding("containers app", "@no_python", "policy", "deps.container_no_python"),  # busybox services
     _finding("containers py", "api/hotfix", "extra", "deps.package_extra"),  # pip run inside prod's container
 ]
 

@@ -501,7 +501,8 @@ def _container_findings(subject):
     no_python = {label: text for label, text in no_python.items() if text}
     findings += subject.per_column(
         "@no_python",
-        "unknown",
+        # A fact about the services, not a failure to collect: never counted as "could not be collected".
+        "policy",
         "deps.container_no_python",
         "info",
         no_python,

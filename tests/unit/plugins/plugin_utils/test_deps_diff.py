@@ -139,7 +139,7 @@ def test_containers_without_python_and_other_platforms():
     prod = cell(containers={"app": stack("linux/amd64", dists={"a": dist("2.0")})})
     found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT))
     assert found == {
-        ("containers app", "@no_python", "unknown", "deps.container_no_python", "info"),
+        ("containers app", "@no_python", "policy", "deps.container_no_python", "info"),
         ("containers app", "api/@image.platform", "changed", "deps.image_platform_changed", "high"),
         ("containers app", "cron/@image.platform", "changed", "deps.image_platform_changed", "high"),
         ("containers app", "api/a", "changed", "deps.version_changed", "high"),
