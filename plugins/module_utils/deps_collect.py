@@ -228,8 +228,15 @@ def collect_runtimes(root):
 # ------------------------------------------------------------------ containers
 
 
-def _reader_script(max_dists, max_bytes):
-    return "%s\nmain(%d, %d)\n" % (inspect.getsource(deps_python), max_dists, max_bytes)
+def _reader_script(max_dists, max_bytes, timeout=DEFAULTS["timeout"]):
+    """The reader sent into a container. Its first line arms an alarm: killing the docker client at
+    the timeout does not end the process it started in the container, the alarm does."""
+    return "import signal; signal.alarm(%d)\n%s\nmain(%d, %d)\n" % (
+        int(timeout) + 1,
+        inspect.getsource(deps_python),
+        max_dists,
+        max_bytes,
+    )
 
 
 def _docker_env():
@@ -444,7 +451,7 @@ def collect_containers(request, hmac_key, runtimes):
         else:
             firsts[container["image_id"]] = (record, container)
     docker = find_executable("docker", DOCKER_FALLBACKS, os.environ.get("PATH") or os.defpath)
-    script = _reader_script(int(_setting(request, "max_dists")), max_output)
+    script = _reader_script(int(_setting(request, "max_dists")), max_output, timeout)
 
     def read(container):
         if docker is None:

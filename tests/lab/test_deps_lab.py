@@ -20,7 +20,7 @@ if sys.platform != "linux" or os.geteuid() != 0:
     pytest.skip("the lab runs as root on Linux", allow_module_level=True)
 
 from ansible_collections.envparity.audit.plugins.module_utils import deps_python  # noqa: E402
-from tests.lab.labtest import CANARIES, STATE  # noqa: E402
+from tests.lab.labtest import CANARIES, STATE, engine_get  # noqa: E402
 
 VENVS = {"dev": (STATE / "dev" / "deps" / "venv", "root"), "prod": (Path("/home/deploy/deps/venv"), "deploy")}
 
@@ -181,3 +181,34 @@ def test_containers_are_read_once_per_image_and_again_where_pip_ran(stack):
     # read-only: the execs wrote nothing into any container (no bytecode, no file)
     assert {name: changed_files(name) for name in diffs} == diffs
     assert "site_paths" not in api
+
+
+def test_an_exec_that_does_not_finish_in_time_and_a_stopped_container(tmp_path):
+    """A real exec cut by its timeout is a clear status (its process killed, nothing left running),
+    and so is a container that is not running when the exec comes."""
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    name = "%s-slow-1" % PROJECT
+    assert docker("run", "-d", "--name", name, "lab/python:3.11").returncode == 0
+    try:
+        script = deps_collect._reader_script(5000, 4194304, 2).replace(
+            "\nmain(", "\nimport time; time.sleep(30)\nmain(", 1
+        )
+        started = time.monotonic()
+        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 2, 4194304)
+        assert answer == {"status": "timeout", "reason": "The docker exec did not finish within 2 seconds."}
+        assert time.monotonic() - started < 10
+        # Killing the docker client does not end what it started in the container: the reader's alarm
+        # (timeout + 1 s) does. The engine's own process list (GET /containers/{id}/top) shows it gone.
+        deadline = started + 10
+        while any("-I -S -B -" in " ".join(row) for row in engine_get("/containers/%s/top" % name)["Processes"]):
+            assert time.monotonic() < deadline, "the reader still runs in the container"
+            time.sleep(0.2)
+        assert time.monotonic() - started < 10
+        assert docker("stop", "-t", "0", name).returncode == 0
+        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 5, 4194304)
+        assert answer["status"] == "not_running"
+        gone = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, "%s-none-1" % PROJECT, script, 5, 4194304)
+        assert gone["status"] == "not_running"
+    finally:
+        docker("rm", "-f", name)
