@@ -55,6 +55,12 @@ def _health():
     return health_collect
 
 
+def _deps():
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    return deps_collect
+
+
 AREAS = (
     Area(name="env", load=_env, diff_module="env_diff"),
     Area(name="git", load=_git, diff_module="git_diff"),
@@ -62,6 +68,7 @@ AREAS = (
     Area(name="postgres", load=_postgres, diff_module="pg_diff"),
     Area(name="endpoints", load=_endpoints, diff_module="endpoints_diff", controller_module="endpoints_controller"),
     Area(name="health", load=_health, diff_module="health_diff"),
+    Area(name="deps", load=_deps, diff_module="deps_diff"),
 )
 
 AREA_NAMES = tuple(area.name for area in AREAS)

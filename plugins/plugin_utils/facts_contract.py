@@ -35,6 +35,7 @@ SECTIONS = {
     "git": ("repos", "deploy_dirs"),
     "postgres": ("databases",),
     "health": ("host", "stacks", "log_files"),
+    "deps": ("python", "node", "containers"),
 }
 
 

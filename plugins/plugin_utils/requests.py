@@ -316,3 +316,37 @@ def health_request(params):
         "port_loopback": bool(params["drift_health_port_loopback"]),
         "port_range": port_range,
     }
+
+
+def deps_request(params):
+    """The deps area's request, or None when no Python environment, Node project or compose stack
+    (whose running containers are read) is configured."""
+    skipped = {str(name) for name in params["drift_deps_skip_stacks"] or []}
+    python_envs = _named_items(params["drift_python_envs"], "drift_python_envs", (("declared", []), ("lock", None)))
+    node_projects = _named_items(params["drift_node_projects"], "drift_node_projects")
+    stacks = [
+        {
+            "name": str(item["name"]),
+            "files": [str(path) for path in item.get("files") or []],
+            "env_file": item.get("env_file"),
+            "project": item.get("project"),
+        }
+        for item in params["drift_compose"] or []
+        if isinstance(item, dict) and item.get("name") and str(item["name"]) not in skipped
+    ]
+    if not python_envs and not node_projects and not stacks:
+        return None
+    for entry in python_envs:
+        entry["declared"] = [str(path) for path in entry["declared"] or []]
+        entry["lock"] = str(entry["lock"]) if entry["lock"] else None
+    request = {
+        "project_dir": params.get("drift_project_dir") or None,
+        "python_envs": python_envs,
+        "node_projects": node_projects,
+        "stacks": stacks,
+        "docker_host": _docker_host(params),
+        "os_root": str(params["drift_deps_os_root"]),
+    }
+    for field in ("max_dists", "max_file_bytes", "max_output_bytes", "timeout"):
+        request[field] = int(params["drift_deps_" + field])
+    return request

@@ -320,7 +320,7 @@ def test_audit_of_a_hostile_production_repository(audit, tmp_path):
     try:
         result = audit(cmdline="-i %s" % inventory)
         assert result.rc == 0, result.stdout
-        assert result.report["areas"] == ["docker", "endpoints", "env", "git", "health", "postgres"]
+        assert result.report["areas"] == ["deps", "docker", "endpoints", "env", "git", "health", "postgres"]
         assert plants.found() == []
         findings = {f["check"]: f for f in result.report["findings"] if (f["area"], f["subject"]) == ("git", "app")}
         programs = findings["git.runs_programs"]

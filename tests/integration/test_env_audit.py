@@ -114,7 +114,12 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     assert str(CLOSED_PORT) in prod["reason"]
     unknown = [f for f in report["findings"] if f["check"] == "collect.failed"]
     assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
+        ("deps", "containers app", "*", ["prod"]),
+        ("deps", "containers py", "*", ["prod"]),
+        ("deps", "node web", "*", ["prod"]),
+        ("deps", "python app", "*", ["prod"]),
         ("docker", "app", "*", ["prod"]),
+        ("docker", "py", "*", ["prod"]),
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
@@ -128,7 +133,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     # dev was compared with nothing: every area says so, critical (any gate but never fails)
     alone = [f for f in report["findings"] if f["check"] == "audit.not_compared"]
     assert [(f["area"], f["severity"]) for f in alone] == [
-        (a, "critical") for a in ("docker", "env", "git", "health", "postgres")
+        (a, "critical") for a in ("deps", "docker", "env", "git", "health", "postgres")
     ]
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
     assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
@@ -206,7 +211,12 @@ def test_every_host_unreachable_still_writes_a_report(audit):
     assert [(c["label"], c["status"]) for c in report["columns"]] == [("prod", "unreachable")]
     assert sorted((f["area"], f["subject"], f["kind"], f["check"]) for f in report["findings"]) == sorted(
         [
+            ("deps", "containers app", "unknown", "collect.failed"),
+            ("deps", "containers py", "unknown", "collect.failed"),
+            ("deps", "node web", "unknown", "collect.failed"),
+            ("deps", "python app", "unknown", "collect.failed"),
             ("docker", "app", "unknown", "collect.failed"),
+            ("docker", "py", "unknown", "collect.failed"),
             ("env", "app", "unknown", "collect.failed"),
             ("git", "app", "unknown", "collect.failed"),
             ("git", "site", "unknown", "collect.failed"),
@@ -216,7 +226,10 @@ def test_every_host_unreachable_still_writes_a_report(audit):
             ("postgres", "analytics", "unknown", "collect.failed"),
             ("postgres", "app", "unknown", "collect.failed"),
         ]
-        + [(area, "*", "unknown", "audit.not_compared") for area in ("docker", "env", "git", "health", "postgres")]
+        + [
+            (area, "*", "unknown", "audit.not_compared")
+            for area in ("deps", "docker", "env", "git", "health", "postgres")
+        ]
     )
 
 

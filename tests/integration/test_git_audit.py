@@ -36,9 +36,9 @@ def test_git_recall_and_precision_against_git_itself(audit, lab):
 def test_every_area_in_one_run(audit, lab):
     result = audit()
     assert result.rc == 0, result.stdout
-    assert result.report["areas"] == ["docker", "endpoints", "env", "git", "health", "postgres"]
+    assert result.report["areas"] == ["deps", "docker", "endpoints", "env", "git", "health", "postgres"]
     found = identities(result.report["findings"])
-    areas = ("docker", "endpoints", "env", "git", "health", "postgres")
+    areas = ("deps", "docker", "endpoints", "env", "git", "health", "postgres")
     assert found == sorted(item for area in areas for item in planted(lab["manifest"], area))
     # one module execution per host gathers both areas
     collect = [t for t in result.task_results() if t[1].startswith("Collect drift facts")]

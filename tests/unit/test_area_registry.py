@@ -41,7 +41,7 @@ def configured_params(area):
 
 def test_the_registry_names_each_area_once():
     assert len(set(AREA_NAMES)) == len(AREA_NAMES) == len(AREAS)
-    assert AREA_NAMES == ("env", "git", "docker", "postgres", "endpoints", "health")
+    assert AREA_NAMES == ("env", "git", "docker", "postgres", "endpoints", "health", "deps")
 
 
 @pytest.mark.parametrize("area", AREA_NAMES)

@@ -75,7 +75,7 @@ def test_a_run_is_opened_and_only_its_location_is_returned(tmp_path):
     assert key not in json.dumps(result)
     settings = run_dir.load_settings(result["run_dir"])
     assert settings["groups"] == GROUPS
-    assert settings["areas"] == ["env", "git", "docker", "postgres", "endpoints", "health"]
+    assert settings["areas"] == ["env", "git", "docker", "postgres", "endpoints", "health", "deps"]
     assert (settings["fail_on"], settings["host_timeout"]) == ("never", 300)
     assert result["run_dir"].startswith(str(tmp_path / "reports" / ".runs"))
 
@@ -144,9 +144,9 @@ def test_bad_audit_settings_are_refused_before_the_run_exists(tmp_path, extra, m
 @pytest.mark.parametrize(
     ("tags", "skip", "areas"),
     [
-        (["all"], [], ["env", "git", "docker", "postgres", "endpoints", "health"]),
+        (["all"], [], ["env", "git", "docker", "postgres", "endpoints", "health", "deps"]),
         (["env", "git"], [], ["env", "git"]),
-        (["all"], ["docker"], ["env", "git", "postgres", "endpoints", "health"]),
+        (["all"], ["docker"], ["env", "git", "postgres", "endpoints", "health", "deps"]),
     ],
 )
 def test_the_areas_follow_the_tags(tmp_path, tags, skip, areas):

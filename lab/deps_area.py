@@ -1,0 +1,500 @@
+"""The deps area of the lab: real Python virtualenvs, a Node project and dpkg status files in dev
+and prod, with planted package drift.
+
+Python: `python3 -m venv` in /var/lib/envparity-lab/dev/deps/venv and /home/deploy/deps/venv
+(beside the checkouts, not in them, so that the git area's planted working trees stay as they
+are), with small pure-Python distributions installed by the venv's own pip, offline:
+`pip install --no-index --no-deps --find-links <cache>`. The wheels are written here (a wheel is a
+zip of the module and its .dist-info) into the lab's state directory, so a rebuild needs no
+network. prod's own project (labapp) is installed editable (`pip install -e`) through a tiny
+in-tree PEP 660 build backend, so pip itself records it as editable in direct_url.json.
+Node: package.json, package-lock.json (v3 in dev, v2 in prod) and node_modules/*/package.json.
+OS: a dpkg status file under each environment's drift_deps_os_root.
+
+A venv is rebuilt only when what should be in it changes (a stamp of its wheels and install
+plan); `replant` gives the canary (a token in a VCS URL of labclient's metadata) a fresh value, so
+prod's venv is rebuilt then.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import docker_area
+import postgres_area
+from labcore import DEV, PROD, STATE_DIR, Ctx, Env, LabError, canary_maker, ensure_dir, run, write_file
+
+NAME = "deps"
+CANARY_PREFIX = "deps."
+WHEELS = STATE_DIR / "deps" / "wheels"
+BASE = {DEV.name: STATE_DIR / "dev" / "deps", PROD.name: Path("/home/deploy/deps")}
+PYTHON = "/usr/bin/python3"
+SUBJECT = "python app"
+
+
+def _finding(subject: str, key: str, kind: str, check: str) -> dict:
+    return {"area": "deps", "subject": subject, "key": key, "kind": kind, "check": check, "expected": False}
+
+
+PLANTED = [
+    _finding(SUBJECT, "labcore-utils", "changed", "deps.version_changed"),  # 1.4.0 vs 1.2.0: minor
+    _finding(SUBJECT, "labhttp", "changed", "deps.version_changed"),  # 2.0.1 vs 1.9.0: major; prod's lock behind
+    _finding(SUBJECT, "labpinned", "changed", "deps.version_changed"),  # pip run by hand on prod
+    _finding(SUBJECT, "labpinned", "policy", "deps.pin_violated"),  # requirements.txt says ==3.1.0
+    _finding(SUBJECT, "labpinned", "changed", "deps.lock_mismatch"),  # prod's lock says 3.1.0
+    _finding(SUBJECT, "labextra", "extra", "deps.package_extra"),  # only in prod
+    _finding(SUBJECT, "labextra", "policy", "deps.unlocked_installed"),  # in no lock of prod
+    _finding(SUBJECT, "labextra", "policy", "deps.prerelease_production"),  # 0.5.0rc1
+    _finding(SUBJECT, "labapp", "policy", "deps.direct_install_production"),  # pip install -e in prod
+    _finding(SUBJECT, "labclient", "policy", "deps.requirement_unmet"),  # needs labcore-utils>=1.3
+    _finding("node web", "colors-lab", "changed", "deps.version_changed"),  # 2.1.0 vs 2.0.0
+    _finding("node web", "lock: colors-lab", "changed", "deps.lock_version_changed"),  # prod's lock behind
+    _finding("node web", "debug-lab", "extra", "deps.package_extra"),  # installed by hand in prod
+    _finding("node web", "debug-lab", "policy", "deps.unlocked_installed"),
+    _finding("os packages", "libssl3", "changed", "deps.version_changed"),  # patch level
+    _finding("os packages", "netcat-openbsd", "extra", "deps.package_extra"),
+    _finding("containers app", "@no_python", "policy", "deps.container_no_python"),  # busybox services
+    _finding("containers py", "api/hotfix", "extra", "deps.package_extra"),  # pip run inside prod's container
+]
+
+
+def planted() -> list[dict]:
+    return [dict(entry) for entry in PLANTED]
+
+
+# ---------------------------------------------------------------- wheels
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return "%s,sha256=%s,%d" % (path, digest, len(data))
+
+
+def wheel_bytes(name: str, version: str, requires=(), files: dict | None = None) -> bytes:
+    """A pure-Python wheel: the module `name` (or the given files) and its .dist-info."""
+    module = name.replace("-", "_")
+    dist_info = "%s-%s.dist-info" % (module, version)
+    metadata = "Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: envparity lab package\n" % (name, version)
+    metadata += "".join("Requires-Dist: %s\n" % item for item in requires)
+    if any("extra ==" in item for item in requires):
+        metadata += "Provides-Extra: private\n"
+    content = dict(files or {"%s/__init__.py" % module: '__version__ = "%s"\n' % version})
+    content[dist_info + "/METADATA"] = metadata
+    content[dist_info + "/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: envparity-lab\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = [_record_line(path, data.encode()) for path, data in sorted(content.items())]
+    content[dist_info + "/RECORD"] = "\n".join(record + [dist_info + "/RECORD,,"]) + "\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in sorted(content.items()):
+            info = zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _wheels(token: str) -> dict[str, bytes]:
+    private = "labtoken @ git+https://deploy:%s@git.example.invalid/lab/labtoken.git ; extra == 'private'" % token
+    wanted = [
+        ("labcore-utils", "1.2.0", ()),
+        ("labcore-utils", "1.4.0", ()),
+        ("labhttp", "1.9.0", ()),
+        ("labhttp", "2.0.1", ()),
+        ("labpinned", "3.1.0", ()),
+        ("labpinned", "3.2.0", ()),
+        ("labextra", "0.5.0rc1", ()),
+        ("labclient", "1.0.0", ("labcore-utils>=1.3", private)),
+        ("labapp", "0.1.0", ("labclient",)),
+    ]
+    return {
+        "%s-%s-py3-none-any.whl" % (name.replace("-", "_"), version): wheel_bytes(name, version, requires)
+        for name, version, requires in wanted
+    }
+
+
+# ---------------------------------------------------------------- what each environment holds
+
+INSTALLED = {
+    DEV.name: {
+        "labcore-utils": "1.4.0",
+        "labhttp": "2.0.1",
+        "labpinned": "3.1.0",
+        "labclient": "1.0.0",
+        "labapp": "0.1.0",
+    },
+    PROD.name: {
+        "labcore-utils": "1.2.0",
+        "labhttp": "1.9.0",
+        "labpinned": "3.2.0",
+        "labclient": "1.0.0",
+        "labextra": "0.5.0rc1",
+    },
+}
+REQUIREMENTS = "labcore-utils>=1.0\nlabhttp>=1.9\nlabpinned==3.1.0\nlabclient\nlabapp\n"
+# dev's lock is what dev runs; prod's is dev's previous lock (labcore-utils and labhttp behind).
+LOCKS = {
+    DEV.name: dict(INSTALLED[DEV.name]),
+    PROD.name: dict(INSTALLED[DEV.name], **{"labcore-utils": "1.2.0", "labhttp": "1.9.0"}),
+}
+
+# An in-tree PEP 517/660 backend: pip builds labapp's editable wheel with it, offline.
+BACKEND = '''"""The lab's build backend for labapp: a wheel, or an editable wheel (a .pth to the source)."""
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "labapp", "0.1.0"
+DIST = "%s-%s.dist-info" % (NAME, VERSION)
+
+
+def _write(directory, files):
+    path = os.path.join(directory, "%s-%s-py3-none-any.whl" % (NAME, VERSION))
+    record = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data.encode()).digest()).rstrip(b"=").decode()
+            record.append("%s,sha256=%s,%d" % (name, digest, len(data.encode())))
+        archive.writestr(DIST + "/RECORD", "\\n".join(record + [DIST + "/RECORD,,"]) + "\\n")
+    return os.path.basename(path)
+
+
+def _meta():
+    return {
+        DIST + "/METADATA": "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (NAME, VERSION)
+        + "Requires-Dist: labclient\\n",
+        DIST + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: lab\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = _meta()
+    files["labapp/__init__.py"] = "VERSION = '0.1.0'\\n"
+    return _write(wheel_directory, files)
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    files = _meta()
+    files["__editable__.labapp.pth"] = os.path.abspath("src") + "\\n"
+    return _write(wheel_directory, files)
+'''
+PYPROJECT = (
+    '[build-system]\nrequires = []\nbuild-backend = "labbackend"\nbackend-path = ["."]\n\n'
+    '[project]\nname = "labapp"\nversion = "0.1.0"\n'
+)
+
+
+def _plan(env: Env, wheels: dict[str, bytes]) -> str:
+    """The stamp of what env's venv holds: its wheels and its install plan."""
+    used = sorted("%s-%s" % (name.replace("-", "_"), version) for name, version in INSTALLED[env.name].items())
+    digest = hashlib.sha256()
+    for name in sorted(wheels):
+        if any(name.startswith(prefix + "-") for prefix in used):
+            digest.update(name.encode() + wheels[name])
+    digest.update(json.dumps(INSTALLED[env.name], sort_keys=True).encode())
+    digest.update((BACKEND + PYPROJECT).encode() if env is PROD else b"")
+    return digest.hexdigest()
+
+
+def _build_venv(ctx: Ctx, env: Env, wheels: dict[str, bytes]) -> None:
+    base = BASE[env.name]
+    venv = base / "venv"
+    stamp = _plan(env, wheels)
+    stamp_file = base / "venv.stamp"
+    if venv.is_dir() and stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
+        return
+    if venv.exists():
+        shutil.rmtree(venv)
+    run([PYTHON, "-m", "venv", str(venv)], user=env.owner, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    offline = ["--no-index", "--no-deps", "--find-links", str(WHEELS)]
+    specs = ["%s==%s" % (name, version) for name, version in sorted(INSTALLED[env.name].items())]
+    run([*pip, "install", *offline, *specs], user=env.owner, timeout=300)
+    if env is PROD:
+        # prod's own project, editable (someone ran pip install -e . on the server).
+        run(
+            [*pip, "install", *offline, "--no-build-isolation", "-e", str(base / "src" / "labapp")],
+            user=env.owner,
+            timeout=300,
+        )
+    write_file(ctx, stamp_file, stamp + "\n", 0o644, env.owner)
+    ctx.changed("built the %s virtualenv %s" % (env.name, venv))
+
+
+# ---------------------------------------------------------------- Node and dpkg
+
+NODE_MANIFEST = {"name": "web", "version": "1.0.0", "dependencies": {"leftpad-lab": "^1.0.0", "colors-lab": "^2.0.0"}}
+NODE_INSTALLED = {
+    DEV.name: {"leftpad-lab": "1.1.0", "colors-lab": "2.1.0"},
+    PROD.name: {"leftpad-lab": "1.1.0", "colors-lab": "2.0.0", "debug-lab": "4.0.0"},
+}
+NODE_LOCKED = {
+    DEV.name: {"leftpad-lab": "1.1.0", "colors-lab": "2.1.0"},
+    PROD.name: {"leftpad-lab": "1.1.0", "colors-lab": "2.0.0"},
+}
+
+
+def _node_lock(env: Env) -> dict:
+    packages = {"": {"name": "web", "version": "1.0.0", "dependencies": NODE_MANIFEST["dependencies"]}}
+    packages.update({"node_modules/%s" % name: {"version": version} for name, version in NODE_LOCKED[env.name].items()})
+    lock = {
+        "name": "web",
+        "version": "1.0.0",
+        "lockfileVersion": 3 if env is DEV else 2,
+        "requires": True,
+        "packages": packages,
+    }
+    if env is PROD:  # v2 also carries v1's tree for old npm
+        lock["dependencies"] = {name: {"version": version} for name, version in NODE_LOCKED[env.name].items()}
+    return lock
+
+
+DPKG = {
+    DEV.name: {"libssl3": "3.0.11-1~deb12u2", "curl": "7.88.1-10+deb12u5", "tzdata": "2024a-0+deb12u1"},
+    PROD.name: {
+        "libssl3": "3.0.9-1",
+        "curl": "7.88.1-10+deb12u5",
+        "tzdata": "2024a-0+deb12u1",
+        "netcat-openbsd": "1.219-1",
+    },
+}
+
+
+def _dpkg_status(env: Env) -> str:
+    stanzas = [
+        "Package: %s\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\n"
+        "Version: %s\nDescription: lab\n a planted package\n" % (name, version)
+        for name, version in sorted(DPKG[env.name].items())
+    ]
+    return "\n".join(stanzas)
+
+
+def _write_json(ctx: Ctx, path: Path, data, owner: str) -> None:
+    write_file(ctx, path, json.dumps(data, indent=2) + "\n", 0o644, owner)
+
+
+def _build_env(ctx: Ctx, env: Env, wheels: dict[str, bytes]) -> None:
+    base = BASE[env.name]
+    for directory in (
+        base,
+        base / "web",
+        base / "web" / "node_modules",
+        base / "osroot",
+        base / "osroot" / "var",
+        base / "osroot" / "var" / "lib",
+        base / "osroot" / "var" / "lib" / "dpkg",
+    ):
+        ensure_dir(ctx, directory, 0o755, env.owner)
+    write_file(ctx, base / "requirements.txt", REQUIREMENTS, 0o644, env.owner)
+    lock = "".join("%s==%s\n" % item for item in sorted(LOCKS[env.name].items()))
+    write_file(ctx, base / "requirements.lock", "# pip-compile output (lab)\n" + lock, 0o644, env.owner)
+    if env is PROD:
+        src = base / "src" / "labapp"
+        for directory in (base / "src", src, src / "src", src / "src" / "labapp"):
+            ensure_dir(ctx, directory, 0o755, env.owner)
+        write_file(ctx, src / "labbackend.py", BACKEND, 0o644, env.owner)
+        write_file(ctx, src / "pyproject.toml", PYPROJECT, 0o644, env.owner)
+        write_file(ctx, src / "src" / "labapp" / "__init__.py", "VERSION = '0.1.0'\n", 0o644, env.owner)
+    _build_venv(ctx, env, wheels)
+    web = base / "web"
+    _write_json(ctx, web / "package.json", NODE_MANIFEST, env.owner)
+    _write_json(ctx, web / "package-lock.json", _node_lock(env), env.owner)
+    for name, version in NODE_INSTALLED[env.name].items():
+        ensure_dir(ctx, web / "node_modules" / name, 0o755, env.owner)
+        _write_json(ctx, web / "node_modules" / name / "package.json", {"name": name, "version": version}, env.owner)
+    write_file(ctx, base / "osroot" / "var" / "lib" / "dpkg" / "status", _dpkg_status(env), 0o644, env.owner)
+
+
+def build(ctx: Ctx) -> None:
+    token = ctx.canary("deps.prod.vcs_token", canary_maker("ghp_", 30))
+    ctx.save_canaries(CANARY_PREFIX)
+    ensure_dir(ctx, WHEELS.parent, 0o755)
+    ensure_dir(ctx, WHEELS, 0o755)
+    wheels = _wheels(token)
+    for name, data in wheels.items():
+        write_file(ctx, WHEELS / name, data, 0o644)
+    for env in (DEV, PROD):
+        _build_env(ctx, env, wheels)
+
+
+def status() -> list[tuple[str, bool, str]]:
+    checks = []
+    for env in (DEV, PROD):
+        venv = BASE[env.name] / "venv"
+        ok = (venv / "pyvenv.cfg").is_file() and (BASE[env.name] / "venv.stamp").is_file()
+        checks.append(("%s deps" % env.name, ok, str(venv) if ok else "%s not built" % venv))
+    return checks
+
+
+def purge(ctx: Ctx) -> None:
+    path = BASE[PROD.name]
+    if path.exists():
+        if path != Path("/home/deploy/deps"):
+            raise LabError("refusing to delete %s" % path)
+        shutil.rmtree(path)
+        ctx.changed("deleted %s" % path)
+
+
+# ---------------------------------------------------------------- a Python image
+
+# lab/python:3.11, built like lab/postgres:15 from this machine's own interpreter, its libraries
+# and its standard library, with a few lab distributions installed by pip (--target) in its
+# site directory: tests and the benchmark run containers of it to read a real container's Python.
+PYTHON_IMAGE = "lab/python:3.11"
+PYTHON_BINARY = Path("/usr/bin/python3.11")
+STDLIB = Path("/usr/lib/python3.11")
+IMAGE_SITE = "usr/local/lib/python3.11/dist-packages"
+IMAGE_PACKAGES = {"labcore-utils": "1.4.0", "labhttp": "2.0.1", "labclient": "1.0.0"}
+SKIPPED_STDLIB = frozenset(
+    {"__pycache__", "config-3.11-x86_64-linux-gnu", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
+)
+
+
+def python_rootfs_tar() -> bytes:
+    root = postgres_area._RootFs()
+    for directory in ("dev", "proc", "sys", "etc", "root"):
+        root.directory(directory, 0o700 if directory == "root" else 0o755)
+    root.directory("tmp", 0o1777)
+    root.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    for path in postgres_area._shared_libraries([PYTHON_BINARY]):
+        root.host_path(path)
+    root.host_path(str(PYTHON_BINARY))
+    root.symlink("usr/bin/python3", "python3.11")
+    root._tree(STDLIB, skip=SKIPPED_STDLIB)
+    with tempfile.TemporaryDirectory() as staging:
+        specs = ["%s==%s" % item for item in sorted(IMAGE_PACKAGES.items())]
+        run(
+            [
+                PYTHON,
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "install",
+                "--no-index",
+                "--no-deps",
+                "--find-links",
+                str(WHEELS),
+                "--target",
+                staging,
+                *specs,
+            ],
+            timeout=300,
+        )
+        for dirpath, _, filenames in os.walk(staging):
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if "__pycache__" not in path.parts:
+                    root.file("%s/%s" % (IMAGE_SITE, path.relative_to(staging)), path.read_bytes())
+    return root.close()
+
+
+def docker_images() -> list[tuple]:
+    """Images this area contributes to the lab's engine (docker_area imports them when missing)."""
+    return [(PYTHON_IMAGE, ['CMD ["python3", "-c", "import time; time.sleep(1e9)"]'], python_rootfs_tar)]
+
+
+# ---------------------------------------------------------------- a Python service in each environment
+
+# Stack `py` (drift_compose in inventory/lab): one service, api, of lab/python:3.11, declared the
+# same in dev and prod (compose files beside the venvs), so the docker area finds nothing on it.
+# In prod, someone ran pip inside the running container: a distribution (hotfix 0.1) that its
+# image lacks. Its containers carry no docker_area spec label (that area removes unknown ones).
+PY_SPEC_LABEL = "envparity-lab.deps-spec"
+PY_HEALTH = docker_area.Health("5s", test=("CMD", "python3", "-I", "-c", "pass"))
+PY_COMMAND = ("python3", "-I", "-c", "import time; time.sleep(1e9)")
+PY_STACKS = {
+    env.name: docker_area.Stack(
+        env, "pyservice_%s" % env.name, (str(BASE[env.name] / "compose.yml"),), "", "eplab-py%s" % env.name
+    )
+    for env in (DEV, PROD)
+}
+PY_CONTAINERS = {
+    name: docker_area.Container(stack, "api", PYTHON_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
+    for name, stack in PY_STACKS.items()
+}
+HOTFIX = "/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"
+PIP_BY_HAND = (
+    "import os; d = %r; os.makedirs(d, exist_ok=True); "
+    "open(d + '/METADATA', 'w').write('Metadata-Version: 2.1\\nName: hotfix\\nVersion: 0.1\\n'); "
+    "open(d + '/INSTALLER', 'w').write('pip\\n')" % HOTFIX
+)
+
+
+def _compose(stack) -> str:
+    return (
+        "# A Python service (lab/deps_area.py).\n"
+        "name: %s\n"
+        "services:\n"
+        "  api:\n"
+        "    image: %s\n"
+        "    command: %s\n"
+        "    healthcheck:\n"
+        "      test: %s\n"
+        "      interval: 5s\n"
+        "      timeout: 5s\n"
+        "      retries: 2\n"
+        "    restart: unless-stopped\n"
+        "    deploy:\n"
+        "      resources:\n"
+        "        limits:\n"
+        "          memory: 64M\n"
+    ) % (stack.project, PYTHON_IMAGE, json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH.test)))
+
+
+def _ensure_py_container(ctx: Ctx, c) -> None:
+    body = docker_area.create_body(c, lambda name: "")
+    spec = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["Labels"][PY_SPEC_LABEL] = spec
+    current = docker_area._get("/containers/%s/json" % c.name)
+    if current and ((current.get("Config") or {}).get("Labels") or {}).get(PY_SPEC_LABEL) == spec:
+        if not (current.get("State") or {}).get("Running"):
+            docker_area._call("POST", "/containers/%s/start" % c.name)
+            ctx.changed("started container %s" % c.name)
+        return
+    if current:
+        docker_area._call("DELETE", "/containers/%s?force=1" % c.name)
+    docker_area._call("POST", "/containers/create?name=%s" % c.name, body)
+    docker_area._call("POST", "/containers/%s/start" % c.name)
+    ctx.changed("%s container %s" % ("recreated" if current else "created", c.name))
+
+
+def _pip_by_hand(ctx: Ctx, c) -> None:
+    """prod's drift: a distribution written into the running container (as pip would), once."""
+    changes = docker_area._get("/containers/%s/changes" % c.name) or []
+    if any(item.get("Path") == HOTFIX for item in changes):
+        return
+    created = docker_area._call(
+        "POST", "/containers/%s/exec" % c.name, {"Cmd": ["python3", "-I", "-B", "-c", PIP_BY_HAND]}
+    )
+    docker_area._call("POST", "/exec/%s/start" % created["Id"], {"Detach": True})
+    deadline = time.monotonic() + 30
+    while (docker_area._get("/exec/%s/json" % created["Id"]) or {}).get("Running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ctx.changed("installed hotfix 0.1 by hand in %s" % c.name)
+
+
+def _wait_healthy(names) -> None:
+    deadline = time.monotonic() + 60
+    while any(docker_area.health(name) != "healthy" for name in names):
+        if time.monotonic() > deadline:
+            raise LabError("the Python service did not become healthy: %s" % ", ".join(names))
+        time.sleep(0.5)
+
+
+def start(ctx: Ctx) -> None:
+    for name, stack in PY_STACKS.items():
+        write_file(ctx, BASE[name] / "compose.yml", _compose(stack), 0o644, stack.env.owner)
+        docker_area._ensure_network(ctx, stack)
+        _ensure_py_container(ctx, PY_CONTAINERS[name])
+    _pip_by_hand(ctx, PY_CONTAINERS[PROD.name])
+    _wait_healthy([c.name for c in PY_CONTAINERS.values()])

@@ -1,0 +1,214 @@
+"""The lab's deps area (lab/deps_area.py), run as root against the real lab on this machine.
+
+pip itself is the oracle: `pip inspect` and `pip check` (run here by the test, never by the audit,
+as each venv's owner and without writing bytecode) say what the virtualenvs hold, and the deps
+collector's reader must read the same from the metadata files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+if sys.platform != "linux" or os.geteuid() != 0:
+    pytest.skip("the lab runs as root on Linux", allow_module_level=True)
+
+from ansible_collections.envparity.audit.plugins.module_utils import deps_python  # noqa: E402
+from tests.lab.labtest import CANARIES, STATE, engine_get  # noqa: E402
+
+VENVS = {"dev": (STATE / "dev" / "deps" / "venv", "root"), "prod": (Path("/home/deploy/deps/venv"), "deploy")}
+
+
+def pip(env: str, *args: str) -> subprocess.CompletedProcess:
+    venv, owner = VENVS[env]
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    if owner != "root":
+        cmd = ["runuser", "-u", owner, "--", *cmd]
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PIP_NO_CACHE_DIR": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=environment)
+
+
+def inspected(env: str) -> dict:
+    proc = pip(env, "inspect", "--local")
+    assert proc.returncode == 0, proc.stderr
+    return {deps_python.canonical_name(item["metadata"]["name"]): item for item in json.loads(proc.stdout)["installed"]}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_reader_reads_what_pip_inspect_prints(env):
+    oracle = inspected(env)
+    facts = deps_python.read_environment(str(VENVS[env][0]))
+    assert facts["status"] == "ok" and facts["broken"] == [] and not facts["truncated"]
+    assert {name: dist["version"] for name, dist in facts["dists"].items()} == {
+        name: item["metadata"]["version"] for name, item in oracle.items()
+    }
+    for name, item in oracle.items():
+        dist = facts["dists"][name]
+        assert dist["requested"] is item["requested"], name
+        assert dist["installer"] == item["installer"], name
+        direct = item.get("direct_url")
+        if direct and direct.get("dir_info", {}).get("editable"):
+            assert dist["direct"] == {"kind": "editable", "url": direct["url"]}
+
+
+def test_the_planted_versions_are_installed():
+    dev, prod = inspected("dev"), inspected("prod")
+    assert {n: dev[n]["metadata"]["version"] for n in dev if n.startswith("lab")} == {
+        "labapp": "0.1.0",
+        "labclient": "1.0.0",
+        "labcore-utils": "1.4.0",
+        "labhttp": "2.0.1",
+        "labpinned": "3.1.0",
+    }
+    assert {n: prod[n]["metadata"]["version"] for n in prod if n.startswith("lab")} == {
+        "labapp": "0.1.0",
+        "labclient": "1.0.0",
+        "labcore-utils": "1.2.0",
+        "labextra": "0.5.0rc1",
+        "labhttp": "1.9.0",
+        "labpinned": "3.2.0",
+    }
+    assert prod["labapp"]["direct_url"]["dir_info"] == {"editable": True}
+    assert "direct_url" not in dev["labapp"]
+
+
+def test_pip_check_finds_the_planted_unmet_requirement_only_in_prod():
+    assert pip("dev", "check").returncode == 0
+    proc = pip("prod", "check")
+    assert proc.returncode == 1
+    assert (
+        proc.stdout.strip() == "labclient 1.0.0 has requirement labcore-utils>=1.3, but you have labcore-utils 1.2.0."
+    )
+
+
+def test_the_vcs_token_canary_is_in_prods_metadata():
+    token = json.loads(CANARIES.read_text())["deps.prod.vcs_token"]
+    metadata = inspected("prod")["labclient"]["metadata"]
+    assert any(token in item for item in metadata["requires_dist"])
+    assert deps_python.read_environment(str(VENVS["prod"][0]))["dists"]["labclient"]["requires"][1].startswith(
+        "labtoken @ git+https://deploy:***@git.example.invalid"
+    )
+
+
+def test_node_lockfiles_and_prods_owner():
+    for env, base, version in (("dev", STATE / "dev" / "deps", 3), ("prod", Path("/home/deploy/deps"), 2)):
+        lock = json.loads((base / "web" / "package-lock.json").read_text())
+        assert lock["lockfileVersion"] == version, env
+    assert Path("/home/deploy/deps/venv").stat().st_uid == Path("/home/deploy").stat().st_uid
+
+
+# ---------------------------------------------------------------- containers (real execs)
+
+DOCKER_HOST = "unix:///run/envparity-lab/docker.sock"
+PROJECT = "deps_labtest"
+PIP_BY_HAND = (
+    "import os, time; d = '/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info'; os.makedirs(d); "
+    "open(d + '/METADATA', 'w').write('Name: hotfix\\nVersion: 0.1\\n'); time.sleep(1e9)"
+)
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "-H", DOCKER_HOST, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def changed_files(service: str) -> set[str]:
+    """What `docker diff` says the container changed against its image (unordered)."""
+    return set(docker("diff", "%s-%s-1" % (PROJECT, service)).stdout.splitlines())
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Four services of one compose project: api and api2 of the lab's Python image (unchanged), patched
+    of the same image with a distribution installed by hand in it, cron of busybox (no python3)."""
+    services = {
+        "api": ("lab/python:3.11",),
+        "api2": ("lab/python:3.11",),
+        "patched": ("lab/python:3.11", "python3", "-c", PIP_BY_HAND),
+        "cron": ("lab/worker:1.0", "sleep", "1000000"),
+    }
+    for service, (image, *command) in services.items():
+        proc = docker(
+            "run", "-d", "--name", "%s-%s-1" % (PROJECT, service),
+            "--label", "com.docker.compose.project=%s" % PROJECT,
+            "--label", "com.docker.compose.service=%s" % service,
+            image, *command,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    compose = tmp_path / "compose.yml"
+    compose.write_text("name: %s\nservices: {}\n" % PROJECT)
+    time.sleep(1)  # the patched service writes its distribution as it starts
+    yield {"name": "lab", "files": [str(compose)], "project": PROJECT}
+    docker("rm", "-f", *("%s-%s-1" % (PROJECT, service) for service in services))
+
+
+def test_containers_are_read_once_per_image_and_again_where_pip_ran(stack):
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    diffs = {name: changed_files(name) for name in ("api", "api2", "patched")}
+    calls = []
+    real_exec = deps_collect.exec_python
+
+    def counted(*args):
+        calls.append(args[2])
+        return real_exec(*args)
+
+    deps_collect.exec_python = counted
+    try:
+        facts = deps_collect.collect_area({"stacks": [stack], "docker_host": DOCKER_HOST}, b"key")
+    finally:
+        deps_collect.exec_python = real_exec
+    services = facts["containers"]["lab"]["services"]
+    assert services["cron"]["python"]["status"] == "no_python"
+    api = services["api"]["python"]
+    assert api["status"] == "ok" and api["python"] == "3.11.2"
+    assert {name: dist["version"] for name, dist in api["dists"].items()} == {
+        "labclient": "1.0.0",
+        "labcore-utils": "1.4.0",
+        "labhttp": "2.0.1",
+    }
+    assert services["api2"]["python"] == api
+    assert services["patched"]["python"]["dists"]["hotfix"]["version"] == "0.1"
+    assert sorted(calls) == sorted(["%s-api-1" % PROJECT, "%s-patched-1" % PROJECT, "%s-cron-1" % PROJECT])
+    assert services["api"]["platform"] == "linux/amd64"
+    # read-only: the execs wrote nothing into any container (no bytecode, no file)
+    assert {name: changed_files(name) for name in diffs} == diffs
+    assert "site_paths" not in api
+
+
+def test_an_exec_that_does_not_finish_in_time_and_a_stopped_container(tmp_path):
+    """A real exec cut by its timeout is a clear status (its process killed, nothing left running),
+    and so is a container that is not running when the exec comes."""
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    name = "%s-slow-1" % PROJECT
+    assert docker("run", "-d", "--name", name, "lab/python:3.11").returncode == 0
+    try:
+        script = deps_collect._reader_script(5000, 4194304, 2).replace(
+            "\nmain(", "\nimport time; time.sleep(30)\nmain(", 1
+        )
+        started = time.monotonic()
+        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 2, 4194304)
+        assert answer == {"status": "timeout", "reason": "The docker exec did not finish within 2 seconds."}
+        assert time.monotonic() - started < 10
+        # Killing the docker client does not end what it started in the container: the reader's alarm
+        # (timeout + 1 s) does. The engine's own process list (GET /containers/{id}/top) shows it gone.
+        deadline = started + 10
+        while any("-I -S -B -" in " ".join(row) for row in engine_get("/containers/%s/top" % name)["Processes"]):
+            assert time.monotonic() < deadline, "the reader still runs in the container"
+            time.sleep(0.2)
+        assert time.monotonic() - started < 10
+        assert docker("stop", "-t", "0", name).returncode == 0
+        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 5, 4194304)
+        assert answer["status"] == "not_running"
+        gone = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, "%s-none-1" % PROJECT, script, 5, 4194304)
+        assert gone["status"] == "not_running"
+    finally:
+        docker("rm", "-f", name)

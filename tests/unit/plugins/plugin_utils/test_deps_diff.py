@@ -1,0 +1,162 @@
+"""The deps area's diff rules on small facts: distance severities, the chain, policies, reasons,
+containers (no Python, platforms), unknown columns and hostile names."""
+
+import pytest
+
+from ansible_collections.envparity.audit.plugins.plugin_utils import deps_diff
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import unknown_cell
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import md_value
+
+CONTEXT = {"baseline": "dev", "production": {"prod"}}
+
+
+def dist(version, requires=(), direct=None, requested=True):
+    return {
+        "name": "x",
+        "version": version,
+        "installer": "pip",
+        "requested": requested,
+        "direct": direct,
+        "requires": list(requires),
+    }
+
+
+def env(dists, declared=None, lock=None, python="3.11.2"):
+    return {
+        "status": "ok",
+        "python": python,
+        "dists": dists,
+        "broken": [],
+        "truncated": False,
+        "declared": [{"path": "requirements.txt", "status": "ok", "text": declared}] if declared else [],
+        "lock": [{"path": "requirements.lock", "status": "ok", "text": lock}] if lock else None,
+    }
+
+
+def cell(python=None, **sections):
+    return {
+        "python": python or {},
+        "node": {},
+        "containers": {},
+        "os": {"status": "ok", "packages": {}},
+        "runtimes": {},
+        **sections,
+    }
+
+
+def identities(findings):
+    found = set()
+    for finding in findings:
+        found.add((finding["subject"], finding["key"], finding["kind"], finding["check"], finding["severity"]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "severity"),
+    [
+        ("2.0.1", "1.9.0", "high"),
+        ("1.4.0", "1.2.0", "medium"),
+        ("1.4.0", "1.4.1", "low"),
+        ("1:2.0-1", "1:2.0-2", "low"),
+        ("3.0.11-1~deb12u2", "3.0.9-1", "low"),
+        ("abc", "def", "medium"),
+        ("1.0", "1.0.0.1", "low"),
+    ],
+)
+def test_severity_by_distance(old, new, severity):
+    assert deps_diff.severity_of_change(old, new) == severity
+
+
+def test_python_chain_policies_and_reasons():
+    dev = env(
+        {"a": dist("1.4.0"), "b": dist("1.0.0", ["a>=1.3"]), "pip": dist("23.0")},
+        declared="a>=1\nb\nc==1.0\n",
+        lock="a==1.4.0\nb==1.0.0\n",
+    )
+    prod = env(
+        {
+            "a": dist("1.2.0"),
+            "b": dist("1.0.0", ["a>=1.3", "z; extra == 'x'"]),
+            "c": dist("2.0rc1", direct={"kind": "editable", "url": "file:///src/c"}),
+            "d": dist("0.1"),
+            "pip": dist("23.0"),  # the venv's own: never "unlocked"
+        },
+        declared="a>=1\nb\nc==1.0\n",
+        lock="a==1.2.0\nb==1.0.0\n",
+    )
+    findings = deps_diff.diff(["dev", "prod"], {"dev": cell({"app": dev}), "prod": cell({"app": prod})}, CONTEXT)
+    found = identities(findings)
+    assert found == {
+        ("python app", "a", "changed", "deps.version_changed", "medium"),
+        ("python app", "b", "policy", "deps.requirement_unmet", "high"),
+        ("python app", "c", "extra", "deps.package_extra", "medium"),
+        ("python app", "c", "missing", "deps.declared_not_installed", "high"),
+        ("python app", "c", "policy", "deps.pin_violated", "high"),
+        ("python app", "c", "policy", "deps.prerelease_production", "medium"),
+        ("python app", "c", "policy", "deps.direct_install_production", "high"),
+        ("python app", "d", "extra", "deps.package_extra", "medium"),
+        ("python app", "d", "policy", "deps.unlocked_installed", "medium"),
+    }
+    changed = next(f for f in findings if f["check"] == "deps.version_changed")
+    assert "in dev required by b (a>=1.3)" in changed["message"]
+    assert "the lockfiles differ (dev=1.4.0; prod=1.2.0)" in changed["message"]
+    assert changed["values"] == {"dev": "1.4.0", "prod": "1.2.0"}
+
+
+def test_same_locks_mean_pip_was_run_by_hand():
+    dev = env({"a": dist("1.4.0")}, lock="a==1.4.0\n")
+    prod = env({"a": dist("1.5.0")}, lock="a==1.4.0\n")
+    findings = deps_diff.diff(["dev", "prod"], {"dev": cell({"app": dev}), "prod": cell({"app": prod})}, CONTEXT)
+    changed = next(f for f in findings if f["check"] == "deps.version_changed")
+    assert "the lockfiles agree: only the installed set differs" in changed["message"]
+
+
+def test_statuses_and_unknown_columns_are_never_same():
+    broken = {"status": "not_an_environment", "reason": "The path is neither a virtualenv."}
+    findings = deps_diff.diff(
+        ["dev", "prod"], {"dev": cell({"app": env({"a": dist("1")})}), "prod": cell({"app": broken})}, CONTEXT
+    )
+    assert identities(findings) == {("python app", "@environment", "unknown", "deps.environment_status", "high")}
+    assert deps_diff.diff(["dev", "prod"], {"dev": cell({"app": env({})}), "prod": unknown_cell("down")}, CONTEXT) == []
+
+
+def test_containers_without_python_and_other_platforms():
+    def stack(platform, status="ok", dists=None):
+        python = (
+            {"status": status, "reason": None, "dists": dists or {}}
+            if status == "ok"
+            else {"status": status, "reason": "r"}
+        )
+        return {
+            "status": "ok",
+            "services": {
+                "api": {"image": "app:1", "digest": None, "platform": platform, "python": python},
+                "cron": {"image": "busybox", "digest": None, "platform": platform, "python": {"status": "no_python"}},
+            },
+        }
+
+    dev = cell(containers={"app": stack("linux/arm64", dists={"a": dist("1.0")})})
+    prod = cell(containers={"app": stack("linux/amd64", dists={"a": dist("2.0")})})
+    found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT))
+    assert found == {
+        ("containers app", "@no_python", "policy", "deps.container_no_python", "info"),
+        ("containers app", "api/@image.platform", "changed", "deps.image_platform_changed", "high"),
+        ("containers app", "cron/@image.platform", "changed", "deps.image_platform_changed", "high"),
+        ("containers app", "api/a", "changed", "deps.version_changed", "high"),
+    }
+    timed_out = cell(containers={"app": stack("linux/arm64", status="timeout")})
+    found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": timed_out}, CONTEXT))
+    assert ("containers app", "api", "unknown", "deps.container_unreadable", "high") in found
+
+
+def test_a_hostile_package_name_is_escaped_in_the_report():
+    prod = env({"evil|`name`\u202e": dist("1.0")})
+    findings = deps_diff.diff(["dev", "prod"], {"dev": cell({"app": env({})}), "prod": cell({"app": prod})}, CONTEXT)
+    (finding,) = findings
+    assert finding["key"] == "evil|`name`\u202e"
+    assert "|" not in md_value(finding["key"]).replace("\\|", "")
+
+
+def test_subjects_follow_the_request():
+    request = {"python_envs": [{"name": "app"}], "node_projects": [{"name": "web"}], "stacks": [{"name": "s"}]}
+    assert deps_diff.subjects(request) == ["containers s", "node web", "python app"]
