@@ -4,7 +4,7 @@ Everything the template shows is computed here; the template only loops and prin
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
+from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text, root_causes
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SEVERITIES,
     action_order,
@@ -33,7 +33,7 @@ def build_document(audit, generated_at, inventory):
     ]
     findings = audit["findings"]
     unexpected = [f for f in findings if not f["expected"]]
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "tool": "envparity",
         "generated_at": generated_at,
@@ -63,6 +63,8 @@ def build_document(audit, generated_at, inventory):
         ],
         "errors": list(audit["errors"]),
     }
+    document.update({name: audit[name] for name in ("root_causes", "stabilization_plan") if name in audit})
+    return document
 
 
 def md_value(cell, table=True):
@@ -194,6 +196,7 @@ def build_view(document):
             "count": document["gate"]["count"],
         },
         "plan": [dict(_row(f, groups, table=False), number=index + 1) for index, f in enumerate(plan)],
+        "root_causes": root_causes.view(document),
         "areas": areas,
         "stale_rules": [
             {
