@@ -288,19 +288,24 @@ def analyse(findings, git_cells, env_cells, baseline, targets):
         if id(finding) in explained or finding["expected"]:
             continue
         why = "; ".join(sorted({r for label in finding["environments"] for r in reasons.get(label, [])}))
+        if not found:
+            why = "no repository is configured to look for a cause"
         if is_schema_finding(finding):
             entry = dict(ref(finding), reason=why or None)
             if found and not why:
                 manual.append(entry)
             else:
-                unexplained.append(dict(entry, reason=why or "no repository is configured to look for a cause"))
+                unexplained.append(dict(entry, reason=why))
         elif (finding["kind"] == "missing" and _key_of(finding)) or (
             finding["area"] == "postgres" and _tool_of(finding)
         ):
             unexplained.append(dict(ref(finding), reason=why or "no commit the target lacks introduces it"))
+    linked = {(c["target"], _key_of(f)) for c in causes if c["kind"] == "commit_keys" for f in c["findings"]}
     undefined = []
     for placement in found:
         for key, commit in sorted(undefined_keys(placement, env_cells).items()):
+            if (placement["target"], key) in linked:
+                continue
             undefined.append(
                 {"key": key, "target": placement["target"], "repo": placement["repo"], "commit": commit["sha"]}
             )
