@@ -128,23 +128,40 @@ def _object_names(finding):
     return None, None
 
 
-def _explains(introduces, finding):
-    """What in a commit's introduced names explains a missing/extra schema object, or None."""
-    table, name = _object_names(finding)
-    if table is None or finding["kind"] == "changed":
+class _Index:
+    """The names a list of commits introduces, each pointing at the oldest commit that does: one
+    pass over the commits, then a lookup per finding (linear in both)."""
+
+    def __init__(self, commits):
+        self.tables, self.indexes, self.columns = {}, {}, {}
+        for commit in reversed(commits):  # oldest first: the first to introduce a name keeps it
+            introduces = commit.get("introduces")
+            if introduces is None:
+                continue
+            for name in introduces["tables"]:
+                self.tables.setdefault(name.lower(), commit)
+            for name in introduces["indexes"]:
+                self.indexes.setdefault(name.lower(), commit)
+            for column in introduces["columns"]:
+                owner, _, added = column.lower().rpartition(".")
+                self.columns.setdefault(added, []).append((owner, commit))
+
+    def explain(self, finding):
+        """(commit, evidence) for a missing/extra schema object, or None."""
+        table, name = _object_names(finding)
+        if table is None or finding["kind"] == "changed":
+            return None
+        if table in self.tables:
+            evidence = "creates table %s" % table + (" (with %s)" % name if name else "")
+            return self.tables[table], evidence
+        if name is None:
+            return None
+        if name in self.indexes:
+            return self.indexes[name], "creates index %s" % name
+        for owner, commit in self.columns.get(name, ()):
+            if owner == table or table.endswith("_" + owner):
+                return commit, "adds column %s.%s" % (table, name)
         return None
-    tables = {item.lower() for item in introduces["tables"]}
-    if table in tables:
-        return "creates table %s" % table if name is None else "creates table %s (with %s)" % (table, name)
-    if name is None:
-        return None
-    if name in {item.lower() for item in introduces["indexes"]}:
-        return "creates index %s" % name
-    for column in introduces["columns"]:
-        owner, _, added = column.lower().rpartition(".")
-        if added == name and (owner == table or table.endswith("_" + owner)):
-            return "adds column %s.%s" % (table, name)
-    return None
 
 
 def _tool_of(finding):
@@ -175,31 +192,43 @@ def _cause(kind, placement, commit, text, links):
 
 def _commit_causes(placement, findings, explained):
     """Causes from the commits the target lacks (pending migrations, keys) and the commits only
-    the target has (extra schema objects their migrations created)."""
+    the target has (extra schema objects their migrations created), oldest commit first."""
     target = placement["target"]
-    causes = []
-    own = [f for f in findings if target in f["environments"]]
-    for side, commits in (("lacking", placement["lacking"]), ("only", placement["only"])):
-        for commit in reversed(commits):  # oldest first: the order they apply in
-            introduces = commit.get("introduces")
-            if introduces is None:
-                continue
-            kind_wanted = "missing" if side == "lacking" else "extra"
-            schema = []
-            for finding in own:
-                if id(finding) in explained or not is_schema_finding(finding) or finding["kind"] != kind_wanted:
-                    continue
-                evidence = _explains(introduces, finding)
-                if evidence:
-                    schema.append((finding, evidence))
-            if side == "lacking" and _migration_files(commit):
-                for finding in own:
-                    tool = _tool_of(finding)
-                    if tool and _touches_tool(commit, tool):
-                        schema.append((finding, "adds %s migration %s" % (tool, _listing(_migration_files(commit)))))
-            if schema:
-                for finding, _ in schema:
+    own = [f for f in findings if target in f["environments"] and id(f) not in explained]
+    links = {}  # (side, sha) -> [(finding, evidence)]
+    keys = {}  # (key) -> [(finding, evidence)] for commit_keys
+    for side, commits, kind in (("lacking", placement["lacking"], "missing"), ("only", placement["only"], "extra")):
+        index = _Index(commits)
+        for finding in own:
+            if id(finding) not in explained and is_schema_finding(finding) and finding["kind"] == kind:
+                found = index.explain(finding)
+                if found:
                     explained.add(id(finding))
+                    links.setdefault((side, found[0]["sha"]), []).append((finding, found[1]))
+    tools = [(finding, _tool_of(finding)) for finding in own if _tool_of(finding)]
+    for commit in placement["lacking"]:
+        if commit.get("introduces") is None:  # a shallow boundary lists every file as added
+            continue
+        for finding, tool in tools:
+            if _migration_files(commit) and _touches_tool(commit, tool):
+                evidence = "adds %s migration %s" % (tool, _listing(_migration_files(commit)))
+                links.setdefault(("lacking", commit["sha"]), []).append((finding, evidence))
+                explained.add(id(finding))
+    wanted = {}
+    for finding in own:
+        key = _key_of(finding)
+        if key and finding["kind"] == "missing" and id(finding) not in explained:
+            wanted.setdefault(key, []).append(finding)
+    for commit in reversed(placement["lacking"]):
+        for key in (commit.get("introduces") or {}).get("keys") or []:
+            for finding in wanted.pop(key, []):
+                explained.add(id(finding))
+                keys.setdefault(commit["sha"], []).append((finding, "reads %s" % key))
+    causes = []
+    for side, commits in (("lacking", placement["lacking"]), ("only", placement["only"])):
+        for commit in reversed(commits):
+            schema = links.get((side, commit["sha"]))
+            if schema:
                 causes.append(
                     _cause(
                         "pending_migration" if side == "lacking" else "target_only_migration",
@@ -215,26 +244,18 @@ def _commit_causes(placement, findings, explained):
                         schema,
                     )
                 )
-            keys = {key for key in introduces["keys"]}
-            if side == "lacking" and keys:
-                links = [
-                    (finding, "reads %s" % _key_of(finding))
-                    for finding in own
-                    if id(finding) not in explained and finding["kind"] == "missing" and _key_of(finding) in keys
-                ]
-                if links:
-                    for finding, _ in links:
-                        explained.add(id(finding))
-                    causes.append(
-                        _cause(
-                            "commit_keys",
-                            placement,
-                            commit,
-                            "commit %s starts to use %s, which %s lacks"
-                            % (_short(commit), _listing(sorted({_key_of(f) for f, _ in links})), target),
-                            links,
-                        )
+            if side == "lacking" and commit["sha"] in keys:
+                found = keys[commit["sha"]]
+                causes.append(
+                    _cause(
+                        "commit_keys",
+                        placement,
+                        commit,
+                        "commit %s starts to use %s, which %s lacks"
+                        % (_short(commit), _listing(sorted({_key_of(f) for f, _ in found})), target),
+                        found,
                     )
+                )
     return causes
 
 
