@@ -13,9 +13,11 @@ window), and the reason a link could not be looked for is kept.  Findings are re
 Pure Python; no Ansible imports.
 """
 
+from shlex import quote
+
 from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names
-from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import place
+from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import MIGRATION_HINTS, place
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE
 
 LISTED = 10
@@ -34,7 +36,6 @@ TOOL_PATHS = {
     "prisma": ("prisma/migrations/",),
     "sequelize": ("migrations/",),
 }
-MIGRATION_DIRS = ("migration", "alembic/", "/migrate/", "flyway", "schema.rb")
 
 
 def ref(finding):
@@ -62,7 +63,7 @@ def is_schema_finding(finding):
 
 
 def _migration_files(commit):
-    return [path for path in commit.get("files") or [] if any(hint in path.lower() for hint in MIGRATION_DIRS)]
+    return [path for path in commit.get("files") or [] if any(hint in path.lower() for hint in MIGRATION_HINTS)]
 
 
 def placements(git_cells, baseline, targets):
@@ -373,17 +374,17 @@ def _step(action, text, commands, rollback, findings):
 
 
 def backup_command(database):
-    """The dump command for a configured database (drift_postgres item): run where the audit
-    reads it, inside its container when it has one."""
-    options = "--format=custom --dbname=%s --username=%s" % (database["dbname"], database["user"])
+    """The dump command for a configured database (drift_postgres item), each inventory value
+    shell-quoted: run where the audit reads it, inside its container when it has one."""
+    dump = quote("%s-before-deploy.dump" % database["dbname"])
+    options = "--format=custom --dbname=%s --username=%s" % (quote(database["dbname"]), quote(database["user"]))
     if database.get("host"):
-        options += " --host=%s" % database["host"]
+        options += " --host=%s" % quote(database["host"])
     if database.get("port"):
         options += " --port=%d" % database["port"]
-    dump = "%s-before-deploy.dump" % database["dbname"]
     if database.get("container"):
-        return "docker exec %s pg_dump %s > %s" % (database["container"], options, dump), dump
-    return "pg_dump %s --file=%s" % (options, dump), dump
+        return "docker exec %s pg_dump %s > %s" % (quote(database["container"]), options, dump)
+    return "pg_dump %s --file=%s" % (options, dump)
 
 
 def _merge_back_step(analysis, findings):
@@ -405,21 +406,13 @@ def _merge_back_step(analysis, findings):
 
 def _backup_step(migrations, databases):
     if not migrations or not databases:
-        return None, {}
-    commands, dumps = [], {}
-    for name in sorted(databases):
-        command, dump = backup_command(databases[name])
-        commands.append(command)
-        dumps[name] = dump
-    return (
-        _step(
-            "backup",
-            "Back up %s before the migrations change the schema." % join_names(sorted(databases)),
-            commands,
-            "Restore a dump with pg_restore --clean --if-exists --dbname=<database> <file>.",
-            [],
-        ),
-        dumps,
+        return None
+    return _step(
+        "backup",
+        "Back up %s before the migrations change the schema." % join_names(sorted(databases)),
+        [backup_command(databases[name]) for name in sorted(databases)],
+        "Restore a dump with pg_restore --clean --if-exists --dbname=<database> <file>.",
+        [],
     )
 
 
@@ -515,7 +508,7 @@ def stabilization_plan(analysis, findings, databases):
     merge_back = _merge_back_step(analysis, findings)
     if merge_back:
         steps.append(merge_back)
-    backup, _ = _backup_step(migrations, {n: d for n, d in databases.items() if n in migrated})
+    backup = _backup_step(migrations, {name: item for name, item in databases.items() if name in migrated})
     if backup:
         steps.append(backup)
     for step in (

@@ -185,6 +185,14 @@ def test_the_plan_is_ordered_and_made_of_data(repos):
     assert all(step["rollback"] for step in plan)
 
 
+def test_the_backup_command_quotes_inventory_values():
+    database = {"name": "app", "dbname": "ai; rm -rf /", "user": "o'neil", "host": "db", "port": 5433}
+    assert root_causes.backup_command(database) == (
+        "pg_dump --format=custom --dbname='ai; rm -rf /' --username='o'\"'\"'neil' --host=db --port=5433 "
+        "--file='ai; rm -rf /-before-deploy.dump'"
+    )
+
+
 def test_nothing_to_do_leaves_the_plan_empty(repos):
     dev, _ = repos
     same = git_facts(dev)
