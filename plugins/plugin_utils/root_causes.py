@@ -479,10 +479,11 @@ def _restart_step(findings):
 
 
 def _verify_step(steps, findings):
-    resolved = [f for step in steps for f in step["findings"]]
+    resolved = list({tuple(f.values()): f for step in steps for f in step["findings"]}.values())
+    unexpected = [f for f in findings if not f["expected"]]
     health = sorted(
-        {"%s %s" % (f["subject"], f["key"]) for f in findings if f["check"] in HEALTH_CHECKS}
-        | {"endpoint %s" % f["subject"] for f in findings if f["area"] == "endpoints"}
+        {"%s %s" % (f["subject"], f["key"]) for f in unexpected if f["check"] in HEALTH_CHECKS}
+        | {"endpoint %s" % f["subject"] for f in unexpected if f["area"] == "endpoints"}
     )
     if not resolved and not health:
         return None
@@ -495,7 +496,7 @@ def _verify_step(steps, findings):
         ),
         ["ansible-playbook compare.yml"],
         "If a check fails, roll back the steps above in reverse order.",
-        [],
+        resolved,
     )
 
 

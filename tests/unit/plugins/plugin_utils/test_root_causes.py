@@ -183,6 +183,8 @@ def test_the_plan_is_ordered_and_made_of_data(repos):
     assert "s3cr3t" not in json.dumps(plan)
     assert git_cells["prod"]["repos"]["app"]["head"][:10] in steps["deploy"]["rollback"]
     assert all(step["rollback"] for step in plan)
+    resolved = [root_causes.ref(f) for step in plan[:-1] for f in step["findings"]]
+    assert sorted(map(str, steps["verify"]["findings"])) == sorted(set(map(str, resolved)))
 
 
 def test_the_backup_command_quotes_inventory_values():
