@@ -441,10 +441,13 @@ def _config_step(analysis, findings):
     names = sorted({_key_of(f) for f in keys})
     text = "Add the missing keys (names only; values from the secret store): %s." % _listing(names) if names else ""
     if undefined:
-        text += "%sDefine %s on %s: code of the commits to deploy reads them and no env file there defines them." % (
+        names = sorted({u["key"] for u in undefined})
+        text += "%sDefine %s on %s: the code of the commits to deploy reads %s and no env file there defines %s." % (
             " " if text else "",
-            _listing(sorted({u["key"] for u in undefined})),
+            _listing(names),
             join_names(sorted({u["target"] for u in undefined})),
+            "them" if len(names) > 1 else "it",
+            "them" if len(names) > 1 else "it",
         )
     return _step("config", text, [], "Remove the added keys: the running code does not read them.", _refs(keys))
 
