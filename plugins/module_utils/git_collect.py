@@ -73,6 +73,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import
     run_bounded,
     seconds,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.git_introduces import parse_diffs
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     fingerprint,
     fingerprint_bytes,
@@ -956,6 +957,7 @@ def _add_patch_ids(git, path, history, shallow, hmac_key):
     wanted = [c["sha"] for c in history[:PATCH_ID_COMMITS] if len(c["parents"]) == 1 and c["sha"] not in shallow]
     for commit in history:
         commit["patch_id"] = None
+        commit["introduces"] = None
     if not wanted:
         return
     _, diffs = git.check(
@@ -966,9 +968,11 @@ def _add_patch_ids(git, path, history, shallow, hmac_key):
     )
     _, out = git.check(["patch-id", "--stable"], path, "computing patch ids", stdin=diffs)
     ids = parse_patch_ids(out)
+    introduced = parse_diffs(diffs, wanted)
     for commit in history:
         if commit["sha"] in ids:
             commit["patch_id"] = fingerprint(hmac_key, ids[commit["sha"]])
+        commit["introduces"] = introduced.get(commit["sha"])
 
 
 def _fetch(git, path):
@@ -1170,7 +1174,9 @@ def collect_git(request, hmac_key):
     status "U"), stash_count, last_commit {sha, date, subject}, remotes {name:
     url without credentials}, submodules {path: commit recorded in the index},
     history [{sha, parents, subject, date, files, files_truncated, patch_id
-    (keyed; None for merges, shallow ends and older commits)}] (most recent
+    (keyed; None for merges, shallow ends and older commits), introduces
+    ({tables, columns, indexes, keys}: names the commit's added lines create or
+    read, see git_introduces; None where patch_id is)}] (most recent
     first, --topo-order), history_truncated, shallow (the boundary commits of
     a shallow clone) and declared_programs (names of the repository's own
     settings that name a program; never their values).  Subjects and URLs are

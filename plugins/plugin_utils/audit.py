@@ -5,7 +5,7 @@ Pure Python; no Ansible imports. The report action plugin is thin glue around bu
 
 from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
 from ansible_collections.envparity.audit.plugins.module_utils.collect import without_gc
-from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import root_causes, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import diff_rules
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import area_problem
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
@@ -339,6 +339,9 @@ def build_audit(
             if result["status"] != "ok":
                 errors.append({"host": column["host"], "area": area, "message": result.get("reason")})
     gating = [f for f in findings if not f["expected"] and at_or_above(f["severity"], fail_on)]
+    causes, plan = root_causes.build(
+        findings, columns, production, lambda area: area_cells(area, columns, states, requests), requests
+    )
     return {
         "columns": columns,
         "environments": environment_rows(environments, columns),
@@ -352,4 +355,6 @@ def build_audit(
         "errors": errors,
         "rules_files": list(rules_files),
         "gate": {"fail_on": fail_on, "tripped": bool(gating) and fail_on != GATE_NEVER, "count": len(gating)},
+        "root_causes": causes,
+        "stabilization_plan": plan,
     }

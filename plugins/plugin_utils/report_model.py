@@ -4,7 +4,7 @@ Everything the template shows is computed here; the template only loops and prin
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
+from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text, root_causes
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SEVERITIES,
     action_order,
@@ -37,7 +37,7 @@ def build_document(audit, generated_at, inventory):
     # An audit built without history (a test, a benchmark): every finding new, no gate on new.
     history = audit.get("history") or without_history(findings, generated_at)
     gate = audit["gate"] if "fail_on_new" in audit["gate"] else new_gate(audit["gate"], findings, "never")
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "tool": "envparity",
         "generated_at": generated_at,
@@ -72,6 +72,8 @@ def build_document(audit, generated_at, inventory):
         ],
         "errors": list(audit["errors"]),
     }
+    document.update({name: audit[name] for name in ("root_causes", "stabilization_plan") if name in audit})
+    return document
 
 
 def md_value(cell, table=True):
@@ -355,6 +357,7 @@ def build_view(document):
         "since": since_view(document),
         "trend": trend_view(document["history"]["trend"]),
         "waivers": waivers_view(findings),
+        "root_causes": root_causes.view(document),
         "areas": areas,
         "stale_rules": [
             {

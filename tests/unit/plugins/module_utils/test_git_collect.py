@@ -487,7 +487,7 @@ def test_history_order_parents_and_files(tmp_path):
     for entry in result["history"]:
         assert entry["parents"] == git(repo, "log", "-1", "--format=%P", entry["sha"]).split()
         assert entry["date"] == git(repo, "log", "-1", "--format=%cI", entry["sha"])
-        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated", "patch_id"}
+        assert set(entry) == {"sha", "parents", "subject", "date", "files", "files_truncated", "patch_id", "introduces"}
     assert len(by_subject["Merge side"]["parents"]) == 2
     assert by_subject["Merge side"]["files"] == []  # a merge lists no files
     assert by_subject["Empty commit"]["files"] == []

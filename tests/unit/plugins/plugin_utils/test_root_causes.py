@@ -1,0 +1,317 @@
+"""Root causes and the stabilization plan on real finding shapes: git facts collected from
+repositories built with git, findings made by the git, postgres and env diff modules."""
+
+import copy
+import json
+import pathlib
+
+import jsonschema
+import pytest
+
+from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
+from ansible_collections.envparity.audit.plugins.module_utils.git_introduces import NAME_LIMIT, parse_diffs
+from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff, git_diff, root_causes
+from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
+from tests.pg_facts import catalog, database, facts, migrations, run, table
+from tests.unit.plugins.module_utils.test_git_collect import _isolated_git_config, commit, git  # noqa: F401
+from tests.unit.plugins.plugin_utils.test_env_diff import env_file, plain
+
+KEY = b"k" * 32
+SCHEMA = json.loads((pathlib.Path(__file__).resolve().parents[4] / "schemas" / "report.schema.json").read_text())
+SETTINGS_V1 = 'import os\nAPP_NAME = os.environ.get("APP_NAME", "app")\n'
+MIGRATION_0002 = """\
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+
+
+def upgrade():
+    op.create_table(
+        "reminders",
+        sa.Column("id", sa.Integer, primary_key=True),
+    )
+    op.add_column("users", sa.Column("avatar_url", sa.Text))
+    op.execute("CREATE INDEX users_name_idx ON public.users (name)")
+"""
+SETTINGS_V2 = SETTINGS_V1 + 'INTERVAL = int(os.environ.get("REMINDER_INTERVAL_SECONDS", "300"))\n'
+TEMPLATE_V2 = "APP_NAME=app\nFEATURE_NEW_UI=s3cr3t-value-never-sent\n"
+
+
+@pytest.fixture
+def repos(tmp_path):
+    """dev: three commits prod lacks (a migration, a settings change, an env template change);
+    prod: a clone of the shared commit plus a hot-fix of its own."""
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(
+        dev,
+        {
+            "config/settings.py": SETTINGS_V1,
+            "migrations/versions/0001_initial.py": "# users\n",
+            ".env.example": "APP_NAME=app\n",
+        },
+        "Initial",
+    )
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    commit(dev, {"migrations/versions/0002_add_reminders.py": MIGRATION_0002}, "Add the reminders table")
+    commit(dev, {"config/settings.py": SETTINGS_V2}, "Check reminders every 5 minutes")
+    commit(dev, {".env.example": TEMPLATE_V2}, "Add the new UI flag")
+    commit(prod, {"app.py": "print('hot-fix')\n"}, "Hotfix on the server")
+    return dev, prod
+
+
+def git_facts(path):
+    return collect_git({"project_dir": None, "repos": [{"name": "app", "path": str(path)}], "deploy_dirs": []}, KEY)
+
+
+def by_subject(record):
+    return {commit["subject"]: commit for commit in record["history"]}
+
+
+def test_the_collector_reports_what_each_commit_introduces_and_no_value(repos):
+    dev, _ = repos
+    facts_ = git_facts(dev)
+    history = by_subject(facts_["repos"]["app"])
+    assert history["Add the reminders table"]["introduces"] == {
+        "tables": ["reminders"],
+        "columns": ["users.avatar_url"],
+        "indexes": ["users_name_idx"],
+        "keys": [],
+    }
+    assert history["Check reminders every 5 minutes"]["introduces"]["keys"] == ["REMINDER_INTERVAL_SECONDS"]
+    assert history["Add the new UI flag"]["introduces"]["keys"] == ["FEATURE_NEW_UI"]
+    assert history["Initial"]["introduces"] is None  # a root commit, like a merge, is not read
+    assert "s3cr3t" not in json.dumps(facts_)
+
+
+def test_a_shallow_boundary_commit_has_no_introduced_names(tmp_path, repos):
+    dev, _ = repos
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", "file://%s" % dev, str(shallow))
+    record = git_facts(shallow)["repos"]["app"]
+    assert record["shallow"] and record["history"][0]["introduces"] is None
+
+
+def schema_cells():
+    """dev: the migration's table, column and index, plus a column nobody migrated; prod lacks
+    them and has a table made by hand."""
+    dev_catalog, prod_catalog = catalog(), catalog()
+    dev_catalog["tables"]["public.reminders"] = table({})
+    dev_catalog["tables"]["public.users"]["columns"]["avatar_url"] = copy.deepcopy(
+        dev_catalog["tables"]["public.users"]["columns"]["name"]
+    )
+    dev_catalog["tables"]["public.users"]["columns"]["avatar_url"]["position"] = 6
+    del prod_catalog["tables"]["public.users"]["indexes"]["users_name_idx"]
+    del prod_catalog["tables"]["public.users"]["columns"]["active"]
+    prod_catalog["tables"]["public.hand_made"] = table({})
+    dev = database(dev_catalog, tools={"alembic": migrations("alembic", ["0002"])})
+    prod = database(prod_catalog, tools={"alembic": migrations("alembic", ["0001"])})
+    return facts(app=dev), facts(app=prod)
+
+
+def findings_of(dev_git, prod_git):
+    context = {"baseline": "dev", "production": {"prod"}}
+    env_cells = {
+        "dev": {"files": {"app": env_file({"APP_NAME": plain("app"), "FEATURE_NEW_UI": plain("true")})}},
+        "prod": {"files": {"app": env_file({"APP_NAME": plain("app"), "OLD_ONLY": plain("1")})}},
+    }
+    git_cells = {"dev": dev_git, "prod": prod_git}
+    findings = run(*schema_cells())
+    findings += env_diff.diff(["dev", "prod"], env_cells, context)
+    findings += git_diff.diff(["dev", "prod"], git_cells, context)
+    return findings, git_cells, env_cells
+
+
+def keys(items):
+    return sorted(item["key"] for item in items)
+
+
+def test_every_planted_link_is_made_and_none_without_evidence(repos):
+    dev, prod = repos
+    findings, git_cells, env_cells = findings_of(git_facts(dev), git_facts(prod))
+    analysis = root_causes.analyse(findings, git_cells, env_cells, "dev", ["prod"])
+    (placement,) = analysis["placements"]
+    assert placement["relation"] == "diverged" and len(placement["lacking"]) == 3 and len(placement["only"]) == 1
+    causes = {cause["kind"]: cause for cause in analysis["causes"]}
+    assert sorted(causes) == ["commit_keys", "pending_migration"]
+    migration = causes["pending_migration"]
+    assert migration["commit"]["subject"] == "Add the reminders table"
+    assert migration["files"] == ["migrations/versions/0002_add_reminders.py"]
+    assert keys(migration["findings"]) == [
+        "migrations.alembic",
+        "public.reminders",
+        "public.users.avatar_url",
+        "public.users.users_name_idx",
+    ]
+    assert {f["key"]: f["evidence"] for f in migration["findings"]}["public.users.avatar_url"] == (
+        "adds column users.avatar_url"
+    )
+    assert keys(causes["commit_keys"]["findings"]) == ["FEATURE_NEW_UI"]
+    assert causes["commit_keys"]["commit"]["subject"] == "Add the new UI flag"
+    # Precision: the column nobody migrated and the hand-made table are manual drift, nothing else.
+    assert keys(analysis["manual_schema_drift"]) == ["public.hand_made", "public.users.active"]
+    linked = {(f["area"], f["key"]) for cause in analysis["causes"] for f in cause["findings"]}
+    assert not linked & {("postgres", "public.hand_made"), ("postgres", "public.users.active")}
+    # Code on dev reads a key no env file of prod defines.
+    assert [(u["key"], u["target"]) for u in analysis["undefined_keys"]] == [("REMINDER_INTERVAL_SECONDS", "prod")]
+
+
+def test_the_plan_is_ordered_and_made_of_data(repos):
+    dev, prod = repos
+    findings, git_cells, env_cells = findings_of(git_facts(dev), git_facts(prod))
+    analysis = root_causes.analyse(findings, git_cells, env_cells, "dev", ["prod"])
+    database = {"name": "app", "dbname": "ai", "user": "deploy", "host": None, "port": None, "container": "db-1"}
+    plan = root_causes.stabilization_plan(analysis, findings, {"app": database, "unrelated": dict(database)})
+    assert [step["action"] for step in plan] == [
+        "merge_back",
+        "backup",
+        "apply_migrations",
+        "config",
+        "deploy",
+        "verify",
+    ]
+    assert [step["number"] for step in plan] == [1, 2, 3, 4, 5, 6]
+    steps = {step["action"]: step for step in plan}
+    assert steps["backup"]["commands"] == [
+        "docker exec db-1 pg_dump --format=custom --dbname=ai --username=deploy > ai-before-deploy.dump"
+    ]  # only the database the migrations change
+    assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
+    assert "backup of step 2" in steps["apply_migrations"]["rollback"]
+    assert "FEATURE_NEW_UI" in steps["config"]["text"] and "REMINDER_INTERVAL_SECONDS" in steps["config"]["text"]
+    assert "s3cr3t" not in json.dumps(plan)
+    assert git_cells["prod"]["repos"]["app"]["head"][:10] in steps["deploy"]["rollback"]
+    assert all(step["rollback"] for step in plan)
+    resolved = [root_causes.ref(f) for step in plan[:-1] for f in step["findings"]]
+    assert sorted(map(str, steps["verify"]["findings"])) == sorted(set(map(str, resolved)))
+
+
+def test_the_backup_command_quotes_inventory_values():
+    database = {"name": "app", "dbname": "ai; rm -rf /", "user": "o'neil", "host": "db", "port": 5433}
+    assert root_causes.backup_command(database) == (
+        "pg_dump --format=custom --dbname='ai; rm -rf /' --username='o'\"'\"'neil' --host=db --port=5433 "
+        "--file='ai; rm -rf /-before-deploy.dump'"
+    )
+
+
+def test_nothing_to_do_leaves_the_plan_empty(repos):
+    dev, _ = repos
+    same = git_facts(dev)
+    dev_db = database(catalog())
+    findings = run(facts(app=dev_db), facts(app=copy.deepcopy(dev_db)))
+    findings += git_diff.diff(["dev", "prod"], {"dev": same, "prod": same}, {"baseline": "dev", "production": {"prod"}})
+    analysis = root_causes.analyse(findings, {"dev": same, "prod": same}, {}, "dev", ["prod"])
+    assert analysis["causes"] == [] and analysis["manual_schema_drift"] == []
+    assert root_causes.stabilization_plan(analysis, findings, {}) == []
+
+
+def test_a_shallow_clone_degrades_to_cause_unknown_with_the_reason(tmp_path, repos):
+    dev, prod = repos
+    shallow = tmp_path / "shallow-dev"
+    git(tmp_path, "clone", "-q", "--depth", "1", "file://%s" % dev, str(shallow))
+    findings, git_cells, env_cells = findings_of(git_facts(shallow), git_facts(prod))
+    analysis = root_causes.analyse(findings, git_cells, env_cells, "dev", ["prod"])
+    assert analysis["causes"] == [] and analysis["manual_schema_drift"] == []
+    unexplained = {item["key"]: item["reason"] for item in analysis["unexplained"]}
+    assert "public.reminders" in unexplained and "public.users.active" in unexplained
+    assert "shallow" in unexplained["public.reminders"]
+
+
+def test_without_the_git_area_nothing_is_called_manual():
+    findings = run(*schema_cells())
+    analysis = root_causes.analyse(findings, {"dev": None, "prod": None}, {}, "dev", ["prod"])
+    assert analysis["causes"] == [] and analysis["manual_schema_drift"] == []
+    assert {item["reason"] for item in analysis["unexplained"]} == {"no repository is configured to look for a cause"}
+
+
+def test_document_with_root_causes_validates_and_the_view_escapes(repos):
+    dev, prod = repos
+    findings, git_cells, env_cells = findings_of(git_facts(dev), git_facts(prod))
+    analysis = root_causes.analyse(findings, git_cells, env_cells, "dev", ["prod"])
+    plan = root_causes.stabilization_plan(analysis, findings, {})
+    analysis["causes"][0]["text"] = "a *starred* | piped text"
+    audit = {
+        "columns": [
+            {"label": "dev", "environment": "dev", "host": "dev-vm"},
+            {"label": "prod", "environment": "prod", "host": "prod-vm"},
+        ],
+        "environments": [{"name": "dev", "hosts": ["dev-vm"]}, {"name": "prod", "hosts": ["prod-vm"]}],
+        "states": {"dev-vm": {"status": "ok", "reason": None}, "prod-vm": {"status": "ok", "reason": None}},
+        "production": ["prod"],
+        "audited_areas": ["env", "git", "postgres"],
+        "findings": findings,
+        "stale_rules": [],
+        "errors": [],
+        "gate": {"fail_on": "never", "tripped": False, "count": 0},
+        "root_causes": analysis,
+        "stabilization_plan": plan,
+    }
+    document = build_document(audit, "2026-01-01T00:00:00Z", "inventory/lab")
+    jsonschema.validate(json.loads(json.dumps(document)), SCHEMA)
+    shown = build_view(document)["root_causes"]
+    assert shown["causes"][0]["text"] == "a \\*starred\\* \\| piped text"
+    assert [step["number"] for step in shown["steps"]] == [step["number"] for step in plan]
+
+
+def diff_of(path, added):
+    sha = "a" * 40
+    lines = [sha, "diff --git a/%s b/%s" % (path, path), "--- a/%s" % path, "+++ b/%s" % path, "@@ -1 +1 @@"]
+    return ("\n".join(lines + ["+" + line for line in added]) + "\n").encode(), sha
+
+
+@pytest.mark.parametrize(
+    ("path", "added", "expected"),
+    [
+        (
+            "db/migrate/20250101_add_reminders.rb",
+            ["create_table :reminders do |t|", "add_column :users, :avatar_url, :string"],
+            {"tables": ["reminders"], "columns": ["users.avatar_url"]},
+        ),
+        (
+            "migrations/V2__reminders.sql",
+            [
+                "CREATE TABLE IF NOT EXISTS public.reminders (id int);",
+                "ALTER TABLE ONLY public.users ADD COLUMN avatar_url text;",
+                "ALTER TABLE users ADD CONSTRAINT c CHECK (true);",
+                "CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);",
+            ],
+            {"tables": ["reminders"], "columns": ["users.avatar_url"], "indexes": ["users_email_idx"]},
+        ),
+        (
+            "migrations/20250101_reminders.js",
+            ["exports.up = (knex) => knex.schema.createTable('reminders', (t) => {});"],
+            {"tables": ["reminders"]},
+        ),
+        (
+            "assistant/migrations/0003_user_avatar_url.py",
+            ["migrations.AddField(", "    model_name='user',", "    name='avatar_url',"],
+            {"columns": ["user.avatar_url"]},
+        ),
+        (
+            "docker-compose.yml",
+            ["      - LOG_FORMAT=json", "    image: app:${APP_TAG:-latest}"],
+            {"keys": ["APP_TAG", "LOG_FORMAT"]},
+        ),
+        ("config/production.env", ["export SMTP_HOST=mail", "# COMMENTED=1"], {"keys": ["SMTP_HOST"]}),
+        (
+            "web/src/api.ts",
+            ["const url = process.env.API_URL ?? process.env['API_KEY'];"],
+            {"keys": ["API_KEY", "API_URL"]},
+        ),
+        ("README.md", ["os.environ['NOT_CODE']"], {}),
+        ("app/main.py", ["x = 'ghp_' + 'y'", 'os.environ["ghp_0123456789abcdefABCDEF0123456789abcd"]'], {}),
+    ],
+)
+def test_introduced_names_by_file_kind(path, added, expected):
+    data, sha = diff_of(path, added)
+    found = parse_diffs(data, [sha])[sha]
+    assert {sort: sorted(names) for sort, names in found.items() if names} == expected
+
+
+def test_introduced_names_are_bounded_and_headers_need_a_diff_line():
+    names = ["os.getenv('KEY_%d')" % number for number in range(NAME_LIMIT + 20)] + ["os.getenv('%s')" % ("L" * 80)]
+    data, sha = diff_of("app/main.py", names + ["++ b/.env", "+EVIL=1"])
+    found = parse_diffs(data, [sha])[sha]
+    assert len(found["keys"]) == NAME_LIMIT and all(len(name) <= 63 for name in found["keys"])
+    assert "EVIL" not in found["keys"]  # an added line "++ b/.env" inside a hunk is not a file header
