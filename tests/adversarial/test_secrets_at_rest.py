@@ -215,10 +215,13 @@ def assert_nothing_at_rest(run):
     assert not os.path.exists(os.path.dirname(run.key_file))
     for directory in run.run_dirs():
         assert not os.path.lexists(directory / "key")
-    for path in run.report_dir.rglob("*"):  # reports, and the run directory kept with its facts
+    # reports, the history store (SQLite: read as bytes) and the run directory kept with its facts
+    for path in run.report_dir.rglob("*"):
         if path.is_file():
-            text = json.dumps(unpack(path.read_text())) if path.suffix == ".b64gz" else path.read_text()
-            assert run.password not in text and run.key not in text, path
+            data = path.read_bytes()
+            if path.suffix == ".b64gz":
+                data = json.dumps(unpack(data.decode("ascii"))).encode()
+            assert run.password.encode() not in data and run.key.encode() not in data, path
     assert run.password not in run.stdout and run.key not in run.stdout
 
 

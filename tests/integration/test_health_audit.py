@@ -83,7 +83,7 @@ def test_the_report_shows_the_tables_and_the_new_errors_first(audit, lab):
     api = next(row for row in rates["rows"] if row[0] == "ops/api")
     assert api[1].endswith("/h") or "/h (" in api[1]
     assert "```mermaid\nxychart-beta" in result.markdown
-    assert "#### Resources per host" in result.markdown
+    assert "### Resources per host" in result.markdown
 
 
 def test_log_canaries_never_leave_the_host(audit, canaries):
