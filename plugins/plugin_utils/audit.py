@@ -45,7 +45,9 @@ def check_settings(settings):
     check_history_settings(settings)
     metrics_file = settings.get("metrics_file")
     if metrics_file and not metrics_file.endswith(".prom"):
-        raise AuditConfigError("drift_metrics_file must end in .prom (node_exporter's textfile collector reads no other)")
+        raise AuditConfigError(
+            "drift_metrics_file must end in .prom (node_exporter's textfile collector reads no other)"
+        )
 
 
 def check_history_settings(settings):

@@ -32,7 +32,12 @@ def xml_text(value):
     text = str(value)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT] + "… (cut)"
-    return _NOT_XML.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100 else "\\u%04x" % ord(m.group()), text)
+    return _NOT_XML.sub(_spelled_out, text)
+
+
+def _spelled_out(match):
+    code = ord(match.group())
+    return "\\x%02x" % code if code < 0x100 else "\\u%04x" % code
 
 
 def outcome(finding, gate):
@@ -109,7 +114,8 @@ def build_junit(document):
                 message = "expected: %s" % (finding.get("reason") or "a rule says so")
             else:
                 message = "%s: %s" % (finding["severity"], finding["message"])
-            _case(suite, "envparity.%s" % area, case_name(finding), result, message, finding_detail(finding), finding["kind"])
+            detail = finding_detail(finding)
+            _case(suite, "envparity.%s" % area, case_name(finding), result, message, detail, finding["kind"])
             results.append(result)
         _suite_counts(suite, results, timestamp)
         totals += results

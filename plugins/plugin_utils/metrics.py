@@ -30,6 +30,10 @@ METRICS = {
         "Unexpected findings of the last audit that are new since the run it was compared with.",
         ("area", "severity"),
     ),
+    "envparity_unexpected_findings_by_check": (
+        "Unexpected findings of the last audit by check (e.g. endpoints.cert_expiring); none, no series.",
+        ("area", "check", "severity"),
+    ),
     "envparity_oldest_unexpected_finding_age_seconds": (
         "Age of the oldest unexpected finding of the last audit (0 without any).",
         (),
@@ -92,7 +96,9 @@ def samples(document, started_at, finished_at, previous_success=None):
                 out["envparity_findings"].append(
                     ({"area": area, "severity": severity, "expected": str(expected).lower()}, count)
                 )
-            new = sum(1 for f in unexpected if f["area"] == area and f["severity"] == severity and f.get("state") == "new")
+            new = sum(
+                1 for f in unexpected if f["area"] == area and f["severity"] == severity and f.get("state") == "new"
+            )
             out["envparity_new_findings"].append(({"area": area, "severity": severity}, new))
     environments = [row["name"] for row in document["environments"]]
     for environment in environments:
@@ -101,6 +107,14 @@ def samples(document, started_at, finished_at, previous_success=None):
             out["envparity_unexpected_findings_by_environment"].append(
                 ({"environment": environment, "severity": severity}, count)
             )
+    checks = {}
+    for finding in unexpected:
+        key = (finding["area"], finding["check"], finding["severity"])
+        checks[key] = checks.get(key, 0) + 1
+    for (area, check, severity), count in sorted(checks.items()):
+        out["envparity_unexpected_findings_by_check"].append(
+            ({"area": area, "check": check, "severity": severity}, count)
+        )
     seen = [stamp for stamp in (parse_stamp(f.get("first_seen")) for f in unexpected) if stamp is not None]
     generated = parse_stamp(document["generated_at"]) or finished_at
     oldest = max(0.0, generated - min(seen)) if seen else 0.0
@@ -156,11 +170,8 @@ def write_metrics(path, text):
     directory = os.path.dirname(os.path.abspath(path))
     temporary = None
     try:
-        handle = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=directory, prefix=".envparity-", suffix=".tmp", delete=False
-        )
-        temporary = handle.name
-        with handle:
+        descriptor, temporary = tempfile.mkstemp(prefix=".envparity-", suffix=".tmp", dir=directory)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -11,8 +11,8 @@ import shutil
 import time
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import history, metrics, run_dir, timeline
-from ansible_collections.envparity.audit.plugins.plugin_utils.junit import build_junit
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
+from ansible_collections.envparity.audit.plugins.plugin_utils.junit import build_junit
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (
     SCHEMA_VERSION,
     build_document,

@@ -3,6 +3,8 @@ the conventions, written atomically, the last success kept across failed audits.
 
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +15,8 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.report_model impor
 from ansible_collections.envparity.audit.plugins.plugin_utils.timeline import parse_stamp
 from tests.unit.plugins.plugin_utils.test_report_model import sample_audit
 
+# Debian's prometheus package (scripts/setup.sh installs it).
+PROMTOOL = shutil.which("promtool") or "promtool"
 GENERATED = "2026-12-07T05:00:00Z"
 NOW = parse_stamp(GENERATED)
 
@@ -46,6 +50,12 @@ def test_the_text_parses_and_counts():
     assert by_env[(("environment", "prod"), ("severity", "high"))] == 2
     assert by_env[(("environment", "dev"), ("severity", "high"))] == 0
     assert families["envparity_oldest_unexpected_finding_age_seconds"][()] == 23 * 86400
+    by_check = families["envparity_unexpected_findings_by_check"]
+    assert by_check == {
+        (("area", "env"), ("check", "env.debug_enabled"), ("severity", "high")): 1,
+        (("area", "env"), ("check", "env.value_changed"), ("severity", "low")): 1,
+        (("area", "env"), ("check", "collect.failed"), ("severity", "high")): 1,
+    }
     assert families["envparity_run_duration_seconds"][()] == 42.5
     assert families["envparity_gate_tripped"][()] == 1
     assert families["envparity_last_run_timestamp_seconds"][()] == NOW
@@ -53,6 +63,15 @@ def test_the_text_parses_and_counts():
     assert families["envparity_last_success_timestamp_seconds"] == {}
     ok = families["envparity_collection_ok"]
     assert ok[(("area", "env"), ("environment", "prod"), ("host", "p"))] == 1
+
+
+def test_promtool_check_metrics_finds_no_problem(tmp_path):
+    """promtool's own linter of the text format and of the naming conventions."""
+    text = metrics.exposition(metrics.samples(document_of(sample_audit()), NOW - 1, NOW))
+    checked = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert checked.returncode == 0 and checked.stdout == "" and checked.stderr == "", checked
 
 
 def test_names_follow_the_conventions():
@@ -73,7 +92,8 @@ def test_a_failed_host_and_the_last_success_kept(tmp_path):
     failed = document_of(sample_audit())
     failed["errors"] = [{"host": "p", "area": "env", "message": "unreachable"}]
     later = NOW + 3600
-    metrics.write_metrics(path, metrics.exposition(metrics.samples(failed, later - 1, later, metrics.previous_success(path))))
+    series = metrics.samples(failed, later - 1, later, metrics.previous_success(path))
+    metrics.write_metrics(path, metrics.exposition(series))
     with open(path, encoding="utf-8") as handle:
         families = parse(handle.read())
     assert families["envparity_last_success_timestamp_seconds"][()] == NOW
