@@ -39,7 +39,9 @@ def test_the_lab_audit_writes_junit_and_metrics(audit, tmp_path):
     cases = {case.name.split(" ")[0]: case for suite in xml for case in suite if suite.name != "envparity.audit"}
     findings = report["findings"]
     assert sorted(cases) == sorted(f["id"] for f in findings)
-    gating = [f for f in findings if f["kind"] != "unknown" and not f["expected"] and at_or_above(f["severity"], "high")]
+    gating = [
+        f for f in findings if f["kind"] != "unknown" and not f["expected"] and at_or_above(f["severity"], "high")
+    ]
     assert xml.failures == len(gating) > 0  # the lab plants high drift
     assert xml.skipped == sum(1 for f in findings if f["expected"] and f["kind"] != "unknown")
     assert xml.errors == sum(1 for f in findings if f["kind"] == "unknown") + len(report["errors"])
@@ -61,8 +63,9 @@ def test_the_lab_audit_writes_junit_and_metrics(audit, tmp_path):
     assert {dict(labels)["area"] for labels in collected} == set(report["areas"])
     assert 0 < metrics["envparity_run_duration_seconds"][()] < 600
     if not report["errors"] and report["summary"]["unknown"] == 0:
-        assert metrics["envparity_last_success_timestamp_seconds"][()] == (
-            metrics["envparity_last_run_timestamp_seconds"][()]
+        assert (
+            metrics["envparity_last_success_timestamp_seconds"][()]
+            == (metrics["envparity_last_run_timestamp_seconds"][()])
         )
     assert sorted(p.name for p in metrics_file.parent.iterdir()) == ["envparity.prom"]
 
