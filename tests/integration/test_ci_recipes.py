@@ -55,6 +55,19 @@ def base_environment(home):
     }
 
 
+def bash(options, script, environment):
+    """A CI shell: bash with the CI's options, in the checkout, with only the CI's environment."""
+    return subprocess.run(
+        ["bash", *options, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
 # --- GitHub Actions ------------------------------------------------------------------------------
 
 
@@ -101,15 +114,7 @@ class GitHubRun:
                 continue
             environment = dict(self.environment)
             environment.update({name: self.expression(value) for name, value in (step.get("env") or {}).items()})
-            completed = subprocess.run(
-                ["bash", "-e", "-c", step["run"]],
-                cwd=ROOT,
-                env=environment,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=600,
-            )
+            completed = bash(["-e"], step["run"], environment)  # GitHub's default shell
             self.results[step["id"]] = completed
             if completed.returncode != 0 and not step.get("continue-on-error"):
                 failed = True
@@ -221,18 +226,9 @@ def run_gitlab(tmp_path, home, files, extra=None):
         environment[name] = value.replace("$CI_PROJECT_DIR", environment["CI_PROJECT_DIR"])
     environment.update(extra or {})
 
-    def shell(lines):
-        return subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", "\n".join(lines)],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-
-    return shell(job["script"]), shell(job["after_script"]), pathlib.Path(environment["ENVPARITY_WORK"])
+    script = bash(["-eo", "pipefail"], "\n".join(job["script"]), environment)
+    after = bash(["-eo", "pipefail"], "\n".join(job["after_script"]), environment)
+    return script, after, pathlib.Path(environment["ENVPARITY_WORK"])
 
 
 def test_the_gitlab_job_audits_the_lab_with_file_variables(tmp_path, home, lab):
