@@ -82,6 +82,7 @@ def test_a_metrics_file_that_cannot_be_written_costs_nothing_else(audit, tmp_pat
     result = audit("--tags env", extravars={"drift_metrics_file": str(blocker / "envparity.prom")})
     assert result.rc == plain.rc, result.stdout
     assert "metrics: cannot write the metrics file %s/envparity.prom: Not a directory" % blocker in result.stdout
+    assert "envparity: METRICS: cannot write the metrics file" in result.stdout  # the closing summary too
     assert (result.report_dir / "latest.junit.xml").exists() and result.report["findings"]
 
 
