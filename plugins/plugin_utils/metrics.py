@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tempfile
+from collections import Counter
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITIES
 from ansible_collections.envparity.audit.plugins.plugin_utils.timeline import parse_stamp
@@ -87,30 +88,27 @@ def samples(document, started_at, finished_at, previous_success=None):
     findings = document["findings"]
     unexpected = [f for f in findings if not f["expected"]]
     out = {name: [] for name in METRICS}
+    # Counted in one pass each; every (area, severity) and (environment, severity) pair is written,
+    # 0 included, so that a query never sees a series vanish when its drift is fixed.
+    found = Counter((f["area"], f["severity"], f["expected"]) for f in findings)
+    new = Counter((f["area"], f["severity"]) for f in unexpected if f.get("state") == "new")
+    by_environment = Counter((name, f["severity"]) for f in unexpected for name in set(f["environments"]))
+    checks = Counter((f["area"], f["check"], f["severity"]) for f in unexpected)
     for area in document["areas"]:
         for severity in SEVERITIES:
             for expected in (False, True):
-                count = sum(
-                    1 for f in findings if f["area"] == area and f["severity"] == severity and f["expected"] is expected
-                )
                 out["envparity_findings"].append(
-                    ({"area": area, "severity": severity, "expected": str(expected).lower()}, count)
+                    (
+                        {"area": area, "severity": severity, "expected": str(expected).lower()},
+                        found[area, severity, expected],
+                    )
                 )
-            new = sum(
-                1 for f in unexpected if f["area"] == area and f["severity"] == severity and f.get("state") == "new"
-            )
-            out["envparity_new_findings"].append(({"area": area, "severity": severity}, new))
-    environments = [row["name"] for row in document["environments"]]
-    for environment in environments:
+            out["envparity_new_findings"].append(({"area": area, "severity": severity}, new[area, severity]))
+    for row in document["environments"]:
         for severity in SEVERITIES:
-            count = sum(1 for f in unexpected if f["severity"] == severity and environment in f["environments"])
             out["envparity_unexpected_findings_by_environment"].append(
-                ({"environment": environment, "severity": severity}, count)
+                ({"environment": row["name"], "severity": severity}, by_environment[row["name"], severity])
             )
-    checks = {}
-    for finding in unexpected:
-        key = (finding["area"], finding["check"], finding["severity"])
-        checks[key] = checks.get(key, 0) + 1
     for (area, check, severity), count in sorted(checks.items()):
         out["envparity_unexpected_findings_by_check"].append(
             ({"area": area, "check": check, "severity": severity}, count)
