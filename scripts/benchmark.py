@@ -51,7 +51,8 @@ docker load below, which it removes again.
                without the load, and the engine's container list must be what it was before.
   tasks        task results per host of one audit, counted from ansible-runner events (the run_once tasks
                delegated to the controller count for the host that ran them)
-  diff+render  build_audit + build_document + build_view + render_markdown on the run directory of one
+  diff+render  build_audit + build_document + build_view + render_markdown + build_junit and the metrics
+               text on the run directory of one
                audit kept with drift_keep_run_dir=true: median of --render-runs (the report files are
                not written; that is I/O, not diff and render)
 
@@ -877,6 +878,8 @@ def measure_render(render_runs):
     collection_import()
     from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
     from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
+    from ansible_collections.envparity.audit.plugins.plugin_utils.junit import build_junit
+    from ansible_collections.envparity.audit.plugins.plugin_utils.metrics import exposition, samples
     from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
     from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import render_markdown
 
@@ -897,7 +900,7 @@ def measure_render(render_runs):
         # (environments, groups, rules, gate, template, inventory) and every host's requests.
         settings = run_dir.load_settings(directory)
         requests = run_dir.load_requests(directory)
-        phases = {"build_audit": [], "build_document+build_view": [], "render_markdown": []}
+        phases = {"build_audit": [], "build_document+build_view": [], "render_markdown": [], "junit+metrics": []}
         totals = []
         document = markdown = None
         for _ in range(render_runs):
@@ -917,10 +920,14 @@ def measure_render(render_runs):
             t2 = time.perf_counter()
             markdown = render_markdown(settings["template"], view)
             t3 = time.perf_counter()
+            build_junit(document)
+            exposition(samples(document, 0.0, 1.0))
+            t4 = time.perf_counter()
             phases["build_audit"].append(t1 - t0)
             phases["build_document+build_view"].append(t2 - t1)
             phases["render_markdown"].append(t3 - t2)
-            totals.append(t3 - t0)
+            phases["junit+metrics"].append(t4 - t3)
+            totals.append(t4 - t0)
     return (
         totals,
         {name: round(statistics.median(values), 5) for name, values in phases.items()},

@@ -31,6 +31,8 @@ class ActionModule(ActionBase):
         gate = written["gate"]
         if written["history"]["error"]:
             result.setdefault("warnings", []).append("history: %s" % written["history"]["error"])
+        if written["metrics"]["error"]:
+            result.setdefault("warnings", []).append("metrics: %s" % written["metrics"]["error"])
         if gate["tripped"]:
             result.update(
                 failed=True,

@@ -2,6 +2,7 @@
 and create the run directory with its random HMAC key and its settings."""
 
 import os
+import time
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
@@ -44,6 +45,9 @@ def run_settings(params, task_vars):
         "report_dir": report_dir,
         "template": template,
         "keep_run_dir": params["drift_keep_run_dir"],
+        "junit": params["drift_report_junit"],
+        "metrics_file": params.get("drift_metrics_file"),
+        "started_at": time.time(),
         "host_timeout": params["drift_host_timeout"],
         "inventory": ", ".join(task_vars.get("ansible_inventory_sources") or []),
         "groups": {name: list(hosts) for name, hosts in task_vars["groups"].items()},

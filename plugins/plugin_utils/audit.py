@@ -43,6 +43,11 @@ def check_settings(settings):
         if settings.get(name, GATE_NEVER) not in SEVERITIES + (GATE_NEVER,):
             raise AuditConfigError("drift_%s must be one of %s" % (name, ", ".join(SEVERITIES + (GATE_NEVER,))))
     check_history_settings(settings)
+    metrics_file = settings.get("metrics_file")
+    if metrics_file and not metrics_file.endswith(".prom"):
+        raise AuditConfigError(
+            "drift_metrics_file must end in .prom (node_exporter's textfile collector reads no other)"
+        )
 
 
 def check_history_settings(settings):

@@ -13,6 +13,8 @@ import time
 
 import jinja2
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.junit import LATEST_JUNIT, REPORT_JUNIT
+
 REPORT_MARKDOWN = "report.md"
 REPORT_JSON = "report.json"
 LATEST = "latest"
@@ -105,8 +107,9 @@ def _point(link, target):
         raise
 
 
-def write_report(report_dir, name, markdown, document):
-    """Write <report_dir>/<name>/report.md and report.json, then switch <report_dir>/latest to them.
+def write_report(report_dir, name, markdown, document, junit=None):
+    """Write <report_dir>/<name>/report.md and report.json (and report.junit.xml when `junit` is
+    given), then switch <report_dir>/latest to them.
 
     Both files or neither: they are written into a hidden directory that is renamed to <name>
     only when both are on disk. `latest` is a symlink to the newest pair, replaced in one rename,
@@ -121,10 +124,14 @@ def write_report(report_dir, name, markdown, document):
         os.chmod(written, 0o755)
         _write_synced(os.path.join(written, REPORT_MARKDOWN), markdown)
         _write_synced(os.path.join(written, REPORT_JSON), payload)
+        if junit is not None:
+            _write_synced(os.path.join(written, REPORT_JUNIT), junit)
         os.rename(written, final)
         written = final
         _point(os.path.join(report_dir, "latest.md"), os.path.join(LATEST, REPORT_MARKDOWN))
         _point(os.path.join(report_dir, "latest.json"), os.path.join(LATEST, REPORT_JSON))
+        if junit is not None:
+            _point(os.path.join(report_dir, LATEST_JUNIT), os.path.join(LATEST, REPORT_JUNIT))
         _point(os.path.join(report_dir, LATEST), name)  # the switch, last: nothing can fail after it
     except BaseException as exc:
         if written is not None:
@@ -132,9 +139,12 @@ def write_report(report_dir, name, markdown, document):
         if isinstance(exc, OSError):
             raise ReportWriteError("cannot write the report in %s: %s" % (report_dir, exc.strerror or exc)) from None
         raise
-    return {
+    paths = {
         "markdown": os.path.join(final, REPORT_MARKDOWN),
         "json": os.path.join(final, REPORT_JSON),
         "latest_markdown": os.path.join(report_dir, "latest.md"),
         "latest_json": os.path.join(report_dir, "latest.json"),
     }
+    if junit is not None:
+        paths.update(junit=os.path.join(final, REPORT_JUNIT), latest_junit=os.path.join(report_dir, LATEST_JUNIT))
+    return paths

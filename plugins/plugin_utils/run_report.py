@@ -10,8 +10,9 @@ import os
 import shutil
 import time
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import history, run_dir, timeline
+from ansible_collections.envparity.audit.plugins.plugin_utils import history, metrics, run_dir, timeline
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
+from ansible_collections.envparity.audit.plugins.plugin_utils.junit import build_junit
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (
     SCHEMA_VERSION,
     build_document,
@@ -133,6 +134,21 @@ def record_history(settings, section, rows, now, areas):
     return None
 
 
+def write_metrics_file(settings, document, now):
+    """Write the Prometheus textfile when drift_metrics_file is set; an error message or None.
+    After the report: a metrics directory that is not writable never costs the report."""
+    path = settings.get("metrics_file")
+    if not path:
+        return None
+    started_at = settings.get("started_at", now)
+    series = metrics.samples(document, started_at, now, metrics.previous_success(path))
+    try:
+        metrics.write_metrics(path, metrics.exposition(series))
+    except metrics.MetricsError as exc:
+        return str(exc)
+    return None
+
+
 def write_run_report(run_directory, now=None):
     """Diff, render and write; returns {report: paths, summary, gate}.
 
@@ -158,9 +174,11 @@ def write_run_report(run_directory, now=None):
     audit["gate"] = timeline.new_gate(audit["gate"], audit["findings"], settings.get("fail_on_new", "never"))
     document = build_document(audit, generated_at, settings["inventory"])
     markdown = render_markdown(settings["template"], build_view(document))
-    paths = write_report(settings["report_dir"], report_name(now, run_id), markdown, document)
+    junit = build_junit(document) if settings.get("junit", True) else None
+    paths = write_report(settings["report_dir"], report_name(now, run_id), markdown, document, junit)
     # After the report: a store that cannot be written never costs the report.
     history_error = record_history(settings, audit["history"], rows, now, audit["audited_areas"])
+    metrics_error = write_metrics_file(settings, document, now)
     if not settings["keep_run_dir"]:
         shutil.rmtree(run_directory, ignore_errors=True)
     return {
@@ -168,4 +186,5 @@ def write_run_report(run_directory, now=None):
         "summary": document["summary"],
         "gate": document["gate"],
         "history": {"store": audit["history"]["store"], "error": history_error, "counts": audit["history"]["counts"]},
+        "metrics": {"file": settings.get("metrics_file"), "error": metrics_error},
     }

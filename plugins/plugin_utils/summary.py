@@ -79,6 +79,7 @@ def summary_lines(report):
             "there (a gate other than never fails)." % ", ".join(summary["not_compared"])
         )
     lines += history_lines(report.get("history"))
+    lines += output_lines(report)
     gates = []
     if gate["fail_on"] != "never":
         gates.append("%d finding(s) at or above %s" % (gate["count"], gate["fail_on"]))
@@ -88,6 +89,19 @@ def summary_lines(report):
         lines.append("envparity: gate %s: %s." % ("FAILED" if gate["tripped"] else "passed", "; ".join(gates)))
     else:
         lines.append("envparity: gate off (drift_fail_on=never).")
+    return lines
+
+
+def output_lines(report):
+    """The JUnit XML and the metrics file, when written; a metrics file that could not be."""
+    lines = []
+    if report["report"].get("junit"):
+        lines.append("envparity: JUnit %s" % report["report"]["junit"])
+    metrics = report.get("metrics") or {}
+    if metrics.get("error"):
+        lines.append("envparity: METRICS: %s (the report is written; the exit code is unchanged)" % metrics["error"])
+    elif metrics.get("file"):
+        lines.append("envparity: metrics %s" % metrics["file"])
     return lines
 
 

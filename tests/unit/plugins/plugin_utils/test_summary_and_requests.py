@@ -113,3 +113,14 @@ def test_areas_not_compared_are_said_on_the_terminal():
     lines = summary_lines(compared_nothing)
     assert "envparity: NOT COMPARED: env, git: fewer than two environments were collected" in lines[2]
     assert not any("NOT COMPARED" in line for line in summary_lines(report()))
+
+
+def test_summary_names_the_junit_and_metrics_files_and_a_metrics_failure():
+    written = dict(report(), metrics={"file": "/m/envparity.prom", "error": None})
+    written["report"] = dict(written["report"], junit="/r/x.junit.xml")
+    lines = summary_lines(written)
+    assert lines[2:4] == ["envparity: JUnit /r/x.junit.xml", "envparity: metrics /m/envparity.prom"]
+    failed = dict(written, metrics={"file": "/m/envparity.prom", "error": "cannot write the metrics file x: why"})
+    assert summary_lines(failed)[3] == (
+        "envparity: METRICS: cannot write the metrics file x: why (the report is written; the exit code is unchanged)"
+    )
