@@ -322,7 +322,7 @@ def _engine_api():
 def _engine_view(docker_host, timeout):
     """(engine version, running containers [{id, name, project, service, image, image_id}], images by id)."""
     engine_api = _engine_api()
-    session = engine_api._Session(engine_api.socket_path(docker_host), timeout)
+    session = engine_api.Session(engine_api.socket_path(docker_host), timeout)
     try:
         version = session.get_json("/version", "GET /version", 1048576)
         api = version.get("ApiVersion") if isinstance(version, dict) else None
@@ -337,7 +337,7 @@ def _engine_view(docker_host, timeout):
             running.append(
                 {
                     "id": summary["Id"],
-                    "name": engine_api._summary_name(summary),
+                    "name": engine_api.summary_name(summary),
                     "project": labels.get(engine_api.COMPOSE_PROJECT_LABEL),
                     "service": labels.get(engine_api.COMPOSE_SERVICE_LABEL),
                     "compose_version": labels.get("com.docker.compose.version"),
@@ -363,7 +363,7 @@ def _changed_paths(docker_host, timeout, ident):
     or None when the engine could not say (that container is then exec'd)."""
     engine_api = _engine_api()
     try:
-        session = engine_api._Session(engine_api.socket_path(docker_host), timeout)
+        session = engine_api.Session(engine_api.socket_path(docker_host), timeout)
     except Exception:
         return None
     try:

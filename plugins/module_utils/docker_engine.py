@@ -525,7 +525,7 @@ def normalize_images(images):
     return [found[image_id] for image_id in sorted(found)]
 
 
-def _summary_name(summary):
+def summary_name(summary):
     names = [n for n in _list(summary.get("Names")) if isinstance(n, str) and n]
     # A linked container has several names ("/web", "/app/web"): the shortest is its own.
     name = min(names, key=lambda n: (n.count("/"), n)) if names else ""
@@ -543,7 +543,7 @@ def select_containers(summaries, limit=None):
     for summary in _dicts(summaries):
         ident = _str(summary.get("Id"))
         if ident is not None and _CONTAINER_ID.match(ident):
-            found.append((_summary_name(summary), ident))
+            found.append((summary_name(summary), ident))
     found.sort()
     return [ident for _, ident in found[:limit]], len(found) > limit
 

@@ -80,8 +80,11 @@ def test_same_state_gives_the_same_report_body(audit):
     from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import report_body
 
     # Without the history store: with it, the second report says what persisted since the first.
-    first = audit(extravars={"drift_history": False}).markdown
-    second = audit(extravars={"drift_history": False}).markdown
+    # Without the areas that measure (response times, loads, memory in use): their figures are
+    # another sample each run; every other area must read the same state as the same report.
+    skip = "--skip-tags endpoints,health"
+    first = audit(cmdline=skip, extravars={"drift_history": False}).markdown
+    second = audit(cmdline=skip, extravars={"drift_history": False}).markdown
     assert report_body(first) == report_body(second)
     assert first.count("Generated: ") == 1
 
@@ -95,9 +98,14 @@ def test_tags_env_audits_only_env(audit, lab):
 
 def test_check_mode_gives_the_same_findings(audit):
     # Without the history store (the second run would be "persisting" where the first was "new"),
-    # and without first_seen (each run's own date when nothing came before).
+    # and without first_seen (each run's own date when nothing came before). A measured finding's
+    # figures (response times, loads) are another sample each run: its identity must match.
     def findings(result):
-        return [{k: v for k, v in f.items() if k != "first_seen"} for f in result.report["findings"]]
+        varying = {"first_seen"}
+        return [
+            {k: v for k, v in f.items() if k not in (varying | {"values", "message"} if f.get("measured") else varying)}
+            for f in result.report["findings"]
+        ]
 
     normal = findings(audit(extravars={"drift_history": False}))
     checked = findings(audit(cmdline="--check", extravars={"drift_history": False}))
@@ -120,6 +128,9 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
         ("deps", "python app", "*", ["prod"]),
         ("docker", "app", "*", ["prod"]),
         ("docker", "py", "*", ["prod"]),
+        ("endpoints", "api-health", "*", ["prod"]),
+        ("endpoints", "api-search", "*", ["prod"]),
+        ("endpoints", "site-http", "*", ["prod"]),
         ("env", "app", "*", ["prod"]),
         ("git", "app", "*", ["prod"]),
         ("git", "site", "*", ["prod"]),
@@ -133,7 +144,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     # dev was compared with nothing: every area says so, critical (any gate but never fails)
     alone = [f for f in report["findings"] if f["check"] == "audit.not_compared"]
     assert [(f["area"], f["severity"]) for f in alone] == [
-        (a, "critical") for a in ("deps", "docker", "env", "git", "health", "postgres")
+        (a, "critical") for a in ("deps", "docker", "endpoints", "env", "git", "health", "postgres")
     ]
     # nothing is claimed about prod: no key comparison ran against a column that was not collected
     assert all(f["kind"] == "unknown" or "prod" not in f["environments"] for f in report["findings"])
@@ -217,6 +228,9 @@ def test_every_host_unreachable_still_writes_a_report(audit):
             ("deps", "python app", "unknown", "collect.failed"),
             ("docker", "app", "unknown", "collect.failed"),
             ("docker", "py", "unknown", "collect.failed"),
+            ("endpoints", "api-health", "unknown", "collect.failed"),
+            ("endpoints", "api-search", "unknown", "collect.failed"),
+            ("endpoints", "site-http", "unknown", "collect.failed"),
             ("env", "app", "unknown", "collect.failed"),
             ("git", "app", "unknown", "collect.failed"),
             ("git", "site", "unknown", "collect.failed"),
@@ -228,7 +242,7 @@ def test_every_host_unreachable_still_writes_a_report(audit):
         ]
         + [
             (area, "*", "unknown", "audit.not_compared")
-            for area in ("deps", "docker", "env", "git", "health", "postgres")
+            for area in ("deps", "docker", "endpoints", "env", "git", "health", "postgres")
         ]
     )
 
