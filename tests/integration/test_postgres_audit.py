@@ -1,5 +1,6 @@
 """The PostgreSQL area end to end: a local dev cluster and prod's database in a container."""
 
+import os
 import subprocess
 
 import jsonschema
@@ -136,9 +137,16 @@ def test_database_failures_are_clear_statuses(audit, changes, status):
     assert "Traceback" not in result.stdout
 
 
+LOCK_HOLDER = "envparity-test-lock-holder"
+
+
 def test_a_lock_ends_within_the_lock_timeout(audit):
     holder = subprocess.Popen(
-        DEV_PSQL + ["-d", "personal_assistant"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        DEV_PSQL + ["-d", "personal_assistant"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PGAPPNAME=LOCK_HOLDER),
     )
     try:
         # a migration holding its tool's table: the migrations read waits for it (the catalog
@@ -149,6 +157,20 @@ def test_a_lock_ends_within_the_lock_timeout(audit):
     finally:
         holder.kill()
         holder.wait()
+        # The server's backend outlives its killed client until pg_sleep ends: ended here, so that
+        # the lock is not still held when the next test audits this database.
+        subprocess.run(
+            DEV_PSQL
+            + [
+                "-d",
+                "personal_assistant",
+                "-c",
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = '%s'"
+                % LOCK_HOLDER,
+            ],
+            check=True,
+            capture_output=True,
+        )
     assert result.rc == 0, result.stdout
     status = [
         f for f in result.report["findings"] if f["check"] == "postgres.database_status" and f["subject"] == "app"
