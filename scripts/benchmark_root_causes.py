@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "collections"))
 
 from ansible_collections.envparity.audit.plugins.plugin_utils import root_causes  # noqa: E402
-from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding  # noqa: E402
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding, with_ids  # noqa: E402
 
 SIZES = ((40, 4), (500, 50), (1000, 100), (2000, 200))
 
@@ -46,21 +46,23 @@ def scenario(tables, commits):
     target = {"status": "ok", "head": None, "history": [], "shallow": []}
     target["head"] = history[-1]["sha"]
     target["history"] = [history[-1]]
-    findings = [
-        make_finding(
-            area="postgres",
-            subject="app",
-            key="public.%s" % name,
-            kind="missing",
-            check="postgres.table_missing",
-            severity="high",
-            values={"dev": "table", "prod": None},
-            environments=["prod"],
-            message="m",
-            recommendation="r",
-        )
-        for name in names
-    ]
+    findings = with_ids(
+        [
+            make_finding(
+                area="postgres",
+                subject="app",
+                key="public.%s" % name,
+                kind="missing",
+                check="postgres.table_missing",
+                severity="high",
+                values={"dev": "table", "prod": None},
+                environments=["prod"],
+                message="m",
+                recommendation="r",
+            )
+            for name in names
+        ]
+    )
     git_cells = {"dev": {"repos": {"app": base}}, "prod": {"repos": {"app": target}}}
     return findings, git_cells
 

@@ -61,6 +61,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -105,6 +106,12 @@ PATCH_ID_COMMITS = 50
 SHALLOW_FILE_LIMIT = 1024 * 1024
 # A Git LFS pointer is a small text blob naming the real content by sha256 and size.
 LFS_POINTER_MAX = 1024
+# Committed versions of deployed files, fingerprinted so that the controller can tell a deploy
+# from an older commit from an edit made by hand: at most this many blobs per deploy dir, each
+# at most VERSION_BLOB_MAX bytes, VERSION_BYTES in all.
+VERSION_BLOBS = 200
+VERSION_BLOB_MAX = 1024 * 1024
+VERSION_BYTES = 8 * 1024 * 1024
 _LFS_POINTER = re.compile(
     rb"version https://git-lfs\.github\.com/spec/v1\n(?:.*\n)*?oid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n"
 )
@@ -1186,8 +1193,13 @@ def collect_git(request, hmac_key):
     fp None for a file that could not be read)}, count (files seen), truncated
     (count > manifest_limit), skipped (FIFOs, sockets, devices) and unreadable
     (relative paths that could not be read, at most 50; directories end in
-    "/").  Each repository and directory is collected on its own: one that
-    fails never hides the others.
+    "/") and, when the dir lies inside one of the repositories, versions
+    ({repo, complete, files {relative path: [{commit, fp}]}, + reason when
+    they could not be read}: the fingerprints of each file's committed
+    versions in the collected history, newest first; complete is false when
+    the history, a commit's file list or the blob budget was cut).  Each
+    repository and directory is collected on its own: one that fails never
+    hides the others.
     """
     settings = _settings(request)
     project_dir = request.get("project_dir")
@@ -1212,7 +1224,94 @@ def collect_git(request, hmac_key):
         deploy_dirs[item["name"]] = _collect_deploy_dir(
             path, list(item.get("ignore") or []), hmac_key, settings["manifest_limit"]
         )
+    add_deploy_versions(git, repos, deploy_dirs, hmac_key)
     return {"repos": repos, "deploy_dirs": deploy_dirs}
+
+
+def relative_inside(path, root):
+    """path relative to root ("" for root itself), or None when path is not inside root."""
+    path, root = posixpath.normpath(path), posixpath.normpath(root)
+    if path == root:
+        return ""
+    base = root.rstrip("/") + "/"
+    return path[len(base) :] if path.startswith(base) else None
+
+
+def version_objects(history, prefix, names, limit):
+    """[(object name, file)]: the blob of each file of `names` (paths relative to a deploy dir
+    that is `prefix` inside the repository) at each commit of `history` (most recent first) that
+    touched it, then at the parent of the oldest such commit; at most `limit`, newest first."""
+    found = []
+    oldest = {}
+    for commit in history:
+        for path in commit.get("files") or []:
+            name = relative_inside(path, prefix) if prefix else path
+            if name and name in names and "\n" not in path:
+                found.append((commit["sha"], path, name))
+                oldest[name] = (commit, path)
+    for name, (commit, path) in sorted(oldest.items()):
+        if commit.get("parents"):
+            found.append((commit["parents"][0], path, name))
+    return [("%s:%s" % (sha, path), sha, name) for sha, path, name in found[:limit]]
+
+
+def parse_batch_check(data, count):
+    """[(object id, size) or None] per requested object, in order, from `cat-file --batch-check`."""
+    found = []
+    for line in _text(data).splitlines()[:count]:
+        parts = line.split()
+        ok = len(parts) == 3 and parts[1] == "blob" and parts[2].isdigit()
+        found.append((parts[0], int(parts[2])) if ok else None)
+    return found
+
+
+def _deploy_versions(git, repo, prefix, deploy, hmac_key):
+    """{complete, files {relative path: [{commit, fp}]}}: the fingerprints of the committed
+    versions of a deploy dir's files (git cat-file only: no filter, no textconv runs)."""
+    wanted = version_objects(repo["history"], prefix, set(deploy["files"]), VERSION_BLOBS)
+    complete = not (repo["history_truncated"] or repo["shallow"]) and len(wanted) < VERSION_BLOBS
+    complete = complete and not any(commit.get("files_truncated") for commit in repo["history"])
+    files = {}
+    if wanted:
+        names = ("\n".join(name for name, _, _ in wanted) + "\n").encode("utf-8", "surrogateescape")
+        _, out = git.check(["cat-file", "--batch-check"], repo["path"], "listing file versions", stdin=names)
+        sizes = parse_batch_check(out, len(wanted))
+        budget = VERSION_BYTES
+        chosen = []
+        for (_, sha, name), found in zip(wanted, sizes):
+            if found is None:
+                continue  # the file did not exist in that commit
+            if found[1] > VERSION_BLOB_MAX or found[1] > budget:
+                complete = False
+                continue
+            budget -= found[1]
+            chosen.append((found[0], sha, name))
+        blobs = {}
+        if chosen:
+            ids = ("\n".join(sorted({oid for oid, _, _ in chosen})) + "\n").encode("ascii")
+            _, out = git.check(["cat-file", "--batch"], repo["path"], "reading file versions", stdin=ids)
+            blobs = parse_cat_file_batch(out)
+        for oid, sha, name in chosen:
+            if oid in blobs:
+                files.setdefault(name, []).append({"commit": sha, "fp": fingerprint_bytes(hmac_key, [blobs[oid]])})
+    return {"complete": complete, "files": files}
+
+
+def add_deploy_versions(git, repos, deploy_dirs, hmac_key):
+    """Give each deploy dir that lies inside a readable repository the committed versions of its
+    files, with the repository's name; a failure is noted, never raised."""
+    for deploy in deploy_dirs.values():
+        if deploy["status"] != "ok" or isinstance(git, GitError):
+            continue
+        for name, repo in sorted(repos.items()):
+            prefix = relative_inside(deploy["path"], repo["path"]) if repo["status"] == "ok" else None
+            if prefix is None or not repo["history"]:
+                continue
+            try:
+                deploy["versions"] = dict(_deploy_versions(git, repo, prefix, deploy, hmac_key), repo=name)
+            except GitError as problem:
+                deploy["versions"] = {"repo": name, "complete": False, "files": {}, "reason": problem.reason}
+            break
 
 
 def collect_area(request, hmac_key, secrets=None):

@@ -13,8 +13,11 @@ window), and the reason a link could not be looked for is kept.  Findings are re
 Pure Python; no Ansible imports.
 """
 
+import posixpath
 from shlex import quote
 
+from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import PROJECT_MARKER
+from ansible_collections.envparity.audit.plugins.module_utils.git_collect import relative_inside
 from ansible_collections.envparity.audit.plugins.plugin_utils import markdown_text
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import is_unknown, join_names
 from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import MIGRATION_HINTS, place
@@ -39,8 +42,9 @@ TOOL_PATHS = {
 
 
 def ref(finding):
-    """How the root causes and the plan name a finding (it stays in the findings list as it is)."""
-    return {name: finding[name] for name in ("area", "subject", "key", "check")}
+    """How the root causes and the plan name a finding (it stays in the findings list as it is):
+    its id, and what the id is made of, for the reader."""
+    return {name: finding[name] for name in ("id", "area", "subject", "key", "check")}
 
 
 def _short(commit):
@@ -286,13 +290,262 @@ def undefined_keys(placement, env_cells):
     return found
 
 
-def analyse(findings, git_cells, env_cells, baseline, targets):
-    """{"placements", "causes", "manual_schema_drift", "unexplained", "undefined_keys"}."""
+# ---------------------------------------------------------------- compose files and deployed files
+
+# Findings that compare a stack's declared state across environments (not per-environment policies).
+DECLARED_KINDS = ("missing", "extra", "changed")
+
+
+def _listed_paths(repo, state):
+    return {item["path"] for item in (repo.get(state) or {}).get("files") or []}
+
+
+def _repo_path_of(path, repos):
+    """(repository name, path relative to it) for an absolute path on a host, else (None, None)."""
+    for name, repo in sorted(repos.items()):
+        if repo and repo.get("status") == "ok" and repo.get("path") and path:
+            inside = relative_inside(path, repo["path"])
+            if inside:
+                return name, inside
+    return None, None
+
+
+def _dockerfile(service, repos, project_repos):
+    """The service's Dockerfile as (repository, relative path), from its build context: inside
+    the project ("<project>/…", the repository configured at the project directory) or absolute."""
+    build = (service or {}).get("build") or {}
+    context, dockerfile = build.get("context"), build.get("dockerfile")
+    if not context or not dockerfile or posixpath.isabs(dockerfile):
+        return None, None
+    if context == PROJECT_MARKER or context.startswith(PROJECT_MARKER + "/"):
+        if not project_repos:
+            return None, None
+        inside = posixpath.normpath(posixpath.join(context[len(PROJECT_MARKER) + 1 :] or ".", dockerfile))
+        return (project_repos[0], inside) if not inside.startswith("../") else (None, None)
+    return _repo_path_of(posixpath.join(context, dockerfile), repos)
+
+
+def stack_sources(stack, service, repos, project_repos):
+    """[(repository, relative path)] of the files a stack's declared state comes from on one host
+    (its compose files, its env file, the service's Dockerfile), and the paths in no repository."""
+    paths = [record.get("path") for record in stack.get("files") or []]
+    paths.append((stack.get("env_file") or {}).get("path"))
+    sources, outside = [], []
+    for path in filter(None, paths):
+        found = _repo_path_of(path, repos)
+        (sources.append(found) if found[0] else outside.append(path))
+    found = _dockerfile((stack.get("services") or {}).get(service), repos, project_repos)
+    if found[0]:
+        sources.append(found)
+    return sources, outside
+
+
+def _stack_of(finding):
+    """(stack, service) of a docker finding about a declared service, else (None, None)."""
+    parts = finding["key"].split(".")
+    if finding["area"] != "docker" or len(parts) < 2 or parts[0] != "services":
+        return None, None
+    return finding["subject"], parts[1]
+
+
+def _compose_causes(findings, cells, placements_of, project_repos, explained):
+    """Declared-state differences of a stack on a target, linked to the lacking commit that changes
+    a file the target's stack reads (compose_commit), else to those files being uncommitted or
+    untracked there (uncommitted_config); what neither explains gets its reason."""
+    causes, reasons = {}, {}
+    for finding in findings:
+        stack_name, service = _stack_of(finding)
+        if stack_name is None or finding["kind"] not in DECLARED_KINDS or finding["expected"]:
+            continue
+        for target in finding["environments"]:
+            docker, git = cells["docker"].get(target), cells["git"].get(target)
+            if id(finding) in explained or not docker or is_unknown(docker) or not git or is_unknown(git):
+                continue
+            stack = (docker.get("stacks") or {}).get(stack_name) or {}
+            repos = git.get("repos") or {}
+            sources, outside = stack_sources(stack, service, repos, project_repos.get(target) or [])
+            link = _commit_link(sources, placements_of(target))
+            if link is None:
+                dirty = sorted(
+                    {(name, path) for name, path in sources if path in _listed_paths(repos[name], "untracked")}
+                    | {(name, path) for name, path in sources if path in _listed_paths(repos[name], "modified")}
+                )
+                link = ("uncommitted", dirty[0][0], None, [path for _, path in dirty]) if dirty else None
+            if link is None:
+                where = _listing(outside) if outside else _listing(path for _, path in sources)
+                reasons[id(finding)] = (
+                    "the files %s's stack %s reads are in no repository: %s" % (target, stack_name, where)
+                    if outside and not sources
+                    else "no commit %s lacks changes the files its stack %s reads (%s)" % (target, stack_name, where)
+                )
+                continue
+            kind, repo, commit, paths = link
+            explained.add(id(finding))
+            reasons.pop(id(finding), None)
+            group = causes.setdefault(
+                (kind, repo, target, stack_name, commit["sha"] if commit else ""),
+                {"commit": commit, "files": set(), "links": []},
+            )
+            group["files"].update(paths)
+            evidence = "changes %s" % _listing(paths) if commit else "declared in files in no commit on %s" % target
+            group["links"].append((finding, evidence))
+    return [_compose_cause(key, group) for key, group in sorted(causes.items())], reasons
+
+
+def _commit_link(sources, placements):
+    """The newest lacking commit that changes one of the sources: (kind, repo, commit, paths)."""
+    for placement in placements:
+        paths = {path for name, path in sources if name == placement["repo"]}
+        for commit in placement["lacking"]:  # newest first
+            touched = sorted(paths & set(commit.get("files") or []))
+            if touched:
+                return "commit", placement["repo"], commit, touched
+    return None
+
+
+def _compose_cause(key, group):
+    kind, repo, target, stack, _ = key
+    files = sorted(group["files"])
+    if kind == "commit":
+        text = "commit %s, which %s lacks, changes %s, which its stack %s reads" % (
+            _short(group["commit"]),
+            target,
+            _listing(files),
+            stack,
+        )
+    else:
+        text = "%s's stack %s reads %s, untracked or edited in the repository %s there: in no commit" % (
+            target,
+            stack,
+            _listing(files),
+            repo,
+        )
+    placement = {"repo": repo, "target": target}
+    cause = _cause(
+        "compose_commit" if kind == "commit" else "uncommitted_config", placement, group["commit"], text, group["links"]
+    )
+    return dict(cause, files=files)
+
+
+def _deploy_dir(cell, name):
+    if cell is None or is_unknown(cell):
+        return {}
+    return (cell.get("deploy_dirs") or {}).get(name) or {}
+
+
+def _commit_named(history, sha):
+    return history.get(sha) or {"sha": sha, "subject": "(older than the collected history)"}
+
+
+def _deploy_file_cause(finding, target, versions, history, baseline):
+    """(kind, commit, text, evidence) for one deployed file on a target, or None."""
+    shown = "%s/%s" % (finding["subject"], finding["key"])
+    known = versions["files"].get(finding["key"]) or []
+    deployed = (finding["_deployed"].get(target) or {}).get("fp")
+    matched = [index for index, version in enumerate(known) if deployed and version["fp"] == deployed]
+    if matched:
+        commit = _commit_named(history, known[matched[0]]["commit"])
+        since = [_commit_named(history, version["commit"]) for version in known[: matched[0]]]
+        text = "%s on %s is the version of commit %s; %s changed it since: deploy" % (
+            shown,
+            target,
+            _short(commit),
+            _listing(_short(c) for c in since) or "no commit",
+        )
+        return "deploy_behind", since[0] if since else commit, text, "the version of commit %s" % commit["sha"][:10]
+    if versions["complete"] and known and deployed:
+        text = "%s on %s matches none of its %d committed versions in %s on %s: edited by hand on %s" % (
+            shown,
+            target,
+            len(known),
+            versions["repo"],
+            baseline,
+            target,
+        )
+        return "hand_edit", None, text, "in no commit"
+    return None
+
+
+def _deploy_file_reason(finding, versions, baseline):
+    shown = "%s/%s" % (finding["subject"], finding["key"])
+    if versions.get("reason"):
+        return versions["reason"]
+    if not versions["files"].get(finding["key"]):
+        return "%s is in no commit of the collected history of %s on %s" % (shown, versions["repo"], baseline)
+    if not versions["complete"]:
+        return "%s matches no version in the collected history of %s (it was cut: older commits were not read)" % (
+            shown,
+            versions["repo"],
+        )
+    return "%s could not be read on %s" % (shown, join_names(finding["environments"]))
+
+
+def _deploy_file_causes(findings, git_cells, baseline, history, explained):
+    """A deployed file that differs on a target, against the committed versions of the baseline's
+    copy (a deploy dir inside the baseline's repository): the version of an older commit means
+    the target was deployed before the newer commits changed it (deploy_behind); a version no
+    commit holds, in a complete history, is an edit made by hand on the target (hand_edit)."""
+    causes, reasons = [], {}
+    for finding in findings:
+        if finding["check"] != "git.file_changed" or finding["expected"] or id(finding) in explained:
+            continue
+        versions = _deploy_dir(git_cells.get(baseline), finding["subject"]).get("versions")
+        if versions is None:
+            reasons[id(finding)] = "%s's copy of %s is in no repository: its committed versions are unknown" % (
+                baseline,
+                finding["subject"],
+            )
+            continue
+        deployed = {
+            target: (_deploy_dir(git_cells.get(target), finding["subject"]).get("files") or {}).get(finding["key"])
+            for target in finding["environments"]
+        }
+        for target in finding["environments"]:
+            found = _deploy_file_cause(dict(finding, _deployed=deployed), target, versions, history, baseline)
+            if found:
+                kind, commit, text, evidence = found
+                placement = {"repo": versions["repo"], "target": target}
+                shown = "%s/%s" % (finding["subject"], finding["key"])
+                causes.append(dict(_cause(kind, placement, commit, text, [(finding, evidence)]), files=[shown]))
+                explained.add(id(finding))
+                break
+        else:
+            reasons[id(finding)] = _deploy_file_reason(finding, versions, baseline)
+    return causes, reasons
+
+
+def _baseline_history(git_cells, baseline):
+    cell = git_cells.get(baseline)
+    if cell is None or is_unknown(cell):
+        return {}
+    return {
+        commit["sha"]: commit for repo in (cell.get("repos") or {}).values() for commit in repo.get("history") or []
+    }
+
+
+def analyse(findings, git_cells, env_cells, baseline, targets, docker_cells=None, project_repos=None):
+    """{"placements", "causes", "manual_schema_drift", "unexplained", "undefined_keys"}.
+    project_repos: per target, the repositories configured at its project directory (where a
+    build context inside the project lies)."""
     found = placements(git_cells, baseline, targets)
     explained = set()
     causes = []
     for placement in found:
         causes += _commit_causes(placement, findings, explained)
+    more, other_reasons = _deploy_file_causes(
+        findings, git_cells, baseline, _baseline_history(git_cells, baseline), explained
+    )
+    causes += more
+    if docker_cells:
+        more, compose_reasons = _compose_causes(
+            findings,
+            {"docker": docker_cells, "git": git_cells},
+            lambda target: [p for p in found if p["target"] == target],
+            project_repos or {},
+            explained,
+        )
+        causes += more
+        other_reasons.update(compose_reasons)
     reasons = {}
     for placement in found:
         unread = _unread(placement["lacking"] + placement["only"])
@@ -322,6 +575,8 @@ def analyse(findings, git_cells, env_cells, baseline, targets):
             finding["area"] == "postgres" and _tool_of(finding)
         ):
             unexplained.append(dict(ref(finding), reason=why or "no commit the target lacks introduces it"))
+        elif id(finding) in other_reasons:
+            unexplained.append(dict(ref(finding), reason=other_reasons[id(finding)]))
     linked = {(c["target"], _key_of(f)) for c in causes if c["kind"] == "commit_keys" for f in c["findings"]}
     undefined = []
     for placement in found:
@@ -387,20 +642,35 @@ def backup_command(database):
     return "pg_dump %s --file=%s" % (options, dump)
 
 
+def _caused(analysis, kinds):
+    """The findings the causes of these kinds explain, as refs, and the causes' files."""
+    causes = [cause for cause in analysis["causes"] if cause["kind"] in kinds]
+    refs = [{k: v for k, v in item.items() if k != "evidence"} for cause in causes for item in cause["findings"]]
+    return refs, sorted({path for cause in causes for path in cause["files"]})
+
+
+def _unique(refs):
+    """Each finding once, by id, in first-seen order."""
+    return list({item["id"]: item for item in refs}.values())
+
+
 def _merge_back_step(analysis, findings):
     own = [f for f in findings if f["check"] in MERGE_BACK_CHECKS and not f["expected"]]
     only = [p for p in analysis["placements"] if p["only"]]
-    if not own and not only:
+    edited, files = _caused(analysis, ("uncommitted_config", "hand_edit"))
+    if not own and not only and not edited:
         return None
     parts = ["%d commit(s) only on %s in %s" % (len(p["only"]), p["target"], p["repo"]) for p in only]
     parts += sorted({"%s (%s)" % (f["check"].split(".", 1)[1].replace("_", " "), f["subject"]) for f in own})
+    if files:
+        parts.append("files in no commit that the target's configuration or deploy reads: %s" % _listing(files))
     return _step(
         "merge_back",
         "Commit to the repository what exists only on the target, before the deploy overwrites it: %s."
         % "; ".join(parts),
         [],
         "Nothing changes on the target in this step; revert the merge commit in the repository to undo it.",
-        _refs(own),
+        _unique(_refs(own) + edited),
     )
 
 
@@ -422,7 +692,7 @@ def _migrate_step(migrations, number):
     tools = sorted(
         {f["key"].split(".", 1)[1] for c in migrations for f in c["findings"] if f["key"].startswith("migrations.")}
     )
-    links = [{k: f[k] for k in ("area", "subject", "key", "check")} for c in migrations for f in c["findings"]]
+    links = [{k: f[k] for k in ("id", "area", "subject", "key", "check")} for c in migrations for f in c["findings"]]
     return _step(
         "apply_migrations",
         "Apply the pending migrations in order: %s." % "; ".join(c["text"] for c in migrations),
@@ -457,13 +727,18 @@ def _deploy_step(analysis, findings):
     if not moving:
         return None
     own = [f for f in findings if f["check"] in DEPLOY_CHECKS and not f["expected"]]
+    changed, files = _caused(analysis, ("compose_commit", "deploy_behind"))
     return _step(
         "deploy",
-        "Deploy %s." % "; ".join("%s commit %s to %s" % (p["repo"], p["heads"][0][:10], p["target"]) for p in moving),
+        "Deploy %s%s."
+        % (
+            "; ".join("%s commit %s to %s" % (p["repo"], p["heads"][0][:10], p["target"]) for p in moving),
+            "; it changes %s" % _listing(files) if files else "",
+        ),
         [],
         "Redeploy the previous commit (%s); restore the backup if the migrations do not run backwards."
         % "; ".join("%s %s on %s" % (p["repo"], p["heads"][1][:10], p["target"]) for p in moving),
-        _refs(own),
+        _unique(_refs(own) + changed),
     )
 
 
@@ -482,7 +757,7 @@ def _restart_step(findings):
 
 
 def _verify_step(steps, findings):
-    resolved = list({tuple(f.values()): f for step in steps for f in step["findings"]}.values())
+    resolved = _unique(f for step in steps for f in step["findings"])
     unexpected = [f for f in findings if not f["expected"]]
     health = sorted(
         {"%s %s" % (f["subject"], f["key"]) for f in unexpected if f["check"] in HEALTH_CHECKS}
@@ -534,8 +809,18 @@ def build(findings, columns, production, cells_of, requests):
     baseline when none is production); cells_of(area) gives an area's cells per column."""
     labels = [column["label"] for column in columns]
     targets = [label for label in labels[1:] if label in production] or labels[1:]
-    analysis = analyse(findings, cells_of("git"), cells_of("env"), labels[0], targets)
     host_of = {column["label"]: column["host"] for column in columns}
+    project_repos = {
+        label: [
+            repo["name"]
+            for repo in ((requests.get(host_of[label]) or {}).get("git") or {}).get("repos") or []
+            if posixpath.normpath(repo.get("path") or "") == "."
+        ]
+        for label in targets
+    }
+    analysis = analyse(
+        findings, cells_of("git"), cells_of("env"), labels[0], targets, cells_of("docker"), project_repos
+    )
     databases = {}
     for label in targets:
         request = (requests.get(host_of[label]) or {}).get("postgres") or {}
@@ -548,7 +833,8 @@ def build(findings, columns, production, cells_of, requests):
 
 
 def _ref_text(item):
-    return "%s · %s · %s" % (
+    return "%s %s · %s · %s" % (
+        markdown_text.code(item["id"], table=False),
         markdown_text.text(item["area"]),
         markdown_text.text(item["subject"]),
         markdown_text.code(item["key"], table=False),

@@ -1,10 +1,16 @@
 """Root causes and the stabilization plan end to end: compare.yml against the real lab, where prod
 lacks dev's three commits (one adds alembic migration 0002, which creates the reminders table;
-one makes the worker read REMINDER_INTERVAL_SECONDS) and has a hot-fix of its own."""
+one makes the worker read REMINDER_INTERVAL_SECONDS) and has a hot-fix of its own; its static
+site has app.js edited by hand, and its compose stack is declared in files that are untracked
+in its checkout."""
 
 import jsonschema
 
 from .test_env_audit import SCHEMA
+
+
+def ids_of(items):
+    return {item["id"] for item in items}
 
 
 def refs(items):
@@ -35,11 +41,32 @@ def test_lab_links_and_plan(audit, lab):
     unexplained = {(item["area"], item["key"]): item["reason"] for item in causes["unexplained"]}
     assert unexplained[("env", "FEATURE_NEW_UI")] == "no commit the target lacks introduces it"
     assert [(u["key"], u["target"]) for u in causes["undefined_keys"]] == [("REMINDER_INTERVAL_SECONDS", "prod")]
+    # The deployed file edited by hand matches none of its committed versions in dev's repository.
+    (hand_edit,) = [cause for cause in causes["causes"] if cause["kind"] == "hand_edit"]
+    assert refs(hand_edit["findings"]) == [("git", "site", "app.js")] and hand_edit["files"] == ["site/app.js"]
+    # prod's stack reads untracked compose files: its declared differences have that cause, and no
+    # commit is blamed for them.
+    (config,) = [cause for cause in causes["causes"] if cause["kind"] == "uncommitted_config"]
+    assert config["commit"] is None and "docker/compose.prod.yml" in config["files"]
+    assert {item["area"] for item in config["findings"]} == {"docker"}
+    assert not [cause for cause in causes["causes"] if cause["kind"] in ("compose_commit", "deploy_behind")]
+    # Every reference names a finding of the report by its id, as that finding's own fields say.
+    by_id = {finding["id"]: finding for finding in report["findings"]}
+    referenced = [item for cause in causes["causes"] for item in cause["findings"]] + causes["unexplained"]
+    for item in referenced + [item for step in report["stabilization_plan"] for item in step["findings"]]:
+        finding = by_id[item["id"]]
+        assert (finding["area"], finding["subject"], finding["key"], finding["check"]) == (
+            item["area"],
+            item["subject"],
+            item["key"],
+            item["check"],
+        )
     plan = report["stabilization_plan"]
     actions = [step["action"] for step in plan]
     assert actions[:5] == ["merge_back", "backup", "apply_migrations", "config", "deploy"]
     assert actions[-1] == "verify"
     steps = {step["action"]: step for step in plan}
+    assert ids_of(hand_edit["findings"]) | ids_of(config["findings"]) <= ids_of(steps["merge_back"]["findings"])
     assert steps["backup"]["commands"][0].startswith("docker exec ai_assistant-db-1 pg_dump ")
     assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
     assert "## Stabilization plan" in result.markdown and "## Root causes" in result.markdown

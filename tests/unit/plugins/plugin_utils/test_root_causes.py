@@ -8,9 +8,11 @@ import pathlib
 import jsonschema
 import pytest
 
+from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
 from ansible_collections.envparity.audit.plugins.module_utils.git_collect import collect_git
 from ansible_collections.envparity.audit.plugins.module_utils.git_introduces import NAME_LIMIT, parse_diffs
-from ansible_collections.envparity.audit.plugins.plugin_utils import env_diff, git_diff, root_causes
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, env_diff, git_diff, root_causes
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import with_ids
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
 from tests.pg_facts import catalog, database, facts, migrations, run, table
 from tests.unit.plugins.module_utils.test_git_collect import _isolated_git_config, commit, git  # noqa: F401
@@ -121,7 +123,7 @@ def findings_of(dev_git, prod_git):
     findings = run(*schema_cells())
     findings += env_diff.diff(["dev", "prod"], env_cells, context)
     findings += git_diff.diff(["dev", "prod"], git_cells, context)
-    return findings, git_cells, env_cells
+    return with_ids(findings), git_cells, env_cells
 
 
 def keys(items):
@@ -201,6 +203,7 @@ def test_nothing_to_do_leaves_the_plan_empty(repos):
     dev_db = database(catalog())
     findings = run(facts(app=dev_db), facts(app=copy.deepcopy(dev_db)))
     findings += git_diff.diff(["dev", "prod"], {"dev": same, "prod": same}, {"baseline": "dev", "production": {"prod"}})
+    with_ids(findings)
     analysis = root_causes.analyse(findings, {"dev": same, "prod": same}, {}, "dev", ["prod"])
     assert analysis["causes"] == [] and analysis["manual_schema_drift"] == []
     assert root_causes.stabilization_plan(analysis, findings, {}) == []
@@ -219,7 +222,7 @@ def test_a_shallow_clone_degrades_to_cause_unknown_with_the_reason(tmp_path, rep
 
 
 def test_without_the_git_area_nothing_is_called_manual():
-    findings = run(*schema_cells())
+    findings = with_ids(run(*schema_cells()))
     analysis = root_causes.analyse(findings, {"dev": None, "prod": None}, {}, "dev", ["prod"])
     assert analysis["causes"] == [] and analysis["manual_schema_drift"] == []
     assert {item["reason"] for item in analysis["unexplained"]} == {"no repository is configured to look for a cause"}
@@ -315,3 +318,131 @@ def test_introduced_names_are_bounded_and_headers_need_a_diff_line():
     found = parse_diffs(data, [sha])[sha]
     assert len(found["keys"]) == NAME_LIMIT and all(len(name) <= 63 for name in found["keys"])
     assert "EVIL" not in found["keys"]  # an added line "++ b/.env" inside a hunk is not a file header
+
+
+# ---------------------------------------------------------------- deployed files and compose files
+
+APP_JS_V1 = 'const API_BASE = "/api";\n'
+APP_JS_V2 = 'const API_BASE = "/api/v2";\n'
+STYLE = "body { margin: 0; }\n"
+COMPOSE_V1 = "services:\n  web:\n    image: app:1.0\n    build: ../web\n"
+COMPOSE_V2 = "services:\n  web:\n    image: app:2.0\n    build: ../web\n"
+
+
+def deploy_facts(repo, site, repos=True):
+    request = {
+        "project_dir": None,
+        "repos": [{"name": "app", "path": str(repo)}] if repos else [],
+        "deploy_dirs": [{"name": "site", "path": str(site)}],
+    }
+    return collect_git(request, KEY)
+
+
+def test_deployed_files_are_an_older_commit_or_a_hand_edit(tmp_path):
+    """dev's site/ is in its repository; prod's copy (no git) has app.js as the first commit left
+    it, and style.css edited by hand."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    first = commit(dev, {"site/app.js": APP_JS_V1, "site/style.css": STYLE}, "Add the site")
+    second = commit(dev, {"site/app.js": APP_JS_V2}, "Move the API")
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "app.js").write_text(APP_JS_V1)
+    (static / "style.css").write_text(STYLE + "/* hot-fix */\n")
+    dev_git, prod_git = deploy_facts(dev, dev / "site"), deploy_facts(dev, static, repos=False)
+    versions = dev_git["deploy_dirs"]["site"]["versions"]
+    assert versions["repo"] == "app" and versions["complete"]
+    assert [v["commit"] for v in versions["files"]["app.js"]] == [second, first]
+    assert "API_BASE" not in json.dumps(dev_git)  # fingerprints, never content
+    git_cells = {"dev": dev_git, "prod": prod_git}
+    findings = with_ids(git_diff.diff(["dev", "prod"], git_cells, {"baseline": "dev", "production": {"prod"}}))
+    assert sorted(f["key"] for f in findings if f["check"] == "git.file_changed") == ["app.js", "style.css"]
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"])
+    causes = {cause["kind"]: cause for cause in analysis["causes"]}
+    assert sorted(causes) == ["deploy_behind", "hand_edit"]
+    assert causes["deploy_behind"]["commit"]["sha"] == second
+    assert [f["key"] for f in causes["deploy_behind"]["findings"]] == ["app.js"]
+    assert causes["deploy_behind"]["findings"][0]["evidence"] == "the version of commit %s" % first[:10]
+    assert [f["key"] for f in causes["hand_edit"]["findings"]] == ["style.css"]
+    assert causes["hand_edit"]["files"] == ["site/style.css"]
+    plan = {step["action"]: step for step in root_causes.stabilization_plan(analysis, findings, {})}
+    assert "style.css" in plan["merge_back"]["text"]
+    ids = {f["key"]: f["id"] for f in findings}
+    assert ids["style.css"] in {f["id"] for f in plan["merge_back"]["findings"]}
+
+
+def test_a_cut_history_makes_no_hand_edit_claim(tmp_path):
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"site/app.js": APP_JS_V1}, "Add the site")
+    for number in range(3):
+        commit(dev, {"site/app.js": APP_JS_V1 + "// %d\n" % number}, "Tweak %d" % number)
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "app.js").write_text("something else\n")
+    request = {"project_dir": None, "repos": [{"name": "app", "path": str(dev)}], "history_limit": 2}
+    dev_git = collect_git(dict(request, deploy_dirs=[{"name": "site", "path": str(dev / "site")}]), KEY)
+    prod_git = deploy_facts(dev, static, repos=False)
+    assert dev_git["deploy_dirs"]["site"]["versions"]["complete"] is False
+    git_cells = {"dev": dev_git, "prod": prod_git}
+    findings = with_ids(git_diff.diff(["dev", "prod"], git_cells, {"baseline": "dev", "production": {"prod"}}))
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"])
+    assert analysis["causes"] == []
+    (unexplained,) = [item for item in analysis["unexplained"] if item["key"] == "app.js"]
+    assert "cut" in unexplained["reason"]
+
+
+def compose_cells(dev, prod):
+    def docker(root):
+        stacks = collect_stacks([{"name": "app", "files": ["docker/compose.yml"]}], str(root), KEY)
+        return {"stacks": stacks, "engine": {"status": "ok", "reason": None, "containers": [], "images": []}}
+
+    return {"dev": docker(dev), "prod": docker(prod)}
+
+
+def test_compose_findings_link_to_the_commit_that_changes_the_stack_files(tmp_path):
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"docker/compose.yml": COMPOSE_V1, "web/Dockerfile": "FROM python:3.11\n"}, "Initial")
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    bump = commit(dev, {"docker/compose.yml": COMPOSE_V2}, "Release 2.0")
+    git_cells = {"dev": git_facts(dev), "prod": git_facts(prod)}
+    docker_cells = compose_cells(dev, prod)
+    context = {"baseline": "dev", "production": {"prod"}}
+    findings = with_ids(docker_diff.diff(["dev", "prod"], docker_cells, context))
+    image = [f for f in findings if f["key"].startswith("services.web.image") and f["kind"] == "changed"]
+    assert image, findings
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"], docker_cells, {"prod": ["app"]})
+    (cause,) = [c for c in analysis["causes"] if c["kind"] == "compose_commit"]
+    assert cause["commit"]["sha"] == bump and cause["files"] == ["docker/compose.yml"]
+    assert {f["id"] for f in image} <= {f["id"] for f in cause["findings"]}
+    assert all(f["evidence"] == "changes docker/compose.yml" for f in cause["findings"])
+    plan = {step["action"]: step for step in root_causes.stabilization_plan(analysis, findings, {})}
+    assert "docker/compose.yml" in plan["deploy"]["text"]
+
+
+def test_compose_findings_from_files_in_no_commit_and_from_no_repository(tmp_path):
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"docker/compose.yml": COMPOSE_V1}, "Initial")
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    (prod / "docker" / "compose.yml").write_text(COMPOSE_V2)  # edited by hand on prod, not committed
+    git_cells = {"dev": git_facts(dev), "prod": git_facts(prod)}
+    docker_cells = compose_cells(dev, prod)
+    findings = with_ids(docker_diff.diff(["dev", "prod"], docker_cells, {"baseline": "dev", "production": {"prod"}}))
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"], docker_cells, {"prod": ["app"]})
+    (cause,) = analysis["causes"]
+    assert cause["kind"] == "uncommitted_config" and cause["commit"] is None
+    assert cause["files"] == ["docker/compose.yml"]
+    plan = {step["action"]: step for step in root_causes.stabilization_plan(analysis, findings, {})}
+    assert {f["id"] for f in cause["findings"]} <= {f["id"] for f in plan["merge_back"]["findings"]}
+    # The same stack outside any repository: no cause, and the reason says why.
+    outside = {"dev": git_facts(dev), "prod": {"repos": {}, "deploy_dirs": {}}}
+    analysis = root_causes.analyse(findings, outside, {}, "dev", ["prod"], docker_cells, {"prod": []})
+    assert analysis["causes"] == []
+    reasons = {item["reason"] for item in analysis["unexplained"] if item["area"] == "docker"}
+    assert reasons and all("in no repository" in reason for reason in reasons)
