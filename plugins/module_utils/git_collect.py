@@ -1194,7 +1194,8 @@ def collect_git(request, hmac_key):
     (count > manifest_limit), skipped (FIFOs, sockets, devices) and unreadable
     (relative paths that could not be read, at most 50; directories end in
     "/") and, when the dir lies inside one of the repositories, versions
-    ({repo, complete, files {relative path: [{commit, fp}]}, + reason when
+    ({repo, prefix (the dir's path inside it), complete, files {relative
+    path: [{commit, fp}]}, + reason when
     they could not be read}: the fingerprints of each file's committed
     versions in the collected history, newest first; complete is false when
     the history, a commit's file list or the blob budget was cut).  Each
@@ -1308,9 +1309,17 @@ def add_deploy_versions(git, repos, deploy_dirs, hmac_key):
             if prefix is None or not repo["history"]:
                 continue
             try:
-                deploy["versions"] = dict(_deploy_versions(git, repo, prefix, deploy, hmac_key), repo=name)
+                deploy["versions"] = dict(
+                    _deploy_versions(git, repo, prefix, deploy, hmac_key), repo=name, prefix=prefix
+                )
             except GitError as problem:
-                deploy["versions"] = {"repo": name, "complete": False, "files": {}, "reason": problem.reason}
+                deploy["versions"] = {
+                    "repo": name,
+                    "prefix": prefix,
+                    "complete": False,
+                    "files": {},
+                    "reason": problem.reason,
+                }
             break
 
 

@@ -468,6 +468,11 @@ def _deploy_file_cause(finding, target, versions, history, baseline):
 
 def _deploy_file_reason(finding, versions, baseline):
     shown = "%s/%s" % (finding["subject"], finding["key"])
+    if versions is None:
+        return "%s's copy of %s is in no repository: its committed versions are unknown" % (
+            baseline,
+            finding["subject"],
+        )
     if versions.get("reason"):
         return versions["reason"]
     if not versions["files"].get(finding["key"]):
@@ -480,8 +485,47 @@ def _deploy_file_reason(finding, versions, baseline):
     return "%s could not be read on %s" % (shown, join_names(finding["environments"]))
 
 
-def _deploy_file_causes(findings, git_cells, baseline, history, explained):
-    """A deployed file that differs on a target, against the committed versions of the baseline's
+def _target_side_cause(finding, target, git_cells, placements):
+    """(kind, commit, text, evidence) when the target's own copy lies in one of its repositories and
+    that repository explains it: an uncommitted edit there (hand_edit), or the version of a commit
+    only the target has (hotfix_commit); else None."""
+    cell = git_cells.get(target)
+    versions = _deploy_dir(cell, finding["subject"]).get("versions")
+    if not versions:
+        return None
+    repo = (cell.get("repos") or {}).get(versions["repo"]) or {}
+    path = posixpath.join(versions["prefix"], finding["key"]) if versions["prefix"] else finding["key"]
+    shown = "%s/%s" % (finding["subject"], finding["key"])
+    if path in _listed_paths(repo, "modified") | _listed_paths(repo, "untracked"):
+        text = "%s on %s is edited in the checkout of %s there and in no commit: an uncommitted hot-fix" % (
+            shown,
+            target,
+            versions["repo"],
+        )
+        return "hand_edit", None, text, "uncommitted edit in %s on %s" % (versions["repo"], target)
+    deployed = (_deploy_dir(cell, finding["subject"]).get("files") or {}).get(finding["key"]) or {}
+    only = {
+        commit["sha"]: commit
+        for placement in placements
+        if placement["repo"] == versions["repo"] and placement["target"] == target
+        for commit in placement["only"]
+    }
+    for version in versions["files"].get(finding["key"]) or []:
+        if deployed.get("fp") and version["fp"] == deployed["fp"] and version["commit"] in only:
+            commit = only[version["commit"]]
+            text = "%s on %s is the version of commit %s, made only on %s: merge it back" % (
+                shown,
+                target,
+                _short(commit),
+                target,
+            )
+            return "hotfix_commit", commit, text, "the version of commit %s, only on %s" % (commit["sha"][:10], target)
+    return None
+
+
+def _deploy_file_causes(findings, git_cells, baseline, history, placements, explained):
+    """A deployed file that differs on a target: first its own repository there (an uncommitted
+    edit, or a commit only the target has); then against the committed versions of the baseline's
     copy (a deploy dir inside the baseline's repository): the version of an older commit means
     the target was deployed before the newer commits changed it (deploy_behind); a version no
     commit holds, in a complete history, is an edit made by hand on the target (hand_edit)."""
@@ -490,22 +534,20 @@ def _deploy_file_causes(findings, git_cells, baseline, history, explained):
         if finding["check"] != "git.file_changed" or finding["expected"] or id(finding) in explained:
             continue
         versions = _deploy_dir(git_cells.get(baseline), finding["subject"]).get("versions")
-        if versions is None:
-            reasons[id(finding)] = "%s's copy of %s is in no repository: its committed versions are unknown" % (
-                baseline,
-                finding["subject"],
-            )
-            continue
         deployed = {
             target: (_deploy_dir(git_cells.get(target), finding["subject"]).get("files") or {}).get(finding["key"])
             for target in finding["environments"]
         }
         for target in finding["environments"]:
-            found = _deploy_file_cause(dict(finding, _deployed=deployed), target, versions, history, baseline)
+            found = _target_side_cause(finding, target, git_cells, placements)
+            repo = found and _deploy_dir(git_cells[target], finding["subject"])["versions"]["repo"]
+            if found is None and versions is not None:
+                found = _deploy_file_cause(dict(finding, _deployed=deployed), target, versions, history, baseline)
+                repo = versions["repo"]
             if found:
                 kind, commit, text, evidence = found
-                placement = {"repo": versions["repo"], "target": target}
                 shown = "%s/%s" % (finding["subject"], finding["key"])
+                placement = {"repo": repo, "target": target}
                 causes.append(dict(_cause(kind, placement, commit, text, [(finding, evidence)]), files=[shown]))
                 explained.add(id(finding))
                 break
@@ -533,7 +575,7 @@ def analyse(findings, git_cells, env_cells, baseline, targets, docker_cells=None
     for placement in found:
         causes += _commit_causes(placement, findings, explained)
     more, other_reasons = _deploy_file_causes(
-        findings, git_cells, baseline, _baseline_history(git_cells, baseline), explained
+        findings, git_cells, baseline, _baseline_history(git_cells, baseline), found, explained
     )
     causes += more
     if docker_cells:
@@ -657,7 +699,7 @@ def _unique(refs):
 def _merge_back_step(analysis, findings):
     own = [f for f in findings if f["check"] in MERGE_BACK_CHECKS and not f["expected"]]
     only = [p for p in analysis["placements"] if p["only"]]
-    edited, files = _caused(analysis, ("uncommitted_config", "hand_edit"))
+    edited, files = _caused(analysis, ("uncommitted_config", "hand_edit", "hotfix_commit"))
     if not own and not only and not edited:
         return None
     parts = ["%d commit(s) only on %s in %s" % (len(p["only"]), p["target"], p["repo"]) for p in only]

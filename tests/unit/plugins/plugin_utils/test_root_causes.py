@@ -446,3 +446,22 @@ def test_compose_findings_from_files_in_no_commit_and_from_no_repository(tmp_pat
     assert analysis["causes"] == []
     reasons = {item["reason"] for item in analysis["unexplained"] if item["area"] == "docker"}
     assert reasons and all("in no repository" in reason for reason in reasons)
+
+
+def test_deployed_files_in_the_targets_own_repository_name_its_hot_fixes(tmp_path):
+    """prod deploys from its own checkout: one file changed by a commit made only on prod, one
+    edited in place and not committed."""
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"site/app.js": APP_JS_V1, "site/style.css": STYLE}, "Add the site")
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    hotfix = commit(prod, {"site/app.js": APP_JS_V2}, "Hotfix the API base on the server")
+    (prod / "site" / "style.css").write_text(STYLE + "/* edited in place */\n")
+    git_cells = {"dev": deploy_facts(dev, dev / "site"), "prod": deploy_facts(prod, prod / "site")}
+    findings = with_ids(git_diff.diff(["dev", "prod"], git_cells, {"baseline": "dev", "production": {"prod"}}))
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"])
+    causes = {cause["findings"][0]["key"]: cause for cause in analysis["causes"]}
+    assert causes["app.js"]["kind"] == "hotfix_commit" and causes["app.js"]["commit"]["sha"] == hotfix
+    assert causes["style.css"]["kind"] == "hand_edit" and causes["style.css"]["commit"] is None
+    assert causes["style.css"]["findings"][0]["evidence"] == "uncommitted edit in app on prod"
