@@ -7,9 +7,12 @@ never a create, start, stop, kill or exec. The container list is read once; then
 of a configured stack (com.docker.compose.project label) is read in a worker thread, at most
 ``concurrency`` at a time, each on its own connection bounded by CALL_TIMEOUT seconds and by what
 is left of the area's ``timeout``: GET /containers/{id}/json, GET
-/containers/{id}/stats?stream=false&one-shot=true (running containers), GET
-/containers/{id}/logs?since=...&tail=... (the last window, at most max_lines lines and max_bytes).
-A container removed meanwhile (404) is left out; one that does not answer in time says so.
+/containers/{id}/stats?stream=false&one-shot=true (running containers), and in the log job GET
+/containers/{id}/json again (when its current run started and ended) and GET
+/containers/{id}/logs?since=...&tail=... (that run's part of the last window, at most max_lines
+lines and max_bytes). A container removed meanwhile (404) is left out; one that does not answer in
+time says so. The running containers of no configured stack are listed from the same container
+list (other_containers), for the controller's orphan check.
 
 Figures are normalised so that unequal machines compare: memory in use as a share of the
 container's limit (None without a limit), CPU as the average share of one CPU since the start.
