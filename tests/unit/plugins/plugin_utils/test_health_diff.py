@@ -424,3 +424,16 @@ def test_error_rate_tolerances_are_each_hosts_own_and_log_files_compare_too():
     files = {"dev": cell(log_files={"app": rated(1)}), "prod": cell(log_files={"app": rated(50)})}
     found = [f for f in health_diff.diff(LABELS, files, CONTEXT) if f["check"] == "health.error_rate_higher"]
     assert [(f["subject"], f["key"]) for f in found] == [("log:app", "error_rate")]
+
+
+def test_an_error_rate_persists_in_history_while_its_figures_vary():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.findings import finding_id
+    from ansible_collections.envparity.audit.plugins.plugin_utils.timeline import value_digest
+
+    runs = []
+    for prod_errors in (40, 55):
+        cells = {"dev": cell(logs={"api": rated(10)}), "prod": cell(logs={"api": rated(prod_errors)})}
+        found = [f for f in health_diff.diff(LABELS, cells, CONTEXT) if f["check"] == "health.error_rate_higher"]
+        runs.append(found[0])
+    assert runs[0]["values"] != runs[1]["values"]
+    assert finding_id(runs[0]) == finding_id(runs[1]) and value_digest(runs[0]) == value_digest(runs[1])
