@@ -11,7 +11,12 @@ area's, whose clean-up would remove them):
   a template seen in prod only);
 - worker holds 45 MiB of a 48 MiB limit in prod (a tmpfs file: the memory stays charged);
 - batch was OOM-killed in prod (it writes 64 MiB under a 16 MiB limit), exits 0 in dev;
-- flaky exits 1 in prod with `on-failure:2`, so the engine restarted it twice.
+- flaky exits 1 in prod with `on-failure:2`, so the engine restarted it twice (batch and flaky:
+  their last runs end otherwise in prod than in dev, exit codes compared);
+- api's errors per hour are three times dev's in prod (the payment error on top);
+- an orphan in prod: a leftover shell of a compose project nobody declares (ai_assistant_hotfix).
+  The lab runs both environments on one engine: each environment's inventory lists the other's
+  projects, and its own docker-area projects, in drift_health_known_projects.
 The log files (dev/logs/app.log, /home/deploy/logs/app.log) share one error template; prod's has
 three more whose lines carry canary secrets (a password, a bearer token, a URL password), which
 must never leave the host; dev's has one prod's has not. Cron: a cleanup entry only in prod's
@@ -25,6 +30,7 @@ precision hold on any machine. PLANTED lists every finding, no more.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import json
@@ -67,6 +73,9 @@ APPLETS = ("sh", "sleep", "dd", "echo", "true")
 SPEC_LABEL = "envparity-lab.health-spec"
 STACK = "ops"  # drift_health_stacks name in both environments
 PROJECTS = {DEV.name: "personal_assistant_ops", PROD.name: "ai_assistant_ops"}
+ORPHAN_PROJECT = "ai_assistant_hotfix"
+# Errors per hour are compared from a minute of logs (plugin_utils/health_diff.py MIN_RATE_SECONDS).
+RATE_SECONDS = 60
 
 HEALTH_DIR = STATE_DIR / "health"
 LOG_FILES = {DEV.name: STATE_DIR / "dev" / "logs" / "app.log", PROD.name: Path("/home/deploy/logs/app.log")}
@@ -155,15 +164,21 @@ def _containers() -> list[dict]:
             "memory": 16 * 1024 * 1024,
         },
         {"env": PROD.name, "service": "flaky", "cmd": "exit 1", "restart": ("on-failure", 2)},
+        # someone's `docker compose -p ai_assistant_hotfix run shell`, left running
+        {"env": PROD.name, "service": "shell", "cmd": IDLE, "project": ORPHAN_PROJECT},
     ]
 
 
+def _project(spec: dict) -> str:
+    return spec.get("project") or PROJECTS[spec["env"]]
+
+
 def container_name(spec: dict) -> str:
-    return "%s-%s-1" % (PROJECTS[spec["env"]], spec["service"])
+    return "%s-%s-1" % (_project(spec), spec["service"])
 
 
 def create_body(spec: dict) -> dict:
-    project = PROJECTS[spec["env"]]
+    project = _project(spec)
     restart, retries = spec.get("restart", ("no", 0))
     body = {
         "Image": IMAGE,
@@ -208,10 +223,20 @@ def _ensure_container(ctx: Ctx, spec: dict) -> None:
     ctx.changed("%s container %s" % ("recreated" if current else "created", name))
 
 
+def _up_for(name: str) -> float:
+    """Seconds the container has been running (0 when it is not)."""
+    state = (docker_area._get("/containers/%s/json" % name) or {}).get("State") or {}
+    started = state.get("StartedAt") or ""
+    if not state.get("Running") or not started[:19]:
+        return 0.0
+    return time.time() - calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
 def _wait_for_planted_states() -> None:
-    """batch's OOM kill and flaky's two restarts take a few seconds: an audit right after `up`
-    must see them."""
-    deadline = time.monotonic() + 60
+    """batch's OOM kill and flaky's two restarts take a few seconds, and the api's errors per hour
+    need a minute of logs: an audit right after `up` must see them."""
+    deadline = time.monotonic() + 60 + RATE_SECONDS
+    apis = ["%s-api-1" % PROJECTS[env.name] for env in (DEV, PROD)]
     while time.monotonic() < deadline:
         batch = docker_area._get("/containers/%s-batch-1/json" % PROJECTS[PROD.name]) or {}
         flaky = docker_area._get("/containers/%s-flaky-1/json" % PROJECTS[PROD.name]) or {}
@@ -219,10 +244,14 @@ def _wait_for_planted_states() -> None:
             (batch.get("State") or {}).get("OOMKilled")
             and flaky.get("RestartCount") == 2
             and not (flaky.get("State") or {}).get("Running")
+            and all(_up_for(name) >= RATE_SECONDS + 5 for name in apis)
         ):
             return
         time.sleep(0.5)
-    raise LabError("prod's batch was not OOM-killed, or flaky not restarted twice, within 60 s")
+    raise LabError(
+        "prod's batch was not OOM-killed, flaky not restarted twice, or the api not up for %d s, within %d s"
+        % (RATE_SECONDS + 5, 60 + RATE_SECONDS)
+    )
 
 
 # ---------------------------------------------------------------- the debug server and the tmpfs
@@ -287,6 +316,10 @@ def planted() -> list[dict]:
         _finding(stack, "services.worker.memory", "policy", "health.memory_near_limit"),
         _finding(stack, "services.batch.oom_killed", "policy", "health.oom_killed"),
         _finding(stack, "services.flaky.restarts", "policy", "health.restarts"),
+        _finding(stack, "services.batch.exit_code", "changed", "health.exit_code_changed"),
+        _finding(stack, "services.flaky.exit_code", "changed", "health.exit_code_changed"),
+        _finding(stack, "services.api.error_rate", "policy", "health.error_rate_higher"),
+        _finding("host", "containers.%s-shell-1" % ORPHAN_PROJECT, "policy", "health.orphan"),
         _finding(
             stack, "services.api.errors." + _tid(API_PROD_ONLY.replace("$i", "1")), "extra", "health.error_template_new"
         ),

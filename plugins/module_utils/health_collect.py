@@ -12,7 +12,11 @@ import concurrent.futures
 import os
 
 from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import DEFAULT_DOCKER_HOST
-from ansible_collections.envparity.audit.plugins.module_utils.health_containers import collect_stacks, failed_stack
+from ansible_collections.envparity.audit.plugins.module_utils.health_containers import (
+    collect_stacks,
+    failed_others,
+    failed_stack,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.health_host import collect_host
 from ansible_collections.envparity.audit.plugins.module_utils.health_logs import failed_source, summarize_file
 
@@ -24,6 +28,8 @@ DEFAULT_THRESHOLDS = {
     "load_per_cpu": 1.0,
     "restarts": 1,
     "clock_sync": True,
+    "error_rate_percent": 50,
+    "error_rate_per_hour": 10,
 }
 # The request's settings when a field is missing: the health role's argument specs (a test holds them equal).
 DEFAULTS = {
@@ -38,6 +44,7 @@ DEFAULTS = {
     "expected_ports": [22],
     "port_loopback": False,
     "port_range": "1-65535",
+    "known_projects": [],
 }
 
 
@@ -65,7 +72,10 @@ def _stacks(request):
         return collect_stacks(request)
     except Exception as exc:
         reason = _failure(exc, "container")
-        return {item["name"]: failed_stack("failed", reason, item.get("project")) for item in request["stacks"]}
+        return {
+            "stacks": {item["name"]: failed_stack("failed", reason, item.get("project")) for item in request["stacks"]},
+            "others": failed_others("failed", reason) if request["stacks"] else None,
+        }
 
 
 def _log_files(request):
@@ -88,11 +98,13 @@ def settings(request):
         "port_loopback": bool(request["port_loopback"]),
         "port_range": request["port_range"],
         "log_window": request["log_window"],
+        "known_projects": [str(pattern) for pattern in request["known_projects"]],
     }
 
 
 def collect_health(request):
-    """``{"host": {"host": HOST}, "stacks": {name: STACK}, "log_files": {name: LOG}, "settings"}``."""
+    """``{"host": {"host": HOST}, "stacks": {name: STACK}, "other_containers": OTHERS or None,
+    "log_files": {name: LOG}, "settings"}``."""
     request = dict(DEFAULTS, **{key: value for key, value in request.items() if value is not None})
     project_dir = request.get("project_dir")
     request["paths"] = [dict(item, path=_resolve(item["path"], project_dir)) for item in request.get("paths") or []]
@@ -104,9 +116,11 @@ def collect_health(request):
         host = pool.submit(_host, request)
         stacks = pool.submit(_stacks, request)
         logs = pool.submit(_log_files, request)
+        containers = stacks.result()
         return {
             "host": {"host": host.result()},
-            "stacks": stacks.result(),
+            "stacks": containers["stacks"],
+            "other_containers": containers["others"],
             "log_files": logs.result(),
             "settings": settings(request),
         }

@@ -7,9 +7,12 @@ never a create, start, stop, kill or exec. The container list is read once; then
 of a configured stack (com.docker.compose.project label) is read in a worker thread, at most
 ``concurrency`` at a time, each on its own connection bounded by CALL_TIMEOUT seconds and by what
 is left of the area's ``timeout``: GET /containers/{id}/json, GET
-/containers/{id}/stats?stream=false&one-shot=true (running containers), GET
-/containers/{id}/logs?since=...&tail=... (the last window, at most max_lines lines and max_bytes).
-A container removed meanwhile (404) is left out; one that does not answer in time says so.
+/containers/{id}/stats?stream=false&one-shot=true (running containers), and in the log job GET
+/containers/{id}/json again (when its current run started and ended) and GET
+/containers/{id}/logs?since=...&tail=... (that run's part of the last window, at most max_lines
+lines and max_bytes). A container removed meanwhile (404) is left out; one that does not answer in
+time says so. The running containers of no configured stack are listed from the same container
+list (other_containers), for the controller's orphan check.
 
 Figures are normalised so that unequal machines compare: memory in use as a share of the
 container's limit (None without a limit), CPU as the average share of one CPU since the start.
@@ -46,6 +49,9 @@ MAX_STATS_BYTES = 1024 * 1024
 HEALTH_LOG_RESULTS = 3
 HEALTH_OUTPUT_CHARS = 200
 MAX_CONTAINERS_PER_STACK = 500
+# Running containers of no configured stack that are listed (orphans, judged by the controller).
+MAX_OTHER_CONTAINERS = 200
+MAX_NAME_CHARS = 200
 _RFC3339 = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})")
 _ID = re.compile(r"^[0-9A-Za-z_.-]+$")
 
@@ -135,6 +141,8 @@ def container_record(inspect, stats, now):
         "restart_count": _int(inspect.get("RestartCount")) or 0,
         "oom_killed": state.get("OOMKilled") is True,
         "exit_code": _int(state.get("ExitCode")),
+        "started_at": started,
+        "finished_at": parse_time(state.get("FinishedAt")),
         "memory_limit": limit,
         "memory_used": used,
         "memory_percent": round(100.0 * used / limit, 1) if used is not None and limit else None,
@@ -179,15 +187,33 @@ def read_state(path, ident, request, deadline):
         session.close()
 
 
-def read_logs(path, ident, created, request, deadline):
-    """The counts and error templates of one container's last window of logs (created: its
-    creation time from the container list, so the window's length is known without an inspection)."""
+def run_window(state, now, window):
+    """(since, seconds) of the container's current run inside the last `window` seconds: the logs
+    read start at its start (a previous run's lines are not this run's rate) and end when it
+    stopped; seconds is None when it did not run inside the window."""
+    since = now - window
+    started = parse_time(state.get("StartedAt"))
+    if started is not None and started > since:
+        since = started
+    until = now
+    finished = parse_time(state.get("FinishedAt")) if state.get("Running") is not True else None
+    if finished is not None and finished < until:
+        until = finished
+    return int(since), (int(until - since) if until - since >= 1 else None)
+
+
+def read_logs(path, ident, request, deadline):
+    """The counts and error templates of one container's last window of logs, and the seconds
+    they cover (its inspection says when its current run started, and ended)."""
     session = _session(path, request, deadline)
     try:
+        inspect = _dict(session.get_json("/containers/%s/json" % ident, "GET /containers/{id}/json", MAX_INSPECT_BYTES))
         now = time.time()
-        window = request["log_window"]
+        since, span = run_window(_dict(inspect.get("State")), now, request["log_window"])
+        if span is None:
+            return summarize_lines([], truncated=False, span_seconds=None)
         query = urllib.parse.urlencode(
-            {"stdout": 1, "stderr": 1, "timestamps": 0, "since": int(now - window), "tail": request["log_max_lines"]}
+            {"stdout": 1, "stderr": 1, "timestamps": 0, "since": since, "tail": request["log_max_lines"]}
         )
         data = session.get_bytes(
             "/containers/%s/logs?%s" % (ident, query), "GET /containers/{id}/logs", request["log_max_bytes"], cut=True
@@ -197,11 +223,10 @@ def read_logs(path, ident, created, request, deadline):
     lines = demux(data)
     if lines and lines[-1] == b"":
         lines.pop()
-    span = int(min(window, now - created)) if created is not None else window
     return summarize_lines(
         lines[-request["log_max_lines"] :],
         truncated=len(data) >= request["log_max_bytes"] or len(lines) >= request["log_max_lines"],
-        span_seconds=max(span, 1),
+        span_seconds=span,
     )
 
 
@@ -227,6 +252,41 @@ def _stack_members(summaries, project):
 
 def failed_stack(status, reason, project=None):
     return {"status": status, "reason": reason, "project": project, "services": {}, "logs": {}, "published": []}
+
+
+def failed_others(status, reason):
+    return {"status": status, "reason": reason, "running": [], "truncated": False}
+
+
+def _label(labels, name):
+    value = labels.get(name)
+    return value[:MAX_NAME_CHARS] if isinstance(value, str) else None
+
+
+def other_containers(summaries, projects):
+    """The running containers of no configured stack's project, from the container list:
+    {status, running: [{name, project, service, image}] (project and service None without compose
+    labels), truncated}; the controller decides which are orphans."""
+    found = []
+    for item in summaries:
+        summary = _dict(item)
+        labels = _dict(summary.get("Labels"))
+        if summary.get("State") != "running" or labels.get(COMPOSE_PROJECT_LABEL) in projects:
+            continue
+        names = [name for name in summary.get("Names") or [] if isinstance(name, str)]
+        image = summary.get("Image")
+        found.append(
+            {
+                "name": (min(names, key=len) if names else "?").lstrip("/")[:MAX_NAME_CHARS],
+                "project": _label(labels, COMPOSE_PROJECT_LABEL),
+                "service": _label(labels, COMPOSE_SERVICE_LABEL),
+                "image": image[:MAX_NAME_CHARS] if isinstance(image, str) else None,
+            }
+        )
+    found.sort(key=lambda item: item["name"])
+    return dict(
+        failed_others("ok", None), running=found[:MAX_OTHER_CONTAINERS], truncated=len(found) > MAX_OTHER_CONTAINERS
+    )
 
 
 def _published(summary):
@@ -267,12 +327,13 @@ def _gather(record, key, state, log):
 
 
 def collect_stacks(request):
-    """{stack name: {status, project, services: {service: record}, logs: {service: summary},
-    published: ["8080/tcp"]}} for the configured stacks; an engine that cannot be read gives every
-    stack its status and reason."""
+    """{"stacks": {stack name: {status, project, services: {service: record}, logs: {service:
+    summary}, published: ["8080/tcp"]}}, "others": the running containers of no configured stack
+    (other_containers)} for the configured stacks, or None for others when no stack is configured;
+    an engine that cannot be read gives every stack, and others, its status and reason."""
     stacks = request.get("stacks") or []
     if not stacks:
-        return {}
+        return {"stacks": {}, "others": None}
     deadline = time.monotonic() + request["timeout"]
     try:
         path = socket_path(request["docker_host"])
@@ -286,7 +347,12 @@ def collect_stacks(request):
         if not isinstance(summaries, list):
             raise EngineError("failed", "The Docker engine answered GET /containers/json in an unexpected shape.")
     except EngineError as problem:
-        return {item["name"]: failed_stack(problem.status, problem.reason, item.get("project")) for item in stacks}
+        return {
+            "stacks": {
+                item["name"]: failed_stack(problem.status, problem.reason, item.get("project")) for item in stacks
+            },
+            "others": failed_others(problem.status, problem.reason),
+        }
     result = {}
     members = []
     for item in stacks:
@@ -295,8 +361,7 @@ def collect_stacks(request):
             key = _service_key(summary, record["services"])
             record["services"][key] = None
             record["published"] = sorted(set(record["published"]) | _published(summary))
-            created = summary.get("Created") if isinstance(summary.get("Created"), int) else None
-            members.append((item["name"], key, summary["Id"], created))
+            members.append((item["name"], key, summary["Id"]))
         result[item["name"]] = record
     # Two pools at once: the state calls mostly wait for the engine's next stats sample (all of them
     # together, STATE_CONCURRENCY at most); the log windows are read and reduced `concurrency` at a
@@ -309,15 +374,13 @@ def collect_stacks(request):
                 stack,
                 key,
                 states.submit(read_state, path, ident, request, deadline),
-                logs.submit(read_logs, path, ident, created, request, deadline)
-                if request["log_max_lines"] > 0
-                else None,
+                logs.submit(read_logs, path, ident, request, deadline) if request["log_max_lines"] > 0 else None,
             )
-            for stack, key, ident, created in members
+            for stack, key, ident in members
         ]
         for stack, key, state, log in jobs:
             _gather(result[stack], key, state, log)
     for record in result.values():
         record["services"] = dict(sorted(record["services"].items()))
         record["logs"] = dict(sorted(record["logs"].items()))
-    return result
+    return {"stacks": result, "others": other_containers(summaries, {item["project"] for item in stacks})}

@@ -85,6 +85,9 @@ LOG = {
     "span_seconds": _optional(NUMBER),
 }
 SERVICE = {
+    "state": _optional(TEXT),
+    "exit_code": _optional(NUMBER),
+    "finished_at": _optional(NUMBER),
     "restart_count": NUMBER,
     "oom_killed": bool,
     "memory_limit": _optional(NUMBER),
@@ -96,6 +99,10 @@ SETTINGS = {
     "expected_ports": [NUMBER],
     "port_loopback": bool,
     "port_range": TEXT,
+    "known_projects": _optional([TEXT]),
+}
+OTHER_CONTAINERS = {
+    "running": [{"name": TEXT, "project": _optional(TEXT), "service": _optional(TEXT), "image": _optional(TEXT)}],
 }
 
 
@@ -124,6 +131,7 @@ def health_problem(data):
                 _when_ok(record, SERVICE, "%s.services[%s]" % (where, json.dumps(svc)[:80]))
             for svc, record in stack["logs"].items():
                 _when_ok(record, LOG, "%s.logs[%s]" % (where, json.dumps(svc)[:80]))
+        _when_ok(data.get("other_containers"), OTHER_CONTAINERS, "other_containers")
         for name, record in (data.get("log_files") or {}).items():
             _when_ok(record, LOG, "log_files[%s]" % json.dumps(name)[:80])
     except _Shape as problem:

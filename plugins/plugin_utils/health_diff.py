@@ -10,7 +10,9 @@ compared as drift: they feed the policies, with the thresholds each host's inven
 every comparison, never a difference. Pure Python; no Ansible imports.
 """
 
+import fnmatch
 import re
+import time
 
 from ansible_collections.envparity.audit.plugins.module_utils.health_collect import DEFAULT_THRESHOLDS
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
@@ -35,6 +37,11 @@ COMPARED_HOST_FACTS = (
     ("nofile_soft", "low", "open-file limit (soft)"),
 )
 _CHART_LABEL = re.compile(r"[^A-Za-z0-9_.-]")
+# Container states whose exit code is the last run's (a running container's is 0 and says nothing).
+ENDED_STATES = ("exited", "dead", "restarting")
+# Errors per hour are compared only from this many seconds of logs (a container up for 10 s with one
+# error is no rate).
+MIN_RATE_SECONDS = 60
 
 
 def subjects(request):
@@ -336,6 +343,72 @@ def _schedule_findings(host, ok):
     return findings
 
 
+def _docker_view(context, label):
+    """(the docker area's compose projects on this column, whether it reads this column's engine:
+    then it reports the containers without a compose project itself, as docker.orphan)."""
+    cells_of = context.get("area_cells")
+    cell = (cells_of("docker") if cells_of is not None else {}).get(label)
+    if not isinstance(cell, dict) or is_unknown(cell):
+        return set(), False
+    stacks = cell.get("stacks") if isinstance(cell.get("stacks"), dict) else {}
+    projects = {stack.get("project") for stack in stacks.values() if isinstance(stack, dict)}
+    engine = cell.get("engine") if isinstance(cell.get("engine"), dict) else {}
+    return projects - {None}, bool(stacks) and engine.get("status") == "ok"
+
+
+def orphans(others, known, patterns, unlabelled):
+    """The containers of `others` (running, of no configured health stack) that belong to no known
+    project and match no pattern; those without a compose project only when `unlabelled`."""
+    found = []
+    for container in others:
+        project = container.get("project")
+        if project is None:
+            if unlabelled:
+                found.append(container)
+        elif project not in known and not any(fnmatch.fnmatchcase(project, pattern) for pattern in patterns):
+            found.append(container)
+    return found
+
+
+def _orphan_text(container):
+    where = (
+        "project %s, service %s" % (container["project"], container.get("service") or "?")
+        if container.get("project") is not None
+        else "no compose project"
+    )
+    return "%s (%s)" % (container.get("image") or "image not known", where)
+
+
+def _orphan_findings(host, ok, cells, context):
+    """Running containers that belong to no stack the host declares, per column."""
+    hits = {}
+    for label in ok:
+        others = cells[label].get("other_containers")
+        if not isinstance(others, dict) or others.get("status") != "ok":
+            continue  # not looked for (no stack configured), or the stacks say why it could not be read
+        known, docker_reads_engine = _docker_view(context, label)
+        patterns = host.settings.get(label, {}).get("known_projects") or []
+        for container in orphans(others.get("running") or [], known, patterns, not docker_reads_engine):
+            hits.setdefault(container["name"], {})[label] = _orphan_text(container)
+    findings = []
+    for name, values in sorted(hits.items()):
+        where = sorted(values, key=host.columns.index)
+        findings.append(
+            host.finding(
+                "containers.%s" % name,
+                "policy",
+                "health.orphan",
+                "high" if host.production(where) else "low",
+                values,
+                where,
+                "Container %s runs on %s and belongs to no stack declared there." % (name, join_names(where)),
+                "Remove it (a leftover `docker run` or `compose run`?), or declare its project: "
+                "drift_health_stacks, drift_compose, or drift_health_known_projects when it may run unaudited.",
+            )
+        )
+    return findings
+
+
 def _host_findings(columns, cells, context):
     host = _Subject(HOST, "host", "", columns, cells, context)
     if not host.records:
@@ -348,6 +421,7 @@ def _host_findings(columns, cells, context):
     findings += _host_policy_findings(host, ok)
     findings += _port_findings(host, ok, published_ports(cells, columns))
     findings += _schedule_findings(host, ok)
+    findings += _orphan_findings(host, ok, cells, context)
     return findings
 
 
@@ -460,6 +534,103 @@ def _template_findings(subject, ok, sources, key_prefix, what):
     return findings
 
 
+def _exit_text(record):
+    text = "exit %d" % record["exit_code"]
+    if record.get("oom_killed"):
+        text += " (OOM-killed)"
+    if record.get("restart_count"):
+        text += " after %d restarts" % record["restart_count"]
+    return text
+
+
+def _when(seconds):
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds)) if seconds else "at a time not known"
+
+
+def _exit_findings(stack, ok, svc):
+    """A service whose last run ended otherwise than the baseline's (exit code, OOM kill, restarts),
+    among the columns where it is not running (a job: exited 0 in dev and 137 in prod)."""
+    ended = {}
+    for label in ok:
+        record = (stack.records[label].get("services") or {}).get(svc) or {}
+        if record.get("status") == "ok" and record.get("state") in ENDED_STATES and record.get("exit_code") is not None:
+            ended[label] = record
+    have = [label for label in ok if label in ended]
+    if len(have) < 2 or have[0] != ok[0]:
+        return []
+    values = {label: _exit_text(ended[label]) for label in have}
+    found = compare_key(values, have)
+    if not found:
+        return []
+    _, where = found
+    failed = [label for label in where if ended[label]["exit_code"] != 0 or ended[label].get("oom_killed")]
+    ended_at = by_value(((label, _when(ended[label].get("finished_at"))) for label in have), " ")
+    return [
+        stack.finding(
+            "services.%s.exit_code" % svc,
+            "changed",
+            "health.exit_code_changed",
+            "high" if stack.production(failed) else "low",
+            values,
+            where,
+            "The last run of %s ended otherwise on %s than on %s: %s (ended: %s)."
+            % (svc, join_names(where), have[0], by_value(values.items()), ended_at),
+            "Read %s's logs of that run on %s (docker logs): a job that fails in one environment only "
+            "points at its data, its limits or its configuration there." % (svc, join_names(failed or where)),
+        )
+    ]
+
+
+def errors_per_hour(source):
+    """A log source's errors per hour, or None when it covers too short a time to tell."""
+    if not source or source.get("status") != "ok":
+        return None
+    span = source.get("span_seconds")
+    if not span or span < MIN_RATE_SECONDS:
+        return None
+    return source["levels"]["error"] * 3600.0 / span
+
+
+def _rate_findings(subject, ok, sources, key, what):
+    """Columns whose errors per hour exceed the baseline's by both tolerances (error_rate_percent and
+    error_rate_per_hour). A truncated read (more lines than read) counts fewer errors than there
+    were: it is a floor, enough to show a higher rate, never a baseline."""
+    base_label = ok[0] if ok else None
+    base = sources.get(base_label)
+    reference = errors_per_hour(base)
+    if reference is None or base.get("truncated"):
+        return []
+    higher = []
+    for label in ok[1:]:
+        rate = errors_per_hour(sources.get(label))
+        if rate is None:
+            continue
+        percent = subject.threshold(label, "error_rate_percent")
+        if rate - reference > subject.threshold(label, "error_rate_per_hour") and rate > reference * (
+            1 + percent / 100.0
+        ):
+            higher.append(label)
+    if not higher:
+        return []
+    values = {label: _rate(sources[label]) for label in [base_label] + higher}
+    return [
+        subject.finding(
+            key,
+            "policy",
+            "health.error_rate_higher",
+            "high" if subject.production(higher) else "low",
+            values,
+            higher,
+            "%s logs more errors per hour on %s than on %s (%s)."
+            % (what[0].upper() + what[1:], join_names(higher), base_label, by_value(values.items(), ": ")),
+            "Compare %s's error templates on %s with %s's (the table of error templates); the tolerances are "
+            "drift_health_thresholds.error_rate_percent and error_rate_per_hour."
+            % (what, join_names(higher), base_label),
+            measured=True,  # rates vary from run to run: the finding persists while they stay above
+        )
+    ]
+
+
 def _stack_findings(name, columns, cells, context):
     stack = _Subject(name, "stacks", STACK_PREFIX, columns, cells, context)
     findings = _not_read(stack, "*", stack.records, "Stack %s's containers" % name)
@@ -471,6 +642,8 @@ def _stack_findings(name, columns, cells, context):
         findings += _not_read(stack, "services.%s" % svc, records, "Container %s" % svc)
         logs = {label: stack.records[label].get("logs", {}).get(svc) for label in ok}
         findings += _template_findings(stack, ok, logs, "services.%s.errors." % svc, "service %s" % svc)
+        findings += _rate_findings(stack, ok, logs, "services.%s.error_rate" % svc, "service %s" % svc)
+        findings += _exit_findings(stack, ok, svc)
     findings += _container_policy_findings(stack, ok)
     return findings
 
@@ -479,9 +652,9 @@ def _log_file_findings(name, columns, cells, context):
     log = _Subject(name, "log_files", LOG_PREFIX, columns, cells, context)
     findings = _not_read(log, "*", log.records, "Log file %s" % name)
     ok = log.ok()
-    findings += _template_findings(
-        log, ok, {label: log.records[label] for label in ok}, "errors.", "log file %s" % name
-    )
+    read = {label: log.records[label] for label in ok}
+    findings += _template_findings(log, ok, read, "errors.", "log file %s" % name)
+    findings += _rate_findings(log, ok, read, "error_rate", "log file %s" % name)
     return findings
 
 

@@ -259,6 +259,8 @@ HEALTH_THRESHOLDS = (
     "load_per_cpu",
     "restarts",
     "clock_sync",
+    "error_rate_percent",
+    "error_rate_per_hour",
 )
 
 
@@ -315,6 +317,7 @@ def health_request(params):
         "expected_ports": [int(port) for port in params["drift_health_expected_ports"]],
         "port_loopback": bool(params["drift_health_port_loopback"]),
         "port_range": port_range,
+        "known_projects": [str(pattern) for pattern in params["drift_health_known_projects"]],
     }
 
 

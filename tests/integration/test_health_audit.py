@@ -12,7 +12,8 @@ from tests.lab.labtest import _UnixConnection
 
 from .test_env_audit import SCHEMA, identities, planted
 
-HEALTH_PROJECTS = ("personal_assistant_ops", "ai_assistant_ops")
+# the ops stacks, and prod's orphan (lab/health_area.py)
+HEALTH_PROJECTS = ("personal_assistant_ops", "ai_assistant_ops", "ai_assistant_hotfix")
 
 
 def engine_events(since, until, project):
@@ -65,6 +66,17 @@ def test_health_recall_and_precision_against_the_manifest(audit, lab):
     assert by_check["health.oom_killed"]["values"]["prod"] == "OOM-killed (exit 137)"
     assert by_check["health.restarts"]["values"]["prod"] == "2 restarts (exited)"
     assert by_check["health.port_outside_compose"]["values"]["prod"].endswith("(python3)")
+    exits = {f["key"]: f["values"] for f in report["findings"] if f["check"] == "health.exit_code_changed"}
+    assert exits == {
+        "services.batch.exit_code": {"dev": "exit 0", "prod": "exit 137 (OOM-killed)"},
+        "services.flaky.exit_code": {"dev": "exit 0", "prod": "exit 1 after 2 restarts"},
+    }
+    rate = by_check["health.error_rate_higher"]
+    assert rate["measured"] is True and rate["severity"] == "high"
+    dev_rate, prod_rate = (float(rate["values"][label].split("/h")[0]) for label in ("dev", "prod"))
+    assert prod_rate > 1.5 * dev_rate > 0
+    orphan = by_check["health.orphan"]
+    assert orphan["values"] == {"dev": None, "prod": "lab/health:1.0 (project ai_assistant_hotfix, service shell)"}
 
 
 def test_the_report_shows_the_tables_and_the_new_errors_first(audit, lab):
@@ -113,6 +125,6 @@ def test_the_audit_starts_stops_and_execs_nothing(audit):
     result = audit(cmdline="--tags health")
     until = int(time.time()) + 1
     assert result.rc == 0, result.stdout
-    assert ops_containers() == before and len(before) == 8
+    assert ops_containers() == before and len(before) == 9
     for project in HEALTH_PROJECTS:
         assert [event.get("Action") for event in engine_events(since, until, project)] == []

@@ -48,6 +48,17 @@ def test_prod_batch_was_oom_killed_and_flaky_restarted_twice():
     assert state("%s-flaky-1" % DEV_OPS)["RestartCount"] == 0
 
 
+def test_an_orphan_of_an_undeclared_project_runs():
+    orphan = state("%s-shell-1" % health_area.ORPHAN_PROJECT)
+    assert orphan["State"]["Running"] is True
+    assert orphan["Config"]["Labels"]["com.docker.compose.project"] == health_area.ORPHAN_PROJECT
+
+
+def test_the_apis_have_run_long_enough_for_a_rate():
+    for project in (PROD_OPS, DEV_OPS):
+        assert health_area._up_for("%s-api-1" % project) >= health_area.RATE_SECONDS
+
+
 def test_prod_worker_holds_most_of_its_memory_limit():
     stats = engine_get("/containers/%s-worker-1/stats?stream=false&one-shot=true" % PROD_OPS)
     memory = stats["memory_stats"]
@@ -91,7 +102,7 @@ def test_prod_has_a_cron_entry_dev_has_not():
 
 def test_the_manifest_lists_the_health_items_and_no_canary():
     planted = [item for item in json.loads(MANIFEST.read_text())["planted"] if item["area"] == "health"]
-    assert planted == health_area.planted() and len(planted) == 11
+    assert planted == health_area.planted() and len(planted) == 15
     text = MANIFEST.read_text()
     assert not [value for value in json.loads(CANARIES.read_text()).values() if value in text]
 
@@ -116,6 +127,13 @@ def test_the_collector_reads_the_planted_state():
     assert " ".join(health_area.CRON_PROD_ONLY.split()) in host["cron"]["entries"]
     services = facts["stacks"]["ops"]["services"]
     assert services["batch"]["oom_killed"] and services["flaky"]["restart_count"] == 2
+    assert services["batch"]["exit_code"] == 137 and services["flaky"]["exit_code"] == 1
+    assert services["batch"]["finished_at"] is not None
+    others = {item["name"]: item for item in facts["other_containers"]["running"]}
+    assert others["%s-shell-1" % health_area.ORPHAN_PROJECT]["project"] == health_area.ORPHAN_PROJECT
+    assert not any(item["project"] == PROD_OPS for item in others.values())
+    api = facts["stacks"]["ops"]["logs"]["api"]
+    assert api["span_seconds"] >= health_area.RATE_SECONDS and api["levels"]["error"] > 0
     assert services["worker"]["memory_percent"] >= 90
     assert len(facts["log_files"]["app"]["templates"]) == 4
     assert Path(health_area.LOG_FILES["prod"]).stat().st_size > 0

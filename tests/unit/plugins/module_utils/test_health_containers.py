@@ -96,7 +96,8 @@ def request(host, **extra):
 
 def test_a_stack_is_sampled_with_get_requests_only(short_dir):  # noqa: F811
     with fake_engine(short_dir, routes()) as (host, server):
-        result = collect_stacks(request(host))
+        found = collect_stacks(request(host))
+    result = found["stacks"]
     stack = result["shop"]
     assert stack["status"] == "ok" and stack["project"] == "shop"
     assert sorted(stack["services"]) == ["api", "batch"]  # gone was removed meanwhile; x is another project's
@@ -120,7 +121,9 @@ def test_a_stack_is_sampled_with_get_requests_only(short_dir):  # noqa: F811
 
 def test_the_engine_down_is_every_stacks_status(short_dir):  # noqa: F811
     result = collect_stacks(request("unix://%s/nothing.sock" % short_dir))
-    assert result["shop"]["status"] == "unreachable" and "does not exist" in result["shop"]["reason"]
+    shop = result["stacks"]["shop"]
+    assert shop["status"] == "unreachable" and "does not exist" in shop["reason"]
+    assert result["others"]["status"] == "unreachable" and result["others"]["running"] == []
 
 
 def test_a_slow_container_says_so_and_the_others_report(short_dir, monkeypatch):  # noqa: F811
@@ -136,7 +139,7 @@ def test_a_slow_container_says_so_and_the_others_report(short_dir, monkeypatch):
     slow.get = get
     with fake_engine(short_dir, slow) as (host, _):
         started = time.monotonic()
-        result = collect_stacks(request(host))
+        result = collect_stacks(request(host))["stacks"]
         elapsed = time.monotonic() - started
     api = result["shop"]["services"]["api"]
     assert api["status"] == "failed" and "did not answer within" in api["reason"]
@@ -161,3 +164,75 @@ def test_memory_used_as_docker_stats_counts_it():
     assert memory_used({"memory_stats": {"usage": 100, "stats": {"inactive_file": 30}}}) == 70  # cgroup v2
     assert memory_used({"memory_stats": {"usage": 100, "stats": {}}}) == 100
     assert memory_used({}) is None
+
+
+def test_the_running_containers_of_no_configured_stack_are_listed(short_dir):  # noqa: F811
+    listed = routes()
+    loose = {"Id": "e" * 12, "Names": ["/adminer"], "Labels": {}, "State": "running", "Image": "adminer:4"}
+    other = dict(summary("d" * 12, "x", "other"), State="running", Image="other:1")
+    stopped = dict(summary("f" * 12, "y", "other"), State="exited")
+    mine = dict(summary(API, "api"), State="running")
+    listed[PREFIX + "/containers/json?all=1"] = (200, [mine, summary(BATCH, "batch"), loose, other, stopped])
+    with fake_engine(short_dir, listed) as (host, _):
+        result = collect_stacks(request(host))
+    assert result["others"] == {
+        "status": "ok",
+        "reason": None,
+        "running": [
+            {"name": "adminer", "project": None, "service": None, "image": "adminer:4"},
+            {"name": "other-x-1", "project": "other", "service": "x", "image": "other:1"},
+        ],
+        "truncated": False,
+    }
+    assert collect_stacks(dict(request(host), stacks=[])) == {"stacks": {}, "others": None}
+
+
+def test_a_hostile_list_is_bounded():
+    many = [
+        {"Names": ["/n%04d" % index + "x" * 500], "Labels": {"com.docker.compose.project": 7}, "State": "running"}
+        for index in range(health_containers.MAX_OTHER_CONTAINERS + 5)
+    ]
+    found = health_containers.other_containers(many + ["junk", None], {"shop"})
+    assert found["truncated"] is True and len(found["running"]) == health_containers.MAX_OTHER_CONTAINERS
+    first = found["running"][0]
+    assert len(first["name"]) == health_containers.MAX_NAME_CHARS and first["project"] is None
+
+
+NOW = 1796616000  # 2026-12-07T04:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("state", "window"),
+    [
+        # up for 10 min: the logs since its start, 600 s (a previous run's lines are not this run's)
+        ({"Running": True, "StartedAt": "2026-12-07T03:50:00.5Z"}, (NOW - 600, 600)),
+        # up for a day: the last hour
+        ({"Running": True, "StartedAt": "2026-12-06T04:00:00Z"}, (NOW - 3600, 3600)),
+        # a job that ran from 03:20 to 03:30: those 10 minutes
+        (
+            {"Running": False, "StartedAt": "2026-12-07T03:20:00Z", "FinishedAt": "2026-12-07T03:30:00Z"},
+            (NOW - 2400, 600),
+        ),
+        # ended before the window: no time covered
+        (
+            {"Running": False, "StartedAt": "2026-12-07T01:00:00Z", "FinishedAt": "2026-12-07T02:00:00Z"},
+            (NOW - 3600, None),
+        ),
+        # the engine's zero time, or none: the whole window
+        (
+            {"Running": False, "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"},
+            (NOW - 3600, 3600),
+        ),
+        ({}, (NOW - 3600, 3600)),
+    ],
+)
+def test_the_log_window_is_the_current_runs(state, window):
+    assert health_containers.run_window(state, NOW, 3600) == window
+
+
+def test_a_record_says_when_the_last_run_ended():
+    record = health_containers.container_record(
+        dict(inspect(False), State=dict(inspect(False)["State"], FinishedAt="2026-12-07T04:00:00.123Z")), {}, NOW
+    )
+    assert record["exit_code"] == 137 and record["finished_at"] == NOW
+    assert record["started_at"] == 1767225601

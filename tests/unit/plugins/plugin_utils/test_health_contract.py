@@ -43,6 +43,12 @@ def _set(data, path, value):
         (("stacks", "shop", "published"), "8080", "published is not a list"),
         (("settings", "thresholds"), {"disk_percent": "85"}, "is not a number or true/false"),
         (("settings",), None, "settings is not an object"),
+        (("stacks", "shop", "services", "api", "exit_code"), "137", "exit_code is not a number"),
+        (("stacks", "shop", "services", "api", "state"), 1, "state is not text"),
+        (("other_containers", "running"), [{"name": 7}], "name is not text"),
+        (("other_containers", "running"), [{"name": "x", "project": ["p"]}], "project is not text"),
+        (("other_containers",), {"status": "ok"}, "other_containers has no running"),
+        (("settings", "known_projects"), "ai_*", "known_projects is not a list"),
     ],
 )
 def test_hostile_shapes_are_reasons(path, value, words):

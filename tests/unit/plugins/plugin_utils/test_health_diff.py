@@ -71,7 +71,7 @@ def source(templates, errors=None):
     }
 
 
-def cell(host_record=None, services=None, logs=None, log_files=None, published=(), settings=None):
+def cell(host_record=None, services=None, logs=None, log_files=None, published=(), settings=None, others=()):
     return {
         "host": {"host": host_record or host()},
         "stacks": {
@@ -83,6 +83,7 @@ def cell(host_record=None, services=None, logs=None, log_files=None, published=(
                 "published": list(published),
             }
         },
+        "other_containers": {"status": "ok", "reason": None, "running": list(others), "truncated": False},
         "log_files": log_files or {},
         "settings": settings
         or {
@@ -90,6 +91,7 @@ def cell(host_record=None, services=None, logs=None, log_files=None, published=(
             "expected_ports": [22],
             "port_loopback": False,
             "port_range": "1-65535",
+            "known_projects": [],
         },
     }
 
@@ -203,8 +205,9 @@ def test_unreadable_cron_is_unknown_not_absent():
 
 
 def test_error_templates_new_in_production_and_gone():
-    dev_logs = {"api": source({"a1": ("ERROR timeout <n>", 4), "b2": ("ERROR cache <id>", 1)})}
-    prod_logs = {"api": source({"a1": ("ERROR timeout <n>", 9), "c3": ("ERROR payment <n> declined", 30)})}
+    # the same errors per hour overall: only the templates differ
+    dev_logs = {"api": source({"a1": ("ERROR timeout <n>", 4), "b2": ("ERROR cache <id>", 1)}, errors=40)}
+    prod_logs = {"api": source({"a1": ("ERROR timeout <n>", 9), "c3": ("ERROR payment <n> declined", 30)}, errors=40)}
     found = health_diff.diff(LABELS, {"dev": cell(logs=dev_logs), "prod": cell(logs=prod_logs)}, CONTEXT)
     assert [(f["key"], f["kind"], f["check"], f["severity"]) for f in found] == [
         ("services.api.errors.b2", "missing", "health.error_template_gone", "info"),
@@ -282,3 +285,155 @@ def test_partial_thresholds_are_accepted():
         "health", {"drift_health_paths": [{"name": "p", "path": "."}], "drift_health_thresholds": {"disk_percent": 90}}
     )
     assert request["thresholds"] == {"disk_percent": 90}
+
+
+# ---------------------------------------------------------------- orphans
+
+
+def running(name, project=None, svc=None, image="busybox:1.36"):
+    return {"name": name, "project": project, "service": svc, "image": image}
+
+
+def docker_cells(projects, engine="ok"):
+    """The docker area's cells as context["area_cells"]("docker") gives them."""
+    cell_of = {
+        "stacks": {"app": {"status": "ok", "project": projects}},
+        "engine": {"status": engine},
+    }
+    return lambda area: {"dev": cell_of, "prod": cell_of} if area == "docker" else {}
+
+
+def test_orphans_per_environment_with_a_production_severity():
+    hotfix = running("hotfix-shell-1", "hotfix", "shell", "app:1.2")
+    loose = running("adminer", image="adminer:4")
+    dev = cell(others=[running("dev-tool-1", "tooling", "x")])
+    prod = cell(others=[hotfix, loose, running("app-web-1", "app", "web")])
+    context = dict(CONTEXT, area_cells=docker_cells("app", engine="failed"))
+    found = health_diff.diff(LABELS, {"dev": dev, "prod": prod}, context)
+    assert [(f["key"], f["environments"], f["severity"], f["kind"]) for f in found] == [
+        ("containers.adminer", ["prod"], "high", "policy"),
+        ("containers.dev-tool-1", ["dev"], "low", "policy"),
+        ("containers.hotfix-shell-1", ["prod"], "high", "policy"),
+    ]
+    assert {f["check"] for f in found} == {"health.orphan"}
+    assert found[2]["values"] == {"dev": None, "prod": "app:1.2 (project hotfix, service shell)"}
+    assert found[0]["values"]["prod"] == "adminer:4 (no compose project)"
+
+
+def test_known_projects_patterns_and_the_docker_areas_own_report():
+    others = [running("hotfix-shell-1", "hotfix", "shell"), running("adminer"), running("ai_ops-api-1", "ai_ops")]
+    settings = dict(cell()["settings"], known_projects=["ai_*"])
+    both = {"dev": cell(settings=settings, others=others), "prod": cell(settings=settings, others=others)}
+    # the docker area reads the engine: it reports the container without a project (docker.orphan)
+    found = health_diff.diff(LABELS, both, dict(CONTEXT, area_cells=docker_cells("hotfix")))
+    assert found == []
+    found = health_diff.diff(LABELS, both, dict(CONTEXT, area_cells=docker_cells("app")))
+    assert [(f["key"], f["environments"]) for f in found] == [("containers.hotfix-shell-1", ["dev", "prod"])]
+
+
+def test_orphans_not_looked_for_or_not_read_are_no_finding():
+    quiet = cell()
+    quiet["other_containers"] = None  # no stack configured: the engine is not read
+    down = cell(others=[running("x", "p")])
+    down["other_containers"]["status"] = "unreachable"
+    assert health_diff.diff(LABELS, {"dev": quiet, "prod": down}, CONTEXT) == []
+    assert health_diff.orphans([running("x", "p")], {"p"}, [], True) == []
+    assert health_diff.orphans([running("x")], set(), ["*"], False) == []
+    assert health_diff.orphans([running("x")], set(), ["*"], True) == [running("x")]
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+def test_a_job_that_exits_otherwise_in_production():
+    dev = {"batch": service(state="exited", exit_code=0, finished_at=1796612400), "api": service()}
+    prod = {
+        "batch": service(state="exited", exit_code=137, oom_killed=True, finished_at=1796616000),
+        "api": service(),
+    }
+    found = [
+        f
+        for f in health_diff.diff(LABELS, {"dev": cell(services=dev), "prod": cell(services=prod)}, CONTEXT)
+        if f["check"] == "health.exit_code_changed"
+    ]
+    assert [(f["key"], f["kind"], f["severity"], f["environments"]) for f in found] == [
+        ("services.batch.exit_code", "changed", "high", ["prod"])
+    ]
+    assert found[0]["values"] == {"dev": "exit 0", "prod": "exit 137 (OOM-killed)"}
+    assert "2026-12-07 04:00 UTC" in found[0]["message"] and "measured" not in found[0]
+
+
+@pytest.mark.parametrize(
+    ("dev", "prod", "expected"),
+    [
+        # restarts count: the same exit after restarts is another ending
+        (service(state="exited", exit_code=1), service(state="exited", exit_code=1, restart_count=2), "high"),
+        # dev failed, prod did not: a difference, not a production failure
+        (service(state="exited", exit_code=2), service(state="exited", exit_code=0), "low"),
+        # running in one: nothing to compare (its exit code is not a last run's)
+        (service(state="running", exit_code=0), service(state="exited", exit_code=1), None),
+        (service(state="exited", exit_code=3), service(state="exited", exit_code=3), None),
+        (service(state="exited", exit_code=None), service(state="exited", exit_code=1), None),
+    ],
+)
+def test_exit_codes_compared_only_between_ended_runs(dev, prod, expected):
+    found = health_diff.diff(
+        LABELS, {"dev": cell(services={"job": dev}), "prod": cell(services={"job": prod})}, CONTEXT
+    )
+    exits = [f["severity"] for f in found if f["check"] == "health.exit_code_changed"]
+    assert exits == ([expected] if expected else [])
+
+
+# ---------------------------------------------------------------- error rates
+
+
+def rated(errors, span=1800, truncated=False):
+    return dict(source({}, errors=errors), span_seconds=span, truncated=truncated)
+
+
+@pytest.mark.parametrize(
+    ("dev", "prod", "fires"),
+    [
+        (rated(10), rated(40), True),  # 20/h against 80/h
+        (rated(10), rated(14), False),  # +8/h: within error_rate_per_hour (10)
+        (rated(100), rated(140), False),  # +40%: within error_rate_percent (50)
+        (rated(0), rated(6), True),  # none in dev, 12/h in prod
+        (rated(40), rated(10), False),  # fewer errors is no finding
+        (rated(10), rated(40, span=30), False),  # 30 s of logs is no rate
+        (rated(10, truncated=True), rated(40), False),  # a truncated baseline is a floor, not a reference
+        (rated(10), rated(40, truncated=True), True),  # a truncated higher rate is higher still
+        (rated(10, span=None), rated(40), False),  # no span (a log file's tail): no rate
+    ],
+)
+def test_error_rates_against_the_baseline_with_tolerances(dev, prod, fires):
+    found = health_diff.diff(LABELS, {"dev": cell(logs={"api": dev}), "prod": cell(logs={"api": prod})}, CONTEXT)
+    rates = [f for f in found if f["check"] == "health.error_rate_higher"]
+    assert len(rates) == (1 if fires else 0)
+    if fires:
+        finding = rates[0]
+        assert (finding["key"], finding["kind"], finding["severity"]) == ("services.api.error_rate", "policy", "high")
+        assert finding["measured"] is True and finding["environments"] == ["prod"]
+        assert finding["values"]["prod"].startswith("%.1f/h" % (prod["levels"]["error"] * 2.0))
+
+
+def test_error_rate_tolerances_are_each_hosts_own_and_log_files_compare_too():
+    settings = dict(cell()["settings"], thresholds=dict(DEFAULT_THRESHOLDS, error_rate_percent=500))
+    logs = ({"api": rated(10)}, {"api": rated(40)})
+    cells = {"dev": cell(logs=logs[0]), "prod": cell(logs=logs[1], settings=settings)}
+    assert [f for f in health_diff.diff(LABELS, cells, CONTEXT) if f["check"] == "health.error_rate_higher"] == []
+    files = {"dev": cell(log_files={"app": rated(1)}), "prod": cell(log_files={"app": rated(50)})}
+    found = [f for f in health_diff.diff(LABELS, files, CONTEXT) if f["check"] == "health.error_rate_higher"]
+    assert [(f["subject"], f["key"]) for f in found] == [("log:app", "error_rate")]
+
+
+def test_an_error_rate_persists_in_history_while_its_figures_vary():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.findings import finding_id
+    from ansible_collections.envparity.audit.plugins.plugin_utils.timeline import value_digest
+
+    runs = []
+    for prod_errors in (40, 55):
+        cells = {"dev": cell(logs={"api": rated(10)}), "prod": cell(logs={"api": rated(prod_errors)})}
+        found = [f for f in health_diff.diff(LABELS, cells, CONTEXT) if f["check"] == "health.error_rate_higher"]
+        runs.append(found[0])
+    assert runs[0]["values"] != runs[1]["values"]
+    assert finding_id(runs[0]) == finding_id(runs[1]) and value_digest(runs[0]) == value_digest(runs[1])
