@@ -4,8 +4,9 @@ Standard library only, Python 3.8+, and self-contained (no import from the colle
 collector runs it on the audited host for each configured virtualenv or interpreter, and sends
 this very file to the Python inside a container (``python3 -I -S -B -`` on stdin, one docker
 exec, with deps_os, deps_node and deps_container, whose ``main()`` prints the same facts as
-JSON). Nothing is imported from the environment read and no ``.pth`` file is processed: the ``*.dist-info`` / ``*.egg-info`` / ``*.egg-link`` entries of
-each site directory are read as files (the data ``pip inspect`` prints, without pip).
+JSON). Nothing is imported from the environment read and no ``.pth`` file is processed: the
+``*.dist-info`` / ``*.egg-info`` / ``*.egg-link`` entries of each site directory are read as
+files (the data ``pip inspect`` prints, without pip).
 
 Bounds: at most ``max_dists`` distributions per environment, the headers of METADATA / PKG-INFO
 up to ``MAX_HEADER_BYTES``, small files (INSTALLER, direct_url.json) up to ``MAX_SMALL_BYTES``,
