@@ -460,15 +460,20 @@ def collect_containers(request, hmac_key, runtimes):
             return {"status": "failed", "reason": "docker is not installed on this host."}
         return exec_reader(docker, docker_host, container["name"], script, timeout, max_output)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=EXEC_WORKERS) as pool:
-        first_facts = dict(zip(firsts, pool.map(read, [container for _, container in firsts.values()])))
+    # The first execs and the other containers' change lists are asked at once (two pools): the
+    # decision waits for both, neither waits for the other.
+    with concurrent.futures.ThreadPoolExecutor(EXEC_WORKERS) as pool, concurrent.futures.ThreadPoolExecutor(
+        EXEC_WORKERS
+    ) as engine_pool:
+        pending = {image_id: pool.submit(read, container) for image_id, (_, container) in firsts.items()}
+        changes = [engine_pool.submit(_changed_paths, docker_host, timeout, container["id"]) for _, container in others]
+        first_facts = {image_id: future.result() for image_id, future in pending.items()}
         for image_id, (record, _) in firsts.items():
             record["answer"] = first_facts[image_id]
-        changes = pool.map(lambda pair: _changed_paths(docker_host, timeout, pair[1]["id"]), others)
         again = []
         for (record, container), changed in zip(others, changes):
             first = first_facts[container["image_id"]]
-            if _same_as_image(first, changed):
+            if _same_as_image(first, changed.result()):
                 record["answer"] = first
             else:
                 again.append((record, container))
