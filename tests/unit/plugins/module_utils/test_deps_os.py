@@ -6,6 +6,7 @@ import random
 import shutil
 import sqlite3
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,18 @@ def test_os_release(tmp_path):
     (tmp_path / "etc" / "os-release").write_text('NAME="Rocky"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n')
     assert deps_os.os_release(str(tmp_path)) == "Rocky Linux 9.4 (Blue Onyx)"
     assert deps_os.os_release(str(tmp_path / "none")) is None
+
+
+@pytest.mark.skipif(shutil.which("rpmbuild") is None or shutil.which("rpm") is None, reason="rpm is not installed")
+def test_a_database_rpm_writes_now_reads_as_rpm_qa_prints_it(tmp_path):
+    """record.sh run afresh: rpm builds and installs the packages into a new database, and prints it."""
+    shutil.copy(RPM / "record.sh", tmp_path / "record.sh")
+    subprocess.run(["sh", "record.sh"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    database = rpm_root(tmp_path / "root")
+    shutil.copy(tmp_path / "rpmdb.sqlite", database / "rpmdb.sqlite")
+    facts = deps_os.collect_os(str(tmp_path / "root"))
+    printed = []
+    for line in (tmp_path / "rpm-qa.txt").read_text().splitlines():
+        name, epoch, version, release, _ = line.split(" ")
+        printed.append((name, ("%s:" % epoch if epoch != "0" else "") + "%s-%s" % (version, release)))
+    assert sorted((key.split(":")[0], value) for key, value in facts["packages"].items()) == sorted(printed)
