@@ -442,31 +442,34 @@ def docker_images() -> list[tuple]:
 PY_SPEC_LABEL = "envparity-lab.deps-spec"
 PY_HEALTH = docker_area.Health("5s", test=("CMD", "python3", "-I", "-c", "pass"))
 PY_COMMAND = ("python3", "-I", "-c", "import time; time.sleep(1e9)")
-PY_STACKS = {
-    env.name: docker_area.Stack(
-        env, "pyservice_%s" % env.name, (str(BASE[env.name] / "compose.yml"),), "", "eplab-py%s" % env.name
-    )
-    for env in (DEV, PROD)
-}
-PY_CONTAINERS = {
-    name: docker_area.Container(stack, "api", PYTHON_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
-    for name, stack in PY_STACKS.items()
-}
+
+
+def _python_service(prefix: str, bridge: str, compose: str, image: str) -> tuple[dict, dict]:
+    """({env: Stack}, {env: Container}): one service, api, of image, in dev and prod."""
+    stacks = {
+        env.name: docker_area.Stack(
+            env,
+            "%s_%s" % (prefix, env.name),
+            (str(BASE[env.name] / compose),),
+            "",
+            "eplab-%s%s" % (bridge, env.name),
+        )
+        for env in (DEV, PROD)
+    }
+    containers = {
+        name: docker_area.Container(stack, "api", image, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
+        for name, stack in stacks.items()
+    }
+    return stacks, containers
+
+
+PY_STACKS, PY_CONTAINERS = _python_service("pyservice", "py", "compose.yml", PYTHON_IMAGE)
 # Stack `pyapp` (drift_compose in inventory/lab): one service, api, of lab/pyapp:1.0 (the same in
 # dev and prod, compose files beside the venvs), a stack of its own so that the `py` stack stays
 # as it is. In prod, someone worked by hand in the running container: apt installed a package (the
 # stanza dpkg appends to its status file) and npm installed leftpad-lab 2.0.0 in /app (outside
 # package.json's ^1.0.0, not the lock's 1.1.0).
-APP_STACKS = {
-    env.name: docker_area.Stack(
-        env, "pyapp_%s" % env.name, (str(BASE[env.name] / "app-compose.yml"),), "", "eplab-pyapp%s" % env.name
-    )
-    for env in (DEV, PROD)
-}
-APP_CONTAINERS = {
-    name: docker_area.Container(stack, "api", APP_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
-    for name, stack in APP_STACKS.items()
-}
+APP_STACKS, APP_CONTAINERS = _python_service("pyapp", "pyapp", "app-compose.yml", APP_IMAGE)
 
 
 def stack_image(stack) -> str:
