@@ -64,6 +64,10 @@ PLANTED = [
     _finding("os packages", "netcat-openbsd", "extra", "deps.package_extra"),
     _finding("containers app", "@no_python", "policy", "deps.container_no_python"),  # busybox services
     _finding("containers py", "api/hotfix", "extra", "deps.package_extra"),  # pip run inside prod's container
+    _finding("containers pyapp", "api/os:hotfix-tool", "extra", "deps.package_extra"),  # apt run in prod's container
+    _finding("containers pyapp", "api/node web:leftpad-lab", "changed", "deps.version_changed"),  # npm run in it
+    _finding("containers pyapp", "api/node web:leftpad-lab", "policy", "deps.pin_violated"),  # outside ^1.0.0
+    _finding("containers pyapp", "api/node web:leftpad-lab", "changed", "deps.lock_mismatch"),  # the lock: 1.1.0
 ]
 
 
@@ -359,6 +363,10 @@ SKIPPED_STDLIB = frozenset(
 
 
 def python_rootfs_tar() -> bytes:
+    return _python_root().close()
+
+
+def _python_root():
     root = postgres_area._RootFs()
     for directory in ("dev", "proc", "sys", "etc", "root"):
         root.directory(directory, 0o700 if directory == "root" else 0o755)
@@ -395,12 +403,34 @@ def python_rootfs_tar() -> bytes:
                 path = Path(dirpath) / name
                 if "__pycache__" not in path.parts:
                     root.file("%s/%s" % (IMAGE_SITE, path.relative_to(staging)), path.read_bytes())
+    return root
+
+
+# lab/pyapp:1.0: lab/python:3.11's files, and what an application image also holds: this machine's
+# own dpkg database and os-release (copied as they are when the image is built: a real status file
+# of hundreds of packages) and a Node project in /app (package.json, a v3 lock, node_modules) as dev's.
+APP_IMAGE = "lab/pyapp:1.0"
+APP_NODE = "/app"
+
+
+def app_rootfs_tar() -> bytes:
+    root = _python_root()
+    root.file("var/lib/dpkg/status", Path("/var/lib/dpkg/status").read_bytes())
+    root.file("etc/os-release", Path("/etc/os-release").read_bytes())
+    app = APP_NODE.strip("/")
+    root.file(app + "/package.json", (json.dumps(NODE_MANIFEST, indent=2) + "\n").encode())
+    root.file(app + "/package-lock.json", (json.dumps(_node_lock(DEV), indent=2) + "\n").encode())
+    for name, version in sorted(NODE_LOCKED[DEV.name].items()):
+        root.file(
+            "%s/node_modules/%s/package.json" % (app, name), json.dumps({"name": name, "version": version}).encode()
+        )
     return root.close()
 
 
 def docker_images() -> list[tuple]:
     """Images this area contributes to the lab's engine (docker_area imports them when missing)."""
-    return [(PYTHON_IMAGE, ['CMD ["python3", "-c", "import time; time.sleep(1e9)"]'], python_rootfs_tar)]
+    command = ['CMD ["python3", "-c", "import time; time.sleep(1e9)"]']
+    return [(PYTHON_IMAGE, command, python_rootfs_tar), (APP_IMAGE, command, app_rootfs_tar)]
 
 
 # ---------------------------------------------------------------- a Python service in each environment
@@ -412,21 +442,56 @@ def docker_images() -> list[tuple]:
 PY_SPEC_LABEL = "envparity-lab.deps-spec"
 PY_HEALTH = docker_area.Health("5s", test=("CMD", "python3", "-I", "-c", "pass"))
 PY_COMMAND = ("python3", "-I", "-c", "import time; time.sleep(1e9)")
-PY_STACKS = {
-    env.name: docker_area.Stack(
-        env, "pyservice_%s" % env.name, (str(BASE[env.name] / "compose.yml"),), "", "eplab-py%s" % env.name
-    )
-    for env in (DEV, PROD)
-}
-PY_CONTAINERS = {
-    name: docker_area.Container(stack, "api", PYTHON_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
-    for name, stack in PY_STACKS.items()
-}
+
+
+def _python_service(prefix: str, bridge: str, compose: str, image: str) -> tuple[dict, dict]:
+    """({env: Stack}, {env: Container}): one service, api, of image, in dev and prod."""
+    stacks = {
+        env.name: docker_area.Stack(
+            env,
+            "%s_%s" % (prefix, env.name),
+            (str(BASE[env.name] / compose),),
+            "",
+            "eplab-%s%s" % (bridge, env.name),
+        )
+        for env in (DEV, PROD)
+    }
+    containers = {
+        name: docker_area.Container(stack, "api", image, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
+        for name, stack in stacks.items()
+    }
+    return stacks, containers
+
+
+PY_STACKS, PY_CONTAINERS = _python_service("pyservice", "py", "compose.yml", PYTHON_IMAGE)
+# Stack `pyapp` (drift_compose in inventory/lab): one service, api, of lab/pyapp:1.0 (the same in
+# dev and prod, compose files beside the venvs), a stack of its own so that the `py` stack stays
+# as it is. In prod, someone worked by hand in the running container: apt installed a package (the
+# stanza dpkg appends to its status file) and npm installed leftpad-lab 2.0.0 in /app (outside
+# package.json's ^1.0.0, not the lock's 1.1.0).
+APP_STACKS, APP_CONTAINERS = _python_service("pyapp", "pyapp", "app-compose.yml", APP_IMAGE)
+
+
+def stack_image(stack) -> str:
+    return APP_IMAGE if stack in APP_STACKS.values() else PYTHON_IMAGE
+
+
 HOTFIX = "/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"
 PIP_BY_HAND = (
     "import os; d = %r; os.makedirs(d, exist_ok=True); "
     "open(d + '/METADATA', 'w').write('Metadata-Version: 2.1\\nName: hotfix\\nVersion: 0.1\\n'); "
     "open(d + '/INSTALLER', 'w').write('pip\\n')" % HOTFIX
+)
+# apt-get install by hand: the stanza dpkg appends to its status file (a package the image lacks).
+APT_PACKAGE = ("hotfix-tool", "1.0-1")
+APT_BY_HAND = (
+    "open('/var/lib/dpkg/status', 'a').write('\\nPackage: %s\\nStatus: install ok installed\\nPriority: optional\\n"
+    "Architecture: amd64\\nVersion: %s\\nDescription: installed by hand in the container\\n')" % APT_PACKAGE
+)
+APT_MARKER = "/var/lib/dpkg/status"
+NPM_BY_HAND = (
+    'open(\'%s/node_modules/leftpad-lab/package.json\', \'w\').write(\'{"name": "leftpad-lab", "version": "2.0.0"}\')'
+    % APP_NODE
 )
 
 
@@ -448,7 +513,7 @@ def _compose(stack) -> str:
         "      resources:\n"
         "        limits:\n"
         "          memory: 64M\n"
-    ) % (stack.project, PYTHON_IMAGE, json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH.test)))
+    ) % (stack.project, stack_image(stack), json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH.test)))
 
 
 def _ensure_py_container(ctx: Ctx, c) -> None:
@@ -468,19 +533,18 @@ def _ensure_py_container(ctx: Ctx, c) -> None:
     ctx.changed("%s container %s" % ("recreated" if current else "created", c.name))
 
 
-def _pip_by_hand(ctx: Ctx, c) -> None:
-    """prod's drift: a distribution written into the running container (as pip would), once."""
+def _by_hand(ctx: Ctx, c, marker: str, script: str, what: str) -> None:
+    """prod's drift: files written into the running container (as pip, apt or npm would), once
+    (marker: a path the container's changes list once it was done)."""
     changes = docker_area._get("/containers/%s/changes" % c.name) or []
-    if any(item.get("Path") == HOTFIX for item in changes):
+    if any(item.get("Path") == marker for item in changes):
         return
-    created = docker_area._call(
-        "POST", "/containers/%s/exec" % c.name, {"Cmd": ["python3", "-I", "-B", "-c", PIP_BY_HAND]}
-    )
+    created = docker_area._call("POST", "/containers/%s/exec" % c.name, {"Cmd": ["python3", "-I", "-B", "-c", script]})
     docker_area._call("POST", "/exec/%s/start" % created["Id"], {"Detach": True})
     deadline = time.monotonic() + 30
     while (docker_area._get("/exec/%s/json" % created["Id"]) or {}).get("Running") and time.monotonic() < deadline:
         time.sleep(0.1)
-    ctx.changed("installed hotfix 0.1 by hand in %s" % c.name)
+    ctx.changed("installed %s by hand in %s" % (what, c.name))
 
 
 def _wait_healthy(names) -> None:
@@ -492,9 +556,20 @@ def _wait_healthy(names) -> None:
 
 
 def start(ctx: Ctx) -> None:
-    for name, stack in PY_STACKS.items():
-        write_file(ctx, BASE[name] / "compose.yml", _compose(stack), 0o644, stack.env.owner)
-        docker_area._ensure_network(ctx, stack)
-        _ensure_py_container(ctx, PY_CONTAINERS[name])
-    _pip_by_hand(ctx, PY_CONTAINERS[PROD.name])
-    _wait_healthy([c.name for c in PY_CONTAINERS.values()])
+    for stacks, containers, compose in (
+        (PY_STACKS, PY_CONTAINERS, "compose.yml"),
+        (APP_STACKS, APP_CONTAINERS, "app-compose.yml"),
+    ):
+        for name, stack in stacks.items():
+            write_file(ctx, BASE[name] / compose, _compose(stack), 0o644, stack.env.owner)
+            docker_area._ensure_network(ctx, stack)
+            _ensure_py_container(ctx, containers[name])
+    _by_hand(ctx, PY_CONTAINERS[PROD.name], HOTFIX, PIP_BY_HAND, "hotfix 0.1")
+    _by_hand(
+        ctx,
+        APP_CONTAINERS[PROD.name],
+        APT_MARKER,
+        APT_BY_HAND + "; " + NPM_BY_HAND,
+        "%s %s and leftpad-lab 2.0.0" % APT_PACKAGE,
+    )
+    _wait_healthy([c.name for c in (*PY_CONTAINERS.values(), *APP_CONTAINERS.values())])

@@ -5,6 +5,7 @@
                                           [--output reports/benchmark.json]
     .venv/bin/python scripts/benchmark.py --fleet 1,50 [--runs 5]   # only the fleet figures
     .venv/bin/python scripts/benchmark.py --remove-load   # only remove containers an interrupted run left
+    .venv/bin/python scripts/benchmark.py --deps [--runs 5]   # only the deps area's container figures
 
 Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, except for the
 docker load below, which it removes again.
@@ -1540,6 +1541,13 @@ def main(argv=None):
         "--remove-load", action="store_true", help="only stop and remove the load containers an interrupted run left"
     )
     parser.add_argument(
+        "--deps",
+        action="store_true",
+        help="only the deps area: its collection with 0, 1 and 15 containers of 300 distributions, a dpkg "
+        "status and a Node project each (lab/pyapp:1.0), where the time goes, the floor of one exec "
+        "(scripts/benchmark_deps.py)",
+    )
+    parser.add_argument(
         "--output", help="JSON file of the figures (default reports/benchmark.json, reports/benchmark-fleet.json)"
     )
     args = parser.parse_args(argv)
@@ -1549,6 +1557,12 @@ def main(argv=None):
         parser.error("ssh is not installed")
     os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
 
+    if args.deps:
+        import benchmark_deps
+
+        return benchmark_deps.main(
+            ["--runs", str(args.runs), "--audit-runs", "0", "--containers", "0,1,15", "--image", "lab/pyapp:1.0"]
+        )
     try:
         if args.remove_load:
             with no_interrupt():

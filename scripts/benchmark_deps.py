@@ -2,6 +2,7 @@
 """Benchmark of the deps area: its collection time on one host, and the whole audit with and without it.
 
   scripts/benchmark_deps.py [--runs 5] [--containers 0,5,10,15] [--dists 300] [--audit-runs 3]
+                            [--image lab/pyapp:1.0] [--pip-in-each]
 
 Load (made here, removed after, by name): up to 15 containers of the lab's Python image
 (lab/python:3.11, lab/deps_area.py) as the services of one compose project, each with the same
@@ -10,7 +11,12 @@ virtualenv-shaped directories of --dists distributions each. The area's collecti
 (deps_collect.collect_area, as the module runs it: one docker exec per service) is timed per
 container count (median of --runs): the goal is at most 1.0 s added per host for 15 containers,
 and a time linear in their number. The whole audit (compare.yml on the lab inventory) is timed
-with every area and with --skip-tags deps (median of --audit-runs). Prints figures; asserts none.
+with every area and with --skip-tags deps (median of --audit-runs). Where the time goes: per
+container count, the phases of the last run (each call's duration, summed over its calls, and
+the longest: the engine listing, the first exec per image, the other containers' change lists,
+the execs again, the host's own reads) and the floor of one exec (`docker exec <c> python3 -c
+pass`, median of --runs). --image lab/pyapp:1.0 makes each exec also read a dpkg status of
+hundreds of packages and a Node project. Prints figures; asserts none.
 Run as root, with the lab up (lab/labctl up).
 """
 
@@ -22,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -70,7 +77,7 @@ PIP_IN_CONTAINER = (
 )
 
 
-def start_containers(count, site, pip_in_each=False):
+def start_containers(count, site, pip_in_each=False, image=IMAGE):
     command = ["python3", "-c", PIP_IN_CONTAINER] if pip_in_each else []
     for index in range(count):
         subprocess.run(
@@ -86,7 +93,7 @@ def start_containers(count, site, pip_in_each=False):
                 "com.docker.compose.service=svc%02d" % index,
                 "-v",
                 "%s:%s:ro" % (site, SITE),
-                IMAGE,
+                image,
                 *command,
             ],
             check=True,
@@ -99,13 +106,48 @@ def remove_containers(count):
     subprocess.run([*DOCKER, "rm", "-f", *names], check=False, capture_output=True)
 
 
-def time_collection(request, runs):
+PHASES = ("_stack_projects", "_engine_view", "exec_reader", "_changed_paths", "collect_python", "collect_os")
+
+
+def timed_phases():
+    """Wrap the collector's phases; returns {phase: [seconds of each call]} (filled as they run)."""
+    calls = {name: [] for name in PHASES}
+    lock = threading.Lock()
+    for name in PHASES:
+        real = getattr(deps_collect, name)
+
+        def wrapper(*args, _real=real, _name=name, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                with lock:
+                    calls[_name].append(time.perf_counter() - started)
+
+        setattr(deps_collect, name, wrapper)
+    return calls
+
+
+def time_collection(request, runs, calls):
     times = []
     for _ in range(runs):
+        for found in calls.values():
+            found.clear()
         started = time.perf_counter()
         facts = deps_collect.collect_area(request, b"bench-key")
         times.append(time.perf_counter() - started)
-    return statistics.median(times), facts
+    phases = {name: (len(found), sum(found), max(found, default=0.0)) for name, found in calls.items()}
+    return statistics.median(times), facts, phases
+
+
+def exec_floor(runs):
+    """The median wall time of one bare `docker exec <first container> python3 -c pass`."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([*DOCKER, "exec", container_name(0), "python3", "-c", "pass"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def time_audit(runs, skip=False):
@@ -128,6 +170,36 @@ def time_audit(runs, skip=False):
     return statistics.median(times)
 
 
+def print_figures(args, rows, breakdown, floors):
+    base = rows[0][1]
+    print(
+        "deps area collection on one host (two host venvs of %d dists; containers of %s, %s; median of %d):"
+        % (
+            args.dists,
+            args.image,
+            "each changed by pip: one exec each" if args.pip_in_each else "unchanged",
+            args.runs,
+        )
+    )
+    print("| containers | seconds | added vs 0 | per container | services read | dists read in containers |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for count, seconds, services, read in rows:
+        per = (seconds - base) / count if count else 0.0
+        print("| %d | %.3f | %.3f | %.3f | %d | %d |" % (count, seconds, seconds - base, per, services, read))
+    print("\nwhere the time goes (last run; calls, summed seconds, longest call):")
+    print("| containers | %s |" % " | ".join(PHASES))
+    print("|---:|%s" % ("---|" * len(PHASES)))
+    for count, phases in breakdown:
+        print("| %d | %s |" % (count, " | ".join("%d, %.3f, %.3f" % phases[name] for name in PHASES)))
+    for count, floor in sorted(floors.items()):
+        print("one bare docker exec (python3 -c pass) with %d containers running: %.3f s" % (count, floor))
+    last = rows[-1]
+    print(
+        "goal: <= %.1f s added per host at %d containers: %.3f s (%s)"
+        % (GOAL_SECONDS, last[0], last[1], "met" if last[1] <= GOAL_SECONDS else "missed")
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -135,10 +207,12 @@ def main(argv=None):
     parser.add_argument("--containers", default="0,5,10,15")
     parser.add_argument("--dists", type=int, default=300)
     parser.add_argument("--pip-in-each", action="store_true", help="one exec per container (none may share facts)")
+    parser.add_argument("--image", default=IMAGE, help="the containers' image (lab/pyapp:1.0: dpkg and Node too)")
     args = parser.parse_args(argv)
     counts = sorted({int(part) for part in args.containers.split(",")})
     work = pathlib.Path(tempfile.mkdtemp(prefix="deps-bench-"))
-    rows = []
+    rows, breakdown, floors = [], [], {}
+    calls = timed_phases()
     try:
         os.chmod(work, 0o755)
         make_site(work / "site", args.dists)
@@ -150,36 +224,26 @@ def main(argv=None):
         started = 0
         for count in counts:
             remove_containers(started)
-            start_containers(count, work / "site", args.pip_in_each)
+            start_containers(count, work / "site", args.pip_in_each, args.image)
             started = count
             request = {
                 "python_envs": [{"name": venv.name, "path": str(venv)} for venv in venvs],
                 "stacks": [{"name": "bench", "files": [str(compose)], "project": PROJECT}] if count else [],
                 "docker_host": DOCKER_HOST,
                 "os_root": "/",
+                "container_node_projects": [{"name": "web", "path": "/app"}],
             }
-            seconds, facts = time_collection(request, args.runs)
+            seconds, facts, phases = time_collection(request, args.runs, calls)
+            breakdown.append((count, phases))
+            if count:
+                floors[count] = exec_floor(args.runs)
             services = (facts["containers"].get("bench") or {}).get("services") or {}
             read = sum(len(s["python"].get("dists") or {}) for s in services.values() if s.get("python"))
             rows.append((count, seconds, len(services), read))
     finally:
         remove_containers(max(counts))
         shutil.rmtree(work, ignore_errors=True)
-    base = rows[0][1]
-    print(
-        "deps area collection on one host (two host venvs of %d dists; containers of one image, %s; median of %d):"
-        % (args.dists, "each changed by pip: one exec each" if args.pip_in_each else "unchanged", args.runs)
-    )
-    print("| containers | seconds | added vs 0 | per container | services read | dists read in containers |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for count, seconds, services, read in rows:
-        per = (seconds - base) / count if count else 0.0
-        print("| %d | %.3f | %.3f | %.3f | %d | %d |" % (count, seconds, seconds - base, per, services, read))
-    last = rows[-1]
-    print(
-        "goal: <= %.1f s added per host at %d containers: %.3f s (%s)"
-        % (GOAL_SECONDS, last[0], last[1], "met" if last[1] <= GOAL_SECONDS else "missed")
-    )
+    print_figures(args, rows, breakdown, floors)
     if args.audit_runs:
         with_area = time_audit(args.audit_runs)
         without = time_audit(args.audit_runs, skip=True)

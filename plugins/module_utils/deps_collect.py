@@ -1,11 +1,13 @@
-"""Collect the deps area on a host: Python environments, Node projects, the Python inside the
-running containers of the configured compose stacks, OS packages and runtime versions.
+"""Collect the deps area on a host: Python environments, Node projects, the Python packages, OS
+packages and Node projects inside the running containers of the configured compose stacks, OS
+packages and runtime versions.
 
 Standard library only, Python 3.8+: this module runs on the audited hosts. Read-only, and no
-program the host chooses runs: metadata files are read directly (deps_python, deps_node); the only
-command is one ``docker exec <container> python3 -I -S -B -`` per running service of a configured
-stack (the first replica), which runs this collection's own reader (deps_python's source, on
-stdin) within ``timeout`` seconds, its output capped at ``max_output_bytes``.
+program the host chooses runs: metadata files are read directly (deps_python, deps_node, deps_os);
+the only command is one ``docker exec <container> python3 -I -S -B -`` per image of a configured
+stack's running services (the first replica), which runs this collection's own reader
+(deps_container with the modules it uses, on stdin) within ``timeout`` seconds, its output capped
+at ``max_output_bytes``.
 
 Declared and locked files (requirements*.txt with their -r/-c includes, pyproject.toml,
 poetry.lock, Pipfile.lock, uv.lock, pylock.toml) travel as text, each line that holds a URL with its
@@ -18,7 +20,7 @@ import json
 import os
 import re
 
-from ansible_collections.envparity.audit.plugins.module_utils import deps_python
+from ansible_collections.envparity.audit.plugins.module_utils import deps_container, deps_node, deps_os, deps_python
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import (
     CommandTimeout,
     OutputTooLarge,
@@ -26,6 +28,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import
     run_capped,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.deps_node import read_project
+from ansible_collections.envparity.audit.plugins.module_utils.deps_os import collect_os, os_release
 from ansible_collections.envparity.audit.plugins.module_utils.deps_python import clean, mask_url, read_bounded
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve
 
@@ -41,8 +44,6 @@ DEFAULTS = {
 }
 MAX_INCLUDES = 20
 MAX_INCLUDE_DEPTH = 5
-MAX_OS_PACKAGES = 20000
-MAX_OS_STATUS_BYTES = 64 * 1024 * 1024
 EXEC_WORKERS = 4
 DOCKER_FALLBACKS = ("/usr/bin/docker", "/usr/local/bin/docker", "/opt/homebrew/bin/docker")
 _INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s+|=)(\S+)")
@@ -119,107 +120,8 @@ def collect_python(item, request):
 # ------------------------------------------------------------------ OS packages and runtimes
 
 
-def _dpkg(path, limit):
-    """{name: version} of the installed packages of a dpkg status file (architecture-qualified
-    when several architectures are installed), and whether the limit cut it."""
-    packages, truncated = {}, False
-    fields = {}
-    with open(path, "rb") as handle:
-        read = 0
-        for raw in handle:
-            read += len(raw)
-            if read > MAX_OS_STATUS_BYTES:
-                return packages, True
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if line.strip():
-                if line[:1] not in (" ", "\t"):
-                    key, _, value = line.partition(":")
-                    if key in ("Package", "Status", "Version", "Architecture"):
-                        fields[key] = value.strip()
-                continue
-            truncated = _add_dpkg(packages, fields, limit) or truncated
-            fields = {}
-        truncated = _add_dpkg(packages, fields, limit) or truncated
-    return packages, truncated
-
-
-def _add_dpkg(packages, fields, limit):
-    if not fields.get("Package") or not fields.get("Status", "").endswith(" installed"):
-        return False
-    if len(packages) >= limit:
-        return True
-    name = clean(fields["Package"])
-    arch = fields.get("Architecture") or ""
-    if name in packages:
-        name = "%s:%s" % (name, clean(arch))
-    packages[name] = clean(fields.get("Version") or "")
-    return False
-
-
-def _apk(path, limit):
-    packages, truncated, name = {}, False, None
-    data, cut = read_bounded(path, MAX_OS_STATUS_BYTES)
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line.startswith("P:"):
-            name = clean(line[2:])
-        elif line.startswith("V:") and name:
-            if len(packages) >= limit:
-                truncated = True
-                break
-            packages[name] = clean(line[2:])
-            name = None
-    return packages, truncated or cut
-
-
-OS_DATABASES = (
-    ("dpkg", "var/lib/dpkg/status", _dpkg),
-    ("apk", "lib/apk/db/installed", _apk),
-)
-RPM_DATABASES = ("var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite")
-
-
-def collect_os(root):
-    """The host's OS packages: dpkg or apk read directly; rpm's database is named, not read."""
-    for manager, relative, reader in OS_DATABASES:
-        path = os.path.join(root, relative)
-        if not os.path.isfile(path):
-            continue
-        try:
-            packages, truncated = reader(path, MAX_OS_PACKAGES)
-        except OSError as exc:
-            return {
-                "status": "unreadable",
-                "manager": manager,
-                "reason": "%s cannot be read (%s)." % (relative, exc.strerror or "error"),
-            }
-        return {"status": "ok", "reason": None, "manager": manager, "packages": packages, "truncated": truncated}
-    for relative in RPM_DATABASES:
-        if os.path.exists(os.path.join(root, relative)):
-            return {
-                "status": "unsupported",
-                "manager": "rpm",
-                "reason": "The rpm database (%s) is not read by this version: OS packages not compared." % relative,
-            }
-    return {"status": "none", "manager": None, "reason": "No dpkg or apk database under %s." % clean(root)}
-
-
-def _os_release(root):
-    for relative in ("etc/os-release", "usr/lib/os-release"):
-        try:
-            data, _ = read_bounded(os.path.join(root, relative), 65536)
-        except OSError:
-            continue
-        values = {}
-        for line in data.decode("utf-8", "replace").splitlines():
-            key, equals, value = line.partition("=")
-            if equals:
-                values[key.strip()] = value.strip().strip("\"'")
-        return clean(values.get("PRETTY_NAME") or values.get("NAME") or "") or None
-    return None
-
-
 def collect_runtimes(root):
-    runtimes = {"os": _os_release(root)}
+    runtimes = {"os": os_release(root)}
     if os.path.realpath(root) == "/":
         runtimes["kernel"] = clean(os.uname().release)
     return runtimes
@@ -228,14 +130,25 @@ def collect_runtimes(root):
 # ------------------------------------------------------------------ containers
 
 
-def _reader_script(max_dists, max_bytes, timeout=DEFAULTS["timeout"]):
-    """The reader sent into a container. Its first line arms an alarm: killing the docker client at
-    the timeout does not end the process it started in the container, the alarm does."""
-    return "import signal; signal.alarm(%d)\n%s\nmain(%d, %d)\n" % (
+READER_MODULES = (deps_python, deps_os, deps_node, deps_container)
+_COLLECTION_IMPORT = re.compile(
+    r"^from ansible_collections\.envparity\.audit\.plugins\.module_utils\.\w+ import [^(\n]+$", re.M
+)
+
+
+def _reader_script(max_dists, max_bytes, timeout=DEFAULTS["timeout"], node_projects=()):
+    """The reader sent into a container: deps_python, deps_os, deps_node and deps_container, their
+    collection imports dropped (each module's names are defined by the one before it). Its first
+    line arms an alarm: killing the docker client at the timeout does not end the process it
+    started in the container, the alarm does."""
+    sources = [_COLLECTION_IMPORT.sub("", inspect.getsource(module)) for module in READER_MODULES]
+    projects = [(str(item["name"]), str(item["path"])) for item in node_projects]
+    return "import signal; signal.alarm(%d)\n%s\nmain(%d, %d, %r)\n" % (
         int(timeout) + 1,
-        inspect.getsource(deps_python),
+        "\n".join(sources),
         max_dists,
         max_bytes,
+        projects,
     )
 
 
@@ -245,8 +158,9 @@ def _docker_env():
     return env
 
 
-def exec_python(docker, docker_host, container, script, timeout, max_output):
-    """The Python facts of one running container through one docker exec, or a status record."""
+def exec_reader(docker, docker_host, container, script, timeout, max_output):
+    """The facts of one running container (Python, OS packages, Node projects) through one docker
+    exec, or a status record."""
     # -I: no environment variables, no user site; -S: no site (no .pth runs); -B: no bytecode
     # written into the container's filesystem.
     argv = [docker, "-H", docker_host, "exec", "-i", container, "python3", "-I", "-S", "-B", "-"]
@@ -269,13 +183,21 @@ def exec_python(docker, docker_host, container, script, timeout, max_output):
         facts = json.loads(out.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         return {"status": "failed", "reason": "The container's answer is not JSON."}
-    if not isinstance(facts, dict) or not isinstance(facts.get("status"), str):
+    if isinstance(facts, dict) and isinstance(facts.get("status"), str) and "python" not in facts:
+        return {"status": clean(facts["status"], 40), "reason": clean(str(facts.get("reason") or ""))}
+    if not isinstance(facts, dict) or not isinstance(facts.get("python"), dict):
         return {"status": "failed", "reason": "The container's answer has an unexpected shape."}
     return _checked_container_facts(facts)
 
 
-def _checked_container_facts(facts):
-    """The container's answer, with every text cleaned again (it came from inside the container)."""
+def _status_record(record, what):
+    """A part of the container's answer that is not a record: failed, with why."""
+    if isinstance(record, dict) and isinstance(record.get("status"), str):
+        return None
+    return {"status": "failed", "reason": "The container's %s facts have an unexpected shape." % what}
+
+
+def _checked_python(facts):
     dists = facts.get("dists") if isinstance(facts.get("dists"), dict) else {}
     cleaned = {}
     for key, record in list(dists.items())[: DEFAULTS["max_dists"]]:
@@ -301,7 +223,74 @@ def _checked_container_facts(facts):
         "dists": cleaned,
         "broken": [clean(item) for item in (facts.get("broken") or [])[:50] if isinstance(item, str)],
         "truncated": facts.get("truncated") is True,
-        "site_paths": [clean(item, 400) for item in (facts.get("site_paths") or [])[:20] if isinstance(item, str)],
+    }
+
+
+def _text_map(mapping, limit):
+    """{clean key: clean text} of at most limit string pairs of a mapping from the container."""
+    mapping = mapping if isinstance(mapping, dict) else {}
+    return {
+        clean(key): clean(mask_url(value))
+        for key, value in list(mapping.items())[:limit]
+        if isinstance(key, str) and isinstance(value, str)
+    }
+
+
+def _checked_os(facts):
+    return {
+        "status": clean(facts["status"], 40),
+        "reason": clean(facts["reason"]) if isinstance(facts.get("reason"), str) else None,
+        "manager": clean(facts["manager"], 20) if isinstance(facts.get("manager"), str) else None,
+        "packages": _text_map(facts.get("packages"), deps_os.MAX_OS_PACKAGES),
+        "truncated": facts.get("truncated") is True,
+        "release": clean(facts["release"]) if isinstance(facts.get("release"), str) else None,
+    }
+
+
+def _checked_node(facts):
+    def entries(mapping, fields):
+        mapping = mapping if isinstance(mapping, dict) else {}
+        return {
+            clean(key): {
+                "version" if "version" in fields else "range": clean(mask_url(str(value.get(fields[0]) or ""))),
+                "dev": value.get("dev") is True,
+            }
+            for key, value in list(mapping.items())[: deps_node.MAX_PACKAGES]
+            if isinstance(key, str) and isinstance(value, dict)
+        }
+
+    locked = facts.get("locked")
+    return {
+        "status": clean(facts["status"], 40),
+        "reason": clean(facts["reason"]) if isinstance(facts.get("reason"), str) else None,
+        "declared": entries(facts.get("declared"), ("range",)) if isinstance(facts.get("declared"), dict) else None,
+        "lock_file": clean(facts["lock_file"], 40) if isinstance(facts.get("lock_file"), str) else None,
+        "lock_version": facts["lock_version"] if type(facts.get("lock_version")) is int else None,
+        "locked": entries(locked, ("version",)) if isinstance(locked, dict) else None,
+        "lock_truncated": facts.get("lock_truncated") is True,
+        "installed": _text_map(facts.get("installed"), deps_node.MAX_PACKAGES)
+        if isinstance(facts.get("installed"), dict)
+        else None,
+        "installed_truncated": facts.get("installed_truncated") is True,
+        "broken": [clean(item) for item in (facts.get("broken") or [])[:50] if isinstance(item, str)],
+        "problems": [clean(item) for item in (facts.get("problems") or [])[:20] if isinstance(item, str)],
+    }
+
+
+def _checked_container_facts(facts):
+    """The container's answer, with every text cleaned again (it came from inside the container)."""
+    python, system = facts.get("python"), facts.get("os")
+    node = facts.get("node") if isinstance(facts.get("node"), dict) else {}
+    return {
+        "status": "ok",
+        "python": _status_record(python, "Python") or _checked_python(python),
+        "os": _status_record(system, "OS package") or _checked_os(system),
+        "node": {
+            clean(name): _status_record(record, "Node") or _checked_node(record)
+            for name, record in list(node.items())[:50]
+            if isinstance(name, str)
+        },
+        "watch": [clean(item, 400) for item in (facts.get("watch") or [])[:50] if isinstance(item, str)],
     }
 
 
@@ -377,18 +366,29 @@ def _changed_paths(docker_host, timeout, ident):
 
 def _same_as_image(first, changes):
     """Whether a container may take the facts read in another container of its image: none of its
-    changed paths is in a site directory read there, or is a python in a bin directory."""
+    changed paths is in a directory read there (site directories, OS package database, Node
+    projects), or is a python in a bin directory."""
     if changes is None or first.get("status") not in ("ok", "no_python"):
         return False
-    sites = tuple(path.rstrip("/") + "/" for path in first.get("site_paths") or [])
+    watched = tuple(path.rstrip("/") + "/" for path in first.get("watch") or [])
     return not any(
         isinstance(path, str)
         and (
-            (sites and path.startswith(sites))
+            (watched and (path + "/").startswith(watched))
             or (os.path.basename(path).startswith("python") and os.path.dirname(path).endswith("/bin"))
         )
         for path in changes
     )
+
+
+def _service_parts(answer):
+    """(python, os, node) of a service from its container's answer (or its failure)."""
+    if answer.get("status") == "ok":
+        return answer["python"], answer["os"], answer["node"]
+    reason = answer.get("reason")
+    if answer.get("status") == "no_python":
+        reason = "The container has no python3: its OS packages and Node projects were not read."
+    return answer, {"status": answer.get("status"), "reason": reason}, {}
 
 
 def _platform(image):
@@ -423,10 +423,10 @@ def _services(stacks, projects, running, images):
 def collect_containers(request, hmac_key, runtimes):
     """{stack name: {status, reason, project, services: {service: record}}} for the configured stacks.
 
-    One docker exec per image: the first running container of each image is read; another
-    container of that image takes its facts when its filesystem changed nothing in the site
-    directories read there (GET /containers/{id}/changes), and is exec'd otherwise (someone ran pip
-    in it)."""
+    One docker exec per image reads the Python packages, the OS packages and the configured Node
+    projects of the first running container of each image; another container of that image takes
+    its facts when its filesystem changed nothing in the directories read there (GET
+    /containers/{id}/changes), and is exec'd otherwise (someone ran pip or apt in it)."""
     stacks = request.get("stacks") or []
     if not stacks:
         return {}
@@ -451,35 +451,42 @@ def collect_containers(request, hmac_key, runtimes):
         else:
             firsts[container["image_id"]] = (record, container)
     docker = find_executable("docker", DOCKER_FALLBACKS, os.environ.get("PATH") or os.defpath)
-    script = _reader_script(int(_setting(request, "max_dists")), max_output, timeout)
+    script = _reader_script(
+        int(_setting(request, "max_dists")), max_output, timeout, request.get("container_node_projects") or ()
+    )
 
     def read(container):
         if docker is None:
             return {"status": "failed", "reason": "docker is not installed on this host."}
-        return exec_python(docker, docker_host, container["name"], script, timeout, max_output)
+        return exec_reader(docker, docker_host, container["name"], script, timeout, max_output)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=EXEC_WORKERS) as pool:
-        first_facts = dict(zip(firsts, pool.map(read, [container for _, container in firsts.values()])))
+    # The first execs and the other containers' change lists are asked at once (two pools): the
+    # decision waits for both, neither waits for the other.
+    with concurrent.futures.ThreadPoolExecutor(EXEC_WORKERS) as pool, concurrent.futures.ThreadPoolExecutor(
+        EXEC_WORKERS
+    ) as engine_pool:
+        pending = {image_id: pool.submit(read, container) for image_id, (_, container) in firsts.items()}
+        changes = [engine_pool.submit(_changed_paths, docker_host, timeout, container["id"]) for _, container in others]
+        first_facts = {image_id: future.result() for image_id, future in pending.items()}
         for image_id, (record, _) in firsts.items():
-            record["python"] = first_facts[image_id]
-        changes = pool.map(lambda pair: _changed_paths(docker_host, timeout, pair[1]["id"]), others)
+            record["answer"] = first_facts[image_id]
         again = []
         for (record, container), changed in zip(others, changes):
             first = first_facts[container["image_id"]]
-            if _same_as_image(first, changed):
-                record["python"] = first
+            if _same_as_image(first, changed.result()):
+                record["answer"] = first
             else:
                 again.append((record, container))
         for (record, _), facts in zip(again, pool.map(read, [container for _, container in again])):
-            record["python"] = facts
+            record["answer"] = facts
     result = {}
     for item in stacks:
         project = projects.get(item["name"])
         services = {}
         for service, (record, _) in chosen[item["name"]].items():
-            python = dict(record["python"])
-            python.pop("site_paths", None)
-            services[service] = dict(record, python=python)
+            facts = dict(record)
+            facts["python"], facts["os"], facts["node"] = _service_parts(facts.pop("answer"))
+            services[service] = facts
         result[item["name"]] = {
             "status": "ok" if project else "failed",
             "reason": None if project else "The stack's compose project name could not be found.",

@@ -2,10 +2,11 @@
 
 Standard library only, Python 3.8+, and self-contained (no import from the collection): the deps
 collector runs it on the audited host for each configured virtualenv or interpreter, and sends
-this very file to the Python inside a container (``python3 -I -S -B -`` on stdin, one docker exec),
-where ``main()`` prints the same facts as JSON. Nothing is imported from the environment read and
-no ``.pth`` file is processed: the ``*.dist-info`` / ``*.egg-info`` / ``*.egg-link`` entries of
-each site directory are read as files (the data ``pip inspect`` prints, without pip).
+this very file to the Python inside a container (``python3 -I -S -B -`` on stdin, one docker
+exec, with deps_os, deps_node and deps_container, whose ``main()`` prints the same facts as
+JSON). Nothing is imported from the environment read and no ``.pth`` file is processed: the
+``*.dist-info`` / ``*.egg-info`` / ``*.egg-link`` entries of each site directory are read as
+files (the data ``pip inspect`` prints, without pip).
 
 Bounds: at most ``max_dists`` distributions per environment, the headers of METADATA / PKG-INFO
 up to ``MAX_HEADER_BYTES``, small files (INSTALLER, direct_url.json) up to ``MAX_SMALL_BYTES``,
@@ -335,15 +336,3 @@ def running_environment(max_dists):
         site_dirs=len(dirs),
     )
     return result
-
-
-def main(max_dists, max_bytes):
-    """Print this interpreter's facts as one JSON line, at most max_bytes (else a truncated mark)."""
-    try:
-        facts = running_environment(max_dists)
-    except Exception as exc:  # reported, never a traceback
-        facts = {"status": "failed", "reason": "%s while reading the packages." % type(exc).__name__}
-    text = json.dumps(facts, separators=(",", ":"), sort_keys=True)
-    if len(text) > max_bytes:
-        text = json.dumps({"status": "too_large", "reason": "The package list is larger than the output limit."})
-    sys.stdout.write(text)

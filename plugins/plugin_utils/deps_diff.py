@@ -19,6 +19,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.deps_declared impo
     satisfies,
     version,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.deps_semver import satisfies as satisfies_range
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
@@ -557,7 +558,49 @@ def _container_findings(subject):
             for label, found in packages.items()
         }
         findings += _package_findings(subject, packages, ok, "Python package (container)")
+        for part, ecosystem in (("os", "OS package (container)"), ("node", "Node package (container)")):
+            findings += _package_findings(subject, _container_part(services, ok, part), ok, ecosystem)
+    findings += _container_node_chain(subject, ok, services)
     return findings
+
+
+def _container_part(services, ok, part):
+    """{label: {key: version}} of the services that every column read: OS packages keyed
+    ``service/os:package``, top-level installed Node packages ``service/node project:package``."""
+    found = {label: {} for label in ok}
+    for service in sorted(set.intersection(*(set(services[label]) for label in ok))):
+        if part == "os":
+            records = [services[label][service].get("os") or {} for label in ok]
+            if all(record.get("status") == "ok" for record in records):
+                for label, record in zip(ok, records, strict=True):
+                    found[label].update(
+                        ("%s/os:%s" % (service, name), value) for name, value in (record.get("packages") or {}).items()
+                    )
+            continue
+        projects = [services[label][service].get("node") or {} for label in ok]
+        for project in sorted(set.intersection(*(set(record) for record in projects))):
+            records = [record[project] for record in projects]
+            if all(record.get("status") == "ok" for record in records):
+                for label, record in zip(ok, records, strict=True):
+                    found[label].update(
+                        ("%s/node %s:%s" % (service, project, name), value)
+                        for name, value in (record.get("installed") or {}).items()
+                    )
+    return found
+
+
+def _container_node_chain(subject, ok, services):
+    """The declared → locked → installed chain of the Node projects read in each container."""
+    problems = {}
+    for label in ok:
+        production = label in subject.context["production"]
+        for service, record in sorted(services[label].items()):
+            for project, facts in sorted((record.get("node") or {}).items()):
+                if facts.get("status") != "ok":
+                    continue
+                for name, check, text in _node_chain(facts, production):
+                    problems.setdefault(("%s/node %s:%s" % (service, project, name), check), {})[label] = text
+    return _chain_findings(subject, problems)
 
 
 def _platform_findings(subject, ok, services):
@@ -624,23 +667,37 @@ def _node_findings(subject):
                 findings.append(finding)
     problems = {}
     for label in ok:
-        record = subject.records[label]
-        if record.get("locked") is None:
-            continue
-        top = {key: value for key, value in locked[label].items() if " > " not in key}
-        for name, pinned in top.items():
-            if name in installed[label] and installed[label][name] != pinned:
-                problems.setdefault((name, "deps.lock_mismatch"), {})[label] = "locked %s, installed %s" % (
-                    pinned,
-                    installed[label][name],
-                )
-        for name in installed[label]:
-            if name not in top and label in subject.context["production"]:
-                problems.setdefault((name, "deps.unlocked_installed"), {})[label] = (
-                    "installed %s, in no lock" % installed[label][name]
-                )
+        production = label in subject.context["production"]
+        for name, check, text in _node_chain(subject.records[label], production):
+            problems.setdefault((name, check), {})[label] = text
     findings += _chain_findings(subject, problems)
     return findings
+
+
+def _node_chain(record, production):
+    """[(package, check, text)] of one Node project: a locked or installed version outside the
+    range package.json declares (npm's semver), an installed version that is not the locked one,
+    and (in production) an installed package no lock names."""
+    found = []
+    installed = record.get("installed") or {}
+    locked = record.get("locked")
+    top = {key: value["version"] for key, value in (locked or {}).items() if " > " not in key}
+    for name, declaration in sorted((record.get("declared") or {}).items()):
+        wanted = declaration.get("range")
+        if name in top and satisfies_range(top[name], wanted) is False:
+            found.append((name, "deps.lock_unsatisfied", "declared %s, locked %s" % (wanted, top[name])))
+        if name in installed and satisfies_range(installed[name], wanted) is False:
+            found.append((name, "deps.pin_violated", "declared %s, installed %s" % (wanted, installed[name])))
+    if locked is None:
+        return found
+    for name, pinned in sorted(top.items()):
+        if name in installed and installed[name] != pinned:
+            found.append((name, "deps.lock_mismatch", "locked %s, installed %s" % (pinned, installed[name])))
+    if production:
+        for name in sorted(installed):
+            if name not in top:
+                found.append((name, "deps.unlocked_installed", "installed %s, in no lock" % installed[name]))
+    return found
 
 
 def _os_findings(subject):

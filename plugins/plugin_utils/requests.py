@@ -327,6 +327,9 @@ def deps_request(params):
     skipped = {str(name) for name in params["drift_deps_skip_stacks"] or []}
     python_envs = _named_items(params["drift_python_envs"], "drift_python_envs", (("declared", []), ("lock", None)))
     node_projects = _named_items(params["drift_node_projects"], "drift_node_projects")
+    container_node_projects = _named_items(
+        params["drift_deps_container_node_projects"], "drift_deps_container_node_projects"
+    )
     stacks = [
         {
             "name": str(item["name"]),
@@ -346,6 +349,7 @@ def deps_request(params):
         "project_dir": params.get("drift_project_dir") or None,
         "python_envs": python_envs,
         "node_projects": node_projects,
+        "container_node_projects": container_node_projects,
         "stacks": stacks,
         "docker_host": _docker_host(params),
         "os_root": str(params["drift_deps_os_root"]),

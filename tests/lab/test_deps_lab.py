@@ -154,17 +154,17 @@ def test_containers_are_read_once_per_image_and_again_where_pip_ran(stack):
 
     diffs = {name: changed_files(name) for name in ("api", "api2", "patched")}
     calls = []
-    real_exec = deps_collect.exec_python
+    real_exec = deps_collect.exec_reader
 
     def counted(*args):
         calls.append(args[2])
         return real_exec(*args)
 
-    deps_collect.exec_python = counted
+    deps_collect.exec_reader = counted
     try:
         facts = deps_collect.collect_area({"stacks": [stack], "docker_host": DOCKER_HOST}, b"key")
     finally:
-        deps_collect.exec_python = real_exec
+        deps_collect.exec_reader = real_exec
     services = facts["containers"]["lab"]["services"]
     assert services["cron"]["python"]["status"] == "no_python"
     api = services["api"]["python"]
@@ -195,7 +195,7 @@ def test_an_exec_that_does_not_finish_in_time_and_a_stopped_container(tmp_path):
             "\nmain(", "\nimport time; time.sleep(30)\nmain(", 1
         )
         started = time.monotonic()
-        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 2, 4194304)
+        answer = deps_collect.exec_reader("/usr/bin/docker", DOCKER_HOST, name, script, 2, 4194304)
         assert answer == {"status": "timeout", "reason": "The docker exec did not finish within 2 seconds."}
         assert time.monotonic() - started < 10
         # Killing the docker client does not end what it started in the container: the reader's alarm
@@ -206,9 +206,60 @@ def test_an_exec_that_does_not_finish_in_time_and_a_stopped_container(tmp_path):
             time.sleep(0.2)
         assert time.monotonic() - started < 10
         assert docker("stop", "-t", "0", name).returncode == 0
-        answer = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, name, script, 5, 4194304)
+        answer = deps_collect.exec_reader("/usr/bin/docker", DOCKER_HOST, name, script, 5, 4194304)
         assert answer["status"] == "not_running"
-        gone = deps_collect.exec_python("/usr/bin/docker", DOCKER_HOST, "%s-none-1" % PROJECT, script, 5, 4194304)
+        gone = deps_collect.exec_reader("/usr/bin/docker", DOCKER_HOST, "%s-none-1" % PROJECT, script, 5, 4194304)
         assert gone["status"] == "not_running"
     finally:
         docker("rm", "-f", name)
+
+
+APP = {"dev": "pyapp_dev-api-1", "prod": "pyapp_prod-api-1"}
+
+
+def dpkg_query(container: str, tmp_path: Path) -> dict:
+    """dpkg's own reading of the container's status file (copied out with docker cp): the oracle."""
+    admin = tmp_path / container
+    admin.mkdir()
+    proc = docker("cp", "%s:/var/lib/dpkg/status" % container, str(admin / "status"))
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run(
+        ["dpkg-query", "--admindir", str(admin), "-W", "-f", "${db:Status-Status} ${Package} ${Version}\\n"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return {
+        name: version
+        for state, name, version in (line.split(" ", 2) for line in out.splitlines())
+        if state == "installed"
+    }
+
+
+def test_one_exec_reads_the_containers_os_packages_and_node_project_as_dpkg_does(tmp_path):
+    """The pyapp stack's containers (lab/pyapp:1.0): dpkg status and /app read in the same exec as
+    the Python packages; dpkg-query is the oracle; prod's hand-made drift is seen, dev's is none."""
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    before = {env: changed_files_of(name) for env, name in APP.items()}
+    for env, project in (("dev", "pyapp_dev"), ("prod", "pyapp_prod")):
+        compose = tmp_path / ("%s.yml" % env)
+        compose.write_text("name: %s\nservices: {}\n" % project)
+        request = {
+            "stacks": [{"name": "pyapp", "files": [str(compose)], "project": project}],
+            "container_node_projects": [{"name": "web", "path": "/app"}, {"name": "none", "path": "/srv/none"}],
+            "docker_host": DOCKER_HOST,
+        }
+        api = deps_collect.collect_area(request, b"key")["containers"]["pyapp"]["services"]["api"]
+        assert api["python"]["status"] == "ok" and api["os"]["status"] == "ok" and api["os"]["manager"] == "dpkg"
+        assert api["os"]["packages"] == dpkg_query(APP[env], tmp_path)
+        assert len(api["os"]["packages"]) > 100 and api["os"]["release"]
+        assert list(api["node"]) == ["web"]
+        leftpad = api["node"]["web"]["installed"]["leftpad-lab"]
+        assert leftpad == ("2.0.0" if env == "prod" else "1.1.0")
+        assert api["node"]["web"]["locked"]["leftpad-lab"]["version"] == "1.1.0"
+        assert ("hotfix-tool" in api["os"]["packages"]) is (env == "prod")
+    # read-only: the execs changed nothing in either container
+    assert {env: changed_files_of(name) for env, name in APP.items()} == before
+
+
+def changed_files_of(container: str) -> set[str]:
+    return set(docker("diff", container).stdout.splitlines())

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.module_utils import deps_collect, deps_node, deps_python
+from ansible_collections.envparity.audit.plugins.module_utils import deps_collect, deps_node, deps_os, deps_python
 
 
 def dist_info(site, name, version, requires=(), direct=None, installer="pip", requested=True, metadata=None):
@@ -112,18 +112,52 @@ def test_thousands_of_distributions_are_cut_at_the_limit(tmp_path):
 
 
 def test_the_container_reader_runs_on_a_bare_interpreter(tmp_path):
-    """The script sent into containers: this file's source on stdin of python3 -I -S -."""
-    script = deps_collect._reader_script(5000, 4194304)
+    """The script sent into containers (deps_python, deps_os, deps_node, deps_container) on stdin
+    of python3 -I -S -: Python packages, the OS packages under / and the Node projects that exist."""
+    (tmp_path / "package.json").write_text(json.dumps({"dependencies": {"a": "^1.0.0"}}))
+    (tmp_path / "node_modules" / "a").mkdir(parents=True)
+    (tmp_path / "node_modules" / "a" / "package.json").write_text(json.dumps({"version": "1.2.0"}))
+    projects = [{"name": "web", "path": str(tmp_path)}, {"name": "absent", "path": str(tmp_path / "none")}]
+    script = deps_collect._reader_script(5000, 4194304, 20, projects)
+    assert "ansible_collections" not in script
     result = subprocess.run([sys.executable, "-I", "-S", "-"], input=script.encode(), capture_output=True, check=True)
     facts = json.loads(result.stdout)
-    assert facts["status"] == "ok" and facts["dists"]
-    assert deps_collect._checked_container_facts(facts)["dists"].keys() == facts["dists"].keys()
+    assert facts["python"]["status"] == "ok" and facts["python"]["dists"]
+    assert facts["os"] == dict(deps_os.collect_os("/"), release=deps_os.os_release("/"))
+    assert list(facts["node"]) == ["web"] and facts["node"]["web"]["installed"] == {"a": "1.2.0"}
+    assert str(tmp_path) in facts["watch"] and "/var/lib/dpkg" in facts["watch"]
+    checked = deps_collect._checked_container_facts(facts)
+    assert checked["python"]["dists"].keys() == facts["python"]["dists"].keys()
+    assert checked["os"]["packages"] == facts["os"]["packages"]
+    assert checked["node"]["web"]["declared"] == {"a": {"range": "^1.0.0", "dev": False}}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"python": {"status": "ok"}, "os": "dpkg", "node": {"web": 3}},
+        {"python": {"status": "ok", "dists": {"a": {"version": 1}}}, "os": {"status": "ok", "packages": [1]}},
+        {"python": {"status": "ok"}, "os": {"status": "ok", "packages": {"x|y": "1\x1b[31m", "n": 2}}, "node": []},
+        {
+            "python": {"status": "ok"},
+            "node": {"w": {"status": "ok", "locked": {"a": "1"}, "installed": {"a": ["1"]}, "lock_version": True}},
+        },
+    ],
+)
+def test_hostile_container_answers_are_cleaned(answer):
+    checked = deps_collect._checked_container_facts(answer)
+    assert checked["status"] == "ok" and checked["python"]["status"] == "ok"
+    assert isinstance(checked["os"], dict) and checked["os"]["status"] in ("ok", "failed")
+    assert all(isinstance(record, dict) and "status" in record for record in checked["node"].values())
+    text = json.dumps(checked)
+    assert "\x1b" not in text and "\\u001b" not in text
 
 
 def test_a_container_answer_over_the_cap_is_cut(tmp_path):
     script = deps_collect._reader_script(5000, 100)
     result = subprocess.run([sys.executable, "-I", "-S", "-"], input=script.encode(), capture_output=True, check=True)
     assert json.loads(result.stdout)["status"] == "too_large"
+    assert deps_collect._service_parts({"status": "too_large", "reason": "big"})[1]["status"] == "too_large"
 
 
 def test_declared_files_follow_includes_and_mask_tokens(tmp_path):
@@ -197,7 +231,7 @@ def test_a_50000_entry_dpkg_status_is_bounded(tmp_path):
         handle.write("Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n")
     facts = deps_collect.collect_os(str(tmp_path))
     assert facts["manager"] == "dpkg" and facts["truncated"] is True
-    assert len(facts["packages"]) == deps_collect.MAX_OS_PACKAGES and facts["packages"]["p00001"] == "1.1"
+    assert len(facts["packages"]) == deps_os.MAX_OS_PACKAGES and facts["packages"]["p00001"] == "1.1"
 
 
 def test_apk_and_no_database(tmp_path):
@@ -228,21 +262,24 @@ def test_collect_area_reads_each_part_and_one_failure_hides_nothing(tmp_path):
 @pytest.mark.parametrize(
     ("first", "changes", "same"),
     [
-        ({"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]}, [], True),
+        ({"status": "ok", "watch": ["/usr/lib/python3/dist-packages", "/var/lib/dpkg"]}, [], True),
         # the container's own python wrote bytecode next to the standard library: still the image's packages
         (
-            {"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]},
+            {"status": "ok", "watch": ["/usr/lib/python3/dist-packages", "/var/lib/dpkg"]},
             ["/usr/lib/python3.11/__pycache__/a.pyc"],
             True,
         ),
         (
-            {"status": "ok", "site_paths": ["/usr/lib/python3/dist-packages"]},
+            {"status": "ok", "watch": ["/usr/lib/python3/dist-packages", "/var/lib/dpkg"]},
             ["/usr/lib/python3/dist-packages/x.dist-info"],
             False,
         ),
+        ({"status": "ok", "watch": ["/var/lib/dpkg"]}, ["/var/lib/dpkg/status"], False),  # apt run in it
+        ({"status": "ok", "watch": ["/app"]}, ["/app"], False),
+        ({"status": "ok", "watch": ["/app"]}, ["/application/x"], True),
         ({"status": "no_python"}, ["/tmp/a"], True),
         ({"status": "no_python"}, ["/usr/local/bin/python3"], False),
-        ({"status": "ok", "site_paths": []}, None, False),  # the engine could not say
+        ({"status": "ok", "watch": []}, None, False),  # the engine could not say
         ({"status": "timeout"}, [], False),
     ],
 )

@@ -160,3 +160,80 @@ def test_a_hostile_package_name_is_escaped_in_the_report():
 def test_subjects_follow_the_request():
     request = {"python_envs": [{"name": "app"}], "node_projects": [{"name": "web"}], "stacks": [{"name": "s"}]}
     assert deps_diff.subjects(request) == ["containers s", "node web", "python app"]
+
+
+def node(installed, locked=None, declared=None):
+    return {
+        "status": "ok",
+        "declared": {name: {"range": spec, "dev": False} for name, spec in (declared or {}).items()},
+        "locked": None if locked is None else {name: {"version": v, "dev": False} for name, v in locked.items()},
+        "installed": installed,
+        "problems": [],
+    }
+
+
+def test_node_ranges_against_the_lock_and_node_modules():
+    declared = {"a": "^1.2.0", "b": "~2.0.0", "c": "1.x || >=3.0.0 <4", "d": "latest", "e": "file:../e"}
+    dev = cell(node={"web": node({"a": "1.4.0", "b": "2.0.5"}, {"a": "1.4.0", "b": "2.0.5"}, declared)})
+    prod = cell(
+        node={
+            "web": node(
+                {"a": "2.0.0", "b": "2.0.5", "c": "2.0.0", "d": "9.0.0", "e": "0.0.1"},
+                {"a": "2.0.0", "b": "2.1.0", "c": "3.5.0", "d": "9.0.0", "e": "0.0.1", "a > x": "0.1.0"},
+                declared,
+            )
+        }
+    )
+    found = {
+        (key, check)
+        for _, key, _, check, _ in identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT))
+    }
+    # a: locked and installed 2.0.0 outside ^1.2.0; b: locked 2.1.0 outside ~2.0.0, installed 2.0.5 is the lock's
+    # mismatch; c: installed 2.0.0 is outside the range, the lock's 3.5.0 is inside; d, e: no semver range, nothing said
+    assert {item for item in found if item[1] in ("deps.lock_unsatisfied", "deps.pin_violated")} == {
+        ("a", "deps.lock_unsatisfied"),
+        ("a", "deps.pin_violated"),
+        ("b", "deps.lock_unsatisfied"),
+        ("c", "deps.pin_violated"),
+    }
+    assert ("b", "deps.lock_mismatch") in found and ("c", "deps.lock_mismatch") in found
+
+
+def test_container_os_packages_and_node_projects_are_compared_per_service():
+    def stack(os_packages, installed, locked, os_status="ok"):
+        system = {"status": os_status, "reason": None, "packages": os_packages}
+        return {
+            "status": "ok",
+            "services": {
+                "api": {
+                    "image": "app:1",
+                    "digest": None,
+                    "platform": "linux/amd64",
+                    "python": {"status": "ok", "dists": {}},
+                    "os": system,
+                    "node": {"web": node(installed, locked, {"left": "^1.0.0"})},
+                },
+                "only-dev": {"image": "x", "digest": None, "platform": None, "python": {"status": "no_python"}},
+            },
+        }
+
+    dev = cell(containers={"app": stack({"libssl3": "3.0.11-1", "curl": "7.88"}, {"left": "1.0.0"}, {"left": "1.0.0"})})
+    prod_stack = stack({"libssl3": "3.0.13-1", "curl": "7.88", "vim": "9.0"}, {"left": "2.0.0"}, {"left": "1.0.0"})
+    del prod_stack["services"]["only-dev"]
+    prod = cell(containers={"app": prod_stack})
+    found = {
+        (key, check)
+        for _, key, _, check, _ in identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT))
+    }
+    assert {
+        ("api/os:libssl3", "deps.version_changed"),
+        ("api/os:vim", "deps.package_extra"),
+        ("api/node web:left", "deps.version_changed"),
+        ("api/node web:left", "deps.pin_violated"),
+        ("api/node web:left", "deps.lock_mismatch"),
+    } <= found
+    assert not any(key.startswith("only-dev") or key == "api/os:curl" for key, _ in found)
+    # a container whose OS packages could not be read compares none of them
+    unread = cell(containers={"app": stack({}, {"left": "1.0.0"}, {"left": "1.0.0"}, os_status="no_python")})
+    found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": unread}, CONTEXT))
+    assert not any(key.startswith("api/os:") for _, key, _, _, _ in found)
