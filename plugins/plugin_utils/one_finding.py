@@ -36,7 +36,7 @@ def one_finding_per_fact(findings):
     """The findings with those about one (area, subject, key, expected) merged, in input order."""
     groups = {}
     for finding in findings:
-        if finding["kind"] == "unknown":
+        if finding["kind"] == "unknown" or "policy" in finding:  # a team's policy is a finding of its own
             groups[id(finding)] = [finding]
             continue
         fact = (finding["area"], finding["subject"], finding["key"], finding["expected"])
