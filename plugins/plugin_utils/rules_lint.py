@@ -74,6 +74,15 @@ def _identity(rule):
     )
 
 
+def _entry_identity(entry):
+    """What an entry matches and decides: a second entry with the same is never used (a policy's
+    severity aside; a tolerance's values aside, as the first one's win)."""
+    fields = {key: value for key, value in entry.items() if key not in ("source", "reason", "severity")}
+    if "thresholds" in fields:
+        fields["thresholds"] = sorted(fields["thresholds"])
+    return repr(sorted(fields.items()))
+
+
 def _entry_problems(document, text, source, section, noun, validate, unmatched_sources):
     """Malformed, duplicate and unmatched entries of the policies or tolerances section."""
     lines = section_lines(text, section)
@@ -86,7 +95,7 @@ def _entry_problems(document, text, source, section, noun, validate, unmatched_s
         except RulesError as exc:
             found.append(problem("malformed", source, line, str(exc)[len(where) + 2 :]))
             continue
-        identity = repr(sorted((key, value) for key, value in entry.items() if key not in ("source", "reason")))
+        identity = _entry_identity(entry)
         if identity in seen:
             found.append(problem("duplicate", source, line, "same as %s %d (line %s)" % ((noun,) + seen[identity])))
         seen.setdefault(identity, (index + 1, line))
