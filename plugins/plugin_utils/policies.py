@@ -36,7 +36,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     make_finding,
 )
-from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError, string_list
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError, check_entry, string_list
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import record_cells, record_identity
 
 TYPES = ("must_equal", "must_differ", "value")
@@ -48,11 +48,7 @@ SECRET_MARK = "‹"  # secret cells are shown as ‹secret A, …› or ‹empty
 
 def validate_policy(entry, where):
     """A normalised policy, or RulesError naming where it is."""
-    if not isinstance(entry, dict):
-        raise RulesError("%s: a policy must be a mapping" % where)
-    unknown = sorted(str(name) for name in set(entry) - FIELDS)
-    if unknown:
-        raise RulesError("%s: unknown field(s) %s" % (where, ", ".join(unknown)))
+    check_entry(entry, "policy", FIELDS, ("reason",), where)
     types = [name for name in TYPES if name in entry]
     if len(types) != 1:
         raise RulesError("%s: a policy has exactly one of %s (its path)" % (where, ", ".join(TYPES)))
@@ -62,8 +58,6 @@ def validate_policy(entry, where):
     area = entry[kind].split("/", 1)[0]
     if not any(fnmatch.fnmatchcase(name, area) for name in AREA_NAMES):
         raise RulesError("%s: %s names no area (%r; areas: %s)" % (where, kind, area, ", ".join(AREA_NAMES)))
-    if not isinstance(entry.get("reason"), str) or not entry["reason"].strip():
-        raise RulesError("%s: reason is required and must be a non-empty string" % where)
     if entry.get("severity") not in SEVERITIES:
         raise RulesError("%s: severity is required: one of %s" % (where, ", ".join(SEVERITIES)))
     one_of = entry.get("one_of")

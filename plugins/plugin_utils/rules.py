@@ -49,16 +49,22 @@ def string_list(rule, field, where):
     return value
 
 
-def validate_rule(rule, where):
-    """Return a normalised rule or raise RulesError naming where it is."""
-    if not isinstance(rule, dict):
-        raise RulesError("%s: a rule must be a mapping" % where)
-    unknown = sorted(set(rule) - RULE_FIELDS)
+def check_entry(entry, noun, fields, required, where):
+    """RulesError unless the entry of a section is a mapping of known fields whose required ones
+    are non-empty strings."""
+    if not isinstance(entry, dict):
+        raise RulesError("%s: a %s must be a mapping" % (where, noun))
+    unknown = sorted(str(name) for name in set(entry) - fields)
     if unknown:
         raise RulesError("%s: unknown field(s) %s" % (where, ", ".join(unknown)))
-    for field in ("path", "reason"):
-        if not isinstance(rule.get(field), str) or not rule[field].strip():
+    for field in required:
+        if not isinstance(entry.get(field), str) or not entry[field].strip():
             raise RulesError("%s: %s is required and must be a non-empty string" % (where, field))
+
+
+def validate_rule(rule, where):
+    """Return a normalised rule or raise RulesError naming where it is."""
+    check_entry(rule, "rule", RULE_FIELDS, ("path", "reason"), where)
     kinds = string_list(rule, "kinds", where)
     if kinds and set(kinds) - set(KINDS):
         raise RulesError("%s: kinds must be among %s" % (where, ", ".join(KINDS)))

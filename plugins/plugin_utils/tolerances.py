@@ -20,7 +20,7 @@ import fnmatch
 import numbers
 
 from ansible_collections.envparity.audit.plugins.module_utils.health_collect import DEFAULT_THRESHOLDS
-from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError, string_list
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError, check_entry, string_list
 
 FIELDS = frozenset(("path", "environments", "thresholds", "reason"))
 # The check each threshold decides (a finding it produced names the tolerance that applied).
@@ -50,14 +50,7 @@ def _valid_value(kind, value):
 
 def validate_tolerance(entry, where):
     """A normalised tolerance, or RulesError naming where it is."""
-    if not isinstance(entry, dict):
-        raise RulesError("%s: a tolerance must be a mapping" % where)
-    unknown = sorted(str(name) for name in set(entry) - FIELDS)
-    if unknown:
-        raise RulesError("%s: unknown field(s) %s" % (where, ", ".join(unknown)))
-    for field in ("path", "reason"):
-        if not isinstance(entry.get(field), str) or not entry[field].strip():
-            raise RulesError("%s: %s is required and must be a non-empty string" % (where, field))
+    check_entry(entry, "tolerance", FIELDS, ("path", "reason"), where)
     area, _, subject = entry["path"].partition("/")
     if area not in NAMES or not subject:
         raise RulesError(
