@@ -26,6 +26,7 @@ key and check like every finding. Pure Python; no Ansible imports.
 """
 
 import fnmatch
+import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
 from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
@@ -239,9 +240,11 @@ def evaluate(policies, area, table, environment_of, matched):
     """The findings of the policies broken in one area's compared values. `matched` (a set of
     policy indexes) gains each policy judged on at least one value."""
     findings = []
+    rows = [("%s/%s/%s" % (area, subject, key), subject, key, row) for (subject, key), row in sorted(table.items())]
     for index, policy in enumerate(policies):
-        for (subject, key), row in sorted(table.items()):
-            if not fnmatch.fnmatchcase("%s/%s/%s" % (area, subject, key), policy["path"]):
+        matches = re.compile(fnmatch.translate(policy["path"])).match
+        for path, subject, key, row in rows:
+            if not matches(path):
                 continue
             if policy["secret"] is not None and any(value and value[2] for value in row.values()) != policy["secret"]:
                 continue

@@ -92,7 +92,7 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     shared = broken[("env", "app", "OPENAI_API_KEY", "policy.must_differ")]
     assert shared["severity"] == "critical" and shared["environments"] == ["dev", "prod"]
     assert shared["values"]["dev"] == shared["values"]["prod"] and shared["values"]["dev"].startswith("‹secret A")
-    assert "%s policy 3 (line 11)" % rules in shared["message"]
+    assert "%s policy 3 (line 10)" % rules in shared["message"]
     assert report["summary"]["policies_broken"] == 3
     # Stable ids: from area, subject, key and check, so the same in every run.
     again = audit(extravars={"drift_rules_files": [str(LAB_RULES), str(rules)]})
@@ -103,7 +103,7 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
             "type": "must_equal",
             "path": "postgres/nowhere/*",
             "reason": "a database the lab does not have",
-            "source": "%s policy 7 (line 32)" % rules,
+            "source": "%s policy 7 (line 28)" % rules,
         }
     ]
 
@@ -113,7 +113,7 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     restarts = {key[2]: f for key, f in after.items() if key[3] == "health.restarts"}
     assert set(restarts) > {"services.flaky.restarts", "services.worker.restarts"}
     assert restarts["services.worker.restarts"]["tolerances"] == [
-        {"column": "prod", "name": "restarts", "value": 0, "default": 1, "source": "%s tolerance 3 (line 44)" % rules}
+        {"column": "prod", "name": "restarts", "value": 0, "default": 1, "source": "%s tolerance 3 (line 39)" % rules}
     ]
     applied = {
         (t["area"], t["subject"], t["column"], t["name"]): (t["value"], t["default"]) for t in report["tolerances"]
@@ -135,4 +135,4 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     linted = lint(run.report_dir, "-e", json.dumps({"drift_rules_files": [str(LAB_RULES), str(rules)]}))
     assert linted.returncode == 0, linted.stdout
     said = " ".join((linted.stdout + linted.stderr).split())
-    assert "%s:32: unmatched: policy matched nothing in the last audit: postgres/nowhere/*" % rules in said
+    assert "%s:28: unmatched: policy matched nothing in the last audit: postgres/nowhere/*" % rules in said
