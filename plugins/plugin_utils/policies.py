@@ -142,9 +142,22 @@ def _docker_values(cells):
                 yield name, "services.%s.environment.%s" % (svc, key), _record_row(records, labels)
 
 
+def _git_values(cells):
+    for name, repos in _readable(cells, "repos", lambda record: record.get("status") == "ok").items():
+        labels = list(repos)
+        heads = {label: repos[label].get("head") for label in labels}
+        # the commit checked out, compared whole, shown abbreviated
+        yield name, "head", {label: None if sha is None else (sha, sha[:10], False) for label, sha in heads.items()}
+        yield name, "branch", _plain_row({label: repos[label].get("branch") or "(detached)" for label in labels})
+        yield name, "stash", _plain_row({label: str(repos[label].get("stash_count") or 0) for label in labels})
+        remotes = {label: repos[label].get("remotes") or {} for label in labels}
+        for remote in sorted(set().union(*remotes.values())):
+            yield name, "remotes." + remote, _plain_row({label: remotes[label].get(remote) for label in labels})
+
+
 # Areas whose every compared value (equal ones too) is read from the facts; elsewhere policies
 # see the values of what differs (the area's findings of kinds missing, extra and changed).
-VALUE_READERS = {"env": _env_values, "docker": _docker_values}
+VALUE_READERS = {"env": _env_values, "docker": _docker_values, "git": _git_values}
 
 
 def _finding_row(finding):

@@ -90,6 +90,30 @@ def test_value_policy_with_unset_and_secret_values():
     assert judge([policy(value="env/app/DB_PASSWORD", one_of=["x"])], "env", secret) == ([], set())
 
 
+def git_cell(head, branch="main", origin="https://git.example.test/app.git"):
+    return {
+        "repos": {
+            "app": {"status": "ok", "head": head, "branch": branch, "stash_count": 0, "remotes": {"origin": origin}}
+        }
+    }
+
+
+def test_git_heads_branches_and_remotes_equal_or_not():
+    same = "a" * 40
+    cells = {"dev": git_cell("b" * 40, "dev"), "staging": git_cell(same), "prod": git_cell(same)}
+    rules = [
+        policy(must_equal="git/app/head", environments=["staging", "prod"]),
+        policy(must_equal="git/app/remotes.*"),
+        policy(value="git/app/branch", environments=["prod"], one_of=["main"]),
+    ]
+    found, matched = judge(rules, "git", cells)
+    assert found == [] and matched == {0, 1, 2}
+    cells["prod"] = git_cell("c" * 40, "hotfix")
+    found = {f["key"]: f for f in judge(rules, "git", cells)[0]}
+    assert sorted(found) == ["branch", "head"]
+    assert found["head"]["values"] == {"staging": "a" * 10, "prod": "c" * 10}
+
+
 def test_every_area_exposes_the_values_of_its_differences():
     differing = make_finding(
         area="postgres",
