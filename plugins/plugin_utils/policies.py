@@ -86,23 +86,39 @@ def validate_policy(entry, where):
 
 
 # ---------------------------------------------------------------- compared values
-# A compared value: (identity, text, secret). identity decides equality (a secret's fingerprint,
-# never its value); text is what a report shows (a secret lettered, never in clear). None: absent.
+class _Row(dict):
+    """One key's compared values: {label: (identity, secret) or None where absent}. identity decides
+    equality (a secret's fingerprint, never its value); texts() is what a report shows (a secret
+    lettered, never in clear), made only when asked (a broken policy, a value policy)."""
+
+    def __init__(self, values, show):
+        super().__init__(values)
+        self._show = show
+        self._texts = None
+
+    def texts(self):
+        if self._texts is None:
+            self._texts = self._show()
+        return self._texts
 
 
 def _record_row(records, labels):
     """Values of describe_value records (module_utils/redact.py) of one key across columns."""
-    texts = record_cells(records, labels)
-    return {
-        label: None
-        if records[label] is None
-        else (record_identity(records[label]), texts[label], records[label]["secret"])
-        for label in labels
-    }
+    return _Row(
+        {
+            label: None if records[label] is None else (record_identity(records[label]), records[label]["secret"])
+            for label in labels
+        },
+        lambda: record_cells(records, labels),
+    )
 
 
-def _plain_row(texts):
-    return {label: None if text is None else (text, str(text), False) for label, text in texts.items()}
+def _plain_row(texts, secret=lambda text: False):
+    """Values compared and shown as they are (already redacted by the host or the area)."""
+    return _Row(
+        {label: None if text is None else (text, secret(str(text))) for label, text in texts.items()},
+        lambda: {label: None if text is None else str(text) for label, text in texts.items()},
+    )
 
 
 def _readable(cells, section, ok):
@@ -147,7 +163,14 @@ def _git_values(cells):
         labels = list(repos)
         heads = {label: repos[label].get("head") for label in labels}
         # the commit checked out, compared whole, shown abbreviated
-        yield name, "head", {label: None if sha is None else (sha, sha[:10], False) for label, sha in heads.items()}
+        yield (
+            name,
+            "head",
+            _Row(
+                {label: None if sha is None else (sha, False) for label, sha in heads.items()},
+                lambda heads=heads: {label: None if sha is None else sha[:10] for label, sha in heads.items()},
+            ),
+        )
         yield name, "branch", _plain_row({label: repos[label].get("branch") or "(detached)" for label in labels})
         yield name, "stash", _plain_row({label: str(repos[label].get("stash_count") or 0) for label in labels})
         remotes = {label: repos[label].get("remotes") or {} for label in labels}
@@ -161,15 +184,14 @@ VALUE_READERS = {"env": _env_values, "docker": _docker_values, "git": _git_value
 
 
 def _finding_row(finding):
-    return {
-        label: None if text is None else (text, str(text), SECRET_MARK in str(text))
-        for label, text in finding["values"].items()
-        if not is_unknown(text)
-    }
+    return _plain_row(
+        {label: text for label, text in finding["values"].items() if not is_unknown(text)},
+        lambda text: SECRET_MARK in text,
+    )
 
 
 def compared_values(area, cells, findings):
-    """{(subject, key): {label: (identity, text, secret) or None}} of one area: read from the facts
+    """{(subject, key): _Row} of one area: read from the facts
     (VALUE_READERS), completed by the values of the area's findings about differences."""
     table = {}
     reader = VALUE_READERS.get(area)
@@ -194,10 +216,10 @@ def _scope(policy, row, environment_of):
 def _violations(policy, row, scope, environment_of):
     """The columns that break the policy (empty: it holds), or None when it cannot be judged here."""
     if policy["type"] == "value":
-        judged = [label for label in scope if row[label] is None or not row[label][2]]
+        judged = [label for label in scope if row[label] is None or not row[label][1]]
         if not judged:
             return None
-        return [label for label in judged if row[label] is None or row[label][1] not in policy["one_of"]]
+        return [label for label in judged if row[label] is None or row.texts()[label] not in policy["one_of"]]
     if len({environment_of[label] for label in scope}) < 2:
         return None
     if policy["type"] == "must_equal":
@@ -224,7 +246,7 @@ def _wording(policy, key, scope, environment_of):
 
 
 def policy_finding(policy, area, subject, key, row, scope, broken, environment_of):
-    values = {label: None if row[label] is None else row[label][1] for label in scope}
+    values = {label: row.texts()[label] for label in scope}
     rule, advice = _wording(policy, key, scope, environment_of)
     shown = by_value((label, "—" if values[label] is None else values[label]) for label in scope)
     finding = make_finding(
@@ -259,7 +281,7 @@ def evaluate(policies, area, table, environment_of, matched):
         for path, subject, key, row in rows:
             if not matches(path):
                 continue
-            if policy["secret"] is not None and any(value and value[2] for value in row.values()) != policy["secret"]:
+            if policy["secret"] is not None and any(value and value[1] for value in row.values()) != policy["secret"]:
                 continue
             scope = _scope(policy, row, environment_of)
             broken = _violations(policy, row, scope, environment_of) if scope else None
