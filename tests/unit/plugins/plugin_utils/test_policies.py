@@ -191,3 +191,41 @@ def test_sections_parse_together_and_unknown_sections_are_refused():
     assert sections["policies"][0]["source"] == "r.yml policy 1 (line 4)"
     with pytest.raises(RulesError, match="unknown section"):
         parse_sections("polices: []\n", "r.yml")
+
+
+def test_the_report_says_broken_policies_unmatched_entries_and_tolerances():
+    import jsonschema
+
+    from ansible_collections.envparity.audit.plugins.plugin_utils.findings import with_ids
+    from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
+    from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer import render_markdown
+    from tests.unit.plugins.plugin_utils.test_report_model import SCHEMA, TEMPLATE, sample_audit
+
+    audit = sample_audit()
+    rule = policy(must_equal="env/app/LOG_LEVEL", reason="one *level* | everywhere")
+    cells = {"dev": env_cell(LOG_LEVEL="DEBUG"), "prod": env_cell(LOG_LEVEL="INFO")}
+    audit["findings"] += judge([rule], "env", cells)[0]
+    with_ids(audit["findings"])
+    audit["unmatched_policies"] = policies.unmatched([policy(value="git/x/y", one_of=["a"])], set(), ["git"])
+    audit["tolerances"] = [
+        {
+            "area": "health",
+            "subject": "host",
+            "column": "prod",
+            "name": "disk_percent",
+            "value": 95,
+            "default": 85,
+            "source": "r.yml tolerance 1 (line 9)",
+            "reason": "grown at 95%",
+        }
+    ]
+    audit["unmatched_tolerances"] = []
+    document = build_document(audit, "2026-01-01T00:00:00Z", "inventory/lab")
+    jsonschema.validate(document, SCHEMA)
+    assert document["summary"]["policies_broken"] == 1
+    markdown = render_markdown(str(TEMPLATE), build_view(document))
+    section = markdown.split("## Team policies and tolerances", 1)[1].split("\n## ", 1)[0]
+    assert "**policy broken**: **high** · env · app · `LOG_LEVEL`" in section
+    assert "`policy.must_equal`) on prod: one \\*level\\* \\| everywhere (r.yml policy 1)" in section
+    assert "policy `git/x/y` (r.yml policy 1) matched no compared value" in section
+    assert "health · host on prod: `disk_percent` = `95` (inventory: `85`); r.yml tolerance 1 (line 9)" in section
