@@ -29,7 +29,7 @@ import fnmatch
 import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
-from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff, endpoints_diff
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SEVERITIES,
     by_value,
@@ -178,9 +178,40 @@ def _git_values(cells):
             yield name, "remotes." + remote, _plain_row({label: remotes[label].get(remote) for label in labels})
 
 
+def _lettered(texts, secret):
+    """{label: text} with each distinct secret text named ‹secret A›, B… in column order (as the
+    areas show secrets), never by its fingerprint."""
+    letters = {}
+    for text in texts.values():
+        if text is not None and secret(text) and text not in letters:
+            letters[text] = "‹secret %s›" % chr(ord("A") + len(letters) % 26)
+    return {label: letters.get(text, text) for label, text in texts.items()}
+
+
+def _endpoint_values(cells):
+    def answered(record):
+        return record.get("status") == "ok" and isinstance(record.get("http"), dict)
+
+    def secret(text):
+        return text.startswith(endpoints_diff.SECRET_PREFIX)
+
+    for name, records in _readable(cells, "endpoints", answered).items():
+        views = {label: endpoints_diff.endpoint_view(record)["view"] for label, record in records.items()}
+        for key in sorted(set().union(*views.values())):
+            texts = {label: view.get(key) for label, view in views.items()}
+            yield (
+                name,
+                key,
+                _Row(
+                    {label: None if text is None else (text, secret(text)) for label, text in texts.items()},
+                    lambda texts=texts: _lettered(texts, secret),
+                ),
+            )
+
+
 # Areas whose every compared value (equal ones too) is read from the facts; elsewhere policies
 # see the values of what differs (the area's findings of kinds missing, extra and changed).
-VALUE_READERS = {"env": _env_values, "docker": _docker_values, "git": _git_values}
+VALUE_READERS = {"env": _env_values, "docker": _docker_values, "git": _git_values, "endpoints": _endpoint_values}
 
 
 def _finding_row(finding):

@@ -40,6 +40,12 @@ policies:
   - must_equal: postgres/nowhere/*
     severity: low
     reason: a database the lab does not have
+  - must_equal: endpoints/api-health/status
+    severity: high
+    reason: the health endpoint answers alike everywhere
+  - must_equal: endpoints/api-health/body.cache_token
+    severity: low
+    reason: one cache token (a policy that cannot hold in the lab)
 tolerances:
   - path: health/host
     environments: [prod]
@@ -80,6 +86,7 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     broken = {key: f for key, f in after.items() if key[3].startswith("policy.")}
     assert sorted(broken) == [
         ("docker", "app", "services.web.image", "policy.must_equal"),
+        ("endpoints", "api-health", "body.cache_token", "policy.must_equal"),
         ("env", "app", "CELERY_LOG_LEVEL", "policy.value"),
         ("env", "app", "OPENAI_API_KEY", "policy.must_differ"),
     ]
@@ -92,7 +99,9 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     assert shared["severity"] == "critical" and shared["environments"] == ["dev", "prod"]
     assert shared["values"]["dev"] == shared["values"]["prod"] and shared["values"]["dev"].startswith("‹secret A")
     assert "%s policy 3 (line 10)" % rules in shared["message"]
-    assert report["summary"]["policies_broken"] == 3
+    token = broken[("endpoints", "api-health", "body.cache_token", "policy.must_equal")]
+    assert token["values"] == {"dev": "‹secret A›", "prod": "‹secret B›"}  # lettered, never the fingerprint
+    assert report["summary"]["policies_broken"] == 4
     # Stable ids: from area, subject, key and check, so the same in every run.
     again = audit(extravars={"drift_rules_files": [str(LAB_RULES), str(rules)]})
     assert {f["id"] for f in again.findings() if "policy" in f} == {f["id"] for f in broken.values()}
@@ -113,7 +122,7 @@ def test_policies_and_tolerances_in_a_lab_audit(audit, tmp_path):
     restarts = {key[2]: f for key, f in after.items() if key[3] == "health.restarts"}
     assert set(restarts) > {"services.flaky.restarts", "services.worker.restarts"}
     assert restarts["services.worker.restarts"]["tolerances"] == [
-        {"column": "prod", "name": "restarts", "value": 0, "default": 1, "source": "%s tolerance 3 (line 39)" % rules}
+        {"column": "prod", "name": "restarts", "value": 0, "default": 1, "source": "%s tolerance 3 (line 45)" % rules}
     ]
     applied = {
         (t["area"], t["subject"], t["column"], t["name"]): (t["value"], t["default"]) for t in report["tolerances"]

@@ -114,6 +114,30 @@ def test_git_heads_branches_and_remotes_equal_or_not():
     assert found["head"]["values"] == {"staging": "a" * 10, "prod": "c" * 10}
 
 
+def test_endpoints_status_headers_and_secret_body_fields():
+    from tests.unit.plugins.plugin_utils import test_endpoints_diff as endpoints
+
+    def answer(token, server="nginx"):
+        record = endpoints.record()
+        record["http"]["headers"] = {"server": server}
+        record["http"]["body"] = {"kind": "json", "fields": {"token": {"secret": True, "fp": token}}}
+        return record
+
+    cells = {
+        "dev": {"endpoints": {"api": answer("hmac-sha256:aaaa")}},
+        "prod": {"endpoints": {"api": answer("hmac-sha256:aaaa", server="nginx/1.2")}},
+    }
+    rules = [
+        policy(must_equal="endpoints/api/status"),
+        policy(must_equal="endpoints/api/headers.server"),
+        policy(must_differ="endpoints/api/body.*", secret=True),
+    ]
+    found = {f["key"]: f for f in judge(rules, "endpoints", cells)[0]}
+    assert sorted(found) == ["body.token", "headers.server"]  # the same status everywhere: it holds
+    assert found["body.token"]["values"] == {"dev": "‹secret A›", "prod": "‹secret A›"}
+    assert "aaaa" not in repr(found)
+
+
 def test_every_area_exposes_the_values_of_its_differences():
     differing = make_finding(
         area="postgres",
