@@ -16,7 +16,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.rules_lint import 
 
 
 def last_report(report_dir):
-    """The last audit's report (for its stale rules), or None."""
+    """The last audit's report (for its stale rules, unmatched policies and tolerances), or None."""
     try:
         with open(os.path.join(report_dir, "latest.json"), encoding="utf-8") as handle:
             return json.load(handle)
@@ -52,6 +52,6 @@ class ActionModule(ActionBase):
         else:
             result["msg"] = "%d rules file(s): no malformed, duplicate or shadowed rule, no expired waiver%s" % (
                 len(params["drift_rules_files"]),
-                "" if report else " (no last report: stale rules not checked)",
+                "" if report else " (no last report: stale rules, unmatched policies and tolerances not checked)",
             )
         return result

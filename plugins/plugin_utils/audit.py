@@ -5,7 +5,7 @@ Pure Python; no Ansible imports. The report action plugin is thin glue around bu
 
 from ansible_collections.envparity.audit.plugins.module_utils.areas import AREA_NAMES
 from ansible_collections.envparity.audit.plugins.module_utils.collect import without_gc
-from ansible_collections.envparity.audit.plugins.plugin_utils import root_causes, run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import policies, root_causes, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import diff_rules
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import area_problem
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
@@ -21,7 +21,9 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     with_ids,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.one_finding import one_finding_per_fact
-from ansible_collections.envparity.audit.plugins.plugin_utils.rules import apply_rules, load_rules
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules import apply_rules
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules_file import load_rules
+from ansible_collections.envparity.audit.plugins.plugin_utils.tolerances import Tolerances, annotate
 
 # The key of the findings about a subject as a whole (configured here, not there; not collected).
 SUBJECT_KEY = "*"
@@ -295,7 +297,11 @@ def build_audit(
     labels = [column["label"] for column in columns]
     production = {column["label"] for column in columns if column["environment"] in production_environments}
     audited = audited_areas(requests, selected_areas)
-    errors = []
+    environment_of = {column["label"]: column["environment"] for column in columns}
+    loaded, rule_errors = load_rules(rules_files)
+    errors = [{"host": None, "area": None, "message": message} for message in rule_errors]
+    tolerances = Tolerances(loaded["tolerances"], environment_of)
+    matched_policies = set()
     findings = []
     compared = {}
     tables = {}
@@ -313,8 +319,14 @@ def build_audit(
                 "production": production,
                 # another area's cells of the same columns (the endpoints area reads git's HEADs)
                 "area_cells": lambda other: area_cells(other, columns, states, requests),
+                # thresholds of measured figures overridden per subject by the rules file
+                "tolerances": tolerances,
             }
-            findings += diff_rules(area).diff(labels, cells, context)
+            found = diff_rules(area).diff(labels, cells, context)
+            findings += found
+            if loaded["policies"]:
+                values = policies.compared_values(area, cells, found)
+                findings += policies.evaluate(loaded["policies"], area, values, environment_of, matched_policies)
             # An area may also give tables (and charts) of figures for its report section.
             tables_of = getattr(diff_rules(area), "tables", None)
             if tables_of is not None:
@@ -322,11 +334,9 @@ def build_audit(
             compared[area] = compared_environments(area, columns, cells)
             if len(compared[area]) < 2 <= len(environments):
                 findings.append(not_compared_finding(area, environments, compared[area], labels))
-    rules, rule_errors = load_rules(rules_files)
-    errors += [{"host": None, "area": None, "message": message} for message in rule_errors]
-    environment_of = {column["label"]: column["environment"] for column in columns}
+    annotate(findings, tolerances.report())
     stale = _stale_candidates(
-        apply_rules(findings, rules, environment_of, now),
+        apply_rules(findings, loaded["rules"], environment_of, now),
         audited,
         findings,
         len(columns),
@@ -357,6 +367,9 @@ def build_audit(
         "findings": findings,
         "tables": tables,
         "stale_rules": stale,
+        "unmatched_policies": policies.unmatched(loaded["policies"], matched_policies, audited),
+        "tolerances": tolerances.report(),
+        "unmatched_tolerances": tolerances.unmatched(audited),
         "errors": errors,
         "rules_files": list(rules_files),
         "gate": {"fail_on": fail_on, "tripped": bool(gating) and fail_on != GATE_NEVER, "count": len(gating)},

@@ -25,6 +25,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.tolerances import tolerance
 
 AREA = "endpoints"
 VERSION_FIELDS = ("version", "commit", "sha", "git_sha", "revision", "build", "release")
@@ -482,6 +483,15 @@ def slower(base, other, policy):
     return True
 
 
+def slower_tolerances(subject, label):
+    """The column's slower-than-baseline tolerances: the rules file's for this endpoint, else the inventory's."""
+    policy = subject.policy[label]
+    return {
+        name: tolerance(subject.context, AREA, subject.name, label, name, policy[name])
+        for name in ("slower_ms", "slower_percent")
+    }
+
+
 def _timing_text(timing):
     if not _number(timing.get("samples")):
         return "no timed sample answered"
@@ -501,7 +511,7 @@ def _timing_findings(subject, production):
     slow = [
         label
         for label in production
-        if label != baseline and slower(base, subject.views[label]["timing"], subject.policy[label])
+        if label != baseline and slower(base, subject.views[label]["timing"], slower_tolerances(subject, label))
     ]
     if not slow:
         return []

@@ -23,6 +23,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     join_names,
     subject_names,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.tolerances import tolerance
 
 AREA = "health"
 HOST = "host"
@@ -67,9 +68,12 @@ class _Subject(SubjectColumns):
         return [label for label in self.columns if self.records.get(label, {}).get("status") == "ok"]
 
     def threshold(self, label, name):
-        """The host's threshold (its inventory's), else the documented default."""
+        """The rules file's tolerance for this subject and host, else the host's threshold (its
+        inventory's), else the documented default."""
         value = (self.settings.get(label, {}).get("thresholds") or {}).get(name)
-        return DEFAULT_THRESHOLDS[name] if value is None else value
+        return tolerance(
+            self.context, AREA, self.name, label, name, DEFAULT_THRESHOLDS[name] if value is None else value
+        )
 
     def per_host(self, key, check, severity, hits, message, recommendation):
         """A policy finding about the columns in hits ({label: shown value}); the values are

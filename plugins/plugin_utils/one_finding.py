@@ -5,7 +5,8 @@ privileged in production) become one finding that gives every reason.
 The most severe finding leads (its kind, check, severity and values); the others are kept, whole,
 under `also`, so that nothing said is lost and each check stays findable. Findings are merged
 only when they agree on being expected or not: a rule that marks one of them expected keeps it
-apart. Pure Python; no Ansible imports.
+apart. A team policy's finding (the rules file's `policies`) is never merged: it is the team's
+own. Pure Python; no Ansible imports.
 """
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import SEVERITY_RANK, sort_key
@@ -36,7 +37,7 @@ def one_finding_per_fact(findings):
     """The findings with those about one (area, subject, key, expected) merged, in input order."""
     groups = {}
     for finding in findings:
-        if finding["kind"] == "unknown":
+        if finding["kind"] == "unknown" or "policy" in finding:
             groups[id(finding)] = [finding]
             continue
         fact = (finding["area"], finding["subject"], finding["key"], finding["expected"])

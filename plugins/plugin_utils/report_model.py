@@ -61,6 +61,7 @@ def build_document(audit, generated_at, inventory):
             "errors": len(audit["errors"]),
             "expired_waivers": sum(1 for f in findings if (f.get("waiver") or {}).get("state") == "expired"),
             "expiring_waivers": sum(1 for f in findings if (f.get("waiver") or {}).get("state") == "expiring"),
+            "policies_broken": sum(1 for f in unexpected if "policy" in f),
         },
         "gate": dict(gate),
         "history": dict(history),
@@ -72,7 +73,19 @@ def build_document(audit, generated_at, inventory):
         ],
         "errors": list(audit["errors"]),
     }
-    document.update({name: audit[name] for name in ("root_causes", "stabilization_plan") if name in audit})
+    document.update(
+        {
+            name: audit[name]
+            for name in (
+                "root_causes",
+                "stabilization_plan",
+                "unmatched_policies",
+                "tolerances",
+                "unmatched_tolerances",
+            )
+            if name in audit
+        }
+    )
     return document
 
 
@@ -293,6 +306,47 @@ def waivers_view(findings):
     return view
 
 
+def rules_file_view(document):
+    """The team's policies broken (their reason), policies and tolerances matching nothing, and
+    every threshold a tolerance of the rules file set in place of the inventory's."""
+    broken = [f for f in sorted(document["findings"], key=action_order) if "policy" in f and not f["expected"]]
+    return {
+        "broken": [
+            {
+                "severity": finding["severity"],
+                "about": _about(finding),
+                "id": markdown_text.code(finding["id"]),
+                "check": markdown_text.code(finding["check"]),
+                "where": markdown_text.text(join_names(finding["environments"])),
+                "reason": markdown_text.text(finding["policy"]["reason"]),
+                "source": markdown_text.text(finding["policy"]["source"]),
+            }
+            for finding in broken
+        ],
+        "unmatched": [
+            {
+                "what": markdown_text.text(noun),
+                "path": markdown_text.code(entry["path"]),
+                "source": markdown_text.text(entry["source"]),
+            }
+            for noun, name in (("policy", "unmatched_policies"), ("tolerance", "unmatched_tolerances"))
+            for entry in document.get(name) or []
+        ],
+        "tolerances": [
+            {
+                "about": "%s · %s" % (markdown_text.text(entry["area"]), markdown_text.text(entry["subject"])),
+                "column": markdown_text.text(entry["column"]),
+                "name": markdown_text.code(entry["name"]),
+                "value": markdown_text.code(str(entry["value"])),
+                "default": markdown_text.code(str(entry["default"])),
+                "source": markdown_text.text(entry["source"]),
+                "reason": markdown_text.text(entry["reason"]),
+            }
+            for entry in document.get("tolerances") or []
+        ],
+    }
+
+
 def _area_tables(given):
     """An area's tables with every cell escaped, and its Mermaid charts fenced (their text is
     made of safe characters by the area: names reduced to letters, digits, _ . -)."""
@@ -357,6 +411,7 @@ def build_view(document):
         "since": since_view(document),
         "trend": trend_view(document["history"]["trend"]),
         "waivers": waivers_view(findings),
+        "rules_file": rules_file_view(document),
         "root_causes": root_causes.view(document),
         "areas": areas,
         "stale_rules": [

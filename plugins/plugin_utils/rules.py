@@ -27,6 +27,9 @@ import yaml
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import KINDS
 
+# The sections of a rules file: expected differences, the team's policies (policies.py) and
+# tolerances of measured figures (tolerances.py).
+SECTIONS = ("rules", "policies", "tolerances")
 RULE_FIELDS = frozenset(("path", "kinds", "checks", "environments", "reason", "expires", "owner", "approver", "ticket"))
 # A waiver this close to its expiry is listed as expiring soon.
 EXPIRING_SOON_DAYS = 14
@@ -37,7 +40,7 @@ class RulesError(ValueError):
     """A rules file that cannot be used; the message names the file and the rule."""
 
 
-def _string_list(rule, field, where):
+def string_list(rule, field, where):
     value = rule.get(field)
     if value is None:
         return None
@@ -46,17 +49,23 @@ def _string_list(rule, field, where):
     return value
 
 
-def validate_rule(rule, where):
-    """Return a normalised rule or raise RulesError naming where it is."""
-    if not isinstance(rule, dict):
-        raise RulesError("%s: a rule must be a mapping" % where)
-    unknown = sorted(set(rule) - RULE_FIELDS)
+def check_entry(entry, noun, fields, required, where):
+    """RulesError unless the entry of a section is a mapping of known fields whose required ones
+    are non-empty strings."""
+    if not isinstance(entry, dict):
+        raise RulesError("%s: a %s must be a mapping" % (where, noun))
+    unknown = sorted(str(name) for name in set(entry) - fields)
     if unknown:
         raise RulesError("%s: unknown field(s) %s" % (where, ", ".join(unknown)))
-    for field in ("path", "reason"):
-        if not isinstance(rule.get(field), str) or not rule[field].strip():
+    for field in required:
+        if not isinstance(entry.get(field), str) or not entry[field].strip():
             raise RulesError("%s: %s is required and must be a non-empty string" % (where, field))
-    kinds = _string_list(rule, "kinds", where)
+
+
+def validate_rule(rule, where):
+    """Return a normalised rule or raise RulesError naming where it is."""
+    check_entry(rule, "rule", RULE_FIELDS, ("path", "reason"), where)
+    kinds = string_list(rule, "kinds", where)
     if kinds and set(kinds) - set(KINDS):
         raise RulesError("%s: kinds must be among %s" % (where, ", ".join(KINDS)))
     people = {}
@@ -75,8 +84,8 @@ def validate_rule(rule, where):
             "path": rule["path"],
             "reason": rule["reason"].strip(),
             "kinds": kinds,
-            "checks": _string_list(rule, "checks", where),
-            "environments": _string_list(rule, "environments", where),
+            "checks": string_list(rule, "checks", where),
+            "environments": string_list(rule, "environments", where),
             "source": where,
             "expires": expires,
         },
@@ -117,8 +126,9 @@ def parse_expiry(value, where):
     return {"at": moment.timestamp(), "text": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def parse_rules(text, source):
-    """Rules from one file's text; safe YAML only."""
+def parse_document(text, source):
+    """The rules file's mapping (safe YAML only), {} when empty; RulesError when it is not a mapping
+    of known sections, each a list."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -126,39 +136,38 @@ def parse_rules(text, source):
         line = " at line %d" % (mark.line + 1) if mark is not None else ""
         raise RulesError("%s: not valid YAML%s" % (source, line)) from None
     if document is None:
-        return []
-    if not isinstance(document, dict) or not isinstance(document.get("rules", []), list):
-        raise RulesError("%s: expected a mapping with a list under 'rules'" % source)
-    lines = rule_lines(text)
+        return {}
+    if not isinstance(document, dict) or not all(isinstance(document.get(name, []), list) for name in SECTIONS):
+        raise RulesError("%s: expected a mapping with a list under %s" % (source, " or ".join(SECTIONS)))
+    unknown = sorted(str(name) for name in document if name not in SECTIONS)
+    if unknown:
+        raise RulesError("%s: unknown section(s) %s (sections: %s)" % (source, ", ".join(unknown), ", ".join(SECTIONS)))
+    return document
+
+
+def section_entries(document, text, source, section, noun, validate):
+    """Each entry of one section validated, named "<file> <noun> <n> (line <l>)" in its errors."""
+    lines = section_lines(text, section)
     return [
-        validate_rule(
-            rule, "%s rule %d%s" % (source, index + 1, " (line %d)" % lines[index] if index < len(lines) else "")
+        validate(
+            entry, "%s %s %d%s" % (source, noun, index + 1, " (line %d)" % lines[index] if index < len(lines) else "")
         )
-        for index, rule in enumerate(document.get("rules") or [])
+        for index, entry in enumerate(document.get(section) or [])
     ]
 
 
-def rule_lines(text):
-    """The line where each rule of the 'rules' list starts (1-based), from the YAML node tree."""
+def parse_rules(text, source):
+    """Rules from one file's text; safe YAML only."""
+    return section_entries(parse_document(text, source), text, source, "rules", "rule", validate_rule)
+
+
+def section_lines(text, section="rules"):
+    """The line where each entry of a section's list starts (1-based), from the YAML node tree."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
-        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+        if key.value == section and isinstance(value, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value.value]
     return []
-
-
-def load_rules(paths):
-    """Rules of every file in order, and the errors of the files that could not be used."""
-    rules, errors = [], []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                rules.extend(parse_rules(handle.read(), path))
-        except OSError as exc:
-            errors.append("rules file %s: %s" % (path, exc.strerror))
-        except (RulesError, UnicodeDecodeError) as exc:
-            errors.append(str(exc))
-    return rules, errors
 
 
 def rule_matches(rule, finding, environment_of):

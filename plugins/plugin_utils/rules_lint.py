@@ -1,9 +1,11 @@
 """The rules file linter: malformed, duplicate, shadowed and stale rules, expired and expiring
-waivers, each with its file, rule number and line.
+waivers, malformed, duplicate and unmatched policies and tolerances, each with its file, entry
+number and line.
 
 Shadowed: a rule that can never match because an earlier rule (with no expiry) always matches
 whatever it would. Stale: a rule the last audit's report lists as matching nothing (the linter
-runs no audit). Pure Python; no Ansible imports.
+runs no audit). Unmatched: a policy the last report lists as judged on no compared value, or a
+tolerance that gave no threshold in it though its area was audited. Pure Python; no Ansible imports.
 """
 
 import fnmatch
@@ -11,13 +13,16 @@ import time
 
 import yaml
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.policies import validate_policy
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import (
     EXPIRING_SOON_DAYS,
     RulesError,
-    rule_lines,
+    parse_document,
+    section_lines,
     validate_rule,
     waiver_state,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.tolerances import validate_tolerance
 
 # Problems that make the linter fail; the others are said and pass.
 ERRORS = ("malformed", "duplicate", "shadowed", "expired")
@@ -69,20 +74,69 @@ def _identity(rule):
     )
 
 
-def lint_text(text, source, now=None, stale_sources=(), soon_days=EXPIRING_SOON_DAYS):
+def _entry_identity(entry):
+    """What an entry matches and decides: a second entry with the same is never used (a policy's
+    severity aside; a tolerance's values aside, as the first one's win)."""
+    fields = {key: value for key, value in entry.items() if key not in ("source", "reason", "severity")}
+    if "thresholds" in fields:
+        fields["thresholds"] = sorted(fields["thresholds"])
+    return repr(sorted(fields.items()))
+
+
+def _entry_problems(document, text, source, section, noun, validate, unmatched_sources):
+    """Malformed, duplicate and unmatched entries of the policies or tolerances section."""
+    lines = section_lines(text, section)
+    found, seen = [], {}
+    for index, raw in enumerate(document.get(section) or []):
+        line = lines[index] if index < len(lines) else None
+        where = "%s %s %d" % (source, noun, index + 1)
+        try:
+            entry = validate(raw, where)
+        except RulesError as exc:
+            found.append(problem("malformed", source, line, str(exc)[len(where) + 2 :]))
+            continue
+        identity = _entry_identity(entry)
+        if identity in seen:
+            found.append(problem("duplicate", source, line, "same as %s %d (line %s)" % ((noun,) + seen[identity])))
+        seen.setdefault(identity, (index + 1, line))
+        if where in unmatched_sources:
+            found.append(
+                problem(
+                    "unmatched",
+                    source,
+                    line,
+                    "%s matched nothing in the last audit: %s" % (noun, entry["path"]),
+                )
+            )
+    return found
+
+
+def lint_text(text, source, now=None, stale_sources=(), soon_days=EXPIRING_SOON_DAYS, unmatched_sources=()):
     """Every problem of one rules file's text, in line order."""
     now = time.time() if now is None else now
     try:
         document = yaml.safe_load(text)
-        lines = rule_lines(text) if isinstance(document, dict) else []
+        lines = section_lines(text) if isinstance(document, dict) else []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         return [problem("malformed", source, line, "not valid YAML")]
     if document is None:
         return []
-    if not isinstance(document, dict) or not isinstance(document.get("rules", []), list):
-        return [problem("malformed", source, 1, "expected a mapping with a list under 'rules'")]
+    try:
+        parse_document(text, source)
+    except RulesError as exc:
+        return [problem("malformed", source, 1, str(exc)[len(source) + 2 :])]
+    found = _entry_problems(document, text, source, "policies", "policy", validate_policy, unmatched_sources)
+    found += _entry_problems(document, text, source, "tolerances", "tolerance", validate_tolerance, unmatched_sources)
+    return sorted(_rule_problems(document, lines, source, now, stale_sources, soon_days) + found, key=_line_order)
+
+
+def _line_order(found):
+    return found["line"] or 0
+
+
+def _rule_problems(document, lines, source, now, stale_sources, soon_days):
     found, valid = [], []
     for index, raw in enumerate(document.get("rules") or []):
         line = lines[index] if index < len(lines) else None
@@ -132,6 +186,14 @@ def lint_text(text, source, now=None, stale_sources=(), soon_days=EXPIRING_SOON_
     return found
 
 
+def unmatched_sources(report):
+    """The policies and tolerances a report lists as matching nothing, as "<file> policy <n>" or
+    "<file> tolerance <n>" (their line dropped)."""
+    report = report or {}
+    entries = (report.get("unmatched_policies") or []) + (report.get("unmatched_tolerances") or [])
+    return {entry["source"].split(" (line ", 1)[0] for entry in entries}
+
+
 def stale_sources(report):
     """The rules a report lists as stale, as "<file> rule <n>" (its line, if any, dropped)."""
     return {entry["source"].split(" (line ", 1)[0] for entry in (report or {}).get("stale_rules") or []}
@@ -139,7 +201,7 @@ def stale_sources(report):
 
 def lint_files(paths, now=None, report=None):
     """Problems of every rules file; a file that cannot be read is one malformed problem."""
-    stale = stale_sources(report)
+    stale, unmatched = stale_sources(report), unmatched_sources(report)
     found = []
     for path in paths:
         try:
@@ -151,7 +213,7 @@ def lint_files(paths, now=None, report=None):
         except UnicodeDecodeError:
             found.append(problem("malformed", path, None, "not UTF-8 text"))
             continue
-        found += lint_text(text, path, now, stale)
+        found += lint_text(text, path, now, stale, unmatched_sources=unmatched)
     return found
 
 

@@ -7,9 +7,9 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import ma
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import (
     RulesError,
     apply_rules,
-    load_rules,
     parse_rules,
 )
+from ansible_collections.envparity.audit.plugins.plugin_utils.rules_file import load_rules
 
 
 def finding(key, kind="changed", check="env.value_changed", environments=("prod",)):
@@ -90,6 +90,6 @@ def test_bad_rules_are_rejected_with_where(text, message):
 def test_load_rules_reports_missing_file(tmp_path):
     good = tmp_path / "good.yml"
     good.write_text("rules:\n  - {path: env/a/b, reason: r}\n")
-    rules, errors = load_rules([str(good), str(tmp_path / "absent.yml")])
-    assert [r["path"] for r in rules] == ["env/a/b"]
+    loaded, errors = load_rules([str(good), str(tmp_path / "absent.yml")])
+    assert [r["path"] for r in loaded["rules"]] == ["env/a/b"]
     assert errors == ["rules file %s: No such file or directory" % (tmp_path / "absent.yml")]

@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import validate_rule
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules_lint import (
+    ERRORS,
     lint_files,
     lint_text,
     problem_lines,
@@ -98,7 +99,9 @@ def test_files_that_cannot_be_read_or_parsed(tmp_path):
     ]
     assert problems[1]["line"] == 3
     assert lint_text("", "empty.yml", NOW) == []
-    assert lint_text("- a\n", "list.yml", NOW)[0]["message"] == "expected a mapping with a list under 'rules'"
+    assert lint_text("- a\n", "list.yml", NOW)[0]["message"] == (
+        "expected a mapping with a list under rules or policies or tolerances"
+    )
 
 
 def test_stale_rules_come_from_the_last_report(tmp_path):
@@ -107,3 +110,73 @@ def test_stale_rules_come_from_the_last_report(tmp_path):
     report = {"stale_rules": [{"path": "env/a/B", "reason": "r", "source": "%s rule 1 (line 2)" % path}]}
     assert [p["kind"] for p in lint_files([str(path)], NOW, report)] == ["stale"]
     assert lint_files([str(path)], NOW, None) == []
+
+
+POLICIES = """\
+rules:
+  - path: env/app/X
+    reason: r
+policies:
+  - must_equal: docker/app/services.web.image
+    severity: high
+    reason: r
+  - must_equal: docker/app/services.web.image
+    severity: low
+    reason: the same policy again, another severity
+  - value: env/app/LOG_LEVEL
+    one_of: INFO
+    severity: low
+    reason: one_of is not a list
+  - must_differ: nowhere/app/X
+    severity: low
+    reason: no such area
+  - must_equal: git/app/head
+    severity: low
+    reason: matched nothing in the last report
+tolerances:
+  - path: health/host
+    thresholds: {disk_percent: 95}
+    reason: r
+  - path: health/host
+    thresholds: {disk_percnt: 95}
+    reason: misspelt
+  - path: endpoints/api
+    thresholds: {slower_ms: 500}
+    reason: gave no threshold in the last report
+"""
+
+
+def test_policies_and_tolerances_with_their_lines():
+    report = {
+        "unmatched_policies": [{"source": "rules.yml policy 5 (line 18)", "path": "git/app/head", "reason": "r"}],
+        "unmatched_tolerances": [{"source": "rules.yml tolerance 3 (line 28)", "path": "endpoints/api", "reason": "r"}],
+    }
+    problems = lint_files_text(POLICIES, report)
+    assert [(p["line"], p["kind"]) for p in problems] == [
+        (8, "duplicate"),
+        (11, "malformed"),
+        (15, "malformed"),
+        (18, "unmatched"),
+        (25, "malformed"),
+        (28, "unmatched"),
+    ]
+    lines = problem_lines(problems)
+    assert lines[0] == "rules.yml:8: duplicate: same as policy 1 (line 5)"
+    assert lines[1] == "rules.yml:11: malformed: a value policy needs one_of: a non-empty list of values"
+    assert "must_differ names no area ('nowhere'" in lines[2]
+    assert lines[3] == "rules.yml:18: unmatched: policy matched nothing in the last audit: git/app/head"
+    assert "health has no threshold 'disk_percnt'" in lines[4]
+    assert lines[5] == "rules.yml:28: unmatched: tolerance matched nothing in the last audit: endpoints/api"
+    assert "unmatched" not in ERRORS  # said, not failed: the last run may have audited fewer areas
+
+
+def test_an_unknown_section_is_malformed():
+    assert problem_lines(lint_text("rules: []\npolicy: []\n", "r.yml", NOW)) == [
+        "r.yml:1: malformed: unknown section(s) policy (sections: rules, policies, tolerances)"
+    ]
+
+
+def lint_files_text(text, report):
+    from ansible_collections.envparity.audit.plugins.plugin_utils.rules_lint import unmatched_sources
+
+    return lint_text(text, "rules.yml", NOW, unmatched_sources=unmatched_sources(report))
