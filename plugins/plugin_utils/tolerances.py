@@ -32,6 +32,8 @@ CHECKS = {
     "load_per_cpu": "health.load_high",
     "restarts": "health.restarts",
     "clock_sync": "health.clock_unsynchronised",
+    "error_rate_percent": "health.error_rate_higher",
+    "error_rate_per_hour": "health.error_rate_higher",
     "slower_ms": "endpoints.slower",
     "slower_percent": "endpoints.slower",
 }
