@@ -2268,7 +2268,8 @@ CREATE PUBLICATION pets_pub FOR TABLE public.pets (id, owner_id, age) WHERE (age
     + """
 ALTER TABLE public.pets ADD CONSTRAINT pets_owner_fkey FOREIGN KEY (owner_id) REFERENCES public.owners (id) NOT VALID;
 ALTER TABLE public.toys ADD CONSTRAINT toys_pet_fkey FOREIGN KEY (pet_id) REFERENCES public.pets (id);
-CREATE PUBLICATION pets_pub FOR TABLE public.owners WHERE (id > 0), public.pets (age, id, owner_id, name) WHERE (age > 1);
+CREATE PUBLICATION pets_pub FOR TABLE public.owners WHERE (id > 0),
+  public.pets (age, id, owner_id, name) WHERE (age > 1);
 SELECT lo_create(0);
 """
     + GRANT_ON_NEW_LO % "PUBLIC",
