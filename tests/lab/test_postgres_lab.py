@@ -112,6 +112,9 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
     ("app", "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
     ("app", "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
+    ("app", "public.user_plans.user_plans_plan_id_check", "policy", "postgres.constraint_not_valid"),
+    ("app", "publications.app_changes.public.tasks", "changed", "postgres.publication_table_changed"),
+    ("app", "large_objects.owned by (database owner)", "changed", "postgres.large_object_privilege_changed"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -390,6 +393,23 @@ def test_planted_storage_sequences_comments_and_view_parts():
     )
     assert both("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.open_tasks'::regclass") == ("1", "0")
     assert both("SELECT count(*) FROM pg_index WHERE indrelid = 'public.task_counts'::regclass") == ("1", "0")
+
+
+def test_planted_validation_publication_and_large_objects():
+    """As PostgreSQL itself says them: convalidated, prattrs, pg_largeobject_metadata."""
+
+    def both(sql: str) -> tuple[str, str]:
+        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+
+    assert both("SELECT convalidated FROM pg_constraint WHERE conname = 'user_plans_plan_id_check'") == ("t", "f")
+    columns = (
+        "SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_publication_rel pr"
+        " JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_attribute a ON a.attrelid = pr.prrelid"
+        " AND a.attnum = ANY (pr.prattrs) WHERE p.pubname = 'app_changes'"
+    )
+    assert both(columns) == ("id,user_id,title,status", "id,user_id,title,status,due_at")
+    assert both("SELECT count(*) FROM pg_largeobject_metadata WHERE lomacl IS NULL") == ("1", "1")
+    assert both("SELECT count(*) FROM pg_largeobject_metadata WHERE lomacl::text LIKE '%reporting=r/%'") == ("0", "1")
 
 
 def test_planted_settings():

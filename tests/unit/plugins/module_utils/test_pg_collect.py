@@ -593,6 +593,7 @@ def test_status_version_and_shape(app):
         "publications",
         "subscriptions",
         "comments",
+        "large_objects",
     }
 
 
