@@ -1,6 +1,7 @@
 """The other catalog object kinds of one database, compared across environments: triggers on views
 (INSTEAD OF …) and indexes on materialized views, collations, composite and range types, rules,
-event triggers, publications, subscriptions, and the comments on every object.
+event triggers, publications (and each published table's row filter and column list),
+subscriptions, and the comments on every object.
 
 Keyed like every other kind (pg_objects.keyed); the parts of an object missing on a side (a
 view's triggers, a table's rules, a dropped object's comment) are not compared there. Pure

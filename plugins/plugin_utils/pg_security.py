@@ -1,5 +1,6 @@
 """Who may do what in one database, compared across environments: privileges on every object
-(GRANT / REVOKE), default privileges (ALTER DEFAULT PRIVILEGES) and row level security policies.
+(GRANT / REVOKE), default privileges (ALTER DEFAULT PRIVILEGES), row level security policies and
+large objects' ACLs (per owner, without the oids each environment numbers its own).
 
 A prod table whose grants or policies differ from dev's is a security incident, not a cosmetic
 difference: a privilege or a policy one side has and the other lacks is one finding per object
