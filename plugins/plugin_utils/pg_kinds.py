@@ -173,8 +173,9 @@ PUBLISHED_TABLE = CatalogType(
     changed=lambda differing: "high",
     namespace="publications.",
     advice={
-        "changed": "Align what publication %(object)s sends on %(where)s with %(baseline)s (ALTER PUBLICATION … "
-        "SET TABLE … (columns) WHERE (…)) through a migration: subscribers receive other rows or columns."
+        "changed": "Align the row filter and column list of published table %(object)s (publication.table) on "
+        "%(where)s with %(baseline)s (ALTER PUBLICATION … SET TABLE … (columns) WHERE (…)) through a migration: "
+        "subscribers receive other rows or columns."
     },
 )
 SUBSCRIPTION = CatalogType(
