@@ -331,10 +331,12 @@ def _one(env: str, sql: str, dbname: str) -> str:
     return rows[0][0]
 
 
-def test_planted_schema_differences():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+def both(sql: str) -> tuple[str, str]:
+    """One value of the application's database, dev's and prod's."""
+    return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
 
+
+def test_planted_schema_differences():
     assert both("SELECT to_regclass('public.reminders') IS NOT NULL") == ("t", "f")
     assert both("SELECT enum_range(NULL::public.task_status)") == ("{todo,doing,done,archived}", "{todo,doing,done}")
     assert both("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.users'::regclass"
@@ -351,9 +353,6 @@ def test_planted_schema_differences():
 
 
 def test_planted_privileges_and_row_level_security():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
-
     def acl(relation: str) -> str:
         return (
             "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
@@ -377,9 +376,6 @@ def test_planted_privileges_and_row_level_security():
 
 
 def test_planted_storage_sequences_comments_and_view_parts():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
-
     assert both("SELECT relpersistence FROM pg_class WHERE oid = 'public.sessions'::regclass") == ("p", "u")
     owned = (
         "SELECT c.relname || '.' || a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid"
@@ -397,10 +393,6 @@ def test_planted_storage_sequences_comments_and_view_parts():
 
 def test_planted_validation_publication_and_large_objects():
     """As PostgreSQL itself says them: convalidated, prattrs, pg_largeobject_metadata."""
-
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
-
     assert both("SELECT convalidated FROM pg_constraint WHERE conname = 'user_plans_plan_id_check'") == ("t", "f")
     columns = (
         "SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_publication_rel pr"
