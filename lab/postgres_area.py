@@ -279,6 +279,10 @@ PLANTED = [
     _finding(APP, "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
     _finding(APP, "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
     _finding(APP, "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),  # the lab's tables are tiny
+    # VALIDITY_DDL_*: NOT VALID in prod only, a publication's column list, large objects' ACLs.
+    _finding(APP, "public.user_plans.user_plans_plan_id_check", "policy", "postgres.constraint_not_valid"),
+    _finding(APP, "publications.app_changes.public.tasks", "changed", "postgres.publication_table_changed"),
+    _finding(APP, "large_objects.owned by (database owner)", "changed", "postgres.large_object_privilege_changed"),
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     *_cluster_wide(SERVER),
 ]
@@ -386,6 +390,7 @@ def _security_ddl(dev: bool) -> str:
             + KINDS_DDL_DEV
             + DATA_DDL_COMMON
             + DATA_DDL_DEV
+            + VALIDITY_DDL_DEV
         )
     return (
         SECURITY_DDL_COMMON
@@ -394,6 +399,7 @@ def _security_ddl(dev: bool) -> str:
         + KINDS_DDL_PROD
         + DATA_DDL_COMMON
         + DATA_DDL_PROD % {"owner": owner}
+        + VALIDITY_DDL_PROD
     )
 
 
@@ -545,6 +551,23 @@ INSERT INTO public.notes (id, user_id, body) OVERRIDING SYSTEM VALUE VALUES (50,
 RESET ROLE;
 UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.notes_body_idx'::regclass;
 SET ROLE %(owner)s;
+"""
+
+# A check constraint validated in dev and left NOT VALID in prod (a migration that added it NOT
+# VALID and never ran VALIDATE CONSTRAINT), a publication whose column list differs (inserts only:
+# a row filter or column list on published updates would bind the replica identity), and large
+# objects whose ACLs differ (one readable by reporting in prod only; their oids differ anyway).
+VALIDITY_DDL_DEV = """
+ALTER TABLE public.user_plans ADD CONSTRAINT user_plans_plan_id_check CHECK (plan_id > 0);
+CREATE PUBLICATION app_changes FOR TABLE public.tasks (id, user_id, title, status) WHERE (id > 0)
+    WITH (publish = 'insert');
+DO $$ BEGIN PERFORM lo_create(0); END $$;
+"""
+VALIDITY_DDL_PROD = """
+ALTER TABLE public.user_plans ADD CONSTRAINT user_plans_plan_id_check CHECK (plan_id > 0) NOT VALID;
+CREATE PUBLICATION app_changes FOR TABLE public.tasks (id, user_id, title, status, due_at) WHERE (id > 0)
+    WITH (publish = 'insert');
+DO $$ BEGIN PERFORM lo_create(0); EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO reporting', lo_create(0)); END $$;
 """
 
 # dev only: migrations/versions/0002_add_reminders.py (git area) has run there.

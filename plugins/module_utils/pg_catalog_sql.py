@@ -33,6 +33,14 @@ SQL_BODY_VERSION_NUM = 140000
 NULLS_NOT_DISTINCT_VERSION_NUM = 150000
 # Write privileges listed for the audit role (the check itself is exact).
 WRITE_PRIVILEGE_LIMIT = 20
+# A publication's schemas (FOR TABLES IN SCHEMA, from 15): psql variable envparity_pub_schemas, an
+# expression over the publication p (no single quote: it is set with psql's \\set '...').
+PUBLICATION_SCHEMAS = (
+    '(SELECT json_agg(n.nspname ORDER BY n.nspname COLLATE "C") FROM pg_publication_namespace pn'
+    " JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid)"
+)
+# Distinct (owner, ACL) pairs of large objects read (each is exploded into grantees and privileges).
+LARGE_OBJECT_GROUP_LIMIT = 10000
 
 # Settings the script changes with SET LOCAL: their session value is the audit's own, so the
 # catalog reports the value sessions start with (reset_val) instead, with its source worked out
@@ -186,7 +194,8 @@ FROM (
     )
 
 
-CATALOG_QUERY = r"""
+CATALOG_QUERY = (
+    r"""
 WITH
 ext AS (
   SELECT d.classid, d.objid FROM pg_depend d WHERE d.deptype = 'e'
@@ -565,8 +574,53 @@ pubs AS (
            'all_tables', p.puballtables, 'insert', p.pubinsert, 'update', p.pubupdate, 'delete', p.pubdelete,
            'truncate', p.pubtruncate, 'via_root', (to_jsonb(p) ->> 'pubviaroot')::boolean,
            'tables', (SELECT coalesce(json_agg(t.ident ORDER BY t.ident COLLATE "C"), '[]'::json)
-                      FROM pg_publication_rel pr JOIN tbl t ON t.oid = pr.prrelid WHERE pr.prpubid = p.oid))) AS j
+                      FROM pg_publication_rel pr JOIN tbl t ON t.oid = pr.prrelid WHERE pr.prpubid = p.oid),
+           -- From 15 (psql variables, NULL before): FOR TABLES IN SCHEMA, and per table its row
+           -- filter (pg_get_expr) and column list (names in the table's order), for the tables with one.
+           'schemas', :envparity_pub_schemas,
+           'filters', (SELECT json_object_agg(t.ident, json_build_object(
+                                'where', :envparity_pub_where,
+                                'columns', (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+                                            WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (:envparity_pub_columns))))
+                       FROM pg_publication_rel pr JOIN tbl t ON t.oid = pr.prrelid
+                       WHERE pr.prpubid = p.oid
+                         AND (:envparity_pub_where IS NOT NULL OR :envparity_pub_columns IS NOT NULL)))) AS j
   FROM pg_publication p
+),
+-- Large objects: each lo_create picks its own oid, so they are compared without identity: per
+-- owner (the database's owner as "(database owner)", whatever its name), how many there are and
+-- how many carry each ACL (grantee: privileges; the owner "(owner)", a NULL ACL as the default it
+-- means, acldefault).  Distinct (owner, ACL) pairs are grouped first and only those exploded, at
+-- most __LO_GROUPS__ of them ("truncated" past that).
+lo_groups AS (
+  SELECT m.lomowner, m.lomacl, count(*) AS n
+  FROM pg_largeobject_metadata m GROUP BY m.lomowner, m.lomacl LIMIT __LO_GROUPS__ + 1
+),
+lo_shapes AS (
+  SELECT CASE WHEN g.lomowner = (SELECT datdba FROM pg_database WHERE datname = current_database())
+              THEN '(database owner)' ELSE pg_get_userbyid(g.lomowner)::text END AS owner,
+         coalesce((SELECT string_agg(x.grantee || ': ' || x.privileges, '; ' ORDER BY x.grantee COLLATE "C")
+                   FROM (SELECT y.grantee, string_agg(y.privilege, ', ' ORDER BY y.privilege COLLATE "C") AS privileges
+                         FROM (SELECT CASE WHEN e.grantee = g.lomowner THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
+                                           ELSE pg_get_userbyid(e.grantee)::text END AS grantee,
+                                      e.privilege_type
+                                        || CASE WHEN bool_or(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END
+                                        AS privilege
+                               FROM aclexplode(coalesce(g.lomacl, acldefault('L', g.lomowner))) AS e
+                               GROUP BY 1, e.privilege_type) AS y
+                         GROUP BY y.grantee) AS x), '') AS acl,
+         g.n
+  FROM (SELECT * FROM lo_groups LIMIT __LO_GROUPS__) AS g
+),
+lobs AS (
+  SELECT json_build_object(
+           'count', (SELECT count(*) FROM pg_largeobject_metadata),
+           'truncated', (SELECT count(*) FROM lo_groups) > __LO_GROUPS__,
+           'owners', (SELECT coalesce(json_object_agg(o.owner, json_build_object('count', o.n, 'acls', o.acls)),
+                                      '{}'::json)
+                      FROM (SELECT s.owner, sum(s.n) AS n, json_object_agg(s.acl, s.n) AS acls
+                            FROM (SELECT owner, acl, sum(n) AS n FROM lo_shapes GROUP BY owner, acl) AS s
+                            GROUP BY s.owner) AS o)) AS j
 ),
 subs AS (
   SELECT json_object_agg(s.subname, json_build_object(
@@ -866,9 +920,11 @@ SELECT json_build_object(
     'event_triggers', coalesce((SELECT j FROM evts), '{}'::json),
     'publications', coalesce((SELECT j FROM pubs), '{}'::json),
     'subscriptions', coalesce((SELECT j FROM subs), '{}'::json),
-    'comments', coalesce((SELECT j FROM comments), '{}'::json)))
+    'comments', coalesce((SELECT j FROM comments), '{}'::json),
+    'large_objects', (SELECT j FROM lobs)))
 FROM audit, schemas, tables,
      views, funcs, seqs, enums, domains, exts, sets, roles;
-""".replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS)).replace(
-    "__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT)
+""".replace("__SESSION_SETTINGS__", ", ".join(_literal(name) for name in SESSION_SETTINGS))
+    .replace("__WRITE_LIMIT__", str(WRITE_PRIVILEGE_LIMIT))
+    .replace("__LO_GROUPS__", str(LARGE_OBJECT_GROUP_LIMIT))
 )

@@ -25,6 +25,7 @@ import concurrent.futures
 from ansible_collections.envparity.audit.plugins.module_utils.pg_catalog_sql import (
     CATALOG_QUERY,
     CATALOG_WORK_MEM,
+    PUBLICATION_SCHEMAS,
     migration_probe,
     migrations_generator,
 )
@@ -94,9 +95,15 @@ def build_script(request, db=None, hmac_key=None):
         "\\if :envparity_pg15",
         "\\set envparity_nulls_not_distinct 'i.indnullsnotdistinct'",
         "\\set envparity_fk_plain 'co.confdelsetcols IS NULL'",
+        "\\set envparity_pub_where 'pg_get_expr(pr.prqual, pr.prrelid)'",
+        "\\set envparity_pub_columns 'pr.prattrs'",
+        "\\set envparity_pub_schemas '%s'" % PUBLICATION_SCHEMAS,
         "\\else",
         "\\set envparity_nulls_not_distinct 'false'",
         "\\set envparity_fk_plain 'true'",
+        "\\set envparity_pub_where 'NULL::text'",
+        "\\set envparity_pub_columns 'NULL::int2[]'",
+        "\\set envparity_pub_schemas 'NULL::json'",
         "\\endif",
         "\\echo %scatalog" % MARKER,
         CATALOG_QUERY.strip(),

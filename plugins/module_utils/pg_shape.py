@@ -203,6 +203,31 @@ def _policies(raw, literals):
     }
 
 
+def _publications(raw, literals):
+    """Publications with each table's row filter redacted like any expression (a literal in it)."""
+    publications = {}
+    for name, publication in (raw or {}).items():
+        filters = {
+            table: {"where": literals(item.get("where")), "columns": item.get("columns")}
+            for table, item in (publication.get("filters") or {}).items()
+        }
+        publications[name] = dict(publication, filters=filters)
+    return publications
+
+
+def _large_objects(raw):
+    """{"count", "truncated", "owners": {owner: {"count", "acls": {ACL text: count}}}}."""
+    raw = raw or {}
+    return {
+        "count": raw.get("count") or 0,
+        "truncated": bool(raw.get("truncated")),
+        "owners": {
+            owner: {"count": entry.get("count") or 0, "acls": dict(entry.get("acls") or {})}
+            for owner, entry in (raw.get("owners") or {}).items()
+        },
+    }
+
+
 def _comments(raw, hmac_key):
     """{"<kind> <object>": {"text": redacted, "hash"}}: a comment is free text, redacted like a body."""
     comments = {}
@@ -288,9 +313,10 @@ def shape_catalog(raw, hmac_key):
             for key, rule in (raw.get("rules") or {}).items()
         },
         "event_triggers": raw.get("event_triggers") or {},
-        "publications": raw.get("publications") or {},
+        "publications": _publications(raw.get("publications"), literals),
         "subscriptions": raw.get("subscriptions") or {},
         "comments": _comments(raw.get("comments"), hmac_key),
+        "large_objects": _large_objects(raw.get("large_objects")),
     }
 
 

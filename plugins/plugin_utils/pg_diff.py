@@ -30,6 +30,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations impo
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import audit_role_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_security import security_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_validation import not_valid_findings
 
 AREA = "postgres"
 DATABASE_KEY = "@database"
@@ -150,6 +151,7 @@ def diff(columns, cells, context):
         findings += _status_findings(db)
         findings += _server_findings(db)
         findings += catalog_findings(db)
+        findings += not_valid_findings(db)
         findings += security_findings(db)
         findings += kind_findings(db)
         findings += data_findings(db)

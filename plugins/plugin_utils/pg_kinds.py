@@ -1,6 +1,7 @@
 """The other catalog object kinds of one database, compared across environments: triggers on views
 (INSTEAD OF …) and indexes on materialized views, collations, composite and range types, rules,
-event triggers, publications, subscriptions, and the comments on every object.
+event triggers, publications (and each published table's row filter and column list),
+subscriptions, and the comments on every object.
 
 Keyed like every other kind (pg_objects.keyed); the parts of an object missing on a side (a
 view's triggers, a table's rules, a dropped object's comment) are not compared there. Pure
@@ -54,6 +55,8 @@ def _publication_text(publication):
         if publication.get("all_tables")
         else "tables: %s" % (", ".join(publication.get("tables") or []) or "none")
     ]
+    if publication.get("schemas"):
+        parts.append("tables in schemas: %s" % ", ".join(publication["schemas"]))
     parts.append("publishes %s" % (", ".join(actions) or "nothing"))
     if publication.get("via_root"):
         parts.append("via the partition root")
@@ -139,6 +142,7 @@ PUBLICATION = CatalogType(
     attributes=(
         ("all tables", get("all_tables")),
         ("tables", lambda p: sorted(p.get("tables") or [])),
+        ("schemas", lambda p: sorted(p.get("schemas") or [])),
         ("published actions", lambda p: [bool(p.get(name)) for name in ("insert", "update", "delete", "truncate")]),
         ("via the partition root", get("via_root")),
     ),
@@ -146,6 +150,33 @@ PUBLICATION = CatalogType(
     extra="medium",
     changed=lambda differing: "high",
     namespace="publications.",
+)
+
+
+def _published_text(table):
+    parts = ["WHERE %s" % table["where"] if table.get("where") else "every row"]
+    parts.append("columns (%s)" % ", ".join(table["columns"]) if table.get("columns") else "every column")
+    return ", ".join(parts)
+
+
+# A table of a publication: its row filter (pg_get_expr) and column list, from PostgreSQL 15.
+PUBLISHED_TABLE = CatalogType(
+    noun="published table",
+    check="postgres.publication_table",
+    text=_published_text,
+    attributes=(
+        ("row filter", get("where")),
+        ("column list", lambda t: list(t.get("columns") or [])),
+    ),
+    missing="high",
+    extra="medium",
+    changed=lambda differing: "high",
+    namespace="publications.",
+    advice={
+        "changed": "Align the row filter and column list of published table %(object)s (publication.table) on "
+        "%(where)s with %(baseline)s (ALTER PUBLICATION … SET TABLE … (columns) WHERE (…)) through a migration: "
+        "subscribers receive other rows or columns."
+    },
 )
 SUBSCRIPTION = CatalogType(
     noun="subscription",
@@ -190,6 +221,21 @@ def rule_findings(db):
         for label, rules in _sections(db, "rules").items()
     }
     return keyed(db, RULE, maps, db.ok)
+
+
+def published_table_findings(db):
+    """Row filters and column lists of the tables a publication lists on every column (which tables
+    it lists is the publication's own finding), keyed `<publication>.<schema>.<table>`."""
+    publications = _sections(db, "publications")
+    common = set.intersection(*(set(publications[label]) for label in db.ok))
+    maps = {label: {} for label in db.ok}
+    for name in sorted(common):
+        tables = set.intersection(*(set(publications[label][name].get("tables") or ()) for label in db.ok))
+        for label in db.ok:
+            filters = publications[label][name].get("filters") or {}
+            for table in tables:
+                maps[label]["%s.%s" % (name, table)] = filters.get(table) or {}
+    return keyed(db, PUBLISHED_TABLE, maps, db.ok)
 
 
 def comment_findings(db):
@@ -237,6 +283,7 @@ def kind_findings(db):
     findings += rule_findings(db)
     findings += keyed(db, EVENT_TRIGGER, _sections(db, "event_triggers"), db.ok)
     findings += keyed(db, PUBLICATION, _sections(db, "publications"), db.ok)
+    findings += published_table_findings(db)
     findings += keyed(db, SUBSCRIPTION, _sections(db, "subscriptions"), db.ok)
     findings += comment_findings(db)
     return findings

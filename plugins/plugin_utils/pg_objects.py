@@ -153,14 +153,36 @@ COLUMN = CatalogType(
     changed=high_if(("type", "nullability"), "high"),
     verb="adds",
 )
+# pg_get_constraintdef ends a constraint that is not validated (convalidated false: added NOT VALID,
+# its existing rows never checked) with this.
+NOT_VALID = " NOT VALID"
+
+
+def definition_core(constraint):
+    """A constraint's definition without its NOT VALID mark (validation is compared on its own)."""
+    definition = constraint.get("definition")
+    if definition and definition.endswith(NOT_VALID):
+        return definition[: -len(NOT_VALID)]
+    return definition
+
+
+def is_not_valid(constraint):
+    return bool(constraint) and (constraint.get("definition") or "").endswith(NOT_VALID)
+
+
 CONSTRAINT = CatalogType(
     noun="constraint",
     check="postgres.constraint",
     text=lambda c: c.get("definition") or c.get("type") or "?",
-    attributes=(("type", get("type")), ("definition", get("definition"))),
+    attributes=(
+        ("type", get("type")),
+        ("definition", definition_core),
+        # None where a production column's constraint_not_valid finding speaks for it (_constraint_maps)
+        ("validation", lambda c: None if c.get("validation_reported") else is_not_valid(c)),
+    ),
     missing="high",
     extra="medium",
-    changed=lambda differing: "high",
+    changed=high_if(("type", "definition"), "high"),
     verb="adds",
 )
 INDEX = CatalogType(
@@ -572,6 +594,23 @@ def _inherited_columns(tables, maps, ok):
     )
 
 
+def _constraint_maps(db, tables, ok):
+    """{label: {name: constraint}}; a constraint NOT VALID in a production column has its validation
+    left out of the comparison: its own policy finding (pg_validation) says it, naming where it is
+    validated, so that one fact is one finding."""
+    maps = {label: tables[label].get("constraints") or {} for label in ok}
+    reported = {name for label in db.production(ok) for name, item in maps[label].items() if is_not_valid(item)}
+    if not reported:
+        return maps
+    return {
+        label: {
+            name: dict(item, validation_reported=True) if name in reported else item
+            for name, item in maps[label].items()
+        }
+        for label in ok
+    }
+
+
 def _table_parts(db, name, tables, ok, inherited):
     prefix = name + "."
     findings = []
@@ -582,8 +621,7 @@ def _table_parts(db, name, tables, ok, inherited):
         for label in ok
     }
     findings += keyed(db, COLUMN, columns, ok, prefix)
-    constraints = {label: tables[label].get("constraints") or {} for label in ok}
-    constraint_findings = keyed(db, CONSTRAINT, constraints, ok, prefix)
+    constraint_findings = keyed(db, CONSTRAINT, _constraint_maps(db, tables, ok), ok, prefix)
     findings += constraint_findings
     # An index that backs a constraint (primary key, unique, exclusion) has the constraint's name:
     # when the constraint itself is reported, its index is not reported a second time.

@@ -20,7 +20,7 @@ def quote_ident(name):
     return '"%s"' % name.replace('"', '""')
 
 
-def _qualified(name):
+def qualified_name(name):
     schema, _, table = name.partition(".")
     return "%s.%s" % (quote_ident(schema), quote_ident(table)) if table else quote_ident(schema)
 
@@ -38,7 +38,9 @@ def audit_role_sql(dbname, schemas, tables):
         )
     statements.append("GRANT pg_read_all_settings, pg_monitor TO %s;" % AUDIT_ROLE)
     if tables:
-        statements.append("GRANT SELECT ON %s TO %s;" % (", ".join(_qualified(name) for name in tables), AUDIT_ROLE))
+        statements.append(
+            "GRANT SELECT ON %s TO %s;" % (", ".join(qualified_name(name) for name in tables), AUDIT_ROLE)
+        )
     return " ".join(statements)
 
 

@@ -1,5 +1,6 @@
 """Who may do what in one database, compared across environments: privileges on every object
-(GRANT / REVOKE), default privileges (ALTER DEFAULT PRIVILEGES) and row level security policies.
+(GRANT / REVOKE), default privileges (ALTER DEFAULT PRIVILEGES), row level security policies and
+large objects' ACLs (per owner, without the oids each environment numbers its own).
 
 A prod table whose grants or policies differ from dev's is a security incident, not a cosmetic
 difference: a privilege or a policy one side has and the other lacks is one finding per object
@@ -324,5 +325,94 @@ def policy_findings(db):
     return keyed(db, POLICY, maps, ok)
 
 
+# --- large objects ------------------------------------------------------------------------------------
+
+
+def _large_object_text(entry):
+    """`3 large objects: 2 × (owner): SELECT, UPDATE; 1 × …` (the most common ACL first)."""
+    acls = sorted((entry.get("acls") or {}).items(), key=lambda item: (-item[1], item[0]))
+    shapes = "; ".join("%d × %s" % (count, acl or "no privileges") for acl, count in acls)
+    return "%s: %s" % (plural_objects(entry.get("count") or 0), shapes)
+
+
+def _acl_pairs(acl):
+    """{(grantee, privilege)} of an ACL text as the catalog query writes it ("(owner): SELECT, UPDATE; PUBLIC: …")."""
+    pairs = set()
+    for item in (acl or "").split("; "):
+        grantee, _, privileges = item.rpartition(": ")
+        pairs.update((grantee, privilege) for privilege in privileges.split(", ") if privilege)
+    return pairs
+
+
+def plural_objects(count):
+    return "%d large object%s" % (count, "" if count == 1 else "s")
+
+
+def large_object_findings(db):
+    """Large objects' ACLs, without their oids (each environment numbers its own): per owner with
+    large objects on every column, the ACLs one column's carry and the baseline's never do. How
+    many carry each one is shown, not compared (it is data, which differs between environments)."""
+    ok = db.ok
+    if len(ok) < 2:
+        return []
+    sections = {label: db.catalogs[label].get("large_objects") or {} for label in ok}
+    truncated = [label for label in ok if sections[label].get("truncated")]
+    if truncated:
+        return [
+            db.finding(
+                "large_objects",
+                "unknown",
+                "postgres.large_object_privilege_unknown",
+                "info",
+                {label: plural_objects(sections[label].get("count") or 0) for label in ok},
+                truncated,
+                "The ACLs of the large objects on %s were not compared: they carry more distinct ACLs than the "
+                "audit reads." % join_names(truncated),
+                "Check the large objects' ACLs on %s by hand (pg_largeobject_metadata.lomacl)." % join_names(truncated),
+            )
+        ]
+    owners = {label: sections[label].get("owners") or {} for label in ok}
+    baseline = ok[0]
+    roles = common_roles(db) | {"(database owner)"}
+    findings = []
+    for owner in sorted(set.intersection(*(set(owners[label]) for label in ok))):
+        if not _compared(owner, roles):
+            continue
+        shapes = {label: set(owners[label][owner].get("acls") or {}) for label in ok}
+        about = [label for label in ok[1:] if shapes[label] != shapes[baseline]]
+        if not about:
+            continue
+        phrases, widened = [], False
+        for label in about:
+            extra = sorted(shapes[label] - shapes[baseline])
+            lacking = sorted(shapes[baseline] - shapes[label])
+            parts = []
+            if extra:
+                parts.append("has large objects with %s" % " / ".join(acl or "no privileges" for acl in extra))
+            if lacking:
+                parts.append("none with %s" % " / ".join(acl or "no privileges" for acl in lacking))
+            phrases.append("%s %s" % (label, " and ".join(parts)))
+            granted = set().union(*(_acl_pairs(acl) for acl in shapes[baseline]))
+            widened = widened or any(_acl_pairs(acl) - granted for acl in extra)
+        values = {label: _large_object_text(owners[label][owner]) for label in ok}
+        findings.append(
+            db.finding(
+                "large_objects.owned by %s" % owner,
+                "changed",
+                "postgres.large_object_privilege_changed",
+                "high" if widened else "medium",
+                values,
+                about,
+                "The ACLs of the large objects owned by %s differ from %s (%s): %s."
+                % (owner, baseline, by_value((label, values[label]) for label in ok), "; ".join(phrases)),
+                "Give the large objects owned by %s on %s the privileges they have on %s (GRANT / REVOKE … ON LARGE "
+                "OBJECT <oid>, for the oids pg_largeobject_metadata lists with that ACL), or record the difference "
+                "as expected: a large object readable beyond the baseline is data nobody meant to share."
+                % (owner, join_names(about), baseline),
+            )
+        )
+    return findings
+
+
 def security_findings(db):
-    return privilege_findings(db) + default_privilege_findings(db) + policy_findings(db)
+    return privilege_findings(db) + default_privilege_findings(db) + policy_findings(db) + large_object_findings(db)

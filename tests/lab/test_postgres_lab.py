@@ -112,6 +112,9 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "data.public.notes_id_seq", "policy", "postgres.data_sequence_behind"),
     ("app", "data.public.notes.notes_body_idx", "policy", "postgres.data_invalid_index"),
     ("app", "data.@never_analyzed", "policy", "postgres.data_never_analyzed"),
+    ("app", "public.user_plans.user_plans_plan_id_check", "policy", "postgres.constraint_not_valid"),
+    ("app", "publications.app_changes.public.tasks", "changed", "postgres.publication_table_changed"),
+    ("app", "large_objects.owned by (database owner)", "changed", "postgres.large_object_privilege_changed"),
     ("analytics", "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
     # app and analytics share a server on each side: its settings and roles are reported once.
     *_cluster_wide("cluster:analytics+app"),
@@ -328,10 +331,12 @@ def _one(env: str, sql: str, dbname: str) -> str:
     return rows[0][0]
 
 
-def test_planted_schema_differences():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
+def both(sql: str) -> tuple[str, str]:
+    """One value of the application's database, dev's and prod's."""
+    return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
 
+
+def test_planted_schema_differences():
     assert both("SELECT to_regclass('public.reminders') IS NOT NULL") == ("t", "f")
     assert both("SELECT enum_range(NULL::public.task_status)") == ("{todo,doing,done,archived}", "{todo,doing,done}")
     assert both("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.users'::regclass"
@@ -348,9 +353,6 @@ def test_planted_schema_differences():
 
 
 def test_planted_privileges_and_row_level_security():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
-
     def acl(relation: str) -> str:
         return (
             "SELECT coalesce(array_to_string(relacl, ','), 'none') FROM pg_class WHERE oid = '%s'::regclass" % relation
@@ -374,9 +376,6 @@ def test_planted_privileges_and_row_level_security():
 
 
 def test_planted_storage_sequences_comments_and_view_parts():
-    def both(sql: str) -> tuple[str, str]:
-        return _one("dev", sql, "personal_assistant"), _one("prod", sql, "ai_assistant")
-
     assert both("SELECT relpersistence FROM pg_class WHERE oid = 'public.sessions'::regclass") == ("p", "u")
     owned = (
         "SELECT c.relname || '.' || a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid"
@@ -390,6 +389,19 @@ def test_planted_storage_sequences_comments_and_view_parts():
     )
     assert both("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.open_tasks'::regclass") == ("1", "0")
     assert both("SELECT count(*) FROM pg_index WHERE indrelid = 'public.task_counts'::regclass") == ("1", "0")
+
+
+def test_planted_validation_publication_and_large_objects():
+    """As PostgreSQL itself says them: convalidated, prattrs, pg_largeobject_metadata."""
+    assert both("SELECT convalidated FROM pg_constraint WHERE conname = 'user_plans_plan_id_check'") == ("t", "f")
+    columns = (
+        "SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_publication_rel pr"
+        " JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_attribute a ON a.attrelid = pr.prrelid"
+        " AND a.attnum = ANY (pr.prattrs) WHERE p.pubname = 'app_changes'"
+    )
+    assert both(columns) == ("id,user_id,title,status", "id,user_id,title,status,due_at")
+    assert both("SELECT count(*) FROM pg_largeobject_metadata WHERE lomacl IS NULL") == ("1", "1")
+    assert both("SELECT count(*) FROM pg_largeobject_metadata WHERE lomacl::text LIKE '%reporting=r/%'") == ("0", "1")
 
 
 def test_planted_settings():

@@ -593,6 +593,7 @@ def test_status_version_and_shape(app):
         "publications",
         "subscriptions",
         "comments",
+        "large_objects",
     }
 
 
@@ -2229,3 +2230,151 @@ def test_a_spent_budget_skips_the_reads_and_says_so(cluster, parity):
     assert {item["reason"] for item in data["skipped"]} == {"budget"}
     assert all(table["exact"] is None for table in data["tables"].values())
     assert data["reference"] == {}
+
+
+# ---------------------------------------------------------------- constraints NOT VALID, publications' row
+# filters and column lists, large objects' ACLs
+
+VALIDITY_ROLES = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lo_reader') THEN CREATE ROLE lo_reader NOLOGIN; END IF;
+END $$;
+"""
+VALIDITY_COMMON = (
+    """
+CREATE TABLE public.owners (id integer PRIMARY KEY);
+CREATE TABLE public.pets (id integer PRIMARY KEY, owner_id integer, age integer, name text, note text);
+CREATE TABLE public.toys (id integer PRIMARY KEY, pet_id integer);
+CREATE TABLE public."Odd Name" (id integer, n integer);
+ALTER TABLE public.pets ADD CONSTRAINT pets_age_check CHECK (age >= 0) NOT VALID;
+ALTER TABLE public."Odd Name" ADD CONSTRAINT "Odd Check" CHECK (n > 0) NOT VALID;
+CREATE PUBLICATION quiet_pub FOR TABLE public.toys WHERE (pet_id <> 7), public.owners
+  WITH (publish = 'insert, update', publish_via_partition_root = true);
+CREATE PUBLICATION secret_pub FOR TABLE public.pets WHERE (note <> '%s');
+SELECT lo_create(0) FROM generate_series(1, 2);
+"""
+    % FUNCTION_CANARY
+)
+# Large objects: GRANT on a new one's oid (each side numbers its own).
+GRANT_ON_NEW_LO = "DO $$ BEGIN EXECUTE format('GRANT SELECT ON LARGE OBJECT %%s TO %s', lo_create(0)); END $$;"
+VALIDITY_SQL = {
+    "dev": VALIDITY_COMMON
+    + """
+ALTER TABLE public.pets ADD CONSTRAINT pets_owner_fkey FOREIGN KEY (owner_id) REFERENCES public.owners (id);
+ALTER TABLE public.toys ADD CONSTRAINT toys_pet_fkey FOREIGN KEY (pet_id) REFERENCES public.pets (id) NOT VALID;
+CREATE PUBLICATION pets_pub FOR TABLE public.pets (id, owner_id, age) WHERE (age > 1), public.owners;
+"""
+    + GRANT_ON_NEW_LO % "lo_reader",
+    "prod": VALIDITY_COMMON
+    + """
+ALTER TABLE public.pets ADD CONSTRAINT pets_owner_fkey FOREIGN KEY (owner_id) REFERENCES public.owners (id) NOT VALID;
+ALTER TABLE public.toys ADD CONSTRAINT toys_pet_fkey FOREIGN KEY (pet_id) REFERENCES public.pets (id);
+CREATE PUBLICATION pets_pub FOR TABLE public.owners WHERE (id > 0),
+  public.pets (age, id, owner_id, name) WHERE (age > 1);
+SELECT lo_create(0);
+"""
+    + GRANT_ON_NEW_LO % "PUBLIC",
+}
+VALIDITY_FINDINGS = {
+    # NOT VALID in production: its own policy finding (high: dev validated it), no constraint_changed too
+    ("public.pets.pets_owner_fkey", "policy", "postgres.constraint_not_valid"),
+    ("public.pets.pets_age_check", "policy", "postgres.constraint_not_valid"),  # NOT VALID everywhere
+    ("public.Odd Name.Odd Check", "policy", "postgres.constraint_not_valid"),
+    ("public.toys.toys_pet_fkey", "changed", "postgres.constraint_changed"),  # NOT VALID in dev only
+    ("publications.pets_pub.public.pets", "changed", "postgres.publication_table_changed"),  # columns
+    ("publications.pets_pub.public.owners", "changed", "postgres.publication_table_changed"),  # row filter
+    ("large_objects.owned by (database owner)", "changed", "postgres.large_object_privilege_changed"),
+}
+
+
+@pytest.fixture(scope="module")
+def validity(cluster):
+    cluster.sql(VALIDITY_ROLES)
+    return collected_pair(cluster, "valid", VALIDITY_SQL)
+
+
+def test_validation_row_filters_and_large_objects_are_read_as_postgresql_has_them(cluster, validity):
+    for side in ("dev", "prod"):
+        catalog = validity[side]["databases"]["app"]["catalog"]
+        dbname = "valid" + side
+        # Every constraint: the definition pg_get_constraintdef prints, NOT VALID exactly when convalidated is false.
+        expected = pg_text(
+            cluster,
+            "SELECT json_object_agg(n.nspname || '.' || r.relname || '.' || c.conname,"
+            " json_build_array(pg_get_constraintdef(c.oid), c.convalidated))"
+            " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE c.contype IN ('f', 'c') AND n.nspname = 'public'",
+            dbname,
+        )
+        found = {
+            "%s.%s" % (table, name): [constraint["definition"], not constraint["definition"].endswith(" NOT VALID")]
+            for table, record in tables_of(catalog).items()
+            for name, constraint in record["constraints"].items()
+            if constraint["type"] in ("foreign key", "check")
+        }
+        assert found == json.loads(expected)
+        # Row filters and column lists: pg_get_expr's text and the names prattrs lists, in column order.
+        expected = json.loads(
+            pg_text(
+                cluster,
+                "SELECT json_object_agg(p.pubname || ' ' || n.nspname || '.' || r.relname, json_build_array("
+                " pg_get_expr(pr.prqual, pr.prrelid), (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a"
+                " WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (pr.prattrs))))"
+                " FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid"
+                " JOIN pg_class r ON r.oid = pr.prrelid JOIN pg_namespace n ON n.oid = r.relnamespace"
+                " WHERE pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL",
+                dbname,
+            )
+        )
+        filters = {
+            "%s %s" % (name, table): [item["where"], item["columns"]]
+            for name, publication in catalog["publications"].items()
+            for table, item in publication["filters"].items()
+        }
+        secret_filter = filters.pop("secret_pub public.pets")
+        assert secret_filter[0] != expected.pop("secret_pub public.pets")[0] and "***" in secret_filter[0]  # redacted
+        assert filters == expected
+        assert catalog["publications"]["quiet_pub"]["via_root"] is True
+        assert catalog["publications"]["quiet_pub"]["schemas"] is None
+        # Large objects: counted per owner and ACL, as many as pg_largeobject_metadata holds.
+        large = catalog["large_objects"]
+        assert large["count"] == int(pg_text(cluster, "SELECT count(*) FROM pg_largeobject_metadata", dbname))
+        assert large["truncated"] is False
+    assert validity["dev"]["databases"]["app"]["catalog"]["large_objects"]["owners"] == {
+        "(database owner)": {
+            "count": 3,
+            "acls": {"(owner): SELECT, UPDATE": 2, "(owner): SELECT, UPDATE; lo_reader: SELECT": 1},
+        }
+    }
+    assert FUNCTION_CANARY not in json.dumps(validity)
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_validation_publication_and_large_object_drift_is_found_both_ways_and_nothing_else(validity, baseline):
+    findings, found, expected = diffed(validity, baseline, VALIDITY_FINDINGS)
+    assert found == expected
+    by_key = {(f["key"], f["check"]): f for f in findings}
+    fkey = by_key[("public.pets.pets_owner_fkey", "postgres.constraint_not_valid")]
+    assert (fkey["severity"], fkey["environments"]) == ("high", ["prod"])
+    assert "ALTER TABLE public.pets VALIDATE CONSTRAINT pets_owner_fkey;" in fkey["recommendation"]
+    assert by_key[("public.pets.pets_age_check", "postgres.constraint_not_valid")]["severity"] == "medium"
+    odd = by_key[("public.Odd Name.Odd Check", "postgres.constraint_not_valid")]
+    assert 'ALTER TABLE public."Odd Name" VALIDATE CONSTRAINT "Odd Check";' in odd["recommendation"]
+    toys = by_key[("public.toys.toys_pet_fkey", "postgres.constraint_changed")]
+    assert "validation" in toys["message"] and toys["severity"] == "medium"
+    assert (
+        "column list" in by_key[("publications.pets_pub.public.pets", "postgres.publication_table_changed")]["message"]
+    )
+    large = by_key[("large_objects.owned by (database owner)", "postgres.large_object_privilege_changed")]
+    assert large["severity"] == "high"  # each side has an ACL that grants what the other's never do
+
+
+def test_constraints_not_valid_are_a_production_check_even_alone(validity):
+    """One production column, nothing to compare with: the policy check still runs."""
+    findings = pg_diff.diff(["prod"], {"prod": validity["prod"]}, {"baseline": "prod", "production": {"prod"}})
+    found = {(f["key"], f["check"]) for f in findings if f["check"] == "postgres.constraint_not_valid"}
+    assert {key for key, _ in found} == {
+        "public.pets.pets_owner_fkey",
+        "public.pets.pets_age_check",
+        "public.Odd Name.Odd Check",
+    }

@@ -1,0 +1,83 @@
+"""Constraints that production never validated: a foreign key or check constraint added NOT VALID
+(pg_constraint.convalidated false) holds for the rows written since, but the rows that were there
+when it was added were never checked against it; a migration that adds a constraint NOT VALID to
+avoid a long lock and never runs VALIDATE CONSTRAINT leaves it so.
+
+A policy finding per production column and constraint, whatever the baseline says (the baseline's
+state is named: validated there is drift as well). Every table of a production column is looked at,
+not only the tables that differ, cheaply: a table's shape text (pg_tables) is decoded from base64
+and searched for the mark, and only a table that holds it is parsed. Pure Python; no Ansible
+imports.
+"""
+
+import base64
+
+from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_shape
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value, join_names
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import NOT_VALID, is_not_valid
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import qualified_name, quote_ident
+
+_MARK = NOT_VALID.encode("ascii")
+
+
+def not_valid_constraints(tables):
+    """{(table, constraint): constraint record} of the constraints NOT VALID among tables (the facts'
+    {"schema.table": {"shape": …}})."""
+    found = {}
+    for table, wire in tables.items():
+        shape = wire.get("shape") or ""
+        if _MARK not in base64.b64decode(shape):
+            continue
+        for name, constraint in (decode_shape(shape).get("constraints") or {}).items():
+            if is_not_valid(constraint):
+                found[(table, name)] = constraint
+    return found
+
+
+def _state(catalog, table, name):
+    wire = (catalog.get("tables") or {}).get(table)
+    if wire is None:
+        return None
+    constraint = (decode_shape(wire["shape"]).get("constraints") or {}).get(name)
+    if constraint is None:
+        return None
+    return "NOT VALID" if is_not_valid(constraint) else "validated"
+
+
+def not_valid_findings(db):
+    """One policy finding per production column and constraint NOT VALID there."""
+    findings = []
+    for label in db.production(db.ok):
+        found = not_valid_constraints(db.catalogs[label].get("tables") or {})
+        for (table, name), constraint in sorted(found.items()):
+            values = {other: _state(db.catalogs[other], table, name) for other in db.ok}
+            validated = [other for other in db.ok if values[other] == "validated"]
+            elsewhere = [(other, values[other]) for other in db.ok if other != label and values[other]]
+            findings.append(
+                db.finding(
+                    "%s.%s" % (table, name),
+                    "policy",
+                    "postgres.constraint_not_valid",
+                    "high" if validated else "medium",
+                    values,
+                    [label],
+                    "Constraint %s on %s is NOT VALID (%s): the rows that were in %s when it was added were never "
+                    "checked against it and may break it%s."
+                    % (
+                        name,
+                        label,
+                        constraint.get("definition") or "?",
+                        table,
+                        "; %s" % by_value(elsewhere) if elsewhere else "",
+                    ),
+                    "On %s, fix the rows that break it, then: ALTER TABLE %s VALIDATE CONSTRAINT %s; (it reads the "
+                    "whole table under a SHARE UPDATE EXCLUSIVE lock: reads and writes go on)%s."
+                    % (
+                        label,
+                        qualified_name(table),
+                        quote_ident(name),
+                        ", as %s has it validated" % join_names(validated) if validated else "",
+                    ),
+                )
+            )
+    return findings
