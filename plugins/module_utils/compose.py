@@ -68,11 +68,13 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_forms impor
     port_list,
     project_relative,
     volume_names,
+    words_fingerprint,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve, _safe_key
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     MASK,
     describe_value,
+    fingerprint,
     is_secret_name,
     looks_like_token,
     redact_text,
@@ -281,6 +283,23 @@ def _healthcheck(value, redactor):
     }
 
 
+def _fingerprints(real, hmac_key):
+    """What a running container is compared by where the text may hold a secret: the fingerprints
+    of the command, the entrypoint, the healthcheck test (its real words) and each label value."""
+    test = _dict(real.get("healthcheck")).get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    return {
+        "command": words_fingerprint(hmac_key, command_words(real.get("command"))),
+        "entrypoint": words_fingerprint(hmac_key, command_words(real.get("entrypoint"))),
+        "healthcheck": words_fingerprint(hmac_key, test),
+        "labels": {
+            _safe_key(_text(key), hmac_key): fingerprint(hmac_key, "%s" % ("" if value is None else _text(value),))
+            for key, value in sorted(_dict(real.get("labels")).items())
+        },
+    }
+
+
 def _logging(value, redactor):
     if value is None:
         return None
@@ -351,7 +370,10 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "read_only": masked(flag_text(_text(service.get("read_only")))),
         "replicas": masked(_first(_dict(service.get("deploy")).get("replicas"), service.get("scale"))),
         "cap_add": masked_list(_names(_as_list(service.get("cap_add")))),
+        "cap_drop": masked_list(_names(_as_list(service.get("cap_drop")))),
+        "network_mode": masked(service.get("network_mode")),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
+        "fingerprints": _fingerprints(real, hmac_key),
     }
 
 

@@ -32,8 +32,11 @@ SERVICE_FIELDS = {
     "privileged",
     "read_only",
     "cap_add",
+    "cap_drop",
+    "network_mode",
     "profiles",
     "replicas",
+    "fingerprints",
 }
 STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
 

@@ -436,8 +436,11 @@ def test_ok_stack_shape(tmp_path):
         "privileged": None,
         "read_only": None,
         "cap_add": [],
+        "cap_drop": [],
+        "network_mode": None,
         "profiles": [],
         "replicas": None,
+        "fingerprints": {"command": None, "entrypoint": None, "healthcheck": None, "labels": {}},
     }
 
 
