@@ -153,6 +153,7 @@ PLANTED = [
     # prod's containers against prod's declaration (dev's run as declared).
     _finding("services.web.image", "policy", "docker.image_mismatch"),  # declared 1.0, runs 0.9
     _finding("services.web.health", "policy", "docker.unhealthy"),  # 0.9 has no /health
+    _finding("services.worker.privileged", "policy", "docker.runtime_differs"),  # declared privileged, runs without
     _finding("services.scheduler", "policy", "docker.not_running"),  # created, never started
     _finding("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan"),
     # prod's PostgreSQL runs in the stack, dev's natively (postgres_area): a rule in drift_rules.yml.
@@ -366,8 +367,8 @@ CONTAINERS = [
         planted_health="unhealthy",
     ),
     # Declared privileged, but run without it: runc cannot grant every capability on every
-    # machine (a sandbox's bounding set may lack some), and the audit compares `privileged` as
-    # declared only (docker.privileged, docker.declared_changed).
+    # machine (a sandbox's bounding set may lack some); the audit reports it both as declared
+    # (docker.privileged, docker.declared_changed) and as running otherwise (docker.runtime_differs).
     Container(PROD_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND), cpus="0.25"),
     # Declared, never started (planted: docker.not_running); otherwise as declared.
     Container(

@@ -30,6 +30,7 @@ import os
 import posixpath
 import re
 
+from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import config_hash
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _displayed,
     _Interpolator,
@@ -311,8 +312,9 @@ def _logging(value, redactor):
     return {"driver": driver, "options": dict(sorted(options.items()))}
 
 
-def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volumes=None):
-    """One merged service in the SERVICE shape of docs/docker-facts.md."""
+def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volumes=None, hashed=None):
+    """One merged service in the SERVICE shape of docs/docker-facts.md; hashed: Compose's config
+    hash of it (None when not modelled)."""
     environment = _environment(real.get("environment"), hmac_key)
     service = _displayed(real)
 
@@ -374,6 +376,8 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "network_mode": masked(service.get("network_mode")),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
         "fingerprints": _fingerprints(real, hmac_key),
+        # Compose's hash is of the whole service, secrets in clear: only its fingerprint leaves.
+        "config_hash": fingerprint(hmac_key, hashed) if hashed else None,
     }
 
 
@@ -431,16 +435,17 @@ def _resolved(service, interpolator, defining, base_dir, max_bytes):
 def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes):
     """(every merged service in the SERVICE shape, secrets fingerprinted and echoes masked,
     problems); interpolator is the stack's own, includes the _Includes that read its files."""
-    services, problems = {}, []
+    services, problems, hashes = {}, [], {}
     for name, real in _dict(merged.get("services")).items():
         defining = includes.projects.get(name, interpolator)
+        hashes[name] = config_hash(real, base_dir, interpolator.values)
         services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
         if problem:
             problems.append(problem)
     redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
     shaped = {
-        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes)
+        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes, hashes[name])
         for name, real in sorted(services.items())
     }
     return shaped, problems

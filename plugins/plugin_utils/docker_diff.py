@@ -487,6 +487,17 @@ def _runtime_findings(stack, claimed_unlabelled):
                     )
                 _limit_findings(hit, svc, service, container, label)
                 _setting_findings(hit, svc, service, container, label)
+                if _stale(service, container):
+                    hit(
+                        "services.%s.config_hash" % svc,
+                        "docker.stale",
+                        "medium",
+                        label,
+                        "created from an earlier configuration",
+                        "The compose files changed since the running %s was created on %%s: "
+                        "`docker compose up -d` would recreate it." % svc,
+                        "Run `docker compose up -d` for %s (or restore the compose files it was started from)." % svc,
+                    )
                 for key, what, declared_text, running_text in _runtime_differences(service, container, mine):
                     hit(
                         "services.%s.%s" % (svc, key),
@@ -570,6 +581,13 @@ def _setting_findings(hit, svc, service, container, label):
             "The environment of the running %s differs from its compose file on %%s (%s)." % (svc, key),
             recreate,
         )
+
+
+def _stale(service, container):
+    """Compose's config hash of the declared service differs from the one its container was
+    created with (both as fingerprints; either unknown: not compared)."""
+    declared, running = service.get("config_hash"), container.get("config_hash")
+    return bool(declared and running and declared != running)
 
 
 def _words_text(words):

@@ -22,6 +22,7 @@ import sys
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.module_utils.docker_collect import collect_docker
 from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import collect_engine
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import PROJECT_MARKER
 from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
@@ -131,6 +132,8 @@ def test_declared_forms_equal_the_engines(running_stack):
     assert container["memory"] == docker_diff.memory_bytes(declared["limits"]["memory"])
     assert container["nano_cpus"] == docker_diff.nano_cpus(declared["limits"]["cpus"])
 
-    facts = {"stacks": stacks, "engine": dict(engine, containers=containers)}
+    # As the collector gives them: bind sources inside the project shown as the compose side shows them.
+    facts = collect_docker({"project_dir": str(project_dir), "stacks": [item], "docker_host": DOCKER_HOST}, KEY)
+    facts["engine"]["containers"] = [c for c in facts["engine"]["containers"] if c["project"] == PROJECT]
     findings = docker_diff.diff(["lab"], {"lab": facts}, {"baseline": "lab", "production": set()})
     assert [finding for finding in findings if finding["subject"] == "forms"] == []

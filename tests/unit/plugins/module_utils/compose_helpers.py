@@ -37,6 +37,7 @@ SERVICE_FIELDS = {
     "profiles",
     "replicas",
     "fingerprints",
+    "config_hash",
 }
 STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
 

@@ -57,6 +57,9 @@ EXCEPTIONS = {
     # drops the list; envparity keeps the list of paths too, so that adding or removing a file
     # is seen even when the variables happen to agree.
     "env_file": "Compose drops the list after reading the files into environment",
+    # Compose hashes its model before it reads env files and escapes `$`; the model read back from
+    # its rendering is another one: the hash is held to `config --hash` by test_compose_hash.py.
+    "config_hash": "held to docker-compose config --hash by test_compose_hash.py",
 }
 CORPUS = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "compose_corpus"
 PROJECTS = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())

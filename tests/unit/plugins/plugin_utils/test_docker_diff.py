@@ -53,6 +53,7 @@ def service(**overrides):
         "profiles": [],
         "replicas": None,
         "fingerprints": {"command": None, "entrypoint": None, "healthcheck": "fp:test", "labels": {}},
+        "config_hash": "fp:hash",
     }
     base.update(overrides)
     return base
@@ -472,3 +473,21 @@ def test_a_running_secret_label_is_never_shown():
     ]
     assert "s3cr3t" not in repr(found)
     assert "secret" in found["values"]["prod"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "running", "stale"),
+    [
+        ("fp:hash", "fp:hash", False),
+        ("fp:hash", "fp:old", True),
+        # A container Compose did not create (no label), or a service outside the hash's model.
+        ("fp:hash", None, False),
+        (None, "fp:old", False),
+    ],
+)
+def test_stale_container(declared, running, stale):
+    prod = facts({"web": service(config_hash=declared)}, [container("web", config_hash=running)])
+    found = docker_diff.diff(["prod"], {"prod": prod}, {"baseline": "prod", "production": set()})
+    assert [(f["key"], f["check"]) for f in found if f["check"] == "docker.stale"] == (
+        [("services.web.config_hash", "docker.stale")] if stale else []
+    )
