@@ -438,8 +438,11 @@ def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, 
     services, problems, hashes = {}, [], {}
     for name, real in _dict(merged.get("services")).items():
         defining = includes.projects.get(name, interpolator)
-        hashes[name] = config_hash(real, base_dir, interpolator.values)
         services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
+        # The hash `docker compose up` writes: of the service with its env files read into its
+        # environment (`config --hash` hashes the model before it reads them).
+        resolved = {key: value for key, value in services[name].items() if key != "env_file"}
+        hashes[name] = None if problem else config_hash(resolved, base_dir, interpolator.values)
         if problem:
             problems.append(problem)
     redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))

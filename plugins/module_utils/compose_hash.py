@@ -4,7 +4,9 @@ Standard library only, Python 3.8+: this module runs on the audited hosts.
 
 Compose v2 labels each container it creates with ``com.docker.compose.config-hash``: the SHA-256
 of the service's model (compose-go's ServiceConfig) marshalled to JSON by Go's encoding/json,
-with build, pull_policy, scale, deploy.replicas, depends_on and profiles cleared first; a
+with build, pull_policy, scale, deploy.replicas, depends_on and profiles cleared first (``up``
+hashes the model after reading the service's env files into its environment, dropping the list;
+``config --hash`` before, keeping the list: the caller gives the model it wants hashed); a
 container whose label differs from the hash of its declared service is one that
 ``docker compose up -d`` would recreate.  This module renders a merged service (compose_merge's
 real values: interpolated, ``$$`` already read as ``$``) into that model, as Go writes it: keys
@@ -201,6 +203,15 @@ def _networks(value):
                 shaped[key] = _string(settings[key])
         model[_string(name)] = shaped or None
     return model
+
+
+def _network_mode(value):
+    """A network mode; "service:<name>" is not modelled: `up` hashes the container it resolves it
+    to, which the compose files do not say."""
+    text = _string(value)
+    if text.startswith("service:"):
+        raise Unsupported()
+    return text
 
 
 def _port_numbers(text):
@@ -400,7 +411,7 @@ _RENDER = (
     ("logging", lambda value, ctx: _logging(value)),
     ("mem_limit", lambda value, ctx: _memory(value)),
     ("mem_reservation", lambda value, ctx: _memory(value)),
-    ("network_mode", lambda value, ctx: _string(value)),
+    ("network_mode", lambda value, ctx: _network_mode(value)),
     ("networks", lambda value, ctx: _networks(value)),
     ("ports", lambda value, ctx: _ports(value)),
     ("privileged", lambda value, ctx: _flag(value)),

