@@ -41,17 +41,21 @@ NOT_ATTRIBUTES = frozenset(
 SECRET_WORD = re.compile(r"(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|APIKEY|CREDENTIALS?)(_|$)")
 
 
-def compose_config(env: str) -> dict:
-    """The merged, interpolated project as Compose v2 renders it (it runs no container)."""
+def compose_config(env: str, *what: str) -> dict:
+    """The merged, interpolated project as Compose v2 renders it (it runs no container); with
+    ("--hash", "*"), {service: the config hash `up` would label its containers with} (the lab's
+    services read no env_file, where `config --hash` and `up` differ)."""
     project_dir, files, env_file = STACKS[env]
     cmd = [str(COMPOSE)]
     for rel in files:
         cmd += ["-f", str(project_dir / rel)]
-    cmd += ["--env-file", str(project_dir / env_file), "config", "--format", "json"]
+    cmd += ["--env-file", str(project_dir / env_file), "config", *(what or ("--format", "json"))]
     # Only the env file interpolates: no variable of this process may leak into the render.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=clean, cwd="/")
     assert proc.returncode == 0, "docker-compose config failed for %s (exit %d)" % (env, proc.returncode)
+    if what:
+        return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line)
     return json.loads(proc.stdout)
 
 
@@ -169,6 +173,11 @@ def settings_differ(service: dict, container: dict, mine: list) -> set[str]:
     for what the compose file sets (the image's applies otherwise)."""
     config, host = container["Config"], container["HostConfig"]
     keys = set()
+    running_env = dict(entry.partition("=")[::2] for entry in config.get("Env") or [])
+    for key, value in (service.get("environment") or {}).items():
+        # Compared in memory only; an unset or empty entry may pass nothing.
+        if value and running_env.get(key) != value.replace("$$", "$"):
+            keys.add("environment.%s" % key)
     for key, field in (("command", "Cmd"), ("entrypoint", "Entrypoint")):
         if service.get(key) is not None and _unescaped(service[key]) != config.get(field):
             keys.add(key)
@@ -218,8 +227,9 @@ def settings_differ(service: dict, container: dict, mine: list) -> set[str]:
     return keys
 
 
-def runtime_findings(project: str, services: dict) -> set[tuple]:
-    """One host's running containers against its own declaration."""
+def runtime_findings(project: str, services: dict, hashes: dict) -> set[tuple]:
+    """One host's running containers against its own declaration (hashes: Compose's config hash
+    of each service)."""
     found = set()
     mine = containers(project)
     for svc, service in services.items():
@@ -245,6 +255,9 @@ def runtime_findings(project: str, services: dict) -> set[tuple]:
                 found.add((SUBJECT, "services.%s.limits.cpus" % svc, "policy", "docker.runtime_differs"))
             if _published(service) != _bound(container):
                 found.add((SUBJECT, "services.%s.ports" % svc, "policy", "docker.runtime_differs"))
+            label = container["Config"]["Labels"].get("com.docker.compose.config-hash")
+            if label and label != hashes[svc]:
+                found.add((SUBJECT, "services.%s.config_hash" % svc, "policy", "docker.stale"))
             for key in settings_differ(service, container, mine):
                 found.add((SUBJECT, "services.%s.%s" % (svc, key), "policy", "docker.runtime_differs"))
     for container in mine:
@@ -279,7 +292,7 @@ def lab_findings() -> set[tuple]:
     services = {env: project["services"] for env, project in projects.items()}
     found = declared_findings(services[BASELINE], services[PRODUCTION])
     for env, project in projects.items():
-        found |= runtime_findings(project["name"], services[env])
+        found |= runtime_findings(project["name"], services[env], compose_config(env, "--hash", "*"))
     found |= production_findings(services[PRODUCTION])
     for container in containers(None):
         if container["State"]["Status"] == "running":
