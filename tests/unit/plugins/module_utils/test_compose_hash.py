@@ -20,8 +20,6 @@ modelled); the count of hashed services is asserted, so that the check is not va
 
 import hashlib
 import json
-import os
-import subprocess
 
 import pytest
 
@@ -33,7 +31,6 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_hash impor
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
 from tests.unit.plugins.module_utils.test_compose_differential import (
-    COMPOSE,
     CORPUS,
     KEY,
     PROJECTS,
@@ -41,25 +38,14 @@ from tests.unit.plugins.module_utils.test_compose_differential import (
     builtin_stack,
     compose_config,
     needs_compose,
+    run_compose,
 )
 
 
 def compose_hashes(project_dir, item, profiles):
     """{service: hash} as ``docker-compose config --hash '*'`` prints them."""
-    command = [COMPOSE]
-    for path in item["files"]:
-        command += ["-f", str(project_dir / path)]
-    command += ["--project-directory", str((project_dir / item["files"][0]).parent)]
-    command += ["--env-file", str(project_dir / item["env_file"]) if item["env_file"] else os.devnull]
-    if item["project"]:
-        command += ["-p", item["project"]]
-    for profile in profiles:
-        command += ["--profile", profile]
-    command += ["config", "--hash", "*"]
-    clean = {"PATH": os.environ.get("PATH", "")}
-    done = subprocess.run(command, check=False, cwd=str(project_dir), env=clean, capture_output=True, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()
-    return dict(line.split(" ", 1) for line in done.stdout.decode().splitlines() if line)
+    output = run_compose(project_dir, item, profiles, "--hash", "*").decode()
+    return dict(line.split(" ", 1) for line in output.splitlines() if line)
 
 
 # Corpus services that use what compose_hash does not model (each has no hash, never a wrong one).
