@@ -153,6 +153,10 @@ PLANTED = [
     # prod's containers against prod's declaration (dev's run as declared).
     _finding("services.web.image", "policy", "docker.image_mismatch"),  # declared 1.0, runs 0.9
     _finding("services.web.health", "policy", "docker.unhealthy"),  # 0.9 has no /health
+    _finding("services.worker.privileged", "policy", "docker.runtime_differs"),  # declared privileged, runs without
+    # dev's containers against dev's declaration.
+    _finding("services.worker.config_hash", "policy", "docker.stale"),  # compose file edited since
+    _finding("services.web.environment.TZ", "policy", "docker.runtime_differs"),  # started with another TZ
     _finding("services.scheduler", "policy", "docker.not_running"),  # created, never started
     _finding("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan"),
     # prod's PostgreSQL runs in the stack, dev's natively (postgres_area): a rule in drift_rules.yml.
@@ -288,6 +292,7 @@ class Container:
     cpus: str | None = None
     health: Health | None = None
     labels: tuple = ()  # declared labels: (key, value)
+    config_hash: str | None = None  # the com.docker.compose.config-hash label Compose would have written
     running: bool = True  # False: created, never started
     stop_signal: str | None = None  # compose's stop_signal
     planted_health: str | None = None  # what `up` waits for
@@ -321,6 +326,17 @@ DB_PORT = 55433
 DB_HEALTH = Health("10s", test=("CMD", "pg_isready", "-q", "-h", "/var/run/postgresql"))
 
 
+# dev's worker as `docker compose up` first created it, before its compose file was edited (its
+# loop slept 60 s then): the model Compose hashed (compose-go's ServiceConfig as Go's JSON writes
+# it), so that its config-hash label is the one Compose wrote then (planted: docker.stale).
+EARLIER_WORKER_MODEL = (
+    '{"command":["sh","-c","trap \'exit 0\' TERM; echo $HOSTNAME \\u003e /tmp/worker.alive; while :; do sleep 60 '
+    '\\u0026 wait; done"],"entrypoint":null,"image":"lab/worker:1.0","networks":{"default":null},'
+    '"restart":"unless-stopped"}'
+)
+EARLIER_WORKER_HASH = hashlib.sha256(EARLIER_WORKER_MODEL.encode()).hexdigest()
+
+
 def _run(command: tuple) -> tuple:
     return tuple(part.replace("$$", "$") for part in command)
 
@@ -331,7 +347,8 @@ CONTAINERS = [
         DEV_STACK,
         "web",
         "lab/web:" + DEV_WEB_TAG,
-        env=(("LOG_LEVEL", "debug"), ("TZ", "UTC")),
+        # Started by hand with another TZ than the compose files declare (planted: docker.runtime_differs).
+        env=(("LOG_LEVEL", "debug"), ("TZ", "Europe/Paris")),
         secret_env=(("API_KEY", "docker.dev.API_KEY"),),
         ports=("127.0.0.1:8080:80",),
         binds=("%s:/www/site:ro" % (DEV.project_dir / "site"),),
@@ -339,7 +356,8 @@ CONTAINERS = [
         labels=WEB_LABELS,
         planted_health="healthy",
     ),
-    Container(DEV_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND)),
+    # Created by Compose from an earlier compose file, not recreated since (planted: docker.stale).
+    Container(DEV_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND), config_hash=EARLIER_WORKER_HASH),
     Container(
         DEV_STACK,
         "scheduler",
@@ -366,8 +384,8 @@ CONTAINERS = [
         planted_health="unhealthy",
     ),
     # Declared privileged, but run without it: runc cannot grant every capability on every
-    # machine (a sandbox's bounding set may lack some), and the audit compares `privileged` as
-    # declared only (docker.privileged, docker.declared_changed).
+    # machine (a sandbox's bounding set may lack some); the audit reports it both as declared
+    # (docker.privileged, docker.declared_changed) and as running otherwise (docker.runtime_differs).
     Container(PROD_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND), cpus="0.25"),
     # Declared, never started (planted: docker.not_running); otherwise as declared.
     Container(
@@ -787,6 +805,7 @@ def _compose_labels(c: Container) -> dict:
         "com.docker.compose.container-number": "1",
         "com.docker.compose.project.working_dir": str(Path(files[0]).parent),
         "com.docker.compose.project.config_files": ",".join(files),
+        **({"com.docker.compose.config-hash": c.config_hash} if c.config_hash else {}),
     }
 
 

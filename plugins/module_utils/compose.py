@@ -30,6 +30,7 @@ import os
 import posixpath
 import re
 
+from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import config_hash
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _displayed,
     _Interpolator,
@@ -68,11 +69,13 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_forms impor
     port_list,
     project_relative,
     volume_names,
+    words_fingerprint,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve, _safe_key
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
     MASK,
     describe_value,
+    fingerprint,
     is_secret_name,
     looks_like_token,
     redact_text,
@@ -281,6 +284,23 @@ def _healthcheck(value, redactor):
     }
 
 
+def _fingerprints(real, hmac_key):
+    """What a running container is compared by where the text may hold a secret: the fingerprints
+    of the command, the entrypoint, the healthcheck test (its real words) and each label value."""
+    test = _dict(real.get("healthcheck")).get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    return {
+        "command": words_fingerprint(hmac_key, command_words(real.get("command"))),
+        "entrypoint": words_fingerprint(hmac_key, command_words(real.get("entrypoint"))),
+        "healthcheck": words_fingerprint(hmac_key, test),
+        "labels": {
+            _safe_key(_text(key), hmac_key): fingerprint(hmac_key, "%s" % ("" if value is None else _text(value),))
+            for key, value in sorted(_dict(real.get("labels")).items())
+        },
+    }
+
+
 def _logging(value, redactor):
     if value is None:
         return None
@@ -292,8 +312,9 @@ def _logging(value, redactor):
     return {"driver": driver, "options": dict(sorted(options.items()))}
 
 
-def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volumes=None):
-    """One merged service in the SERVICE shape of docs/docker-facts.md."""
+def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volumes=None, hashed=None):
+    """One merged service in the SERVICE shape of docs/docker-facts.md; hashed: Compose's config
+    hash of it (None when not modelled)."""
     environment = _environment(real.get("environment"), hmac_key)
     service = _displayed(real)
 
@@ -351,7 +372,12 @@ def _service(real, base_dir, hmac_key, redactor, project_root=None, named_volume
         "read_only": masked(flag_text(_text(service.get("read_only")))),
         "replicas": masked(_first(_dict(service.get("deploy")).get("replicas"), service.get("scale"))),
         "cap_add": masked_list(_names(_as_list(service.get("cap_add")))),
+        "cap_drop": masked_list(_names(_as_list(service.get("cap_drop")))),
+        "network_mode": masked(service.get("network_mode")),
         "profiles": masked_list(_names(_as_list(service.get("profiles")))),
+        "fingerprints": _fingerprints(real, hmac_key),
+        # Compose's hash is of the whole service, secrets in clear: only its fingerprint leaves.
+        "config_hash": fingerprint(hmac_key, hashed) if hashed else None,
     }
 
 
@@ -409,16 +435,20 @@ def _resolved(service, interpolator, defining, base_dir, max_bytes):
 def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes):
     """(every merged service in the SERVICE shape, secrets fingerprinted and echoes masked,
     problems); interpolator is the stack's own, includes the _Includes that read its files."""
-    services, problems = {}, []
+    services, problems, hashes = {}, [], {}
     for name, real in _dict(merged.get("services")).items():
         defining = includes.projects.get(name, interpolator)
         services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
+        # The hash `docker compose up` writes: of the service with its env files read into its
+        # environment (`config --hash` hashes the model before it reads them).
+        resolved = {key: value for key, value in services[name].items() if key != "env_file"}
+        hashes[name] = None if problem else config_hash(resolved, base_dir, interpolator.values)
         if problem:
             problems.append(problem)
     redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
     shaped = {
-        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes)
+        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes, hashes[name])
         for name, real in sorted(services.items())
     }
     return shaped, problems

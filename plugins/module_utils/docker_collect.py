@@ -10,6 +10,7 @@ docs/docker-facts.md.
 """
 
 import concurrent.futures
+import os
 
 from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import (
     DEFAULT_DOCKER_HOST,
@@ -17,6 +18,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
     collect_engine,
     empty_engine,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import project_relative
+from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve
 
 DEFAULT_MAX_FILE_BYTES = 1048576
 # The request's settings when a field is missing: the docker role's argument specs (a test holds them equal).
@@ -78,13 +81,24 @@ def _collect_engine(request, hmac_key):
         return empty_engine("failed", _failure(exc, "Docker engine"))
 
 
+def _mounts_as_declared(engine, project_dir):
+    """Bind sources inside the project directory shown as the compose side shows them
+    ("<project>/…"), so that a container's mounts compare with its service's volumes."""
+    if not project_dir:
+        return engine
+    root = os.path.normpath(_resolve(".", project_dir))
+    for container in engine.get("containers") or []:
+        container["mounts"] = sorted(project_relative(mount, root) for mount in container.get("mounts") or [])
+    return engine
+
+
 def collect_docker(request, hmac_key):
     """``{"stacks": {name: STACK}, "engine": ENGINE}`` for one docker request."""
     request = request if isinstance(request, dict) else {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         stacks = pool.submit(_collect_stacks, request, hmac_key)
         engine = pool.submit(_collect_engine, request, hmac_key)
-        return {"stacks": stacks.result(), "engine": engine.result()}
+        return {"stacks": stacks.result(), "engine": _mounts_as_declared(engine.result(), request.get("project_dir"))}
 
 
 def collect_area(request, hmac_key, secrets=None):

@@ -39,12 +39,16 @@ import time
 
 from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import CollectError
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import (
+    capabilities,
+    nanoseconds_text,
     port_list,
     port_text,
     volume_name,
     volume_text,
+    words_fingerprint,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import (
+    MASK,
     describe_value,
     fingerprint,
     looks_like_token,
@@ -61,6 +65,12 @@ READ_CHUNK = 256 * 1024
 
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_HASH_LABEL = "com.docker.compose.config-hash"
+# The labels Compose writes itself (project, service, hash, files...): not the compose file's.
+COMPOSE_LABEL_PREFIX = "com.docker.compose."
+# Secret values of a container's environment at least this long (or token-shaped) are masked in
+# its command, entrypoint and healthcheck as shown (the compose side's rule).
+MIN_ECHO_LENGTH = 12
 
 _API_VERSION = re.compile(r"^[0-9]{1,3}\.[0-9]{1,3}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -469,11 +479,73 @@ def _has_healthcheck(healthcheck):
     return bool(test) and test[0] != "NONE"
 
 
-def normalize_container(inspect, hmac_key, repo_digests=None):
+def _words(value):
+    """A list of strings from the API (Cmd, Entrypoint, Healthcheck.Test), else None."""
+    if not isinstance(value, list):
+        return None
+    return [item for item in value if isinstance(item, str)]
+
+
+def _echoes(env, hmac_key):
+    """The container's long or token-shaped secret environment values."""
+    found = []
+    for entry in _list(env):
+        key, _, value = entry.partition("=") if isinstance(entry, str) else ("", "", "")
+        long_enough = len(value) >= MIN_ECHO_LENGTH or looks_like_token(value)
+        if value and long_enough and describe_value(key, value, hmac_key)["secret"]:
+            found.append(value)
+    return found
+
+
+def _shown_words(words, redactor):
+    return None if words is None else redactor.free_text(words)
+
+
+def _healthcheck_config(healthcheck, redactor, hmac_key):
+    """The effective healthcheck as compared with a declared one: its test shown redacted and
+    fingerprinted, durations as Go prints them, retries as text; None when there is none."""
+    healthcheck = _dict(healthcheck)
+    test = _words(healthcheck.get("Test"))
+    if not test and not any(healthcheck.get(key) for key in ("Interval", "Timeout", "StartPeriod", "Retries")):
+        return None
+    retries = _int(healthcheck.get("Retries"))
+    return {
+        "test": _shown_words(test, redactor),
+        "test_fp": words_fingerprint(hmac_key, test) if test else None,
+        "interval": nanoseconds_text(healthcheck.get("Interval")),
+        "timeout": nanoseconds_text(healthcheck.get("Timeout")),
+        "start_period": nanoseconds_text(healthcheck.get("StartPeriod")),
+        "retries": "%d" % retries if retries else None,
+    }
+
+
+def _network_mode(host_config, names):
+    """HostConfig.NetworkMode, a "container:<id>" as "container:<name>" (names: id -> name)."""
+    mode = _str(host_config.get("NetworkMode"))
+    if mode and mode.startswith("container:"):
+        ident = mode[len("container:") :]
+        return "container:%s" % names.get(ident, MASK if ident else "")
+    return mode
+
+
+def _user_labels(labels, hmac_key):
+    """{key: describe_value record} of the labels other than Compose's own."""
+    found = {}
+    for key, value in labels.items():
+        if isinstance(key, str) and key and not key.startswith(COMPOSE_LABEL_PREFIX) and isinstance(value, str):
+            found[_safe_key(key, hmac_key)] = describe_value(key, value, hmac_key)
+    return dict(sorted(found.items()))
+
+
+def normalize_container(inspect, hmac_key, repo_digests=None, names=None):
     """One CONTAINER from GET /containers/{id}/json (docs/docker-facts.md).
 
-    ``repo_digests`` maps image ids to their sorted repo digests.
+    ``repo_digests`` maps image ids to their sorted repo digests, ``names`` container ids to
+    names (a network mode "container:<id>" is shown by name).
     """
+    # Imported here: compose.py's redaction rules, shared so that both sides show alike.
+    from ansible_collections.envparity.audit.plugins.module_utils.compose import _Redactor
+
     inspect = _dict(inspect)
     config = _dict(inspect.get("Config"))
     host_config = _dict(inspect.get("HostConfig"))
@@ -487,6 +559,9 @@ def normalize_container(inspect, hmac_key, repo_digests=None):
         restart_policy = name if isinstance(name, str) and name else "no"
     name = _str(inspect.get("Name")) or ""
     project = _str(labels.get(COMPOSE_PROJECT_LABEL))
+    redactor = _Redactor(hmac_key, _echoes(config.get("Env"), hmac_key))
+    command, entrypoint = _words(config.get("Cmd")), _words(config.get("Entrypoint"))
+    config_hash = _str(labels.get(COMPOSE_HASH_LABEL))
     return {
         "name": name[1:] if name.startswith("/") else name,
         "project": project,
@@ -509,6 +584,19 @@ def normalize_container(inspect, hmac_key, repo_digests=None):
         "healthcheck": _has_healthcheck(config.get("Healthcheck")),
         "user": _str(config.get("User")),
         "networks": sorted(key for key in _dict(_dict(inspect.get("NetworkSettings")).get("Networks")) if key),
+        "command": _shown_words(command, redactor),
+        "entrypoint": _shown_words(entrypoint, redactor),
+        "fingerprints": {
+            "command": words_fingerprint(hmac_key, command),
+            "entrypoint": words_fingerprint(hmac_key, entrypoint),
+        },
+        "health_config": _healthcheck_config(config.get("Healthcheck"), redactor, hmac_key),
+        "cap_add": capabilities(_words(host_config.get("CapAdd"))),
+        "cap_drop": capabilities(_words(host_config.get("CapDrop"))),
+        "network_mode": _network_mode(host_config, names or {}),
+        "labels": _user_labels(labels, hmac_key),
+        # The compose hash is of the whole service, secrets in clear: only its fingerprint leaves.
+        "config_hash": fingerprint(hmac_key, config_hash) if config_hash else None,
     }
 
 
@@ -576,6 +664,7 @@ def _collect(session, hmac_key, result):
             "failed", "The Docker engine at %s answered GET /containers/json in an unexpected shape." % session.path
         )
     idents, truncated = select_containers(summaries)
+    names = {summary["Id"]: summary_name(summary) for summary in _dicts(summaries) if _str(summary.get("Id"))}
 
     images = session.get_json("/images/json", "GET /images/json", MAX_LIST_BYTES)
     if not isinstance(images, list):
@@ -596,7 +685,7 @@ def _collect(session, hmac_key, result):
                 "failed",
                 "The Docker engine at %s answered GET /containers/{id}/json in an unexpected shape." % session.path,
             )
-        container = normalize_container(inspect, hmac_key, repo_digests)
+        container = normalize_container(inspect, hmac_key, repo_digests, names)
         containers[container["name"]] = container
     result["containers"] = [containers[name] for name in sorted(containers)]
     result["images"] = image_list

@@ -20,13 +20,22 @@ started from a declaration reads the same as the declaration:
   cleaned as the engine cleans it ("/data/" is "/data");
 * a named volume is named as in the compose file: the engine's name
   without the "<project>_" prefix Compose gives it (a volume whose top-level
-  entry sets ``name:`` is that name, prefix removed likewise).
+  entry sets ``name:`` is that name, prefix removed likewise);
+* capabilities are a sorted set of upper-case names without the "CAP_"
+  prefix (the engine keeps cap_add and cap_drop as Compose passes them);
+* a command, an entrypoint or a healthcheck test is compared by the
+  fingerprint of its words (words_fingerprint), never by its text;
+* a healthcheck duration is Go's text of it ("1m30s"), from the compose
+  file's text or the engine's nanoseconds alike.
 """
 
 import json
 import os
 import posixpath
 import re
+
+from ansible_collections.envparity.audit.plugins.module_utils.compose_values import duration_text
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
 
 # A port or a range of ports as the engine and Compose write them.
 _PORTS = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?\Z")
@@ -296,3 +305,31 @@ def canonical_volume(item, base_dir=None, names=None):
     if named and names:
         source = names.get(source, source)
     return volume_text(source, target, read_only)
+
+
+def capabilities(values):
+    """cap_add or cap_drop as a sorted set: upper case, without the "CAP_" prefix."""
+    found = set()
+    for value in values or []:
+        text = _text(value)
+        if text:
+            text = text.strip().upper()
+            found.add(text[4:] if text.startswith("CAP_") and len(text) > 4 else text)
+    return sorted(found)
+
+
+def words_fingerprint(hmac_key, words):
+    """The fingerprint of a command, an entrypoint or a healthcheck test (a list of words); None
+    when not set."""
+    if words is None:
+        return None
+    if not isinstance(words, list):
+        words = [words]
+    return fingerprint(hmac_key, json.dumps([_text(word) for word in words]))
+
+
+def nanoseconds_text(value):
+    """A duration the engine gives in nanoseconds, as Go prints it (0 or none: None, not set)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return duration_text("%dns" % value)

@@ -8,6 +8,7 @@ Pure Python; no Ansible imports.
 
 import re
 
+from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import capabilities
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
     always_same,
     compare_key,
@@ -30,8 +31,8 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import
 )
 
 AREA = "docker"
-LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "profiles")
-SCALAR_ATTRIBUTES = ("restart", "user", "privileged", "read_only")
+LIST_ATTRIBUTES = ("ports", "env_file", "volumes", "networks", "depends_on", "cap_add", "cap_drop", "profiles")
+SCALAR_ATTRIBUTES = ("restart", "user", "privileged", "read_only", "network_mode")
 MEDIUM_ATTRIBUTES = frozenset(
     (
         "image",
@@ -66,6 +67,8 @@ ATTRIBUTES = (
     "privileged",
     "read_only",
     "cap_add",
+    "cap_drop",
+    "network_mode",
     "profiles",
 )
 TRUE_WORDS = frozenset(("true", "yes", "on", "1", "y"))
@@ -484,6 +487,27 @@ def _runtime_findings(stack, claimed_unlabelled):
                     )
                 _limit_findings(hit, svc, service, container, label)
                 _setting_findings(hit, svc, service, container, label)
+                if _stale(service, container):
+                    hit(
+                        "services.%s.config_hash" % svc,
+                        "docker.stale",
+                        "medium",
+                        label,
+                        "created from an earlier configuration",
+                        "The compose files changed since the running %s was created on %%s: "
+                        "`docker compose up -d` would recreate it." % svc,
+                        "Run `docker compose up -d` for %s (or restore the compose files it was started from)." % svc,
+                    )
+                for key, what, declared_text, running_text in _runtime_differences(service, container, mine):
+                    hit(
+                        "services.%s.%s" % (svc, key),
+                        "docker.runtime_differs",
+                        "medium",
+                        label,
+                        "declared %s, running %s" % (declared_text, running_text),
+                        "The %s of the running %s differs from its compose file on %%s." % (what, svc),
+                        "Recreate %s (docker compose up -d) so the compose file applies." % svc,
+                    )
         for container in mine:
             if container.get("service") not in declared:
                 hit(
@@ -557,6 +581,105 @@ def _setting_findings(hit, svc, service, container, label):
             "The environment of the running %s differs from its compose file on %%s (%s)." % (svc, key),
             recreate,
         )
+
+
+def _stale(service, container):
+    """Compose's config hash of the declared service differs from the one its container was
+    created with (both as fingerprints; either unknown: not compared)."""
+    declared, running = service.get("config_hash"), container.get("config_hash")
+    return bool(declared and running and declared != running)
+
+
+def _words_text(words):
+    return " ".join(words) if isinstance(words, list) else (words or "the image's")
+
+
+def _command_differences(service, container):
+    """The command and entrypoint, compared by fingerprint where the compose files set them (else
+    the image's apply)."""
+    declared_fps = service.get("fingerprints") or {}
+    running_fps = container.get("fingerprints") or {}
+    for key in ("command", "entrypoint"):
+        if service.get(key) is not None and declared_fps.get(key) != running_fps.get(key):
+            yield key, key, _words_text(service[key]), _words_text(container.get(key))
+
+
+def _healthcheck_differences(service, container):
+    """The healthcheck the compose files set (the image's applies otherwise), field by field: the
+    test by fingerprint, the durations and retries as Go prints them."""
+    declared = service.get("healthcheck")
+    if not declared:
+        return
+    running = container.get("health_config") or {}
+    if declared.get("disable") == "true" or declared.get("test") in (["NONE"], "NONE"):
+        if container.get("healthcheck"):
+            yield "healthcheck", "healthcheck", "disabled", _words_text(running.get("test"))
+        return
+    declared_fp = (service.get("fingerprints") or {}).get("healthcheck")
+    if declared.get("test") is not None and declared_fp != running.get("test_fp"):
+        yield "healthcheck.test", "healthcheck", _words_text(declared["test"]), _words_text(running.get("test"))
+    for field in ("interval", "timeout", "start_period", "retries"):
+        if declared.get(field) is not None and declared[field] != running.get(field):
+            yield "healthcheck.%s" % field, "healthcheck %s" % field, declared[field], running.get(field) or "none"
+
+
+def _label_differences(service, container):
+    """Each label the compose files set, by fingerprint (the image's and Compose's own labels are
+    not the compose file's)."""
+    declared_fps = (service.get("fingerprints") or {}).get("labels") or {}
+    running = container.get("labels") or {}
+    for key, declared_fp in sorted(declared_fps.items()):
+        record = running.get(key)
+        if record is None or record.get("fp") != declared_fp:
+            shown = record_cells({"running": record}, ("running",))["running"] if record else "not set"
+            yield "labels.%s" % key, "label %s" % key, (service.get("labels") or {}).get(key), shown
+
+
+def _mount_differences(service, container):
+    """Each declared volume is mounted as declared (mounts Compose adds itself, secrets and
+    configs, and the image's anonymous volumes are not the compose file's)."""
+    running = container.get("mounts") or []
+    for volume in service.get("volumes") or []:
+        if volume in running:
+            continue
+        target = volume.split(":")[1] if volume.count(":") >= 1 else volume
+        same_target = [mount for mount in running if mount.split(":")[1:2] == [target]]
+        yield "volumes", "mounts", volume, _joined(same_target) or "not mounted"
+
+
+def _network_mode_matches(declared, running, containers):
+    if declared.startswith("service:"):
+        wanted = declared[len("service:") :]
+        if not (running or "").startswith("container:"):
+            return False
+        name = running[len("container:") :]
+        return any(c.get("name") == name and c.get("service") == wanted for c in containers)
+    return declared == running
+
+
+def _runtime_differences(service, container, containers):
+    """(key, what, declared text, running text) of each attribute a running container has other
+    than its declaration says; containers: the project's containers (a network mode
+    "service:<name>" is one of them)."""
+    yield from _command_differences(service, container)
+    yield from _healthcheck_differences(service, container)
+    for key in ("cap_add", "cap_drop"):
+        declared, running = capabilities(service.get(key)), container.get(key) or []
+        if declared != running:
+            yield key, key, _joined(declared) or "none", _joined(running) or "none"
+    declared_privileged = service.get("privileged") == "true"
+    if declared_privileged != bool(container.get("privileged")):
+        yield (
+            "privileged",
+            "privileged flag",
+            str(declared_privileged).lower(),
+            str(bool(container.get("privileged"))).lower(),
+        )
+    mode = service.get("network_mode")
+    if mode and not _network_mode_matches(mode, container.get("network_mode"), containers):
+        yield "network_mode", "network mode", mode, container.get("network_mode") or "none"
+    yield from _label_differences(service, container)
+    yield from _mount_differences(service, container)
 
 
 def _limit_findings(hit, svc, service, container, label):

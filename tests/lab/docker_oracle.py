@@ -41,17 +41,21 @@ NOT_ATTRIBUTES = frozenset(
 SECRET_WORD = re.compile(r"(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|APIKEY|CREDENTIALS?)(_|$)")
 
 
-def compose_config(env: str) -> dict:
-    """The merged, interpolated project as Compose v2 renders it (it runs no container)."""
+def compose_config(env: str, *what: str) -> dict:
+    """The merged, interpolated project as Compose v2 renders it (it runs no container); with
+    ("--hash", "*"), {service: the config hash `up` would label its containers with} (the lab's
+    services read no env_file, where `config --hash` and `up` differ)."""
     project_dir, files, env_file = STACKS[env]
     cmd = [str(COMPOSE)]
     for rel in files:
         cmd += ["-f", str(project_dir / rel)]
-    cmd += ["--env-file", str(project_dir / env_file), "config", "--format", "json"]
+    cmd += ["--env-file", str(project_dir / env_file), "config", *(what or ("--format", "json"))]
     # Only the env file interpolates: no variable of this process may leak into the render.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=clean, cwd="/")
     assert proc.returncode == 0, "docker-compose config failed for %s (exit %d)" % (env, proc.returncode)
+    if what:
+        return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line)
     return json.loads(proc.stdout)
 
 
@@ -147,8 +151,85 @@ def _bound(container: dict) -> list[tuple]:
     )
 
 
-def runtime_findings(project: str, services: dict) -> set[tuple]:
-    """One host's running containers against its own declaration."""
+_GO_UNITS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _nanoseconds(text: str) -> int:
+    """A duration as Compose prints it ("1m30s", "500ms") in nanoseconds."""
+    return sum(int(float(n) * _GO_UNITS[u]) for n, u in re.findall(r"([0-9.]+)(h|ms|us|ns|m|s)", text))
+
+
+def _unescaped(words):
+    """Compose prints `$$` (its escaped `$`); the container runs `$`."""
+    return None if words is None else [word.replace("$$", "$") for word in words]
+
+
+def _caps(values) -> list:
+    return sorted({v.upper().removeprefix("CAP_") for v in values or []})
+
+
+def settings_differ(service: dict, container: dict, mine: list) -> set[str]:
+    """The attribute keys (as the audit names them) whose running value is not the declared one,
+    for what the compose file sets (the image's applies otherwise)."""
+    config, host = container["Config"], container["HostConfig"]
+    keys = set()
+    running_env = dict(entry.partition("=")[::2] for entry in config.get("Env") or [])
+    for key, value in (service.get("environment") or {}).items():
+        # Compared in memory only; an unset or empty entry may pass nothing.
+        if value and running_env.get(key) != value.replace("$$", "$"):
+            keys.add("environment.%s" % key)
+    for key, field in (("command", "Cmd"), ("entrypoint", "Entrypoint")):
+        if service.get(key) is not None and _unescaped(service[key]) != config.get(field):
+            keys.add(key)
+    check = service.get("healthcheck")
+    running = config.get("Healthcheck") or {}
+    if check and (check.get("disable") or check.get("test") == ["NONE"]):
+        if (running.get("Test") or ["NONE"])[0] != "NONE":
+            keys.add("healthcheck")
+    elif check:
+        test = check.get("test")
+        if isinstance(test, str):
+            test = ["CMD-SHELL", test]
+        if test is not None and _unescaped(test) != running.get("Test"):
+            keys.add("healthcheck.test")
+        for field, api in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod")):
+            if check.get(field) is not None and _nanoseconds(check[field]) != (running.get(api) or 0):
+                keys.add("healthcheck.%s" % field)
+        if check.get("retries") is not None and check["retries"] != (running.get("Retries") or 0):
+            keys.add("healthcheck.retries")
+    for key, field in (("cap_add", "CapAdd"), ("cap_drop", "CapDrop")):
+        if _caps(service.get(key)) != _caps(host.get(field)):
+            keys.add(key)
+    if bool(service.get("privileged")) != bool(host.get("Privileged")):
+        keys.add("privileged")
+    mode = service.get("network_mode")
+    if mode:
+        running_mode = host.get("NetworkMode") or ""
+        if mode.startswith("service:"):
+            ids = {c["Id"] for c in mine if c["Config"]["Labels"].get("com.docker.compose.service") == mode[8:]}
+            if running_mode.removeprefix("container:") not in ids:
+                keys.add("network_mode")
+        elif mode != running_mode:
+            keys.add("network_mode")
+    for key, value in (service.get("labels") or {}).items():
+        if (config.get("Labels") or {}).get(key) != value:
+            keys.add("labels.%s" % key)
+    mounts = {
+        (m.get("Destination"), m.get("Source"), m.get("RW"))
+        for m in container.get("Mounts") or []
+        if m.get("Type") == "bind"
+    }
+    for volume in service.get("volumes") or []:
+        if volume.get("type") == "bind":
+            wanted = (volume["target"].rstrip("/") or "/", volume["source"], not volume.get("read_only"))
+            if wanted not in mounts:
+                keys.add("volumes")
+    return keys
+
+
+def runtime_findings(project: str, services: dict, hashes: dict) -> set[tuple]:
+    """One host's running containers against its own declaration (hashes: Compose's config hash
+    of each service)."""
     found = set()
     mine = containers(project)
     for svc, service in services.items():
@@ -174,6 +255,11 @@ def runtime_findings(project: str, services: dict) -> set[tuple]:
                 found.add((SUBJECT, "services.%s.limits.cpus" % svc, "policy", "docker.runtime_differs"))
             if _published(service) != _bound(container):
                 found.add((SUBJECT, "services.%s.ports" % svc, "policy", "docker.runtime_differs"))
+            label = container["Config"]["Labels"].get("com.docker.compose.config-hash")
+            if label and label != hashes[svc]:
+                found.add((SUBJECT, "services.%s.config_hash" % svc, "policy", "docker.stale"))
+            for key in settings_differ(service, container, mine):
+                found.add((SUBJECT, "services.%s.%s" % (svc, key), "policy", "docker.runtime_differs"))
     for container in mine:
         if container["Config"]["Labels"].get("com.docker.compose.service") not in services:
             found.add((SUBJECT, "containers.%s" % container["Name"].lstrip("/"), "policy", "docker.orphan"))
@@ -206,7 +292,7 @@ def lab_findings() -> set[tuple]:
     services = {env: project["services"] for env, project in projects.items()}
     found = declared_findings(services[BASELINE], services[PRODUCTION])
     for env, project in projects.items():
-        found |= runtime_findings(project["name"], services[env])
+        found |= runtime_findings(project["name"], services[env], compose_config(env, "--hash", "*"))
     found |= production_findings(services[PRODUCTION])
     for container in containers(None):
         if container["State"]["Status"] == "running":

@@ -22,8 +22,10 @@ import sys
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.module_utils.docker_collect import collect_docker
 from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import collect_engine
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import PROJECT_MARKER
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
 from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
 from tests.lab.labtest import DOCKER_SOCKET
 from tests.unit.plugins.module_utils.compose_helpers import compose_binary
@@ -57,6 +59,36 @@ services:
         read_only: true
     mem_limit: 64m
     cpus: 0.50
+    command: sh -c 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'
+    entrypoint: ['/bin/sh', '-c', 'exec "$$@"', '--']
+    environment:
+      LOG_LEVEL: debug
+      BARE:
+      ANSWER: 42
+    env_file: [web.env]
+    healthcheck:
+      test: wget -q -O- http://127.0.0.1/health || exit 1
+      interval: 90s
+      timeout: 5s
+      retries: 3
+      start_period: 1s
+    cap_add: [net_admin, CAP_SYS_TIME]
+    cap_drop: [mknod]
+    labels:
+      com.example.team: web
+      com.example.version: 1.10
+      com.example.flag: true
+    user: "0:0"
+    working_dir: /www
+    restart: unless-stopped
+  sidecar:
+    image: lab/worker:1.0
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 30 & wait; done"]
+    network_mode: "service:web"
+    depends_on: [web]
+    healthcheck:
+      disable: true
+    labels: [com.example.role=sidecar]
 volumes:
   data: {{}}
 """
@@ -104,6 +136,7 @@ def running_stack(tmp_path):
     first = _free_run(4)
     (tmp_path / "media").mkdir()
     (tmp_path / "conf").mkdir()
+    (tmp_path / "web.env").write_text("FROM_FILE=yes\nBARE=from-file\n")
     (tmp_path / "compose.yml").write_text(COMPOSE_FILE.format(first, first + 1, first + 2, first + 3))
     try:
         done = _compose(tmp_path, "up", "-d", "--pull", "never", "--no-build")
@@ -122,15 +155,51 @@ def test_declared_forms_equal_the_engines(running_stack):
     engine = collect_engine(DOCKER_HOST, KEY)
     assert engine["status"] == "ok", engine["reason"]
     containers = [container for container in engine["containers"] if container["project"] == PROJECT]
-    assert [container["name"] for container in containers] == ["%s-web-1" % PROJECT]
-    container = containers[0]
+    assert [container["name"] for container in containers] == ["%s-sidecar-1" % PROJECT, "%s-web-1" % PROJECT]
+    sidecar, container = containers
 
     assert container["ports"] == declared["ports"]
     expanded = [volume.replace(PROJECT_MARKER, str(project_dir)) for volume in declared["volumes"]]
     assert container["mounts"] == sorted(expanded)
     assert container["memory"] == docker_diff.memory_bytes(declared["limits"]["memory"])
     assert container["nano_cpus"] == docker_diff.nano_cpus(declared["limits"]["cpus"])
+    # What the compose file sets, read the same way on both sides (secrets would be fingerprints).
+    assert container["fingerprints"] == {key: declared["fingerprints"][key] for key in ("command", "entrypoint")}
+    assert container["health_config"]["test_fp"] == declared["fingerprints"]["healthcheck"]
+    assert (container["health_config"]["interval"], container["health_config"]["retries"]) == ("1m30s", "3")
+    assert container["cap_add"] == ["NET_ADMIN", "SYS_TIME"] and container["cap_drop"] == ["MKNOD"]
+    assert {key: container["labels"][key]["fp"] for key in declared["fingerprints"]["labels"]} == (
+        declared["fingerprints"]["labels"]
+    )
+    assert sidecar["network_mode"] == "container:%s-web-1" % PROJECT
+    # Compose's own label holds the hash the built-in reader computes for each service.
+    assert container["config_hash"] == declared["config_hash"] is not None
+    # Not for a network mode "service:web": `up` hashes the container id it resolves it to.
+    assert sidecar["config_hash"] is not None and stacks["forms"]["services"]["sidecar"]["config_hash"] is None
 
-    facts = {"stacks": stacks, "engine": dict(engine, containers=containers)}
+    # As the collector gives them: bind sources inside the project shown as the compose side shows them.
+    facts = collect_docker({"project_dir": str(project_dir), "stacks": [item], "docker_host": DOCKER_HOST}, KEY)
+    facts["engine"]["containers"] = [c for c in facts["engine"]["containers"] if c["project"] == PROJECT]
     findings = docker_diff.diff(["lab"], {"lab": facts}, {"baseline": "lab", "production": set()})
     assert [finding for finding in findings if finding["subject"] == "forms"] == []
+
+
+def test_an_edited_compose_file_makes_the_container_stale(running_stack):
+    """The compose file edited after `up` (a new environment value): the running container was
+    created from the earlier configuration, and the audit says so."""
+    project_dir = running_stack
+    path = project_dir / "compose.yml"
+    path.write_text(path.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: info"))
+    item = {"name": "forms", "files": ["compose.yml"], "env_file": None, "project": PROJECT}
+    facts = collect_docker({"project_dir": str(project_dir), "stacks": [item], "docker_host": DOCKER_HOST}, KEY)
+    facts["engine"]["containers"] = [c for c in facts["engine"]["containers"] if c["project"] == PROJECT]
+    findings = docker_diff.diff(["lab"], {"lab": facts}, {"baseline": "lab", "production": set()})
+    assert sorted((f["key"], f["check"]) for f in findings if f["subject"] == "forms") == [
+        ("services.web.config_hash", "docker.stale"),
+        ("services.web.environment.LOG_LEVEL", "docker.runtime_differs"),
+    ]
+    # Compose agrees: its hash of the edited service is not the running container's label.
+    done = _compose(project_dir, "config", "--hash", "web")
+    assert done.returncode == 0, done.stderr
+    (label,) = [c for c in collect_engine(DOCKER_HOST, KEY)["containers"] if c["name"] == "%s-web-1" % PROJECT]
+    assert label["config_hash"] != fingerprint(KEY, done.stdout.split()[1])

@@ -32,8 +32,12 @@ SERVICE_FIELDS = {
     "privileged",
     "read_only",
     "cap_add",
+    "cap_drop",
+    "network_mode",
     "profiles",
     "replicas",
+    "fingerprints",
+    "config_hash",
 }
 STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
 

@@ -1,5 +1,6 @@
 """Reading compose files: YAML scalars as Compose reads them, caps against hostile documents, file statuses."""
 
+import hashlib
 import json
 import os
 import sys
@@ -12,6 +13,7 @@ from ansible_collections.envparity.audit.plugins.module_utils import compose_loa
 from ansible_collections.envparity.audit.plugins.module_utils.compose import (
     collect_stacks,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
 from tests.unit.plugins.module_utils.compose_helpers import (
     KEY,
     as_yaml,
@@ -436,8 +438,16 @@ def test_ok_stack_shape(tmp_path):
         "privileged": None,
         "read_only": None,
         "cap_add": [],
+        "cap_drop": [],
+        "network_mode": None,
         "profiles": [],
         "replicas": None,
+        "fingerprints": {"command": None, "entrypoint": None, "healthcheck": None, "labels": {}},
+        # What `docker compose config --hash web` prints for this service, as its fingerprint.
+        "config_hash": fingerprint(
+            KEY,
+            hashlib.sha256(b'{"command":null,"entrypoint":null,"image":"x","networks":{"default":null}}').hexdigest(),
+        ),
     }
 
 

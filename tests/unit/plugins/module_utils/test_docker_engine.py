@@ -40,7 +40,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
     select_containers,
     socket_path,
 )
-from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
+from ansible_collections.envparity.audit.plugins.module_utils.redact import describe_value, fingerprint
 
 KEY = b"k" * 32
 _RNG = random.Random(11)
@@ -72,6 +72,15 @@ CONTAINER_FIELDS = {
     "user",
     "networks",
     "healthcheck",
+    "command",
+    "entrypoint",
+    "fingerprints",
+    "health_config",
+    "cap_add",
+    "cap_drop",
+    "network_mode",
+    "labels",
+    "config_hash",
 }
 ENGINE_FIELDS = {"status", "reason", "version", "api_version", "containers", "images", "truncated"}
 
@@ -133,6 +142,8 @@ WEB_INSPECT = {
         "Binds": ["/srv/app/nginx.conf:/etc/nginx/nginx.conf:ro", "static:/usr/share/nginx/html"],
         "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": "app_default",
+        "CapAdd": ["cap_net_admin", "CHOWN"],
+        "CapDrop": ["ALL"],
         "PortBindings": {
             "80/tcp": [{"HostIp": "", "HostPort": "80"}],
             "443/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8443"}],
@@ -186,8 +197,16 @@ WEB_INSPECT = {
             "EMPTY=",
         ],
         "Cmd": ["nginx", "-g", "daemon off;"],
+        "Entrypoint": ["/docker-entrypoint.sh", "--token", CANARY],
+        "Healthcheck": {
+            "Test": ["CMD-SHELL", "curl -fsS http://localhost/?k=" + CANARY],
+            "Interval": 90000000000,
+            "Retries": 3,
+        },
         "Image": "registry.example.com/app/web:1.4",
         "Labels": {
+            "team": "web",
+            "deploy.token": CANARY,
             "com.docker.compose.project": "app",
             "com.docker.compose.service": "web",
             "com.docker.compose.container-number": "1",
@@ -332,7 +351,27 @@ EXPECTED_WEB = {
     "privileged": False,
     "user": None,
     "networks": ["app_default", "monitoring"],
-    "healthcheck": False,
+    "healthcheck": True,
+    "command": ["nginx", "-g", "daemon off;"],
+    # A secret option's value and the container's secret environment values are masked.
+    "entrypoint": ["/docker-entrypoint.sh", "--token", "***"],
+    "fingerprints": {
+        "command": fingerprint(KEY, json.dumps(["nginx", "-g", "daemon off;"])),
+        "entrypoint": fingerprint(KEY, json.dumps(["/docker-entrypoint.sh", "--token", CANARY])),
+    },
+    "health_config": {
+        "test": ["CMD-SHELL", "curl -fsS ***"],
+        "test_fp": fingerprint(KEY, json.dumps(["CMD-SHELL", "curl -fsS http://localhost/?k=" + CANARY])),
+        "interval": "1m30s",
+        "timeout": None,
+        "start_period": None,
+        "retries": "3",
+    },
+    "cap_add": ["CHOWN", "NET_ADMIN"],
+    "cap_drop": ["ALL"],
+    "network_mode": "app_default",
+    "labels": {"deploy.token": describe_value("deploy.token", CANARY, KEY), "team": describe_value("team", "web", KEY)},
+    "config_hash": fingerprint(KEY, "c0ffee"),
 }
 
 EXPECTED_WORKER = {
@@ -356,6 +395,15 @@ EXPECTED_WORKER = {
     "user": "1000:1000",
     "networks": ["none"],
     "healthcheck": False,
+    "command": None,
+    "entrypoint": None,
+    "fingerprints": {"command": None, "entrypoint": None},
+    "health_config": None,
+    "cap_add": [],
+    "cap_drop": [],
+    "network_mode": "none",
+    "labels": {},
+    "config_hash": None,
 }
 
 EXPECTED_IMAGES = [
@@ -1198,7 +1246,7 @@ def test_real_engine_socket_gone_is_unreachable(dockerd):
 @pytest.mark.parametrize(
     ("healthcheck", "runs_one"),
     [
-        ({"Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30000000000}, True),
+        ({"Test": ["CMD-SHELL", "curl -f http://localhost/ -H 'X-Token: %s'" % CANARY], "Interval": 30000000000}, True),
         ({"Test": ["CMD", "true"]}, True),
         ({"Test": ["NONE"]}, False),
         ({"Test": []}, False),
@@ -1207,8 +1255,11 @@ def test_real_engine_socket_gone_is_unreachable(dockerd):
         ("junk", False),
     ],
 )
-def test_the_effective_healthcheck_is_seen_never_its_command(healthcheck, runs_one):
+def test_the_effective_healthcheck_is_seen_its_command_redacted(healthcheck, runs_one):
     # Config.Healthcheck is the image's unless the container sets its own.
     container = normalize_container({"Name": "/app-web-1", "Config": {"Healthcheck": healthcheck}}, KEY)
     assert container["healthcheck"] is runs_one
-    assert "curl" not in json.dumps(container)
+    assert CANARY not in json.dumps(container)
+    if runs_one:
+        test = healthcheck["Test"]
+        assert container["health_config"]["test_fp"] == fingerprint(KEY, json.dumps(test))

@@ -18,11 +18,16 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_engine impo
 from ansible_collections.envparity.audit.plugins.module_utils.docker_forms import (
     canonical_port,
     canonical_volume,
+    capabilities,
+    nanoseconds_text,
     port_list,
     volume_name,
     volume_names,
     volume_text,
+    words_fingerprint,
 )
+from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
+from ansible_collections.envparity.audit.plugins.plugin_utils import docker_diff
 from tests.unit.plugins.module_utils.compose_helpers import (
     KEY,
     as_yaml,
@@ -165,6 +170,48 @@ def test_port_list_of_a_hostile_size_stays_small_and_quick():
     assert time.monotonic() - started < 5.0
 
 
+CAPABILITIES = [
+    (["net_admin", "CAP_SYS_TIME", " chown "], ["CHOWN", "NET_ADMIN", "SYS_TIME"]),
+    (["ALL", "all"], ["ALL"]),
+    (["CAP_"], ["CAP_"]),
+    ([None, ""], []),
+    (None, []),
+]
+
+
+@pytest.mark.parametrize(("written", "expected"), CAPABILITIES)
+def test_capabilities(written, expected):
+    # Compose passes cap_add / cap_drop as written; the engine keeps them so.
+    assert capabilities(written) == expected
+
+
+DURATIONS = [
+    (90 * 10**9, "1m30s"),
+    (5 * 10**9, "5s"),
+    (1500 * 10**6, "1.5s"),
+    (3600 * 10**9, "1h0m0s"),
+    (250 * 10**3, "250\u00b5s"),
+    (0, None),
+    (None, None),
+    (True, None),
+    (-1, None),
+]
+
+
+@pytest.mark.parametrize(("nanoseconds", "expected"), DURATIONS)
+def test_engine_durations_as_go_prints_them(nanoseconds, expected):
+    # The compose side writes "90s" as Go prints it too (compose_values.duration_text): "1m30s".
+    assert nanoseconds_text(nanoseconds) == expected
+
+
+def test_words_are_compared_by_fingerprint():
+    words = ["sh", "-c", "echo x"]
+    assert words_fingerprint(KEY, words) == fingerprint(KEY, json.dumps(words))
+    assert words_fingerprint(KEY, "true") == words_fingerprint(KEY, ["true"])
+    assert words_fingerprint(KEY, None) is None
+    assert words_fingerprint(KEY, []) != words_fingerprint(KEY, None)
+
+
 def test_volume_forms():
     assert volume_text("data", "/data/", False) == "data:/data"
     assert volume_text("", "//run/x/../y", True) == ":/run/y:ro"
@@ -197,6 +244,8 @@ def test_declaration_and_engine_agree(tmp_path, row):
     # Sorted again: the directory replacing @DIR@ may sort elsewhere.
     assert declared["ports"] == running["ports"] == sorted(expected["ports"])
     assert declared["volumes"] == running["mounts"] == sorted(expected["volumes"])
+    # Nor does the declared-against-running comparison see any other difference in these forms.
+    assert list(docker_diff._runtime_differences(declared, running, [running])) == []
 
 
 LAB_SOCKET = "/run/envparity-lab/docker.sock"

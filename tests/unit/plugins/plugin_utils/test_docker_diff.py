@@ -48,8 +48,12 @@ def service(**overrides):
         "privileged": None,
         "read_only": None,
         "cap_add": [],
+        "cap_drop": [],
+        "network_mode": None,
         "profiles": [],
         "replicas": None,
+        "fingerprints": {"command": None, "entrypoint": None, "healthcheck": "fp:test", "labels": {}},
+        "config_hash": "fp:hash",
     }
     base.update(overrides)
     return base
@@ -78,6 +82,22 @@ def container(svc, project="app", **overrides):
         "user": None,
         "networks": [],
         "healthcheck": True,
+        "command": ["serve"],
+        "entrypoint": None,
+        "fingerprints": {"command": "fp:serve", "entrypoint": None},
+        "health_config": {
+            "test": ["CMD", "true"],
+            "test_fp": "fp:test",
+            "interval": "10s",
+            "timeout": None,
+            "start_period": None,
+            "retries": "3",
+        },
+        "cap_add": [],
+        "cap_drop": [],
+        "network_mode": "app_default",
+        "labels": {"maintainer": record("image")},
+        "config_hash": None,
     }
     base.update(overrides)
     return base
@@ -156,6 +176,7 @@ def test_declared_attribute_differences(change, expected):
         ports=prod_service["ports"],
         restart_policy=prod_service["restart"],
         environment=prod_service["environment"],
+        privileged=prod_service["privileged"] == "true",
     )
     prod = facts({"web": prod_service}, [running])
     assert checks(run(CLEAN, prod)) == expected
@@ -365,3 +386,108 @@ def test_services_behind_a_profile_are_not_expected_to_run():
 )
 def test_memory_bytes(text, expected):
     assert docker_diff.memory_bytes(text) == expected
+
+
+# ------------------------------------------------------------ declared against running, complete
+
+RUNTIME_CHANGES = [
+    # (the declaration, the running container, the keys reported)
+    ({}, {}, []),
+    (
+        {"command": ["serve", "--fast"], "fingerprints": dict(service()["fingerprints"], command="fp:fast")},
+        {},
+        ["services.web.command"],
+    ),
+    ({"command": None}, {"command": ["other"], "fingerprints": {"command": "fp:other", "entrypoint": None}}, []),
+    (
+        {"entrypoint": ["/init"], "fingerprints": dict(service()["fingerprints"], entrypoint="fp:init")},
+        {"entrypoint": ["/init"], "fingerprints": {"command": "fp:serve", "entrypoint": "fp:init"}},
+        [],
+    ),
+    (
+        {"entrypoint": ["/init"], "fingerprints": dict(service()["fingerprints"], entrypoint="fp:init")},
+        {},
+        ["services.web.entrypoint"],
+    ),
+    ({"fingerprints": dict(service()["fingerprints"], healthcheck="fp:curl")}, {}, ["services.web.healthcheck.test"]),
+    (
+        {"healthcheck": dict(service()["healthcheck"], interval="1m30s", retries="5")},
+        {},
+        ["services.web.healthcheck.interval", "services.web.healthcheck.retries"],
+    ),
+    # Without a healthcheck in the compose files the image's runs: nothing to compare.
+    ({"healthcheck": None}, {"health_config": {"test": ["CMD", "x"], "test_fp": "fp:x"}}, []),
+    ({"healthcheck": dict(service()["healthcheck"], test=["NONE"])}, {}, ["services.web.healthcheck"]),
+    ({"healthcheck": dict(service()["healthcheck"], disable="true")}, {"healthcheck": False}, []),
+    # Capabilities in any spelling Compose passes on.
+    ({"cap_add": ["net_admin", "CAP_CHOWN"]}, {"cap_add": ["CHOWN", "NET_ADMIN"]}, []),
+    ({"cap_add": ["NET_ADMIN"]}, {}, ["services.web.cap_add"]),
+    ({}, {"cap_drop": ["ALL"]}, ["services.web.cap_drop"]),
+    ({"privileged": "true"}, {"privileged": True}, []),
+    ({}, {"privileged": True}, ["services.web.privileged"]),
+    ({"network_mode": "host"}, {"network_mode": "host"}, []),
+    ({"network_mode": "host"}, {}, ["services.web.network_mode"]),
+    ({"network_mode": "service:db"}, {"network_mode": "container:app-db-1"}, []),
+    ({"network_mode": "service:db"}, {"network_mode": "container:other-1"}, ["services.web.network_mode"]),
+    # Labels: the declared ones by fingerprint; the image's and Compose's own are not compared.
+    (
+        {"labels": {"team": "web"}, "fingerprints": dict(service()["fingerprints"], labels={"team": "fp:web"})},
+        {"labels": {"team": record("web"), "maintainer": record("image")}},
+        [],
+    ),
+    (
+        {"labels": {"team": "web"}, "fingerprints": dict(service()["fingerprints"], labels={"team": "fp:web"})},
+        {"labels": {"team": record("ops")}},
+        ["services.web.labels.team"],
+    ),
+    (
+        {"labels": {"team": "web"}, "fingerprints": dict(service()["fingerprints"], labels={"team": "fp:web"})},
+        {"labels": {}},
+        ["services.web.labels.team"],
+    ),
+    # Mounts: each declared volume mounted as declared; what Compose or the image adds is not compared.
+    ({"volumes": ["data:/data"]}, {"mounts": ["data:/data", ":/cache", "/srv/s:/run/secrets/s:ro"]}, []),
+    ({"volumes": ["data:/data"]}, {"mounts": ["data:/data:ro"]}, ["services.web.volumes"]),
+    ({"volumes": ["<project>/site:/www"]}, {"mounts": []}, ["services.web.volumes"]),
+]
+
+
+@pytest.mark.parametrize(("declared", "running", "keys"), RUNTIME_CHANGES)
+def test_declared_against_running(declared, running, keys):
+    prod = facts({"web": service(**declared), "db": service()}, [container("web", **running), container("db")])
+    found = [f for f in docker_diff.diff(["prod"], {"prod": prod}, {"baseline": "prod", "production": set()})]
+    assert sorted(f["key"] for f in found if f["check"] == "docker.runtime_differs") == keys
+
+
+def test_a_running_secret_label_is_never_shown():
+    secret = record("s3cr3t-label-value", secret=True)
+    declared = {
+        "labels": {"token": "<redacted:fp>"},
+        "fingerprints": dict(service()["fingerprints"], labels={"token": "fp:x"}),
+    }
+    prod = facts({"web": service(**declared)}, [container("web", labels={"token": secret})])
+    (found,) = [
+        f
+        for f in docker_diff.diff(["prod"], {"prod": prod}, {"baseline": "prod", "production": set()})
+        if f["check"] == "docker.runtime_differs"
+    ]
+    assert "s3cr3t" not in repr(found)
+    assert "secret" in found["values"]["prod"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "running", "stale"),
+    [
+        ("fp:hash", "fp:hash", False),
+        ("fp:hash", "fp:old", True),
+        # A container Compose did not create (no label), or a service outside the hash's model.
+        ("fp:hash", None, False),
+        (None, "fp:old", False),
+    ],
+)
+def test_stale_container(declared, running, stale):
+    prod = facts({"web": service(config_hash=declared)}, [container("web", config_hash=running)])
+    found = docker_diff.diff(["prod"], {"prod": prod}, {"baseline": "prod", "production": set()})
+    assert [(f["key"], f["check"]) for f in found if f["check"] == "docker.stale"] == (
+        [("services.web.config_hash", "docker.stale")] if stale else []
+    )
