@@ -15,6 +15,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.envparity.audit.plugins.plugin_utils import controller_side, requests
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import BaselineError, run_key_of
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_run import needs_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
 from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables import (
     RoleVariablesError,
@@ -73,6 +75,12 @@ class ActionModule(ActionBase):
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
+        if needs_key(settings):
+            # Only when the run records or compares a baseline's facts; no_log, like the run key.
+            try:
+                module_args["baseline_key"] = run_key_of(settings)
+            except BaselineError as exc:
+                raise AnsibleActionFail("cannot audit %s: %s" % (host, exc)) from None
         # parts of areas collected from here while the host collects (e.g. endpoints `from: controller`)
         running = controller_side.start(areas, module_args["run_key"], secrets)
         try:

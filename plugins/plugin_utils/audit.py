@@ -281,14 +281,21 @@ def build_audit(
     fail_on,
     selected_areas=None,
     now=None,
+    baseline=None,
 ):
     """Every finding of the run, with the context the report needs. `now` (POSIX time, default the
-    current one) decides which waivers have expired."""
+    current one) decides which waivers have expired. `baseline`: the baseline columns added after
+    the live ones ({"columns": [{label, environment, host}], "facts": {host: facts}, "requests":
+    {host: request}}, see baseline_facts.py)."""
+    baseline = baseline or {"columns": [], "facts": {}, "requests": {}}
     columns = build_columns(environments, groups, set(requests))
+    columns += [{name: column[name] for name in ("label", "environment", "host")} for column in baseline["columns"]]
+    requests = {**requests, **baseline["requests"]}
     with without_gc():
         states = {
             column["host"]: host_state(
-                run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"])
+                baseline["facts"].get(column["host"]) or run_dir.load_facts(run_directory, column["host"]),
+                run_dir.load_error(run_directory, column["host"]),
             )
             for column in columns
         }
@@ -332,6 +339,7 @@ def build_audit(
         len(columns),
     )
     findings = one_finding_per_fact(findings)
+    baseline_only(findings, {column["label"] for column in baseline["columns"]})
     findings.sort(key=sort_key)
     with_ids(findings)
     for column in columns:
@@ -363,3 +371,14 @@ def build_audit(
         "root_causes": causes,
         "stabilization_plan": plan,
     }
+
+
+def baseline_only(findings, baseline_labels):
+    """A finding about baseline columns alone (prod@release differed then, prod agrees now) tells
+    how things were: expected, so that it never gates nor enters the history as new drift."""
+    for finding in findings:
+        if baseline_labels and finding["environments"] and set(finding["environments"]) <= baseline_labels:
+            finding["expected"] = True
+            finding["reason"] = "only in the baseline column(s) %s: how it was then" % join_names(
+                sorted(set(finding["environments"]))
+            )
