@@ -188,8 +188,9 @@ def extra_columns(specs, rows_of, live_label_of):
     """The baseline columns, in the order of `specs` ([(environment, name)]): rows_of(name) gives
     the stored hosts of that baseline ([{label, environment, host, ...}]), live_label_of(host) the
     host's live column label in this run (None: the host is not audited now, or no longer exists).
-    Each column is {label, environment, host, live, baseline, row}; its host is "host@name"
-    (never a live host) and its environment "environment@name" (its own column group)."""
+    Each column is {label, environment, of, host, live, baseline, row}; its host is "host@name"
+    (never a live host), its environment "environment@name" (its own column group), `of` the
+    live environment it is a baseline of."""
     columns = []
     for environment, name in specs:
         rows = [row for row in rows_of(name) if row["environment"] == environment]
@@ -201,6 +202,7 @@ def extra_columns(specs, rows_of, live_label_of):
                 {
                     "label": baseline_label(live or row["label"], name),
                     "environment": baseline_label(environment, name),
+                    "of": environment,
                     "host": baseline_label(row["host"], name),
                     "live": live,
                     "baseline": name,

@@ -176,10 +176,14 @@ def write_run_report(run_directory, now=None):
     requests = run_dir.load_requests(run_directory)
     live_columns = build_columns(settings["environments"], settings["groups"], set(requests))
     extra, columns, baseline_errors = baseline_run.baseline_columns(settings, run_directory, live_columns, requests)
+    # A baseline of a production environment is production too: the same policies hold it.
+    production = settings["production_environments"] + [
+        column["environment"] for column in columns if column["of"] in settings["production_environments"]
+    ]
     audit = build_audit(
         run_directory,
         settings["environments"],
-        settings["production_environments"],
+        production,
         settings["groups"],
         requests,
         settings["rules_files"],

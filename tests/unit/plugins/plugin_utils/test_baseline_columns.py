@@ -15,8 +15,9 @@ import pytest
 from ansible_collections.envparity.audit.plugins.module_utils import redact
 from ansible_collections.envparity.audit.plugins.module_utils.collect import collect_areas, host_facts, pack
 from ansible_collections.envparity.audit.plugins.module_utils.redact import BaselineKey, fingerprint, fingerprint_bytes
-from ansible_collections.envparity.audit.plugins.plugin_utils import baseline_facts, history, run_dir
+from ansible_collections.envparity.audit.plugins.plugin_utils import baseline_facts, controller_side, history, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import BaselineError
+from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from tests.unit.plugins.plugin_utils.test_report_model import SCHEMA, TEMPLATE
 
@@ -58,6 +59,21 @@ def test_every_collector_pairs_through_the_key_it_is_given(tmp_path):
     collected = collect_areas({"env": request}, key)
     record = collected["env"]["data"]["files"]["app"]["keys"]["API_TOKEN"]
     assert key.pairs[record["fp"]] == fingerprint(BASE, "s3cr3t-value-123")
+
+
+class _NoMerge:
+    @staticmethod
+    def merge(data, results):
+        data.update(results)
+
+
+def test_the_pairs_made_on_the_controller_join_the_hosts():
+    host_key, here_key = BaselineKey(RUN, BASE), BaselineKey(RUN, BASE)
+    on_host, here = fingerprint(host_key, "host value"), fingerprint(here_key, "probed from the controller")
+    blob = pack(host_facts({"endpoints": {"status": "ok", "data": {"a": on_host}}}, host_key))
+    merged = unpack(controller_side.merged_blob(blob, {"endpoints": (_NoMerge, {"b": here})}, here_key))
+    assert merged["areas"]["endpoints"]["data"] == {"a": on_host, "b": here}
+    assert merged["baseline_fingerprints"]["pairs"] == {**host_key.pairs, **here_key.pairs}
 
 
 # --- the baseline key file ----------------------------------------------------------------------
@@ -180,9 +196,9 @@ def rows(name):
 
 def test_extra_columns_follow_the_live_labels_and_keep_a_host_that_is_gone():
     columns = baseline_facts.extra_columns([("prod", "r1")], rows, {"p1": "prod"}.get)
-    assert [(c["label"], c["environment"], c["host"], c["live"]) for c in columns] == [
-        ("prod@r1", "prod@r1", "p1@r1", "prod"),
-        ("prod/p2@r1", "prod@r1", "p2@r1", None),
+    assert [(c["label"], c["environment"], c["of"], c["host"], c["live"]) for c in columns] == [
+        ("prod@r1", "prod@r1", "prod", "p1@r1", "prod"),
+        ("prod/p2@r1", "prod@r1", "prod", "p2@r1", None),
     ]
     with pytest.raises(BaselineError, match="holds no facts of environment stage"):
         baseline_facts.extra_columns([("stage", "r1")], rows, {}.get)
@@ -313,7 +329,11 @@ def test_prod_against_its_baseline_shows_exactly_what_changed_there(tmp_path):
         tmp_path, {"d": DEV, "p": changed_prod}, baseline_columns=["prod@release-2026-11-20"]
     )
     assert not document["errors"]
-    assert [c["label"] for c in document["columns"]] == ["dev", "prod", "prod@release-2026-11-20"]
+    assert [(c["label"], c["production"]) for c in document["columns"]] == [
+        ("dev", False),
+        ("prod", True),
+        ("prod@release-2026-11-20", True),  # a baseline of production: the same policies hold it
+    ]
     by_id = {f["id"]: f for f in document["findings"]}
     (column,) = document["baseline_columns"]
     assert sorted(by_id[i]["key"] for i in column["changed"]) == ["DB_PASSWORD", "WORKERS"]
