@@ -352,8 +352,10 @@ def build_audit(
             if result["status"] != "ok":
                 errors.append({"host": column["host"], "area": area, "message": result.get("reason")})
     gating = [f for f in findings if not f["expected"] and at_or_above(f["severity"], fail_on)]
+    # What to do now is about the live columns: a baseline column is how things were.
+    live = [column for column in columns if column["host"] not in baseline["requests"]]
     causes, plan = root_causes.build(
-        findings, columns, production, lambda area: area_cells(area, columns, states, requests), requests
+        findings, live, production, lambda area: area_cells(area, columns, states, requests), requests
     )
     return {
         "columns": columns,
