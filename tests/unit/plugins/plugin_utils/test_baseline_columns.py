@@ -18,6 +18,8 @@ from ansible_collections.envparity.audit.plugins.module_utils.redact import Base
 from ansible_collections.envparity.audit.plugins.plugin_utils import baseline_facts, controller_side, history, run_dir
 from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import BaselineError
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import unpack
+from ansible_collections.envparity.audit.plugins.plugin_utils.findings import make_finding
+from ansible_collections.envparity.audit.plugins.plugin_utils.one_finding import one_finding_per_fact
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from tests.unit.plugins.plugin_utils.test_report_model import SCHEMA, TEMPLATE
 
@@ -213,6 +215,26 @@ def test_since_baseline_lists_the_findings_whose_live_value_moved():
     ]
     (column,) = baseline_facts.since_baseline(findings, columns)
     assert column["changed"] == ["a"] and column["live"] == "prod" and column["generated_at"] == "2026-11-20T08:00:00Z"
+
+
+def test_a_merged_finding_keeps_the_value_each_column_was_given():
+    def policy(label, severity):
+        return make_finding(
+            area="docker",
+            subject="app",
+            key="services.worker.privileged",
+            kind="policy",
+            check="docker.privileged",
+            severity=severity,
+            values={"dev": None, "prod": None, "prod@r1": None, label: "privileged"},
+            environments=[label],
+            message="m",
+            recommendation="r",
+        )
+
+    (merged,) = one_finding_per_fact([policy("prod", "high"), policy("prod@r1", "medium")])
+    assert merged["values"] == {"dev": None, "prod": "privileged", "prod@r1": "privileged"}
+    assert merged["environments"] == ["prod", "prod@r1"]
 
 
 # --- the store ----------------------------------------------------------------------------------
