@@ -387,7 +387,13 @@ def test_prod_against_its_baseline_shows_exactly_what_changed_there(tmp_path):
 
 def test_a_difference_only_in_the_baseline_column_is_how_it_was_never_drift(tmp_path):
     audit_run(tmp_path, {"d": DEV, "p": PROD.replace("WORKERS=4", "WORKERS=2")}, baseline_save="r1")
-    document, _ = audit_run(tmp_path, {"d": DEV, "p": PROD}, baseline_columns=["prod@r1"], fail_on="low")
+    metrics_file = tmp_path / "metrics" / "envparity.prom"
+    metrics_file.parent.mkdir()
+    document, _ = audit_run(
+        tmp_path, {"d": DEV, "p": PROD}, baseline_columns=["prod@r1"], fail_on="low", metrics_file=str(metrics_file)
+    )
+    # a baseline column is no collection: no series for it
+    assert 'host="p"' in metrics_file.read_text() and "p@r1" not in metrics_file.read_text()
     workers = next(f for f in document["findings"] if f["key"] == "WORKERS")
     assert workers["expected"] and workers["environments"] == ["prod@r1"]
     assert "how it was then" in workers["reason"]
