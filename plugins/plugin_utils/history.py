@@ -2,6 +2,8 @@
 
 What is kept of a finding is its identity (id, area, subject, key, check), kind, severity,
 expected, state, first-seen date and a digest of its values: never a value, so never a secret.
+A named baseline also keeps its hosts' facts (baseline_facts.py): values as the report shows
+them, every secret as a fingerprint under the baseline key, which is never stored here.
 The store has its own schema version (PRAGMA user_version) and application id, and migrates
 itself forward; a store of a newer version is refused, never downgraded, and a file that is not
 ours is never written. A run is recorded in one transaction (BEGIN IMMEDIATE … COMMIT): a run
