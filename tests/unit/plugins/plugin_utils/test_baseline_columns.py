@@ -414,3 +414,17 @@ def test_a_replaced_key_or_a_baseline_without_facts_is_an_error_in_the_report(tm
         "was recorded with another baseline key (the key was replaced): record it again"
         in (document["errors"][0]["message"])
     )
+
+
+def test_a_baseline_of_a_host_that_is_gone_keeps_its_column_and_says_so(tmp_path):
+    audit_run(tmp_path, {"d": DEV, "p": PROD}, baseline_save="r1")
+    document, markdown = audit_run(
+        tmp_path,
+        {"d": DEV, "p2": PROD},
+        groups={"dev": ["d"], "prod": ["p2"]},
+        baseline_columns=["prod@r1"],
+    )
+    assert [c["label"] for c in document["columns"]] == ["dev", "prod", "prod@r1"]
+    (column,) = document["baseline_columns"]
+    assert column["live"] is None and column["host"] == "p" and column["changed"] == []
+    assert "prod@r1 (saved %s) has no live column in this run" % column["generated_at"] in markdown
