@@ -23,6 +23,7 @@ import yaml
 from .conftest import LAB_STATE, ROOT
 from .test_leaks import scan, scanned_files
 
+TEMP_ROOTS = (pathlib.Path("/root/.ansible/tmp"), pathlib.Path("/home/deploy/.ansible/tmp"))
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
 PROBE_TOKEN = "BaselineProbeT0ken-" + secrets.token_hex(10)
 
@@ -151,6 +152,13 @@ def test_no_canary_nor_the_baseline_key_in_any_output_of_a_baseline_run(audit, t
     store = str(second.report_dir / "history.sqlite")
     assert store in places
     assert scan(places, [str(value) for value in canaries.values()] + [key]) == {}
+    # nor on the hosts: the key travels on the pipelined module's stdin only (Ansible's temporary
+    # directories of root, dev's user, and of deploy, prod's)
+    for path in scanned_files(*TEMP_ROOTS):
+        try:
+            assert key.encode() not in path.read_bytes(), path
+        except FileNotFoundError:
+            continue  # another run's temporary file, gone since it was listed
     # control: the store holds the baselines' facts, the canaries' key names among them
     assert "SESSION_SECRET" in places[store] and "baseline_facts" in places[store]
     assert "ESTABLISH SSH CONNECTION" in second.stdout
