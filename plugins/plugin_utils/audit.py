@@ -287,10 +287,7 @@ def build_audit(
     current one) decides which waivers have expired. `baseline`: the baseline columns added after
     the live ones ({"columns": [{label, environment, host}], "facts": {host: facts}, "requests":
     {host: request}}, see baseline_facts.py)."""
-    baseline = baseline or {"columns": [], "facts": {}, "requests": {}}
-    columns = build_columns(environments, groups, set(requests))
-    columns += [{name: column[name] for name in ("label", "environment", "host")} for column in baseline["columns"]]
-    requests = {**requests, **baseline["requests"]}
+    columns, requests, baseline = with_baseline(build_columns(environments, groups, set(requests)), requests, baseline)
     with without_gc():
         states = {
             column["host"]: host_state(
@@ -352,10 +349,13 @@ def build_audit(
             if result["status"] != "ok":
                 errors.append({"host": column["host"], "area": area, "message": result.get("reason")})
     gating = [f for f in findings if not f["expected"] and at_or_above(f["severity"], fail_on)]
-    # What to do now is about the live columns: a baseline column is how things were.
-    live = [column for column in columns if column["host"] not in baseline["requests"]]
     causes, plan = root_causes.build(
-        findings, live, production, lambda area: area_cells(area, columns, states, requests), requests
+        # what to do now is about the live columns: a baseline column is how things were
+        findings,
+        [column for column in columns if column["host"] not in baseline["requests"]],
+        production,
+        lambda area: area_cells(area, columns, states, requests),
+        requests,
     )
     return {
         "columns": columns,
@@ -373,6 +373,13 @@ def build_audit(
         "root_causes": causes,
         "stabilization_plan": plan,
     }
+
+
+def with_baseline(columns, requests, baseline):
+    """(the live columns followed by the baseline columns, the requests of both, the baseline)."""
+    baseline = baseline or {"columns": [], "facts": {}, "requests": {}}
+    extra = [{name: column[name] for name in ("label", "environment", "host")} for column in baseline["columns"]]
+    return columns + extra, {**requests, **baseline["requests"]}, baseline
 
 
 def baseline_only(findings, baseline_labels):
