@@ -12,9 +12,12 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.envparity.audit.plugins.module_utils.redact import BaselineKey
 from ansible_collections.envparity.audit.plugins.plugin_utils import controller_side, requests
 from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir as rundir
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import BaselineError, run_key_of
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_run import needs_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError
 from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables import (
     RoleVariablesError,
@@ -73,8 +76,17 @@ class ActionModule(ActionBase):
             # never stored with the request, never returned: a no_log option of the module
             "secrets": secrets,
         }
+        if needs_key(settings):
+            # Only when the run records or compares a baseline's facts; no_log, like the run key.
+            try:
+                module_args["baseline_key"] = run_key_of(settings)
+            except BaselineError as exc:
+                raise AnsibleActionFail("cannot audit %s: %s" % (host, exc)) from None
         # parts of areas collected from here while the host collects (e.g. endpoints `from: controller`)
-        running = controller_side.start(areas, module_args["run_key"], secrets)
+        here_key = bytes.fromhex(module_args["run_key"])
+        if "baseline_key" in module_args:
+            here_key = BaselineKey(here_key, bytes.fromhex(module_args["baseline_key"]))
+        running = controller_side.start(areas, here_key, secrets)
         try:
             module_result = self._execute_module(
                 module_name="envparity.audit.drift_facts", module_args=module_args, task_vars=task_vars
@@ -87,7 +99,7 @@ class ActionModule(ActionBase):
         if module_result.get("failed"):
             result.update(failed=True, msg=module_result.get("msg", "drift_facts failed"))
             return result
-        blob = controller_side.merged_blob(module_result.get("facts_blob") or "", finished)
+        blob = controller_side.merged_blob(module_result.get("facts_blob") or "", finished, here_key)
         unusable = rundir.store_facts(run_directory, host, blob)
         if unusable:
             result.update(failed=True, msg=unusable)

@@ -17,6 +17,11 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.areas import (
     selected_areas,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.audit import AuditConfigError, check_settings
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import BaselineError, run_key_of
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import (
+    check_settings as check_baseline_settings,
+)
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_run import needs_key
 from ansible_collections.envparity.audit.plugins.plugin_utils.role_variables import (
     RoleVariablesError,
     read_variables,
@@ -42,6 +47,8 @@ def run_settings(params, task_vars):
         "previous_report": params.get("drift_previous_report"),
         "baseline": params.get("drift_baseline"),
         "baseline_save": params.get("drift_baseline_save"),
+        "baseline_columns": params["drift_baseline_columns"],
+        "baseline_key_file": params.get("drift_baseline_key_file"),
         "report_dir": report_dir,
         "template": template,
         "keep_run_dir": params["drift_keep_run_dir"],
@@ -71,8 +78,12 @@ class ActionModule(ActionBase):
             self._check_debug_switches(params["drift_allow_unsafe_debug"])
             settings = run_settings(params, task_vars)
             check_settings(settings)
+            check_baseline_settings(settings)
+            if needs_key(settings):
+                # Made (0600) before any host is contacted; a key that cannot be used stops the run here.
+                run_key_of(settings, create=bool(settings["baseline_save"]))
             run_id, path = rundir.new_run(os.path.join(settings["report_dir"], ".runs"), settings)
-        except (RoleVariablesError, AreaSelectionError, AuditConfigError) as exc:
+        except (RoleVariablesError, AreaSelectionError, AuditConfigError, BaselineError) as exc:
             raise AnsibleActionFail("cannot audit: %s" % exc) from None
         except OSError as exc:
             raise AnsibleActionFail(

@@ -11,7 +11,7 @@ import gzip
 import json
 
 from ansible_collections.envparity.audit.plugins.module_utils.areas import BY_NAME
-from ansible_collections.envparity.audit.plugins.module_utils.redact import redact_text
+from ansible_collections.envparity.audit.plugins.module_utils.redact import BaselineKey, redact_text
 
 
 def describe_failure(exc):
@@ -80,6 +80,15 @@ def pack(facts):
     """
     raw = json.dumps(facts, separators=(",", ":")).encode("utf-8")
     return base64.b64encode(gzip.compress(raw, compresslevel=1, mtime=0)).decode("ascii")
+
+
+def host_facts(collected, run_key):
+    """The envelope the host sends: {"areas": ...}, and with a BaselineKey the pairs of this run's
+    fingerprints with their baseline twins ({"pairs": {run fp: baseline fp}, "truncated": bool})."""
+    facts = {"areas": collected}
+    if isinstance(run_key, BaselineKey):
+        facts["baseline_fingerprints"] = {"pairs": dict(run_key.pairs), "truncated": run_key.truncated}
+    return facts
 
 
 def summarize(collected):

@@ -293,13 +293,51 @@ def length_class(length):
     return LONGEST_LENGTH_CLASS
 
 
+# Fingerprints paired with their baseline twins per host run at most: a bound on what a hostile
+# or huge host adds to its facts (the lab's hosts make a few thousand).
+MAX_BASELINE_PAIRS = 200000
+
+
+class BaselineKey(bytes):
+    """The run key (it is the bytes), carrying a second, persistent baseline key.
+
+    Every fingerprint made with it is also made with the baseline key, and the pair (run
+    fingerprint -> baseline fingerprint) is kept in ``pairs``: the controller then stores a
+    baseline's facts with baseline fingerprints only, and maps a stored baseline back onto this
+    run's fingerprints, with no collector knowing about baselines. Dict assignment is atomic, so
+    the areas' collector threads may share one.
+    """
+
+    def __new__(cls, run_key, baseline_key):
+        if not isinstance(baseline_key, bytes) or not baseline_key:
+            raise ValueError("baseline_key must be non-empty bytes")
+        made = super().__new__(cls, run_key)
+        made.baseline_key = baseline_key
+        made.pairs = {}
+        made.truncated = False
+        return made
+
+
+def _pair(hmac_key, run_fp, mac):
+    if isinstance(hmac_key, BaselineKey):
+        if len(hmac_key.pairs) < MAX_BASELINE_PAIRS:
+            hmac_key.pairs[run_fp] = "hmac-sha256:" + mac.hexdigest()[:24]
+        else:
+            hmac_key.truncated = True
+    return run_fp
+
+
 def fingerprint(hmac_key, value):
-    """Keyed fingerprint: "hmac-sha256:" + 24 hex characters."""
+    """Keyed fingerprint: "hmac-sha256:" + 24 hex characters (paired with its baseline twin when
+    hmac_key is a BaselineKey)."""
     if not isinstance(hmac_key, bytes) or not hmac_key:
         raise ValueError("hmac_key must be non-empty bytes")
     # surrogatepass: a stray surrogate must not make fingerprinting fail.
     data = value.encode("utf-8", "surrogatepass")
-    return "hmac-sha256:" + hmac.new(hmac_key, data, hashlib.sha256).hexdigest()[:24]
+    run_fp = "hmac-sha256:" + hmac.new(hmac_key, data, hashlib.sha256).hexdigest()[:24]
+    if isinstance(hmac_key, BaselineKey):
+        return _pair(hmac_key, run_fp, hmac.new(hmac_key.baseline_key, data, hashlib.sha256))
+    return run_fp
 
 
 def describe_value(key, value, hmac_key):
@@ -338,13 +376,15 @@ def fingerprint_bytes(hmac_key, data):
     """
     if not isinstance(hmac_key, bytes) or not hmac_key:
         raise ValueError("hmac_key must be non-empty bytes")
-    mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        mac.update(data)
-    else:
-        for chunk in data:
+    macs = [hmac.new(hmac_key, digestmod=hashlib.sha256)]
+    if isinstance(hmac_key, BaselineKey):
+        macs.append(hmac.new(hmac_key.baseline_key, digestmod=hashlib.sha256))
+    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    for chunk in chunks:
+        for mac in macs:
             mac.update(chunk)
-    return "hmac-sha256:" + mac.hexdigest()[:24]
+    run_fp = "hmac-sha256:" + macs[0].hexdigest()[:24]
+    return _pair(hmac_key, run_fp, macs[1]) if len(macs) > 1 else run_fp
 
 
 # --- free text ---------------------------------------------------------------

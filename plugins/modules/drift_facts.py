@@ -29,8 +29,9 @@ options:
     type: path
     required: true
 notes:
-  - The module itself takes C(areas) (the requests), C(run_key) and C(secrets) (no_log); only its
-    action plugin gives them, so they are not options of the task.
+  - The module itself takes C(areas) (the requests), C(run_key), C(secrets) and, when the run
+    records or compares a baseline, C(baseline_key) (no_log); only its action plugin gives them, so
+    they are not options of the task.
 attributes:
   check_mode:
     support: full
@@ -57,7 +58,13 @@ areas:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.envparity.audit.plugins.module_utils.collect import collect_areas, pack, summarize
+from ansible_collections.envparity.audit.plugins.module_utils.collect import (
+    collect_areas,
+    host_facts,
+    pack,
+    summarize,
+)
+from ansible_collections.envparity.audit.plugins.module_utils.redact import BaselineKey
 
 
 def main():
@@ -66,12 +73,15 @@ def main():
             "areas": {"type": "dict", "required": True},
             "run_key": {"type": "str", "required": True, "no_log": True},
             "secrets": {"type": "dict", "default": {}, "no_log": True},
+            "baseline_key": {"type": "str", "required": False, "no_log": True},
         },
         supports_check_mode=True,
     )
     run_key = bytes.fromhex(module.params["run_key"])
+    if module.params["baseline_key"]:
+        run_key = BaselineKey(run_key, bytes.fromhex(module.params["baseline_key"]))
     collected = collect_areas(module.params["areas"], run_key, module.params["secrets"])
-    module.exit_json(changed=False, facts_blob=pack({"areas": collected}), areas=summarize(collected))
+    module.exit_json(changed=False, facts_blob=pack(host_facts(collected, run_key)), areas=summarize(collected))
 
 
 if __name__ == "__main__":

@@ -283,14 +283,18 @@ def build_audit(
     fail_on,
     selected_areas=None,
     now=None,
+    baseline=None,
 ):
     """Every finding of the run, with the context the report needs. `now` (POSIX time, default the
-    current one) decides which waivers have expired."""
-    columns = build_columns(environments, groups, set(requests))
+    current one) decides which waivers have expired. `baseline`: the baseline columns added after
+    the live ones ({"columns": [{label, environment, host}], "facts": {host: facts}, "requests":
+    {host: request}}, see baseline_facts.py)."""
+    columns, requests, baseline = with_baseline(build_columns(environments, groups, set(requests)), requests, baseline)
     with without_gc():
         states = {
             column["host"]: host_state(
-                run_dir.load_facts(run_directory, column["host"]), run_dir.load_error(run_directory, column["host"])
+                baseline["facts"].get(column["host"]) or run_dir.load_facts(run_directory, column["host"]),
+                run_dir.load_error(run_directory, column["host"]),
             )
             for column in columns
         }
@@ -342,6 +346,7 @@ def build_audit(
         len(columns),
     )
     findings = one_finding_per_fact(findings)
+    baseline_only(findings, {column["label"] for column in baseline["columns"]})
     findings.sort(key=sort_key)
     with_ids(findings)
     for column in columns:
@@ -355,7 +360,12 @@ def build_audit(
                 errors.append({"host": column["host"], "area": area, "message": result.get("reason")})
     gating = [f for f in findings if not f["expected"] and at_or_above(f["severity"], fail_on)]
     causes, plan = root_causes.build(
-        findings, columns, production, lambda area: area_cells(area, columns, states, requests), requests
+        # what to do now is about the live columns: a baseline column is how things were
+        findings,
+        [column for column in columns if column["host"] not in baseline["requests"]],
+        production,
+        lambda area: area_cells(area, columns, states, requests),
+        requests,
     )
     return {
         "columns": columns,
@@ -376,3 +386,21 @@ def build_audit(
         "root_causes": causes,
         "stabilization_plan": plan,
     }
+
+
+def with_baseline(columns, requests, baseline):
+    """(the live columns followed by the baseline columns, the requests of both, the baseline)."""
+    baseline = baseline or {"columns": [], "facts": {}, "requests": {}}
+    extra = [{name: column[name] for name in ("label", "environment", "host")} for column in baseline["columns"]]
+    return columns + extra, {**requests, **baseline["requests"]}, baseline
+
+
+def baseline_only(findings, baseline_labels):
+    """A finding about baseline columns alone (prod@release differed then, prod agrees now) tells
+    how things were: expected, so that it never gates nor enters the history as new drift."""
+    for finding in findings:
+        if baseline_labels and finding["environments"] and set(finding["environments"]) <= baseline_labels:
+            finding["expected"] = True
+            finding["reason"] = "only in the baseline column(s) %s: how it was then" % join_names(
+                sorted(set(finding["environments"]))
+            )

@@ -6,18 +6,20 @@ the same task timeout: they overlap the host's own collection (a task of their o
 every host ~0.3 s), run in the host's fork (forks bound them), and their facts join the host's in
 the one facts file the diff reads. An area declares such a part in the registry
 (module_utils/areas.py, controller_module): a plugin_utils module with
-  start(request, run_key_hex, secrets) -> a handle with results(), or None when nothing is to run;
+  start(request, run_key, secrets) -> a handle with results(), or None when nothing is to run
+    (run_key: the run's key as bytes, a redact.BaselineKey when the run records or compares a
+    baseline, whose fingerprint pairs then join the host's);
   host_secrets(request, secrets) -> the secrets the host itself needs (the others never travel);
   merge(data, results) -> the results added to the host's area data (in place).
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.module_utils.collect import pack
+from ansible_collections.envparity.audit.plugins.module_utils.collect import host_facts, pack
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import controller_part
 from ansible_collections.envparity.audit.plugins.plugin_utils.facts_contract import FactsError, unpack
 
 
-def start(requests, run_key_hex, secrets):
+def start(requests, run_key, secrets):
     """Start every controller-side part of a host's requests ({area: request}); narrows `secrets`
     ({area: secrets}) in place to what the host needs. Returns {area: (part, handle)}."""
     running = {}
@@ -25,7 +27,7 @@ def start(requests, run_key_hex, secrets):
         part = controller_part(area)
         if part is None:
             continue
-        handle = part.start(request, run_key_hex, secrets.get(area))
+        handle = part.start(request, run_key, secrets.get(area))
         if area in secrets:
             secrets[area] = part.host_secrets(request, secrets[area])
         if handle is not None:
@@ -38,9 +40,10 @@ def finish(running):
     return {area: (part, handle.results()) for area, (part, handle) in running.items()}
 
 
-def merged_blob(blob, finished):
-    """The host's packed facts with the controller-side results added to their areas; the blob as it
-    came when it cannot be read (storing it then says why); an area the host failed is left as it is."""
+def merged_blob(blob, finished, run_key=None):
+    """The host's packed facts with the controller-side results added to their areas (and, with a
+    BaselineKey, the fingerprint pairs made here to the host's); the blob as it came when it cannot
+    be read (storing it then says why); an area the host failed is left as it is."""
     if not finished:
         return blob
     try:
@@ -51,4 +54,9 @@ def merged_blob(blob, finished):
         record = facts["areas"].get(area)
         if isinstance(record, dict) and record.get("status") == "ok" and isinstance(record.get("data"), dict):
             part.merge(record["data"], results)
+    mine = host_facts({}, run_key).get("baseline_fingerprints")
+    theirs = facts.get("baseline_fingerprints")
+    if mine and isinstance(theirs, dict) and isinstance(theirs.get("pairs"), dict):
+        theirs["pairs"].update(mine["pairs"])
+        theirs["truncated"] = bool(theirs.get("truncated")) or mine["truncated"]
     return pack(facts)

@@ -6,11 +6,11 @@ An unreachable host is still "could not collect" for its environment. Pure Pytho
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import ControllerProbes
 
 
-def start(request, run_key_hex, secrets):
+def start(request, run_key, secrets):
     """The running probes of a host's endpoints request, or None when none is from the controller."""
     if not request or not any(item.get("from") == "controller" for item in request.get("endpoints") or []):
         return None
-    return ControllerProbes(request, bytes.fromhex(run_key_hex), secrets or {})
+    return ControllerProbes(request, run_key, secrets or {})
 
 
 def host_secrets(request, secrets):

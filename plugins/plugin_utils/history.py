@@ -2,6 +2,8 @@
 
 What is kept of a finding is its identity (id, area, subject, key, check), kind, severity,
 expected, state, first-seen date and a digest of its values: never a value, so never a secret.
+A named baseline also keeps its hosts' facts (baseline_facts.py): values as the report shows
+them, every secret as a fingerprint under the baseline key, which is never stored here.
 The store has its own schema version (PRAGMA user_version) and application id, and migrates
 itself forward; a store of a newer version is refused, never downgraded, and a file that is not
 ours is never written. A run is recorded in one transaction (BEGIN IMMEDIATE … COMMIT): a run
@@ -58,9 +60,25 @@ MIGRATIONS = (
             PRIMARY KEY (run, area, id)
         ) WITHOUT ROWID""",
     ),
+    # Baseline columns: a baseline's facts per host, every secret as a fingerprint under the
+    # baseline key (plugin_utils/baseline_facts.py), which is never stored here.
+    (
+        """CREATE TABLE baseline_facts (
+            run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            label TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            request TEXT NOT NULL,
+            facts TEXT NOT NULL,
+            PRIMARY KEY (run, position)
+        ) WITHOUT ROWID""",
+    ),
 )
 STORE_VERSION = len(MIGRATIONS)
 RUN_FIELDS = ("id", "run_id", "generated_at", "recorded_at")
+BASELINE_FIELDS = ("host", "environment", "label", "key_id", "request", "facts")
 
 
 class HistoryError(Exception):
@@ -153,8 +171,8 @@ def read_history(path, scope, areas, trend_runs, busy_seconds, baseline=None):
         return None
     connection = _connect(path, busy_seconds, create=False)
     try:
-        if _version(connection, path) < STORE_VERSION:
-            return None  # an empty or older store: nothing this version can compare with yet
+        if _version(connection, path) == 0:
+            return None  # an empty store: nothing to compare with yet
         states, latest = {}, None
         if baseline is not None:
             latest = _run(connection, "baseline = ?", (baseline,))
@@ -202,11 +220,35 @@ def _migrate(connection, version):
     connection.execute("PRAGMA user_version = %d" % STORE_VERSION)
 
 
-def record_run(path, run, rows, busy_seconds, retention_days, baseline_name=None):
+def read_baseline_facts(path, name, busy_seconds):
+    """The stored hosts of baseline `name`: [{host, environment, label, key_id, request, facts
+    (JSON text), generated_at}]; empty for a baseline saved without facts. Raises HistoryError."""
+    if not os.path.exists(path):
+        raise HistoryError("no baseline %r: the history store %s does not exist yet" % (name, path))
+    connection = _connect(path, busy_seconds, create=False)
+    try:
+        version = _version(connection, path)
+        run = _run(connection, "baseline = ?", (name,)) if version else None
+        if run is None:
+            raise HistoryError("no baseline %r in %s" % (name, path))
+        if version < 2:
+            return []
+        rows = connection.execute(
+            "SELECT %s FROM baseline_facts WHERE run = ? ORDER BY position" % ", ".join(BASELINE_FIELDS), (run["id"],)
+        )
+        return [dict(zip(BASELINE_FIELDS, row, strict=True), generated_at=run["generated_at"]) for row in rows]
+    except sqlite3.Error as exc:
+        raise _failure(path, exc, busy_seconds) from None
+    finally:
+        connection.close()
+
+
+def record_run(path, run, rows, busy_seconds, retention_days, baseline_name=None, baseline_facts=()):
     """Record one run and its finding states, in one transaction, then drop runs older than the
     retention (named baselines are kept). `run`: run_id, scope, generated_at, recorded_at, areas,
-    unexpected ({severity: count}). Returns {"deleted": runs dropped, "baseline_moved": bool}.
-    Raises HistoryError; the store is then as it was."""
+    unexpected ({severity: count}); `baseline_facts`: with a baseline name, its hosts' facts
+    ([{host, environment, label, key_id, request, facts}], texts). Returns {"deleted": runs
+    dropped, "baseline_moved": bool}. Raises HistoryError; the store is then as it was."""
     directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, exist_ok=True)
@@ -263,6 +305,11 @@ def record_run(path, run, rows, busy_seconds, retention_days, baseline_name=None
                     )
                     for row in rows
                 ],
+            )
+            connection.executemany(
+                "INSERT INTO baseline_facts (run, position, host, environment, label, key_id, request, facts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(number, index, *(row[name] for name in BASELINE_FIELDS)) for index, row in enumerate(baseline_facts)],
             )
             # Retention by the time recorded, never the run just written nor a named baseline.
             deleted = connection.execute(

@@ -118,7 +118,9 @@ def samples(document, started_at, finished_at, previous_success=None):
     oldest = max(0.0, generated - min(seen)) if seen else 0.0
     out["envparity_oldest_unexpected_finding_age_seconds"].append(({}, oldest))
     failed = {(e.get("host"), e.get("area")) for e in document["errors"]}
-    for column in document["columns"]:
+    live = {row["name"] for row in document["environments"]}
+    # a baseline column (drift_baseline_columns) is read from the store, not collected
+    for column in (column for column in document["columns"] if column["environment"] in live):
         for area in document["areas"]:
             ok = column["status"] == "ok" and (column["host"], area) not in failed
             out["envparity_collection_ok"].append(

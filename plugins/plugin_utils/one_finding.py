@@ -2,7 +2,8 @@
 (a policy and a change, e.g. docker services.worker.privileged: declared differently, and
 privileged in production) become one finding that gives every reason.
 
-The most severe finding leads (its kind, check, severity and values); the others are kept, whole,
+The most severe finding leads (its kind, check, severity and values, where it has one for a
+column, else another finding's value there); the others are kept, whole,
 under `also`, so that nothing said is lost and each check stays findable. Findings are merged
 only when they agree on being expected or not: a rule that marks one of them expected keeps it
 apart. A team policy's finding (the rules file's `policies`) is never merged: it is the team's
@@ -28,6 +29,13 @@ def merge_group(group):
         for other in others
     ]
     lead["environments"] = sorted(set(lead["environments"]).union(*(other["environments"] for other in others)))
+    # A check made per column (a policy on each production host) holds its own column's value
+    # only: each column keeps a value some finding gave it, the lead's first.
+    lead["values"] = dict(lead["values"])
+    for other in others:
+        for label, value in other["values"].items():
+            if lead["values"].get(label) is None and value is not None:
+                lead["values"][label] = value
     lead["message"] = " ".join([lead["message"]] + [other["message"] for other in others])
     lead["recommendation"] = " ".join([lead["recommendation"]] + [other["recommendation"] for other in others])
     return lead

@@ -82,6 +82,7 @@ def build_document(audit, generated_at, inventory):
                 "unmatched_policies",
                 "tolerances",
                 "unmatched_tolerances",
+                "baseline_columns",
             )
             if name in audit
         }
@@ -205,6 +206,32 @@ def _about(record, table=False):
         markdown_text.text(record["subject"]),
         md_value(record["key"], table),
     )
+
+
+def baseline_view(document):
+    """The 'Since the baseline' sections: per baseline column, what differs now in its live column."""
+    by_id = {finding["id"]: finding for finding in document["findings"]}
+    sections = []
+    for column in document.get("baseline_columns") or ():
+        changes = [by_id[identity] for identity in column["changed"]]
+        sections.append(
+            {
+                "label": markdown_text.text(column["label"]),
+                "live": markdown_text.text(column["live"] or "—"),
+                "saved": markdown_text.text(column["generated_at"]),
+                "gone": column["live"] is None,
+                "changes": [
+                    {
+                        "about": _about(finding),
+                        "id": markdown_text.code(finding["id"]),
+                        "then": md_value(finding["values"].get(column["label"]), table=False),
+                        "now": md_value(finding["values"].get(column["live"]), table=False),
+                    }
+                    for finding in changes
+                ],
+            }
+        )
+    return sections
 
 
 def since_view(document):
@@ -409,6 +436,7 @@ def build_view(document):
         },
         "plan": [dict(_row(f, groups, table=False), number=index + 1) for index, f in enumerate(plan)],
         "since": since_view(document),
+        "baseline_columns": baseline_view(document),
         "trend": trend_view(document["history"]["trend"]),
         "waivers": waivers_view(findings),
         "rules_file": rules_file_view(document),

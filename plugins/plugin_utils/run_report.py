@@ -10,8 +10,9 @@ import os
 import shutil
 import time
 
-from ansible_collections.envparity.audit.plugins.plugin_utils import history, metrics, run_dir, timeline
-from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit
+from ansible_collections.envparity.audit.plugins.plugin_utils import baseline_run, history, metrics, run_dir, timeline
+from ansible_collections.envparity.audit.plugins.plugin_utils.audit import build_audit, build_columns
+from ansible_collections.envparity.audit.plugins.plugin_utils.baseline_facts import since_baseline
 from ansible_collections.envparity.audit.plugins.plugin_utils.junit import build_junit
 from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import (
     SCHEMA_VERSION,
@@ -77,13 +78,27 @@ def partial_run(settings, audit):
     )
 
 
+def live_view(findings, baseline_labels):
+    """The findings as the history sees them: without the baseline columns' values, so that a run
+    with a baseline column keeps the states and digests of a run without one."""
+    if not baseline_labels:
+        return findings
+    return [
+        dict(finding, values={label: v for label, v in finding["values"].items() if label not in baseline_labels})
+        for finding in findings
+    ]
+
+
 def history_section(settings, audit, run_id, generated_at, now):
     """Compare the findings with the earlier run (setting their state and age); the report's
     history section, and the rows to record."""
     previous, source, error = earlier_run(settings, audit["audited_areas"])
+    findings = live_view(audit["findings"], {column["label"] for column in audit.get("baseline_columns") or ()})
     outcome = timeline.compare_with(
-        audit["findings"], audit["audited_areas"], previous, generated_at, now, partial=partial_run(settings, audit)
+        findings, audit["audited_areas"], previous, generated_at, now, partial=partial_run(settings, audit)
     )
+    for finding, view in zip(audit["findings"], findings, strict=True):
+        finding.update(state=view["state"], first_seen=view["first_seen"], age_days=view["age_days"])
     unexpected = [f for f in audit["findings"] if not f["expected"]]
     current = {"generated_at": generated_at, "unexpected": timeline.severity_counts(unexpected)}
     trend = ((previous or {}).get("trend") or []) + [current]
@@ -101,11 +116,11 @@ def history_section(settings, audit, run_id, generated_at, now):
         "store": settings["history_file"] if settings.get("history") else None,
         "baseline_saved": settings.get("baseline_save"),
     }
-    rows = timeline.state_rows(audit["findings"], outcome["carried"])
+    rows = timeline.state_rows(findings, outcome["carried"])
     return section, rows
 
 
-def record_history(settings, section, rows, now, areas):
+def record_history(settings, section, rows, now, areas, baseline_facts=()):
     """Record the run in the store, after the report; returns an error message or None. A store
     that could not be read (corrupt, foreign, newer) is not written either: it is left as it is."""
     if not settings.get("history"):
@@ -128,6 +143,7 @@ def record_history(settings, section, rows, now, areas):
             settings["history_busy_timeout"],
             settings["history_retention_days"],
             baseline_name=settings.get("baseline_save"),
+            baseline_facts=baseline_facts,
         )
     except history.HistoryError as exc:
         return str(exc)
@@ -157,17 +173,29 @@ def write_run_report(run_directory, now=None):
     run_dir.discard_key(run_directory)
     settings = run_dir.load_settings(run_directory)
     now = time.time() if now is None else now
+    requests = run_dir.load_requests(run_directory)
+    live_columns = build_columns(settings["environments"], settings["groups"], set(requests))
+    extra, columns, baseline_errors = baseline_run.baseline_columns(settings, run_directory, live_columns, requests)
+    # A baseline of a production environment is production too: the same policies hold it.
+    production = settings["production_environments"] + [
+        column["environment"] for column in columns if column["of"] in settings["production_environments"]
+    ]
     audit = build_audit(
         run_directory,
         settings["environments"],
-        settings["production_environments"],
+        production,
         settings["groups"],
-        run_dir.load_requests(run_directory),
+        requests,
         settings["rules_files"],
         settings["fail_on"],
         settings.get("areas"),
         now=now,
+        baseline=extra,
     )
+    saved, save_errors = baseline_run.baseline_rows(settings, run_directory, live_columns, audit["states"], requests)
+    audit["errors"] += [{"host": None, "area": None, "message": text} for text in baseline_errors + save_errors]
+    if columns:
+        audit["baseline_columns"] = since_baseline(audit["findings"], columns)
     generated_at = time.strftime(timeline.STAMP, time.gmtime(now))
     run_id = os.path.basename(os.path.normpath(run_directory))
     audit["history"], rows = history_section(settings, audit, run_id, generated_at, now)
@@ -177,7 +205,7 @@ def write_run_report(run_directory, now=None):
     junit = build_junit(document) if settings.get("junit", True) else None
     paths = write_report(settings["report_dir"], report_name(now, run_id), markdown, document, junit)
     # After the report: a store that cannot be written never costs the report.
-    history_error = record_history(settings, audit["history"], rows, now, audit["audited_areas"])
+    history_error = record_history(settings, audit["history"], rows, now, audit["audited_areas"], saved)
     metrics_error = write_metrics_file(settings, document, now)
     if not settings["keep_run_dir"]:
         shutil.rmtree(run_directory, ignore_errors=True)

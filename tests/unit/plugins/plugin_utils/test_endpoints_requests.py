@@ -17,7 +17,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.requests import (
 from tests.endpoint_servers import Routes, serve
 
 CANARY = "CANARYpw9Xq2Lm7Zt4Vb"
-KEY_HEX = "ab" * 32
+KEY = bytes.fromhex("ab" * 32)
 
 
 def params(*endpoints, **settings):
@@ -67,7 +67,7 @@ def test_only_the_host_side_secrets_travel_to_the_host():
     request = {"endpoints": [{"name": "a", "from": "controller"}, {"name": "b", "from": "host"}]}
     secrets = {"a": {"headers": {"X": "1"}}, "b": {"headers": {"X": "2"}}}
     assert endpoints_controller.host_secrets(request, secrets) == {"b": {"headers": {"X": "2"}}}
-    assert endpoints_controller.start({"endpoints": [{"name": "b", "from": "host"}]}, KEY_HEX, {}) is None
+    assert endpoints_controller.start({"endpoints": [{"name": "b", "from": "host"}]}, KEY, {}) is None
 
 
 def test_controller_probes_join_the_hosts_facts():
@@ -80,7 +80,7 @@ def test_controller_probes_join_the_hosts_facts():
             ),
         )
         secrets = {"endpoints": {"c": {"headers": {"X": "1"}}}}
-        running = controller_side.start({"endpoints": request}, KEY_HEX, secrets)
+        running = controller_side.start({"endpoints": request}, KEY, secrets)
         assert secrets == {"endpoints": {}}  # the controller's own never travel to the host
         host_facts = {"areas": {"endpoints": {"status": "ok", "data": {"endpoints": {"h": {"status": "refused"}}}}}}
         finished = controller_side.finish(running)
@@ -94,5 +94,5 @@ def test_controller_probes_join_the_hosts_facts():
 
 def test_areas_without_a_controller_side_part_start_nothing():
     secrets = {"env": {"x": "1"}}
-    assert controller_side.start({"env": {"files": []}, "git": {"repos": []}}, KEY_HEX, secrets) == {}
+    assert controller_side.start({"env": {"files": []}, "git": {"repos": []}}, KEY, secrets) == {}
     assert secrets == {"env": {"x": "1"}}
