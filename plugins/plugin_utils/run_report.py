@@ -157,6 +157,8 @@ def write_run_report(run_directory, now=None):
     run_dir.discard_key(run_directory)
     settings = run_dir.load_settings(run_directory)
     now = time.time() if now is None else now
+    run_id = os.path.basename(os.path.normpath(run_directory))
+    not_collected = run_dir.mark_not_collected(run_directory, settings, run_id) if settings.get("shared") else []
     audit = build_audit(
         run_directory,
         settings["environments"],
@@ -169,7 +171,6 @@ def write_run_report(run_directory, now=None):
         now=now,
     )
     generated_at = time.strftime(timeline.STAMP, time.gmtime(now))
-    run_id = os.path.basename(os.path.normpath(run_directory))
     audit["history"], rows = history_section(settings, audit, run_id, generated_at, now)
     audit["gate"] = timeline.new_gate(audit["gate"], audit["findings"], settings.get("fail_on_new", "never"))
     document = build_document(audit, generated_at, settings["inventory"])
@@ -187,4 +188,5 @@ def write_run_report(run_directory, now=None):
         "gate": document["gate"],
         "history": {"store": audit["history"]["store"], "error": history_error, "counts": audit["history"]["counts"]},
         "metrics": {"file": settings.get("metrics_file"), "error": metrics_error},
+        "not_collected": not_collected,
     }
