@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(openssh-server openssh-client git python3 python3-venv)
 # prometheus: only its promtool is used (checks the metrics text and the example alert rules).
 packages+=(prometheus)
+# logrotate and cron: their checkers (logrotate -d, crontab -n) test the scheduled audit's files.
+packages+=(logrotate cron)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

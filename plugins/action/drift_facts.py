@@ -53,7 +53,9 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("run_dir is required (set by the run's first task, envparity.audit.drift_run)")
         settings = rundir.load_settings(run_directory)
         host = task_vars.get("inventory_hostname")
-        if not any(host in settings["groups"].get(name, []) for name in settings["environments"]):
+        # This job's own groups: a slice job's inventory may hold only its slice (AWX job slicing).
+        groups = task_vars.get("groups") or settings["groups"]
+        if not any(host in groups.get(name, []) for name in settings["environments"]):
             result.update(changed=False, skipped=True, skip_reason="host is in none of drift_environments")
             return result
         try:

@@ -55,6 +55,8 @@ def run_settings(params, task_vars):
         "junit": params["drift_report_junit"],
         "metrics_file": params.get("drift_metrics_file"),
         "started_at": time.time(),
+        "phase": params["drift_phase"],
+        "run_id": params.get("drift_run_id"),
         "host_timeout": params["drift_host_timeout"],
         "inventory": ", ".join(task_vars.get("ansible_inventory_sources") or []),
         "groups": {name: list(hosts) for name, hosts in task_vars["groups"].items()},
@@ -62,6 +64,21 @@ def run_settings(params, task_vars):
             task_vars.get("ansible_run_tags"), task_vars.get("ansible_skip_tags"), params.get("drift_areas")
         ),
     }
+
+
+def open_run(base_dir, settings):
+    """(run id, run directory): a new run, or for a phase of a shared run, that run opened or joined
+    (collect) or claimed (report)."""
+    phase, run_id = settings["phase"], settings["run_id"]
+    if phase == "all":
+        if run_id:
+            raise AuditConfigError("drift_run_id names a shared run: set drift_phase to collect or report")
+        return rundir.new_run(base_dir, settings)
+    if not run_id:
+        raise AuditConfigError("drift_phase %s needs drift_run_id (the run its jobs share)" % phase)
+    if phase == "collect":
+        return run_id, rundir.open_shared_run(base_dir, run_id, settings)[0]
+    return run_id, rundir.claim_shared_run(base_dir, run_id, settings)
 
 
 class ActionModule(ActionBase):
@@ -82,8 +99,8 @@ class ActionModule(ActionBase):
             if needs_key(settings):
                 # Made (0600) before any host is contacted; a key that cannot be used stops the run here.
                 run_key_of(settings, create=bool(settings["baseline_save"]))
-            run_id, path = rundir.new_run(os.path.join(settings["report_dir"], ".runs"), settings)
-        except (RoleVariablesError, AreaSelectionError, AuditConfigError, BaselineError) as exc:
+            run_id, path = open_run(os.path.join(settings["report_dir"], ".runs"), settings)
+        except (RoleVariablesError, AreaSelectionError, AuditConfigError, BaselineError, rundir.SharedRunError) as exc:
             raise AnsibleActionFail("cannot audit: %s" % exc) from None
         except OSError as exc:
             raise AnsibleActionFail(
@@ -91,7 +108,12 @@ class ActionModule(ActionBase):
             ) from None
         # The key stays in the run directory (0600); only its location travels.
         result.update(
-            changed=False, run_id=run_id, run_dir=path, areas=settings["areas"], host_timeout=settings["host_timeout"]
+            changed=False,
+            run_id=run_id,
+            run_dir=path,
+            phase=settings["phase"],
+            areas=settings["areas"],
+            host_timeout=settings["host_timeout"],
         )
         return result
 

@@ -13,6 +13,10 @@ description:
     the report itself from the run directory, so that an opened run always ends with a report.
   - Ends the run with exit code 73 when the report could not be written (the report directory
     is read-only, full, or not a directory), after saying so; nothing of the report is left behind.
+  - In a collect phase of a shared run (drift_phase collect), leaves the run directory to the run's
+    other jobs and says how many hosts this job collected, and that the report job writes the report.
+  - In a report phase (drift_phase report), ends the run with exit code 4 when some host of the
+    compared environments was delivered by no collect job (could not collect in the report).
   - Records only the failure message Ansible gives, cut to a bounded length; it never records
     task arguments or results.
 version_added: 0.1.0
@@ -32,7 +36,10 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.report_writer impo
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_dir import close_run_on_exit, store_error
 from ansible_collections.envparity.audit.plugins.plugin_utils.run_report import write_run_report
 from ansible_collections.envparity.audit.plugins.plugin_utils.summary import (
+    EXIT_NOT_COLLECTED,
     EXIT_REPORT_NOT_WRITTEN,
+    collect_phase,
+    collected_line,
     failure_reason,
     report_not_written,
     run_not_opened,
@@ -52,6 +59,7 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self._run_dir = None
+        self._run = None  # the run-opening result: run id and phase
         self._report = None
         self._report_failure = None
 
@@ -59,7 +67,8 @@ class CallbackModule(CallbackBase):
         # Read once here, in the main process: the workers forked per host inherit the specs read.
         load_specs()
         # The per-run key must not outlive the run, however it ends (nor the run directory, unless kept).
-        close_run_on_exit(lambda: self._run_dir)
+        # A collect phase leaves its shared run to the other slices and the report job.
+        close_run_on_exit(lambda: None if collect_phase(self._run) else self._run_dir)
 
     def _record(self, result, status):
         host = result._host.get_name()
@@ -76,6 +85,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_ok(self, result):
         action = result._task.action
         if action in RUN_ACTIONS:
+            self._run = result._result
             self._run_dir = result._result.get("run_dir")
         elif action in REPORT_ACTIONS:
             self._report = result._result
@@ -107,6 +117,9 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         if self._run_dir is None and self._report is None:
             return  # not an audit run (no run was opened): nothing to say
+        if collect_phase(self._run):
+            self._display.display(collected_line(self._run, stats.processed, stats.dark, stats.failures))
+            return
         if self._report is None:
             self._write_fallback_report()
         if report_not_written(self._report):
@@ -116,3 +129,5 @@ class CallbackModule(CallbackBase):
             sys.exit(EXIT_REPORT_NOT_WRITTEN)
         for line in summary_lines(self._report):
             self._display.display(line)
+        if self._report.get("not_collected"):
+            sys.exit(EXIT_NOT_COLLECTED)  # as Ansible ends a run with unreachable hosts, tripped gate or not

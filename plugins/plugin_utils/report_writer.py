@@ -107,6 +107,13 @@ def _point(link, target):
         raise
 
 
+def _unlink_own_link(link, target):
+    """Remove `link` when it is the symbolic link to `target` that write_report made (nothing else:
+    a file or a link of the user's own stays)."""
+    if os.path.islink(link) and os.readlink(link) == target:
+        os.unlink(link)
+
+
 def write_report(report_dir, name, markdown, document, junit=None):
     """Write <report_dir>/<name>/report.md and report.json (and report.junit.xml when `junit` is
     given), then switch <report_dir>/latest to them.
@@ -114,7 +121,10 @@ def write_report(report_dir, name, markdown, document, junit=None):
     Both files or neither: they are written into a hidden directory that is renamed to <name>
     only when both are on disk. `latest` is a symlink to the newest pair, replaced in one rename,
     and latest.md and latest.json are fixed symlinks through it, so at any moment they belong to
-    the same run. Returns the paths; raises ReportWriteError after removing what it wrote."""
+    the same run. Without `junit`, a latest.junit.xml link left by an earlier run with JUnit on is
+    removed before the switch: it would otherwise stand beside the new report as if it were its
+    JUnit (a link to a missing file, which a CI's test view reads as no tests or an error).
+    Returns the paths; raises ReportWriteError after removing what it wrote."""
     payload = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     final = os.path.join(report_dir, name)
     written = None  # what to remove if a later step fails
@@ -132,6 +142,8 @@ def write_report(report_dir, name, markdown, document, junit=None):
         _point(os.path.join(report_dir, "latest.json"), os.path.join(LATEST, REPORT_JSON))
         if junit is not None:
             _point(os.path.join(report_dir, LATEST_JUNIT), os.path.join(LATEST, REPORT_JUNIT))
+        else:
+            _unlink_own_link(os.path.join(report_dir, LATEST_JUNIT), os.path.join(LATEST, REPORT_JUNIT))
         _point(os.path.join(report_dir, LATEST), name)  # the switch, last: nothing can fail after it
     except BaseException as exc:
         if written is not None:

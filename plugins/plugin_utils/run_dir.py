@@ -6,6 +6,12 @@ the report needs: environments, groups, rules, gate, paths), requests/<host>.jso
 was asked to collect, written before collection so that an unreachable host is still known),
 facts/<host>.b64gz (packed facts), errors/<host>.json (why a host could not be collected). Facts
 are checked against facts_contract before they are stored and again when they are read.
+
+A shared run (drift_phase collect/report, for AWX job slicing) is named by its run id instead of
+a fresh one: collect jobs, each on a subset of the hosts, open it or join it, and one report job
+claims it (the file `reported`, created exclusively) and diffs what it holds. Its key is a file of
+the run directory (0600) rather than a link to /dev/shm, because the jobs may run on different
+machines that share only the run store; it is deleted when the report step starts, as any key.
 Pure Python; no Ansible imports.
 """
 
@@ -13,6 +19,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -64,12 +71,19 @@ KEY_DIR_PREFIX = "envparity-key-"
 # An audit takes minutes: a key older than this was left by a run killed beyond the reach of any
 # handler (SIGKILL, a power cut), and the next run deletes it.
 STALE_KEY_SECONDS = 3600
+# A shared run's slices may wait in a queue for hours: its key lasts a day (it goes with the report).
+SHARED_STALE_KEY_SECONDS = 86400
+SHARED_MARK = "shared"
+REPORTED_MARK = "reported"
+# A run id names a directory: letters, digits, '.', '_' and '-' (AWX's workflow job id, a date…).
+RUN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
-def _is_stale(path, now):
-    """True for a path older than STALE_KEY_SECONDS (by its own time, links included)."""
+def _is_stale(path, now, limit=None):
+    """True for a path older than `limit` seconds (default STALE_KEY_SECONDS), by its own time,
+    links included."""
     try:
-        return now - os.lstat(path).st_mtime > STALE_KEY_SECONDS
+        return now - os.lstat(path).st_mtime > (limit or STALE_KEY_SECONDS)
     except OSError:
         return False
 
@@ -91,7 +105,8 @@ def discard_stale_keys(base_dir, now=None):
             if os.path.basename(key_dir).startswith(KEY_DIR_PREFIX) and _is_stale(key_dir, now):
                 shutil.rmtree(key_dir, ignore_errors=True)
     for run_path in _entries(base_dir):
-        if _is_stale(os.path.join(run_path, KEY_FILE), now):
+        limit = SHARED_STALE_KEY_SECONDS if os.path.exists(os.path.join(run_path, SHARED_MARK)) else None
+        if _is_stale(os.path.join(run_path, KEY_FILE), now, limit):
             discard_key(run_path)
 
 
@@ -102,9 +117,9 @@ def _key_home():
     return None
 
 
-def _write_key(run_path):
+def _write_key(run_path, shared=False):
     key = secrets.token_hex(32)
-    home = _key_home()
+    home = None if shared else _key_home()
     if home is None:
         atomic_write(os.path.join(run_path, KEY_FILE), key, mode=0o600)
         return
@@ -128,15 +143,116 @@ def new_run(base_dir, settings=None):
     os.makedirs(base_dir, exist_ok=True)
     os.mkdir(path, mode=0o700)
     try:
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
-        for sub in ("facts", "errors", "requests"):
-            os.mkdir(os.path.join(path, sub), mode=0o700)
-        atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
-        _write_key(path)
+        _fill_run(path, settings, shared=False)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return run_id, path
+
+
+class SharedRunError(Exception):
+    """A shared run that cannot be opened, joined or reported as asked."""
+
+
+def check_run_id(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise SharedRunError(
+            "drift_run_id %r is not a run id: 1 to 100 letters, digits, '.', '_' or '-', not starting with "
+            "'.', '_' or '-'" % (run_id,)
+        )
+
+
+def _fill_run(path, settings, shared):
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    for sub in ("facts", "errors", "requests"):
+        os.mkdir(os.path.join(path, sub), mode=0o700)
+    atomic_write(os.path.join(path, "settings.json"), json.dumps(settings or {}, sort_keys=True), mode=0o600)
+    if shared:
+        atomic_write(os.path.join(path, SHARED_MARK), "", mode=0o600)
+    _write_key(path, shared)
+
+
+def open_shared_run(base_dir, run_id, settings):
+    """The collect phase: open the shared run `run_id`, or join it when another collect job opened
+    it first (concurrent slices: it is built aside and renamed into place, so a run directory is
+    always complete). Returns (path, opened: bool)."""
+    check_run_id(run_id)
+    discard_stale_keys(base_dir)
+    path = os.path.join(base_dir, run_id)
+    os.makedirs(base_dir, exist_ok=True)
+    if not os.path.isdir(path):
+        aside = tempfile.mkdtemp(prefix=".tmp-run-", dir=base_dir)
+        try:
+            _fill_run(aside, settings, shared=True)
+            os.rename(aside, path)
+            return path, True
+        except OSError:
+            if not os.path.isdir(path):  # not lost to another slice: a real failure
+                raise
+        finally:
+            discard_key(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+    check_joinable(path, run_id, settings)
+    return path, False
+
+
+def check_joinable(path, run_id, settings):
+    """A collect job joins only a run that is shared, not yet reported, keyed, and audits the same
+    areas (the report could not compare hosts asked different things)."""
+    if not os.path.exists(os.path.join(path, SHARED_MARK)):
+        raise SharedRunError("run %s is not a shared run (it was opened by a single-command audit)" % run_id)
+    if os.path.exists(os.path.join(path, REPORTED_MARK)):
+        raise SharedRunError("run %s was already reported: its facts can no longer be added to" % run_id)
+    if not os.path.exists(os.path.join(path, KEY_FILE)):
+        raise SharedRunError("run %s has no key left (older than a day, or its report started)" % run_id)
+    opened_with = load_settings(path).get("areas")
+    if opened_with != settings.get("areas"):
+        raise SharedRunError(
+            "run %s audits the areas %s; this collect job asks for %s: every slice of a run must audit "
+            "the same areas" % (run_id, ", ".join(opened_with or []), ", ".join(settings.get("areas") or []))
+        )
+
+
+def claim_shared_run(base_dir, run_id, settings):
+    """The report phase: claim the shared run `run_id` for this report job, once. Its settings
+    become the report job's (its inventory knows every host, where a slice's may not), except what
+    describes the collection: the areas and when it started. Returns the path."""
+    check_run_id(run_id)
+    path = os.path.join(base_dir, run_id)
+    if not os.path.exists(os.path.join(path, SHARED_MARK)):
+        raise SharedRunError(
+            "no shared run %s under %s: no collect job of it ran with this drift_report_dir (or its "
+            "report was written and the run directory removed)" % (run_id, base_dir)
+        )
+    try:
+        fd = os.open(os.path.join(path, REPORTED_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SharedRunError(
+            "run %s is already being reported, or was reported, by another report job" % run_id
+        ) from None
+    os.close(fd)
+    collected = load_settings(path)
+    merged = dict(settings, areas=collected.get("areas"), started_at=collected.get("started_at"), shared=True)
+    atomic_write(os.path.join(path, "settings.json"), json.dumps(merged, sort_keys=True), mode=0o600)
+    return path
+
+
+def hosts_not_collected(settings, requests):
+    """The hosts of the compared environments of which no collect job left a trace."""
+    return [
+        host for name in settings["environments"] for host in settings["groups"].get(name, ()) if host not in requests
+    ]
+
+
+def mark_not_collected(run_dir, settings, run_id):
+    """A shared run's hosts that no slice collected (a slice missing, failed before this host, or
+    still running) are reported as could not collect, never left out as a --limit would. Returns them."""
+    missing = hosts_not_collected(settings, load_requests(run_dir))
+    for host in missing:
+        store_request(run_dir, host, None)
+        reason = "no collect job of run %s delivered this host's facts (a slice missing, or still running)" % run_id
+        store_error(run_dir, host, {"host": host, "status": "not collected", "task": "collect", "reason": reason})
+    return missing
 
 
 def load_settings(run_dir):

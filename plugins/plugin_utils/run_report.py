@@ -173,6 +173,8 @@ def write_run_report(run_directory, now=None):
     run_dir.discard_key(run_directory)
     settings = run_dir.load_settings(run_directory)
     now = time.time() if now is None else now
+    run_id = os.path.basename(os.path.normpath(run_directory))
+    not_collected = run_dir.mark_not_collected(run_directory, settings, run_id) if settings.get("shared") else []
     requests = run_dir.load_requests(run_directory)
     live_columns = build_columns(settings["environments"], settings["groups"], set(requests))
     extra, columns, baseline_errors = baseline_run.baseline_columns(settings, run_directory, live_columns, requests)
@@ -197,7 +199,6 @@ def write_run_report(run_directory, now=None):
     if columns:
         audit["baseline_columns"] = since_baseline(audit["findings"], columns)
     generated_at = time.strftime(timeline.STAMP, time.gmtime(now))
-    run_id = os.path.basename(os.path.normpath(run_directory))
     audit["history"], rows = history_section(settings, audit, run_id, generated_at, now)
     audit["gate"] = timeline.new_gate(audit["gate"], audit["findings"], settings.get("fail_on_new", "never"))
     document = build_document(audit, generated_at, settings["inventory"])
@@ -215,4 +216,5 @@ def write_run_report(run_directory, now=None):
         "gate": document["gate"],
         "history": {"store": audit["history"]["store"], "error": history_error, "counts": audit["history"]["counts"]},
         "metrics": {"file": settings.get("metrics_file"), "error": metrics_error},
+        "not_collected": not_collected,
     }

@@ -8,6 +8,9 @@ MAX_REASON = 400
 # The exit code of a run whose report could not be written (sysexits.h EX_CANTCREAT, "cannot
 # create output file"): Ansible's own codes are 0, 1, 2, 4, 5, 8, 99 and 250.
 EXIT_REPORT_NOT_WRITTEN = 73
+# A report phase with hosts that no collect job delivered: the code Ansible gives a run with
+# unreachable hosts, whose report says the same (could not collect).
+EXIT_NOT_COLLECTED = 4
 # The run directory lives in the report directory (drift_run's message when it cannot be created).
 RUN_DIR_NOT_CREATED = "cannot create the run directory"
 
@@ -54,6 +57,20 @@ def run_not_opened(result):
     return {"failed": True, "report_unwritable": True, "msg": message}
 
 
+def collect_phase(run):
+    """Whether the run-opening result `run` (None before it) is a collect phase of a shared run."""
+    return bool(run) and run.get("phase") == "collect"
+
+
+def collected_line(run, processed, unreachable, failed):
+    """The end of a collect phase: {host: count} of Ansible's stats; no report is written here."""
+    trouble = sorted(set(unreachable) | set(failed))
+    line = "envparity: run %s: this collect job took %d host(s) into the shared run" % (run["run_id"], len(processed))
+    if trouble:
+        line += " (%d could not be collected: %s)" % (len(trouble), ", ".join(trouble))
+    return line + "; the report job (drift_phase=report) writes the report."
+
+
 def summary_lines(report):
     """What the terminal shows at the end of a run."""
     if report is None:
@@ -77,6 +94,11 @@ def summary_lines(report):
         lines.append(
             "envparity: NOT COMPARED: %s: fewer than two environments were collected, no drift could be seen "
             "there (a gate other than never fails)." % ", ".join(summary["not_compared"])
+        )
+    if report.get("not_collected"):
+        lines.append(
+            "envparity: NOT COLLECTED by any collect job of the shared run: %s (could not collect in the "
+            "report; exit code %d)." % (", ".join(report["not_collected"]), EXIT_NOT_COLLECTED)
         )
     lines += history_lines(report.get("history"))
     lines += output_lines(report)

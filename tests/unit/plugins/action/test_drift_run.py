@@ -166,3 +166,28 @@ def test_a_host_request_has_only_its_configured_areas_and_secrets_apart():
     assert list(areas) == ["postgres"]
     assert "pw-CANARY-123" not in json.dumps(areas)
     assert secrets == {"postgres": {"app": "pw-CANARY-123"}}
+
+
+@pytest.mark.parametrize(
+    ("phase", "run_id", "message"),
+    [
+        ("all", "r1", "drift_run_id names a shared run: set drift_phase to collect or report"),
+        ("collect", None, "drift_phase collect needs drift_run_id"),
+        ("report", None, "drift_phase report needs drift_run_id"),
+    ],
+)
+def test_a_phase_and_a_run_id_go_together(tmp_path, phase, run_id, message):
+    with pytest.raises(drift_run.AuditConfigError, match=message):
+        drift_run.open_run(str(tmp_path), {"phase": phase, "run_id": run_id, "areas": ["env"]})
+    assert not os.listdir(tmp_path)
+
+
+def test_the_phases_open_join_and_claim_one_run(tmp_path):
+    settings = {"phase": "collect", "run_id": "wf-7", "areas": ["env"]}
+    first = drift_run.open_run(str(tmp_path), settings)
+    assert first == ("wf-7", str(tmp_path / "wf-7"))
+    assert drift_run.open_run(str(tmp_path), settings) == first  # the next slice joins
+    assert drift_run.open_run(str(tmp_path), dict(settings, phase="report")) == first
+    assert (tmp_path / "wf-7" / "reported").exists()
+    run_id, path = drift_run.open_run(str(tmp_path), dict(settings, phase="all", run_id=None))
+    assert run_id != "wf-7" and os.path.dirname(path) == str(tmp_path)

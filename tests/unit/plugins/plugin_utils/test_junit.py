@@ -1,6 +1,7 @@
 """The JUnit XML of a report: one test case per finding id, read back by junitparser (the parser CI
 helpers use) and validated against the JUnit schema; hostile host-given text stays inert."""
 
+import os
 import pathlib
 import xml.etree.ElementTree as ET
 
@@ -128,3 +129,26 @@ def test_written_beside_the_report_with_a_latest_link(tmp_path):
 def test_no_junit_when_turned_off(tmp_path):
     paths = write_report(str(tmp_path), "run-1", "# md\n", document_of(sample_audit()))
     assert "junit" not in paths and not (tmp_path / "latest.junit.xml").exists()
+
+
+def test_turning_junit_off_removes_the_stale_latest_link(tmp_path):
+    document = document_of(sample_audit())
+    write_report(str(tmp_path), "run-1", "# md\n", document, build_junit(document))
+    assert (tmp_path / "latest.junit.xml").is_file()
+    write_report(str(tmp_path), "run-2", "# md\n", document)  # JUnit off: no JUnit for run-2
+    assert not os.path.lexists(tmp_path / "latest.junit.xml")  # no link dangling as if current
+    assert (tmp_path / "run-1" / "report.junit.xml").is_file()  # the earlier run keeps its own
+    assert os.readlink(tmp_path / "latest") == "run-2"
+
+
+def test_turning_junit_off_leaves_a_latest_junit_of_the_users_own(tmp_path):
+    document = document_of(sample_audit())
+    (tmp_path / "latest.junit.xml").write_text("<testsuites/>")  # not the audit's link
+    other = tmp_path / "elsewhere.xml"
+    other.write_text("<testsuites/>")
+    write_report(str(tmp_path), "run-1", "# md\n", document)
+    assert (tmp_path / "latest.junit.xml").read_text() == "<testsuites/>"
+    (tmp_path / "latest.junit.xml").unlink()
+    os.symlink(str(other), tmp_path / "latest.junit.xml")  # a link the audit did not make
+    write_report(str(tmp_path), "run-2", "# md\n", document)
+    assert os.readlink(tmp_path / "latest.junit.xml") == str(other)

@@ -4,7 +4,13 @@ import pytest
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
 from ansible_collections.envparity.audit.plugins.plugin_utils.requests import RequestError, postgres_secrets
-from ansible_collections.envparity.audit.plugins.plugin_utils.summary import MAX_REASON, failure_reason, summary_lines
+from ansible_collections.envparity.audit.plugins.plugin_utils.summary import (
+    MAX_REASON,
+    collect_phase,
+    collected_line,
+    failure_reason,
+    summary_lines,
+)
 
 
 def report(tripped=False, fail_on="high"):
@@ -123,4 +129,23 @@ def test_summary_names_the_junit_and_metrics_files_and_a_metrics_failure():
     failed = dict(written, metrics={"file": "/m/envparity.prom", "error": "cannot write the metrics file x: why"})
     assert summary_lines(failed)[3] == (
         "envparity: METRICS: cannot write the metrics file x: why (the report is written; the exit code is unchanged)"
+    )
+
+
+def test_a_report_phase_names_the_hosts_no_slice_delivered():
+    partial = dict(report(), not_collected=["prod-2", "prod-7"])
+    lines = summary_lines(partial)
+    assert lines[2] == (
+        "envparity: NOT COLLECTED by any collect job of the shared run: prod-2, prod-7 (could not collect in the "
+        "report; exit code 4)."
+    )
+    assert not any("NOT COLLECTED" in line for line in summary_lines(dict(report(), not_collected=[])))
+
+
+def test_a_collect_phase_says_what_it_took_and_who_writes_the_report():
+    run = {"phase": "collect", "run_id": "wf-42"}
+    assert collect_phase(run) and not collect_phase({"phase": "all"}) and not collect_phase(None)
+    assert collected_line(run, {"a": 1, "b": 1, "c": 1}, {"c": 1}, {"b": 1}) == (
+        "envparity: run wf-42: this collect job took 3 host(s) into the shared run (2 could not be collected: "
+        "b, c); the report job (drift_phase=report) writes the report."
     )
