@@ -8,7 +8,11 @@ from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect 
 
 def start(request, run_key_hex, secrets):
     """The running probes of a host's endpoints request, or None when none is from the controller."""
-    if not request or not any(item.get("from") == "controller" for item in request.get("endpoints") or []):
+    if not request:
+        return None
+    prometheus = request.get("prometheus")
+    metrics = bool(prometheus) and prometheus.get("from", "controller") == "controller"
+    if not metrics and not any(item.get("from") == "controller" for item in request.get("endpoints") or []):
         return None
     return ControllerProbes(request, bytes.fromhex(run_key_hex), secrets or {})
 
@@ -20,7 +24,10 @@ def host_secrets(request, secrets):
 
 
 def merge(data, results):
-    """The controller's probes added to the host's endpoints data (in place)."""
-    endpoints = data.setdefault("endpoints", {})
-    if isinstance(endpoints, dict):
-        endpoints.update(results)
+    """The controller's probes (and Prometheus metrics) added to the host's endpoints data (in place)."""
+    for section in ("endpoints", "prometheus"):
+        if section not in results:
+            continue
+        records = data.setdefault(section, {})
+        if isinstance(records, dict):
+            records.update(results[section])

@@ -1,6 +1,7 @@
 """Diff rules of the endpoints area: each named endpoint's answer compared across environments
 (status, redirects, headers, cookies, JSON body, TLS), plus production policies (certificate
-expiry and trust, hostname, HSTS, https redirect, status, response time against the baseline).
+expiry and trust, hostname, HSTS, https redirect, status, response time against the baseline);
+the Prometheus service-level metrics are endpoints_metrics.py's, with the same tolerances.
 
 Input per column: the host's endpoints facts ({"endpoints": {name: record}, "policy": {...}}, see
 module_utils/endpoints_collect.py), an unknown marker, or None (not configured there).
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import POLICY_DEFAULTS
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import SECURITY_HEADERS, VERSION_HEADERS
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_prometheus import SUBJECT
+from ansible_collections.envparity.audit.plugins.plugin_utils import endpoints_metrics
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.endpoints_tls import (
     hostname_matches,
@@ -48,7 +51,10 @@ KEY_CHECKS = {
 
 
 def subjects(request):
-    return sorted(item["name"] for item in (request or {}).get("endpoints") or [])
+    names = [item["name"] for item in (request or {}).get("endpoints") or []]
+    if (request or {}).get("prometheus"):
+        names.append(SUBJECT)
+    return sorted(names)
 
 
 def _text(value, limit=300):
@@ -596,4 +602,4 @@ def diff(labels, cells, context):
                 findings += _tls_policies(subject, label, entry["view"], entry["cert"])
         findings += _timing_findings(subject, production)
         findings += _checkout_findings(subject)
-    return findings
+    return findings + endpoints_metrics.findings(labels, cells, context, _policy, slower)
