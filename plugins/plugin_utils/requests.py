@@ -230,7 +230,8 @@ def endpoints_request(params):
     """The endpoints area's request, or None when no endpoint is configured. Header values and
     URL credentials are not in it (endpoints_secrets): the request is stored and may be shown."""
     endpoints = params["drift_endpoints"]
-    prometheus = params.get("drift_prometheus")
+    # the specs' validation gives every option, unset ones as None: only set ones configure it
+    prometheus = {key: value for key, value in (params.get("drift_prometheus") or {}).items() if value is not None}
     if not endpoints and not prometheus:
         return None
     names = {SUBJECT}  # the metrics' subject: no endpoint may take its name
