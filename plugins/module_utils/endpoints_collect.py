@@ -123,22 +123,3 @@ def collect_controller_side(request, hmac_key, secrets=None):
     """The endpoints `from: controller` of one host's request (and its Prometheus when read from
     the controller), probed here, on the controller."""
     return _collect(request, "controller", hmac_key, secrets)
-
-
-class ControllerProbes:
-    """Controller-side probes run in a thread while the host's module executes, so that they cost
-    no time of their own when the host takes longer (a drift_facts action's helper)."""
-
-    def __init__(self, request, hmac_key, secrets):
-        self._result = {}
-        self._thread = threading.Thread(
-            target=self._run, args=(request, hmac_key, secrets), name="envparity-endpoints", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, request, hmac_key, secrets):
-        self._result = collect_controller_side(request, hmac_key, secrets)
-
-    def results(self):
-        self._thread.join()
-        return self._result

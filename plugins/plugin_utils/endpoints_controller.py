@@ -3,7 +3,13 @@ endpoints area's controller-side part (plugin_utils/controller_side.py says how 
 An unreachable host is still "could not collect" for its environment. Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import ControllerProbes
+import threading
+
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import (
+    DEFAULTS,
+    collect_controller_side,
+)
+from ansible_collections.envparity.audit.plugins.plugin_utils.endpoints_chain import add_chains
 
 
 def start(request, run_key_hex, secrets):
@@ -15,6 +21,28 @@ def start(request, run_key_hex, secrets):
     if not metrics and not any(item.get("from") == "controller" for item in request.get("endpoints") or []):
         return None
     return ControllerProbes(request, bytes.fromhex(run_key_hex), secrets or {})
+
+
+class ControllerProbes:
+    """Controller-side probes run in a thread while the host's module executes, so that they cost
+    no time of their own when the host takes longer (a drift_facts action's helper); each https
+    endpoint's chain and stapled OCSP response are read after its probe (endpoints_chain.py)."""
+
+    def __init__(self, request, hmac_key, secrets):
+        self._result = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(request, hmac_key, secrets), name="envparity-endpoints", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, request, hmac_key, secrets):
+        result = collect_controller_side(request, hmac_key, secrets)
+        add_chains(request, result.get("endpoints") or {}, int(request.get("timeout") or DEFAULTS["timeout"]))
+        self._result = result
+
+    def results(self):
+        self._thread.join()
+        return self._result
 
 
 def host_secrets(request, secrets):
