@@ -15,11 +15,11 @@ stapled response from the controller (pyOpenSSL); nothing but loopback is contac
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+from endpoints_area import CA_CERT, _accepts, _key, _openssl, _valid_for  # the lab CA and its helpers
 from labcore import (
     STATE_DIR,
     Ctx,
@@ -34,7 +34,7 @@ from labcore import (
 )
 
 NAME = "tls_chain"
-CA_DIR = STATE_DIR / "endpoints"  # the lab CA of lab/endpoints_area.py (built before this part)
+CA_KEY = CA_CERT.with_suffix(".key")  # the lab CA of lab/endpoints_area.py (built before this part)
 DIR = STATE_DIR / "tls-chain"
 PORTS = {"dev": 18444, "prod": 28444}
 HOSTS = {"dev": "localhost", "prod": "ianleblanc.ca"}
@@ -61,25 +61,6 @@ def planted() -> list[dict]:
     return [dict(entry) for entry in PLANTED]
 
 
-def _openssl(*args: str) -> None:
-    run(["openssl", *args])
-
-
-def _valid_for(cert: Path, days: int) -> bool:
-    if not cert.exists():
-        return False
-    return (
-        run(["openssl", "x509", "-in", str(cert), "-noout", "-checkend", str(days * 86400)], check=False).returncode
-        == 0
-    )
-
-
-def _key(path: Path) -> None:
-    if not path.exists():
-        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
-        path.chmod(0o600)
-
-
 def _sign(csr: Path, issuer: Path, issuer_key: Path, days: int, extensions: str, out: Path) -> None:
     ext = out.with_suffix(".ext")
     ext.write_text(extensions)
@@ -98,14 +79,14 @@ def _chain(ctx: Ctx, env: str) -> None:
     _key(leaf_key)
     days = PROD_INTERMEDIATE_DAYS if env == "prod" else 3650
     renew_below = PROD_RENEW_BELOW_DAYS if env == "prod" else 365
-    ca_newer = inter.exists() and (CA_DIR / "ca.pem").stat().st_mtime > inter.stat().st_mtime
+    ca_newer = inter.exists() and CA_CERT.stat().st_mtime > inter.stat().st_mtime
     if ca_newer or not _valid_for(inter, renew_below):
         csr = DIR / ("%s-intermediate.csr" % env)
         _openssl("req", "-new", "-key", str(inter_key), "-subj", "/CN=%s" % INTERMEDIATE_NAME, "-out", str(csr))
         extensions = (
             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n"
         )
-        _sign(csr, CA_DIR / "ca.pem", CA_DIR / "ca.key", days, extensions, inter)
+        _sign(csr, CA_CERT, CA_KEY, days, extensions, inter)
         leaf.unlink(missing_ok=True)  # signed by the old intermediate
         ctx.changed("made %s's intermediate (%d days)" % (env, days))
     if not _valid_for(leaf, 30):
@@ -164,18 +145,6 @@ def _command(env: str) -> list[str]:
     if env == "dev":
         command += ["-status_file", str(DIR / "dev-ocsp.der")]
     return command
-
-
-def _accepts(port: int, timeout: float = 10.0) -> bool:
-    """Whether something accepts on 127.0.0.1:port within timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def start(ctx: Ctx) -> None:
