@@ -109,10 +109,12 @@ def read_chain(address, hostname, ca_file, timeout):
     }
 
 
-def add_chains(request, results, timeout):
+def add_chains(request, results, timeout, concurrency):
     """Each https endpoint probed here (results: {name: record}) gets tls.chain, in place: its final
-    origin's chain and stapled OCSP response, reached as the probe reached it (connect_to)."""
+    origin's chain and stapled OCSP response, reached as the probe reached it (connect_to); at
+    most `concurrency` handshakes at once, each within `timeout` seconds."""
     items = {item["name"]: item for item in request.get("endpoints") or []}
+    pending = []
     for name, record in results.items():
         tls = record.get("tls")
         if record.get("status") != "ok" or not isinstance(tls, dict) or name not in items:
@@ -123,4 +125,19 @@ def add_chains(request, results, timeout):
         except (KeyError, TypeError, ValueError):
             tls["chain"] = {"status": "failed", "reason": "the final URL cannot be read"}
             continue
-        tls["chain"] = read_chain(address, final.hostname, items[name].get("ca_file"), timeout)
+        pending.append((tls, address, final.hostname, items[name].get("ca_file")))
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                tls, address, hostname, ca_file = pending.pop()
+            tls["chain"] = read_chain(address, hostname, ca_file, timeout)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(concurrency, len(pending))))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()  # each handshake is bounded by its own timer

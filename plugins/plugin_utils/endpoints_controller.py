@@ -37,7 +37,8 @@ class ControllerProbes:
 
     def _run(self, request, hmac_key, secrets):
         result = collect_controller_side(request, hmac_key, secrets)
-        add_chains(request, result.get("endpoints") or {}, int(request.get("timeout") or DEFAULTS["timeout"]))
+        settings = {field: int(request.get(field) or DEFAULTS[field]) for field in ("timeout", "concurrency")}
+        add_chains(request, result.get("endpoints") or {}, settings["timeout"], settings["concurrency"])
         self._result = result
 
     def results(self):
