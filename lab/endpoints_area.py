@@ -20,6 +20,9 @@ but loopback is ever contacted), probed from the prod host (`from: host`); dev f
   Secure; each health body carries a canary token (fingerprinted, never shown); `uptime` changes
   on every call (volatile, never drift).
 - /api/search over HTTP: 0.6 s slower in prod than in dev (far beyond the tolerances).
+- prod's HTTP site serves /metrics (request counts and durations) to prod's Prometheus
+  (lab/prometheus_area.py) and makes its own traffic: /api/search and /api/orders, which always
+  answers 500, once a second each.
 - HTTP /: dev redirects to HTTPS, prod answers over plain HTTP.
 - The probes' credentials are canaries too: dev's search URL carries a password
   (http://monitor:…@localhost), prod's health takes a bearer token header; both routes answer 401
@@ -253,7 +256,15 @@ def _sites(tokens: dict[str, str], commits: dict[str, str]) -> dict:
             {
                 "port": PORTS["prod_http"],
                 "tls": None,
-                "routes": {"/": page, "/api/search": dict(search, delay=SLOW_SECONDS)},
+                "routes": {
+                    "/": page,
+                    "/api/search": dict(search, delay=SLOW_SECONDS),
+                    "/api/orders": {"status": 500, "json": {"error": "orders backend unavailable"}},
+                },
+                # scraped by prod's Prometheus (lab/prometheus_area.py); its own client makes the
+                # traffic whose 5xx share Prometheus computes (/api/orders always fails)
+                "metrics": True,
+                "traffic": [{"path": "/api/search", "every": 1.0}, {"path": "/api/orders", "every": 1.0}],
             },
         ]
     }

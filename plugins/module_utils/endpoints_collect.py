@@ -9,6 +9,7 @@ drift_facts action of the host whose environment they belong to).
 import threading
 import time
 
+from ansible_collections.envparity.audit.plugins.module_utils import endpoints_prometheus
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import display_url, probe
 
 # The request's settings when a field is missing; the same as the endpoints role's argument
@@ -22,7 +23,13 @@ DEFAULTS = {
     "concurrency": 8,
 }
 # The diff's tolerances and thresholds, passed through with the facts (the diff sees only facts).
-POLICY_DEFAULTS = {"slower_ms": 250, "slower_percent": 50, "expiry_high_days": 21, "expiry_critical_days": 7}
+POLICY_DEFAULTS = {
+    "slower_ms": 250,
+    "slower_percent": 50,
+    "expiry_high_days": 21,
+    "expiry_critical_days": 7,
+    "error_percent": 1,
+}
 
 
 def _settings(request):
@@ -68,34 +75,51 @@ def _failed(item, status, reason):
     return {"status": status, "reason": reason, "url": display_url(item["url"]), "from": item["from"]}
 
 
+def _metrics_thread(request, source, settings):
+    """A daemon thread reading the environment's Prometheus when it is read from `source`, and its
+    result holder; (None, None) when there is none to read here."""
+    config = request.get("prometheus")
+    if not isinstance(config, dict) or config.get("from", "controller") != source:
+        return None, None
+    holder = {}
+
+    def work():
+        try:
+            holder["record"] = endpoints_prometheus.collect(config, settings["timeout"], settings["area_timeout"])
+        except Exception as exc:  # a bug must not hide the endpoints
+            holder["record"] = {"status": "failed", "reason": "%s while querying" % type(exc).__name__}
+
+    thread = threading.Thread(target=work, name="envparity-prometheus", daemon=True)
+    thread.start()
+    return thread, holder
+
+
+def _collect(request, source, hmac_key, secrets):
+    """{"endpoints": {...}} of the endpoints probed from `source` (host or controller), with
+    {"prometheus": {SUBJECT: record}} when the environment's Prometheus is read from there too; the
+    metrics are read while the endpoints are probed, within the same area time."""
+    settings = _settings(request)
+    started = time.monotonic()
+    thread, holder = _metrics_thread(request, source, settings)
+    endpoints = [item for item in request.get("endpoints") or [] if item.get("from", "host") == source]
+    results = {"endpoints": probe_all(endpoints, settings, hmac_key, secrets)}
+    if thread is not None:
+        thread.join(max(0.0, settings["area_timeout"] - (time.monotonic() - started)))
+        late = {"status": "timeout", "reason": "no answer within the area's %d s" % settings["area_timeout"]}
+        record = holder.get("record") or dict(late, url=display_url(request["prometheus"].get("url") or ""))
+        results["prometheus"] = {endpoints_prometheus.SUBJECT: record}
+    return results
+
+
 def collect_area(request, hmac_key, secrets=None):
-    """The registry's entry: the endpoints request (see the request builder) to {"endpoints": {...}}."""
-    endpoints = [item for item in request.get("endpoints") or [] if item.get("from", "host") == "host"]
-    results = probe_all(endpoints, _settings(request), hmac_key, secrets)
-    policy = {field: int(request.get(field) or default) for field, default in POLICY_DEFAULTS.items()}
-    return {"endpoints": results, "policy": policy}
+    """The registry's entry: the endpoints request (see the request builder) to {"endpoints": {...},
+    "policy": {...}, "prometheus"?: {...}}."""
+    results = _collect(request, "host", hmac_key, secrets)
+    results["policy"] = {field: int(request.get(field) or default) for field, default in POLICY_DEFAULTS.items()}
+    return results
 
 
 def collect_controller_side(request, hmac_key, secrets=None):
-    """The endpoints `from: controller` of one host's request, probed here, on the controller."""
-    endpoints = [item for item in request.get("endpoints") or [] if item.get("from") == "controller"]
-    return probe_all(endpoints, _settings(request), hmac_key, secrets)
-
-
-class ControllerProbes:
-    """Controller-side probes run in a thread while the host's module executes, so that they cost
-    no time of their own when the host takes longer (a drift_facts action's helper)."""
-
-    def __init__(self, request, hmac_key, secrets):
-        self._result = {}
-        self._thread = threading.Thread(
-            target=self._run, args=(request, hmac_key, secrets), name="envparity-endpoints", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, request, hmac_key, secrets):
-        self._result = collect_controller_side(request, hmac_key, secrets)
-
-    def results(self):
-        self._thread.join()
-        return self._result
+    """The endpoints `from: controller` of one host's request (and its Prometheus when read from
+    the controller), probed here, on the controller."""
+    return _collect(request, "controller", hmac_key, secrets)

@@ -1,6 +1,7 @@
 """Diff rules of the endpoints area: each named endpoint's answer compared across environments
 (status, redirects, headers, cookies, JSON body, TLS), plus production policies (certificate
-expiry and trust, hostname, HSTS, https redirect, status, response time against the baseline).
+expiry and trust, hostname, HSTS, https redirect, status, response time against the baseline);
+the Prometheus service-level metrics are endpoints_metrics.py's, with the same tolerances.
 
 Input per column: the host's endpoints facts ({"endpoints": {name: record}, "policy": {...}}, see
 module_utils/endpoints_collect.py), an unknown marker, or None (not configured there).
@@ -13,8 +14,11 @@ from urllib.parse import urlsplit
 
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_collect import POLICY_DEFAULTS
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import SECURITY_HEADERS, VERSION_HEADERS
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_prometheus import SUBJECT
+from ansible_collections.envparity.audit.plugins.plugin_utils import endpoints_metrics
 from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.endpoints_tls import (
+    chain_facts,
     hostname_matches,
     read_certificate,
     relative_names,
@@ -45,11 +49,20 @@ KEY_CHECKS = {
     "tls.signature": ("endpoints.cert_key_changed", "low", "has a certificate signed with a different algorithm"),
     "tls.trust": ("endpoints.cert_trust_changed", "medium", "has a certificate trusted differently"),
     "tls.hostname": ("endpoints.cert_hostname_changed", "medium", "has a certificate matching its host differently"),
+    "tls.ocsp": ("endpoints.ocsp_changed", "medium", "staples OCSP differently"),
+    "tls.chain": ("endpoints.chain_changed", "medium", "sends its certificate chain differently"),
+    "tls.intermediates": ("endpoints.chain_changed", "low", "has different intermediate certificates"),
 }
+# Read only by the controller's own handshake (endpoints_chain.py): compared among the columns
+# whose chain was read (an endpoint probed from the host has none: not checked, never different).
+CHAIN_KEYS = ("tls.ocsp", "tls.chain", "tls.intermediates")
 
 
 def subjects(request):
-    return sorted(item["name"] for item in (request or {}).get("endpoints") or [])
+    names = [item["name"] for item in (request or {}).get("endpoints") or []]
+    if (request or {}).get("prometheus"):
+        names.append(SUBJECT)
+    return sorted(names)
 
 
 def _text(value, limit=300):
@@ -145,12 +158,35 @@ def endpoint_view(record):
             view["body." + str(key)[:120]] = "%s" % (
                 _text(field.get("value")) if field.get("value") is not None else "null"
             )
-    cert = None
+    cert = chain = None
     tls = record.get("tls")
     if isinstance(tls, dict):
         tls_view, cert = _tls_view(tls, hostname)
         view.update(tls_view)
-    return {"view": view, "http": http, "cert": cert, "timing": _dict(record.get("timing")), "scheme": scheme}
+        chain = chain_facts(tls.get("chain"), tls.get("cert_der"))
+    if chain is not None:
+        view.update(_chain_view(chain))
+    return {
+        "view": view,
+        "http": http,
+        "cert": cert,
+        "chain": chain,
+        "timing": _dict(record.get("timing")),
+        "scheme": scheme,
+    }
+
+
+def _chain_view(chain):
+    if not chain["verified"]:
+        state = "not verified"
+    elif chain["missing"]:
+        state = "incomplete: %s not sent" % ", ".join(chain["missing"])
+    else:
+        state = "complete"
+    described = [
+        "%s (%s, %s)" % (facts["subject"], facts["key"], facts["signature"]) for facts in chain["intermediates"]
+    ]
+    return {"tls.ocsp": chain["ocsp"], "tls.chain": state, "tls.intermediates": "; ".join(described) or "none"}
 
 
 SECRET_PREFIX = "secret hmac-sha256:"
@@ -260,8 +296,9 @@ def _compare_findings(subject):
         for label in labels
         if subject.views[label]["cert"] is not None or "tls.trust" in subject.views[label]["view"]
     ]
+    chain_labels = [label for label in labels if subject.views[label]["chain"] is not None]
     for key in union_keys([subject.views[label]["view"] for label in labels]):
-        among = tls_labels if key.startswith("tls.") else labels
+        among = chain_labels if key in CHAIN_KEYS else tls_labels if key.startswith("tls.") else labels
         if len(among) < 2:
             continue
         records = {label: subject.views[label]["view"].get(key) for label in among}
@@ -306,7 +343,8 @@ def _policy_finding(subject, key, check, severity, labels, values, message, reco
     return subject.finding(key, "policy", check, severity, values, labels, message, recommendation, measured=measured)
 
 
-def _expiry_findings(subject, label, cert):
+def _expiry_findings(subject, label, cert, key="tls.expiry", what="certificate", prefix="endpoints.cert"):
+    """Expired, expiring or not yet valid: the leaf certificate, or an intermediate (key, what, prefix)."""
     policy = subject.policy[label]
     days = cert["days_left"]
     value = {label: "%d days left (%d%% of its lifetime), until %s" % (days, cert["lifetime_left"], cert["not_after"])}
@@ -314,34 +352,33 @@ def _expiry_findings(subject, label, cert):
         return [
             _policy_finding(
                 subject,
-                "tls.expiry",
-                "endpoints.cert_not_yet_valid",
+                key,
+                prefix + "_not_yet_valid",
                 "critical",
                 [label],
                 {label: "valid from %s" % cert["not_before"]},
-                "Endpoint %s's certificate on %s is not valid yet (from %s)."
-                % (subject.name, label, cert["not_before"]),
-                "Install a certificate valid now.",
+                "Endpoint %s's %s on %s is not valid yet (from %s)." % (subject.name, what, label, cert["not_before"]),
+                "Install a %s valid now." % what,
             )
         ]
     if days < 0:
-        severity, check, message = "critical", "endpoints.cert_expired", "expired on %s" % cert["not_after"]
+        severity, check, message = "critical", prefix + "_expired", "expired on %s" % cert["not_after"]
     elif days < policy["expiry_critical_days"]:
-        severity, check, message = "critical", "endpoints.cert_expiring", "expires in %d days" % days
+        severity, check, message = "critical", prefix + "_expiring", "expires in %d days" % days
     elif days < policy["expiry_high_days"]:
-        severity, check, message = "high", "endpoints.cert_expiring", "expires in %d days" % days
+        severity, check, message = "high", prefix + "_expiring", "expires in %d days" % days
     else:
         return []
     return [
         _policy_finding(
             subject,
-            "tls.expiry",
+            key,
             check,
             severity,
             [label],
             value,
-            "Endpoint %s's certificate on %s %s." % (subject.name, label, message),
-            "Renew the certificate of %s on %s (and check its automatic renewal)." % (subject.name, label),
+            "Endpoint %s's %s on %s %s." % (subject.name, what, label, message),
+            "Renew the %s of %s on %s (and check its automatic renewal)." % (what, subject.name, label),
         )
     ]
 
@@ -391,6 +428,53 @@ def _tls_policies(subject, label, view, cert):
         )
     if cert is not None:
         findings += _expiry_findings(subject, label, cert)
+    return findings
+
+
+def _chain_policies(subject, label, chain):
+    """Production: an incomplete chain, an intermediate expiring, a stapled response revoked or stale."""
+    findings = []
+    if chain["missing"]:
+        missing = ", ".join(chain["missing"])
+        findings.append(
+            _policy_finding(
+                subject,
+                "tls.chain",
+                "endpoints.chain_incomplete",
+                "high",
+                [label],
+                {label: "not sent: %s" % missing},
+                "Endpoint %s on %s does not send its intermediate certificate(s) %s: clients without them "
+                "in their store cannot verify it." % (subject.name, label, missing),
+                "Serve the full chain (leaf and intermediates) on %s." % label,
+            )
+        )
+    for facts in chain["intermediates"]:
+        findings += _expiry_findings(
+            subject,
+            label,
+            facts,
+            key="tls.intermediate." + facts["subject"][:120],
+            what="intermediate certificate %s" % facts["subject"][:120],
+            prefix="endpoints.intermediate",
+        )
+    if chain["ocsp"] == "stapled, revoked" or chain["stale"]:
+        revoked = chain["ocsp"] == "stapled, revoked"
+        findings.append(
+            _policy_finding(
+                subject,
+                "tls.ocsp",
+                "endpoints.ocsp_revoked" if revoked else "endpoints.ocsp_stale",
+                "critical" if revoked else "high",
+                [label],
+                {label: chain["ocsp"] + ("" if revoked else " (past its next update)")},
+                "Endpoint %s on %s staples an OCSP response that %s."
+                % (subject.name, label, "says its certificate is revoked" if revoked else "is out of date"),
+                "Replace the certificate on %s." % label
+                if revoked
+                else "Check that %s's server refreshes its stapled OCSP response." % label,
+            )
+        )
     return findings
 
 
@@ -604,6 +688,8 @@ def diff(labels, cells, context):
             findings += _http_policies(subject, label, entry, expect)
             if "tls.trust" in entry["view"]:
                 findings += _tls_policies(subject, label, entry["view"], entry["cert"])
+            if entry["chain"] is not None:
+                findings += _chain_policies(subject, label, entry["chain"])
         findings += _timing_findings(subject, production)
         findings += _checkout_findings(subject)
-    return findings
+    return findings + endpoints_metrics.findings(labels, cells, context, _policy, slower)

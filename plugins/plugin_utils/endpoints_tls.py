@@ -1,4 +1,5 @@
-"""A probed endpoint's certificate, read on the controller: names, issuer, key, validity.
+"""A probed endpoint's certificate, read on the controller: names, issuer, key, validity; and its
+chain (each intermediate) and stapled OCSP response when the controller read them.
 
 The probe (module_utils/endpoints_probe.py, standard library only, maybe on a Python 3.8 host)
 sends the leaf certificate as DER, since the standard library decodes a certificate only once it
@@ -13,6 +14,7 @@ import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 MAX_DER_CHARS = 32768
@@ -110,3 +112,53 @@ def relative_names(hostname, sans):
         else:
             relative.add(name)
     return sorted(relative)
+
+
+def _cert_of(der_b64):
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(der_b64, validate=True))
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def stapled_status(ocsp_b64, leaf_b64, now=None):
+    """'stapled, good', 'stapled, revoked', ... of a stapled OCSP response (for the leaf), with
+    whether it is stale (its next update passed); ('not stapled', False) when there is none."""
+    if not ocsp_b64:
+        return "not stapled", False
+    try:
+        response = ocsp.load_der_ocsp_response(base64.b64decode(ocsp_b64, validate=True))
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return "stapled, unsuccessful (%s)" % response.response_status.name.lower(), False
+        leaf = _cert_of(leaf_b64)
+        if leaf is not None and response.serial_number != leaf.serial_number:
+            return "stapled, for another certificate", False
+        status = response.certificate_status.name.lower()
+        next_update = response.next_update_utc
+    except (ValueError, TypeError, binascii.Error):
+        return "stapled, unreadable", False
+    now = now or datetime.datetime.now(datetime.UTC)
+    return "stapled, %s" % status, next_update is not None and next_update < now
+
+
+def chain_facts(chain, leaf_b64, now=None):
+    """What the controller read of an endpoint's chain (plugin_utils/endpoints_chain.py): {"ocsp",
+    "stale", "complete", "missing": [names the server does not send], "intermediates": [facts of
+    read_certificate]}; None when it was not read (from the host, or pyOpenSSL missing)."""
+    if not isinstance(chain, dict) or chain.get("status") != "ok":
+        return None
+    sent = [der for der in chain.get("sent") or [] if isinstance(der, str)][:10]
+    verified = chain.get("verified")
+    verified = [der for der in verified if isinstance(der, str)][:10] if isinstance(verified, list) else None
+    path = [read_certificate(der, now) for der in (verified or sent)[1:]]
+    pairs = [(der, facts) for der, facts in zip((verified or sent)[1:], path, strict=True) if facts is not None]
+    intermediates = [(der, facts) for der, facts in pairs if not facts["self_signed"]]
+    missing = [facts["subject"] for der, facts in intermediates if der not in sent]
+    ocsp_text, stale = stapled_status(chain.get("ocsp"), leaf_b64, now)
+    return {
+        "ocsp": ocsp_text,
+        "stale": stale,
+        "verified": verified is not None,
+        "missing": missing,
+        "intermediates": [facts for _der, facts in intermediates],
+    }

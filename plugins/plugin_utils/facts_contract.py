@@ -30,7 +30,7 @@ _CHUNK = 1024 * 1024
 # Per area: the sections its diff reads, each {subject name: record with a string status}.
 SECTIONS = {
     "docker": ("stacks",),
-    "endpoints": ("endpoints",),
+    "endpoints": ("endpoints", "prometheus"),
     "env": ("files",),
     "git": ("repos", "deploy_dirs"),
     "postgres": ("databases",),

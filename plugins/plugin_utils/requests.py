@@ -9,6 +9,14 @@ the host configures nothing for the area ("not configured").
 from ansible_collections.envparity.audit.plugins.module_utils.endpoints_probe import (
     SAFE_METHODS,
     display_url,
+    parse_connect_to,
+    split_url,
+)
+from ansible_collections.envparity.audit.plugins.module_utils.endpoints_prometheus import (
+    DEFAULT_QUERIES,
+    MAX_QUERIES,
+    MAX_QUERY_CHARS,
+    SUBJECT,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.pg_data import REFERENCE_NAME
 
@@ -172,6 +180,10 @@ def _endpoint(item, index, names):
     if not isinstance(item, dict) or not item.get("name") or not item.get("url"):
         raise RequestError("drift_endpoints item %d needs a name and a url" % (index + 1))
     name = str(item["name"])
+    if name == SUBJECT:
+        raise RequestError(
+            "drift_endpoints: %s is the name of the Prometheus metrics; name the endpoint otherwise" % name
+        )
     if name in names:
         raise RequestError("drift_endpoints names must be unique: %s appears twice" % name)
     names.add(name)
@@ -218,18 +230,60 @@ def endpoints_request(params):
     """The endpoints area's request, or None when no endpoint is configured. Header values and
     URL credentials are not in it (endpoints_secrets): the request is stored and may be shown."""
     endpoints = params["drift_endpoints"]
-    if not endpoints:
+    # the specs' validation gives every option, unset ones as None: only set ones configure it
+    prometheus = {key: value for key, value in (params.get("drift_prometheus") or {}).items() if value is not None}
+    if not endpoints and not prometheus:
         return None
-    names = set()
-    request = {"endpoints": [_endpoint(item, index, names) for index, item in enumerate(endpoints)]}
+    names = {SUBJECT}  # the metrics' subject: no endpoint may take its name
+    request = {"endpoints": [_endpoint(item, index, names) for index, item in enumerate(endpoints or [])]}
+    if prometheus:
+        request["prometheus"] = prometheus_request(prometheus)
     _samples(params["drift_endpoints_samples"], "drift_endpoints_samples")
     for field in ("samples", "timeout", "area_timeout", "max_body_bytes", "max_redirects", "concurrency"):
         request[field] = int(params["drift_endpoints_" + field])
         if request[field] < (0 if field == "max_redirects" else 1):
             raise RequestError("drift_endpoints_%s must be a positive number" % field)
-    for field in ("slower_ms", "slower_percent", "expiry_high_days", "expiry_critical_days"):
+    for field in ("slower_ms", "slower_percent", "expiry_high_days", "expiry_critical_days", "error_percent"):
         request[field] = int(params["drift_endpoints_" + field])
     return request
+
+
+def prometheus_request(config):
+    """drift_prometheus ({url, queries?, from?, connect_to?, ca_file?}) validated: an http(s) URL
+    without credentials, read-only PromQL queries by name (the default set when none is given)."""
+    if not isinstance(config, dict) or not config.get("url"):
+        raise RequestError("drift_prometheus needs a url")
+    url = str(config["url"])
+    try:
+        split_url(url)
+        parse_connect_to(config.get("connect_to"))
+    except ValueError as exc:
+        raise RequestError("drift_prometheus: %s" % exc) from None
+    if display_url(url) != url:
+        raise RequestError("drift_prometheus: the url may not carry credentials or secret query values")
+    source = config.get("from") or "controller"
+    if source not in ENDPOINT_SOURCES:
+        raise RequestError("drift_prometheus: from must be controller or host")
+    queries = config.get("queries") or DEFAULT_QUERIES
+    if not isinstance(queries, dict) or len(queries) > MAX_QUERIES:
+        raise RequestError("drift_prometheus: queries must be a mapping of at most %d names to PromQL" % MAX_QUERIES)
+    checked = {}
+    for given, query in queries.items():
+        name = str(given)
+        if not name.replace("_", "").isalnum() or len(name) > 60 or name == "up":
+            raise RequestError("drift_prometheus: query names are letters, digits and _ (and not up): %r" % name[:60])
+        if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_CHARS:
+            raise RequestError(
+                "drift_prometheus: query %s must be PromQL text of at most %d characters" % (name, MAX_QUERY_CHARS)
+            )
+        checked[name] = query
+    return {
+        "url": url,
+        "queries": checked,
+        "from": source,
+        "connect_to": str(config["connect_to"]) if config.get("connect_to") else None,
+        "ca_file": str(config["ca_file"]) if config.get("ca_file") else None,
+    }
 
 
 def endpoints_secrets(params):

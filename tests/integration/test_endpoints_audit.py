@@ -41,6 +41,14 @@ def test_endpoints_recall_and_precision_against_the_manifest(audit, lab):
     # the credentials were sent: no 401 anywhere
     assert not any(f["key"] == "status" for f in report["findings"])
     assert "## Area: endpoints" in result.markdown
+    # prod's real Prometheus: a target down, a 5xx share far above 1 %; dev has none (not configured)
+    metrics = {f["key"]: f for f in report["findings"] if f["subject"] == "prometheus-metrics"}
+    errors = metrics["error_ratio.web"]
+    assert errors["measured"] is True and errors["severity"] == "high", errors
+    assert "of its requests with a 5xx on prod" in errors["message"]
+    assert float(errors["values"]["prod"].split()[0]) > 10
+    assert metrics["up.node"]["values"]["prod"] == "down: 127.0.0.1:29100"
+    assert metrics["*"]["values"] == {"dev": "not configured", "prod": "configured"}
 
 
 def test_every_failure_is_a_bounded_reason(audit, lab):

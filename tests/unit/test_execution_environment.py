@@ -39,7 +39,7 @@ def test_ansible_builder_creates_the_build_context(tmp_path):
     bindep = (context / "_build" / "bindep.txt").read_text()
     assert "openssh-clients [platform:rpm]" in bindep
     built = pins((context / "_build" / "requirements.txt").read_text().splitlines())
-    assert set(built) == {"jinja2", "pyyaml", "cryptography"}
+    assert set(built) == {"jinja2", "pyyaml", "cryptography", "pyopenssl"}
 
 
 def test_every_pin_is_the_tested_one():
