@@ -325,11 +325,13 @@ def build_audit(
                 "area_cells": lambda other: area_cells(other, columns, states, requests),
                 # thresholds of measured figures overridden per subject by the rules file
                 "tolerances": tolerances,
+                # every value the diff compares, equal ones too, when team policies read them
+                "compared_values": {} if loaded["policies"] else None,
             }
             found = diff_rules(area).diff(labels, cells, context)
             findings += found
             if loaded["policies"]:
-                values = policies.compared_values(area, cells, found)
+                values = policies.compared_values(area, cells, found, context["compared_values"])
                 findings += policies.evaluate(loaded["policies"], area, values, environment_of, matched_policies)
             # An area may also give tables (and charts) of figures for its report section.
             tables_of = getattr(diff_rules(area), "tables", None)

@@ -39,6 +39,15 @@ def compare_key(records, labels, same=operator.eq):
     return ("changed", differing) if differing else None
 
 
+def record_compared(context, subject, key, texts):
+    """Keep the shown values one key was compared on, equal ones too ({label: text or None},
+    already redacted), for the team policies of the rules file, in areas whose values policies do
+    not read from the facts themselves; a no-op unless the audit asks (policies exist)."""
+    sink = context.get("compared_values")
+    if sink is not None:
+        sink.setdefault((subject, key), dict(texts))
+
+
 def value_outcome(values, labels, key=None):
     """How one value (None where it is unset) stands across the columns; labels[0] is the baseline.
 

@@ -12,7 +12,7 @@ Input per column: the host's deps facts (module_utils/deps_collect.py), an unkno
 
 import re
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import compare_key, record_compared, union_keys
 from ansible_collections.envparity.audit.plugins.plugin_utils.deps_declared import (
     declared_requirements,
     locked_versions,
@@ -136,6 +136,7 @@ def _package_findings(subject, packages, labels, ecosystem, reason_of=None):
     findings = []
     for key in union_keys(packages[label] for label in labels):
         records = {label: packages[label].get(key) for label in labels}
+        record_compared(subject.context, subject.name, key, records)
         outcome = compare_key(records, labels)
         if not outcome:
             continue

@@ -15,7 +15,12 @@ import re
 import time
 
 from ansible_collections.envparity.audit.plugins.module_utils.health_collect import DEFAULT_THRESHOLDS
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import always_same, compare_key, union_keys
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import (
+    always_same,
+    compare_key,
+    record_compared,
+    union_keys,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
@@ -128,6 +133,7 @@ def _host_fact_findings(host, ok):
         if len(have) < 2 or have[0] != ok[0]:
             continue
         records = {label: _shown(host.records[label][fact]) for label in have}
+        record_compared(host.context, host.name, fact, records)
         found = compare_key(records, have)
         if not found:
             continue

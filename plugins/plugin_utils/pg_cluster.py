@@ -12,7 +12,7 @@ in another, has everything compared under its own name, as if it had its server 
 Pure Python; no Ansible imports.
 """
 
-from ansible_collections.envparity.audit.plugins.plugin_utils.compare import union_keys, value_outcome
+from ansible_collections.envparity.audit.plugins.plugin_utils.compare import record_compared, union_keys, value_outcome
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     SubjectColumns,
     by_value,
@@ -148,14 +148,18 @@ def setting_findings(db, only=None):
             else (record_identity(settings[label].get("value")), settings[label].get("unit"))
             for label in ok
         }
-        if len(set(keys.values())) == 1:
-            continue
+        differs = len(set(keys.values())) > 1
+        if not differs and db.context.get("compared_values") is None:
+            continue  # equal, and no team policy reads equal values
         records = [settings[label].get("value") if settings[label] else None for label in ok]
         letters = secret_letters(records)
         values = {
             label: (_setting_value(settings[label], letters) if settings[label] is not None else "default")
             for label in ok
         }
+        record_compared(db.context, db.name, "settings.%s" % name, values)
+        if not differs:
+            continue
         differing = [label for label in ok if keys[label] != keys[baseline]]
         severity, note = change_rating(records, "medium" if name in BEHAVIOUR_SETTINGS else "low")
         findings.append(

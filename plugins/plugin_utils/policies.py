@@ -210,7 +210,8 @@ def _endpoint_values(cells):
 
 
 # Areas whose every compared value (equal ones too) is read from the facts; elsewhere policies
-# see the values of what differs (the area's findings of kinds missing, extra and changed).
+# see what the area's diff recorded as it compared (equal ones too), and the values of what
+# differs (the area's findings of kinds missing, extra and changed).
 VALUE_READERS = {"env": _env_values, "docker": _docker_values, "git": _git_values, "endpoints": _endpoint_values}
 
 
@@ -221,14 +222,17 @@ def _finding_row(finding):
     )
 
 
-def compared_values(area, cells, findings):
-    """{(subject, key): _Row} of one area: read from the facts
-    (VALUE_READERS), completed by the values of the area's findings about differences."""
+def compared_values(area, cells, findings, recorded=None):
+    """{(subject, key): _Row} of one area: read from the facts (VALUE_READERS), else the values
+    its diff recorded as it compared them (compare.record_compared: postgres settings, health host
+    facts, deps packages), completed by the values of the area's findings about differences."""
     table = {}
     reader = VALUE_READERS.get(area)
     if reader is not None:
         for subject, key, row in reader(cells):
             table[(subject, key)] = row
+    for (subject, key), texts in sorted((recorded or {}).items()):
+        table.setdefault((subject, key), _plain_row(texts, lambda text: SECRET_MARK in text))
     for finding in findings:
         if finding["area"] == area and finding["kind"] in VALUE_KINDS:
             table.setdefault((finding["subject"], finding["key"]), _finding_row(finding))

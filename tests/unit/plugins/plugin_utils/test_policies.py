@@ -4,11 +4,15 @@ of each area (equal ones too, secrets by fingerprint), evaluation and the findin
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.redact import describe_value
-from ansible_collections.envparity.audit.plugins.plugin_utils import policies
+from ansible_collections.envparity.audit.plugins.plugin_utils import deps_diff, health_diff, pg_diff, policies
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import finding_id, make_finding, unknown_cell
 from ansible_collections.envparity.audit.plugins.plugin_utils.one_finding import one_finding_per_fact
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules import RulesError
 from ansible_collections.envparity.audit.plugins.plugin_utils.rules_file import parse_sections
+from tests.pg_facts import catalog, database, facts, on_the_wire
+from tests.unit.plugins.plugin_utils.test_deps_diff import cell as deps_cell
+from tests.unit.plugins.plugin_utils.test_deps_diff import dist, env
+from tests.unit.plugins.plugin_utils.test_health_diff import cell as health_cell
 
 KEY = b"k" * 32
 ENVIRONMENT_OF = {"dev": "dev", "staging": "staging", "prod": "prod"}
@@ -154,6 +158,51 @@ def test_every_area_exposes_the_values_of_its_differences():
     rule = policy(must_equal="postgres/app/settings.*", environments=["dev", "prod"])
     (finding,) = judge([rule], "postgres", {}, [differing])[0]
     assert finding["values"] == {"dev": "default", "prod": "30000ms"}  # the unknown column is not judged
+
+
+def recorded(diff, cells):
+    """Run an area's real diff with the audit's sink for compared values, as audit.py does."""
+    context = {"baseline": "dev", "production": {"prod"}, "compared_values": {}}
+    found = diff.diff(list(cells), cells, context)
+    return found, context["compared_values"]
+
+
+def judge_recorded(policy_list, area, diff, cells):
+    found, sink = recorded(diff, cells)
+    table = policies.compared_values(area, cells, found, sink)
+    return policies.evaluate(policy_list, area, table, ENVIRONMENT_OF, set())
+
+
+def test_postgres_health_and_deps_record_equal_values_for_policies():
+    # postgres: equal settings are judged too (a value policy holds, a must_differ breaks).
+    dev, prod = catalog(), catalog()
+    prod["settings"]["work_mem"] = dict(prod["settings"]["work_mem"])
+    pg_cells = on_the_wire({"dev": facts(app=database(dev)), "prod": facts(app=database(prod))})
+    found, sink = recorded(pg_diff, pg_cells)
+    assert not [f for f in found if f["key"].startswith("settings.")]  # nothing differs
+    assert sink[("app", "settings.max_connections")] == {"dev": "100", "prod": "100"}
+    holds = policy(value="postgres/app/settings.max_connections", environments=["prod"], one_of=["100"])
+    breaks = policy(must_differ="postgres/app/settings.work_mem", environments=["dev", "prod"])
+    (finding,) = judge_recorded([holds, breaks], "postgres", pg_diff, pg_cells)
+    assert (finding["check"], finding["key"]) == ("policy.must_differ", "settings.work_mem")
+    # deps: the same package version everywhere is a compared value.
+    deps_cells = {label: deps_cell(python={"app": env({"django": dist("5.1")})}) for label in ("dev", "prod")}
+    pinned = policy(value="deps/python app/django", environments=["prod"], one_of=["5.0"])
+    (finding,) = judge_recorded([pinned], "deps", deps_diff, deps_cells)
+    assert finding["values"] == {"prod": "5.1"} and finding["check"] == "policy.value"
+    # health: an equal host fact (the time zone) is judged.
+    health_cells = {label: health_cell() for label in ("dev", "prod")}
+    _, sink = recorded(health_diff, health_cells)
+    assert sink[("host", "time_zone")] == {"dev": "Etc/UTC", "prod": "Etc/UTC"}
+    local = policy(must_differ="health/host/time_zone", environments=["dev", "prod"])
+    (finding,) = judge_recorded([local], "health", health_diff, health_cells)
+    assert finding["values"] == {"dev": "Etc/UTC", "prod": "Etc/UTC"}
+
+
+def test_without_policies_nothing_is_recorded():
+    context = {"baseline": "dev", "production": {"prod"}}
+    cells = {label: deps_cell(python={"app": env({"django": dist("5.1")})}) for label in ("dev", "prod")}
+    assert deps_diff.diff(["dev", "prod"], cells, context) == [] and "compared_values" not in context
 
 
 def test_unknown_columns_and_single_environments_are_not_judged():
