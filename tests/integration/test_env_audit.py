@@ -112,6 +112,32 @@ def test_check_mode_gives_the_same_findings(audit):
     assert checked == normal
 
 
+# What prod's inventory configures, per area (every subject is "could not collect" when prod is).
+PROD_SUBJECTS = [
+    ("deps", "containers app"),
+    ("deps", "containers py"),
+    ("deps", "containers pyapp"),
+    ("deps", "node web"),
+    ("deps", "python app"),
+    ("docker", "app"),
+    ("docker", "py"),
+    ("docker", "pyapp"),
+    ("endpoints", "api-health"),
+    ("endpoints", "api-search"),
+    ("endpoints", "prometheus-metrics"),
+    ("endpoints", "site-http"),
+    ("endpoints", "tls-chain"),
+    ("env", "app"),
+    ("git", "app"),
+    ("git", "site"),
+    ("health", "host"),
+    ("health", "log:app"),
+    ("health", "stack:ops"),
+    ("postgres", "analytics"),
+    ("postgres", "app"),
+]
+
+
 def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     result = audit(extravars={"ansible_port": CLOSED_PORT})
     assert result.rc == 4, result.stdout
@@ -122,23 +148,7 @@ def test_unreachable_prod_is_could_not_collect_and_exit_4(audit):
     assert str(CLOSED_PORT) in prod["reason"]
     unknown = [f for f in report["findings"] if f["check"] == "collect.failed"]
     assert [(f["area"], f["subject"], f["key"], f["environments"]) for f in unknown] == [
-        ("deps", "containers app", "*", ["prod"]),
-        ("deps", "containers py", "*", ["prod"]),
-        ("deps", "node web", "*", ["prod"]),
-        ("deps", "python app", "*", ["prod"]),
-        ("docker", "app", "*", ["prod"]),
-        ("docker", "py", "*", ["prod"]),
-        ("endpoints", "api-health", "*", ["prod"]),
-        ("endpoints", "api-search", "*", ["prod"]),
-        ("endpoints", "site-http", "*", ["prod"]),
-        ("env", "app", "*", ["prod"]),
-        ("git", "app", "*", ["prod"]),
-        ("git", "site", "*", ["prod"]),
-        ("health", "host", "*", ["prod"]),
-        ("health", "log:app", "*", ["prod"]),
-        ("health", "stack:ops", "*", ["prod"]),
-        ("postgres", "analytics", "*", ["prod"]),
-        ("postgres", "app", "*", ["prod"]),
+        (area, subject, "*", ["prod"]) for area, subject in PROD_SUBJECTS
     ]
     assert unknown[0]["values"]["prod"]["unknown"].startswith("unreachable")
     # dev was compared with nothing: every area says so, critical (any gate but never fails)
@@ -221,25 +231,7 @@ def test_every_host_unreachable_still_writes_a_report(audit):
     jsonschema.validate(report, SCHEMA)
     assert [(c["label"], c["status"]) for c in report["columns"]] == [("prod", "unreachable")]
     assert sorted((f["area"], f["subject"], f["kind"], f["check"]) for f in report["findings"]) == sorted(
-        [
-            ("deps", "containers app", "unknown", "collect.failed"),
-            ("deps", "containers py", "unknown", "collect.failed"),
-            ("deps", "node web", "unknown", "collect.failed"),
-            ("deps", "python app", "unknown", "collect.failed"),
-            ("docker", "app", "unknown", "collect.failed"),
-            ("docker", "py", "unknown", "collect.failed"),
-            ("endpoints", "api-health", "unknown", "collect.failed"),
-            ("endpoints", "api-search", "unknown", "collect.failed"),
-            ("endpoints", "site-http", "unknown", "collect.failed"),
-            ("env", "app", "unknown", "collect.failed"),
-            ("git", "app", "unknown", "collect.failed"),
-            ("git", "site", "unknown", "collect.failed"),
-            ("health", "host", "unknown", "collect.failed"),
-            ("health", "log:app", "unknown", "collect.failed"),
-            ("health", "stack:ops", "unknown", "collect.failed"),
-            ("postgres", "analytics", "unknown", "collect.failed"),
-            ("postgres", "app", "unknown", "collect.failed"),
-        ]
+        [(area, subject, "unknown", "collect.failed") for area, subject in PROD_SUBJECTS]
         + [
             (area, "*", "unknown", "audit.not_compared")
             for area in ("deps", "docker", "endpoints", "env", "git", "health", "postgres")

@@ -91,10 +91,11 @@ def snapshot() -> dict[str, tuple]:
 
     sshd.log is left out: sshd appends to it on every login, which is not the lab changing; so are
     dockerd's data root, which dockerd rewrites on every health probe, and the PostgreSQL data
-    dirs, which the servers write to (checkpoints, hint bits) whenever they like.
+    dirs, which the servers write to (checkpoints, hint bits) whenever they like, and Prometheus's
+    data dir (its write-ahead log grows with every scrape).
     """
     state = {}
-    live = (STATE / "docker", STATE / "pg-dev", STATE / "pg-prod")
+    live = (STATE / "docker", STATE / "pg-dev", STATE / "pg-prod", STATE / "prometheus" / "data")
     for root in (STATE, PROD_DIR, Path("/home/deploy/.ssh")):
         for path in (root, *sorted(root.rglob("*"))):
             if path.name == "sshd.log" or path in live or any(top in path.parents for top in live):
