@@ -26,11 +26,19 @@ and logging option values that look secret become
 masked wherever else they are repeated.
 """
 
+import json
 import os
 import posixpath
 import re
 
-from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import config_hash
+from ansible_collections.envparity.audit.plugins.module_utils.compose_cli import (
+    Compose,
+    ComposeUnusable,
+    check_words,
+    real_model,
+    restore_secrets,
+)
+from ansible_collections.envparity.audit.plugins.module_utils.compose_hash import _Raw, config_hash, resolved_hash
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _displayed,
     _Interpolator,
@@ -40,6 +48,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolat
 )
 from ansible_collections.envparity.audit.plugins.module_utils.compose_load import (
     DEFAULT_MAX_BYTES,
+    MAX_EXPANDED_CHARS,
     PYYAML_MISSING,
     _read_compose,
     _read_env_file,
@@ -432,23 +441,27 @@ def _resolved(service, interpolator, defining, base_dir, max_bytes):
     return dict(service, environment=given), problem
 
 
-def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes):
+def _services(merged, includes, interpolator, base_dir, hmac_key, project_root, project, max_bytes, hashes=None):
     """(every merged service in the SERVICE shape, secrets fingerprinted and echoes masked,
-    problems); interpolator is the stack's own, includes the _Includes that read its files."""
-    services, problems, hashes = {}, [], {}
+    problems); interpolator is the stack's own, includes the _Includes that read its files;
+    hashes: {service: config hash} when Compose gave them, else computed here."""
+    services, problems, computed = {}, [], {}
     for name, real in _dict(merged.get("services")).items():
         defining = includes.projects.get(name, interpolator)
         services[name], problem = _resolved(_dict(real), interpolator, defining, base_dir, max_bytes)
         # The hash `docker compose up` writes: of the service with its env files read into its
         # environment (`config --hash` hashes the model before it reads them).
         resolved = {key: value for key, value in services[name].items() if key != "env_file"}
-        hashes[name] = None if problem else config_hash(resolved, base_dir, interpolator.values)
+        if hashes is not None:
+            computed[name] = hashes.get(name)
+        else:
+            computed[name] = None if problem else config_hash(resolved, base_dir, interpolator.values)
         if problem:
             problems.append(problem)
     redactor = _Redactor(hmac_key, _echoes(services, [interpolator, *includes.interpolators]))
     named_volumes = volume_names(_displayed(merged.get("volumes")), project)
     shaped = {
-        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes, hashes[name])
+        redactor.key(name): _service(real, base_dir, hmac_key, redactor, project_root, named_volumes, computed[name])
         for name, real in sorted(services.items())
     }
     return shaped, problems
@@ -473,7 +486,52 @@ def _prepare_files(files, documents, interpolator, extended_files, includes):
     return prepared, problems
 
 
-def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
+class _Reading:
+    """What the built-in reader learnt of a stack that the Compose reader needs too."""
+
+    def __init__(self, paths, env_path, interpolator, includes, base_dir, root):
+        self.paths = paths
+        self.env_path = env_path
+        self.interpolator = interpolator
+        self.includes = includes
+        self.base_dir = base_dir
+        self.root = root
+
+    def secret_variables(self):
+        """{name: (value, display)} of every variable the stack's env files (its own and those of
+        projects it includes) make secret or build from a secret; raises ComposeUnusable when one
+        name has two values (one environment variable could not stand for both)."""
+        found = {}
+        interpolators = [self.interpolator, *self.includes.interpolators]
+        for interpolator in interpolators:
+            for name in interpolator.shown:
+                found.setdefault(name, (interpolator.values[name], interpolator.shown[name]))
+        for name, (value, _display) in found.items():
+            if any(interpolator.values.get(name, value) != value for interpolator in interpolators):
+                raise ComposeUnusable("a secret variable has another value in a project the stack includes")
+        return found
+
+
+def _project_name(item, merged, interpolator, base_dir):
+    """As Compose names the project: the stack's own setting (-p), COMPOSE_PROJECT_NAME in its env
+    file, name:, the directory."""
+    name = None
+    if merged is not None:
+        shown = _displayed(merged.get("name"))
+        name = shown if isinstance(shown, str) and MASK not in shown else None
+    from_env_file = interpolator.values.get("COMPOSE_PROJECT_NAME")
+    if "COMPOSE_PROJECT_NAME" in interpolator.shown:
+        from_env_file = None
+    directory = os.path.basename(posixpath.normpath(base_dir)) if base_dir else None
+    for candidate in (item.get("project"), from_env_file, name, directory):
+        project = normalize_project_name(candidate)
+        if project:
+            return project
+    return None
+
+
+def _read_builtin(item, project_dir, hmac_key, max_bytes, parse):
+    """(STACK as the built-in reader reads it, _Reading or None when it could not)."""
     files_asked = item.get("files") or []
     if isinstance(files_asked, str):
         files_asked = [files_asked]
@@ -488,9 +546,11 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
         if record["status"] != "ok":
             problems.append("The compose file %s is not usable (%s)." % (path, record["status"]))
     env_record = None
+    env_path = None
     interpolator = _Interpolator({}, hmac_key)
     if item.get("env_file"):
-        env_record, entries = _read_env_file(_resolve(item["env_file"], project_dir), max_bytes)
+        env_path = _resolve(item["env_file"], project_dir)
+        env_record, entries = _read_env_file(env_path, max_bytes)
         if env_record["status"] != "ok":
             problems.append("The env file %s is not usable (%s)." % (env_record["path"], env_record["status"]))
         else:
@@ -512,24 +572,12 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
 
     base_dir = os.path.dirname(paths[0]) if paths else None
     root = os.path.normpath(_resolve(".", project_dir)) if project_dir else None
-    name = None
-    if merged is not None:
-        shown = _displayed(merged.get("name"))
-        name = shown if isinstance(shown, str) and MASK not in shown else None
-    # As Compose: the stack's own setting (-p), COMPOSE_PROJECT_NAME in its env file, name:, the directory.
-    from_env_file = interpolator.values.get("COMPOSE_PROJECT_NAME")
-    if "COMPOSE_PROJECT_NAME" in interpolator.shown:
-        from_env_file = None
-    project = None
-    directory = os.path.basename(posixpath.normpath(base_dir)) if base_dir else None
-    for candidate in (item.get("project"), from_env_file, name, directory):
-        project = normalize_project_name(candidate)
-        if project:
-            break
+    reading = _Reading(paths, env_path, interpolator, includes, base_dir, root)
+    project = _project_name(item, merged, interpolator, base_dir)
     services = {}
     if merged is not None:
         services, problems = _services(merged, includes, interpolator, base_dir, hmac_key, root, project, max_bytes)
-    return {
+    stack = {
         "project": project,
         "status": "failed" if problems else "ok",
         "reason": problems[0] if problems else None,
@@ -537,10 +585,101 @@ def _collect_stack(item, project_dir, hmac_key, max_bytes, parse):
         "env_file": env_record,
         "services": services,
     }
+    return stack, (None if problems else reading)
 
 
-def collect_stacks(stacks, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES):
-    """Collect compose stacks, each item ``{"name", "files", "env_file", "project"}``.
+class _Included:
+    """No include entries (Compose has resolved them), but the included projects' variables,
+    whose secrets are masked wherever they are repeated."""
+
+    def __init__(self, interpolators):
+        self.projects = {}
+        self.interpolators = interpolators
+
+
+def _read_with_compose(item, builtin, reading, compose, hmac_key, max_bytes, parse):
+    """STACK from Compose's model of the stack: shaped as the built-in reader shapes its own, the
+    built-in reading's file records and service env_file lists kept (Compose drops the lists
+    once it has read the files).  Raises ComposeUnusable."""
+    answer, placeholders = compose.config(
+        reading.paths, reading.env_path, item.get("project"), reading.secret_variables()
+    )
+    try:
+        # Read as a compose file (JSON is YAML), so that its scalars are the strings a file gives.
+        document = parse(answer, max(MAX_EXPANDED_CHARS, 2 * max_bytes))
+    except Exception:  # whatever the loader refuses: the built-in reading stands
+        raise ComposeUnusable("Compose's answer could not be read") from None
+    record = {"path": reading.paths[0], "status": "ok"}
+    # Compose escapes each `$` it prints as `$$`: interpolating with no variable reads them back.
+    ready, why = _prepared(record, document, _Interpolator({}, hmac_key))
+    if ready is None or not isinstance(ready.get("services"), dict):
+        raise ComposeUnusable("Compose's answer could not be read")
+    check_words(ready["services"], placeholders)
+    merged = restore_secrets(_merge_prepared([ready]), placeholders)
+    project = normalize_project_name(_text(merged.get("name")))
+    services, problems = _services(
+        merged,
+        _Included(reading.includes.interpolators),
+        reading.interpolator,
+        reading.base_dir,
+        hmac_key,
+        reading.root,
+        project,
+        max_bytes,
+        hashes=_resolved_hashes(answer, placeholders),
+    )
+    if problems or project is None or sorted(services) != sorted(builtin["services"]):
+        raise ComposeUnusable("Compose's model names other services than the compose files")
+    for name, service in services.items():
+        service["env_file"] = builtin["services"][name]["env_file"]
+        if _reveals(service, builtin["services"][name]):
+            raise ComposeUnusable("Compose's model would show a value the built-in reader keeps secret")
+    return dict(builtin, project=project, services=services)
+
+
+def _resolved_hashes(answer, placeholders):
+    """{service: the hash `up` writes} from Compose's JSON answer (numbers kept as Go wrote them)."""
+    model = json.loads(answer, parse_int=_Raw, parse_float=_Raw)
+    return {
+        name: resolved_hash(real_model(service, placeholders))
+        for name, service in model["services"].items()
+        if isinstance(service, dict)
+    }
+
+
+def _reveals(service, builtin):
+    """Whether an environment value the built-in reading keeps secret is not secret in service."""
+    return any(
+        record["secret"] and not (service["environment"].get(key) or {}).get("secret", True)
+        for key, record in builtin["environment"].items()
+    )
+
+
+def _reader(name, version=None, note=None):
+    return {"name": name, "version": version, "note": note}
+
+
+def _collect_stack(item, project_dir, hmac_key, max_bytes, parse, compose):
+    """STACK, read by Compose when compose is a usable Compose, else by the built-in reader
+    (compose then the reason none is used, or None when the audit asked for the built-in one)."""
+    stack, reading = _read_builtin(item, project_dir, hmac_key, max_bytes, parse)
+    if not isinstance(compose, Compose):
+        return dict(stack, reader=_reader("built-in", note=compose))
+    if reading is None:
+        # The built-in reader could not read it: a resource on the network (a remote include),
+        # or a problem Compose refuses too; the stack's secrets are known only from its reading.
+        return dict(stack, reader=_reader("built-in", note="Compose is not run on a stack the built-in reader refuses"))
+    try:
+        read = _read_with_compose(item, stack, reading, compose, hmac_key, max_bytes, parse)
+    except ComposeUnusable as why:
+        return dict(stack, reader=_reader("built-in", note="%s" % why))
+    return dict(read, reader=_reader("compose", compose.version_text))
+
+
+def collect_stacks(stacks, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES, compose=None):
+    """Collect compose stacks, each item ``{"name", "files", "env_file", "project"}``; compose: the
+    host's usable Compose (compose_cli.find_compose), or why none is used, or None for the built-in
+    reader alone.
 
     Returns ``{name: STACK}`` as described in docs/docker-facts.md.
     """
@@ -548,4 +687,4 @@ def collect_stacks(stacks, project_dir, hmac_key, max_bytes=DEFAULT_MAX_BYTES):
         parse = make_loader()
     except ImportError:
         parse = None
-    return {item["name"]: _collect_stack(item, project_dir, hmac_key, max_bytes, parse) for item in stacks}
+    return {item["name"]: _collect_stack(item, project_dir, hmac_key, max_bytes, parse, compose) for item in stacks}

@@ -492,6 +492,20 @@ def go_json(value):
     return _go_string("%s" % (value,))
 
 
+# What compose-go clears in a service before hashing it (deploy.replicas too).
+_CLEARED = ("build", "pull_policy", "scale", "depends_on", "profiles")
+
+
+def resolved_hash(service):
+    """The hash ``up`` writes for a service, from Compose's own resolved model of it: ``config
+    --format json`` (its env files read into its environment), keys in Compose's order, numbers
+    as the _Raw texts Go wrote and ``$$`` read back as ``$``."""
+    model = {key: value for key, value in service.items() if key not in _CLEARED}
+    if isinstance(model.get("deploy"), dict):
+        model["deploy"] = {key: value for key, value in model["deploy"].items() if key != "replicas"}
+    return hashlib.sha256(go_json(model).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def config_hash(service, base_dir, variables):
     """Compose's config hash of a merged service (hex SHA-256), or None when not modelled."""
     model = service_model(service, base_dir, variables)

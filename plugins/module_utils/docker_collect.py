@@ -12,6 +12,8 @@ docs/docker-facts.md.
 import concurrent.futures
 import os
 
+from ansible_collections.envparity.audit.plugins.module_utils.compose_cli import DEFAULT_COMPOSE_PATHS, find_compose
+from ansible_collections.envparity.audit.plugins.module_utils.compose_load import MAX_EXPANDED_CHARS
 from ansible_collections.envparity.audit.plugins.module_utils.docker_engine import (
     DEFAULT_DOCKER_HOST,
     DEFAULT_TIMEOUT,
@@ -23,7 +25,13 @@ from ansible_collections.envparity.audit.plugins.module_utils.env_collect import
 
 DEFAULT_MAX_FILE_BYTES = 1048576
 # The request's settings when a field is missing: the docker role's argument specs (a test holds them equal).
-DEFAULTS = {"max_file_bytes": DEFAULT_MAX_FILE_BYTES, "docker_host": DEFAULT_DOCKER_HOST, "timeout": DEFAULT_TIMEOUT}
+DEFAULTS = {
+    "max_file_bytes": DEFAULT_MAX_FILE_BYTES,
+    "docker_host": DEFAULT_DOCKER_HOST,
+    "timeout": DEFAULT_TIMEOUT,
+    "compose_reader": "auto",
+    "compose_paths": list(DEFAULT_COMPOSE_PATHS),
+}
 
 
 def _failure(exc, side):
@@ -51,23 +59,45 @@ def failed_stack(reason):
     }
 
 
+def _compose(request, max_bytes):
+    """The host's usable Compose, or why none is used (None: the audit asks for the built-in reader)."""
+    if request.get("compose_reader") == "built-in":
+        return None
+    paths = request.get("compose_paths")
+    paths = list(DEFAULT_COMPOSE_PATHS) if paths is None else paths
+    # Its answer is read as a compose file: no larger than the loader accepts.
+    found, why = find_compose(paths, request.get("timeout") or DEFAULT_TIMEOUT, max(MAX_EXPANDED_CHARS, 2 * max_bytes))
+    return found or why
+
+
+def _compose_required(stacks):
+    """With ``compose_reader: compose``, a stack Compose did not read is not compared."""
+    for stack in stacks.values():
+        reader = stack.get("reader") or {}
+        if stack["status"] == "ok" and reader.get("name") != "compose":
+            stack.update(
+                status="failed",
+                reason="Compose must read this stack (drift_docker_compose_reader: compose), but %s."
+                % (reader.get("note") or "it did not"),
+                services={},
+            )
+    return stacks
+
+
 def _collect_stacks(request, hmac_key):
     stacks = request.get("stacks") or []
     if not stacks:
         return {}
+    max_bytes = request.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES
     try:
         # Imported here: the engine side works (and is tested) without it.
         from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
 
-        return collect_stacks(
-            stacks,
-            request.get("project_dir"),
-            hmac_key,
-            request.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES,
-        )
+        found = collect_stacks(stacks, request.get("project_dir"), hmac_key, max_bytes, _compose(request, max_bytes))
     except Exception as exc:  # one failing side must not hide the other
         reason = _failure(exc, "compose")
         return {name: failed_stack(reason) for name in _stack_names(request)}
+    return _compose_required(found) if request.get("compose_reader") == "compose" else found
 
 
 def _collect_engine(request, hmac_key):

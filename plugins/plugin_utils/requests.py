@@ -100,7 +100,16 @@ def docker_request(params):
         "docker_host": _docker_host(params),
         "max_file_bytes": int(params["drift_docker_max_file_bytes"]),
         "timeout": int(params["drift_docker_timeout"]),
+        "compose_reader": _compose_reader(params),
+        "compose_paths": [str(path) for path in params["drift_docker_compose_paths"]],
     }
+
+
+def _compose_reader(params):
+    reader = params["drift_docker_compose_reader"]
+    if reader not in ("auto", "built-in", "compose"):
+        raise RequestError("drift_docker_compose_reader must be auto, built-in or compose, not %r" % (reader,))
+    return reader
 
 
 def _docker_host(params):

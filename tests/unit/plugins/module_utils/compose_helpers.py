@@ -39,7 +39,7 @@ SERVICE_FIELDS = {
     "fingerprints",
     "config_hash",
 }
-STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
+STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services", "reader"}
 
 
 def canary(prefix="Cnry"):

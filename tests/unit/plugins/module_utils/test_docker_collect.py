@@ -32,12 +32,13 @@ def request(**overrides):
         "docker_host": "unix:///run/test/docker.sock",
         "max_file_bytes": 4096,
         "timeout": 3,
+        "compose_paths": ["/nonexistent/docker-compose"],
     }
     base.update(overrides)
     return base
 
 
-def fake_stacks(stacks, project_dir, hmac_key, max_bytes):
+def fake_stacks(stacks, project_dir, hmac_key, max_bytes, compose=None):
     return {
         stack["name"]: {
             "project": stack["name"],
@@ -46,6 +47,7 @@ def fake_stacks(stacks, project_dir, hmac_key, max_bytes):
             "files": [],
             "env_file": None,
             "services": {},
+            "reader": {"name": "built-in", "version": None, "note": compose},
         }
         for stack in stacks
     }
@@ -82,7 +84,14 @@ def test_arguments_reach_both_sides(monkeypatch):
     monkeypatch.setattr(docker_collect, "collect_engine", engine)
     req = request()
     result = collect_docker(req, KEY)
-    assert calls["stacks"] == (req["stacks"], "/srv/app", KEY, 4096)
+    # No Compose where the request says: the built-in reader reads, and the stacks say why.
+    assert calls["stacks"] == (
+        req["stacks"],
+        "/srv/app",
+        KEY,
+        4096,
+        "Compose v2 is not installed at /nonexistent/docker-compose",
+    )
     assert calls["engine"] == ("unix:///run/test/docker.sock", KEY, 3)
     assert set(result) == {"stacks", "engine"}
     assert sorted(result["stacks"]) == ["app", "monitoring"]
