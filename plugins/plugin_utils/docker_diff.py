@@ -19,6 +19,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     FILE_STATUS_TEXT,
     SubjectColumns,
     by_value,
+    is_unknown,
     join_names,
     subject_names,
 )
@@ -794,6 +795,33 @@ def _production_findings(stack):
             for attribute, check, severity, text, message, recommendation in checks:
                 per_host.hit("services.%s.%s" % (svc, attribute), check, severity, label, text, message, recommendation)
     return per_host.findings()
+
+
+def _reader_text(stack):
+    """Who read a stack's compose files on one column, and why not Compose when it says."""
+    reader = stack.get("reader") if isinstance(stack, dict) else None
+    if not isinstance(reader, dict):
+        return "—"
+    if reader.get("name") == "compose":
+        return "Compose %s" % (reader.get("version") or "")
+    note = reader.get("note")
+    return "built-in reader (%s)" % note if note else "built-in reader"
+
+
+def tables(columns, cells, context):
+    """The report's table of who read each stack's compose files on each column (plain text cells:
+    the report model escapes them)."""
+    rows = []
+    for name in subject_names(cells, "stacks"):
+        row = [name]
+        for label in columns:
+            cell = cells.get(label)
+            known = cell is not None and not is_unknown(cell)
+            row.append(_reader_text((cell.get("stacks") or {}).get(name)) if known else "—")
+        rows.append(row)
+    if not rows:
+        return []
+    return [{"title": "Compose files read by", "header": ["stack"] + list(columns), "rows": rows}]
 
 
 def diff(columns, cells, context):

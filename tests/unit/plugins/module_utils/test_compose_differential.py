@@ -40,6 +40,7 @@ import subprocess
 import pytest
 
 from ansible_collections.envparity.audit.plugins.module_utils.compose import collect_stacks
+from ansible_collections.envparity.audit.plugins.module_utils.compose_cli import Compose, parse_version
 from ansible_collections.envparity.audit.plugins.module_utils.compose_dotenv import _EnvSyntax, parse_compose_env
 from ansible_collections.envparity.audit.plugins.module_utils.compose_interpolate import (
     _BadTemplate,
@@ -165,6 +166,35 @@ def test_builtin_reader_agrees_with_compose(tmp_path, name):
     assert differences(builtin, oracle) == []
 
 
+@needs_compose
+@pytest.mark.parametrize("name", PROJECTS)
+def test_the_compose_reader_gives_the_built_in_readers_facts(name):
+    """Where a host has Compose, the audit reads each stack with it (compose_cli): the facts must be
+    the built-in reader's, field for field (the config hash and the env_file lists included), so
+    that an environment read one way compares with one read the other way."""
+    project_dir = CORPUS / name
+    item, profiles = _item(project_dir)
+    if profiles != ["*"]:
+        pytest.skip("the audit enables every profile")
+    assert_compose_reader_agrees(project_dir, item)
+
+
+def compose_reader():
+    version = subprocess.run([COMPOSE, "version", "--short"], check=True, capture_output=True, timeout=60).stdout
+    return Compose(str(COMPOSE), parse_version(version.decode()), 60, 1 << 24)
+
+
+def assert_compose_reader_agrees(project_dir, item):
+    """The stack read with Compose (as on a host that has it) gives the built-in reader's facts."""
+    builtin = builtin_stack(project_dir, item)
+    read = collect_stacks([item], str(project_dir), KEY, compose=compose_reader())["s"]
+    assert read["reader"]["name"] == "compose", read["reader"]
+    assert {key: value for key, value in read.items() if key != "reader"} == {
+        key: value for key, value in builtin.items() if key != "reader"
+    }
+    return read
+
+
 def _number_like(count, seed=7):
     """Plain YAML scalars made of what numbers are made of (signs, digits, dots, exponents, bases,
     underscores), each a plain scalar of a mapping (never a sequence or a null)."""
@@ -200,6 +230,7 @@ def test_yaml_numbers_as_compose_renders_them(tmp_path):
         if ours["K%d" % index]["display"] != theirs.get("K%d" % index)
     ]
     assert different == []
+    assert_compose_reader_agrees(tmp_path, item)
 
 
 def _generated(rng, pieces, count, most, accept):
@@ -228,6 +259,7 @@ def test_command_lines_as_compose_splits_them(tmp_path):
         if [word.replace("$", "$$") for word in ours["s%d" % index]["command"]] != theirs["s%d" % index].get("command")
     ]
     assert different == []
+    assert_compose_reader_agrees(tmp_path, item)
 
 
 @needs_compose
@@ -272,6 +304,7 @@ def test_env_files_as_compose_reads_them(tmp_path):
         if mine != compose:
             different.append((text, mine, compose))
     assert different == []
+    assert_compose_reader_agrees(tmp_path, item)
 
 
 def _interpolates(text):
@@ -300,3 +333,28 @@ def test_interpolation_as_compose_substitutes(tmp_path):
         if (ours[key]["display"] or "").replace("$", "$$") != (theirs.get(key) or "")
     ]
     assert different == []
+    assert_compose_reader_agrees(tmp_path, item)
+
+
+@needs_compose
+def test_secret_substitutions_read_by_compose_as_by_the_built_in_reader(tmp_path):
+    # 300 generated templates mixing a secret variable (and one built from it in the env file) with
+    # plain ones, in environment values, labels, the image and commands: the Compose reader (secrets
+    # given to Compose as placeholders) must give the built-in reader's facts, and no secret.
+    secret = "S3cr" + "".join(random.Random(9).choice("abcdefghXYZ0123456789") for _ in range(24))
+    pieces = ["${API_TOKEN}", "$API_TOKEN", "${DERIVED}", "${SET}", "${API_TOKEN:-d}", "${UNSET:-$API_TOKEN}", "x", "-"]
+    cases = _generated(random.Random(13), pieces, 300, 4, _interpolates)
+    services = {
+        "s%d" % index: {
+            "image": "img:${SET}",
+            "environment": {"V": text},
+            "labels": {"l": text},
+            "command": ["run", text],
+        }
+        for index, text in enumerate(cases)
+    }
+    (tmp_path / "compose.yml").write_text(json.dumps({"services": services}))
+    (tmp_path / ".env").write_text("SET=v\nAPI_TOKEN=%s\nDERIVED=pre-${API_TOKEN}\n" % secret)
+    item = {"name": "s", "files": ["compose.yml"], "env_file": ".env", "project": None}
+    read = assert_compose_reader_agrees(tmp_path, item)
+    assert secret not in json.dumps(read)
