@@ -10,6 +10,8 @@ packages=(openssh-server openssh-client git python3 python3-venv)
 packages+=(prometheus)
 # logrotate and cron: their checkers (logrotate -d, crontab -n) test the scheduled audit's files.
 packages+=(logrotate cron)
+# strace: proves that `docker compose config`, as the audit runs it, writes nothing and connects nowhere.
+packages+=(strace)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

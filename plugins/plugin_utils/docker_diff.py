@@ -820,8 +820,8 @@ def tables(columns, cells, context):
             row.append(_reader_text((cell.get("stacks") or {}).get(name)) if known else "—")
         rows.append(row)
     if not rows:
-        return []
-    return [{"title": "Compose files read by", "header": ["stack"] + list(columns), "rows": rows}]
+        return {}
+    return {"tables": [{"title": "Compose files read by", "header": ["stack"] + list(columns), "rows": rows}]}
 
 
 def diff(columns, cells, context):

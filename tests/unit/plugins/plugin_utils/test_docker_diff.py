@@ -491,3 +491,28 @@ def test_stale_container(declared, running, stale):
     assert [(f["key"], f["check"]) for f in found if f["check"] == "docker.stale"] == (
         [("services.web.config_hash", "docker.stale")] if stale else []
     )
+
+
+def test_the_readers_table_says_who_read_each_stack_on_each_column():
+    dev, prod = facts({"web": service()}), facts({"web": service()})
+    dev["stacks"]["app"]["reader"] = {"name": "compose", "version": "2.40.3", "note": None}
+    prod["stacks"]["app"]["reader"] = {
+        "name": "built-in",
+        "version": None,
+        "note": "Compose v2 is not installed at /usr/lib/docker/cli-plugins/docker-compose",
+    }
+    cells = {"dev": dev, "prod": prod, "staging": {"unknown": True, "reason": "unreachable"}}
+    (table,) = docker_diff.tables(["dev", "prod", "staging"], cells, {})["tables"]
+    assert table["title"] == "Compose files read by"
+    assert table["header"] == ["stack", "dev", "prod", "staging"]
+    assert table["rows"] == [
+        [
+            "app",
+            "Compose 2.40.3",
+            "built-in reader (Compose v2 is not installed at /usr/lib/docker/cli-plugins/docker-compose)",
+            "—",
+        ]
+    ]
+    # Either reading gives the same facts: no finding comes from which reader read a column.
+    assert run(dev, prod) == run(facts({"web": service()}), facts({"web": service()}))
+    assert docker_diff.tables(["dev"], {"dev": None}, {}) == {}
