@@ -76,6 +76,60 @@ def test_the_audit_changes_nothing_in_the_engine(audit):
     assert engine_state() == before
 
 
+COMPOSE_PLUGIN = pathlib.Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+# What a healthcheck makes the engine report on its own, every interval: not the audit's doing.
+HEALTH_ACTIONS = ("exec_create: ", "exec_start: ", "exec_die", "health_status")
+
+
+def engine_events(since, until):
+    """The engine's events between two of its own timestamps, healthchecks' execs left out."""
+    output = subprocess.run(
+        DOCKER + ["events", "--since", since, "--until", until, "--format", "{{json .}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    events = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return [(e.get("Type"), e.get("Action")) for e in events if not (e.get("Action") or "").startswith(HEALTH_ACTIONS)]
+
+
+def engine_now():
+    return subprocess.run(
+        DOCKER + ["info", "--format", "{{.SystemTime}}"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_compose_reads_every_stack_where_installed_and_both_readers_agree(audit):
+    """The lab installs Compose v2 as Docker's CLI plugin: the audit reads every stack with it
+    (the report says so per stack and host), starts and changes nothing in the engine while it
+    runs, and finds exactly what the built-in reader finds."""
+    assert COMPOSE_PLUGIN.is_file(), "the lab installs Compose at %s (lab/docker_area.py)" % COMPOSE_PLUGIN
+    version = subprocess.run(
+        [str(COMPOSE_PLUGIN), "version", "--short"], check=True, capture_output=True, text=True
+    ).stdout
+    since = engine_now()
+    with_compose = audit(cmdline="--tags docker")
+    events = engine_events(since, engine_now())
+    assert with_compose.rc == 0, with_compose.stdout
+    assert events == [], "the audit made the engine do something"
+    (table,) = with_compose.report["tables"]["docker"]["tables"]
+    assert table["title"] == "Compose files read by"
+    assert len(table["rows"]) >= 3
+    for row in table["rows"]:
+        assert row[1:] == ["Compose %s" % version.strip().lstrip("v")] * 2, row
+    builtin = audit(cmdline="--tags docker", extravars={"drift_docker_compose_reader": "built-in"})
+    assert builtin.rc == 0, builtin.stdout
+    assert {row[1] for row in builtin.report["tables"]["docker"]["tables"][0]["rows"]} == {"built-in reader"}
+
+    def shown(report):
+        findings = report["findings"]
+        return sorted((f["subject"], f["key"], f["check"], json.dumps(f["values"], sort_keys=True)) for f in findings)
+
+    assert shown(with_compose.report) == shown(builtin.report)
+    assert "### Compose files read by" in with_compose.markdown
+
+
 @pytest.fixture
 def stopped_engine_socket(tmp_path_factory):
     """A socket file nobody listens on: what a stopped dockerd leaves behind."""
