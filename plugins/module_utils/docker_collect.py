@@ -56,6 +56,7 @@ def failed_stack(reason):
         "files": [],
         "env_file": None,
         "services": {},
+        "reader": None,
     }
 
 

@@ -19,7 +19,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.docker_collect imp
 KEY = b"k" * 32
 CANARY = "canary-" + "5f3a9c1e" * 3
 ENGINE_FIELDS = {"status", "reason", "version", "api_version", "containers", "images", "truncated"}
-STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services"}
+STACK_FIELDS = {"project", "status", "reason", "files", "env_file", "services", "reader"}
 
 
 def request(**overrides):
@@ -204,3 +204,28 @@ def test_real_sides_with_nothing_there(tmp_path):
     assert set(result["engine"]) == ENGINE_FIELDS
     assert list(result["stacks"]) == ["app"]
     assert result["stacks"]["app"]["status"] == "failed"
+
+
+def test_a_stack_compose_must_read_is_not_compared_without_compose(tmp_path, monkeypatch):
+    (tmp_path / "compose.yml").write_text("services:\n  web:\n    image: nginx\n")
+    monkeypatch.setattr(docker_collect, "collect_engine", fake_engine)
+    req = {
+        "project_dir": str(tmp_path),
+        "stacks": [{"name": "app", "files": ["compose.yml"], "env_file": None, "project": None}],
+        "compose_paths": ["/nonexistent/docker-compose"],
+    }
+    auto = collect_docker(dict(req, compose_reader="auto"), KEY)["stacks"]["app"]
+    assert auto["status"] == "ok" and list(auto["services"]) == ["web"]
+    assert auto["reader"] == {
+        "name": "built-in",
+        "version": None,
+        "note": "Compose v2 is not installed at /nonexistent/docker-compose",
+    }
+    required = collect_docker(dict(req, compose_reader="compose"), KEY)["stacks"]["app"]
+    assert required["status"] == "failed" and required["services"] == {}
+    assert required["reason"] == (
+        "Compose must read this stack (drift_docker_compose_reader: compose), but Compose v2 is not installed at "
+        "/nonexistent/docker-compose."
+    )
+    builtin = collect_docker(dict(req, compose_reader="built-in"), KEY)["stacks"]["app"]
+    assert builtin["reader"] == {"name": "built-in", "version": None, "note": None}
