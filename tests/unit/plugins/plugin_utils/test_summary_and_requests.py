@@ -83,6 +83,15 @@ def test_requests_take_the_role_defaults():
     assert request["docker_host"] == "unix:///var/run/docker.sock" and request["max_file_bytes"] == 1048576
 
 
+def test_docker_request_reader_settings():
+    stacks = [{"name": "app", "files": ["c.yml"]}]
+    request = build_request("docker", {"drift_compose": stacks})
+    assert request["compose_reader"] == "auto"
+    assert request["compose_paths"][0] == "/usr/local/lib/docker/cli-plugins/docker-compose"
+    with pytest.raises(RequestError, match="drift_docker_compose_reader must be auto, built-in or compose"):
+        build_request("docker", {"drift_compose": stacks, "drift_docker_compose_reader": "docker"})
+
+
 def test_postgres_request_never_carries_a_password():
     databases = [
         {"name": "app", "dbname": "ai_assistant", "user": "prod_user", "password": "CANARYpw123", "container": "db-1"},
