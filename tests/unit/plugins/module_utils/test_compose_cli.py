@@ -239,3 +239,17 @@ def test_a_binary_others_may_write_is_refused_even_if_it_is_compose(tmp_path):
     copy.chmod(stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO)
     found, why = find_compose([str(copy)], 5, 4096)
     assert found is None and "not run" in why
+
+
+@needs_compose
+def test_several_stacks_are_read_side_by_side_each_as_alone(tmp_path):
+    items = []
+    for index in range(5):
+        write(tmp_path / ("s%d" % index) / "compose.yml", json.dumps({"services": {"w%d" % index: {"image": "a"}}}))
+        items.append({"name": "n%d" % index, "files": ["s%d/compose.yml" % index], "env_file": None, "project": None})
+    compose = real_compose()
+    together = collect_stacks(items, str(tmp_path), KEY, compose=compose)
+    assert list(together) == ["n0", "n1", "n2", "n3", "n4"]
+    for item in items:
+        alone = collect_stacks([item], str(tmp_path), KEY, compose=compose)[item["name"]]
+        assert together[item["name"]] == alone and alone["reader"]["name"] == "compose"
