@@ -1,7 +1,9 @@
 """Constraints that production never validated: a foreign key or check constraint added NOT VALID
 (pg_constraint.convalidated false) holds for the rows written since, but the rows that were there
 when it was added were never checked against it; a migration that adds a constraint NOT VALID to
-avoid a long lock and never runs VALIDATE CONSTRAINT leaves it so.
+avoid a long lock and never runs VALIDATE CONSTRAINT leaves it so.  The same for a domain's check
+constraint (ALTER DOMAIN … ADD CONSTRAINT … NOT VALID): the values stored in columns of the domain
+before it was added were never checked.
 
 A policy finding per production column and constraint, whatever the baseline says (the baseline's
 state is named: validated there is drift as well). Every table of a production column is looked at,
@@ -80,4 +82,49 @@ def not_valid_findings(db):
                     ),
                 )
             )
+    return findings
+
+
+def _domain_state(catalog, domain, name):
+    domains = catalog.get("domains") or {}
+    definition = ((domains.get(domain) or {}).get("named_constraints") or {}).get(name)
+    if definition is None:
+        return None
+    return "NOT VALID" if definition.endswith(NOT_VALID) else "validated"
+
+
+def domain_not_valid_findings(db):
+    """One policy finding per production column and domain constraint NOT VALID there, keyed
+    `<schema>.<domain>.<constraint>` (a domain and a table never share a name in a schema)."""
+    findings = []
+    for label in db.production(db.ok):
+        for domain, record in sorted((db.catalogs[label].get("domains") or {}).items()):
+            for name, definition in sorted((record.get("named_constraints") or {}).items()):
+                if not (definition or "").endswith(NOT_VALID):
+                    continue
+                values = {other: _domain_state(db.catalogs[other], domain, name) for other in db.ok}
+                validated = [other for other in db.ok if values[other] == "validated"]
+                elsewhere = [(other, values[other]) for other in db.ok if other != label and values[other]]
+                findings.append(
+                    db.finding(
+                        "%s.%s" % (domain, name),
+                        "policy",
+                        "postgres.constraint_not_valid",
+                        "high" if validated else "medium",
+                        values,
+                        [label],
+                        "Constraint %s of domain %s on %s is NOT VALID (%s): the values stored in columns of that "
+                        "domain before it was added were never checked against it and may break it%s."
+                        % (name, domain, label, definition, "; %s" % by_value(elsewhere) if elsewhere else ""),
+                        "On %s, fix the values that break it, then: ALTER DOMAIN %s VALIDATE CONSTRAINT %s; (it reads "
+                        "every column of the domain, holding a SHARE lock on each of their tables: writes to them "
+                        "wait)%s."
+                        % (
+                            label,
+                            qualified_name(domain),
+                            quote_ident(name),
+                            ", as %s has it validated" % join_names(validated) if validated else "",
+                        ),
+                    )
+                )
     return findings
