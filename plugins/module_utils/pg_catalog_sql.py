@@ -707,10 +707,12 @@ comments AS (
       AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
     UNION ALL
     -- Shared objects' comments, in pg_shdescription: this database's (key "database", as in
-    -- privileges) and the roles' listed in roles (whatever their oid).
+    -- privileges) and the roles' listed in roles (whatever their oid).  Only databases, tablespaces
+    -- and roles have theirs there: a role's is the one of neither of the other two classes.
     SELECT CASE WHEN r.rolname IS NULL THEN 'database' ELSE 'role ' || r.rolname END, sd.description
     FROM pg_shdescription sd
-    LEFT JOIN pg_roles r ON sd.classoid = 'pg_authid'::regclass AND r.oid = sd.objoid
+    LEFT JOIN pg_roles r ON sd.classoid NOT IN ('pg_database'::regclass, 'pg_tablespace'::regclass)
+                        AND r.oid = sd.objoid
     WHERE (sd.classoid = 'pg_database'::regclass
            AND sd.objoid = (SELECT oid FROM pg_database WHERE datname = current_database()))
        OR (r.rolname IS NOT NULL AND r.rolname NOT LIKE 'pg\_%')

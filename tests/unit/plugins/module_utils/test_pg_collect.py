@@ -934,6 +934,7 @@ def test_enums_and_domains(catalog):
             "nullable": False,
             "default": "0",
             "constraints": ["CHECK ((VALUE >= (0)::numeric))"],
+            "named_constraints": {"positive_amount_check": "CHECK ((VALUE >= (0)::numeric))"},
         }
     }
 
