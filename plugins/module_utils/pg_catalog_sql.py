@@ -672,10 +672,15 @@ comments AS (
     FROM descr d JOIN pg_constraint co ON co.oid = d.objoid JOIN tbl t ON t.oid = co.conrelid
     WHERE d.classoid = 'pg_constraint'::regclass
     UNION ALL
-    SELECT 'trigger ' || n.nspname || '.' || c.relname || '.' || tg.tgname, d.description
-    FROM descr d JOIN pg_trigger tg ON tg.oid = d.objoid JOIN pg_class c ON c.oid = tg.tgrelid
+    -- A trigger's or a rule's (not the _RETURN rule of a view), under its relation.
+    SELECT CASE WHEN tg.oid IS NULL THEN 'rule ' ELSE 'trigger ' END || n.nspname || '.' || c.relname || '.'
+             || coalesce(tg.tgname, rw.rulename),
+           d.description
+    FROM descr d
+    LEFT JOIN pg_trigger tg ON d.classoid = 'pg_trigger'::regclass AND tg.oid = d.objoid
+    LEFT JOIN pg_rewrite rw ON d.classoid = 'pg_rewrite'::regclass AND rw.oid = d.objoid AND rw.rulename <> '_RETURN'
+    JOIN pg_class c ON c.oid = coalesce(tg.tgrelid, rw.ev_class)
     JOIN nsp n ON n.oid = c.relnamespace
-    WHERE d.classoid = 'pg_trigger'::regclass
     UNION ALL
     SELECT 'policy ' || t.ident || '.' || po.polname, d.description
     FROM descr d JOIN pg_policy po ON po.oid = d.objoid JOIN tbl t ON t.oid = po.polrelid
@@ -684,11 +689,6 @@ comments AS (
     SELECT 'collation ' || n.nspname || '.' || co.collname, d.description
     FROM descr d JOIN pg_collation co ON co.oid = d.objoid JOIN nsp n ON n.oid = co.collnamespace
     WHERE d.classoid = 'pg_collation'::regclass
-    UNION ALL
-    SELECT 'rule ' || n.nspname || '.' || c.relname || '.' || rw.rulename, d.description
-    FROM descr d JOIN pg_rewrite rw ON rw.oid = d.objoid JOIN pg_class c ON c.oid = rw.ev_class
-    JOIN nsp n ON n.oid = c.relnamespace
-    WHERE d.classoid = 'pg_rewrite'::regclass AND rw.rulename <> '_RETURN'
     UNION ALL
     SELECT 'event trigger ' || e.evtname, d.description
     FROM descr d JOIN pg_event_trigger e ON e.oid = d.objoid WHERE d.classoid = 'pg_event_trigger'::regclass

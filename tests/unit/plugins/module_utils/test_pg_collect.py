@@ -2416,6 +2416,7 @@ MORE_SQL = {
     "dev": MORE_COMMON
     + f"""
 CREATE TRIGGER feed_guard BEFORE INSERT ON public.feed FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
+COMMENT ON TRIGGER feed_guard ON public.feed IS 'Guards the feed';
 ALTER DOMAIN public.amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);
 ALTER DOMAIN public.code ADD CONSTRAINT code_short CHECK (length(VALUE) < 9) NOT VALID;
 CREATE SUBSCRIPTION notes_sub
@@ -2431,6 +2432,7 @@ COMMENT ON DATABASE moredev IS 'Application data';
 CREATE TRIGGER feed_guard BEFORE INSERT OR UPDATE ON public.feed
   FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
 CREATE TRIGGER feed_audit AFTER INSERT ON public.feed FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
+COMMENT ON TRIGGER feed_guard ON public.feed IS 'Guards the feed';
 ALTER DOMAIN public.amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0) NOT VALID;
 ALTER DOMAIN public.code ADD CONSTRAINT code_short CHECK (length(VALUE) < 9);
 CREATE SUBSCRIPTION notes_sub
@@ -2507,6 +2509,7 @@ def test_subscriptions_foreign_table_triggers_domains_and_comments_are_read(clus
     # Every comment, from pg_description and pg_shdescription, and nothing else.
     assert {key: value["text"] for key, value in dev["comments"].items()} == {
         "foreign table public.feed": "Same on both",
+        "trigger public.feed.feed_guard": "Guards the feed",
         "rule public.notes.notes_keep": "Keeps notes",
         "publication notes_pub": "For the reports",
         "subscription notes_sub": "From the primary",
@@ -2516,6 +2519,7 @@ def test_subscriptions_foreign_table_triggers_domains_and_comments_are_read(clus
     }
     assert {key: value["text"] for key, value in prod["comments"].items()} == {
         "foreign table public.feed": "Same on both",
+        "trigger public.feed.feed_guard": "Guards the feed",
         "event trigger more_guard": "Guards DDL",
         "publication notes_pub": "For reports",
         "extension file_fdw": "Reads the CSV drops",
