@@ -160,7 +160,7 @@ NOT_VALID = " NOT VALID"
 
 def without_not_valid(definition):
     """A constraint definition without its NOT VALID mark (validation is compared on its own)."""
-    if definition and definition.endswith(NOT_VALID):
+    if marked_not_valid(definition):
         return definition[: -len(NOT_VALID)]
     return definition
 
@@ -169,8 +169,13 @@ def definition_core(constraint):
     return without_not_valid(constraint.get("definition"))
 
 
+def marked_not_valid(definition):
+    """Whether a constraint definition (None: none) ends with the NOT VALID mark."""
+    return (definition or "").endswith(NOT_VALID)
+
+
 def is_not_valid(constraint):
-    return bool(constraint) and (constraint.get("definition") or "").endswith(NOT_VALID)
+    return bool(constraint) and marked_not_valid(constraint.get("definition"))
 
 
 CONSTRAINT = CatalogType(
@@ -255,7 +260,7 @@ def _domain_not_valid(domain):
     return sorted(
         name
         for name, definition in (domain.get("named_constraints") or {}).items()
-        if (definition or "").endswith(NOT_VALID) and name not in reported
+        if marked_not_valid(definition) and name not in reported
     )
 
 
@@ -635,7 +640,7 @@ def _domain_maps(db, maps, ok):
     for label in db.production(ok):
         for name, domain in maps[label].items():
             for constraint, definition in (domain.get("named_constraints") or {}).items():
-                if (definition or "").endswith(NOT_VALID):
+                if marked_not_valid(definition):
                     reported.setdefault(name, set()).add(constraint)
     if not reported:
         return maps

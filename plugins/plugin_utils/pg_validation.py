@@ -16,7 +16,11 @@ import base64
 
 from ansible_collections.envparity.audit.plugins.module_utils.pg_tables import decode_shape
 from ansible_collections.envparity.audit.plugins.plugin_utils.findings import by_value, join_names
-from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import NOT_VALID, is_not_valid
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import (
+    NOT_VALID,
+    is_not_valid,
+    marked_not_valid,
+)
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import qualified_name, quote_ident
 
 _MARK = NOT_VALID.encode("ascii")
@@ -107,7 +111,7 @@ def _domain_state(catalog, domain, name):
     definition = ((domains.get(domain) or {}).get("named_constraints") or {}).get(name)
     if definition is None:
         return None
-    return "NOT VALID" if definition.endswith(NOT_VALID) else "validated"
+    return "NOT VALID" if marked_not_valid(definition) else "validated"
 
 
 def domain_not_valid_findings(db):
@@ -117,7 +121,7 @@ def domain_not_valid_findings(db):
     for label in db.production(db.ok):
         for domain, record in sorted((db.catalogs[label].get("domains") or {}).items()):
             for name, definition in sorted((record.get("named_constraints") or {}).items()):
-                if (definition or "").endswith(NOT_VALID):
+                if marked_not_valid(definition):
                     findings.append(
                         _policy_finding(db, label, (domain, name, "DOMAIN"), definition, _domain_state, DOMAIN_WORDS)
                     )
