@@ -30,8 +30,9 @@ cluster's superuser, and a role-level setting (`ALTER ROLE … SET app.api_key`)
 prod_user. The password files the lab inventory reads (PASSWORD_FILES) hold ianleblanc's and
 prod_user's passwords.
 
-Idempotency: a database is created from its DDL and carries a hash of it in its comment
-(COMMENT ON DATABASE: never read by the audit); it is recreated only when that hash differs.
+Idempotency: a database is created from its DDL and carries in its comment (COMMENT ON DATABASE)
+a hash of every database the lab builds, the same text in each, so that the audit, which compares
+the databases' comments, finds nothing there; all are recreated when that hash differs.
 Roles are compared attribute by attribute with pg_roles, passwords by logging in with them over
 TCP, role settings with pg_db_role_setting: `up` changes only what differs. `replant` sets the
 fresh secrets in the clusters that run (a password or a setting changes, nothing restarts).
@@ -97,7 +98,7 @@ PG_DIR = STATE_DIR / "pg"
 PASSWORD_FILES = {DEV.name: PG_DIR / "dev.password", PROD.name: PG_DIR / "prod.password"}
 
 READY_TIMEOUT = 90.0
-LAB_COMMENT = "envparity-lab planted, sha256 "  # + the hash of what the database was built from
+LAB_COMMENT = "envparity-lab planted, sha256 "  # + the hash of what the databases were built from
 
 
 # ---------------------------------------------------------------- the two clusters
@@ -772,6 +773,12 @@ def _ensure_roles(ctx: Ctx, cluster: Cluster) -> None:
         )
 
 
+def _lab_digest() -> str:
+    """The hash of every database of both clusters (each database's comment: one text everywhere)."""
+    text = "".join(db.digest() for databases in DATABASES.values() for db in databases)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _ensure_databases(ctx: Ctx, cluster: Cluster) -> None:
     comments = {
         row[0]: row[1]
@@ -780,7 +787,7 @@ def _ensure_databases(ctx: Ctx, cluster: Cluster) -> None:
         )
     }
     for db in DATABASES[cluster]:
-        marker = LAB_COMMENT + db.digest()
+        marker = LAB_COMMENT + _lab_digest()
         if comments.get(db.name) == marker:
             continue
         # New, or built from another version of the lab: rebuilt from scratch.

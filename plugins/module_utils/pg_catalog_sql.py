@@ -630,7 +630,8 @@ subs AS (
   FROM pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ),
 -- Comments (COMMENT ON) of the database's own objects (oids from FirstNormalObjectId, 16384),
--- keyed "<kind> <object>"; columns, indexes, constraints, triggers and policies under their table.
+-- keyed "<kind> <object>"; columns, indexes, constraints, triggers, policies and rules under their
+-- table.
 descr AS (
   SELECT d.objoid, d.classoid, d.objsubid, d.description FROM pg_description d WHERE d.objoid >= 16384
 ),
@@ -671,10 +672,15 @@ comments AS (
     FROM descr d JOIN pg_constraint co ON co.oid = d.objoid JOIN tbl t ON t.oid = co.conrelid
     WHERE d.classoid = 'pg_constraint'::regclass
     UNION ALL
-    SELECT 'trigger ' || n.nspname || '.' || c.relname || '.' || tg.tgname, d.description
-    FROM descr d JOIN pg_trigger tg ON tg.oid = d.objoid JOIN pg_class c ON c.oid = tg.tgrelid
+    -- A trigger's or a rule's (not the _RETURN rule of a view), under its relation.
+    SELECT CASE WHEN tg.oid IS NULL THEN 'rule ' ELSE 'trigger ' END || n.nspname || '.' || c.relname || '.'
+             || coalesce(tg.tgname, rw.rulename),
+           d.description
+    FROM descr d
+    LEFT JOIN pg_trigger tg ON d.classoid = 'pg_trigger'::regclass AND tg.oid = d.objoid
+    LEFT JOIN pg_rewrite rw ON d.classoid = 'pg_rewrite'::regclass AND rw.oid = d.objoid AND rw.rulename <> '_RETURN'
+    JOIN pg_class c ON c.oid = coalesce(tg.tgrelid, rw.ev_class)
     JOIN nsp n ON n.oid = c.relnamespace
-    WHERE d.classoid = 'pg_trigger'::regclass
     UNION ALL
     SELECT 'policy ' || t.ident || '.' || po.polname, d.description
     FROM descr d JOIN pg_policy po ON po.oid = d.objoid JOIN tbl t ON t.oid = po.polrelid
@@ -683,6 +689,33 @@ comments AS (
     SELECT 'collation ' || n.nspname || '.' || co.collname, d.description
     FROM descr d JOIN pg_collation co ON co.oid = d.objoid JOIN nsp n ON n.oid = co.collnamespace
     WHERE d.classoid = 'pg_collation'::regclass
+    UNION ALL
+    SELECT 'event trigger ' || e.evtname, d.description
+    FROM descr d JOIN pg_event_trigger e ON e.oid = d.objoid WHERE d.classoid = 'pg_event_trigger'::regclass
+    UNION ALL
+    SELECT 'publication ' || p.pubname, d.description
+    FROM descr d JOIN pg_publication p ON p.oid = d.objoid WHERE d.classoid = 'pg_publication'::regclass
+    UNION ALL
+    SELECT 'extension ' || e.extname, d.description
+    FROM descr d JOIN pg_extension e ON e.oid = d.objoid WHERE d.classoid = 'pg_extension'::regclass
+    UNION ALL
+    -- A subscription's comment is in this database's pg_description (COMMENT ON writes only those
+    -- of databases, roles and tablespaces to pg_shdescription).
+    SELECT 'subscription ' || s.subname, d.description
+    FROM descr d JOIN pg_subscription s ON s.oid = d.objoid
+    WHERE d.classoid = 'pg_subscription'::regclass
+      AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    UNION ALL
+    -- Shared objects' comments, in pg_shdescription: this database's (key "database", as in
+    -- privileges) and the roles' listed in roles (whatever their oid).  Only databases, tablespaces
+    -- and roles have theirs there: a role's is the one of neither of the other two classes.
+    SELECT CASE WHEN r.rolname IS NULL THEN 'database' ELSE 'role ' || r.rolname END, sd.description
+    FROM pg_shdescription sd
+    LEFT JOIN pg_roles r ON sd.classoid NOT IN ('pg_database'::regclass, 'pg_tablespace'::regclass)
+                        AND r.oid = sd.objoid
+    WHERE (sd.classoid = 'pg_database'::regclass
+           AND sd.objoid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+       OR (r.rolname IS NOT NULL AND r.rolname NOT LIKE 'pg\_%')
   ) AS x
 ),
 enums AS (
@@ -697,7 +730,11 @@ domains AS (
            'nullable', NOT ty.typnotnull,
            'default', pg_get_expr(ty.typdefaultbin, 0),
            'constraints', (SELECT coalesce(json_agg(pg_get_constraintdef(c.oid)), '[]'::json)
-                           FROM pg_constraint c WHERE c.contypid = ty.oid AND c.contype <> 'n'))) AS j
+                           FROM pg_constraint c WHERE c.contypid = ty.oid AND c.contype <> 'n'),
+           -- The same by name (ALTER DOMAIN ... VALIDATE CONSTRAINT needs it; NOT VALID ends a
+           -- definition whose convalidated is false).
+           'named_constraints', (SELECT coalesce(json_object_agg(c.conname, pg_get_constraintdef(c.oid)), '{}'::json)
+                                 FROM pg_constraint c WHERE c.contypid = ty.oid AND c.contype <> 'n'))) AS j
   FROM typ ty WHERE ty.typtype = 'd'
 ),
 exts AS (

@@ -267,6 +267,7 @@ def shape_catalog(raw, hmac_key):
             domain,
             default=literals(domain.get("default")),
             constraints=sorted(literals(item) for item in domain.get("constraints") or []),
+            named_constraints={name: literals(item) for name, item in (domain.get("named_constraints") or {}).items()},
         )
     settings = {
         name: {

@@ -20,6 +20,7 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.findings import (
     unknown_cell,
 )
 from ansible_collections.envparity.audit.plugins.plugin_utils.object_type import get, high_if
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_kinds import comment_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import CatalogType, keyed
 from ansible_collections.envparity.audit.plugins.plugin_utils.secret_text import (
     change_rating,
@@ -222,13 +223,14 @@ def effective_config(role):
 
 
 def role_findings(db, config=effective_config):
-    """Roles (attributes, membership) and their settings (config: a role's settings to compare)."""
+    """Roles (attributes, membership), their settings (config: a role's settings to compare) and
+    their comments (COMMENT ON ROLE)."""
     ok = db.ok
     if len(ok) < 2:
         return []
     maps = {label: db.catalogs[label].get("roles") or {} for label in ok}
     findings = keyed(db, ROLE, maps, ok)
-    return findings + _shared_role_config_findings(db, maps, config)
+    return findings + _shared_role_config_findings(db, maps, config) + comment_findings(db, roles=True)
 
 
 def _shared_role_config_findings(db, maps, config, only=None):
@@ -353,7 +355,12 @@ class ServerColumns(SubjectColumns):
         self.catalogs = {}
         for label in self.ok:
             catalogs = [record["catalog"] for record in per_column[label] if readable(record)]
-            self.catalogs[label] = {"settings": _server_settings(catalogs), "roles": catalogs[0].get("roles") or {}}
+            self.catalogs[label] = {
+                "settings": _server_settings(catalogs),
+                "roles": catalogs[0].get("roles") or {},
+                # the roles' comments among the first database's (the same in every database)
+                "comments": catalogs[0].get("comments") or {},
+            }
 
     def cells_not_compared(self):
         return self.blind

@@ -30,7 +30,10 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations impo
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_objects import catalog_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_role import audit_role_findings
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_security import security_findings
-from ansible_collections.envparity.audit.plugins.plugin_utils.pg_validation import not_valid_findings
+from ansible_collections.envparity.audit.plugins.plugin_utils.pg_validation import (
+    domain_not_valid_findings,
+    not_valid_findings,
+)
 
 AREA = "postgres"
 DATABASE_KEY = "@database"
@@ -152,6 +155,7 @@ def diff(columns, cells, context):
         findings += _server_findings(db)
         findings += catalog_findings(db)
         findings += not_valid_findings(db)
+        findings += domain_not_valid_findings(db)
         findings += security_findings(db)
         findings += kind_findings(db)
         findings += data_findings(db)

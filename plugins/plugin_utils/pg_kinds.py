@@ -1,7 +1,7 @@
 """The other catalog object kinds of one database, compared across environments: triggers on views
 (INSTEAD OF …) and indexes on materialized views, collations, composite and range types, rules,
 event triggers, publications (and each published table's row filter and column list),
-subscriptions, and the comments on every object.
+subscriptions, and the comments on every object (on roles: compared with the roles, pg_cluster).
 
 Keyed like every other kind (pg_objects.keyed); the parts of an object missing on a side (a
 view's triggers, a table's rules, a dropped object's comment) are not compared there. Pure
@@ -238,15 +238,20 @@ def published_table_findings(db):
     return keyed(db, PUBLISHED_TABLE, maps, db.ok)
 
 
-def comment_findings(db):
+def comment_findings(db, roles=False):
     """COMMENT ON differences, on objects every column has: low (documentation, read by people
-    and by tools that generate documentation or APIs from the schema)."""
+    and by tools that generate documentation or APIs from the schema).
+
+    roles: the comments on roles only, which are the server's (pg_cluster compares them with the
+    roles, once per server); else every other comment."""
     ok = db.ok
     baseline = ok[0]
     comments = _sections(db, "comments")
     findings = []
     for key in union_keys(comments.values()):
         kind, name = split_key(key)
+        if (kind == "role") != roles:
+            continue
         if kind is None or not all(object_exists(db.catalogs[label], kind, name) for label in ok):
             continue
         records = {label: comments[label].get(key) for label in ok}

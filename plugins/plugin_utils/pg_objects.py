@@ -158,16 +158,24 @@ COLUMN = CatalogType(
 NOT_VALID = " NOT VALID"
 
 
-def definition_core(constraint):
-    """A constraint's definition without its NOT VALID mark (validation is compared on its own)."""
-    definition = constraint.get("definition")
-    if definition and definition.endswith(NOT_VALID):
+def without_not_valid(definition):
+    """A constraint definition without its NOT VALID mark (validation is compared on its own)."""
+    if marked_not_valid(definition):
         return definition[: -len(NOT_VALID)]
     return definition
 
 
+def definition_core(constraint):
+    return without_not_valid(constraint.get("definition"))
+
+
+def marked_not_valid(definition):
+    """Whether a constraint definition (None: none) ends with the NOT VALID mark."""
+    return (definition or "").endswith(NOT_VALID)
+
+
 def is_not_valid(constraint):
-    return bool(constraint) and (constraint.get("definition") or "").endswith(NOT_VALID)
+    return bool(constraint) and marked_not_valid(constraint.get("definition"))
 
 
 CONSTRAINT = CatalogType(
@@ -243,6 +251,19 @@ SEQUENCE = CatalogType(
     extra="low",
     changed=lambda differing: "medium",
 )
+
+
+def _domain_not_valid(domain):
+    """The names of a domain's constraints NOT VALID, but those a production column's
+    constraint_not_valid finding speaks for (_domain_maps)."""
+    reported = set(domain.get("validation_reported") or ())
+    return sorted(
+        name
+        for name, definition in (domain.get("named_constraints") or {}).items()
+        if marked_not_valid(definition) and name not in reported
+    )
+
+
 DOMAIN = CatalogType(
     noun="domain",
     check="postgres.domain",
@@ -251,7 +272,8 @@ DOMAIN = CatalogType(
         ("base type", get("base_type")),
         ("nullability", get("nullable")),
         ("default", get("default")),
-        ("constraints", lambda d: sorted(d.get("constraints") or [])),
+        ("constraints", lambda d: sorted(without_not_valid(item) for item in d.get("constraints") or [])),
+        ("validation", _domain_not_valid),
     ),
     missing="high",
     extra="low",
@@ -611,6 +633,26 @@ def _constraint_maps(db, tables, ok):
     }
 
 
+def _domain_maps(db, maps, ok):
+    """{label: {domain: record}}; as for tables (_constraint_maps), a domain constraint NOT VALID in a
+    production column is left out of the validation compared: its policy finding says it."""
+    reported = {}
+    for label in db.production(ok):
+        for name, domain in maps[label].items():
+            for constraint, definition in (domain.get("named_constraints") or {}).items():
+                if marked_not_valid(definition):
+                    reported.setdefault(name, set()).add(constraint)
+    if not reported:
+        return maps
+    return {
+        label: {
+            name: dict(domain, validation_reported=sorted(reported[name])) if name in reported else domain
+            for name, domain in maps[label].items()
+        }
+        for label in ok
+    }
+
+
 def _table_parts(db, name, tables, ok, inherited):
     prefix = name + "."
     findings = []
@@ -714,6 +756,6 @@ def catalog_findings(db):
     findings += keyed(db, FUNCTION, section("functions"), ok)
     findings += keyed(db, SEQUENCE, section("sequences"), ok)
     findings += _enum_findings(db)
-    findings += keyed(db, DOMAIN, section("domains"), ok)
+    findings += keyed(db, DOMAIN, _domain_maps(db, section("domains"), ok), ok)
     findings += keyed(db, EXTENSION, section("extensions"), ok)
     return findings

@@ -30,6 +30,12 @@ KIND_SECTIONS = {
     "schema": ("schemas",),
     "type": ("enums", "domains", "composites", "ranges"),
     "collation": ("collations",),
+    "rule": ("rules",),
+    "event trigger": ("event_triggers",),
+    "publication": ("publications",),
+    "subscription": ("subscriptions",),
+    "extension": ("extensions",),
+    "role": ("roles",),
 }
 # Kinds whose objects belong to a table (or a view): "<kind> schema.table.name".
 TABLE_PARTS = {"column": "columns", "index": "indexes", "constraint": "constraints", "trigger": "triggers"}

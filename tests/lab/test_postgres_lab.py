@@ -391,6 +391,18 @@ def test_planted_storage_sequences_comments_and_view_parts():
     assert both("SELECT count(*) FROM pg_index WHERE indrelid = 'public.task_counts'::regclass") == ("1", "0")
 
 
+def test_every_lab_database_carries_the_same_comment():
+    """The lab's rebuild marker (COMMENT ON DATABASE) is no drift: the audit compares it."""
+    comments = {
+        (env, dbname): _one(env, "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                        " WHERE datname = current_database()", dbname)
+        for env, dbname in (("dev", "personal_assistant"), ("dev", "analytics"), ("prod", "ai_assistant"),
+                            ("prod", "analytics"))
+    }  # fmt: skip
+    assert len(set(comments.values())) == 1, comments
+    assert next(iter(comments.values())).startswith("envparity-lab planted, sha256 ")
+
+
 def test_planted_validation_publication_and_large_objects():
     """As PostgreSQL itself says them: convalidated, prattrs, pg_largeobject_metadata."""
     assert both("SELECT convalidated FROM pg_constraint WHERE conname = 'user_plans_plan_id_check'") == ("t", "f")

@@ -934,6 +934,7 @@ def test_enums_and_domains(catalog):
             "nullable": False,
             "default": "0",
             "constraints": ["CHECK ((VALUE >= (0)::numeric))"],
+            "named_constraints": {"positive_amount_check": "CHECK ((VALUE >= (0)::numeric))"},
         }
     }
 
@@ -2378,3 +2379,189 @@ def test_constraints_not_valid_are_a_production_check_even_alone(validity):
         "public.pets.pets_age_check",
         "public.Odd Name.Odd Check",
     }
+
+
+# ---------------------------------------------------------------- subscriptions, triggers on foreign tables,
+# domain constraints NOT VALID, comments on rules, event triggers, publications, subscriptions, extensions
+# and shared objects (the database, roles)
+
+# A subscription's connection string may hold a password: the superuser the audit runs as may read it.
+SUBSCRIPTION_CANARY = "Sb-" + _random(string.ascii_letters + string.digits, 20)
+EXTRA_SUBSCRIPTION_CANARY = "Sx-" + _random(string.ascii_letters + string.digits, 20)
+# No publisher is needed: connect = false leaves the subscription disabled, without a slot.
+NO_PUBLISHER = "WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)"
+MORE_ROLES = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'more_role') THEN CREATE ROLE more_role NOLOGIN; END IF;
+END $$;
+"""
+MORE_COMMON = """
+CREATE EXTENSION file_fdw;
+CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+CREATE FOREIGN TABLE public.feed (id integer, body text) SERVER files OPTIONS (filename '/dev/null');
+CREATE FUNCTION public.feed_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE TABLE public.notes (id integer PRIMARY KEY, body text);
+CREATE RULE notes_keep AS ON DELETE TO public.notes DO INSTEAD NOTHING;
+CREATE EVENT TRIGGER more_guard ON ddl_command_start EXECUTE FUNCTION public.on_ddl();
+CREATE PUBLICATION notes_pub FOR TABLE public.notes;
+CREATE DOMAIN public.amount AS integer;
+CREATE DOMAIN public.code AS text;
+CREATE DOMAIN public."Odd Domain" AS text;
+CREATE TABLE public.uses (a public.amount, c public.code, o public."Odd Domain");
+ALTER DOMAIN public."Odd Domain" ADD CONSTRAINT "Odd Check" CHECK (VALUE <> '') NOT VALID;
+COMMENT ON FOREIGN TABLE public.feed IS 'Same on both';
+"""
+MORE_SQL = {
+    "dev": MORE_COMMON
+    + f"""
+CREATE TRIGGER feed_guard BEFORE INSERT ON public.feed FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
+COMMENT ON TRIGGER feed_guard ON public.feed IS 'Guards the feed';
+ALTER DOMAIN public.amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);
+ALTER DOMAIN public.code ADD CONSTRAINT code_short CHECK (length(VALUE) < 9) NOT VALID;
+CREATE SUBSCRIPTION notes_sub
+  CONNECTION 'host=127.0.0.1 port=1 dbname=src user=rep password={SUBSCRIPTION_CANARY}'
+  PUBLICATION notes_pub {NO_PUBLISHER};
+COMMENT ON RULE notes_keep ON public.notes IS 'Keeps notes';
+COMMENT ON PUBLICATION notes_pub IS 'For the reports';
+COMMENT ON SUBSCRIPTION notes_sub IS 'From the primary';
+COMMENT ON DATABASE moredev IS 'Application data';
+""",
+    "prod": MORE_COMMON
+    + f"""
+CREATE TRIGGER feed_guard BEFORE INSERT OR UPDATE ON public.feed
+  FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
+CREATE TRIGGER feed_audit AFTER INSERT ON public.feed FOR EACH ROW EXECUTE FUNCTION public.feed_guard();
+COMMENT ON TRIGGER feed_guard ON public.feed IS 'Guards the feed';
+ALTER DOMAIN public.amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0) NOT VALID;
+ALTER DOMAIN public.code ADD CONSTRAINT code_short CHECK (length(VALUE) < 9);
+CREATE SUBSCRIPTION notes_sub
+  CONNECTION 'host=127.0.0.1 port=1 dbname=src user=rep password={SUBSCRIPTION_CANARY}'
+  PUBLICATION notes_pub, other_pub {NO_PUBLISHER};
+CREATE SUBSCRIPTION extra_sub
+  CONNECTION 'postgresql://rep:{EXTRA_SUBSCRIPTION_CANARY}@127.0.0.1:1/src'
+  PUBLICATION notes_pub {NO_PUBLISHER};
+COMMENT ON EVENT TRIGGER more_guard IS 'Guards DDL';
+COMMENT ON PUBLICATION notes_pub IS 'For reports';
+COMMENT ON EXTENSION file_fdw IS 'Reads the CSV drops';
+COMMENT ON DATABASE moreprod IS 'Application data, production';
+""",
+}
+# COMMENT ON ROLE: roles are the cluster's, so the comment is set between the two collections.
+ROLE_COMMENTS = {"dev": "Reads the reports", "prod": "Reads everything"}
+MORE_FINDINGS = {
+    ("public.feed.feed_guard", "changed", "postgres.trigger_changed"),  # INSERT OR UPDATE
+    ("public.feed.feed_audit", "extra", "postgres.trigger_extra"),
+    ("subscriptions.notes_sub", "changed", "postgres.subscription_changed"),  # publications
+    ("subscriptions.extra_sub", "extra", "postgres.subscription_extra"),
+    # NOT VALID in production: high where dev validated it, medium where NOT VALID everywhere
+    ("public.amount.amount_positive", "policy", "postgres.constraint_not_valid"),
+    ("public.Odd Domain.Odd Check", "policy", "postgres.constraint_not_valid"),
+    ("public.code", "changed", "postgres.domain_changed"),  # NOT VALID in dev only
+    ("comments.rule public.notes.notes_keep", "missing", "postgres.comment_missing"),
+    ("comments.event trigger more_guard", "extra", "postgres.comment_extra"),
+    ("comments.publication notes_pub", "changed", "postgres.comment_changed"),
+    ("comments.subscription notes_sub", "missing", "postgres.comment_missing"),
+    ("comments.extension file_fdw", "changed", "postgres.comment_changed"),
+    ("comments.database", "changed", "postgres.comment_changed"),
+    ("comments.role more_role", "changed", "postgres.comment_changed"),
+}
+
+
+@pytest.fixture(scope="module")
+def more(cluster):
+    cluster.sql(MORE_ROLES)
+
+    def comment_role(side, dbname):
+        cluster.sql("COMMENT ON ROLE more_role IS '%s';" % ROLE_COMMENTS[side])
+
+    return collected_pair(cluster, "more", MORE_SQL, comment_role)
+
+
+def test_subscriptions_foreign_table_triggers_domains_and_comments_are_read(cluster, more):
+    dev = more["dev"]["databases"]["app"]["catalog"]
+    prod = more["prod"]["databases"]["app"]["catalog"]
+    assert dev["subscriptions"] == {"notes_sub": {"enabled": False, "slot": None, "publications": ["notes_pub"]}}
+    assert prod["subscriptions"]["notes_sub"]["publications"] == ["notes_pub", "other_pub"]
+    assert set(prod["subscriptions"]) == {"notes_sub", "extra_sub"}
+    feed = tables_of(prod)["public.feed"]
+    assert feed["kind"] == "foreign"
+    for name in ("feed_guard", "feed_audit"):
+        assert feed["triggers"][name]["definition"] == pg_text(
+            cluster, "SELECT pg_get_triggerdef(oid, true) FROM pg_trigger WHERE tgname = '%s'" % name, "moreprod"
+        )
+    assert "BEFORE INSERT OR UPDATE ON public.feed" in feed["triggers"]["feed_guard"]["definition"]
+    assert set(tables_of(dev)["public.feed"]["triggers"]) == {"feed_guard"}
+    # Domain constraints by name, as pg_get_constraintdef prints them (NOT VALID when convalidated is false).
+    for side, catalog in (("dev", dev), ("prod", prod)):
+        printed = json.loads(
+            pg_text(
+                cluster,
+                "SELECT json_object_agg(conname, pg_get_constraintdef(oid)) FROM pg_constraint"
+                " WHERE contypid <> 0 AND connamespace = 'public'::regnamespace",
+                "more" + side,
+            )
+        )
+        named = {name: c for domain in catalog["domains"].values() for name, c in domain["named_constraints"].items()}
+        assert named == printed
+    assert prod["domains"]["public.amount"]["named_constraints"] == {"amount_positive": "CHECK ((VALUE > 0)) NOT VALID"}
+    assert dev["domains"]["public.amount"]["named_constraints"] == {"amount_positive": "CHECK ((VALUE > 0))"}
+    # Every comment, from pg_description and pg_shdescription, and nothing else.
+    assert {key: value["text"] for key, value in dev["comments"].items()} == {
+        "foreign table public.feed": "Same on both",
+        "trigger public.feed.feed_guard": "Guards the feed",
+        "rule public.notes.notes_keep": "Keeps notes",
+        "publication notes_pub": "For the reports",
+        "subscription notes_sub": "From the primary",
+        "extension file_fdw": "foreign-data wrapper for flat file access",
+        "database": "Application data",
+        "role more_role": "Reads the reports",
+    }
+    assert {key: value["text"] for key, value in prod["comments"].items()} == {
+        "foreign table public.feed": "Same on both",
+        "trigger public.feed.feed_guard": "Guards the feed",
+        "event trigger more_guard": "Guards DDL",
+        "publication notes_pub": "For reports",
+        "extension file_fdw": "Reads the CSV drops",
+        "database": "Application data, production",
+        "role more_role": "Reads everything",
+    }
+
+
+@pytest.mark.parametrize("baseline", ["dev", "prod"])
+def test_subscription_trigger_domain_and_comment_drift_is_found_both_ways_and_nothing_else(more, baseline):
+    findings, found, expected = diffed(more, baseline, MORE_FINDINGS)
+    assert found == expected
+    by_key = {(f["key"], f["check"]): f for f in findings}
+    amount = by_key[("public.amount.amount_positive", "postgres.constraint_not_valid")]
+    assert (amount["severity"], amount["environments"]) == ("high", ["prod"])
+    assert "ALTER DOMAIN public.amount VALIDATE CONSTRAINT amount_positive;" in amount["recommendation"]
+    assert "as dev has it validated" in amount["recommendation"]
+    odd = by_key[("public.Odd Domain.Odd Check", "postgres.constraint_not_valid")]
+    assert odd["severity"] == "medium"
+    assert 'ALTER DOMAIN public."Odd Domain" VALIDATE CONSTRAINT "Odd Check";' in odd["recommendation"]
+    assert "validation" in by_key[("public.code", "postgres.domain_changed")]["message"]
+    role = by_key[("comments.role more_role", "postgres.comment_changed")]
+    assert '"Reads everything"' in role["message"] and role["severity"] == "low"
+
+
+def test_the_subscription_connection_string_never_leaves_the_host(cluster, more, monkeypatch):
+    """The superuser the audit runs as could read subconninfo and its password: the catalog query
+    never selects it, and a role that may not read it (pg_subscription grants every column but that
+    one) collects the subscriptions all the same."""
+    for dbname, canary in (("moredev", SUBSCRIPTION_CANARY), ("moreprod", EXTRA_SUBSCRIPTION_CANARY)):
+        assert canary in cluster.value("SELECT string_agg(subconninfo, ' ') FROM pg_subscription;", dbname)
+    canaries = (SUBSCRIPTION_CANARY, EXTRA_SUBSCRIPTION_CANARY)
+    calls = _recording_popen(monkeypatch)
+    databases = [cluster.database("app", "moreprod"), cluster.database("audit", "moreprod", user="auditor")]
+    result = collect_postgres(request(*databases), KEY, {"app": SUPERUSER_PASSWORD, "audit": AUDITOR_PASSWORD})
+    assert {name: db["status"] for name, db in result["databases"].items()} == {"app": "ok", "audit": "ok"}
+    assert (
+        result["databases"]["audit"]["catalog"]["subscriptions"]
+        == (result["databases"]["app"]["catalog"]["subscriptions"])
+    )
+    text = json.dumps([result, more])
+    assert not [canary for canary in canaries if canary in text]
+    assert not [canary for canary in canaries if canary in json.dumps(calls, default=str)]
+    sql = [line for line in pg_collect.build_script(request()).splitlines() if not line.lstrip().startswith("--")]
+    assert not [line for line in sql if "subconninfo" in line]

@@ -68,6 +68,8 @@ SERVER_WIDE = {
     ("roles.app_reader", "missing", "postgres.role_missing"),
     ("roles.app", "changed", "postgres.role_changed"),
     ("roles.app.config.search_path", "changed", "postgres.role_changed"),
+    # COMMENT ON ROLE: the server's, compared with its roles
+    ("comments.role app", "extra", "postgres.comment_extra"),
 }
 
 
@@ -83,6 +85,7 @@ def prod_server_drift(db):
     del catalog["roles"]["app_reader"]
     catalog["roles"]["app"]["createdb"] = True
     catalog["roles"]["app"]["config"]["search_path"] = record("app, public")
+    catalog.setdefault("comments", {})["role app"] = {"text": "The application", "hash": "h-app"}
     return db
 
 

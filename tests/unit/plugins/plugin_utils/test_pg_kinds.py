@@ -110,6 +110,50 @@ def test_comments_changed_missing_and_extra_on_objects_both_sides_have():
     assert findings[2]["message"] == 'The comment on table public.users differs: dev="People"; prod="Persons".'
 
 
+# Each kind of object a comment can be on, with the catalog section that lists it (a key there).
+COMMENTED = [
+    ("rule public.orders.no_delete", "rules", "public.orders.no_delete", {"relation": "public.orders"}),
+    ("event trigger guard", "event_triggers", "guard", {"event": "ddl_command_start"}),
+    ("publication pub", "publications", "pub", {"tables": []}),
+    ("subscription sub", "subscriptions", "sub", {"publications": ["pub"]}),
+    ("extension pg_trgm", "extensions", "pg_trgm", None),
+    ("database", None, None, None),
+]
+
+
+@pytest.mark.parametrize("key, section, name, record", COMMENTED)
+def test_comments_on_rules_event_triggers_publications_subscriptions_extensions_and_the_database(
+    key, section, name, record
+):
+    def with_object(text):
+        def mutate(db):
+            if section and record is not None:
+                db["catalog"].setdefault(section, {})[name] = record
+            db["catalog"]["comments"] = {key: comment(text)} if text else {}
+
+        return mutate
+
+    changed = pair(with_object("One"), with_object("Two"))
+    assert checks(changed) == [("comments." + key, "changed", "postgres.comment_changed")]
+    assert changed[0]["message"] == 'The comment on %s differs: dev="One"; prod="Two".' % key
+    well_formed(changed[0])
+    assert checks(pair(with_object("One"), with_object(None))) == [
+        ("comments." + key, "missing", "postgres.comment_missing")
+    ]
+    if section:  # on an object one side lacks: that object's own finding, not its comment's
+        findings = pair(with_object("One"), assign({}, section))
+        assert not [f for f in findings if f["key"].startswith("comments.")]
+
+
+def test_a_role_comment_is_compared_with_the_roles():
+    findings = pair(assign({"role app": comment("The application")}, "comments"))
+    assert checks(findings) == [("comments.role app", "missing", "postgres.comment_missing")]
+    assert findings[0]["severity"] == "low"
+    # A role one side lacks: the role's own finding.
+    lacking = pair(assign({"role app": comment("The application")}, "comments"), delete("roles", "app"))
+    assert checks(lacking) == [("roles.app", "missing", "postgres.role_missing")]
+
+
 def test_a_comment_whose_redacted_text_is_the_same_still_differs_by_hash():
     dev = {"table public.users": {"text": "key ‹redacted›", "hash": "one"}}
     prod = {"table public.users": {"text": "key ‹redacted›", "hash": "two"}}

@@ -69,6 +69,87 @@ def test_a_literal_that_reads_not_valid_is_not_the_mark():
     assert "postgres.constraint_not_valid" not in [f["check"] for f in findings]
 
 
+# --- NOT VALID on domains -----------------------------------------------------------------------------
+
+EMAIL = "public.email_address"
+AT_CHECK = "CHECK ((VALUE ~ '@'::text))"
+
+
+def domain_constraints(named, domain=EMAIL):
+    """The domain's constraints, by name ({name: definition}) and as the list every domain has."""
+
+    def mutate(db):
+        record = db["catalog"]["domains"].setdefault(
+            domain, {"base_type": "text", "nullable": True, "default": None, "constraints": []}
+        )
+        record["named_constraints"] = dict(named)
+        record["constraints"] = sorted(named.values())
+
+    return mutate
+
+
+def test_a_domain_constraint_not_valid_in_production_only_is_one_high_policy_finding():
+    findings = pair(
+        domain_constraints({"email_at": AT_CHECK}), domain_constraints({"email_at": AT_CHECK + " NOT VALID"})
+    )
+    assert interesting(findings) == [("public.email_address.email_at", "policy", "postgres.constraint_not_valid")]
+    finding = next(f for f in findings if f["check"] == "postgres.constraint_not_valid")
+    well_formed(finding)
+    assert (finding["severity"], finding["environments"]) == ("high", ["prod"])
+    assert finding["values"] == {"dev": "validated", "prod": "NOT VALID"}
+    assert "Constraint email_at of domain public.email_address on prod is NOT VALID" in finding["message"]
+    assert finding["recommendation"] == (
+        "On prod, fix the values that break it, then: ALTER DOMAIN public.email_address VALIDATE CONSTRAINT "
+        "email_at; (it reads every column of the domain, holding a SHARE lock on each of their tables: writes to "
+        "them wait), as dev has it validated."
+    )
+
+
+def test_a_domain_constraint_not_valid_everywhere_is_medium_with_quoted_names():
+    odd = domain_constraints({"Odd Check": "CHECK ((VALUE <> ''::text)) NOT VALID"}, domain="public.Odd Domain")
+    findings = pair(odd, odd)
+    assert interesting(findings) == [("public.Odd Domain.Odd Check", "policy", "postgres.constraint_not_valid")]
+    finding = findings[0]
+    assert finding["severity"] == "medium" and finding["values"] == {"dev": "NOT VALID", "prod": "NOT VALID"}
+    assert 'ALTER DOMAIN public."Odd Domain" VALIDATE CONSTRAINT "Odd Check";' in finding["recommendation"]
+    assert "as dev has it validated" not in finding["recommendation"]
+
+
+def test_a_domain_constraint_not_valid_outside_production_is_a_validation_difference():
+    findings = pair(
+        domain_constraints({"email_at": AT_CHECK + " NOT VALID"}), domain_constraints({"email_at": AT_CHECK})
+    )
+    assert interesting(findings) == [("public.email_address", "changed", "postgres.domain_changed")]
+    assert findings[0]["severity"] == "medium" and "validation" in findings[0]["message"]
+
+
+def test_without_production_a_domain_validation_difference_is_the_only_finding():
+    dev, prod = database(), database()
+    domain_constraints({"email_at": AT_CHECK})(dev)
+    domain_constraints({"email_at": AT_CHECK + " NOT VALID"})(prod)
+    findings = run(facts(app=dev), facts(app=prod), production=set())
+    assert interesting(findings) == [("public.email_address", "changed", "postgres.domain_changed")]
+
+
+def test_a_domain_constraint_changed_and_not_valid_are_two_findings():
+    findings = pair(
+        domain_constraints({"email_at": AT_CHECK}),
+        domain_constraints({"email_at": "CHECK ((VALUE ~ '@.'::text)) NOT VALID"}),
+    )
+    assert interesting(findings) == [
+        ("public.email_address", "changed", "postgres.domain_changed"),
+        ("public.email_address.email_at", "policy", "postgres.constraint_not_valid"),
+    ]
+    changed = next(f for f in findings if f["check"] == "postgres.domain_changed")
+    assert changed["severity"] == "high" and "validation" not in changed["message"]
+
+
+def test_domains_without_names_and_a_literal_reading_not_valid_are_no_finding():
+    literal = domain_constraints({"email_note": "CHECK ((VALUE <> ' NOT VALID'::text))"})
+    assert interesting(pair(literal, literal)) == []
+    assert interesting(pair()) == []  # facts without named_constraints (collected before they were read)
+
+
 # --- publications: row filters and column lists ------------------------------------------------------
 
 PUBLICATION = {
