@@ -819,9 +819,8 @@ def tables(columns, cells, context):
             known = cell is not None and not is_unknown(cell)
             row.append(_reader_text((cell.get("stacks") or {}).get(name)) if known else "—")
         rows.append(row)
-    if not rows:
-        return {}
-    return {"tables": [{"title": "Compose files read by", "header": ["stack"] + list(columns), "rows": rows}]}
+    tables = [{"title": "Compose files read by", "header": ["stack"] + list(columns), "rows": rows}] if rows else []
+    return {"tables": tables, "charts": []}
 
 
 def diff(columns, cells, context):

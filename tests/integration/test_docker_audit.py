@@ -112,6 +112,7 @@ def test_compose_reads_every_stack_where_installed_and_both_readers_agree(audit)
     with_compose = audit(cmdline="--tags docker")
     events = engine_events(since, engine_now())
     assert with_compose.rc == 0, with_compose.stdout
+    jsonschema.validate(with_compose.report, SCHEMA)
     assert events == [], "the audit made the engine do something"
     (table,) = with_compose.report["tables"]["docker"]["tables"]
     assert table["title"] == "Compose files read by"

@@ -515,4 +515,4 @@ def test_the_readers_table_says_who_read_each_stack_on_each_column():
     ]
     # Either reading gives the same facts: no finding comes from which reader read a column.
     assert run(dev, prod) == run(facts({"web": service()}), facts({"web": service()}))
-    assert docker_diff.tables(["dev"], {"dev": None}, {}) == {}
+    assert docker_diff.tables(["dev"], {"dev": None}, {}) == {"tables": [], "charts": []}
