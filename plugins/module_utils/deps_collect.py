@@ -27,7 +27,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import
     find_executable,
     run_capped,
 )
-from ansible_collections.envparity.audit.plugins.module_utils.deps_node import read_project
+from ansible_collections.envparity.audit.plugins.module_utils.deps_node import installed_runtime, read_project
 from ansible_collections.envparity.audit.plugins.module_utils.deps_os import collect_os, os_release
 from ansible_collections.envparity.audit.plugins.module_utils.deps_python import clean, mask_url, read_bounded
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve
@@ -121,7 +121,8 @@ def collect_python(item, request):
 
 
 def collect_runtimes(root):
-    runtimes = {"os": os_release(root)}
+    """The OS release and Node (its node_version.h) under root, and the kernel when root is /."""
+    runtimes = {"os": os_release(root), "node": installed_runtime(root)}
     if os.path.realpath(root) == "/":
         runtimes["kernel"] = clean(os.uname().release)
     return runtimes
@@ -260,7 +261,11 @@ def _checked_node(facts):
         }
 
     locked = facts.get("locked")
+    runtime = facts.get("runtime") if isinstance(facts.get("runtime"), dict) else {}
     return {
+        "runtime": {"version": clean(str(runtime.get("version")), 100), "source": clean(str(runtime.get("source")), 40)}
+        if isinstance(runtime.get("version"), str)
+        else None,
         "status": clean(facts["status"], 40),
         "reason": clean(facts["reason"]) if isinstance(facts.get("reason"), str) else None,
         "declared": entries(facts.get("declared"), ("range",)) if isinstance(facts.get("declared"), dict) else None,
