@@ -386,6 +386,12 @@ def _same_as_image(first, changes):
     )
 
 
+def shares_facts(first, first_changes, changes):
+    """Whether another container of an image may take the facts read in its first container:
+    neither one changed a directory read there (the first's facts are the image's only then)."""
+    return _same_as_image(first, first_changes) and _same_as_image(first, changes)
+
+
 def _service_parts(answer):
     """(python, os, node) of a service from its container's answer (or its failure)."""
     if answer.get("status") == "ok":
@@ -430,8 +436,8 @@ def collect_containers(request, hmac_key, runtimes):
 
     One docker exec per image reads the Python packages, the OS packages and the configured Node
     projects of the first running container of each image; another container of that image takes
-    its facts when its filesystem changed nothing in the directories read there (GET
-    /containers/{id}/changes), and is exec'd otherwise (someone ran pip or apt in it)."""
+    its facts when neither its filesystem nor the first's changed anything in the directories read
+    there (GET /containers/{id}/changes), and is exec'd otherwise (someone ran pip or apt in one)."""
     stacks = request.get("stacks") or []
     if not stacks:
         return {}
@@ -471,6 +477,11 @@ def collect_containers(request, hmac_key, runtimes):
         EXEC_WORKERS
     ) as engine_pool:
         pending = {image_id: pool.submit(read, container) for image_id, (_, container) in firsts.items()}
+        shared = {container["image_id"] for _, container in others}
+        first_changes = {
+            image_id: engine_pool.submit(_changed_paths, docker_host, timeout, firsts[image_id][1]["id"])
+            for image_id in shared
+        }
         changes = [engine_pool.submit(_changed_paths, docker_host, timeout, container["id"]) for _, container in others]
         first_facts = {image_id: future.result() for image_id, future in pending.items()}
         for image_id, (record, _) in firsts.items():
@@ -478,7 +489,7 @@ def collect_containers(request, hmac_key, runtimes):
         again = []
         for (record, container), changed in zip(others, changes):
             first = first_facts[container["image_id"]]
-            if _same_as_image(first, changed.result()):
+            if shares_facts(first, first_changes[container["image_id"]].result(), changed.result()):
                 record["answer"] = first
             else:
                 again.append((record, container))

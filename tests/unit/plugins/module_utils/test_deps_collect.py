@@ -287,6 +287,22 @@ def test_another_container_of_an_image_takes_its_facts_only_when_unchanged(first
     assert deps_collect._same_as_image(first, changes) is same
 
 
+@pytest.mark.parametrize(
+    ("first_changes", "changes", "shared"),
+    [
+        ([], [], True),
+        (["/tmp/x"], ["/var/log/y"], True),
+        # pip was run in the first container: its facts are its own, not the image's
+        (["/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"], [], False),
+        ([], ["/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"], False),
+        (None, [], False),
+    ],
+)
+def test_a_first_container_changed_by_hand_speaks_for_itself_only(first_changes, changes, shared):
+    first = {"status": "ok", "watch": ["/usr/local/lib/python3.11/dist-packages"]}
+    assert deps_collect.shares_facts(first, first_changes, changes) is shared
+
+
 NODE_VERSION_H = """#ifndef SRC_NODE_VERSION_H_
 #define SRC_NODE_VERSION_H_
 
