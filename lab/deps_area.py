@@ -8,8 +8,10 @@ are), with small pure-Python distributions installed by the venv's own pip, offl
 zip of the module and its .dist-info) into the lab's state directory, so a rebuild needs no
 network. prod's own project (labapp) is installed editable (`pip install -e`) through a tiny
 in-tree PEP 660 build backend, so pip itself records it as editable in direct_url.json.
-Node: package.json, package-lock.json (v3 in dev, v2 in prod) and node_modules/*/package.json.
-OS: a dpkg status file under each environment's drift_deps_os_root.
+Node: package.json, package-lock.json (v3 in dev, v2 in prod), node_modules/*/package.json and
+an .nvmrc (Node 20 in dev, 18 in prod). OS: a dpkg status file and Node's node_version.h under
+each environment's drift_deps_os_root. Containers: the `py`, `pyapp` and `pyarch` stacks (below),
+dev's `pyarch` service on an image whose recorded platform is linux/arm64/v8.
 
 A venv is rebuilt only when what should be in it changes (a stamp of its wheels and install
 plan); `replant` gives the canary (a token in a VCS URL of labclient's metadata) a fresh value, so
@@ -24,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -68,6 +71,9 @@ PLANTED = [
     _finding("containers pyapp", "api/node web:leftpad-lab", "changed", "deps.version_changed"),  # npm run in it
     _finding("containers pyapp", "api/node web:leftpad-lab", "policy", "deps.pin_violated"),  # outside ^1.0.0
     _finding("containers pyapp", "api/node web:leftpad-lab", "changed", "deps.lock_mismatch"),  # the lock: 1.1.0
+    _finding("containers pyarch", "api/@image.platform", "changed", "deps.image_platform_changed"),  # arm64 dev
+    _finding("node web", "@node", "changed", "deps.runtime_changed"),  # .nvmrc: 20.11.1 vs 18.19.0
+    _finding("runtimes", "node", "changed", "deps.runtime_changed"),  # node_version.h: 20.11.1 vs 18.20.4
 ]
 
 
@@ -246,6 +252,20 @@ NODE_LOCKED = {
 }
 
 
+# Node's version: what each project declares (.nvmrc) and what each OS root installed (the
+# node_version.h header Node's packages install; the audit reads it, never runs node).
+NVMRC = {DEV.name: "20.11.1", PROD.name: "18.19.0"}
+NODE_HEADER = {DEV.name: (20, 11, 1), PROD.name: (18, 20, 4)}
+
+
+def node_version_h(version: tuple) -> str:
+    return (
+        "#ifndef SRC_NODE_VERSION_H_\n#define SRC_NODE_VERSION_H_\n\n"
+        "#define NODE_MAJOR_VERSION %d\n#define NODE_MINOR_VERSION %d\n#define NODE_PATCH_VERSION %d\n\n"
+        "#define NODE_VERSION_IS_RELEASE 1\n#endif  // SRC_NODE_VERSION_H_\n" % version
+    )
+
+
 def _node_lock(env: Env) -> dict:
     packages = {"": {"name": "web", "version": "1.0.0", "dependencies": NODE_MANIFEST["dependencies"]}}
     packages.update({"node_modules/%s" % name: {"version": version} for name, version in NODE_LOCKED[env.name].items()})
@@ -295,6 +315,10 @@ def _build_env(ctx: Ctx, env: Env, wheels: dict[str, bytes]) -> None:
         base / "osroot" / "var",
         base / "osroot" / "var" / "lib",
         base / "osroot" / "var" / "lib" / "dpkg",
+        base / "osroot" / "usr",
+        base / "osroot" / "usr" / "local",
+        base / "osroot" / "usr" / "local" / "include",
+        base / "osroot" / "usr" / "local" / "include" / "node",
     ):
         ensure_dir(ctx, directory, 0o755, env.owner)
     write_file(ctx, base / "requirements.txt", REQUIREMENTS, 0o644, env.owner)
@@ -315,6 +339,9 @@ def _build_env(ctx: Ctx, env: Env, wheels: dict[str, bytes]) -> None:
         ensure_dir(ctx, web / "node_modules" / name, 0o755, env.owner)
         _write_json(ctx, web / "node_modules" / name / "package.json", {"name": name, "version": version}, env.owner)
     write_file(ctx, base / "osroot" / "var" / "lib" / "dpkg" / "status", _dpkg_status(env), 0o644, env.owner)
+    write_file(ctx, web / ".nvmrc", NVMRC[env.name] + "\n", 0o644, env.owner)
+    header = base / "osroot" / "usr" / "local" / "include" / "node" / "node_version.h"
+    write_file(ctx, header, node_version_h(NODE_HEADER[env.name]), 0o644, env.owner)
 
 
 def build(ctx: Ctx) -> None:
@@ -470,10 +497,65 @@ PY_STACKS, PY_CONTAINERS = _python_service("pyservice", "py", "compose.yml", PYT
 # stanza dpkg appends to its status file) and npm installed leftpad-lab 2.0.0 in /app (outside
 # package.json's ^1.0.0, not the lock's 1.1.0).
 APP_STACKS, APP_CONTAINERS = _python_service("pyapp", "pyapp", "app-compose.yml", APP_IMAGE)
+# Stack `pyarch` (drift_compose in inventory/lab): one service, api, of lab/python:3.11 in prod and
+# of lab/python:3.11-arm64 in dev, as a dev on an arm64 Mac builds it. A second architecture cannot
+# run on this machine, so that image is a recorded one: lab/python:3.11 saved by the engine and
+# loaded again with its config's architecture set to arm64 (variant v8). The engine stores and
+# reports the recorded platform; the layers are this machine's files, so its container runs.
+ARM_IMAGE = "lab/python:3.11-arm64"
+ARM_PLATFORM = {"architecture": "arm64", "variant": "v8"}
+ARCH_STACKS, ARCH_CONTAINERS = _python_service("pyarch", "arch", "arch-compose.yml", PYTHON_IMAGE)
+ARCH_CONTAINERS[DEV.name] = docker_area.Container(
+    ARCH_STACKS[DEV.name], "api", ARM_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH
+)
 
 
 def stack_image(stack) -> str:
+    if stack is ARCH_STACKS[DEV.name]:
+        return ARM_IMAGE
     return APP_IMAGE if stack in APP_STACKS.values() else PYTHON_IMAGE
+
+
+def recorded_platform_tar(saved: bytes, ref: str, platform: dict) -> bytes:
+    """An image archive (as `docker save` writes it) again, its config's platform fields replaced
+    by platform and its one tag by ref; the layers are kept as they are."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(saved)) as source, tarfile.open(fileobj=out, mode="w") as archive:
+        manifest = json.loads(source.extractfile("manifest.json").read())
+        old = manifest[0]["Config"]
+        config = json.loads(source.extractfile(old).read())
+        config.update(platform)
+        blob = json.dumps(config, sort_keys=True).encode()
+        manifest[0]["Config"] = hashlib.sha256(blob).hexdigest() + ".json"
+        manifest[0]["RepoTags"] = [ref]
+        for member in source.getmembers():
+            if member.name not in (old, "manifest.json", "repositories"):
+                archive.addfile(member, source.extractfile(member) if member.isfile() else None)
+        for name, data in ((manifest[0]["Config"], blob), ("manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _ensure_arm_image(ctx: Ctx) -> None:
+    if docker_area._get("/images/%s/json" % docker_area._quote(ARM_IMAGE)) is not None:
+        return  # an existing tag is kept, as docker_area keeps its images
+    # GET /images/{name}/get answers the archive's bytes (docker_area.api decodes answers as text).
+    conn = docker_area._UnixConnection(docker_area.SOCKET, 600)
+    try:
+        conn.request("GET", "%s/images/%s/get" % (docker_area.API, docker_area._quote(PYTHON_IMAGE)))
+        response = conn.getresponse()
+        saved = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise LabError("docker save of %s failed (HTTP %s)" % (PYTHON_IMAGE, response.status))
+    archive = recorded_platform_tar(saved, ARM_IMAGE, ARM_PLATFORM)
+    answer = docker_area._call("POST", "/images/load?quiet=1", archive, content_type="application/x-tar", timeout=600)
+    if "error" in str(answer):
+        raise LabError("docker load of %s failed: %s" % (ARM_IMAGE, answer))
+    ctx.changed("loaded image %s (its platform recorded as linux/arm64/v8)" % ARM_IMAGE)
 
 
 HOTFIX = "/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"
@@ -556,9 +638,11 @@ def _wait_healthy(names) -> None:
 
 
 def start(ctx: Ctx) -> None:
+    _ensure_arm_image(ctx)
     for stacks, containers, compose in (
         (PY_STACKS, PY_CONTAINERS, "compose.yml"),
         (APP_STACKS, APP_CONTAINERS, "app-compose.yml"),
+        (ARCH_STACKS, ARCH_CONTAINERS, "arch-compose.yml"),
     ):
         for name, stack in stacks.items():
             write_file(ctx, BASE[name] / compose, _compose(stack), 0o644, stack.env.owner)
@@ -572,4 +656,4 @@ def start(ctx: Ctx) -> None:
         APT_BY_HAND + "; " + NPM_BY_HAND,
         "%s %s and leftpad-lab 2.0.0" % APT_PACKAGE,
     )
-    _wait_healthy([c.name for c in (*PY_CONTAINERS.values(), *APP_CONTAINERS.values())])
+    _wait_healthy([c.name for c in (*PY_CONTAINERS.values(), *APP_CONTAINERS.values(), *ARCH_CONTAINERS.values())])

@@ -16,7 +16,11 @@ container count, the phases of the last run (each call's duration, summed over i
 the longest: the engine listing, the first exec per image, the other containers' change lists,
 the execs again, the host's own reads) and the floor of one exec (`docker exec <c> python3 -c
 pass`, median of --runs). --image lab/pyapp:1.0 makes each exec also read a dpkg status of
-hundreds of packages and a Node project. Prints figures; asserts none.
+hundreds of packages and a Node project. The times per container count are fitted to a line
+(least squares: seconds per container, and how far the worst count lies from the line). The
+collection per lab host: the area's collection with dev's and prod's own requests (from
+inventory/lab's group variables), as the module runs it on each (here as root). Prints figures;
+asserts none.
 Run as root, with the lab up (lab/labctl up).
 """
 
@@ -170,6 +174,51 @@ def time_audit(runs, skip=False):
     return statistics.median(times)
 
 
+def linear_fit(points):
+    """(intercept, slope, r2, worst) of the least-squares line through [(x, y)]; worst: the largest
+    distance of a point from the line, as a fraction of the largest y."""
+    count = len(points)
+    mean_x = sum(x for x, _ in points) / count
+    mean_y = sum(y for _, y in points) / count
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+    intercept = mean_y - slope * mean_x
+    residuals = [y - (intercept + slope * x) for x, y in points]
+    total = sum((y - mean_y) ** 2 for _, y in points)
+    r2 = 1 - sum(r * r for r in residuals) / total if total else 1.0
+    worst = max(abs(r) for r in residuals) / (max(y for _, y in points) or 1.0)
+    return intercept, slope, r2, worst
+
+
+def lab_requests():
+    """{group: deps request} of the lab's dev and prod (inventory/lab's group variables)."""
+    import yaml
+
+    from ansible_collections.envparity.audit.plugins.plugin_utils.areas import build_request
+
+    variables = ROOT / "inventory" / "lab" / "group_vars"
+    shared = yaml.safe_load((variables / "all.yml").read_text()) or {}
+    found = {}
+    for group in ("dev", "prod"):
+        params = dict(shared, **(yaml.safe_load((variables / ("%s.yml" % group)).read_text()) or {}))
+        found[group] = build_request("deps", params)
+    return found
+
+
+def time_lab_hosts(runs):
+    """{group: (median seconds, services read)} of the area's collection with each lab host's request."""
+    found = {}
+    for group, request in lab_requests().items():
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            facts = deps_collect.collect_area(request, b"bench-key")
+            times.append(time.perf_counter() - started)
+        services = sum(len(stack.get("services") or {}) for stack in facts["containers"].values())
+        found[group] = (statistics.median(times), services)
+    return found
+
+
 def print_figures(args, rows, breakdown, floors):
     base = rows[0][1]
     print(
@@ -193,6 +242,12 @@ def print_figures(args, rows, breakdown, floors):
         print("| %d | %s |" % (count, " | ".join("%d, %.3f, %.3f" % phases[name] for name in PHASES)))
     for count, floor in sorted(floors.items()):
         print("one bare docker exec (python3 -c pass) with %d containers running: %.3f s" % (count, floor))
+    if len(rows) > 1:
+        intercept, slope, r2, worst = linear_fit([(count, seconds) for count, seconds, _, _ in rows])
+        print(
+            "linear fit: %.3f s + %.4f s per container (r2 %.3f; worst count %.1f%% of the largest time off the line)"
+            % (intercept, slope, r2, 100 * worst)
+        )
     last = rows[-1]
     print(
         "goal: <= %.1f s added per host at %d containers: %.3f s (%s)"
@@ -244,6 +299,11 @@ def main(argv=None):
         remove_containers(max(counts))
         shutil.rmtree(work, ignore_errors=True)
     print_figures(args, rows, breakdown, floors)
+    print("\ncollection per lab host (its own request from inventory/lab; median of %d):" % args.runs)
+    print("| host | seconds | container services read |")
+    print("|---|---:|---:|")
+    for group, (seconds, services) in time_lab_hosts(args.runs).items():
+        print("| %s | %.3f | %d |" % (group, seconds, services))
     if args.audit_runs:
         with_area = time_audit(args.audit_runs)
         without = time_audit(args.audit_runs, skip=True)

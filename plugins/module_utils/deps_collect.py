@@ -27,7 +27,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.bounded_run import
     find_executable,
     run_capped,
 )
-from ansible_collections.envparity.audit.plugins.module_utils.deps_node import read_project
+from ansible_collections.envparity.audit.plugins.module_utils.deps_node import installed_runtime, read_project
 from ansible_collections.envparity.audit.plugins.module_utils.deps_os import collect_os, os_release
 from ansible_collections.envparity.audit.plugins.module_utils.deps_python import clean, mask_url, read_bounded
 from ansible_collections.envparity.audit.plugins.module_utils.env_collect import _resolve
@@ -121,7 +121,8 @@ def collect_python(item, request):
 
 
 def collect_runtimes(root):
-    runtimes = {"os": os_release(root)}
+    """The OS release and Node (its node_version.h) under root, and the kernel when root is /."""
+    runtimes = {"os": os_release(root), "node": installed_runtime(root)}
     if os.path.realpath(root) == "/":
         runtimes["kernel"] = clean(os.uname().release)
     return runtimes
@@ -260,7 +261,11 @@ def _checked_node(facts):
         }
 
     locked = facts.get("locked")
+    runtime = facts.get("runtime") if isinstance(facts.get("runtime"), dict) else {}
     return {
+        "runtime": {"version": clean(str(runtime.get("version")), 100), "source": clean(str(runtime.get("source")), 40)}
+        if isinstance(runtime.get("version"), str)
+        else None,
         "status": clean(facts["status"], 40),
         "reason": clean(facts["reason"]) if isinstance(facts.get("reason"), str) else None,
         "declared": entries(facts.get("declared"), ("range",)) if isinstance(facts.get("declared"), dict) else None,
@@ -381,6 +386,12 @@ def _same_as_image(first, changes):
     )
 
 
+def shares_facts(first, first_changes, changes):
+    """Whether another container of an image may take the facts read in its first container:
+    neither one changed a directory read there (the first's facts are the image's only then)."""
+    return _same_as_image(first, first_changes) and _same_as_image(first, changes)
+
+
 def _service_parts(answer):
     """(python, os, node) of a service from its container's answer (or its failure)."""
     if answer.get("status") == "ok":
@@ -425,8 +436,8 @@ def collect_containers(request, hmac_key, runtimes):
 
     One docker exec per image reads the Python packages, the OS packages and the configured Node
     projects of the first running container of each image; another container of that image takes
-    its facts when its filesystem changed nothing in the directories read there (GET
-    /containers/{id}/changes), and is exec'd otherwise (someone ran pip or apt in it)."""
+    its facts when neither its filesystem nor the first's changed anything in the directories read
+    there (GET /containers/{id}/changes), and is exec'd otherwise (someone ran pip or apt in one)."""
     stacks = request.get("stacks") or []
     if not stacks:
         return {}
@@ -466,6 +477,11 @@ def collect_containers(request, hmac_key, runtimes):
         EXEC_WORKERS
     ) as engine_pool:
         pending = {image_id: pool.submit(read, container) for image_id, (_, container) in firsts.items()}
+        shared = {container["image_id"] for _, container in others}
+        first_changes = {
+            image_id: engine_pool.submit(_changed_paths, docker_host, timeout, firsts[image_id][1]["id"])
+            for image_id in shared
+        }
         changes = [engine_pool.submit(_changed_paths, docker_host, timeout, container["id"]) for _, container in others]
         first_facts = {image_id: future.result() for image_id, future in pending.items()}
         for image_id, (record, _) in firsts.items():
@@ -473,7 +489,7 @@ def collect_containers(request, hmac_key, runtimes):
         again = []
         for (record, container), changed in zip(others, changes):
             first = first_facts[container["image_id"]]
-            if _same_as_image(first, changed.result()):
+            if shares_facts(first, first_changes[container["image_id"]].result(), changed.result()):
                 record["answer"] = first
             else:
                 again.append((record, container))

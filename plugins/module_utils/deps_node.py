@@ -11,16 +11,25 @@ Standard library only, Python 3.8+: this module runs on the audited hosts.
 Packages are keyed by their install path below the project with each "node_modules/" dropped and
 nested levels joined by " > " ("debug", "express > debug"), so that a hoisted copy and a nested one
 stay apart. Files are read up to max_bytes; JSON errors are a status, never a traceback.
+
+Node's own version is never asked of the node binary (no program the host chooses runs): a
+project's is what it declares (.nvmrc or .node-version, the files nvm, fnm and Volta read, else
+package.json's engines.node); an installation's is read from the node_version.h header it ships
+(the official images and the distributions' packages install it under include/node).
 """
 
 import json
 import os
+import re
 
 from ansible_collections.envparity.audit.plugins.module_utils.deps_python import clean, mask_url, read_bounded
 
 MAX_PACKAGES = 20000
 LOCK_FILES = ("package-lock.json", "npm-shrinkwrap.json")
 DEPENDENCY_FIELDS = ("dependencies", "devDependencies", "optionalDependencies")
+VERSION_FILES = (".nvmrc", ".node-version")
+NODE_HEADERS = ("usr/local/include/node/node_version.h", "usr/include/node/node_version.h")
+_HEADER_FIELD = re.compile(r"^#define[ \t]+NODE_(MAJOR|MINOR|PATCH)_VERSION[ \t]+(\d{1,6})[ \t]*$", re.M)
 
 
 class NodeError(Exception):
@@ -134,16 +143,48 @@ def installed(modules_dir, max_bytes):
     return found, broken[:50], truncated
 
 
+def declared_runtime(path, manifest):
+    """{"version", "source"} of the Node version a project declares, or None."""
+    for name in VERSION_FILES:
+        try:
+            data, _ = read_bounded(os.path.join(path, name), 4096)
+        except OSError:
+            continue
+        lines = data.decode("utf-8", "replace").strip().splitlines()
+        if lines and lines[0].strip():
+            return {"version": clean(lines[0].strip(), 100), "source": name}
+    engines = manifest.get("engines") if isinstance(manifest, dict) else None
+    if isinstance(engines, dict) and isinstance(engines.get("node"), str):
+        return {"version": clean(engines["node"], 100), "source": "package.json engines"}
+    return None
+
+
+def installed_runtime(root):
+    """The version of the Node installed under root, from its node_version.h header, or None."""
+    for relative in NODE_HEADERS:
+        try:
+            data, _ = read_bounded(os.path.join(root, relative), 65536)
+        except OSError:
+            continue
+        fields = dict(_HEADER_FIELD.findall(data.decode("utf-8", "replace")))
+        if len(fields) == 3:
+            return "%s.%s.%s" % (int(fields["MAJOR"]), int(fields["MINOR"]), int(fields["PATCH"]))
+    return None
+
+
 def read_project(path, max_bytes):
     """The facts of one Node project directory."""
     if not os.path.isdir(path):
         return {"status": "missing", "reason": "The project directory does not exist."}
     record = {"status": "ok", "reason": None, "problems": []}
+    manifest = None
     try:
-        record["declared"] = declared(read_json(os.path.join(path, "package.json"), max_bytes))
+        manifest = read_json(os.path.join(path, "package.json"), max_bytes)
+        record["declared"] = declared(manifest)
     except NodeError as problem:
         record["declared"] = None
         record["problems"].append(problem.reason)
+    record["runtime"] = declared_runtime(path, manifest)
     record["lock_version"], record["locked"], record["lock_truncated"] = None, None, False
     for name in LOCK_FILES:
         lock_path = os.path.join(path, name)

@@ -34,6 +34,9 @@ RUNTIMES_SUBJECT = "runtimes"
 BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute", "pkg-resources"})
 DIRECT_KINDS = {"editable": "an editable install", "directory": "a local-path install", "vcs": "a VCS install"}
 _RELEASE = re.compile(r"^(?:\d+[:!])?v?(\d+(?:\.\d+)*)")
+# The host's runtimes compared as they are (the Python of each environment is compared in its own
+# section, Node's declared version in its project's).
+RUNTIME_KEYS = ("os", "kernel", "docker_engine", "compose", "node")
 STATUS_TEXT = {
     "missing": "path missing",
     "not_an_environment": "not a Python environment",
@@ -654,6 +657,7 @@ def _node_findings(subject):
         ),
         lambda where: "Fix package.json / the lockfile on %s." % join_names(where),
     )
+    findings += _node_runtime_findings(subject, ok)
     installed = {label: subject.records[label].get("installed") or {} for label in ok}
     locked = {label: {k: v["version"] for k, v in (subject.records[label].get("locked") or {}).items()} for label in ok}
     if len(ok) > 1:
@@ -673,6 +677,34 @@ def _node_findings(subject):
             problems.setdefault((name, check), {})[label] = text
     findings += _chain_findings(subject, problems)
     return findings
+
+
+def node_runtime_text(record):
+    """A Node project's declared Node version as shown: "20.11.1 (.nvmrc)", or None."""
+    runtime = record.get("runtime")
+    return "%s (%s)" % (runtime["version"], runtime["source"]) if runtime else None
+
+
+def _node_runtime_findings(subject, ok):
+    """The Node version the project declares (.nvmrc, .node-version, engines.node), across columns."""
+    declared = {label: (subject.records[label].get("runtime") or {}).get("version") for label in ok}
+    present = [label for label in ok if declared[label] is not None]
+    if len(present) < 2 or len({declared[label] for label in present}) < 2:
+        return []
+    values = {label: node_runtime_text(subject.records[label]) or "not declared" for label in ok}
+    where = [label for label in present if declared[label] != declared[present[0]]]
+    return [
+        subject.finding(
+            "@node",
+            "changed",
+            "deps.runtime_changed",
+            severity_of_change(declared[present[0]], declared[where[0]]),
+            values,
+            where,
+            "The Node version declared by %s differs: %s." % (subject.name, by_value(values.items())),
+            "Run every environment on one Node release (one .nvmrc / engines.node for all).",
+        )
+    ]
 
 
 def _node_chain(record, production):
@@ -717,19 +749,21 @@ def _runtime_findings(subject):
     findings = []
     if len(ok) < 2:
         return findings
-    for key in ("os", "kernel", "docker_engine", "compose"):
+    for key in RUNTIME_KEYS:
         values = {label: subject.records[label].get(key) for label in ok}
         present = [label for label in ok if values[label] is not None]
         if len(present) < 2 or len({values[label] for label in present}) < 2:
             continue
+        where = [label for label in present if values[label] != values[present[0]]]
+        severity = {"os": "medium", "node": severity_of_change(values[present[0]], values[where[0]])}.get(key, "low")
         findings.append(
             subject.finding(
                 key,
                 "changed",
                 "deps.runtime_changed",
-                "medium" if key == "os" else "low",
+                severity,
                 values,
-                [label for label in present if values[label] != values[present[0]]],
+                where,
                 "Runtime %s differs: %s."
                 % (key.replace("_", " "), by_value((label, values[label]) for label in present)),
                 "Run the same %s release in every environment, or record the difference as expected."
@@ -756,3 +790,156 @@ def diff(columns, cells, context):
         elif name == RUNTIMES_SUBJECT:
             findings += _runtime_findings(_Subject(name, "subjects", columns, views, context))
     return findings
+
+
+# ------------------------------------------------------------------ the report's tables
+
+# A package × environment table shows the packages that differ, at most this many rows: a big set
+# folds (its equal rows are counted, not listed).
+MAX_TABLE_ROWS = 200
+ABSENT = "—"
+NOT_READ = "(not read)"
+
+
+def _container_packages(services, part):
+    """{key: version} of one column's containers for one ecosystem: Python ``service/package``,
+    OS ``service/os:package``, Node ``service/node project:package``."""
+    found = {}
+    for service, record in services.items():
+        if part == "python":
+            facts = record.get("python") or {}
+            if facts.get("status") == "ok":
+                found.update(
+                    ("%s/%s" % (service, name), dist.get("version") or "(unknown version)")
+                    for name, dist in (facts.get("dists") or {}).items()
+                )
+        elif part == "os":
+            facts = record.get("os") or {}
+            if facts.get("status") == "ok":
+                found.update(
+                    ("%s/os:%s" % (service, name), value) for name, value in (facts.get("packages") or {}).items()
+                )
+        else:
+            for project, facts in (record.get("node") or {}).items():
+                if facts.get("status") == "ok":
+                    found.update(
+                        ("%s/node %s:%s" % (service, project, name), value)
+                        for name, value in (facts.get("installed") or {}).items()
+                    )
+    return found
+
+
+def package_table(title, columns, packages):
+    """A package × environment table of the packages that differ between the columns read
+    (packages {label: {package: version}}; a column missing from it was not read), then a row
+    counting the packages the same everywhere; at most MAX_TABLE_ROWS differing rows, then a row
+    saying how many more. None when no column was read."""
+    read = [label for label in columns if label in packages]
+    if not read:
+        return None
+    differing, same = [], 0
+    for key in union_keys(packages[label] for label in read):
+        values = [packages[label].get(key) for label in read]
+        if len(read) > 1 and len(set(values)) == 1:
+            same += 1
+            continue
+        differing.append(
+            [str(key)]
+            + [
+                (ABSENT if packages[label].get(key) is None else str(packages[label][key]))
+                if label in packages
+                else NOT_READ
+                for label in columns
+            ]
+        )
+    if not differing and not same:
+        return None
+    rows = differing[:MAX_TABLE_ROWS]
+    if len(differing) > MAX_TABLE_ROWS:
+        rows.append(["… %d more differing packages" % (len(differing) - MAX_TABLE_ROWS)] + [""] * len(columns))
+    if len(read) > 1:
+        rows.append(["(%d packages the same in %s)" % (same, join_names(read))] + [""] * len(columns))
+    return {"title": title, "header": ["package"] + list(columns), "rows": rows}
+
+
+def _ok_records(columns, views, name):
+    """{label: record} of the columns whose subject `name` was read (status ok)."""
+    found = {}
+    for label in columns:
+        record = _subjects_of(views.get(label)).get(name)
+        if isinstance(record, dict) and record.get("status", "ok") == "ok":
+            found[label] = record
+    return found
+
+
+def _subject_tables(name, columns, records):
+    if name.startswith("python "):
+        return [package_table("%s: packages" % name, columns, {k: _python_versions(r) for k, r in records.items()})]
+    if name.startswith("node "):
+        return [
+            package_table("%s: packages" % name, columns, {k: r.get("installed") or {} for k, r in records.items()})
+        ]
+    if name == OS_SUBJECT:
+        return [package_table(name, columns, {k: r.get("packages") or {} for k, r in records.items()})]
+    if name.startswith("containers "):
+        return [
+            package_table(
+                "%s: %s" % (name, what),
+                columns,
+                {k: _container_packages(r.get("services") or {}, part) for k, r in records.items()},
+            )
+            for part, what in (("python", "Python packages"), ("os", "OS packages"), ("node", "Node packages"))
+        ]
+    return []
+
+
+def _runtime_rows(view):
+    """{runtime: text} of one column: the host's runtimes, each Python environment's version and
+    each Node project's declared Node version."""
+    subjects = view["subjects"] if view and not is_unknown(view) else {}
+    rows = {key: value for key, value in (subjects.get(RUNTIMES_SUBJECT) or {}).items() if key in RUNTIME_KEYS}
+    for name, record in subjects.items():
+        if record.get("status", "ok") != "ok":
+            continue
+        if name.startswith("python "):
+            rows[name] = record.get("python")
+        elif name.startswith("node "):
+            rows[name] = node_runtime_text(record)
+    return rows
+
+
+def _runtime_table(columns, views):
+    read = {label: _runtime_rows(views[label]) for label in columns if RUNTIMES_SUBJECT in _subjects_of(views[label])}
+    keys = [key for key in RUNTIME_KEYS if any(rows.get(key) is not None for rows in read.values())]
+    keys += sorted({key for rows in read.values() for key in rows if key not in RUNTIME_KEYS})
+    if not keys:
+        return None
+    rows = [
+        [key.replace("_", " ")]
+        + [
+            (str(read[label][key]) if read[label].get(key) is not None else ABSENT) if label in read else NOT_READ
+            for label in columns
+        ]
+        for key in keys
+    ]
+    return {"title": RUNTIMES_SUBJECT, "header": ["runtime"] + list(columns), "rows": rows}
+
+
+def _subjects_of(view):
+    return view["subjects"] if view and not is_unknown(view) else {}
+
+
+def tables(columns, cells, context):
+    """The report's tables, one per ecosystem of each subject (plain text cells: the report model
+    escapes them): package × environment, only the packages that differ, and a count of the rest;
+    and the runtimes side by side."""
+    views = {label: _subject_view(cells.get(label)) for label in columns}
+    names = sorted({name for view in views.values() for name in _subjects_of(view)})
+    found = []
+    for name in names:
+        if name == RUNTIMES_SUBJECT:
+            found.append(_runtime_table(columns, views))
+        else:
+            found += _subject_tables(name, columns, _ok_records(columns, views, name))
+    found = [table for table in found if table and table["rows"]]
+    return {"tables": found, "charts": []} if found else {}

@@ -73,6 +73,37 @@ def test_deps_report_names_the_reasons_and_sections(audit, lab):
     markdown = result.markdown
     for heading in ("## Area: deps", "### python app", "### node web", "### os packages", "### containers app"):
         assert heading in markdown
+    # the planted architecture: dev's service of the py-arch stack runs an image recorded as arm64
+    platform = findings[("containers pyarch", "api/@image.platform")]
+    assert platform["values"] == {"dev": "linux/arm64/v8", "prod": "linux/amd64"} and platform["severity"] == "high"
+    assert findings[("node web", "@node")]["values"] == {"dev": "20.11.1 (.nvmrc)", "prod": "18.19.0 (.nvmrc)"}
+    assert findings[("runtimes", "node")]["values"] == {"dev": "20.11.1", "prod": "18.20.4"}
+
+
+def test_deps_report_tables_fold_to_the_differing_packages(audit, lab):
+    """One table per ecosystem, package × environment: only the packages that differ, then a count
+    of the equal ones (pyapp's image holds this machine's dpkg database: hundreds of equal rows)."""
+    result = audit(cmdline="--tags deps")
+    tables = {table["title"]: table for table in result.report["tables"]["deps"]["tables"]}
+    python = tables["python app: packages"]
+    assert python["header"] == ["package", "dev", "prod"]
+    assert python["rows"][:4] == [
+        ["labcore-utils", "1.4.0", "1.2.0"],
+        ["labextra", "—", "0.5.0rc1"],
+        ["labhttp", "2.0.1", "1.9.0"],
+        ["labpinned", "3.1.0", "3.2.0"],
+    ]
+    assert python["rows"][-1][0].endswith("packages the same in dev and prod)")
+    container_os = tables["containers pyapp: OS packages"]["rows"]
+    assert container_os[0] == ["api/os:hotfix-tool", "—", "1.0-1"] and len(container_os) == 2
+    equal = int(container_os[-1][0].split(" ")[0].lstrip("("))
+    with open("/var/lib/dpkg/status", encoding="utf-8", errors="replace") as handle:
+        assert equal == sum(1 for line in handle if line.startswith("Package: "))  # the image's copy of it
+    runtimes = {row[0]: row[1:] for row in tables["runtimes"]["rows"]}
+    assert runtimes["node"] == ["20.11.1", "18.20.4"] and runtimes["python app"][0] == runtimes["python app"][1]
+    markdown = result.markdown
+    assert "| api/os:hotfix-tool | — | 1.0-1 |" in markdown
+    assert "| node web | 20.11.1 (.nvmrc) | 18.19.0 (.nvmrc) |" in markdown
 
 
 def test_the_vcs_token_in_installed_metadata_never_leaves_the_host(audit, lab):

@@ -41,6 +41,27 @@ NOT_ATTRIBUTES = frozenset(
 SECRET_WORD = re.compile(r"(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|APIKEY|CREDENTIALS?)(_|$)")
 
 
+# The deps area's Python stacks (lab/deps_area.py): one compose file each beside the venvs, no env
+# file; their declared services are compared like the application's (pyarch's image differs).
+DEPS_STACKS = {"py": "compose.yml", "pyapp": "app-compose.yml", "pyarch": "arch-compose.yml"}
+DEPS_DIRS = {"dev": Path("/var/lib/envparity-lab/dev/deps"), "prod": Path("/home/deploy/deps")}
+
+
+def deps_stack_findings() -> set[tuple]:
+    """The declared docker findings of the deps area's stacks, with each stack's name as subject."""
+    found = set()
+    for name, compose in DEPS_STACKS.items():
+        services = {}
+        for env, directory in DEPS_DIRS.items():
+            cmd = [str(COMPOSE), "-f", str(directory / compose), "config", "--format", "json"]
+            clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=clean, cwd="/")
+            assert proc.returncode == 0, "docker-compose config failed for %s %s" % (env, name)
+            services[env] = json.loads(proc.stdout)["services"]
+        found |= {(name,) + item[1:] for item in declared_findings(services[BASELINE], services[PRODUCTION])}
+    return found
+
+
 def compose_config(env: str, *what: str) -> dict:
     """The merged, interpolated project as Compose v2 renders it (it runs no container); with
     ("--hash", "*"), {service: the config hash `up` would label its containers with} (the lab's
@@ -294,6 +315,7 @@ def lab_findings() -> set[tuple]:
     for env, project in projects.items():
         found |= runtime_findings(project["name"], services[env], compose_config(env, "--hash", "*"))
     found |= production_findings(services[PRODUCTION])
+    found |= deps_stack_findings()
     for container in containers(None):
         if container["State"]["Status"] == "running":
             found.add((SUBJECT, "containers.%s" % container["Name"].lstrip("/"), "policy", "docker.orphan"))

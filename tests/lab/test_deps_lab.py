@@ -263,3 +263,56 @@ def test_one_exec_reads_the_containers_os_packages_and_node_project_as_dpkg_does
 
 def changed_files_of(container: str) -> set[str]:
     return set(docker("diff", container).stdout.splitlines())
+
+
+# ---------------------------------------------------------------- another architecture, Node's version
+
+
+def test_devs_pyarch_service_runs_an_image_recorded_as_arm64():
+    """The engine reports the platform dev's image records (linux/arm64/v8) while prod's is this
+    machine's; both containers run (the recorded image's layers are this machine's files), and the
+    collector reads each service's platform from the engine."""
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect
+
+    arm = engine_get("/images/lab/python:3.11-arm64/json")
+    assert (arm["Os"], arm["Architecture"], arm["Variant"]) == ("linux", "arm64", "v8")
+    assert engine_get("/images/lab/python:3.11/json")["Architecture"] == "amd64"
+    platforms = {}
+    for env, path in (("dev", STATE / "dev" / "deps"), ("prod", Path("/home/deploy/deps"))):
+        state = engine_get("/containers/pyarch_%s-api-1/json" % env)["State"]
+        assert state["Running"], env
+        request = {
+            "stacks": [{"name": "pyarch", "files": [str(path / "arch-compose.yml")]}],
+            "docker_host": DOCKER_HOST,
+        }
+        stack = deps_collect.collect_containers(request, b"k" * 32, {})["pyarch"]
+        assert stack["status"] == "ok", stack
+        platforms[env] = stack["services"]["api"]["platform"]
+        assert stack["services"]["api"]["python"]["status"] == "ok"
+    assert platforms == {"dev": "linux/arm64/v8", "prod": "linux/amd64"}
+
+
+def test_nodes_version_is_read_from_files_as_planted():
+    from ansible_collections.envparity.audit.plugins.module_utils import deps_collect, deps_node
+
+    for base, declared, installed in (
+        (STATE / "dev" / "deps", "20.11.1", "20.11.1"),
+        (Path("/home/deploy/deps"), "18.19.0", "18.20.4"),
+    ):
+        project = deps_node.read_project(str(base / "web"), 65536)
+        assert project["runtime"] == {"version": declared, "source": ".nvmrc"}
+        assert deps_collect.collect_runtimes(str(base / "osroot"))["node"] == installed
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_python_version_read_from_pyvenv_cfg_is_the_venvs_interpreters(env):
+    """The collector never runs the venv's python; the test does, as the oracle."""
+    venv, _ = VENVS[env]
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert deps_python.read_environment(str(venv))["python"] == proc.stdout.strip()

@@ -285,3 +285,72 @@ def test_collect_area_reads_each_part_and_one_failure_hides_nothing(tmp_path):
 )
 def test_another_container_of_an_image_takes_its_facts_only_when_unchanged(first, changes, same):
     assert deps_collect._same_as_image(first, changes) is same
+
+
+@pytest.mark.parametrize(
+    ("first_changes", "changes", "shared"),
+    [
+        ([], [], True),
+        (["/tmp/x"], ["/var/log/y"], True),
+        # pip was run in the first container: its facts are its own, not the image's
+        (["/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"], [], False),
+        ([], ["/usr/local/lib/python3.11/dist-packages/hotfix-0.1.dist-info"], False),
+        (None, [], False),
+    ],
+)
+def test_a_first_container_changed_by_hand_speaks_for_itself_only(first_changes, changes, shared):
+    first = {"status": "ok", "watch": ["/usr/local/lib/python3.11/dist-packages"]}
+    assert deps_collect.shares_facts(first, first_changes, changes) is shared
+
+
+NODE_VERSION_H = """#ifndef SRC_NODE_VERSION_H_
+#define SRC_NODE_VERSION_H_
+
+#define NODE_MAJOR_VERSION 20
+#define NODE_MINOR_VERSION 11
+#define NODE_PATCH_VERSION 1
+
+#define NODE_VERSION_IS_LTS 1
+#define NODE_VERSION_LTS_CODENAME "Iron"
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {".nvmrc": "v20.11.1\n", "package.json": '{"engines": {"node": ">=18"}}'},
+            {"version": "v20.11.1", "source": ".nvmrc"},
+        ),
+        ({".node-version": "18.19.0"}, {"version": "18.19.0", "source": ".node-version"}),
+        (
+            {".nvmrc": "\n", "package.json": '{"engines": {"node": ">=18 <21"}}'},
+            {"version": ">=18 <21", "source": "package.json engines"},
+        ),
+        ({"package.json": '{"engines": {"node": 18}}'}, None),
+        ({"package.json": "not json"}, None),
+        ({}, None),
+    ],
+)
+def test_a_projects_declared_node_version(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert deps_node.read_project(str(tmp_path), 65536)["runtime"] == expected
+
+
+@pytest.mark.parametrize(
+    ("relative", "text", "expected"),
+    [
+        ("usr/local/include/node/node_version.h", NODE_VERSION_H, "20.11.1"),
+        ("usr/include/node/node_version.h", NODE_VERSION_H.replace("20", "18"), "18.11.1"),
+        ("usr/include/node/node_version.h", "#define NODE_MAJOR_VERSION 20\n", None),
+        ("usr/include/node/node_version.h", NODE_VERSION_H.replace("11\n", "1`|x\n", 1), None),
+        ("usr/include/other.h", NODE_VERSION_H, None),
+    ],
+)
+def test_the_installed_node_version_is_read_from_its_header_never_run(tmp_path, relative, text, expected):
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    assert deps_node.installed_runtime(str(tmp_path)) == expected
+    assert deps_collect.collect_runtimes(str(tmp_path))["node"] == expected

@@ -237,3 +237,135 @@ def test_container_os_packages_and_node_projects_are_compared_per_service():
     unread = cell(containers={"app": stack({}, {"left": "1.0.0"}, {"left": "1.0.0"}, os_status="no_python")})
     found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": unread}, CONTEXT))
     assert not any(key.startswith("api/os:") for _, key, _, _, _ in found)
+
+
+# ---------------------------------------------------------------- the report's tables
+
+
+def tables_of(cells, columns=("dev", "prod")):
+    return {table["title"]: table for table in deps_diff.tables(list(columns), cells, CONTEXT)["tables"]}
+
+
+def test_a_package_table_lists_only_the_differing_rows_and_counts_the_rest():
+    same = {"same-%03d" % index: dist("1.0") for index in range(40)}
+    dev = cell({"app": env(dict(same, a=dist("1.4.0"), b=dist("2.0")))})
+    prod = cell({"app": env(dict(same, a=dist("1.2.0"), c=dist("0.1rc1")))})
+    table = tables_of({"dev": dev, "prod": prod})["python app: packages"]
+    assert table["header"] == ["package", "dev", "prod"]
+    assert table["rows"] == [
+        ["a", "1.4.0", "1.2.0"],
+        ["b", "2.0", "—"],
+        ["c", "—", "0.1rc1"],
+        ["(40 packages the same in dev and prod)", "", ""],
+    ]
+
+
+def test_a_big_set_folds_at_the_row_limit():
+    dev = cell(os={"status": "ok", "packages": {"p%05d" % index: "1.0" for index in range(1000)}})
+    prod = cell(
+        os={"status": "ok", "packages": {"p%05d" % index: "2.0" if index < 450 else "1.0" for index in range(1000)}}
+    )
+    rows = tables_of({"dev": dev, "prod": prod})["os packages"]["rows"]
+    assert len(rows) == deps_diff.MAX_TABLE_ROWS + 2
+    assert rows[0] == ["p00000", "1.0", "2.0"]
+    assert rows[-2] == ["… 250 more differing packages", "", ""]
+    assert rows[-1] == ["(550 packages the same in dev and prod)", "", ""]
+
+
+def test_tables_with_hostile_names_are_escaped_by_the_report_model():
+    from ansible_collections.envparity.audit.plugins.plugin_utils.report_model import build_document, build_view
+
+    hostile = "evil|`name`\n<script>x</script>\u202e"
+    dev = cell(
+        {"app": env({hostile: dist("1.0|2")})},
+        node={"we|b": dict(node({hostile: "1.0.0"}), runtime={"version": "20|x", "source": ".nvmrc"})},
+        runtimes={"os": "Debian | 12\n# heading", "kernel": "6.1"},
+    )
+    prod = cell({"app": env({})}, runtimes={"os": "Debian 12", "kernel": "6.1"})
+    given = deps_diff.tables(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT)
+    titles = [table["title"] for table in given["tables"]]
+    # os packages: empty everywhere, so no table
+    assert titles == ["node we|b: packages", "python app: packages", "runtimes"]
+    assert all(isinstance(text, str) for table in given["tables"] for row in table["rows"] for text in row)
+    python = next(table for table in given["tables"] if table["title"] == "python app: packages")
+    assert python["rows"][0] == [hostile, "1.0|2", "—"]
+    audit = {
+        "columns": [{"label": label, "environment": label, "host": label} for label in ("dev", "prod")],
+        "states": {label: {"status": "ok", "reason": None} for label in ("dev", "prod")},
+        "production": ["prod"],
+        "audited_areas": ["deps"],
+        "environments": [{"name": label, "hosts": [label]} for label in ("dev", "prod")],
+        "findings": [],
+        "stale_rules": [],
+        "errors": [],
+        "gate": {"fail_on": "never", "tripped": False, "count": 0},
+        "tables": {"deps": given},
+    }
+    view = build_view(build_document(audit, "2026-01-01T00:00:00Z", "inv"))["areas"][0]
+    for table in view["tables"]:
+        for row in [table["header"], *table["rows"]]:
+            for text in row:
+                assert "\n" not in text and "<script>" not in text and "\u202e" not in text
+                assert "|" not in text.replace("\\|", ""), text
+
+
+def test_unread_and_unconfigured_columns_are_shown_as_such():
+    dev = cell({"app": env({"a": dist("1.0")})})
+    broken = cell({"app": {"status": "missing", "reason": "The path does not exist."}})
+    table = tables_of({"dev": dev, "prod": broken, "stage": unknown_cell("unreachable")}, ("dev", "prod", "stage"))
+    assert table["python app: packages"]["rows"] == [["a", "1.0", "(not read)", "(not read)"]]
+    assert deps_diff.tables(["dev"], {"dev": None}, CONTEXT) == {}
+
+
+def test_the_runtimes_table_holds_each_environments_python_and_nodes_declared_version():
+    dev = cell(
+        {"app": env({}, python="3.11.2")},
+        node={"web": dict(node({}), runtime={"version": "20.11.1", "source": ".nvmrc"})},
+        runtimes={"os": "Debian GNU/Linux 12", "kernel": "6.1.0", "node": "20.11.1", "docker_engine": None},
+    )
+    prod = cell(
+        {"app": env({}, python="3.9.18")},
+        node={"web": dict(node({}), runtime={"version": ">=18", "source": "package.json engines"})},
+        runtimes={"os": "Debian GNU/Linux 12", "kernel": "6.1.0", "node": "18.19.0"},
+    )
+    rows = tables_of({"dev": dev, "prod": prod})["runtimes"]["rows"]
+    assert rows == [
+        ["os", "Debian GNU/Linux 12", "Debian GNU/Linux 12"],
+        ["kernel", "6.1.0", "6.1.0"],
+        ["node", "20.11.1", "18.19.0"],
+        ["node web", "20.11.1 (.nvmrc)", ">=18 (package.json engines)"],
+        ["python app", "3.11.2", "3.9.18"],
+    ]
+
+
+def test_runtime_versions_are_compared_as_findings():
+    def with_node(declared, installed, python):
+        runtime = {"version": declared, "source": ".nvmrc"} if declared else None
+        return cell(
+            {"app": env({}, python=python)},
+            node={"web": dict(node({}), runtime=runtime)},
+            runtimes={"os": "Debian 12", "node": installed},
+        )
+
+    dev, prod = with_node("20.11.1", "20.11.1", "3.11.2"), with_node("18.19.0", "18.19.0", "3.11.9")
+    found = identities(deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT))
+    assert {
+        ("node web", "@node", "changed", "deps.runtime_changed", "high"),
+        ("runtimes", "node", "changed", "deps.runtime_changed", "high"),
+        ("python app", "@python", "changed", "deps.runtime_changed", "low"),
+    } <= found
+    findings = {
+        (f["subject"], f["key"]): f for f in deps_diff.diff(["dev", "prod"], {"dev": dev, "prod": prod}, CONTEXT)
+    }
+    assert findings[("node web", "@node")]["message"] == (
+        "The Node version declared by node web differs: dev=20.11.1 (.nvmrc); prod=18.19.0 (.nvmrc)."
+    )
+    # declared in one environment only, or the same everywhere: nothing to compare
+    quiet = identities(
+        deps_diff.diff(
+            ["dev", "prod"],
+            {"dev": with_node("20.11.1", None, "3.11.2"), "prod": with_node(None, None, "3.11.2")},
+            CONTEXT,
+        )
+    )
+    assert not any(item[3] == "deps.runtime_changed" for item in quiet)
