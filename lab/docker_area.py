@@ -744,6 +744,9 @@ VENV_COMPOSE = ".venv/lib/python3*/site-packages/compose/docker-compose"
 # interpolation (the env files give every value) or choose another engine.
 COMPOSE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "DOCKER_HOST": DOCKER_HOST}
 COMPOSE_TIMEOUT = 300
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
 
 
 def venv_compose() -> Path:
@@ -788,16 +791,34 @@ def _with_earlier_files(run: Run, cmd: list[str], tmp: Path) -> list[str]:
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", "\n".join(script)]
 
 
+def _listed(project: str) -> list[dict]:
+    filters = _quote(json.dumps({"label": ["com.docker.compose.project=%s" % project]}))
+    return _call("GET", "/containers/json?all=1&filters=" + filters)
+
+
 def _states(project: str) -> dict[str, tuple]:
     """{name: (id, state)} of a compose project's containers."""
-    filters = _quote(json.dumps({"label": ["com.docker.compose.project=%s" % project]}))
-    listed = _call("GET", "/containers/json?all=1&filters=" + filters)
-    return {c["Names"][0].lstrip("/"): (c["Id"], c["State"]) for c in listed}
+    return {c["Names"][0].lstrip("/"): (c["Id"], c["State"]) for c in _listed(project)}
+
+
+def _remove_strays(ctx: Ctx, project: str) -> None:
+    """Containers of a project that Compose would not converge: one without its config hash label
+    (an earlier lab made it by hand, with compose labels; Compose ignores it, then fails to create
+    its own under that name), or one an interrupted recreate left under a temporary name
+    (<id>_<name>; Compose starts it as it is). Removed first, so that Compose makes them anew."""
+    for info in _listed(project):
+        labels = info.get("Labels") or {}
+        name = info["Names"][0].lstrip("/")
+        canonical = "%s-%s-%s" % (project, labels.get(SERVICE_LABEL), labels.get(NUMBER_LABEL))
+        if CONFIG_HASH_LABEL not in labels or name != canonical:
+            _call("DELETE", "/containers/%s?force=1" % info["Id"])
+            ctx.changed("removed container %s (not Compose's, or left by an interrupted recreate)" % name)
 
 
 def compose_up(ctx: Ctx, run: Run) -> None:
     """Converge a run's services with Compose (it leaves a container whose config hash matches
     alone, starts it when it is stopped); the changes are read from the engine."""
+    _remove_strays(ctx, run.stack.project)
     before = _states(run.stack.project)
     cmd = compose_command(run)
     with tempfile.TemporaryDirectory(prefix="compose-", dir=RUN_DIR) as tmp:
