@@ -749,7 +749,7 @@ SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 
 
-def venv_compose() -> Path:
+def _venv_compose() -> Path:
     found = sorted(REPO.glob(VENV_COMPOSE))
     if not found:
         raise LabError(
@@ -761,7 +761,7 @@ def venv_compose() -> Path:
 
 def _install_compose(ctx: Ctx) -> None:
     """Copied (not linked: the virtualenv may go), written only when its bytes differ."""
-    binary = venv_compose()
+    binary = _venv_compose()
     for directory in (COMPOSE_PLUGIN.parent.parent, COMPOSE_PLUGIN.parent):
         ensure_dir(ctx, directory, 0o755)
     write_file(ctx, COMPOSE_PLUGIN, binary.read_bytes(), 0o755)
