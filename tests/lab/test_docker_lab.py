@@ -124,14 +124,12 @@ def canaries() -> dict[str, str]:
     return {k: v for k, v in json.loads(CANARIES.read_text()).items() if k.startswith("docker.")}
 
 
-def lifecycle_events(since: int, until: int) -> list[dict]:
-    """The engine's container and network events that create, start, stop or remove something
-    between two times (health probes' exec events left out): one JSON object a line."""
+def lifecycle_events(since: int, until: int) -> list[tuple]:
+    """(action, container name) of the engine's events that created, started, stopped or removed
+    a container of the two stacks between two times (health probes' exec events left out; other
+    sessions' containers on the shared engine too)."""
     filters = json.dumps(
-        {
-            "type": ["container", "network"],
-            "event": ["create", "destroy", "start", "stop", "die", "kill", "rename", "connect", "disconnect"],
-        }
+        {"type": ["container"], "event": ["create", "destroy", "start", "stop", "die", "kill", "rename"]}
     )
     query = urllib.parse.urlencode({"since": since, "until": until, "filters": filters})
     connection = http.client.HTTPConnection("localhost", timeout=30)
@@ -143,7 +141,13 @@ def lifecycle_events(since: int, until: int) -> list[dict]:
         body = connection.getresponse().read()
     finally:
         connection.close()
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
+    events = [json.loads(line) for line in body.splitlines() if line.strip()]
+    projects = {project for _, _, _, project, _ in STACKS.values()}
+    return [
+        (event["Action"], event["Actor"]["Attributes"].get("name"))
+        for event in events
+        if event["Actor"]["Attributes"].get("com.docker.compose.project") in projects
+    ]
 
 
 def engine_pid() -> int:
