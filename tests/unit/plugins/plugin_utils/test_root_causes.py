@@ -35,6 +35,12 @@ def upgrade():
     )
     op.add_column("users", sa.Column("avatar_url", sa.Text))
     op.execute("CREATE INDEX users_name_idx ON public.users (name)")
+
+
+def downgrade():
+    op.drop_index("users_name_idx")
+    op.drop_column("users", "avatar_url")
+    op.drop_table("reminders")
 """
 SETTINGS_V2 = SETTINGS_V1 + 'INTERVAL = int(os.environ.get("REMINDER_INTERVAL_SECONDS", "300"))\n'
 TEMPLATE_V2 = "APP_NAME=app\nFEATURE_NEW_UI=s3cr3t-value-never-sent\n"
@@ -76,11 +82,17 @@ def test_the_collector_reports_what_each_commit_introduces_and_no_value(repos):
     dev, _ = repos
     facts_ = git_facts(dev)
     history = by_subject(facts_["repos"]["app"])
+    # The downgrade's drops are not what the migration does.
     assert history["Add the reminders table"]["introduces"] == {
         "tables": ["reminders"],
         "columns": ["users.avatar_url"],
         "indexes": ["users_name_idx"],
         "keys": [],
+        "altered_columns": [],
+        "dropped_tables": [],
+        "dropped_columns": [],
+        "dropped_indexes": [],
+        "settings": [],
     }
     assert history["Check reminders every 5 minutes"]["introduces"]["keys"] == ["REMINDER_INTERVAL_SECONDS"]
     assert history["Add the new UI flag"]["introduces"]["keys"] == ["FEATURE_NEW_UI"]
@@ -168,19 +180,25 @@ def test_the_plan_is_ordered_and_made_of_data(repos):
     plan = root_causes.stabilization_plan(analysis, findings, {"app": database, "unrelated": dict(database)})
     assert [step["action"] for step in plan] == [
         "merge_back",
+        "schema_drift",
         "backup",
         "apply_migrations",
         "config",
         "deploy",
         "verify",
     ]
-    assert [step["number"] for step in plan] == [1, 2, 3, 4, 5, 6]
+    assert [step["number"] for step in plan] == [1, 2, 3, 4, 5, 6, 7]
     steps = {step["action"]: step for step in plan}
     assert steps["backup"]["commands"] == [
         "docker exec db-1 pg_dump --format=custom --dbname=ai --username=deploy > ai-before-deploy.dump"
     ]  # only the database the migrations change
     assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
-    assert "backup of step 2" in steps["apply_migrations"]["rollback"]
+    assert "backup of step 3" in steps["apply_migrations"]["rollback"]
+    # The schema changes no migration explains: a step of their own, before the backup.
+    drift = steps["schema_drift"]
+    assert {f["id"] for f in drift["findings"]} == {item["id"] for item in analysis["manual_schema_drift"]}
+    assert "on prod: app public.hand_made (table extra), app public.users.active (column missing)" in drift["text"]
+    assert drift["commands"] == [] and "revert" in drift["rollback"]
     assert "FEATURE_NEW_UI" in steps["config"]["text"] and "REMINDER_INTERVAL_SECONDS" in steps["config"]["text"]
     assert "s3cr3t" not in json.dumps(plan)
     assert git_cells["prod"]["repos"]["app"]["head"][:10] in steps["deploy"]["rollback"]
