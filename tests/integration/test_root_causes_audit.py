@@ -33,10 +33,15 @@ def test_lab_links_and_plan(audit, lab):
         ("postgres", "app", "migrations.alembic"),
         ("postgres", "app", "public.reminders"),
     ]
-    # Precision: the lab's other schema differences were made by hand (no migration creates them).
+    # Precision: the lab's other schema differences were made by hand (no migration creates them),
+    # among them the index created CONCURRENTLY on prod as a hot-fix (lab/postgres_area.py HOTFIXES),
+    # which no django_migrations row, alembic revision or migration file records.
     manual = refs(causes["manual_schema_drift"])
     assert ("postgres", "app", "public.users.avatar_url") in manual
+    assert ("postgres", "app", "public.tasks.tasks_status_due_at_idx") in manual
     assert ("postgres", "app", "public.reminders") not in manual
+    linked = {item["key"] for cause in causes["causes"] for item in cause["findings"]}
+    assert "public.tasks.tasks_status_due_at_idx" not in linked
     # FEATURE_NEW_UI is only in dev's env file: no commit introduces it, and that is said.
     unexplained = {(item["area"], item["key"]): item["reason"] for item in causes["unexplained"]}
     assert unexplained[("env", "FEATURE_NEW_UI")] == "no commit the target lacks introduces it"
@@ -63,9 +68,15 @@ def test_lab_links_and_plan(audit, lab):
         )
     plan = report["stabilization_plan"]
     actions = [step["action"] for step in plan]
-    assert actions[:5] == ["merge_back", "backup", "apply_migrations", "config", "deploy"]
+    assert actions[:6] == ["merge_back", "schema_drift", "backup", "apply_migrations", "config", "deploy"]
     assert actions[-1] == "verify"
     steps = {step["action"]: step for step in plan}
+    (hotfix,) = [f for f in report["findings"] if f["key"] == "public.tasks.tasks_status_due_at_idx"]
+    assert hotfix["kind"] == "extra" and hotfix["check"] == "postgres.index_extra"
+    assert hotfix["id"] in ids_of(steps["schema_drift"]["findings"])
+    assert ids_of(steps["schema_drift"]["findings"]) == ids_of(causes["manual_schema_drift"])
+    assert steps["schema_drift"]["text"].startswith("Record in a migration the schema changes no migration explains")
+    assert hotfix["id"] in ids_of(steps["verify"]["findings"])
     assert ids_of(hand_edit["findings"]) | ids_of(config["findings"]) <= ids_of(steps["merge_back"]["findings"])
     assert steps["backup"]["commands"][0].startswith("docker exec ai_assistant-db-1 pg_dump ")
     assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
