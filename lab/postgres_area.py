@@ -637,7 +637,6 @@ DATABASES = {
 }
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Hotfix:
     """DDL someone ran by hand on a live database, outside any migration (no django_migrations or
