@@ -24,9 +24,9 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import MI
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE
 
 LISTED = 10
-# Postgres findings that are about a database's settings, roles, extensions or the audit itself,
-# not schema objects a migration creates.
-NOT_SCHEMA = ("@", "settings.", "migrations.", "extensions.")
+# Postgres findings that are about a database's settings, roles, extensions, data or the audit
+# itself, not schema objects a migration creates.
+NOT_SCHEMA = ("@", "settings.", "migrations.", "extensions.", "data.")
 # Which migration files belong to which tool (the tools pg_migrations knows).
 TOOL_PATHS = {
     "alembic": ("versions/", "alembic/"),

@@ -6,6 +6,8 @@ in its checkout."""
 
 import jsonschema
 
+from ansible_collections.envparity.audit.plugins.plugin_utils.root_causes import RESTART_CHECKS
+
 from .test_env_audit import SCHEMA
 
 
@@ -71,14 +73,37 @@ def test_lab_links_and_plan(audit, lab):
     assert actions[:6] == ["merge_back", "schema_drift", "backup", "apply_migrations", "config", "deploy"]
     assert actions[-1] == "verify"
     steps = {step["action"]: step for step in plan}
+    check_schema_drift_step(report, steps)
+    check_restart_step(report, steps, actions)
+    assert ids_of(hand_edit["findings"]) | ids_of(config["findings"]) <= ids_of(steps["merge_back"]["findings"])
+    assert steps["backup"]["commands"][0].startswith("docker exec ai_assistant-db-1 pg_dump ")
+    assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
+    assert "## Stabilization plan" in result.markdown and "## Root causes" in result.markdown
+    assert result.markdown.index("## Stabilization plan") < result.markdown.index("## Action plan")
+
+
+def check_schema_drift_step(report, steps):
+    """The index made by hand on prod is manual schema drift, and the plan's schema_drift step
+    (and its verify) lists it with every other difference no migration explains."""
+    causes = report["root_causes"]
     (hotfix,) = [f for f in report["findings"] if f["key"] == "public.tasks.tasks_status_due_at_idx"]
     assert hotfix["kind"] == "extra" and hotfix["check"] == "postgres.index_extra"
     assert hotfix["id"] in ids_of(steps["schema_drift"]["findings"])
     assert ids_of(steps["schema_drift"]["findings"]) == ids_of(causes["manual_schema_drift"])
     assert steps["schema_drift"]["text"].startswith("Record in a migration the schema changes no migration explains")
     assert hotfix["id"] in ids_of(steps["verify"]["findings"])
-    assert ids_of(hand_edit["findings"]) | ids_of(config["findings"]) <= ids_of(steps["merge_back"]["findings"])
-    assert steps["backup"]["commands"][0].startswith("docker exec ai_assistant-db-1 pg_dump ")
-    assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
-    assert "## Stabilization plan" in result.markdown and "## Root causes" in result.markdown
-    assert result.markdown.index("## Stabilization plan") < result.markdown.index("## Action plan")
+    assert not [item for item in causes["manual_schema_drift"] if item["key"].startswith("data.")]  # rows, not DDL
+
+
+def check_restart_step(report, steps, actions):
+    # prod's stack differs from dev's in services' images and configuration: one restart, for the
+    # project Compose names prod's stack, of exactly the services those findings name.
+    restarted = [
+        f
+        for f in report["findings"]
+        if f["area"] == "docker" and f["check"] in RESTART_CHECKS and not f["expected"] and f["subject"] == "app"
+    ]
+    services = sorted({f["key"].split(".")[1] for f in restarted})
+    assert actions[-2] == "restart" and services
+    assert "docker compose -p ai_assistant up -d %s" % " ".join(services) in steps["restart"]["commands"]
+    assert ids_of(restarted) <= ids_of(steps["restart"]["findings"])

@@ -888,3 +888,18 @@ def test_the_restart_step_quotes_names_from_hosts():
 def test_no_restart_step_without_a_service_to_restart(findings):
     plan = root_causes.stabilization_plan(EMPTY_ANALYSIS, findings, {})
     assert "restart" not in [step["action"] for step in plan]
+
+
+@pytest.mark.parametrize(
+    ("key", "schema"),
+    [
+        ("public.users.avatar_url", True),
+        ("public.tasks.tasks_status_due_at_idx", True),
+        ("data.public.plans", False),  # rows differ: no DDL made that
+        ("settings.work_mem", False),
+        ("migrations.alembic", False),
+    ],
+)
+def test_what_counts_as_a_schema_finding(key, schema):
+    finding = {"area": "postgres", "subject": "app", "key": key, "kind": "changed"}
+    assert root_causes.is_schema_finding(finding) is schema
