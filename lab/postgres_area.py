@@ -20,7 +20,8 @@ ai_assistant (owner prod_user) and analytics. The audit reaches ai_assistant wit
 ai_assistant-db-1 psql` and analytics over TCP on 127.0.0.1:55433 (the published port).
 
 Planted drift: app is dev's personal_assistant against prod's ai_assistant, analytics against
-analytics (identical but for one index). PLANTED lists every finding the PostgreSQL diff
+analytics (identical but for one index); prod's app database also has an index created by hand
+(HOTFIXES, in no migration: manual schema drift). PLANTED lists every finding the PostgreSQL diff
 (plugins/plugin_utils/pg_diff.py) must report for that state, no more: app and analytics share a
 server on each side, so the server's own facts (its settings, the roles) are reported once, under
 the subject cluster:analytics+app; what is a database's own (ALTER DATABASE … SET) under it.
@@ -285,6 +286,8 @@ PLANTED = [
     _finding(APP, "publications.app_changes.public.tasks", "changed", "postgres.publication_table_changed"),
     _finding(APP, "large_objects.owned by (database owner)", "changed", "postgres.large_object_privilege_changed"),
     _finding(ANALYTICS, "public.events.events_occurred_at_idx", "missing", "postgres.index_missing"),
+    # HOTFIXES: an index created by hand on prod, in no migration (manual schema drift).
+    _finding(APP, "public.tasks.tasks_status_due_at_idx", "extra", "postgres.index_extra"),
     *_cluster_wide(SERVER),
 ]
 
@@ -635,6 +638,32 @@ DATABASES = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Hotfix:
+    """DDL someone ran by hand on a live database, outside any migration (no django_migrations or
+    alembic_version row, no migration file records it): one index, built CONCURRENTLY as one does
+    on a busy table, so it runs on its own (not in the database's DDL transaction) and does not
+    change the database's hash: it is added to a database that exists, and again after a rebuild."""
+
+    dbname: str
+    index: str
+    statement: str
+
+
+HOTFIXES = {
+    DEV_CLUSTER: (),
+    PROD_CLUSTER: (
+        # 2025-02-18: the open-tasks page timed out on prod; an index was added there by hand.
+        Hotfix(
+            "ai_assistant",
+            "tasks_status_due_at_idx",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_status_due_at_idx"
+            " ON public.tasks (status, due_at) WHERE status <> 'done';",
+        ),
+    ),
+}
+
+
 # ---------------------------------------------------------------- canaries
 
 
@@ -832,9 +861,31 @@ def _ensure_secrets(ctx: Ctx, cluster: Cluster, c: dict[str, str]) -> None:
         ctx.changed("set %s of role %s on %s's PostgreSQL" % (name, role, cluster.env.name))
 
 
+def _ensure_hotfixes(ctx: Ctx, cluster: Cluster) -> None:
+    """Each hand-made index, valid: created when absent; one a failed concurrent build left
+    invalid is dropped and built again."""
+    for fix in HOTFIXES[cluster]:
+        owner = next(db.owner for db in DATABASES[cluster] if db.name == fix.dbname)
+        rows = _rows(
+            psql(
+                cluster,
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = %s AND c.relnamespace = 'public'::regnamespace;" % _sql_literal(fix.index),
+                dbname=fix.dbname,
+            )
+        )
+        if rows == [["t"]]:
+            continue
+        drop = "DROP INDEX CONCURRENTLY IF EXISTS public.%s;\n" % fix.index if rows else ""
+        # Statement by statement (psql autocommits each): CONCURRENTLY refuses a transaction block.
+        psql(cluster, "SET ROLE %s;\n%s%s\n" % (owner, drop, fix.statement), dbname=fix.dbname)
+        ctx.changed("created index %s by hand on %s's %s" % (fix.index, cluster.env.name, fix.dbname))
+
+
 def _converge(ctx: Ctx, cluster: Cluster, c: dict[str, str]) -> None:
     _ensure_roles(ctx, cluster)
     _ensure_databases(ctx, cluster)
+    _ensure_hotfixes(ctx, cluster)
     _ensure_secrets(ctx, cluster, c)
 
 

@@ -24,9 +24,9 @@ from ansible_collections.envparity.audit.plugins.plugin_utils.git_diff import MI
 from ansible_collections.envparity.audit.plugins.plugin_utils.pg_migrations import UPGRADE
 
 LISTED = 10
-# Postgres findings that are about a database's settings, roles, extensions or the audit itself,
-# not schema objects a migration creates.
-NOT_SCHEMA = ("@", "settings.", "migrations.", "extensions.")
+# Postgres findings that are about a database's settings, roles, extensions, data or the audit
+# itself, not schema objects a migration creates.
+NOT_SCHEMA = ("@", "settings.", "migrations.", "extensions.", "data.")
 # Which migration files belong to which tool (the tools pg_migrations knows).
 TOOL_PATHS = {
     "alembic": ("versions/", "alembic/"),
@@ -133,39 +133,77 @@ def _object_names(finding):
     return None, None
 
 
+# What a commit must do to an object to explain a finding, by the side the commit is on (the
+# target lacks it, or only the target has it) and the finding's kind: a pending migration that
+# creates what the target lacks, drops what only the target has, changes what differs; a commit
+# only the target has, the other way round.
+EFFECTS = {
+    ("lacking", "missing"): "created",
+    ("lacking", "extra"): "dropped",
+    ("lacking", "changed"): "altered",
+    ("only", "extra"): "created",
+    ("only", "missing"): "dropped",
+    ("only", "changed"): "altered",
+}
+# The introduced names (module_utils/git_introduces.py) of each effect, by sort of object.
+EFFECT_SORTS = {
+    "created": {"tables": "tables", "indexes": "indexes", "columns": "columns"},
+    "dropped": {"tables": "dropped_tables", "indexes": "dropped_indexes", "columns": "dropped_columns"},
+    "altered": {"columns": "altered_columns"},
+}
+VERBS = {
+    ("created", "tables"): "creates table",
+    ("created", "indexes"): "creates index",
+    ("created", "columns"): "adds column",
+    ("dropped", "tables"): "drops table",
+    ("dropped", "indexes"): "drops index",
+    ("dropped", "columns"): "drops column",
+    ("altered", "columns"): "changes column",
+    ("altered", "indexes"): "recreates index",
+}
+
+
 class _Index:
     """The names a list of commits introduces, each pointing at the oldest commit that does: one
     pass over the commits, then a lookup per finding (linear in both)."""
 
     def __init__(self, commits):
-        self.tables, self.indexes, self.columns = {}, {}, {}
+        self.names = {(effect, sort): {} for effect, sorts in EFFECT_SORTS.items() for sort in sorts}
+        self.names[("altered", "indexes")] = {}
         for commit in reversed(commits):  # oldest first: the first to introduce a name keeps it
             introduces = commit.get("introduces")
             if introduces is None:
                 continue
-            for name in introduces["tables"]:
-                self.tables.setdefault(name.lower(), commit)
-            for name in introduces["indexes"]:
-                self.indexes.setdefault(name.lower(), commit)
-            for column in introduces["columns"]:
-                owner, _, added = column.lower().rpartition(".")
-                self.columns.setdefault(added, []).append((owner, commit))
+            for effect, sorts in EFFECT_SORTS.items():
+                for sort, introduced in sorts.items():
+                    names = self.names[(effect, sort)]
+                    for name in introduces.get(introduced) or []:
+                        if sort == "columns":
+                            owner, _, column = name.lower().rpartition(".")
+                            names.setdefault(column, []).append((owner, commit))
+                        else:
+                            names.setdefault(name.lower(), commit)
+            # An index dropped and created again by one commit: its definition changes.
+            for name in set(introduces.get("indexes") or []) & set(introduces.get("dropped_indexes") or []):
+                self.names[("altered", "indexes")].setdefault(name.lower(), commit)
 
-    def explain(self, finding):
-        """(commit, evidence) for a missing/extra schema object, or None."""
+    def explain(self, finding, effect):
+        """(commit, evidence) for a schema finding whose object the commits create, drop or change
+        (effect), or None."""
         table, name = _object_names(finding)
-        if table is None or finding["kind"] == "changed":
+        if table is None:
             return None
-        if table in self.tables:
-            evidence = "creates table %s" % table + (" (with %s)" % name if name else "")
-            return self.tables[table], evidence
+        tables = self.names.get((effect, "tables"), {})
+        if table in tables:
+            return tables[table], "%s %s" % (VERBS[(effect, "tables")], table) + (" (with %s)" % name if name else "")
         if name is None:
             return None
-        if name in self.indexes:
-            return self.indexes[name], "creates index %s" % name
-        for owner, commit in self.columns.get(name, ()):
+        indexes = self.names[(effect, "indexes")]
+        if name in indexes:
+            return indexes[name], "%s %s" % (VERBS[(effect, "indexes")], name)
+        for owner, commit in self.names.get((effect, "columns"), {}).get(name, ()):
             if owner == table or table.endswith("_" + owner):
-                return commit, "adds column %s.%s" % (table, name)
+                return commit, "%s %s.%s" % (VERBS[(effect, "columns")], table, name)
         return None
 
 
@@ -202,11 +240,11 @@ def _commit_causes(placement, findings, explained):
     own = [f for f in findings if target in f["environments"] and id(f) not in explained]
     links = {}  # (side, sha) -> [(finding, evidence)]
     keys = {}  # (key) -> [(finding, evidence)] for commit_keys
-    for side, commits, kind in (("lacking", placement["lacking"], "missing"), ("only", placement["only"], "extra")):
-        index = _Index(commits)
+    for side in ("lacking", "only"):
+        index = _Index(placement[side])
         for finding in own:
-            if id(finding) not in explained and is_schema_finding(finding) and finding["kind"] == kind:
-                found = index.explain(finding)
+            if id(finding) not in explained and is_schema_finding(finding):
+                found = index.explain(finding, EFFECTS[(side, finding["kind"])])
                 if found:
                     explained.add(id(finding))
                     links.setdefault((side, found[0]["sha"]), []).append((finding, found[1]))
@@ -224,11 +262,14 @@ def _commit_causes(placement, findings, explained):
         key = _key_of(finding)
         if key and finding["kind"] == "missing" and id(finding) not in explained:
             wanted.setdefault(key, []).append(finding)
-    for commit in reversed(placement["lacking"]):
-        for key in (commit.get("introduces") or {}).get("keys") or []:
-            for finding in wanted.pop(key, []):
-                explained.add(id(finding))
-                keys.setdefault(commit["sha"], []).append((finding, "reads %s" % key))
+    # A direct read of the environment first; then a Django setting of the key's very name (weaker:
+    # the settings module may not read it from the environment), only for a key still missing.
+    for sort, evidence in (("keys", "reads %s"), ("settings", "reads settings.%s (a Django setting of that name)")):
+        for commit in reversed(placement["lacking"]):
+            for key in (commit.get("introduces") or {}).get(sort) or []:
+                for finding in wanted.pop(key, []):
+                    explained.add(id(finding))
+                    keys.setdefault(commit["sha"], []).append((finding, evidence % key))
     causes = []
     for side, commits in (("lacking", placement["lacking"]), ("only", placement["only"])):
         for commit in reversed(commits):
@@ -716,6 +757,30 @@ def _merge_back_step(analysis, findings):
     )
 
 
+def _schema_drift_step(analysis, findings):
+    """The schema differences no migration explains (DDL run by hand): recorded in a migration, or
+    undone, before the pending migrations run over them."""
+    manual = analysis["manual_schema_drift"]
+    if not manual:
+        return None
+    by_id = {finding["id"]: finding for finding in findings}
+    parts = {}
+    for item in manual:
+        finding = by_id.get(item["id"]) or {"environments": []}
+        where = "on %s" % join_names(sorted(finding["environments"])) if finding["environments"] else "differs"
+        parts.setdefault(where, []).append(
+            "%s %s (%s)" % (item["subject"], item["key"], item["check"].split(".", 1)[1].replace("_", " "))
+        )
+    return _step(
+        "schema_drift",
+        "Record in a migration the schema changes no migration explains (DDL run by hand), or undo them: %s."
+        % "; ".join("%s: %s" % (where, _listing(names)) for where, names in sorted(parts.items())),
+        [],
+        "Nothing changes on the databases in this step; revert the commit of the new migration to undo it.",
+        [{k: v for k, v in item.items() if k != "reason"} for item in manual],
+    )
+
+
 def _backup_step(migrations, databases):
     if not migrations or not databases:
         return None
@@ -784,17 +849,28 @@ def _deploy_step(analysis, findings):
     )
 
 
-def _restart_step(findings):
+def _restart_step(findings, projects):
+    """One `docker compose up -d` per stack whose services' image or configuration differs on the
+    target (projects: {stack: its Compose project name}, the stack's name when unknown)."""
     own = [f for f in findings if f["area"] == "docker" and f["check"] in RESTART_CHECKS and not f["expected"]]
-    if not own:
+    stacks = {}
+    for finding in own:
+        parts = finding["key"].split(".")
+        if parts[0] == "services" and len(parts) > 1:
+            stacks.setdefault(finding["subject"], set()).add(parts[1])
+    if not stacks:
         return None
-    services = sorted({f["key"].split(".")[1] for f in own if f["key"].startswith("services.")})
     return _step(
         "restart",
-        "Restart the services whose image or configuration changed: %s." % _listing(services),
-        ["docker compose up -d %s" % " ".join(services)],
+        "Restart the services whose image or configuration changed: %s."
+        % "; ".join("%s: %s" % (stack, _listing(sorted(services))) for stack, services in sorted(stacks.items())),
+        [
+            "docker compose -p %s up -d %s"
+            % (quote(projects.get(stack) or stack), " ".join(quote(service) for service in sorted(services)))
+            for stack, services in sorted(stacks.items())
+        ],
         "Bring the previous commit's compose file back and run docker compose up -d again.",
-        _refs(own),
+        _refs(f for f in own if f["subject"] in stacks),
     )
 
 
@@ -820,15 +896,19 @@ def _verify_step(steps, findings):
     )
 
 
-def stabilization_plan(analysis, findings, databases):
+def stabilization_plan(analysis, findings, databases, projects=None):
     """The numbered steps, in the order they must run; a step with nothing to do is left out.
-    databases: {name: drift_postgres item} of the target whose migrations are pending."""
+    databases: {name: drift_postgres item} of the target whose migrations are pending; projects:
+    {stack: Compose project name} on the targets."""
     migrations = [c for c in analysis["causes"] if c["kind"] == "pending_migration"]
     migrated = {f["subject"] for c in migrations for f in c["findings"] if f["area"] == "postgres"}
     steps = []
     merge_back = _merge_back_step(analysis, findings)
     if merge_back:
         steps.append(merge_back)
+    drift = _schema_drift_step(analysis, findings)
+    if drift:
+        steps.append(drift)
     backup = _backup_step(migrations, {name: item for name, item in databases.items() if name in migrated})
     if backup:
         steps.append(backup)
@@ -836,7 +916,7 @@ def stabilization_plan(analysis, findings, databases):
         _migrate_step(migrations, len(steps) if backup else None),
         _config_step(analysis, findings),
         _deploy_step(analysis, findings),
-        _restart_step(findings),
+        _restart_step(findings, projects or {}),
     ):
         if step:
             steps.append(step)
@@ -868,7 +948,14 @@ def build(findings, columns, production, cells_of, requests):
         request = (requests.get(host_of[label]) or {}).get("postgres") or {}
         for database in request.get("databases") or []:
             databases.setdefault(database["name"], database)
-    return analysis, stabilization_plan(analysis, findings, databases)
+    projects = {}
+    for label in targets:
+        cell = cells_of("docker").get(label)
+        if cell and not is_unknown(cell):
+            for name, stack in (cell.get("stacks") or {}).items():
+                if (stack or {}).get("project"):
+                    projects.setdefault(name, stack["project"])
+    return analysis, stabilization_plan(analysis, findings, databases, projects)
 
 
 # ---------------------------------------------------------------- the Markdown view

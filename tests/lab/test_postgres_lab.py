@@ -75,6 +75,7 @@ EXPECTED_POSTGRES_FINDINGS = {
     ("app", "public.tasks.tasks_user_id_fkey", "changed", "postgres.constraint_changed"),
     ("app", "public.tasks.tasks_priority_check", "changed", "postgres.constraint_changed"),
     ("app", "public.tasks.tasks_due_at_idx", "missing", "postgres.index_missing"),
+    ("app", "public.tasks.tasks_status_due_at_idx", "extra", "postgres.index_extra"),  # by hand on prod
     ("app", "public.tasks.tasks_user_id_idx", "changed", "postgres.index_changed"),
     ("app", "public.tasks.tasks_touch_updated_at", "changed", "postgres.trigger_changed"),
     ("app", "public.open_tasks", "changed", "postgres.view_changed"),
@@ -350,6 +351,14 @@ def test_planted_schema_differences():
     )
     assert both("SELECT string_agg(version_num, ',') FROM public.alembic_version") == ("0002", "0001")
     assert both("SELECT count(*) FROM public.django_migrations") == ("5", "4")
+    # The index made by hand on prod (lab HOTFIXES): valid, and recorded by no migration.
+    assert both("SELECT coalesce(string_agg(i.indisvalid::text || ' ' || pg_get_indexdef(i.indexrelid), ','), 'none')"
+                " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = 'tasks_status_due_at_idx'") == (
+        "none",
+        "true CREATE INDEX tasks_status_due_at_idx ON public.tasks USING btree (status, due_at)"
+        " WHERE (status <> 'done'::task_status)",
+    )  # fmt: skip
 
 
 def test_planted_privileges_and_row_level_security():

@@ -35,6 +35,12 @@ def upgrade():
     )
     op.add_column("users", sa.Column("avatar_url", sa.Text))
     op.execute("CREATE INDEX users_name_idx ON public.users (name)")
+
+
+def downgrade():
+    op.drop_index("users_name_idx")
+    op.drop_column("users", "avatar_url")
+    op.drop_table("reminders")
 """
 SETTINGS_V2 = SETTINGS_V1 + 'INTERVAL = int(os.environ.get("REMINDER_INTERVAL_SECONDS", "300"))\n'
 TEMPLATE_V2 = "APP_NAME=app\nFEATURE_NEW_UI=s3cr3t-value-never-sent\n"
@@ -76,11 +82,17 @@ def test_the_collector_reports_what_each_commit_introduces_and_no_value(repos):
     dev, _ = repos
     facts_ = git_facts(dev)
     history = by_subject(facts_["repos"]["app"])
+    # The downgrade's drops are not what the migration does.
     assert history["Add the reminders table"]["introduces"] == {
         "tables": ["reminders"],
         "columns": ["users.avatar_url"],
         "indexes": ["users_name_idx"],
         "keys": [],
+        "altered_columns": [],
+        "dropped_tables": [],
+        "dropped_columns": [],
+        "dropped_indexes": [],
+        "settings": [],
     }
     assert history["Check reminders every 5 minutes"]["introduces"]["keys"] == ["REMINDER_INTERVAL_SECONDS"]
     assert history["Add the new UI flag"]["introduces"]["keys"] == ["FEATURE_NEW_UI"]
@@ -168,19 +180,25 @@ def test_the_plan_is_ordered_and_made_of_data(repos):
     plan = root_causes.stabilization_plan(analysis, findings, {"app": database, "unrelated": dict(database)})
     assert [step["action"] for step in plan] == [
         "merge_back",
+        "schema_drift",
         "backup",
         "apply_migrations",
         "config",
         "deploy",
         "verify",
     ]
-    assert [step["number"] for step in plan] == [1, 2, 3, 4, 5, 6]
+    assert [step["number"] for step in plan] == [1, 2, 3, 4, 5, 6, 7]
     steps = {step["action"]: step for step in plan}
     assert steps["backup"]["commands"] == [
         "docker exec db-1 pg_dump --format=custom --dbname=ai --username=deploy > ai-before-deploy.dump"
     ]  # only the database the migrations change
     assert steps["apply_migrations"]["commands"] == ["alembic upgrade head"]
-    assert "backup of step 2" in steps["apply_migrations"]["rollback"]
+    assert "backup of step 3" in steps["apply_migrations"]["rollback"]
+    # The schema changes no migration explains: a step of their own, before the backup.
+    drift = steps["schema_drift"]
+    assert {f["id"] for f in drift["findings"]} == {item["id"] for item in analysis["manual_schema_drift"]}
+    assert "on prod: app public.hand_made (table extra), app public.users.active (column missing)" in drift["text"]
+    assert drift["commands"] == [] and "revert" in drift["rollback"]
     assert "FEATURE_NEW_UI" in steps["config"]["text"] and "REMINDER_INTERVAL_SECONDS" in steps["config"]["text"]
     assert "s3cr3t" not in json.dumps(plan)
     assert git_cells["prod"]["repos"]["app"]["head"][:10] in steps["deploy"]["rollback"]
@@ -465,3 +483,423 @@ def test_deployed_files_in_the_targets_own_repository_name_its_hot_fixes(tmp_pat
     assert causes["app.js"]["kind"] == "hotfix_commit" and causes["app.js"]["commit"]["sha"] == hotfix
     assert causes["style.css"]["kind"] == "hand_edit" and causes["style.css"]["commit"] is None
     assert causes["style.css"]["findings"][0]["evidence"] == "uncommitted edit in app on prod"
+
+
+# ---------------------------------------------------------------- migrations that change, drop or rename
+
+ALEMBIC_0003 = '''\
+"""Users: a longer display name, no more legacy flags.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade() -> None:
+    op.alter_column("users", "display_name", type_=sa.String(length=120), existing_nullable=True)
+    op.alter_column("tasks", "priority", existing_type=sa.SmallInteger(), nullable=False)
+    op.alter_column("users", "tz", new_column_name="timezone")
+    op.drop_column("users", "legacy_flags")
+    op.drop_index(op.f("ix_tasks_owner"), table_name="tasks")
+    op.rename_table("todo_items", "tasks_archive")
+    op.drop_table("old_sessions")
+
+
+def downgrade() -> None:
+    op.create_table("old_sessions", sa.Column("id", sa.Integer, primary_key=True))
+    op.rename_table("tasks_archive", "todo_items")
+    op.create_index(op.f("ix_tasks_owner"), "tasks", ["user_id"])
+    op.add_column("users", sa.Column("legacy_flags", sa.Integer))
+    op.alter_column("users", "timezone", new_column_name="tz")
+'''
+DJANGO_0004 = """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("assistant", "0003_user_avatar_url")]
+
+    operations = [
+        migrations.AlterField(
+            model_name="user",
+            name="display_name",
+            field=models.CharField(max_length=120, null=True),
+        ),
+        migrations.RemoveField(
+            model_name="task",
+            name="legacy_flags",
+        ),
+        migrations.RenameField(
+            model_name="user",
+            old_name="tz",
+            new_name="timezone",
+        ),
+        migrations.DeleteModel(
+            name="OldSession",
+        ),
+        migrations.RenameModel(
+            old_name="TodoItem",
+            new_name="ArchivedTask",
+        ),
+        migrations.RemoveIndex(
+            model_name="task",
+            name="task_owner_idx",
+        ),
+    ]
+"""
+RAILS_MIGRATION = """\
+class TightenUsers < ActiveRecord::Migration[7.1]
+  def up
+    change_column :users, :display_name, :string, limit: 120
+    change_column_null :tasks, :priority, false
+    change_column_default :users, :timezone, from: "America/Toronto", to: "UTC"
+    rename_column :users, :tz, :timezone_name
+    remove_column :users, :legacy_flags
+    remove_index :tasks, name: "index_tasks_on_owner"
+    rename_table :todo_items, :archived_tasks
+    drop_table :old_sessions
+  end
+
+  def down
+    create_table :old_sessions
+    add_column :users, :legacy_flags, :integer
+    rename_column :users, :timezone_name, :tz
+  end
+end
+"""
+SQL_MIGRATION = """\
+-- V7: tighten the users table (Flyway)
+ALTER TABLE ONLY public.users
+    ALTER COLUMN display_name TYPE character varying(120),
+    ALTER timezone SET DEFAULT 'UTC',
+    ALTER COLUMN email SET NOT NULL,
+    DROP COLUMN IF EXISTS legacy_flags,
+    ADD COLUMN avatar_url text,
+    ADD CONSTRAINT users_email_key UNIQUE (email),
+    DROP CONSTRAINT users_old_check;
+ALTER TABLE public.users RENAME COLUMN tz TO timezone_name;
+ALTER TABLE IF EXISTS public.todo_items RENAME TO archived_tasks;
+ALTER TABLE public.tasks ALTER COLUMN priority SET DATA TYPE integer;
+DROP TABLE IF EXISTS public.old_sessions, "audit_log" CASCADE;
+DROP INDEX CONCURRENTLY IF EXISTS public.tasks_owner_idx;
+ALTER INDEX tasks_due_idx RENAME TO tasks_due_at_idx;
+"""
+SEQUELIZE_MIGRATION = """\
+'use strict';
+
+module.exports = {
+  async up(queryInterface, Sequelize) {
+    await queryInterface.changeColumn('users', 'display_name', { type: Sequelize.STRING(120) });
+    await queryInterface.removeColumn('users', 'legacy_flags');
+    await queryInterface.renameColumn('users', 'tz', 'timezone');
+    await queryInterface.removeIndex('tasks', 'tasks_owner_idx');
+    await queryInterface.dropTable('old_sessions');
+  },
+
+  async down(queryInterface, Sequelize) {
+    await queryInterface.createTable('old_sessions', { id: Sequelize.INTEGER });
+    await queryInterface.addColumn('users', 'legacy_flags', Sequelize.INTEGER);
+  },
+};
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "expected"),
+    [
+        (
+            "migrations/versions/0003_tighten_users.py",
+            ALEMBIC_0003,
+            {
+                "altered_columns": ["tasks.priority", "users.display_name", "users.tz"],
+                "columns": ["users.timezone"],
+                "dropped_columns": ["users.legacy_flags", "users.tz"],
+                "dropped_indexes": ["ix_tasks_owner"],
+                "dropped_tables": ["old_sessions", "todo_items"],
+                "tables": ["tasks_archive"],
+            },
+        ),
+        (
+            "assistant/migrations/0004_tighten_users.py",
+            DJANGO_0004,
+            {
+                "altered_columns": ["user.display_name"],
+                "columns": ["user.timezone"],
+                "dropped_columns": ["task.legacy_flags", "user.tz"],
+                "dropped_indexes": ["task_owner_idx"],
+                "dropped_tables": ["OldSession", "TodoItem"],
+                "tables": ["ArchivedTask"],
+            },
+        ),
+        (
+            "db/migrate/20250301120000_tighten_users.rb",
+            RAILS_MIGRATION,
+            {
+                "altered_columns": ["tasks.priority", "users.display_name", "users.timezone"],
+                "columns": ["users.timezone_name"],
+                "dropped_columns": ["users.legacy_flags", "users.tz"],
+                "dropped_indexes": ["index_tasks_on_owner"],
+                "dropped_tables": ["old_sessions", "todo_items"],
+                "tables": ["archived_tasks"],
+            },
+        ),
+        (
+            "db/migration/V7__tighten_users.sql",
+            SQL_MIGRATION,
+            {
+                "altered_columns": ["tasks.priority", "users.display_name", "users.email", "users.timezone"],
+                "columns": ["users.avatar_url", "users.timezone_name"],
+                "dropped_columns": ["users.legacy_flags", "users.tz"],
+                "dropped_indexes": ["tasks_due_idx", "tasks_owner_idx"],
+                "dropped_tables": ["audit_log", "old_sessions", "todo_items"],
+                "indexes": ["tasks_due_at_idx"],
+                "tables": ["archived_tasks"],
+            },
+        ),
+        (
+            "migrations/20250301120000-tighten-users.js",
+            SEQUELIZE_MIGRATION,
+            {
+                "altered_columns": ["users.display_name"],
+                "columns": ["users.timezone"],
+                "dropped_columns": ["users.legacy_flags", "users.tz"],
+                "dropped_indexes": ["tasks_owner_idx"],
+                "dropped_tables": ["old_sessions"],
+            },
+        ),
+        # golang-migrate's down file and Flyway's undo file only undo: not read.
+        ("migrations/000007_tighten_users.down.sql", "DROP TABLE users;\nALTER TABLE t DROP COLUMN c;", {}),
+        ("db/migration/U7__tighten_users.sql", "DROP TABLE users;", {}),
+    ],
+)
+def test_migrations_that_change_drop_or_rename(path, text, expected):
+    data, sha = diff_of(path, text.splitlines())
+    found = parse_diffs(data, [sha])[sha]
+    assert {sort: sorted(names) for sort, names in found.items() if names} == expected
+
+
+def alter_cells():
+    """dev ran 0003 (display_name widened, legacy_flags dropped, tz renamed to timezone,
+    users_name_idx dropped); prod is still at 0002."""
+    dev_catalog, prod_catalog = catalog(), catalog()
+    users = dev_catalog["tables"]["public.users"]
+    users["columns"]["email"]["type"] = "character varying(255)"
+    users["columns"]["timezone"] = dict(copy.deepcopy(users["columns"]["name"]), position=6)
+    prod_catalog["tables"]["public.users"]["columns"]["tz"] = dict(copy.deepcopy(users["columns"]["name"]), position=6)
+    prod_catalog["tables"]["public.users"]["columns"]["legacy_flags"] = dict(
+        copy.deepcopy(users["columns"]["active"]), position=7
+    )
+    del users["indexes"]["users_name_idx"]
+    users["columns"]["updated_at"]["default"] = None  # changed by hand on dev: no migration says so
+    dev = database(dev_catalog, tools={"alembic": migrations("alembic", ["0003"])})
+    prod = database(prod_catalog, tools={"alembic": migrations("alembic", ["0002"])})
+    return facts(app=dev), facts(app=prod)
+
+
+ALEMBIC_ALTER = """\
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+
+
+def upgrade():
+    op.alter_column("users", "email", type_=sa.String(length=255))
+    op.drop_column("users", "legacy_flags")
+    op.alter_column("users", "tz", new_column_name="timezone")
+    op.drop_index("users_name_idx", table_name="users")
+
+
+def downgrade():
+    op.create_index("users_name_idx", "users", ["name"])
+    op.add_column("users", sa.Column("legacy_flags", sa.Boolean))
+    op.alter_column("users", "email", type_=sa.String(length=120))
+"""
+
+
+def test_a_pending_migration_that_changes_drops_or_renames_explains_those_findings(tmp_path):
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"migrations/versions/0002_base.py": "# base\n"}, "Initial")
+    commit(dev, {"README.md": "app\n"}, "Docs")
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    change = commit(dev, {"migrations/versions/0003_tighten_users.py": ALEMBIC_ALTER}, "Tighten users")
+    git_cells = {"dev": git_facts(dev), "prod": git_facts(prod)}
+    findings = with_ids(
+        run(*alter_cells()) + git_diff.diff(["dev", "prod"], git_cells, {"baseline": "dev", "production": {"prod"}})
+    )
+    kinds = {f["key"]: f["kind"] for f in findings if f["area"] == "postgres"}
+    assert kinds["public.users.email"] == "changed" and kinds["public.users.legacy_flags"] == "extra"
+    assert kinds["public.users.tz"] == "extra" and kinds["public.users.timezone"] == "missing"
+    assert kinds["public.users.users_name_idx"] == "extra"
+    analysis = root_causes.analyse(findings, git_cells, {}, "dev", ["prod"])
+    (cause,) = [c for c in analysis["causes"] if c["kind"] == "pending_migration"]
+    assert cause["commit"]["sha"] == change
+    assert {f["key"]: f["evidence"] for f in cause["findings"]} == {
+        "migrations.alembic": "adds alembic migration migrations/versions/0003_tighten_users.py",
+        "public.users.email": "changes column users.email",
+        "public.users.legacy_flags": "drops column users.legacy_flags",
+        "public.users.tz": "drops column users.tz",
+        "public.users.timezone": "adds column users.timezone",
+        "public.users.users_name_idx": "drops index users_name_idx",
+    }
+    # Precision: the default changed by hand is manual drift; the downgrade explains nothing.
+    assert keys(analysis["manual_schema_drift"]) == ["public.users.updated_at"]
+
+
+def test_a_commit_only_the_target_has_explains_the_other_way_round():
+    only = {
+        "sha": "b" * 40,
+        "subject": "Hotfix: drop the name index on the server",
+        "files": ["migrations/versions/0003_hotfix.py"],
+        "introduces": dict(
+            {sort: [] for sort in ("tables", "columns", "indexes", "keys", "settings", "altered_columns")},
+            dropped_tables=[],
+            dropped_columns=[],
+            dropped_indexes=["users_name_idx"],
+        ),
+    }
+    dev_catalog, prod_catalog = catalog(), catalog()
+    del prod_catalog["tables"]["public.users"]["indexes"]["users_name_idx"]
+    findings = with_ids(run(facts(app=database(dev_catalog)), facts(app=database(prod_catalog))))
+    placement = {"repo": "app", "target": "prod", "lacking": [], "only": [only]}
+    (cause,) = root_causes._commit_causes(placement, findings, set())
+    assert cause["kind"] == "target_only_migration"
+    assert [(f["key"], f["evidence"]) for f in cause["findings"]] == [
+        ("public.users.users_name_idx", "drops index users_name_idx")
+    ]
+
+
+# ---------------------------------------------------------------- Django settings
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("    if settings.FEATURE_NEW_UI:", ["FEATURE_NEW_UI"]),
+        ('    interval = getattr(settings, "REMINDER_INTERVAL_SECONDS", 300)', ["REMINDER_INTERVAL_SECONDS"]),
+        ("    debug = settings.DEBUG or settings.SECRET_KEY", []),  # Django's own settings
+        ("    settings.configure(default_settings=x)", []),  # not a setting
+        ("    settings.FEATURE_NEW_UI = True", []),  # a test setting it, not reading it
+        ("    if settings.FEATURE_NEW_UI == 'on':", ["FEATURE_NEW_UI"]),
+    ],
+)
+def test_django_settings_read_by_python_code_are_kept_apart_from_keys(line, expected):
+    data, sha = diff_of("assistant/views.py", [line])
+    found = parse_diffs(data, [sha])[sha]
+    assert found["settings"] == expected and found["keys"] == []
+
+
+def test_settings_x_is_python_only():
+    data, sha = diff_of("web/src/app.js", ["if (settings.FEATURE_NEW_UI) {}"])
+    assert parse_diffs(data, [sha])[sha]["settings"] == []
+
+
+def test_a_django_setting_explains_a_missing_key_of_its_name_and_nothing_more(tmp_path):
+    dev, prod = tmp_path / "dev", tmp_path / "prod"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    commit(dev, {"assistant/views.py": "from django.conf import settings\n"}, "Initial")
+    commit(dev, {"README.md": "app\n"}, "Docs")
+    git(tmp_path, "clone", "-q", str(dev), str(prod))
+    views = "from django.conf import settings\n\n\ndef home(request):\n    if settings.FEATURE_NEW_UI:\n"
+    views += "        return settings.WELCOME_BANNER\n"
+    flag = commit(dev, {"assistant/views.py": views}, "Show the new UI behind a flag")
+    git_cells = {"dev": git_facts(dev), "prod": git_facts(prod)}
+    env_cells = {
+        "dev": {"files": {"app": env_file({"FEATURE_NEW_UI": plain("true"), "APP_NAME": plain("app")})}},
+        "prod": {"files": {"app": env_file({"APP_NAME": plain("app")})}},
+    }
+    findings = with_ids(env_diff.diff(["dev", "prod"], env_cells, {"baseline": "dev", "production": {"prod"}}))
+    analysis = root_causes.analyse(findings, git_cells, env_cells, "dev", ["prod"])
+    (cause,) = analysis["causes"]
+    assert cause["kind"] == "commit_keys" and cause["commit"]["sha"] == flag
+    assert [(f["key"], f["evidence"]) for f in cause["findings"]] == [
+        ("FEATURE_NEW_UI", "reads settings.FEATURE_NEW_UI (a Django setting of that name)")
+    ]
+    # WELCOME_BANNER may well be defined in settings.py itself: never claimed as an env key to define.
+    assert analysis["undefined_keys"] == []
+
+
+# ---------------------------------------------------------------- the restart step
+
+
+def docker_finding(stack, key, check, kind="policy", expected=False):
+    return {
+        "id": "%s-%s" % (stack, key),
+        "area": "docker",
+        "subject": stack,
+        "key": key,
+        "check": check,
+        "kind": kind,
+        "expected": expected,
+        "environments": ["prod"],
+    }
+
+
+EMPTY_ANALYSIS = {"placements": [], "causes": [], "manual_schema_drift": [], "unexplained": [], "undefined_keys": []}
+
+
+def test_the_restart_step_names_each_stacks_services_and_its_project():
+    findings = [
+        docker_finding("app", "services.web.image", "docker.image_mismatch"),
+        docker_finding("app", "services.worker.environment.LOG_LEVEL", "docker.env_changed", "changed"),
+        docker_finding("app", "services.web.ports", "docker.declared_changed", "changed"),
+        docker_finding("metrics", "services.prometheus", "docker.not_running"),
+        docker_finding("metrics", "services.grafana.image", "docker.unhealthy"),  # watched, not restarted
+    ]
+    plan = root_causes.stabilization_plan(EMPTY_ANALYSIS, findings, {}, {"app": "ai_assistant"})
+    assert [step["action"] for step in plan] == ["restart", "verify"]
+    restart = plan[0]
+    assert restart["text"] == (
+        "Restart the services whose image or configuration changed: app: web, worker; metrics: prometheus."
+    )
+    assert restart["commands"] == [
+        "docker compose -p ai_assistant up -d web worker",
+        "docker compose -p metrics up -d prometheus",  # no project known: the stack's name
+    ]
+    assert {f["id"] for f in restart["findings"]} == {f["id"] for f in findings[:4]}
+    assert "docker compose up -d" in restart["rollback"]
+    assert "grafana" not in restart["text"] and "metrics services.grafana.image" in plan[1]["text"]
+
+
+def test_the_restart_step_quotes_names_from_hosts():
+    findings = [docker_finding("app", "services.web;reboot.image", "docker.image_mismatch")]
+    (restart, _) = root_causes.stabilization_plan(EMPTY_ANALYSIS, findings, {}, {"app": "x y"})
+    assert restart["commands"] == ["docker compose -p 'x y' up -d 'web;reboot'"]
+
+
+@pytest.mark.parametrize(
+    "findings",
+    [
+        [],
+        [docker_finding("app", "services.web.image", "docker.image_mismatch", expected=True)],  # a rule expects it
+        [docker_finding("app", "services.web", "docker.unhealthy")],  # health: watched in verify only
+        [docker_finding("app", "engine", "docker.image_mismatch")],  # not a service
+    ],
+)
+def test_no_restart_step_without_a_service_to_restart(findings):
+    plan = root_causes.stabilization_plan(EMPTY_ANALYSIS, findings, {})
+    assert "restart" not in [step["action"] for step in plan]
+
+
+@pytest.mark.parametrize(
+    ("key", "schema"),
+    [
+        ("public.users.avatar_url", True),
+        ("public.tasks.tasks_status_due_at_idx", True),
+        ("data.public.plans", False),  # rows differ: no DDL made that
+        ("settings.work_mem", False),
+        ("migrations.alembic", False),
+    ],
+)
+def test_what_counts_as_a_schema_finding(key, schema):
+    finding = {"area": "postgres", "subject": "app", "key": key, "kind": "changed"}
+    assert root_causes.is_schema_finding(finding) is schema
