@@ -12,8 +12,8 @@ audit's and the env area's variables), audited with the env area and no history 
   report   then the report job (drift_phase report, the same run id), which contacts no host
 
 Each: wall time and controller CPU (user+sys of the ansible-playbook process trees, the children's
-rusage around the run; the detached ControlPersist masters are not in it), each collect job's own
-wall time, and the median of --runs of each (no warm-up: every run opens fresh SSH masters, each
+rusage around the run; the detached ControlPersist masters are not in it), when each collect job
+was seen done (from their common start, waited for in slice order), and the median of --runs of each (no warm-up: every run opens fresh SSH masters, each
 job its own ControlPath directory). The sliced report must have the single run's body (Markdown
 without its date) and finding ids, and neither may hold a could-not-collect finding. A run where
 the lab's sshd dropped a connection (past MaxStartups: many hosts on one sshd, which distinct
@@ -160,6 +160,7 @@ def measure(args):
     count, hosts = args.slices, args.hosts
     env = {"ANSIBLE_FORKS": str(args.forks), "ANSIBLE_SSH_RETRIES": str(benchmark.FLEET_SSH_RETRIES)}
     singles, sliced, repeats = [], [], []
+    load_before = os.getloadavg()  # the machine's other work: these figures are only as quiet as it was
     with tempfile.TemporaryDirectory(prefix="envparity-bench-slices-") as tmp:
         inventory = write_fleet_inventory(Path(tmp) / "fleet", hosts, ROLES)
         parts = slices([DEV_HOST, *fleet_host_names(hosts)], count)
@@ -178,7 +179,11 @@ def measure(args):
     return {
         "schema_version": 1,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "environment": dict(benchmark.versions(), load_average=[round(x, 2) for x in os.getloadavg()]),
+        "environment": dict(
+            benchmark.versions(),
+            load_average_before=[round(x, 2) for x in load_before],
+            load_average_after=[round(x, 2) for x in os.getloadavg()],
+        ),
         "runs": args.runs,
         "areas": list(AREAS),
         "prod_hosts": hosts,
@@ -203,24 +208,24 @@ def table(figures):
     sliced_s = collect["median_s"] + report["median_s"]
     lines = [
         "envparity sliced audit: %d prod hosts on the lab's sshd + dev, areas %s, forks %d, no history, "
-        "median of %d run(s), load average %s"
+        "median of %d run(s), load average before %s"
         % (
             figures["prod_hosts"],
             ",".join(figures["areas"]),
             figures["forks"],
             figures["runs"],
-            " ".join("%.1f" % x for x in figures["environment"]["load_average"]),
+            " ".join("%.1f" % x for x in figures["environment"]["load_average_before"]),
         ),
-        "  %-40s %9s %9s" % ("", "wall s", "CPU s"),
-        "  %-40s %9.1f %9.1f" % ("one run (drift_phase all)", single["median_s"], single["cpu_median_s"]),
-        "  %-40s %9.1f %9.1f"
+        "  %-48s %9s %9s" % ("", "wall s", "CPU s"),
+        "  %-48s %9.1f %9.1f" % ("one run (drift_phase all)", single["median_s"], single["cpu_median_s"]),
+        "  %-48s %9.1f %9.1f"
         % (
             "%d collect jobs at once (%s hosts)" % (len(figures["slices"]), ", ".join(map(str, figures["slices"]))),
             collect["median_s"],
             collect["cpu_median_s"],
         ),
-        "  %-40s %9.1f %9.1f" % ("then the report job", report["median_s"], report["cpu_median_s"]),
-        "  %-40s %9.1f %9.1f"
+        "  %-48s %9.1f %9.1f" % ("then the report job", report["median_s"], report["cpu_median_s"]),
+        "  %-48s %9.1f %9.1f"
         % ("sliced, collect + report", sliced_s, collect["cpu_median_s"] + report["cpu_median_s"]),
         "  same report body and finding ids: yes (%d findings); runs repeated after an sshd drop: %d; "
         "sshd drops: %s" % (figures["findings"], figures["repeated_after_unreachable"], figures["sshd_dropped"]),

@@ -3,8 +3,8 @@
 Two audits of an inventory of two local hosts whose env files this test owns (one drift fixed,
 one added between the runs): exactly one resolved and one new, the persisting one keeps its
 first-seen date; the same on the real lab's own env files (dev's, and prod's read over SSH as
-deploy), restored byte for byte; a previous report given as drift_previous_report with an older date gives the
-age in days; the gate on new findings. Then two audits of the real lab (prod over SSH) changing
+deploy), restored byte for byte; a previous report given as drift_previous_report with an older
+date gives the age in days; the gate on new findings. Then two audits of the real lab (prod over SSH) changing
 only the rules between them: nothing new, nothing resolved; a baseline saved and compared with;
 no lab canary in the store."""
 
