@@ -13,12 +13,12 @@ audit's and the env area's variables), audited with the env area and no history 
 
 Each: wall time and controller CPU (user+sys of the ansible-playbook process trees, the children's
 rusage around the run; the detached ControlPersist masters are not in it), when each collect job
-was seen done (from their common start, waited for in slice order), and the median of --runs of each (no warm-up: every run opens fresh SSH masters, each
-job its own ControlPath directory). The sliced report must have the single run's body (Markdown
-without its date) and finding ids, and neither may hold a could-not-collect finding. A run where
-the lab's sshd dropped a connection (past MaxStartups: many hosts on one sshd, which distinct
-machines would not do) is repeated, and counted. The figures go to stdout and, as JSON, to
-reports/benchmark-slices.json.
+was seen done (from their common start, waited for in slice order), and the median of --runs of
+each (no warm-up: every run opens fresh SSH masters, each job its own ControlPath directory). The
+sliced report must have the single run's body (Markdown without its date) and finding ids, and
+neither may hold a could-not-collect finding. A run where the lab's sshd dropped a connection (past
+MaxStartups: many hosts on one sshd, which distinct machines would not do) is repeated, and
+counted. The figures go to stdout and, as JSON, to reports/benchmark-slices.json.
 """
 
 from __future__ import annotations
