@@ -11,11 +11,10 @@ but loopback is ever contacted), probed from the prod host (`from: host`); dev f
   is made again when fewer than 8 are left, so the plant holds on any day); prod still accepts
   TLS 1.0 and 1.1.
 - /api/health (JSON): dev reports its checkout's HEAD, prod the v1.0.0 tag's commit while its
-  checkout is at its hot-fix (the code that runs is not the code on disk: found when the endpoint
-  names its repository with `git_repo` and the git area runs too, as
-  tests/integration/test_endpoints_audit.py does; the lab's inventory does not, so that the
-  area's recall stands alone); prod reports another
-  version, has a field dev lacks
+  checkout is at its hot-fix (the code that runs is not the code on disk: the lab's inventory
+  names the repository with `git_repo: app`, so an audit with the git area finds it; its
+  manifest entry says so with `with_areas: ["git"]`, and an endpoints-only audit finds all the
+  rest); prod reports another version, has a field dev lacks
   (legacy_mode), sends no HSTS, tells its version in Server, sets its session cookie without
   Secure; each health body carries a canary token (fingerprinted, never shown); `uptime` changes
   on every call (volatile, never drift).
@@ -78,8 +77,12 @@ SEARCH = "api-search"
 SITE = "site-http"
 
 
-def _finding(subject: str, key: str, kind: str, check: str, expected: bool = False) -> dict:
-    return {"area": "endpoints", "subject": subject, "key": key, "kind": kind, "check": check, "expected": expected}
+def _finding(subject: str, key: str, kind: str, check: str, expected: bool = False, with_areas=()) -> dict:
+    """with_areas: the other areas the audit must run for the check to be made (none: this one alone)."""
+    entry = {"area": "endpoints", "subject": subject, "key": key, "kind": kind, "check": check, "expected": expected}
+    if with_areas:
+        entry["with_areas"] = list(with_areas)
+    return entry
 
 
 PLANTED = [
@@ -101,6 +104,8 @@ PLANTED = [
     # the health body: another version and commit, another canary token, a field dev lacks.
     _finding(HEALTH, "body.version", "changed", "endpoints.version_changed"),
     _finding(HEALTH, "body.commit", "changed", "endpoints.version_changed"),
+    # prod runs v1.0.0's commit, its checkout is at the hot-fix (git_repo: the git area's HEAD).
+    _finding(HEALTH, "body.commit", "policy", "endpoints.commit_not_checkout", with_areas=["git"]),
     _finding(HEALTH, "body.cache_token", "changed", "endpoints.body_changed"),
     _finding(HEALTH, "body.legacy_mode", "extra", "endpoints.body_changed"),
     # search: 0.6 s slower in prod; served over plain http there.

@@ -6,6 +6,8 @@
     .venv/bin/python scripts/benchmark.py --fleet 1,50 [--runs 5]   # only the fleet figures
     .venv/bin/python scripts/benchmark.py --remove-load   # only remove containers an interrupted run left
     .venv/bin/python scripts/benchmark.py --deps [--runs 5]   # only the deps area's container figures
+    .venv/bin/python scripts/benchmark.py --slices 4 --hosts 200 [--runs 1] [--forks 50]
+                                          # only one run vs collect slices + report (scripts/benchmark_slices.py)
 
 Against the lab (run `lab/labctl up` first). The benchmark only reads the lab, except for the
 docker load below, which it removes again.
@@ -1548,11 +1550,23 @@ def main(argv=None):
         "(scripts/benchmark_deps.py)",
     )
     parser.add_argument(
-        "--output", help="JSON file of the figures (default reports/benchmark.json, reports/benchmark-fleet.json)"
+        "--slices",
+        type=int,
+        help="only the sliced audit: the fleet of --hosts in one run, then in this many collect jobs at once and "
+        "a report job (env area; scripts/benchmark_slices.py)",
+    )
+    parser.add_argument("--hosts", type=int, default=200, help="prod hosts of --slices' fleet (default 200)")
+    parser.add_argument("--forks", type=int, default=50, help="forks of each job of --slices (default 50)")
+    parser.add_argument(
+        "--output",
+        help="JSON file of the figures (default reports/benchmark.json, reports/benchmark-fleet.json, "
+        "reports/benchmark-slices.json)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.render_runs < 1 or args.load_containers < 0:
         parser.error("--runs and --render-runs must be at least 1, --load-containers at least 0")
+    if args.slices is not None and not (2 <= args.slices <= args.hosts + 1 and args.forks >= 1):
+        parser.error("--slices needs 2 to --hosts + 1 slices and --forks of at least 1")
     if not shutil.which("ssh"):
         parser.error("ssh is not installed")
     os.environ["PATH"] = str(BIN) + os.pathsep + os.environ.get("PATH", "")  # ansible-runner finds ansible-playbook
@@ -1569,6 +1583,16 @@ def main(argv=None):
                 print("removed %d containers of project %s" % (remove_load(), LOAD_PROJECT))
             return 0
         check_lab()
+        if args.slices:
+            import benchmark_slices
+
+            figures = benchmark_slices.measure(args)
+            output = Path(args.output or ROOT / "reports" / "benchmark-slices.json")
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+            print(benchmark_slices.table(figures))
+            print("\nfigures written to %s" % output)
+            return 0
         figures = measure_fleet(args) if args.fleet else measure_lab(args)
     except (BenchmarkError, subprocess.TimeoutExpired) as exc:
         print("benchmark: %s" % exc, file=sys.stderr)

@@ -30,11 +30,13 @@ def identities(findings, area=None):
     return sorted(found)
 
 
-def planted(manifest, area="env"):
+def planted(manifest, area="env", audited=None):
+    """The area's planted items; with `audited` (the areas a run audits), only those whose other
+    areas (with_areas: e.g. the git area's HEAD for endpoints.commit_not_checkout) ran too."""
     return sorted(
         (p["area"], p["subject"], p["key"], p["kind"], p["check"], p["expected"])
         for p in manifest["planted"]
-        if p["area"] == area
+        if p["area"] == area and (audited is None or set(p.get("with_areas", ())) <= set(audited))
     )
 
 

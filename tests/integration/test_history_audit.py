@@ -2,13 +2,17 @@
 
 Two audits of an inventory of two local hosts whose env files this test owns (one drift fixed,
 one added between the runs): exactly one resolved and one new, the persisting one keeps its
-first-seen date; a previous report given as drift_previous_report with an older date gives the
-age in days; the gate on new findings. Then two audits of the real lab (prod over SSH) changing
+first-seen date; the same on the real lab's own env files (dev's, and prod's read over SSH as
+deploy), restored byte for byte; a previous report given as drift_previous_report with an older
+date gives the age in days; the gate on new findings. Then two audits of the real lab (prod over SSH) changing
 only the rules between them: nothing new, nothing resolved; a baseline saved and compared with;
 no lab canary in the store."""
 
 import calendar
+import contextlib
+import fcntl
 import json
+import os
 import pathlib
 import time
 
@@ -18,6 +22,13 @@ import yaml
 from tests.adversarial.conftest import two_local_hosts
 
 from .conftest import LAB_STATE, ROOT
+
+# The lab's env files (lab/env_area.py) and the lock every labctl takes (lab/labcore.py LOCK_FILE).
+LAB_ENV_FILES = {
+    "dev": LAB_STATE / "dev" / "personal_assistant" / "config" / "development.env",
+    "prod": pathlib.Path("/home/deploy/ai_assistant/config/production.env"),
+}
+LAB_LOCK = pathlib.Path("/run/envparity-lab.lock")
 
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
 SECRET = "Hist0ryCanary-9fJ2kq7Lx4"
@@ -91,6 +102,88 @@ def test_one_drift_fixed_and_one_added_give_one_resolved_and_one_new(audit, tmp_
     third = audit(options, extravars={"drift_fail_on_new": "high"})
     assert third.rc == 0, third.stdout
     assert third.report["history"]["counts"] == {"new": 0, "persisting": len(after), "changed": 0, "resolved": 0}
+
+
+def file_state(path):
+    info = os.stat(path)
+    return path.read_bytes(), info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns
+
+
+@contextlib.contextmanager
+def lab_env_files_on_loan():
+    """The lab's own env files, to change for one test: under the lab's lock (no labctl up or
+    replant rewrites them meanwhile, nor has its rewrite undone by the restore), then put back in
+    place (same inode, so owner and mode stay) with their bytes, mode, owner and mtime, whatever
+    happens; the restoration is checked."""
+    with LAB_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = {name: file_state(path) for name, path in LAB_ENV_FILES.items()}
+        try:
+            yield {name: state[0].decode() for name, state in saved.items()}
+        finally:
+            for name, path in LAB_ENV_FILES.items():
+                content, mode, uid, gid, mtime = saved[name]
+                with path.open("r+b") as handle:
+                    handle.write(content)
+                    handle.truncate()
+                os.chown(path, uid, gid)
+                os.chmod(path, mode)
+                os.utime(path, ns=(mtime, mtime))
+            assert {name: file_state(path) for name, path in LAB_ENV_FILES.items()} == saved
+
+
+def rewrite(path, old, new):
+    text = path.read_text()
+    assert text.count(old) == 1, "the lab's %s no longer has %r" % (path, old)
+    with path.open("w") as handle:  # in place: the file keeps its owner and mode
+        handle.write(text.replace(old, new))
+
+
+def env_ids(report):
+    return {(f["key"], f["check"]): f["id"] for f in report["findings"] if f["area"] == "env"}
+
+
+def test_the_lab_with_one_drift_fixed_and_one_added_gives_one_resolved_and_one_new(audit, lab):
+    """On the lab's real env files: dev's LOG_LEVEL made INFO as prod's (the planted
+    env.value_changed fixed), MAINTENANCE_MODE added to prod (a new env.key_extra)."""
+    with lab_env_files_on_loan() as original:
+        assert "LOG_LEVEL=DEBUG\n" in original["dev"] and "MAINTENANCE_MODE" not in original["prod"]
+        assert original["prod"].endswith("\n")
+        first = audit("--tags env")
+        assert first.rc == 0, first.stdout
+        first_report = first.report
+        before = env_ids(first_report)
+        assert ("LOG_LEVEL", "env.value_changed") in before
+        assert {f["state"] for f in first_report["findings"]} == {"new"}
+
+        rewrite(LAB_ENV_FILES["dev"], "LOG_LEVEL=DEBUG\n", "LOG_LEVEL=INFO\n")
+        # appended: no line of prod's file moves (the syntax and duplicate findings name line numbers)
+        rewrite(LAB_ENV_FILES["prod"], original["prod"], original["prod"] + "MAINTENANCE_MODE=false\n")
+        second = audit("--tags env")
+    assert second.rc == 0, second.stdout
+    report = second.report
+    jsonschema.validate(report, SCHEMA)
+    history = report["history"]
+    assert history["compared_with"]["generated_at"] == first_report["generated_at"]
+    first_ids = {f["id"] for f in first_report["findings"]}
+    unexpected = {f["id"] for f in first_report["findings"] if not f["expected"]}  # what the counts count
+    assert history["counts"] == {"new": 1, "persisting": len(unexpected) - 1, "changed": 0, "resolved": 1}
+    assert [(r["id"], r["key"], r["check"]) for r in history["resolved"]] == [
+        (before[("LOG_LEVEL", "env.value_changed")], "LOG_LEVEL", "env.value_changed")
+    ]
+    after = env_ids(report)
+    new = [f for f in report["findings"] if f["state"] == "new"]
+    assert [(f["id"], f["key"], f["check"], f["environments"]) for f in new] == [
+        (after[("MAINTENANCE_MODE", "env.key_extra")], "MAINTENANCE_MODE", "env.key_extra", ["prod"])
+    ]
+    assert after[("MAINTENANCE_MODE", "env.key_extra")] not in before.values()
+    # every other finding persists under its id, first seen in the first run, 0 days old
+    persisting = [f for f in report["findings"] if f["state"] == "persisting"]
+    assert {f["id"] for f in persisting} == first_ids - {before[("LOG_LEVEL", "env.value_changed")]}
+    assert {(f["first_seen"], f["age_days"]) for f in persisting} == {(first_report["generated_at"], 0)}
+    markdown = second.markdown
+    assert "## Since the last audit" in markdown and "1 new, 0 changed" in markdown and "1 resolved" in markdown
+    assert "`MAINTENANCE_MODE` (`%s`)" % after[("MAINTENANCE_MODE", "env.key_extra")] in markdown
 
 
 def test_a_previous_report_from_23_days_ago_gives_the_age_and_first_seen(audit, tmp_path):

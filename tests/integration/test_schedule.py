@@ -187,4 +187,8 @@ def test_the_scheduled_command_audits_the_lab_once(runner, lab):
     )
     assert unexpected == sum(1 for f in report["findings"] if not f["expected"])
     assert families["envparity_last_success_timestamp_seconds"].samples[0].value > 0
-    assert not [name for name in os.listdir(root / "textfile") if name != "envparity.prom"]  # no temporary left
+    # the schedule's interval for the alert rules (drift_schedule_interval), and no temporary left
+    assert sorted(os.listdir(root / "textfile")) == ["envparity-schedule.prom", "envparity.prom"]
+    schedule = (root / "textfile" / "envparity-schedule.prom").read_text()
+    samples = [s for family in text_string_to_metric_families(schedule) for s in family.samples]
+    assert [(s.name, s.value) for s in samples] == [("envparity_audit_interval_seconds", 86400.0)]

@@ -206,7 +206,9 @@ def test_manifest_is_well_formed():
     fields = {"area", "subject", "key", "kind", "check", "expected"}
     seen = set()
     for entry in manifest["planted"]:
-        assert set(entry) == fields, entry
+        # with_areas: the other areas an audit must run for the check to be made
+        assert set(entry) - {"with_areas"} == fields, entry
+        assert all(isinstance(a, str) and a for a in entry.get("with_areas", ["-"])), entry
         assert entry["kind"] in {"missing", "extra", "changed", "unknown", "policy"}, entry
         assert isinstance(entry["expected"], bool), entry
         assert all(isinstance(entry[f], str) and entry[f] for f in fields - {"expected"}), entry

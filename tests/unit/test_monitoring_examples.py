@@ -1,6 +1,6 @@
 """The example alert rules and Grafana dashboard (examples/monitoring/): Prometheus' promtool checks
 the rules, runs their unit tests and parses every dashboard query, and every metric and label they
-query is one the metrics module writes."""
+query is one the metrics module writes, or the schedule role (the audit's interval)."""
 
 import json
 import pathlib
@@ -8,7 +8,9 @@ import re
 import shutil
 import subprocess
 
+import jinja2
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.envparity.audit.plugins.plugin_utils.metrics import METRICS
 
@@ -18,6 +20,7 @@ DASHBOARD = ROOT / "examples" / "monitoring" / "envparity-dashboard.json"
 RULE_TESTS = ROOT / "examples" / "monitoring" / "envparity.rules.test.yml"
 # Debian's prometheus package (scripts/setup.sh installs it).
 PROMTOOL = shutil.which("promtool") or "promtool"
+SCHEDULE_METRICS = ROOT / "roles" / "schedule" / "templates" / "envparity-schedule.prom.j2"
 # Labels Prometheus adds when it scrapes node_exporter.
 SCRAPE_LABELS = {"instance", "job"}
 
@@ -32,12 +35,36 @@ def rules():
 
 def test_promtool_checks_the_rules():
     checked = promtool("check", "rules", str(RULES))
-    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked
+    assert checked.returncode == 0 and "SUCCESS: 7 rules found" in checked.stdout, checked
 
 
 def test_promtool_runs_the_rule_tests():
     tested = promtool("test", "rules", str(RULE_TESTS))
     assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested
+
+
+def schedule_text(interval):
+    """The schedule role's metrics file, rendered as Ansible renders the template."""
+    return jinja2.Template(SCHEDULE_METRICS.read_text(), keep_trailing_newline=True).render(
+        drift_schedule_interval=interval
+    )
+
+
+def written_metrics():
+    """{name: labels} of every metric the audit or the schedule role writes."""
+    names = {name: labels for name, (_, labels) in METRICS.items()}
+    names.update({family.name: () for family in text_string_to_metric_families(schedule_text(86400))})
+    return names
+
+
+def test_the_schedule_role_writes_the_interval_as_a_metric(tmp_path):
+    text = schedule_text(3600)
+    families = list(text_string_to_metric_families(text))
+    assert [(f.name, f.type, [s.value for s in f.samples]) for f in families] == [
+        ("envparity_audit_interval_seconds", "gauge", [3600.0])
+    ]
+    checked = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked
 
 
 def unknown_names(expr, templated=()):
@@ -49,8 +76,9 @@ def unknown_names(expr, templated=()):
     labels = set(re.findall(r"\b([a-z_]+)\s*(?:=~|!=|=)\s*\"", expr))
     for by in re.findall(r"by \(([^)]*)\)", expr):
         labels |= {label.strip() for label in by.split(",")}
-    allowed = SCRAPE_LABELS.union(*(METRICS[name][1] for name in queried if name in METRICS))
-    return (queried - set(METRICS)) | ((labels | set(templated)) - allowed)
+    written = written_metrics()
+    allowed = SCRAPE_LABELS.union(*(written[name] for name in queried if name in written))
+    return (queried - set(written)) | ((labels | set(templated)) - allowed)
 
 
 def test_the_rules_query_only_what_the_audit_writes():
@@ -61,12 +89,38 @@ def test_the_rules_query_only_what_the_audit_writes():
         "EnvparityAuditMissing",
         "EnvparityHostNotCollected",
         "EnvparityCertificateExpiring",
+        "EnvparityCertificateInvalid",
+        "EnvparityAuditIntervalUnknown",
     }
     for rule in rules():
         templated = re.findall(r"\$labels\.([a-z_]+)", str(rule["annotations"]))
         assert unknown_names(rule["expr"], templated) == set(), rule["alert"]
     assert unknown_names('envparity_findings{host="x"}') == {"host"}  # the check can fail
     assert unknown_names("envparity_finding") == {"envparity_finding"}
+
+
+def certificate_policies():
+    """The certificate checks of docs/findings.md that are production policies (not drift between
+    environments): every check name of a `| endpoints.<cert|intermediate|chain|ocsp>_… | policy |` row."""
+    found = set()
+    for line in (ROOT / "docs" / "findings.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 3 and cells[2] == "policy":
+            found |= set(re.findall(r"endpoints\.(?:cert|intermediate|chain|ocsp)_[a-z_]+", cells[1]))
+    return found
+
+
+def test_every_certificate_policy_has_an_alert():
+    matchers = {
+        rule["alert"]: re.search(r'check=~"([^"]+)"', rule["expr"]).group(1).replace("\\\\", "\\")
+        for rule in rules()
+        if rule["alert"].startswith("EnvparityCertificate")
+    }
+    policies = certificate_policies()
+    assert {"endpoints.intermediate_expiring", "endpoints.cert_untrusted"} <= policies  # the parse found them
+    alerted = {check: [name for name, regex in matchers.items() if re.fullmatch(regex, check)] for check in policies}
+    assert {check: names for check, names in alerted.items() if len(names) != 1} == {}
+    assert not any(re.fullmatch(regex, "endpoints.cert_issuer_changed") for regex in matchers.values())
 
 
 def dashboard_targets():
