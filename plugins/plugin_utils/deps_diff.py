@@ -942,4 +942,4 @@ def tables(columns, cells, context):
         else:
             found += _subject_tables(name, columns, _ok_records(columns, views, name))
     found = [table for table in found if table and table["rows"]]
-    return {"tables": found, "charts": []} if found else {}
+    return {"tables": found, "charts": []}

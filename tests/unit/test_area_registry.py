@@ -99,3 +99,18 @@ def test_each_area_has_docs_a_lab_part_and_tests(area):
 def test_each_area_plants_drift_in_the_lab(area):
     source = (ROOT / "lab" / ("%s_area.py" % area)).read_text()
     assert '"area": "%s"' % area in source or "area=%r" % area in source or "'%s'" % area in source
+
+
+@pytest.mark.parametrize("area", AREA_NAMES)
+def test_an_areas_tables_have_the_reports_shape_even_with_nothing_to_show(area):
+    """audit.py puts whatever an area's tables() returns into the report, whose schema wants both
+    lists: an area that has nothing to show (no host collected) still gives them."""
+    tables_of = getattr(diff_rules(area), "tables", None)
+    if tables_of is None:
+        pytest.skip("%s has no tables" % area)
+    context = {"baseline": "dev", "production": {"prod"}, "tolerances": None, "compared_values": None}
+    context["area_cells"] = lambda other: {"dev": None, "prod": None}
+    for cells in ({"dev": None, "prod": None}, {"dev": {"unknown": "down"}, "prod": {"unknown": "down"}}):
+        given = tables_of(["dev", "prod"], cells, context)
+        assert set(given) == {"tables", "charts"}, given
+        assert isinstance(given["tables"], list) and isinstance(given["charts"], list)

@@ -314,7 +314,7 @@ def test_unread_and_unconfigured_columns_are_shown_as_such():
     broken = cell({"app": {"status": "missing", "reason": "The path does not exist."}})
     table = tables_of({"dev": dev, "prod": broken, "stage": unknown_cell("unreachable")}, ("dev", "prod", "stage"))
     assert table["python app: packages"]["rows"] == [["a", "1.0", "(not read)", "(not read)"]]
-    assert deps_diff.tables(["dev"], {"dev": None}, CONTEXT) == {}
+    assert deps_diff.tables(["dev"], {"dev": None}, CONTEXT) == {"tables": [], "charts": []}
 
 
 def test_the_runtimes_table_holds_each_environments_python_and_nodes_declared_version():
