@@ -74,6 +74,11 @@ PLANTED = [
     _finding("containers pyarch", "api/@image.platform", "changed", "deps.image_platform_changed"),  # arm64 dev
     _finding("node web", "@node", "changed", "deps.runtime_changed"),  # .nvmrc: 20.11.1 vs 18.19.0
     _finding("runtimes", "node", "changed", "deps.runtime_changed"),  # node_version.h: 20.11.1 vs 18.20.4
+    # The docker area sees the same plant in the compose files: dev's pyarch declares the arm64 image.
+    dict(
+        _finding("pyarch", "services.api.image", "changed", "docker.declared_changed"),
+        area="docker",
+    ),
 ]
 
 
