@@ -496,10 +496,22 @@ def go_json(value):
 _CLEARED = ("build", "pull_policy", "scale", "depends_on", "profiles")
 
 
+def _refers_to_services(service):
+    """Whether `up` would hash another model than this one: it resolves ``service:<name>``
+    (network, ipc and pid modes) and ``volumes_from`` a service into a container id first."""
+    modes = [service.get(key) for key in ("network_mode", "ipc", "pid")]
+    if any(isinstance(mode, str) and mode.startswith("service:") for mode in modes):
+        return True
+    sources = service.get("volumes_from") or []
+    return any(isinstance(item, str) and not item.startswith("container:") for item in sources)
+
+
 def resolved_hash(service):
     """The hash ``up`` writes for a service, from Compose's own resolved model of it: ``config
     --format json`` (its env files read into its environment), keys in Compose's order, numbers
-    as the _Raw texts Go wrote and ``$$`` read back as ``$``."""
+    as the _Raw texts Go wrote and ``$$`` read back as ``$``; None when `up` hashes another model."""
+    if _refers_to_services(service):
+        return None
     model = {key: value for key, value in service.items() if key not in _CLEARED}
     if isinstance(model.get("deploy"), dict):
         model["deploy"] = {key: value for key, value in model["deploy"].items() if key != "replicas"}

@@ -27,6 +27,7 @@ from ansible_collections.envparity.audit.plugins.module_utils.compose_hash impor
     _Raw,
     config_hash,
     go_json,
+    resolved_hash,
     service_model,
 )
 from ansible_collections.envparity.audit.plugins.module_utils.redact import fingerprint
@@ -172,3 +173,21 @@ def test_services_outside_the_model_have_no_hash():
 def test_go_json_escapes_as_go_does():
     assert go_json({"a": '<&>\u2028\x01"\\\n'}) == '{"a":"\\u003c\\u0026\\u003e\\u2028\\u0001\\"\\\\\\n"}'
     assert go_json([None, True, {}]) == "[null,true,{}]"
+
+
+@pytest.mark.parametrize(
+    ("service", "hashed"),
+    [
+        ({"image": "a", "network_mode": "service:web"}, False),
+        ({"image": "a", "ipc": "service:web"}, False),
+        ({"image": "a", "pid": "service:web"}, False),
+        ({"image": "a", "volumes_from": ["web"]}, False),
+        ({"image": "a", "volumes_from": ["container:abc"]}, True),
+        ({"image": "a", "network_mode": "container:abc"}, True),
+        ({"image": "a", "network_mode": "host"}, True),
+    ],
+)
+def test_no_hash_from_composes_model_where_up_resolves_a_service_first(service, hashed):
+    # `up` hashes the container id a `service:` reference resolves to: Compose's printed model is
+    # not what it hashes, so no hash is given rather than one that would call the container stale.
+    assert (resolved_hash(service) is not None) is hashed
