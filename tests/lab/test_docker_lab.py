@@ -488,9 +488,14 @@ def test_the_audit_finds_what_compose_and_the_engine_show():
     key = os.urandom(32)
     cells = {}
     for env, (project_dir, files, env_file, _, _) in STACKS.items():
+        # The deps area's stacks too, as the lab inventory lists them: the oracle shows theirs.
+        deps_stacks = [
+            {"name": name, "files": [str(docker_oracle.DEPS_DIRS[env] / compose)], "env_file": None, "project": None}
+            for name, compose in docker_oracle.DEPS_STACKS.items()
+        ]
         request = {
             "project_dir": str(project_dir),
-            "stacks": [{"name": "app", "files": files, "env_file": env_file, "project": None}],
+            "stacks": [{"name": "app", "files": files, "env_file": env_file, "project": None}, *deps_stacks],
             "docker_host": "unix://%s" % DOCKER_SOCKET,
         }
         cells[env] = collect_docker(request, key)
