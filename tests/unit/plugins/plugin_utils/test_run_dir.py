@@ -197,6 +197,8 @@ PROCESS = textwrap.dedent(
     """
     import os, signal, sys, time
     from ansible_collections.envparity.audit.plugins.plugin_utils import run_dir
+    # A hangup kills the process, as under a terminal, even when the tests run under nohup.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     if sys.argv[2] == "chained":
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     _, path = run_dir.new_run(sys.argv[1], {"keep_run_dir": sys.argv[3] == "keep"})
