@@ -28,13 +28,28 @@ def engine_state():
     return sorted(found)
 
 
+def _healthcheck_argv(container):
+    """The command the engine runs as the container's healthcheck (an exec of its own)."""
+    test = ((container.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+    if test[:1] == ["CMD"]:
+        return test[1:]
+    if test[:1] == ["CMD-SHELL"]:
+        return ["/bin/sh", "-c", *test[1:]]
+    return None
+
+
 def running_execs():
-    """The execs still running in any container (the audit's must all have ended)."""
+    """The execs still running in any container (the audit's must all have ended), the engine's
+    own healthcheck runs left out."""
     running = []
     for summary in engine_get("/containers/json"):
-        for exec_id in engine_get("/containers/%s/json" % summary["Id"]).get("ExecIDs") or []:
+        container = engine_get("/containers/%s/json" % summary["Id"])
+        for exec_id in container.get("ExecIDs") or []:
             state = engine_get("/exec/%s/json" % exec_id)
-            if state is not None and state["Running"]:
+            if state is None or not state["Running"]:
+                continue
+            process = state.get("ProcessConfig") or {}
+            if [process.get("entrypoint"), *(process.get("arguments") or [])] != _healthcheck_argv(container):
                 running.append((summary["Names"][0], exec_id))
     return running
 
